@@ -1,0 +1,157 @@
+//! Counter indices shared by the programs and `netlab stats`.
+
+use crate::user_pod;
+
+/// Why a packet was counted. Index into the `counters` per-CPU array.
+/// Keep `ALL` and `name()` in step when adding one.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Frames seen on a switch port's ingress.
+    PortRx = 0,
+    /// Unicast redirected into an endpoint namespace (bpf_redirect_peer).
+    RedirectPeer,
+    /// Unicast delivered to the host stack through `vbridge`.
+    ToHost,
+    /// Broadcast/multicast/unknown unicast flooded (counted once per frame).
+    Flooded,
+    /// Copies sent by flooding (one per target port).
+    FloodCopies,
+    /// ARP requests answered by the program.
+    ArpAnswered,
+    /// Frames with a source MAC/IPv4 that is not the port's endpoint's.
+    DropSpoofed,
+    /// Frames shorter than an Ethernet header.
+    DropRunt,
+    /// Truncated headers behind a valid Ethernet header (ARP, IPv4).
+    DropTruncated,
+    /// Ingress on an interface the ports map does not know.
+    DropUnknownPort,
+    /// A redirect helper failed.
+    DropRedirectFailed,
+    /// Frame addressed back to the port it came from.
+    DropHairpin,
+    /// Non-IPv4/ARP EtherTypes switched by MAC (IPv6, VLAN, ...).
+    OtherEtherType,
+    /// Source MACs learned.
+    Learned,
+    // --- NAT (uplink) ---
+    /// New translations created.
+    NatCreated,
+    /// Egress packets translated with an existing entry.
+    NatHit,
+    /// Ingress replies translated back.
+    NatReversed,
+    /// Ingress replies delivered straight to the endpoint's port.
+    NatFastPath,
+    /// ICMP errors quoting a translated packet, translated.
+    NatIcmpError,
+    /// Uplink packets that are not the lab's (host's own), passed.
+    NatPassHost,
+    /// No free port/id in the range.
+    NatDropNoPort,
+    /// The NAT maps were full.
+    NatDropMapFull,
+    /// A masqueraded source with a protocol the NAT does not translate.
+    NatDropUnknownProto,
+    /// Non-first fragments from a masqueraded source.
+    NatDropFragment,
+    /// Truncated or malformed IPv4/L4 headers on the uplink.
+    NatDropMalformed,
+    /// Inbound packets to the lab subnet with no translation.
+    NatDropUnsolicited,
+}
+
+impl Counter {
+    pub const COUNT: u32 = 26;
+
+    pub const ALL: [Counter; Self::COUNT as usize] = [
+        Counter::PortRx,
+        Counter::RedirectPeer,
+        Counter::ToHost,
+        Counter::Flooded,
+        Counter::FloodCopies,
+        Counter::ArpAnswered,
+        Counter::DropSpoofed,
+        Counter::DropRunt,
+        Counter::DropTruncated,
+        Counter::DropUnknownPort,
+        Counter::DropRedirectFailed,
+        Counter::DropHairpin,
+        Counter::OtherEtherType,
+        Counter::Learned,
+        Counter::NatCreated,
+        Counter::NatHit,
+        Counter::NatReversed,
+        Counter::NatFastPath,
+        Counter::NatIcmpError,
+        Counter::NatPassHost,
+        Counter::NatDropNoPort,
+        Counter::NatDropMapFull,
+        Counter::NatDropUnknownProto,
+        Counter::NatDropFragment,
+        Counter::NatDropMalformed,
+        Counter::NatDropUnsolicited,
+    ];
+
+    /// Stable name used by `netlab stats` and its JSON.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Counter::PortRx => "port_rx",
+            Counter::RedirectPeer => "redirect_peer",
+            Counter::ToHost => "to_host",
+            Counter::Flooded => "flooded",
+            Counter::FloodCopies => "flood_copies",
+            Counter::ArpAnswered => "arp_answered",
+            Counter::DropSpoofed => "drop_spoofed",
+            Counter::DropRunt => "drop_runt",
+            Counter::DropTruncated => "drop_truncated",
+            Counter::DropUnknownPort => "drop_unknown_port",
+            Counter::DropRedirectFailed => "drop_redirect_failed",
+            Counter::DropHairpin => "drop_hairpin",
+            Counter::OtherEtherType => "other_ethertype",
+            Counter::Learned => "learned",
+            Counter::NatCreated => "nat_created",
+            Counter::NatHit => "nat_hit",
+            Counter::NatReversed => "nat_reversed",
+            Counter::NatFastPath => "nat_fast_path",
+            Counter::NatIcmpError => "nat_icmp_error",
+            Counter::NatPassHost => "nat_pass_host",
+            Counter::NatDropNoPort => "nat_drop_no_port",
+            Counter::NatDropMapFull => "nat_drop_map_full",
+            Counter::NatDropUnknownProto => "nat_drop_unknown_proto",
+            Counter::NatDropFragment => "nat_drop_fragment",
+            Counter::NatDropMalformed => "nat_drop_malformed",
+            Counter::NatDropUnsolicited => "nat_drop_unsolicited",
+        }
+    }
+}
+
+/// Per-port statistics (per CPU), indexed by the port's slot.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PortStats {
+    pub rx_packets: u64,
+    pub rx_bytes: u64,
+    pub tx_packets: u64,
+    pub tx_bytes: u64,
+    pub drops: u64,
+}
+
+user_pod!(PortStats);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_are_dense_and_named_uniquely() {
+        for (i, c) in Counter::ALL.iter().enumerate() {
+            assert_eq!(*c as u32, i as u32);
+            for other in &Counter::ALL[..i] {
+                assert_ne!(other.name(), c.name());
+            }
+        }
+        assert_eq!(core::mem::size_of::<PortStats>(), 40);
+    }
+}

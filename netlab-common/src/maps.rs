@@ -1,0 +1,26 @@
+//! Map names and sizes. The names are the pin names under
+//! `/sys/fs/bpf/netlab/<lab>/` and the names of the maps in the object file
+//! (the kernel keeps only the first 15 bytes of a map name).
+
+/// MAC address → [`crate::switch::FdbEntry`].
+pub const FDB_MAP: &str = "fdb";
+/// Ingress ifindex → [`crate::switch::PortInfo`].
+pub const PORTS_MAP: &str = "ports";
+/// Slot → [`crate::switch::PortInfo`]; the flood list (ifindex 0 = empty slot).
+pub const FLOOD_MAP: &str = "flood_ports";
+/// IPv4 (network order) → [`crate::switch::Endpoint`]: ARP responder and NAT fast path.
+pub const ENDPOINTS_MAP: &str = "endpoints";
+/// Per-CPU array of `u64` indexed by [`crate::counters::Counter`].
+pub const COUNTERS_MAP: &str = "counters";
+/// Per-CPU array of [`crate::counters::PortStats`] indexed by port slot.
+pub const PORT_STATS_MAP: &str = "port_stats";
+/// Array of one [`crate::switch::SwitchConfig`].
+pub const SWITCH_CONFIG_MAP: &str = "switch_config";
+
+/// Most switch ports (endpoints + gateway) one lab can have; bounds the
+/// flood loop, which the verifier must see terminate.
+pub const MAX_PORTS: u32 = 64;
+/// FDB capacity: static entries plus room for learned ones.
+pub const FDB_SIZE: u32 = 1024;
+/// Endpoint table capacity.
+pub const ENDPOINTS_SIZE: u32 = 256;

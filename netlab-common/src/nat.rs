@@ -1,0 +1,1 @@
+//! Source-NAT map types (the uplink programs). Filled in by the NAT work.
