@@ -3,17 +3,16 @@
 #![no_std]
 #![no_main]
 
-use aya_ebpf::{bindings::TC_ACT_OK, macros::{classifier, map}, maps::PerCpuArray, programs::TcContext};
+mod counters;
+mod hdr;
+
+use aya_ebpf::{bindings::TC_ACT_OK, macros::classifier, programs::TcContext};
 use netlab_common::counters::Counter;
 
-#[map(name = "counters")]
-static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(Counter::COUNT, 0);
-
+/// TC ingress of every switch port.
 #[classifier]
 pub fn netlab_port(_ctx: TcContext) -> i32 {
-    if let Some(c) = COUNTERS.get_ptr_mut(Counter::PortRx as u32) {
-        unsafe { *c += 1 };
-    }
+    counters::count(Counter::PortRx);
     TC_ACT_OK
 }
 
