@@ -1,1 +1,161 @@
-fn main() {}
+//! `cargo xtask setup | run | test | lint`: the project's own commands.
+//!
+//! Every command runs `setup` first, which is cheap when the machine is
+//! already prepared, so a fresh machine needs nothing by hand.
+
+mod setup;
+
+use std::{
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "netlab's build, run and test tasks")]
+struct Cli {
+    #[command(subcommand)]
+    command: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the project needs (idempotent): rust-src, bpf-linker,
+    /// Debian packages, the bpffs mount.
+    Setup,
+    /// Build, bring the default lab up and run `netlab check`.
+    Run {
+        /// Datapath for the lab: ebpf (default) or kernel.
+        #[arg(long)]
+        datapath: Option<String>,
+        /// Lab file instead of the default walkthrough lab.
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
+    /// Build and run every test (unit, eBPF program, real-namespace).
+    Test {
+        /// Extra arguments passed to `cargo test` (after `--`).
+        #[arg(last = true)]
+        args: Vec<String>,
+    },
+    /// rustfmt check and clippy on the host crates and the eBPF crate.
+    Lint,
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let root = workspace_root();
+    match cli.command {
+        Task::Setup => setup::run(&root),
+        Task::Run { datapath, file } => {
+            setup::run(&root)?;
+            run(&root, datapath, file)
+        }
+        Task::Test { args } => {
+            setup::run(&root)?;
+            test(&root, &args)
+        }
+        Task::Lint => {
+            setup::run(&root)?;
+            lint(&root)
+        }
+    }
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_path_buf()
+}
+
+/// Runs a command, failing with its command line when it fails.
+pub(crate) fn status(cmd: &mut Command) -> Result<()> {
+    let shown = format!("{cmd:?}");
+    let status = cmd.status().with_context(|| format!("cannot start {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed: {status}");
+    }
+    Ok(())
+}
+
+fn cargo(root: &Path) -> Command {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.current_dir(root);
+    cmd
+}
+
+fn run(root: &Path, datapath: Option<String>, file: Option<PathBuf>) -> Result<()> {
+    setup::require_root("cargo xtask run")?;
+    status(cargo(root).args(["build", "--release", "-p", "netlab"]))?;
+    let netlab = root.join("target/release/netlab");
+    let mut up = Command::new(&netlab);
+    up.arg("up");
+    if let Some(file) = &file {
+        up.arg("-f").arg(file);
+    }
+    if let Some(datapath) = &datapath {
+        up.args(["--datapath", datapath]);
+    }
+    status(&mut up)?;
+    let mut check = Command::new(&netlab);
+    check.arg("check");
+    if let Some(file) = &file {
+        check.arg("-f").arg(file);
+    }
+    status(&mut check)?;
+    println!(
+        "\nThe lab is up. Try `ip netns exec ns1 ping -c1 192.168.28.2`, `{0} status`; \
+         remove it with `{0} down`.",
+        netlab.display()
+    );
+    Ok(())
+}
+
+fn test(root: &Path, args: &[String]) -> Result<()> {
+    setup::require_root("cargo xtask test")?;
+    // The integration tests drive the real binary; build it first and tell
+    // them where it is.
+    status(cargo(root).args(["build", "-p", "netlab", "--bin", "netlab"]))?;
+    let netlab = root.join("target/debug/netlab");
+    status(
+        cargo(root)
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .arg("--")
+            .args(args)
+            .env("NETLAB_BIN", &netlab),
+    )
+}
+
+fn lint(root: &Path) -> Result<()> {
+    status(cargo(root).args(["fmt", "--all", "--check"]))?;
+    status(cargo(root).args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    // The eBPF crate only builds for the BPF target, with nightly.
+    status(
+        Command::new("rustup")
+            .current_dir(root.join("netlab-ebpf"))
+            .args([
+                "run",
+                "nightly",
+                "cargo",
+                "clippy",
+                "--release",
+                "--target",
+                "bpfel-unknown-none",
+                "-Z",
+                "build-std=core",
+                "--target-dir",
+            ])
+            .arg(root.join("target/ebpf-clippy"))
+            .args(["--", "-D", "warnings"]),
+    )
+}
