@@ -150,7 +150,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 plan.datapath = *d;
             }
             require_privileges()?;
-            match lab::up(&plan)? {
+            let outcome = lab::up(&plan).map_err(|e| {
+                let rolled_back = !matches!(
+                    e,
+                    lab::LabError::Conflict { .. }
+                        | lab::LabError::HalfBuilt(_)
+                        | lab::LabError::RollbackFailed { .. }
+                        | lab::LabError::State(_)
+                );
+                let e = anyhow::Error::new(e);
+                if rolled_back {
+                    e.context(format!(
+                        "up failed; everything it had created for lab {} was removed",
+                        plan.name
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            match outcome {
                 UpOutcome::Created(plan) => print_up(&plan),
                 UpOutcome::AlreadyUp(running) => {
                     println!(
