@@ -367,6 +367,23 @@ impl Builder {
                 kernel::add_masquerade(host, &plan.subnet)?;
             }
             DatapathKind::Ebpf => {
+                // DESIGN §2: the NAT port range is reserved on the host so
+                // host sockets never pick a port the NAT hands out. Added to
+                // (not replacing) any existing list; down restores it.
+                let key = "net.ipv4.ip_local_reserved_ports";
+                let old_value = sysctl::read(host, key)?;
+                let range = format!("{}-{}", plan.nat.port_min, plan.nat.port_max);
+                let value = if old_value.is_empty() {
+                    range
+                } else {
+                    format!("{old_value},{range}")
+                };
+                self.record(Owned::Sysctl {
+                    netns: host.map(str::to_string),
+                    key: key.into(),
+                    old_value,
+                })?;
+                sysctl::write(host, key, &value)?;
                 self.record(Owned::EbpfDatapath {
                     netns: host.map(str::to_string),
                 })?;
@@ -638,4 +655,45 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
     state.plan.endpoints.retain(|x| x.namespace != namespace);
     lock.save(&state)?;
     Ok(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LabConfig;
+
+    #[test]
+    fn switch_plan_of_the_walkthrough() {
+        let plan = LabConfig::default().resolve().unwrap();
+        let sp = plan.switch_plan();
+        assert_eq!(sp.lab, "netlab");
+        assert_eq!(sp.host_netns.as_deref(), Some("netlab-host"));
+        let devs: Vec<_> = sp
+            .ports
+            .iter()
+            .map(|p| (p.port_dev.as_str(), p.role))
+            .collect();
+        assert_eq!(
+            devs,
+            [
+                ("veth-1-br", PortRole::Endpoint),
+                ("veth-2-br", PortRole::Endpoint),
+                ("veth-3-br", PortRole::Endpoint),
+                ("vbridge-p", PortRole::Gateway),
+            ]
+        );
+        assert_eq!(sp.ports[0].mac, [2, 0x4e, 192, 168, 28, 1]);
+        assert_eq!(sp.ports[0].namespace.as_deref(), Some("ns1"));
+        assert_eq!(sp.ports[0].deliver_dev, None);
+        assert_eq!(sp.ports[3].mac, [2, 0x4e, 192, 168, 28, 5]);
+        assert_eq!(sp.ports[3].ipv4, Ipv4Addr::new(192, 168, 28, 5));
+        assert_eq!(sp.ports[3].deliver_dev.as_deref(), Some("vbridge"));
+        let nat = sp.nat.unwrap();
+        assert_eq!(nat.uplink_dev, "uplink");
+        assert_eq!(
+            (nat.subnet, nat.prefix_len),
+            (Ipv4Addr::new(192, 168, 28, 0), 24)
+        );
+        assert_eq!((nat.port_min, nat.port_max), (20000, 29999));
+    }
 }

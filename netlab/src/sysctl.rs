@@ -40,10 +40,13 @@ pub fn read(ns: Option<&str>, key: &str) -> Result<String, SysctlError> {
         })
 }
 
-/// Writes a sysctl in namespace `ns` (None: netlab's own).
+/// Writes a sysctl in namespace `ns` (None: netlab's own). A newline is
+/// appended as `echo` would: some handlers ignore an empty write, so
+/// restoring an empty list (ip_local_reserved_ports) needs it.
 pub fn write(ns: Option<&str>, key: &str, value: &str) -> Result<(), SysctlError> {
     let path = key_path(key);
-    netns::run_in(ns, || std::fs::write(&path, value))?.map_err(|source| SysctlError::Io {
+    let line = format!("{value}\n");
+    netns::run_in(ns, || std::fs::write(&path, &line))?.map_err(|source| SysctlError::Io {
         key: key.into(),
         source,
     })
@@ -66,6 +69,12 @@ mod tests {
         write(Some(&name), "net.ipv4.ip_forward", "1").unwrap();
         assert_eq!(read(Some(&name), "net.ipv4.ip_forward").unwrap(), "1");
         assert_eq!(read(None, "net.ipv4.ip_forward").unwrap(), outside);
+        // An empty value really clears a list.
+        let key = "net.ipv4.ip_local_reserved_ports";
+        write(Some(&name), key, "20000-29999").unwrap();
+        assert_eq!(read(Some(&name), key).unwrap(), "20000-29999");
+        write(Some(&name), key, "").unwrap();
+        assert_eq!(read(Some(&name), key).unwrap(), "");
         netns::delete(&name).unwrap();
     }
 }

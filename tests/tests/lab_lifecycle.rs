@@ -172,6 +172,14 @@ fn ebpf_up_is_complete_or_leaves_nothing() {
             "{}",
             describe(&rules)
         );
+        let reserved = in_netns(
+            &lab.host_ns(),
+            &["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"],
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&reserved.stdout).trim(),
+            "20000-29999"
+        );
         lab.ok(&["down"]);
     } else {
         let err = String::from_utf8_lossy(&out.stderr);
