@@ -127,10 +127,21 @@ fn read(lab: &str) -> Result<Option<LabState>, StateError> {
 }
 
 /// Exclusive right to change one lab. Released on drop (or process death:
-/// flocks die with their file descriptions).
+/// flocks die with their file descriptions). A lab without a state file
+/// also loses its lock file on drop, so /run/netlab only lists live labs.
 pub struct LabLock {
     lab: String,
-    _lock: Flock<File>,
+    lock: Flock<File>,
+}
+
+/// True when `file` is still the one at `path` (it was not unlinked by a
+/// previous holder while we waited for it).
+fn still_linked(file: &File, path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (file.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
 }
 
 impl LabLock {
@@ -138,28 +149,36 @@ impl LabLock {
     pub fn acquire(lab: &str) -> Result<Self, StateError> {
         std::fs::create_dir_all(STATE_DIR).map_err(io(format!("cannot create {STATE_DIR}")))?;
         let path = lock_path(lab);
-        let open = || {
-            std::fs::OpenOptions::new()
+        let mut told = false;
+        loop {
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .truncate(false)
                 .write(true)
                 .open(&path)
-                .map_err(io(format!("cannot open {}", path.display())))
-        };
-        let lock = match Flock::lock(open()?, FlockArg::LockExclusiveNonblock) {
-            Ok(l) => l,
-            Err((file, _)) => {
-                eprintln!("netlab: waiting for another netlab working on lab {lab}");
-                Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
-                    context: format!("cannot lock {}", path.display()),
-                    source: e.into(),
-                })?
+                .map_err(io(format!("cannot open {}", path.display())))?;
+            let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(l) => l,
+                Err((file, _)) => {
+                    if !told {
+                        eprintln!("netlab: waiting for another netlab working on lab {lab}");
+                        told = true;
+                    }
+                    Flock::lock(file, FlockArg::LockExclusive).map_err(|(_, e)| StateError::Io {
+                        context: format!("cannot lock {}", path.display()),
+                        source: e.into(),
+                    })?
+                }
+            };
+            // The previous holder may have removed the lock file: then this
+            // lock guards nothing; start over with a fresh file.
+            if still_linked(&lock, &path) {
+                return Ok(Self {
+                    lab: lab.to_string(),
+                    lock,
+                });
             }
-        };
-        Ok(Self {
-            lab: lab.to_string(),
-            _lock: lock,
-        })
+        }
     }
 
     pub fn load(&self) -> Result<Option<LabState>, StateError> {
@@ -179,7 +198,8 @@ impl LabLock {
         std::fs::rename(&tmp, &path).map_err(io(format!("cannot replace {}", path.display())))
     }
 
-    /// Forgets the lab (after `down` removed everything).
+    /// Forgets the lab (after `down` removed everything). The lock file
+    /// goes when the lock is dropped.
     pub fn remove(&self) -> Result<(), StateError> {
         let path = state_path(&self.lab);
         match std::fs::remove_file(&path) {
@@ -187,6 +207,17 @@ impl LabLock {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io(format!("cannot remove {}", path.display()))(e)),
         }
+    }
+}
+
+impl Drop for LabLock {
+    fn drop(&mut self) {
+        // Still holding the lock here (the flock is released when the
+        // field drops, after this): nobody can be creating the state file.
+        if !state_path(&self.lab).exists() {
+            let _ = std::fs::remove_file(lock_path(&self.lab));
+        }
+        let _ = &self.lock;
     }
 }
 

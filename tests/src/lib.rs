@@ -123,7 +123,7 @@ impl TestLab {
         PathBuf::from(format!("/run/netlab/{}.json", self.name))
     }
 
-    /// What of this lab exists right now: namespaces and the state file.
+    /// What of this lab exists right now: namespaces, state and lock files.
     pub fn leftovers(&self) -> Vec<String> {
         let mut v: Vec<String> = self
             .all_namespaces()
@@ -133,6 +133,10 @@ impl TestLab {
             .collect();
         if self.state_file().exists() {
             v.push(format!("state file {}", self.state_file().display()));
+        }
+        let lock = self.state_file().with_extension("lock");
+        if lock.exists() {
+            v.push(format!("lock file {}", lock.display()));
         }
         v
     }

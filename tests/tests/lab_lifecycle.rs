@@ -206,3 +206,24 @@ fn down_of_an_unknown_lab_succeeds() {
         describe(&st)
     );
 }
+
+#[test]
+fn without_privileges_up_is_refused_before_anything() {
+    let lab = TestLab::new("l6", 25);
+    // Root without CAP_NET_ADMIN / CAP_SYS_ADMIN (dropped from the bounding
+    // set, so the exec'd netlab does not get them).
+    let cmd = format!(
+        "{} -f {} up --datapath kernel",
+        netlab_tests::netlab_bin().display(),
+        lab.config_path.display()
+    );
+    let out =
+        run(Command::new("capsh").args(["--drop=cap_net_admin,cap_sys_admin", "--", "-c", &cmd]));
+    assert!(!out.status.success(), "{}", describe(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("needs root") && err.contains("CAP_NET_ADMIN"),
+        "{err}"
+    );
+    lab.assert_nothing_left("after an unprivileged up");
+}
