@@ -205,6 +205,25 @@ fn status_shows_the_topology() {
             .any(|r| r["destination"] == "default" && r["gateway"] == lab.address(5)),
         "{routes:?}"
     );
+    // exec: inside the namespace, with its own /sys (like `ip netns exec`).
+    let ex = lab.ok(&["exec", &lab.ns(2), "--", "ls", "/sys/class/net"]);
+    let listed = String::from_utf8_lossy(&ex.stdout);
+    assert!(
+        listed.contains("veth-2") && !listed.contains("veth-1"),
+        "{}",
+        describe(&ex)
+    );
+    let ex = lab.ok(&[
+        "exec",
+        &lab.ns(1),
+        "--",
+        "ip",
+        "-br",
+        "addr",
+        "show",
+        "veth-1",
+    ]);
+    assert!(String::from_utf8_lossy(&ex.stdout).contains(&lab.address(1)));
     let text = lab.ok(&["status"]);
     assert!(String::from_utf8_lossy(&text.stdout).contains("veth-1-br"));
     lab.ok(&["down"]);
