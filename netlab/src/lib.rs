@@ -1,7 +1,17 @@
 //! netlab: a container network lab on one Linux host, on a kernel-bridge or
 //! an eBPF datapath.
 
+pub mod check;
+pub mod cidr;
+pub mod cli;
+pub mod config;
 pub mod datapath;
+pub mod lab;
+pub mod netns;
+pub mod state;
+pub mod status;
+pub mod sysctl;
+pub mod topology;
 
 /// The compiled eBPF object (all programs and maps), embedded at build time.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netlab"));

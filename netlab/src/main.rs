@@ -1,6 +1,3 @@
-fn main() {
-    let mut ebpf = aya::Ebpf::load(netlab::EBPF_OBJECT).expect("load");
-    for (name, _) in ebpf.programs_mut() {
-        println!("{name}");
-    }
+fn main() -> std::process::ExitCode {
+    netlab::cli::main()
 }

@@ -1,1 +1,247 @@
 //! Shared helpers for the integration tests.
+//!
+//! Every test builds its own lab: its own lab name (`t<short>`), namespace
+//! names (`t<short>-ns1`, `t<short>-host`, `t<short>-inet`) and subnet
+//! (10.77.<k>.0/24), always in sandbox mode, so tests run in parallel and
+//! never touch the machine's own network. [`TestLab`] removes everything on
+//! drop, also when the test fails.
+//!
+//! The tests drive the `netlab` binary: `$NETLAB_BIN`, else
+//! `<workspace>/target/debug/netlab` (build it first with
+//! `AYA_BUILD_SKIP=1 cargo build -p netlab`, or plain `cargo build -p
+//! netlab` for the eBPF datapath).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub use netlab;
+
+/// The netlab binary under test.
+pub fn netlab_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("NETLAB_BIN") {
+        return PathBuf::from(p);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"));
+    let bin = target.join("debug/netlab");
+    assert!(
+        bin.exists(),
+        "{} not found: build it with `AYA_BUILD_SKIP=1 cargo build -p netlab` or set NETLAB_BIN",
+        bin.display()
+    );
+    bin
+}
+
+/// stdout + stderr of a finished command, for assertion messages.
+pub fn describe(out: &Output) -> String {
+    format!(
+        "exit {}\n--- stdout\n{}--- stderr\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command, returning its output (panics if it cannot start).
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}
+
+/// `ip netns exec NS ARGS...`, output.
+pub fn in_netns(ns: &str, args: &[&str]) -> Output {
+    run(Command::new("ip").args(["netns", "exec", ns]).args(args))
+}
+
+/// A lab owned by one test.
+pub struct TestLab {
+    pub name: String,
+    /// The k of 10.77.k.0/24.
+    pub k: u8,
+    pub namespace_count: u32,
+    pub config_path: PathBuf,
+}
+
+impl TestLab {
+    /// A sandbox lab `t<short>` with `count` namespaces `t<short>-nsN` on
+    /// 10.77.<k>.0/24 (gateway .5), and `extra` appended to the lab file.
+    pub fn with(short: &str, k: u8, count: u32, extra: &str) -> Self {
+        let name = format!("t{short}");
+        let toml = format!(
+            "name = \"{name}\"\nsubnet = \"10.77.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
+        );
+        let config_path = std::env::temp_dir().join(format!("netlab-test-{name}.toml"));
+        std::fs::write(&config_path, toml).expect("write the lab file");
+        let lab = Self {
+            name,
+            k,
+            namespace_count: count,
+            config_path,
+        };
+        // A previous run that died may have left this lab behind.
+        lab.cleanup();
+        lab
+    }
+
+    pub fn new(short: &str, k: u8) -> Self {
+        Self::with(short, k, 3, "")
+    }
+
+    pub fn host_ns(&self) -> String {
+        format!("{}-host", self.name)
+    }
+
+    pub fn inet_ns(&self) -> String {
+        format!("{}-inet", self.name)
+    }
+
+    /// Endpoint namespace N (1-based).
+    pub fn ns(&self, n: u32) -> String {
+        format!("{}-ns{n}", self.name)
+    }
+
+    pub fn subnet(&self) -> String {
+        format!("10.77.{}.0/24", self.k)
+    }
+
+    pub fn address(&self, host: u8) -> String {
+        format!("10.77.{}.{host}", self.k)
+    }
+
+    /// Every namespace name this lab may create (plus a few attach names).
+    pub fn all_namespaces(&self) -> Vec<String> {
+        let mut v = vec![self.host_ns(), self.inet_ns()];
+        v.extend((1..=self.namespace_count + 5).map(|n| self.ns(n)));
+        v
+    }
+
+    pub fn state_file(&self) -> PathBuf {
+        PathBuf::from(format!("/run/netlab/{}.json", self.name))
+    }
+
+    /// What of this lab exists right now: namespaces, state and lock files.
+    pub fn leftovers(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .all_namespaces()
+            .into_iter()
+            .filter(|n| netlab::netns::exists(n))
+            .map(|n| format!("namespace {n}"))
+            .collect();
+        if self.state_file().exists() {
+            v.push(format!("state file {}", self.state_file().display()));
+        }
+        let lock = self.state_file().with_extension("lock");
+        if lock.exists() {
+            v.push(format!("lock file {}", lock.display()));
+        }
+        v
+    }
+
+    pub fn assert_nothing_left(&self, when: &str) {
+        let left = self.leftovers();
+        assert!(left.is_empty(), "{when}: left behind: {left:?}");
+    }
+
+    /// `netlab -f <lab file> ARGS...` as a Command (not started).
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(netlab_bin());
+        c.arg("-f").arg(&self.config_path).args(args);
+        c.env_remove(netlab::lab::FAIL_AT_ENV)
+            .env_remove(netlab::lab::PAUSE_AT_ENV);
+        c.env("NO_COLOR", "1");
+        c
+    }
+
+    pub fn netlab(&self, args: &[&str]) -> Output {
+        run(&mut self.command(args))
+    }
+
+    /// Runs netlab and asserts success.
+    pub fn ok(&self, args: &[&str]) -> Output {
+        let out = self.netlab(args);
+        assert!(
+            out.status.success(),
+            "netlab {args:?} failed: {}",
+            describe(&out)
+        );
+        out
+    }
+
+    /// Runs `netlab check --json` and returns (exit success, report).
+    pub fn check(&self) -> (bool, serde_json::Value) {
+        let out = self.netlab(&["check", "--json"]);
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("check --json printed no JSON ({e}): {}", describe(&out)));
+        (out.status.success(), report)
+    }
+
+    /// Starts `netlab up` paused after `step` (NETLAB_PAUSE_AT) and waits
+    /// until it says so. The caller kills it.
+    pub fn spawn_paused_up(&self, step: &str, extra_args: &[&str]) -> Child {
+        let mut cmd = self.command(&["up"]);
+        cmd.args(extra_args)
+            .env(netlab::lab::PAUSE_AT_ENV, step)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start netlab up");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let paused = line.contains("paused after");
+                let _ = tx.send(line);
+                if paused {
+                    break;
+                }
+            }
+        });
+        let mut seen = Vec::new();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(120)) {
+                Ok(line) if line.contains("paused after") => return child,
+                Ok(line) => seen.push(line),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("netlab up never paused after {step}; stderr: {seen:?}");
+                }
+            }
+        }
+    }
+
+    /// Removes the lab whatever its state: `netlab down`, then anything it
+    /// may have missed (namespaces by name, the state file).
+    pub fn cleanup(&self) {
+        let _ = Command::new(netlab_bin())
+            .args(["--lab", &self.name, "down"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        for n in self.all_namespaces() {
+            let _ = netlab::netns::delete(&n);
+        }
+        let _ = std::fs::remove_file(self.state_file());
+    }
+}
+
+impl Drop for TestLab {
+    fn drop(&mut self) {
+        self.cleanup();
+        let _ = std::fs::remove_file(&self.config_path);
+    }
+}
+
+/// Asserts that a `check --json` report has `expected_probes` probes and
+/// every one of them got a reply.
+pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
+    let probes = report["probes"].as_array().expect("probes");
+    assert_eq!(probes.len(), expected_probes, "{report:#}");
+    for p in probes {
+        assert_eq!(p["result"], "ok", "probe failed: {p:#}\nreport: {report:#}");
+    }
+}

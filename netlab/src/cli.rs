@@ -1,0 +1,301 @@
+//! The `netlab` command line. Errors go to stderr with a non-zero exit code.
+
+use std::io::IsTerminal;
+use std::net::Ipv4Addr;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+
+use crate::config::{DEFAULT_LAB_NAME, LabConfig, LabPlan};
+use crate::datapath::DatapathKind;
+use crate::lab::{self, DownOutcome, UpOutcome};
+use crate::{check, netns, state, status};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "netlab",
+    version,
+    about = "A container network lab on one Linux host, on a kernel-bridge or an eBPF datapath"
+)]
+pub struct Cli {
+    /// Lab name (default: the lab file's `name`, else "netlab").
+    #[arg(long, global = true, value_name = "NAME")]
+    pub lab: Option<String>,
+    /// Lab file (TOML); without it, the built-in walkthrough lab.
+    #[arg(short = 'f', long = "file", global = true, value_name = "LAB.TOML")]
+    pub file: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the lab (a lab already up is left unchanged).
+    Up {
+        /// Overrides the lab file's `datapath`.
+        #[arg(long, value_enum)]
+        datapath: Option<DatapathKind>,
+    },
+    /// Remove everything the lab created (recorded in /run/netlab/LAB.json).
+    Down,
+    /// Show the lab's namespaces, links, addresses and routes.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Ping namespace to namespace, to the gateway and to the internet server.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run a command inside a network namespace (like `ip netns exec`).
+    Exec {
+        namespace: String,
+        #[arg(last = true, required = true, value_name = "COMMAND")]
+        command: Vec<String>,
+    },
+    /// Add an endpoint namespace to a running lab.
+    Attach {
+        namespace: String,
+        address: Ipv4Addr,
+    },
+    /// Remove an endpoint namespace from a running lab.
+    Detach { namespace: String },
+}
+
+/// Parses the arguments and runs the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("netlab: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn color_enabled() -> bool {
+    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
+}
+
+/// CAP_NET_ADMIN (12) for devices and routes, CAP_SYS_ADMIN (21) for
+/// namespaces and mounts: checked up front so a plain user gets one clear
+/// message instead of a failure half way.
+fn require_privileges() -> anyhow::Result<()> {
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("cannot read /proc/self/status")?;
+    let cap_eff = status
+        .lines()
+        .find_map(|l| l.strip_prefix("CapEff:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .unwrap_or(0);
+    let missing: Vec<&str> = [(12, "CAP_NET_ADMIN"), (21, "CAP_SYS_ADMIN")]
+        .into_iter()
+        .filter(|(bit, _)| cap_eff & (1u64 << bit) == 0)
+        .map(|(_, name)| name)
+        .collect();
+    if !missing.is_empty() {
+        bail!(
+            "netlab creates network namespaces and devices and needs root (missing {}); run it with sudo",
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<LabConfig> {
+    Ok(match &cli.file {
+        Some(path) => LabConfig::from_file(path)?,
+        None => LabConfig::default(),
+    })
+}
+
+/// --lab, else the lab file's name, else "netlab".
+fn lab_name(cli: &Cli) -> anyhow::Result<String> {
+    if let Some(l) = &cli.lab {
+        return Ok(l.clone());
+    }
+    Ok(load_config(cli)?
+        .name
+        .unwrap_or_else(|| DEFAULT_LAB_NAME.into()))
+}
+
+fn running_state(lab: &str) -> anyhow::Result<state::LabState> {
+    state::peek(lab)?.with_context(|| {
+        let others = state::labs();
+        if others.is_empty() {
+            format!("lab {lab} is not up (no labs are)")
+        } else {
+            format!(
+                "lab {lab} is not up (labs up: {}; pick one with --lab)",
+                others.join(", ")
+            )
+        }
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Up { datapath } => {
+            let mut config = load_config(&cli)?;
+            if let Some(l) = &cli.lab {
+                config.name = Some(l.clone());
+            }
+            let mut plan = config.resolve()?;
+            if let Some(d) = datapath {
+                plan.datapath = *d;
+            }
+            require_privileges()?;
+            let outcome = lab::up(&plan).map_err(|e| {
+                let rolled_back = !matches!(
+                    e,
+                    lab::LabError::Conflict { .. }
+                        | lab::LabError::HalfBuilt(_)
+                        | lab::LabError::RollbackFailed { .. }
+                        | lab::LabError::State(_)
+                );
+                let e = anyhow::Error::new(e);
+                if rolled_back {
+                    e.context(format!(
+                        "up failed; everything it had created for lab {} was removed",
+                        plan.name
+                    ))
+                } else {
+                    e
+                }
+            })?;
+            match outcome {
+                UpOutcome::Created(plan) => print_up(&plan),
+                UpOutcome::AlreadyUp(running) => {
+                    println!(
+                        "lab {} is already up ({:?} datapath); nothing changed",
+                        running.name, running.datapath
+                    );
+                    if running != plan {
+                        println!(
+                            "note: it differs from the requested lab; run `netlab down` first to rebuild it"
+                        );
+                    }
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Down => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            match lab::down(&lab)? {
+                DownOutcome::Removed(objs) => {
+                    println!("lab {lab} removed ({} objects)", objs.len())
+                }
+                DownOutcome::NothingThere => println!("lab {lab} is not up; nothing to remove"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Status { json } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            let st = status::collect(&running_state(&lab)?);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", status::render(&st));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Check { json } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            let state = running_state(&lab)?;
+            if !state.complete {
+                bail!("lab {lab} is half built; run `netlab down --lab {lab}`");
+            }
+            let report = check::run(&state.plan);
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}", report.table(color_enabled()));
+                for p in report.failures() {
+                    if let check::Outcome::Fail { reason } = &p.outcome {
+                        eprintln!("netlab: {} -> {}: {reason}", p.from, p.to);
+                    }
+                }
+            }
+            Ok(if report.all_ok() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            })
+        }
+        Command::Exec { namespace, command } => {
+            require_privileges()?;
+            let mut cmd = std::process::Command::new(&command[0]);
+            cmd.args(&command[1..]);
+            netns::command_in(&mut cmd, namespace, true)?;
+            let err = cmd.exec();
+            bail!("cannot run {}: {err}", command[0])
+        }
+        Command::Attach { namespace, address } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            let e = lab::attach(&lab, namespace, *address)?;
+            println!(
+                "attached {} to lab {lab}: {} {} ({}) <-> {}",
+                e.namespace,
+                e.veth,
+                e.address,
+                crate::config::format_mac(&e.mac),
+                e.peer
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Detach { namespace } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            let e = lab::detach(&lab, namespace)?;
+            println!("detached {} from lab {lab}", e.namespace);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn print_up(plan: &LabPlan) {
+    let dp = match plan.datapath {
+        DatapathKind::Kernel => "kernel bridge + iptables",
+        DatapathKind::Ebpf => "eBPF",
+    };
+    println!("lab {} is up ({dp} datapath)", plan.name);
+    match plan.sandbox() {
+        Some(s) => println!(
+            "  host side: namespace {} (uplink {} {}), internet: namespace {} ({})",
+            s.namespace, s.uplink, s.uplink_address, s.internet_namespace, s.internet_address
+        ),
+        None => println!("  host side: the root namespace (uplink {})", plan.uplink()),
+    }
+    println!(
+        "  gateway: {} {}/{}",
+        plan.gateway_device, plan.gateway, plan.subnet.prefix_len
+    );
+    for e in &plan.endpoints {
+        println!(
+            "  {}: {} {}/{} {} <-> {}",
+            e.namespace,
+            e.veth,
+            e.address,
+            plan.subnet.prefix_len,
+            crate::config::format_mac(&e.mac),
+            e.peer
+        );
+    }
+    println!(
+        "try: netlab check{}",
+        if plan.name == DEFAULT_LAB_NAME {
+            String::new()
+        } else {
+            format!(" --lab {}", plan.name)
+        }
+    );
+}

@@ -1,0 +1,117 @@
+//! The kernel datapath, the walkthrough itself: `vbridge` is a Linux bridge
+//! holding the gateway address with the `veth-N-br` ends as its ports, and
+//! `iptables -t nat -A POSTROUTING -s SUBNET -j MASQUERADE` in the host
+//! namespace. Nothing more (no FORWARD rules, no br_netfilter settings), so
+//! it stays the baseline the eBPF datapath is measured against.
+//!
+//! iptables is the one thing netlab shells out for: there is no stable
+//! library for it, and the rule must be exactly what the walkthrough types.
+
+use std::process::Command;
+
+use crate::cidr::Ipv4Cidr;
+use crate::config::LabPlan;
+use crate::netns::{self, NetnsError};
+use crate::topology::{Netlink, TopologyError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Topology(#[from] TopologyError),
+    #[error(transparent)]
+    Netns(#[from] NetnsError),
+    #[error("cannot run iptables (the kernel datapath needs it)")]
+    Spawn(#[source] std::io::Error),
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Iptables {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+}
+
+/// Creates the bridge `vbridge` (MAC 02:4e:<gateway>, gateway address),
+/// then brings it up. Ports are added with [`enslave`]. Runs in the host
+/// namespace.
+pub fn create_bridge(nl: &Netlink, plan: &LabPlan) -> Result<(), KernelError> {
+    nl.create_bridge(&plan.gateway_device, Some(plan.gateway_mac()))?;
+    nl.add_address(&plan.gateway_device, plan.gateway, plan.subnet.prefix_len)?;
+    nl.set_up(&plan.gateway_device)?;
+    Ok(())
+}
+
+/// Makes `port` a port of the lab bridge.
+pub fn enslave(nl: &Netlink, plan: &LabPlan, port: &str) -> Result<(), KernelError> {
+    nl.set_controller(port, &plan.gateway_device)?;
+    Ok(())
+}
+
+fn rule_args(op: &str, subnet: &Ipv4Cidr) -> Vec<String> {
+    // -w: wait for the xtables lock; parallel labs run iptables at once.
+    [
+        "-w",
+        "-t",
+        "nat",
+        op,
+        "POSTROUTING",
+        "-s",
+        &subnet.to_string(),
+        "-j",
+        "MASQUERADE",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+fn iptables(netns: Option<&str>, args: &[String]) -> Result<std::process::Output, KernelError> {
+    let mut cmd = Command::new("iptables");
+    cmd.args(args);
+    if let Some(ns) = netns {
+        netns::command_in(&mut cmd, ns, false)?;
+    }
+    cmd.output().map_err(KernelError::Spawn)
+}
+
+fn run_checked(netns: Option<&str>, args: &[String]) -> Result<(), KernelError> {
+    let out = iptables(netns, args)?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(KernelError::Iptables {
+            command: format!(
+                "{}iptables {}",
+                netns
+                    .map(|n| format!("ip netns exec {n} "))
+                    .unwrap_or_default(),
+                args.join(" ")
+            ),
+            status: out.status.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
+    }
+}
+
+/// True when the MASQUERADE rule for `subnet` is present in `netns`.
+pub fn masquerade_present(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<bool, KernelError> {
+    Ok(iptables(netns, &rule_args("-C", subnet))?.status.success())
+}
+
+/// Appends the MASQUERADE rule in `netns` (None: netlab's own namespace).
+pub fn add_masquerade(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<(), KernelError> {
+    run_checked(netns, &rule_args("-A", subnet))
+}
+
+/// Deletes one MASQUERADE rule for `subnet`; nothing to do when the rule
+/// or the namespace is gone.
+pub fn remove_masquerade(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<(), KernelError> {
+    if let Some(ns) = netns
+        && !netns::exists(ns)
+    {
+        return Ok(());
+    }
+    if masquerade_present(netns, subnet)? {
+        run_checked(netns, &rule_args("-D", subnet))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,185 @@
+//! `netlab status`: what the lab's state file records, and what the kernel
+//! shows for it: per namespace, links (ifindex, MAC, state, addresses,
+//! bridge) and IPv4 routes, read over netlink from inside each namespace.
+
+use comfy_table::{Cell, Table};
+use serde::Serialize;
+
+use crate::config::{HostPlan, format_mac};
+use crate::datapath::DatapathKind;
+use crate::netns;
+use crate::state::LabState;
+use crate::topology::{LinkInfoView, RouteView, with_netlink};
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NamespaceStatus {
+    /// None: the machine's root namespace (root mode).
+    pub name: Option<String>,
+    /// "host", "internet" or "endpoint".
+    pub role: String,
+    pub present: bool,
+    pub links: Vec<LinkInfoView>,
+    pub routes: Vec<RouteView>,
+    pub error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct LabStatus {
+    pub lab: String,
+    /// False: an `up` was interrupted; `down` cleans up.
+    pub complete: bool,
+    pub datapath: DatapathKind,
+    pub host_mode: String,
+    pub subnet: String,
+    pub gateway: String,
+    pub gateway_mac: String,
+    pub namespaces: Vec<NamespaceStatus>,
+    /// Objects recorded in the state file.
+    pub owned: Vec<crate::state::Owned>,
+}
+
+fn inspect(name: Option<&str>, role: &str, only: Option<&[String]>) -> NamespaceStatus {
+    let mut st = NamespaceStatus {
+        name: name.map(str::to_string),
+        role: role.into(),
+        present: name.is_none_or(netns::exists),
+        links: Vec::new(),
+        routes: Vec::new(),
+        error: None,
+    };
+    if !st.present {
+        return st;
+    }
+    match with_netlink(name, |nl| Ok((nl.links()?, nl.routes()?))) {
+        Ok((mut links, mut routes)) => {
+            // Root mode: show the lab's devices, not the whole machine.
+            if let Some(only) = only {
+                links.retain(|l| only.contains(&l.name));
+                routes.retain(|r| r.device.as_ref().is_some_and(|d| only.contains(d)));
+            }
+            st.links = links;
+            st.routes = routes;
+        }
+        Err(e) => st.error = Some(e.to_string()),
+    }
+    st
+}
+
+pub fn collect(state: &LabState) -> LabStatus {
+    let plan = &state.plan;
+    let mut namespaces = Vec::new();
+    match &plan.host {
+        HostPlan::Sandbox(s) => {
+            namespaces.push(inspect(Some(&s.namespace), "host", None));
+            namespaces.push(inspect(Some(&s.internet_namespace), "internet", None));
+        }
+        HostPlan::Root { uplink } => {
+            let mut only: Vec<String> = plan.endpoints.iter().map(|e| e.peer.clone()).collect();
+            only.extend([
+                plan.gateway_device.clone(),
+                plan.gateway_port.clone(),
+                uplink.clone(),
+            ]);
+            namespaces.push(inspect(None, "host", Some(&only)));
+        }
+    }
+    for e in &plan.endpoints {
+        namespaces.push(inspect(Some(&e.namespace), "endpoint", None));
+    }
+    LabStatus {
+        lab: plan.name.clone(),
+        complete: state.complete,
+        datapath: plan.datapath,
+        host_mode: match plan.host {
+            HostPlan::Sandbox(_) => "sandbox".into(),
+            HostPlan::Root { .. } => "root".into(),
+        },
+        subnet: plan.subnet.to_string(),
+        gateway: plan.gateway.to_string(),
+        gateway_mac: format_mac(&plan.gateway_mac()),
+        namespaces,
+        owned: state.objects.clone(),
+    }
+}
+
+/// The human-readable report.
+pub fn render(s: &LabStatus) -> String {
+    let mut out = String::new();
+    out.push_str(&format!(
+        "lab {}: {} datapath, {} host side, subnet {}, gateway {} ({}){}\n",
+        s.lab,
+        match s.datapath {
+            DatapathKind::Kernel => "kernel",
+            DatapathKind::Ebpf => "eBPF",
+        },
+        s.host_mode,
+        s.subnet,
+        s.gateway,
+        s.gateway_mac,
+        if s.complete {
+            ""
+        } else {
+            " -- HALF BUILT: run `netlab down`"
+        },
+    ));
+    for ns in &s.namespaces {
+        let name = ns.name.as_deref().unwrap_or("(root namespace)");
+        out.push_str(&format!("\n{} [{}]", name, ns.role));
+        if !ns.present {
+            out.push_str(": MISSING\n");
+            continue;
+        }
+        if let Some(e) = &ns.error {
+            out.push_str(&format!(": {e}\n"));
+            continue;
+        }
+        out.push('\n');
+        let mut t = Table::new();
+        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "link",
+            "ifindex",
+            "kind",
+            "mac",
+            "state",
+            "addresses",
+            "master",
+        ]);
+        for l in &ns.links {
+            let master = l
+                .controller
+                .and_then(|c| ns.links.iter().find(|x| x.ifindex == c))
+                .map(|x| x.name.clone())
+                .unwrap_or_default();
+            t.add_row(vec![
+                Cell::new(&l.name),
+                Cell::new(l.ifindex),
+                Cell::new(l.kind.as_deref().unwrap_or("")),
+                Cell::new(l.mac.as_deref().unwrap_or("")),
+                Cell::new(if l.up { "UP" } else { "down" }),
+                Cell::new(l.addresses.join(" ")),
+                Cell::new(master),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
+        for r in &ns.routes {
+            out.push_str(&format!(
+                "  route {}{}{}\n",
+                r.destination,
+                r.gateway.map(|g| format!(" via {g}")).unwrap_or_default(),
+                r.device
+                    .as_deref()
+                    .map(|d| format!(" dev {d}"))
+                    .unwrap_or_default(),
+            ));
+        }
+    }
+    if s.datapath == DatapathKind::Ebpf {
+        // TODO(eBPF switch): list the attached programs (tcx links per
+        // port), the pinned maps under /sys/fs/bpf/netlab/<lab>/ and the
+        // counters here, e.g. from a `crate::datapath::ebpf::status_lines(lab)`.
+        out.push_str("\neBPF datapath: programs and maps are not shown yet\n");
+    }
+    out
+}
