@@ -122,7 +122,13 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
     let netlab = root.join("target/debug/netlab");
     status(
         cargo(root)
-            .args(["test", "--workspace", "--no-fail-fast"])
+            .args([
+                "test",
+                "--workspace",
+                "--exclude",
+                "netlab-ebpf",
+                "--no-fail-fast",
+            ])
             .arg("--")
             .args(args)
             .env("NETLAB_BIN", &netlab),
@@ -134,6 +140,8 @@ fn lint(root: &Path) -> Result<()> {
     status(cargo(root).args([
         "clippy",
         "--workspace",
+        "--exclude",
+        "netlab-ebpf",
         "--all-targets",
         "--",
         "-D",
