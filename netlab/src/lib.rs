@@ -2,6 +2,7 @@
 //! an eBPF datapath.
 
 pub mod datapath;
+pub mod nat;
 
 /// The compiled eBPF object (all programs and maps), embedded at build time.
 pub static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/netlab"));
