@@ -116,12 +116,26 @@ pub fn ipv4(ip: &Ip, payload: &[u8]) -> Vec<u8> {
 }
 
 /// A TCP segment (20-byte header) with a correct checksum.
-pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, payload: &[u8]) -> Vec<u8> {
+pub fn tcp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    flags: u8,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut s = vec![0u8; 20];
     s[0..2].copy_from_slice(&sport.to_be_bytes());
     s[2..4].copy_from_slice(&dport.to_be_bytes());
     s[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
-    s[8..12].copy_from_slice(&(if flags & TCP_ACK != 0 { 0x0a0b_0c0d_u32 } else { 0 }).to_be_bytes());
+    s[8..12].copy_from_slice(
+        &(if flags & TCP_ACK != 0 {
+            0x0a0b_0c0d_u32
+        } else {
+            0
+        })
+        .to_be_bytes(),
+    );
     s[12] = 5 << 4;
     s[13] = flags;
     s[14..16].copy_from_slice(&64240u16.to_be_bytes());
@@ -132,7 +146,14 @@ pub fn tcp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, flags: u8, payl
 }
 
 /// A UDP datagram; `with_checksum: false` leaves the checksum 0 ("none").
-pub fn udp(src: Ipv4Addr, dst: Ipv4Addr, sport: u16, dport: u16, payload: &[u8], with_checksum: bool) -> Vec<u8> {
+pub fn udp(
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    sport: u16,
+    dport: u16,
+    payload: &[u8],
+    with_checksum: bool,
+) -> Vec<u8> {
     let mut s = vec![0u8; 8];
     s[0..2].copy_from_slice(&sport.to_be_bytes());
     s[2..4].copy_from_slice(&dport.to_be_bytes());
@@ -274,7 +295,10 @@ pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
             if ones_sum(l4, 0) != 0xffff {
                 return Err("ICMP checksum wrong".into());
             }
-            if matches!(l4.first(), Some(&ICMP_DEST_UNREACH) | Some(&ICMP_TIME_EXCEEDED)) {
+            if matches!(
+                l4.first(),
+                Some(&ICMP_DEST_UNREACH) | Some(&ICMP_TIME_EXCEEDED)
+            ) {
                 let inner = parse_ipv4(&l4[8..])?;
                 if ones_sum(&inner.packet[..inner.header_len], 0) != 0xffff {
                     return Err("quoted IPv4 header checksum wrong".into());

@@ -13,8 +13,8 @@ use super::{
     now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST, ICMP_ID, ICMP_PARAMETER_PROBLEM,
-        ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, Parsed, TCP_CHECK,
-        TCP_FLAGS, TCP_MIN_LEN, UDP_CHECK, load_ptr, load_u8, parse_ipv4,
+        ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, Parsed, TCP_CHECK, UDP_CHECK,
+        load_ptr, parse_ipv4, tcp_flags,
     },
     pass_host,
     state::{next_tcp_state, touch},
@@ -48,11 +48,9 @@ pub fn egress(ctx: TcContext) -> i32 {
                 return drop_packet(Counter::NatDropMalformed);
             };
             let (check_off, tcp_flags) = if ip.proto == IPPROTO_TCP {
-                match load_u8(&ctx, ip.l4_off + TCP_FLAGS) {
-                    Some(f) if load_ptr::<[u8; TCP_MIN_LEN]>(&ctx, ip.l4_off).is_some() => {
-                        (ip.l4_off + TCP_CHECK, Some(f))
-                    }
-                    _ => return drop_packet(Counter::NatDropMalformed),
+                match tcp_flags(&ctx, ip.l4_off) {
+                    Some(f) => (ip.l4_off + TCP_CHECK, Some(f)),
+                    None => return drop_packet(Counter::NatDropMalformed),
                 }
             } else {
                 (ip.l4_off + UDP_CHECK, None)
@@ -179,11 +177,13 @@ fn rewrite(
         if l4_pseudo {
             csum::l4_replace_addr(ctx, check_off, ip.saddr, xaddr, udp)?;
         }
-        ctx.store(IP_OFF + IP_SADDR, &xaddr, 0).map_err(|_| csum::CsumError)?;
+        ctx.store(IP_OFF + IP_SADDR, &xaddr, 0)
+            .map_err(|_| csum::CsumError)?;
     }
     if xport != key.sport {
         csum::l4_replace2(ctx, check_off, key.sport, xport, udp)?;
-        ctx.store(port_off, &xport, 0).map_err(|_| csum::CsumError)?;
+        ctx.store(port_off, &xport, 0)
+            .map_err(|_| csum::CsumError)?;
     }
     Ok(())
 }

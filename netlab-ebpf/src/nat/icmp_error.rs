@@ -119,7 +119,11 @@ fn translate(ctx: &TcContext, ip: &Ipv4, dir: Dir) -> Result<Option<NatEntry>, C
             // Inbound errors quote our echo request; outbound ones the echo
             // reply a lab namespace... would not send errors about, but
             // handle the symmetric case anyway.
-            let expected = if inbound { ICMP_ECHO_REQUEST } else { ICMP_ECHO_REPLY };
+            let expected = if inbound {
+                ICMP_ECHO_REQUEST
+            } else {
+                ICMP_ECHO_REPLY
+            };
             if l4.w0[0] != expected {
                 return Ok(None);
             }
@@ -192,8 +196,10 @@ fn translate(ctx: &TcContext, ip: &Ipv4, dir: Dir) -> Result<Option<NatEntry>, C
 
     let stored = (|| -> Result<(), csum::CsumError> {
         csum::l3_replace4(ctx, IP_OFF + IP_CHECK, outer_old, new_addr)?;
-        ctx.store(outer_addr_off, &new_addr, 0).map_err(|_| csum::CsumError)?;
-        ctx.store(inner_addr_off, &new_addr, 0).map_err(|_| csum::CsumError)?;
+        ctx.store(outer_addr_off, &new_addr, 0)
+            .map_err(|_| csum::CsumError)?;
+        ctx.store(inner_addr_off, &new_addr, 0)
+            .map_err(|_| csum::CsumError)?;
         ctx.store(inner_ip_off + IP_CHECK, &new_ip_check, 0)
             .map_err(|_| csum::CsumError)?;
         ctx.store(inner_l4_off + port_off, &new_port, 0)

@@ -1,8 +1,6 @@
 //! Uplink TC ingress: restore the original destination of replies.
 
-use aya_ebpf::{
-    bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext,
-};
+use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext};
 use netlab_common::{
     counters::Counter,
     nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_FLAG_FAST_PATH, NatConfig, NatKey},
@@ -15,7 +13,7 @@ use super::{
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ID, ICMP_PARAMETER_PROBLEM,
         ICMP_TIME_EXCEEDED, IP_CHECK, IP_DADDR, IP_OFF, IP_TTL, Ipv4, L4Head, Parsed, TCP_CHECK,
-        TCP_FLAGS, TCP_MIN_LEN, UDP_CHECK, load_ptr, load_u8, parse_ipv4,
+        UDP_CHECK, load_ptr, parse_ipv4, tcp_flags,
     },
     pass_host,
     state::touch,
@@ -60,15 +58,28 @@ pub fn ingress(ctx: TcContext) -> i32 {
     };
     match ip.proto {
         IPPROTO_TCP => {
-            let (Some(flags), Some(_)) = (
-                load_u8(&ctx, ip.l4_off + TCP_FLAGS),
-                load_ptr::<[u8; TCP_MIN_LEN]>(&ctx, ip.l4_off),
-            ) else {
+            let Some(flags) = tcp_flags(&ctx, ip.l4_off) else {
                 return drop_packet(Counter::NatDropMalformed);
             };
-            reverse(&ctx, &cfg, &ip, &key, ip.l4_off + TCP_CHECK, ip.l4_off + 2, Some(flags))
+            reverse(
+                &ctx,
+                &cfg,
+                &ip,
+                &key,
+                ip.l4_off + TCP_CHECK,
+                ip.l4_off + 2,
+                Some(flags),
+            )
         }
-        IPPROTO_UDP => reverse(&ctx, &cfg, &ip, &key, ip.l4_off + UDP_CHECK, ip.l4_off + 2, None),
+        IPPROTO_UDP => reverse(
+            &ctx,
+            &cfg,
+            &ip,
+            &key,
+            ip.l4_off + UDP_CHECK,
+            ip.l4_off + 2,
+            None,
+        ),
         IPPROTO_ICMP => match head.w0[0] {
             ICMP_ECHO_REPLY => {
                 key.sport = 0;
@@ -125,7 +136,8 @@ fn reverse(
             .map_err(|_| csum::CsumError)?;
         if orig.port != key.dport {
             csum::l4_replace2(ctx, check_off, key.dport, orig.port, udp)?;
-            ctx.store(port_off, &orig.port, 0).map_err(|_| csum::CsumError)?;
+            ctx.store(port_off, &orig.port, 0)
+                .map_err(|_| csum::CsumError)?;
         }
         Ok(())
     })();

@@ -112,9 +112,11 @@ pub const ICMP_ECHO_REQUEST: u8 = 8;
 pub const ICMP_TIME_EXCEEDED: u8 = 11;
 pub const ICMP_PARAMETER_PROBLEM: u8 = 12;
 
-/// One byte at `offset`.
+/// The TCP flags byte, if the packet holds a minimal TCP header at `l4_off`.
+/// (Reads the whole header: single-byte bounds checks compile to a form the
+/// verifier does not follow.)
 #[inline(always)]
-pub fn load_u8(ctx: &TcContext, offset: usize) -> Option<u8> {
+pub fn tcp_flags(ctx: &TcContext, l4_off: usize) -> Option<u8> {
     // SAFETY: bounds checked by load_ptr.
-    load_ptr::<u8>(ctx, offset).map(|p| unsafe { *p })
+    load_ptr::<[u8; TCP_MIN_LEN]>(ctx, l4_off).map(|p| unsafe { (*p)[TCP_FLAGS] })
 }

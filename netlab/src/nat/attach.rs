@@ -62,7 +62,8 @@ fn attach_one(
                 .and_then(|link| prog.attach_to_link(link).ok());
             if adopted.is_none() {
                 // Stale (device deleted) or not a tcx link: replace it.
-                std::fs::remove_file(pin).map_err(io_err(format!("removing stale pin {}", pin.display())))?;
+                std::fs::remove_file(pin)
+                    .map_err(io_err(format!("removing stale pin {}", pin.display())))?;
             }
             adopted
         }
@@ -78,7 +79,11 @@ fn attach_one(
     let id = match adopted {
         Some(id) => id,
         None => prog
-            .attach_with_options(dev, attach_type, TcAttachOptions::TcxOrder(LinkOrder::default()))
+            .attach_with_options(
+                dev,
+                attach_type,
+                TcAttachOptions::TcxOrder(LinkOrder::default()),
+            )
             .map_err(perr)?,
     };
     let link: FdLink = prog

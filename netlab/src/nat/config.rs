@@ -120,7 +120,12 @@ fn endpoints(map: &mut Map) -> Result<HashMap<&mut aya::maps::MapData, u32, Endp
     })
 }
 
-fn put_endpoint(map: &mut Map, ipv4: Ipv4Addr, mac: [u8; 6], port_ifindex: u32) -> Result<(), NatError> {
+fn put_endpoint(
+    map: &mut Map,
+    ipv4: Ipv4Addr,
+    mac: [u8; 6],
+    port_ifindex: u32,
+) -> Result<(), NatError> {
     let value = Endpoint {
         mac,
         _pad: [0; 2],
@@ -138,7 +143,11 @@ fn delete_endpoint(map: &mut Map, ipv4: Ipv4Addr) -> Result<(), NatError> {
     match endpoints(map)?.remove(&u32::from(ipv4).to_be()) {
         Ok(()) => Ok(()),
         Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        Err(aya::maps::MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
+        Err(aya::maps::MapError::SyscallError(s))
+            if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+        {
+            Ok(())
+        }
         Err(source) => Err(NatError::Map {
             name: NAT_ENDPOINTS_MAP,
             source,
@@ -148,13 +157,33 @@ fn delete_endpoint(map: &mut Map, ipv4: Ipv4Addr) -> Result<(), NatError> {
 
 /// Tells the fast path where endpoint `ipv4` lives: its MAC and its switch
 /// port's ifindex (`veth-N-br`, in the host namespace).
-pub fn set_endpoint(ebpf: &mut Ebpf, ipv4: Ipv4Addr, mac: [u8; 6], port_ifindex: u32) -> Result<(), NatError> {
-    put_endpoint(maps::of_object(ebpf, NAT_ENDPOINTS_MAP)?, ipv4, mac, port_ifindex)
+pub fn set_endpoint(
+    ebpf: &mut Ebpf,
+    ipv4: Ipv4Addr,
+    mac: [u8; 6],
+    port_ifindex: u32,
+) -> Result<(), NatError> {
+    put_endpoint(
+        maps::of_object(ebpf, NAT_ENDPOINTS_MAP)?,
+        ipv4,
+        mac,
+        port_ifindex,
+    )
 }
 
 /// [`set_endpoint`] on the pinned map.
-pub fn set_endpoint_pinned(pin_dir: &Path, ipv4: Ipv4Addr, mac: [u8; 6], port_ifindex: u32) -> Result<(), NatError> {
-    put_endpoint(&mut maps::open_pinned(pin_dir, NAT_ENDPOINTS_MAP)?, ipv4, mac, port_ifindex)
+pub fn set_endpoint_pinned(
+    pin_dir: &Path,
+    ipv4: Ipv4Addr,
+    mac: [u8; 6],
+    port_ifindex: u32,
+) -> Result<(), NatError> {
+    put_endpoint(
+        &mut maps::open_pinned(pin_dir, NAT_ENDPOINTS_MAP)?,
+        ipv4,
+        mac,
+        port_ifindex,
+    )
 }
 
 /// Forgets endpoint `ipv4` (replies to it then take the host stack).
@@ -187,7 +216,13 @@ mod tests {
 
     #[test]
     fn config_is_masked_and_in_network_order() {
-        let cfg = nat_config(&plan(), Ipv4Addr::new(203, 0, 113, 1), [2, 0, 0, 0, 0, 5], true).unwrap();
+        let cfg = nat_config(
+            &plan(),
+            Ipv4Addr::new(203, 0, 113, 1),
+            [2, 0, 0, 0, 0, 5],
+            true,
+        )
+        .unwrap();
         assert_eq!(cfg.subnet.to_ne_bytes(), [192, 168, 28, 0]);
         assert_eq!(cfg.mask.to_ne_bytes(), [255, 255, 255, 0]);
         assert_eq!(cfg.external.to_ne_bytes(), [203, 0, 113, 1]);

@@ -69,7 +69,11 @@ pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<Swee
         let unchanged = |seen: Option<u64>, key: Option<NatKey>, reply: bool| match key {
             None => true,
             Some(k) => {
-                let now_seen = if reply { table.reply_seen(&k) } else { table.orig_seen(&k) };
+                let now_seen = if reply {
+                    table.reply_seen(&k)
+                } else {
+                    table.orig_seen(&k)
+                };
                 now_seen.is_none() || now_seen == seen
             }
         };
@@ -97,8 +101,8 @@ mod tests {
     use super::*;
     use crate::nat::table::decode;
     use netlab_common::nat::{
-        IPPROTO_ICMP, IPPROTO_UDP, NAT_STATE_NONE, NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED,
-        NAT_STATE_TCP_SYN, NatEntry,
+        IPPROTO_ICMP, IPPROTO_UDP, NAT_STATE_NONE, NAT_STATE_TCP_CLOSING,
+        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry,
     };
 
     const S: u64 = 1_000_000_000;
@@ -108,7 +112,11 @@ mod tests {
             saddr: u32::from_ne_bytes([192, 168, 28, 1]),
             daddr: u32::from_ne_bytes([203, 0, 113, 2]),
             sport: (1000 + proto as u16 * 10 + state as u16).to_be(),
-            dport: if proto == IPPROTO_ICMP { 0 } else { 80u16.to_be() },
+            dport: if proto == IPPROTO_ICMP {
+                0
+            } else {
+                80u16.to_be()
+            },
             proto,
             _pad: [0; 3],
         };
@@ -130,11 +138,26 @@ mod tests {
     #[test]
     fn timeouts_follow_protocol_and_tcp_state() {
         let t = NatTimeouts::default();
-        assert_eq!(timeout_for(Proto::Tcp, FlowState::Established, &t), Duration::from_secs(t.tcp_established));
-        assert_eq!(timeout_for(Proto::Tcp, FlowState::SynSent, &t), Duration::from_secs(t.tcp_syn));
-        assert_eq!(timeout_for(Proto::Tcp, FlowState::Closing, &t), Duration::from_secs(t.tcp_closing));
-        assert_eq!(timeout_for(Proto::Udp, FlowState::None, &t), Duration::from_secs(t.udp));
-        assert_eq!(timeout_for(Proto::Icmp, FlowState::None, &t), Duration::from_secs(t.icmp));
+        assert_eq!(
+            timeout_for(Proto::Tcp, FlowState::Established, &t),
+            Duration::from_secs(t.tcp_established)
+        );
+        assert_eq!(
+            timeout_for(Proto::Tcp, FlowState::SynSent, &t),
+            Duration::from_secs(t.tcp_syn)
+        );
+        assert_eq!(
+            timeout_for(Proto::Tcp, FlowState::Closing, &t),
+            Duration::from_secs(t.tcp_closing)
+        );
+        assert_eq!(
+            timeout_for(Proto::Udp, FlowState::None, &t),
+            Duration::from_secs(t.udp)
+        );
+        assert_eq!(
+            timeout_for(Proto::Icmp, FlowState::None, &t),
+            Duration::from_secs(t.icmp)
+        );
     }
 
     #[test]
@@ -153,17 +176,35 @@ mod tests {
         let udp_old = flow(IPPROTO_UDP, NAT_STATE_NONE, now - 30 * S);
         let mut icmp_refreshed_by_reply = flow(IPPROTO_ICMP, NAT_STATE_NONE, now - 100 * S);
         icmp_refreshed_by_reply[1].1.last_seen_ns = now - S;
-        let all = [established_old, closing_old, syn_fresh, udp_old, icmp_refreshed_by_reply];
+        let all = [
+            established_old,
+            closing_old,
+            syn_fresh,
+            udp_old,
+            icmp_refreshed_by_reply,
+        ];
         let flows = decode(all.iter().map(|f| f[0]), all.iter().map(|f| f[1]));
         assert_eq!(flows.len(), 5);
         let expired = select_expired(&flows, now, &t);
         let mut got: Vec<(Proto, FlowState)> = expired.iter().map(|f| (f.proto, f.state)).collect();
         got.sort_by_key(|(p, s)| (p.to_string(), *s));
-        assert_eq!(got, vec![(Proto::Tcp, FlowState::Closing), (Proto::Udp, FlowState::None)]);
-        let closing = expired.iter().find(|f| f.state == FlowState::Closing).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                (Proto::Tcp, FlowState::Closing),
+                (Proto::Udp, FlowState::None)
+            ]
+        );
+        let closing = expired
+            .iter()
+            .find(|f| f.state == FlowState::Closing)
+            .unwrap();
         assert!(closing.orig_key.is_some() && closing.reply_key.is_some());
         assert_eq!(closing.expires_in(now, &t), Duration::ZERO);
-        let syn = flows.iter().find(|f| f.state == FlowState::SynSent).unwrap();
+        let syn = flows
+            .iter()
+            .find(|f| f.state == FlowState::SynSent)
+            .unwrap();
         assert_eq!(syn.expires_in(now, &t), Duration::from_secs(1));
     }
 

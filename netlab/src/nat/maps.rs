@@ -13,7 +13,9 @@ use super::NatError;
 pub fn open_pinned(pin_dir: &Path, name: &'static str) -> Result<Map, NatError> {
     let path = pin_dir.join(name);
     let data = MapData::from_pin(&path).map_err(|e| match e {
-        aya::maps::MapError::SyscallError(ref s) if s.io_error.kind() == std::io::ErrorKind::NotFound => {
+        aya::maps::MapError::SyscallError(ref s)
+            if s.io_error.kind() == std::io::ErrorKind::NotFound =>
+        {
             NatError::MissingMap {
                 name,
                 path: Some(path.clone()),
@@ -26,5 +28,6 @@ pub fn open_pinned(pin_dir: &Path, name: &'static str) -> Result<Map, NatError> 
 
 /// The map `name` of a loaded object.
 pub fn of_object<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Map, NatError> {
-    ebpf.map_mut(name).ok_or(NatError::MissingMap { name, path: None })
+    ebpf.map_mut(name)
+        .ok_or(NatError::MissingMap { name, path: None })
 }

@@ -19,10 +19,12 @@ mod maps;
 mod sysctl;
 mod table;
 
-pub use attach::{EGRESS_LINK_PIN, EGRESS_PROGRAM, INGRESS_LINK_PIN, INGRESS_PROGRAM, attach_uplink};
+pub use attach::{
+    EGRESS_LINK_PIN, EGRESS_PROGRAM, INGRESS_LINK_PIN, INGRESS_PROGRAM, attach_uplink,
+};
 pub use config::{
-    configure, configure_pinned, loader_tweaks, nat_config, remove_endpoint, remove_endpoint_pinned,
-    set_endpoint, set_endpoint_pinned,
+    configure, configure_pinned, loader_tweaks, nat_config, remove_endpoint,
+    remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
 };
 pub use expiry::{SweepStats, monotonic_now_ns, select_expired, sweep, timeout_for};
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
@@ -36,7 +38,10 @@ pub enum NatError {
     #[error("invalid NAT plan: {0}")]
     InvalidPlan(String),
     #[error("NAT map {name} not found{}", .path.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_default())]
-    MissingMap { name: &'static str, path: Option<PathBuf> },
+    MissingMap {
+        name: &'static str,
+        path: Option<PathBuf>,
+    },
     #[error("NAT map {name}: {source}")]
     Map {
         name: &'static str,

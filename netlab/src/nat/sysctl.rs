@@ -35,7 +35,13 @@ pub fn merge_reserved_ports(current: &str, min: u16, max: u16) -> Option<String>
     }
     let mut items: Vec<String> = ranges
         .iter()
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect();
     items.push(format!("{min}-{max}"));
     Some(items.join(","))
@@ -61,7 +67,10 @@ mod tests {
 
     #[test]
     fn merges_without_dropping_existing_reservations() {
-        assert_eq!(merge_reserved_ports("\n", 40000, 40999).as_deref(), Some("40000-40999"));
+        assert_eq!(
+            merge_reserved_ports("\n", 40000, 40999).as_deref(),
+            Some("40000-40999")
+        );
         assert_eq!(
             merge_reserved_ports("22,8000-8080\n", 40000, 40999).as_deref(),
             Some("22,8000-8080,40000-40999")

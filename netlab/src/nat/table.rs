@@ -243,7 +243,9 @@ impl NatTable {
         match map.remove(key) {
             Ok(()) => Ok(true),
             Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(aya::maps::MapError::SyscallError(s)) if s.io_error.raw_os_error() == Some(libc::ENOENT) => {
+            Err(aya::maps::MapError::SyscallError(s))
+                if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
                 Ok(false)
             }
             Err(source) => Err(NatError::Map { name, source }),
@@ -259,7 +261,12 @@ mod tests {
         u32::from_ne_bytes(a)
     }
 
-    pub(crate) fn tcp_flow(sport: u16, xport: u16, seen: u64, state: u8) -> [(NatKey, NatEntry); 2] {
+    pub(crate) fn tcp_flow(
+        sport: u16,
+        xport: u16,
+        seen: u64,
+        state: u8,
+    ) -> [(NatKey, NatEntry); 2] {
         let okey = NatKey {
             saddr: be([192, 168, 28, 1]),
             daddr: be([203, 0, 113, 2]),
