@@ -95,7 +95,7 @@ impl Ip {
 /// An IPv4 packet carrying `payload`, with a correct header checksum.
 pub fn ipv4(ip: &Ip, payload: &[u8]) -> Vec<u8> {
     let mut opts = ip.options.clone();
-    while opts.len() % 4 != 0 {
+    while !opts.len().is_multiple_of(4) {
         opts.push(0); // end of option list
     }
     let hlen = 20 + opts.len();
@@ -286,7 +286,7 @@ pub fn verify_checksums(frame: &[u8]) -> Result<(), String> {
             if ip.proto == PROTO_UDP && l4.len() >= 8 && l4[6] == 0 && l4[7] == 0 {
                 return Ok(());
             }
-            let sum = ones_sum(l4, pseudo_sum(ip.src, ip.dst, ip.proto, l4.len()) as u32);
+            let sum = ones_sum(l4, pseudo_sum(ip.src, ip.dst, ip.proto, l4.len()));
             if sum != 0xffff {
                 return Err(format!("{} checksum wrong (sum {sum:#06x})", ip.proto));
             }

@@ -756,7 +756,7 @@ fn tcp_close_expires_early_and_sweep_removes_both_directions() {
     // port is free again for a new flow.
     let late = tcp_in(closing, TCP_ACK);
     assert_eq!(lab.run(INGRESS, &late), (TC_ACT_OK, late.clone()));
-    let stats = nat::sweep(lab.pin_dir(), &t, now + 1001_000_000_000).unwrap();
+    let stats = nat::sweep(lab.pin_dir(), &t, now + 1_001_000_000_000).unwrap();
     assert_eq!(stats.expired, 1);
     assert!(lab.flows().is_empty());
 }

@@ -122,7 +122,7 @@ mod tests {
         };
         let oval = NatEntry {
             addr: u32::from_ne_bytes([203, 0, 113, 1]),
-            port: 40000u16.to_be(),
+            port: (40000 + proto as u16 * 10 + state as u16).to_be(),
             state,
             _pad: 0,
             last_seen_ns: seen,
