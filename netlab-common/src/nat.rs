@@ -1,1 +1,208 @@
-//! Source-NAT map types (the uplink programs). Filled in by the NAT work.
+//! Source-NAT map types (the uplink programs, `netlab nat list`).
+//!
+//! Two LRU hash maps hold every translation, one per direction, so that each
+//! program needs exactly one lookup per packet:
+//!
+//! * `nat_orig`: the tuple as it leaves a lab namespace (uplink egress) →
+//!   the translated source (external address, port/id);
+//! * `nat_reply`: the tuple as the reply arrives on the uplink (ingress:
+//!   source = remote, destination = external address and translated port) →
+//!   the original source (lab address, port/id).
+//!
+//! Addresses and ports in keys and values are in network byte order, exactly
+//! as in the packet; only the configured port range is in host order (the
+//! allocator does arithmetic on it).
+
+use crate::user_pod;
+
+/// Array of one [`NatConfig`].
+pub const NAT_CONFIG_MAP: &str = "nat_config";
+/// [`NatKey`] (original tuple) → [`NatEntry`] (translated source).
+pub const NAT_ORIG_MAP: &str = "nat_orig";
+/// [`NatKey`] (reply tuple) → [`NatEntry`] (original source).
+pub const NAT_REPLY_MAP: &str = "nat_reply";
+/// IPv4 (network order) → [`crate::switch::Endpoint`]: where the fast path
+/// delivers a reverse-translated reply. Owned by the NAT (the switch has its
+/// own `endpoints` map for the ARP responder); the control plane fills both.
+pub const NAT_ENDPOINTS_MAP: &str = "nat_endpoints";
+
+/// Default capacity of each of `nat_orig` / `nat_reply` (overridden from
+/// `NatPlan::max_entries` at load time).
+pub const NAT_DEFAULT_MAX_ENTRIES: u32 = 65_536;
+/// Capacity of `nat_endpoints`.
+pub const NAT_ENDPOINTS_SIZE: u32 = 256;
+
+/// `NatConfig::flags`: the NAT is configured; without it both programs pass
+/// every packet untouched (an unconfigured map is all zeroes).
+pub const NAT_FLAG_ENABLED: u32 = 1;
+/// `NatConfig::flags`: deliver reverse-translated replies straight to the
+/// endpoint's switch port (`bpf_redirect_peer`) when `nat_endpoints` knows
+/// the destination, instead of handing them to the host stack.
+pub const NAT_FLAG_FAST_PATH: u32 = 2;
+
+/// IP protocol numbers the NAT translates.
+pub const IPPROTO_ICMP: u8 = 1;
+pub const IPPROTO_TCP: u8 = 6;
+pub const IPPROTO_UDP: u8 = 17;
+
+/// `NatEntry::state`: not TCP (UDP, ICMP) — no state machine.
+pub const NAT_STATE_NONE: u8 = 0;
+/// TCP: a SYN left, no answer seen yet.
+pub const NAT_STATE_TCP_SYN: u8 = 1;
+/// TCP: the handshake completed (or the flow was picked up mid-stream).
+pub const NAT_STATE_TCP_ESTABLISHED: u8 = 2;
+/// TCP: a FIN or RST was seen in either direction; expires early.
+pub const NAT_STATE_TCP_CLOSING: u8 = 3;
+
+/// The NAT's configuration, one entry in `nat_config`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NatConfig {
+    /// Masqueraded subnet (network order), already masked.
+    pub subnet: u32,
+    /// Its netmask (network order).
+    pub mask: u32,
+    /// The uplink's address that translated packets leave with (network order).
+    pub external: u32,
+    /// First port / ICMP id handed out (host order, inclusive).
+    pub port_min: u16,
+    /// Last port / ICMP id handed out (host order, inclusive).
+    pub port_max: u16,
+    /// NAT_FLAG_*.
+    pub flags: u32,
+    /// The gateway's MAC (`vbridge`): source MAC of fast-path deliveries.
+    pub gateway_mac: [u8; 6],
+    pub _pad: [u8; 2],
+}
+
+/// A connection tuple. For ICMP echo the identifier takes the place of the
+/// local port: `sport` in `nat_orig` keys, `dport` in `nat_reply` keys; the
+/// other port is 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct NatKey {
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub proto: u8,
+    pub _pad: [u8; 3],
+}
+
+/// One direction of a translation.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NatEntry {
+    /// `nat_orig`: the translated source address (external); `nat_reply`:
+    /// the original source address (lab endpoint). Network order.
+    pub addr: u32,
+    /// `nat_orig`: the translated port/id; `nat_reply`: the original one.
+    /// Network order.
+    pub port: u16,
+    /// NAT_STATE_* (kept equal in both directions' entries).
+    pub state: u8,
+    pub _pad: u8,
+    /// Last packet seen in this entry's direction, `bpf_ktime_get_ns`
+    /// (CLOCK_MONOTONIC, nanoseconds).
+    pub last_seen_ns: u64,
+}
+
+impl NatKey {
+    /// The `nat_reply` key of a translation whose original tuple is `self`
+    /// and whose translated source is `xlat`.
+    pub const fn reply_key(&self, xlat: &NatEntry) -> NatKey {
+        if self.proto == IPPROTO_ICMP {
+            NatKey {
+                saddr: self.daddr,
+                daddr: xlat.addr,
+                sport: 0,
+                dport: xlat.port,
+                proto: self.proto,
+                _pad: [0; 3],
+            }
+        } else {
+            NatKey {
+                saddr: self.daddr,
+                daddr: xlat.addr,
+                sport: self.dport,
+                dport: xlat.port,
+                proto: self.proto,
+                _pad: [0; 3],
+            }
+        }
+    }
+
+    /// The `nat_orig` key of a translation whose reply tuple is `self` and
+    /// whose original source is `orig`.
+    pub const fn orig_key(&self, orig: &NatEntry) -> NatKey {
+        if self.proto == IPPROTO_ICMP {
+            NatKey {
+                saddr: orig.addr,
+                daddr: self.saddr,
+                sport: orig.port,
+                dport: 0,
+                proto: self.proto,
+                _pad: [0; 3],
+            }
+        } else {
+            NatKey {
+                saddr: orig.addr,
+                daddr: self.saddr,
+                sport: orig.port,
+                dport: self.sport,
+                proto: self.proto,
+                _pad: [0; 3],
+            }
+        }
+    }
+}
+
+user_pod!(NatConfig, NatKey, NatEntry);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn layouts() {
+        assert_eq!(size_of::<NatConfig>(), 28);
+        assert_eq!(offset_of!(NatConfig, port_min), 12);
+        assert_eq!(offset_of!(NatConfig, flags), 16);
+        assert_eq!(offset_of!(NatConfig, gateway_mac), 20);
+        assert_eq!(size_of::<NatKey>(), 16);
+        assert_eq!(offset_of!(NatKey, sport), 8);
+        assert_eq!(offset_of!(NatKey, proto), 12);
+        assert_eq!(size_of::<NatEntry>(), 16);
+        assert_eq!(offset_of!(NatEntry, last_seen_ns), 8);
+        assert_eq!(align_of::<NatEntry>(), 8);
+    }
+
+    #[test]
+    fn reply_and_orig_keys_are_inverse() {
+        for proto in [IPPROTO_TCP, IPPROTO_UDP, IPPROTO_ICMP] {
+            let orig = NatKey {
+                saddr: 0x0a00_0001,
+                daddr: 0x0b00_0002,
+                sport: 1234,
+                dport: if proto == IPPROTO_ICMP { 0 } else { 80 },
+                proto,
+                _pad: [0; 3],
+            };
+            let xlat = NatEntry {
+                addr: 0x0c00_0003,
+                port: 40_000,
+                ..Default::default()
+            };
+            let reply = orig.reply_key(&xlat);
+            assert_eq!(reply.daddr, xlat.addr);
+            assert_eq!(reply.dport, xlat.port);
+            let back = NatEntry {
+                addr: orig.saddr,
+                port: orig.sport,
+                ..Default::default()
+            };
+            assert_eq!(reply.orig_key(&back), orig);
+        }
+    }
+}

@@ -4,7 +4,9 @@
 #![no_main]
 
 mod counters;
+mod csum;
 mod hdr;
+mod nat;
 
 use aya_ebpf::{bindings::TC_ACT_OK, macros::classifier, programs::TcContext};
 use netlab_common::counters::Counter;
@@ -14,6 +16,18 @@ use netlab_common::counters::Counter;
 pub fn netlab_port(_ctx: TcContext) -> i32 {
     counters::count(Counter::PortRx);
     TC_ACT_OK
+}
+
+/// TC egress of the uplink: source NAT (masquerade).
+#[classifier]
+pub fn netlab_uplink_egress(ctx: TcContext) -> i32 {
+    nat::egress(ctx)
+}
+
+/// TC ingress of the uplink: reverse NAT of replies and ICMP errors.
+#[classifier]
+pub fn netlab_uplink_ingress(ctx: TcContext) -> i32 {
+    nat::ingress(ctx)
 }
 
 #[cfg(not(test))]

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 pub mod datapath;
 pub mod lab;
+pub mod nat;
 pub mod netns;
 pub mod state;
 pub mod status;

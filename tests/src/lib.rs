@@ -245,3 +245,5 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
         assert_eq!(p["result"], "ok", "probe failed: {p:#}\nreport: {report:#}");
     }
 }
+
+pub mod packets;

@@ -1,0 +1,189 @@
+//! Uplink TC egress: masquerade packets from the lab subnet.
+
+use aya_ebpf::{bindings::TC_ACT_OK, programs::TcContext};
+use netlab_common::{
+    counters::Counter,
+    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_STATE_NONE, NatConfig, NatKey},
+};
+
+use super::{
+    alloc::{self, Created},
+    config, drop_packet, icmp_error,
+    maps::{NAT_ORIG, NAT_REPLY},
+    now_ns,
+    parse::{
+        ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST, ICMP_ID, ICMP_PARAMETER_PROBLEM,
+        ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, Parsed, TCP_CHECK, UDP_CHECK,
+        load_ptr, parse_ipv4, tcp_flags,
+    },
+    pass_host,
+    state::{next_tcp_state, touch},
+};
+use crate::{counters::count, csum};
+
+/// Entry point of `netlab_uplink_egress`.
+#[inline(always)]
+pub fn egress(ctx: TcContext) -> i32 {
+    let Some(cfg) = config() else {
+        return TC_ACT_OK as i32;
+    };
+    let ip = match parse_ipv4(&ctx) {
+        Parsed::NotIpv4 => return pass_host(),
+        Parsed::Malformed => return drop_packet(Counter::NatDropMalformed),
+        Parsed::Ipv4(ip) => ip,
+    };
+    if ip.saddr & cfg.mask != cfg.subnet {
+        return pass_host();
+    }
+    // From here on the packet is the lab's: it leaves translated or not at all.
+    if ip.later_fragment {
+        // Only the first fragment carries the ports, and nothing ties later
+        // fragments to it without reassembly. The lab's MTU is uniform, so
+        // a lab namespace never needs fragmentation on the way out: drop.
+        return drop_packet(Counter::NatDropFragment);
+    }
+    match ip.proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            let Some(head) = l4_head(&ctx, &ip) else {
+                return drop_packet(Counter::NatDropMalformed);
+            };
+            let (check_off, tcp_flags) = if ip.proto == IPPROTO_TCP {
+                match tcp_flags(&ctx, ip.l4_off) {
+                    Some(f) => (ip.l4_off + TCP_CHECK, Some(f)),
+                    None => return drop_packet(Counter::NatDropMalformed),
+                }
+            } else {
+                (ip.l4_off + UDP_CHECK, None)
+            };
+            let key = NatKey {
+                saddr: ip.saddr,
+                daddr: ip.daddr,
+                sport: u16::from_ne_bytes(head.w0),
+                dport: u16::from_ne_bytes(head.w1),
+                proto: ip.proto,
+                _pad: [0; 3],
+            };
+            translate(&ctx, &cfg, &ip, &key, check_off, ip.l4_off, tcp_flags)
+        }
+        IPPROTO_ICMP => {
+            let Some(head) = l4_head(&ctx, &ip) else {
+                return drop_packet(Counter::NatDropMalformed);
+            };
+            match head.w0[0] {
+                ICMP_ECHO_REQUEST => {
+                    let key = NatKey {
+                        saddr: ip.saddr,
+                        daddr: ip.daddr,
+                        sport: u16::from_ne_bytes(head.w2),
+                        dport: 0,
+                        proto: IPPROTO_ICMP,
+                        _pad: [0; 3],
+                    };
+                    let off = ip.l4_off;
+                    translate(&ctx, &cfg, &ip, &key, off + ICMP_CHECK, off + ICMP_ID, None)
+                }
+                ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => {
+                    icmp_error::translate_outbound(&ctx, &ip)
+                }
+                // Echo replies, timestamps, ...: nothing outside asked a lab
+                // namespace (it is not reachable from outside).
+                _ => drop_packet(Counter::NatDropUnknownProto),
+            }
+        }
+        _ => drop_packet(Counter::NatDropUnknownProto),
+    }
+}
+
+/// The first 8 bytes of the L4 header.
+#[inline(always)]
+fn l4_head(ctx: &TcContext, ip: &Ipv4) -> Option<L4Head> {
+    // SAFETY: bounds checked by load_ptr.
+    load_ptr::<L4Head>(ctx, ip.l4_off).map(|p| unsafe { *p })
+}
+
+/// Finds or creates the translation of `key` and rewrites the source
+/// address and the port/id at `port_off`, fixing the IP checksum and the L4
+/// checksum at `check_off`.
+#[inline(always)]
+fn translate(
+    ctx: &TcContext,
+    cfg: &NatConfig,
+    ip: &Ipv4,
+    key: &NatKey,
+    check_off: usize,
+    port_off: usize,
+    tcp_flags: Option<u8>,
+) -> i32 {
+    let now = now_ns();
+    let xlat = match NAT_ORIG.get_ptr_mut(key) {
+        Some(entry) => {
+            count(Counter::NatHit);
+            // SAFETY: map value pointer from the lookup.
+            let xlat = unsafe {
+                if let Some(state) = touch(entry, now, tcp_flags) {
+                    mirror_state(key, &*entry, state);
+                }
+                *entry
+            };
+            xlat
+        }
+        None => {
+            let state = match tcp_flags {
+                Some(flags) => next_tcp_state(NAT_STATE_NONE, flags),
+                None => NAT_STATE_NONE,
+            };
+            match alloc::create(key, cfg, now, state) {
+                Ok(Created::New(xlat)) => {
+                    count(Counter::NatCreated);
+                    xlat
+                }
+                Ok(Created::Raced(xlat)) => {
+                    count(Counter::NatHit);
+                    xlat
+                }
+                Err(reason) => return drop_packet(reason),
+            }
+        }
+    };
+    if rewrite(ctx, ip, key, xlat.addr, xlat.port, check_off, port_off).is_err() {
+        return drop_packet(Counter::NatDropMalformed);
+    }
+    TC_ACT_OK as i32
+}
+
+/// Copies a changed TCP state into the reply-direction entry.
+#[inline(always)]
+fn mirror_state(key: &NatKey, xlat: &netlab_common::nat::NatEntry, state: u8) {
+    if let Some(other) = NAT_REPLY.get_ptr_mut(key.reply_key(xlat)) {
+        // SAFETY: map value pointer from the lookup.
+        unsafe { (*other).state = state };
+    }
+}
+
+#[inline(always)]
+fn rewrite(
+    ctx: &TcContext,
+    ip: &Ipv4,
+    key: &NatKey,
+    xaddr: u32,
+    xport: u16,
+    check_off: usize,
+    port_off: usize,
+) -> Result<(), csum::CsumError> {
+    let l4_pseudo = key.proto != IPPROTO_ICMP;
+    let udp = key.proto == IPPROTO_UDP;
+    if xaddr != ip.saddr {
+        csum::l3_replace4(ctx, IP_OFF + IP_CHECK, ip.saddr, xaddr)?;
+        if l4_pseudo {
+            csum::l4_replace_addr(ctx, check_off, ip.saddr, xaddr, udp)?;
+        }
+        ctx.store(IP_OFF + IP_SADDR, &xaddr, 0)
+            .map_err(|_| csum::CsumError)?;
+    }
+    if xport != key.sport {
+        csum::l4_replace2(ctx, check_off, key.sport, xport, udp)?;
+        ctx.store(port_off, &xport, 0)
+            .map_err(|_| csum::CsumError)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,182 @@
+//! Uplink TC ingress: restore the original destination of replies.
+
+use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext};
+use netlab_common::{
+    counters::Counter,
+    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_FLAG_FAST_PATH, NatConfig, NatKey},
+};
+
+use super::{
+    config, drop_packet, icmp_error,
+    maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
+    now_ns,
+    parse::{
+        ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ID, ICMP_PARAMETER_PROBLEM,
+        ICMP_TIME_EXCEEDED, IP_CHECK, IP_DADDR, IP_OFF, IP_TTL, Ipv4, L4Head, Parsed, TCP_CHECK,
+        UDP_CHECK, load_ptr, parse_ipv4, tcp_flags,
+    },
+    pass_host,
+    state::touch,
+};
+use crate::{counters::count, csum};
+
+/// Entry point of `netlab_uplink_ingress`.
+#[inline(always)]
+pub fn ingress(ctx: TcContext) -> i32 {
+    let Some(cfg) = config() else {
+        return TC_ACT_OK as i32;
+    };
+    let ip = match parse_ipv4(&ctx) {
+        Parsed::NotIpv4 => return pass_host(),
+        Parsed::Malformed => return drop_packet(Counter::NatDropMalformed),
+        Parsed::Ipv4(ip) => ip,
+    };
+    if ip.daddr != cfg.external {
+        if ip.daddr & cfg.mask == cfg.subnet {
+            // The lab is reachable from outside only through translations.
+            return drop_packet(Counter::NatDropUnsolicited);
+        }
+        return pass_host();
+    }
+    if ip.later_fragment {
+        // No ports to look up; only the host can reassemble. Translations
+        // never need it (see egress), so this is the host's.
+        return pass_host();
+    }
+    let Some(head) = load_ptr::<L4Head>(&ctx, ip.l4_off) else {
+        return drop_packet(Counter::NatDropMalformed);
+    };
+    // SAFETY: bounds checked by load_ptr.
+    let head = unsafe { *head };
+    let mut key = NatKey {
+        saddr: ip.saddr,
+        daddr: ip.daddr,
+        sport: u16::from_ne_bytes(head.w0),
+        dport: u16::from_ne_bytes(head.w1),
+        proto: ip.proto,
+        _pad: [0; 3],
+    };
+    match ip.proto {
+        IPPROTO_TCP => {
+            let Some(flags) = tcp_flags(&ctx, ip.l4_off) else {
+                return drop_packet(Counter::NatDropMalformed);
+            };
+            reverse(
+                &ctx,
+                &cfg,
+                &ip,
+                &key,
+                ip.l4_off + TCP_CHECK,
+                ip.l4_off + 2,
+                Some(flags),
+            )
+        }
+        IPPROTO_UDP => reverse(
+            &ctx,
+            &cfg,
+            &ip,
+            &key,
+            ip.l4_off + UDP_CHECK,
+            ip.l4_off + 2,
+            None,
+        ),
+        IPPROTO_ICMP => match head.w0[0] {
+            ICMP_ECHO_REPLY => {
+                key.sport = 0;
+                key.dport = u16::from_ne_bytes(head.w2);
+                let off = ip.l4_off;
+                reverse(&ctx, &cfg, &ip, &key, off + ICMP_CHECK, off + ICMP_ID, None)
+            }
+            ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => {
+                match icmp_error::translate_inbound(&ctx, &ip) {
+                    Ok(Some(orig_addr)) => deliver(&ctx, &cfg, &ip, orig_addr),
+                    Ok(None) => pass_host(),
+                    Err(reason) => drop_packet(reason),
+                }
+            }
+            _ => pass_host(),
+        },
+        _ => pass_host(),
+    }
+}
+
+/// Looks the reply tuple up and, when it is a translation's, restores the
+/// destination address and the port/id at `port_off`, fixing the IP
+/// checksum and the L4 checksum at `check_off`.
+#[inline(always)]
+fn reverse(
+    ctx: &TcContext,
+    cfg: &NatConfig,
+    ip: &Ipv4,
+    key: &NatKey,
+    check_off: usize,
+    port_off: usize,
+    tcp_flags: Option<u8>,
+) -> i32 {
+    let Some(entry) = NAT_REPLY.get_ptr_mut(key) else {
+        return pass_host();
+    };
+    // SAFETY: map value pointer from the lookup.
+    let orig = unsafe {
+        if let Some(state) = touch(entry, now_ns(), tcp_flags) {
+            if let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry)) {
+                (*other).state = state;
+            }
+        }
+        *entry
+    };
+    let l4_pseudo = key.proto != IPPROTO_ICMP;
+    let udp = key.proto == IPPROTO_UDP;
+    let rewritten = (|| -> Result<(), csum::CsumError> {
+        csum::l3_replace4(ctx, IP_OFF + IP_CHECK, ip.daddr, orig.addr)?;
+        if l4_pseudo {
+            csum::l4_replace_addr(ctx, check_off, ip.daddr, orig.addr, udp)?;
+        }
+        ctx.store(IP_OFF + IP_DADDR, &orig.addr, 0)
+            .map_err(|_| csum::CsumError)?;
+        if orig.port != key.dport {
+            csum::l4_replace2(ctx, check_off, key.dport, orig.port, udp)?;
+            ctx.store(port_off, &orig.port, 0)
+                .map_err(|_| csum::CsumError)?;
+        }
+        Ok(())
+    })();
+    if rewritten.is_err() {
+        return drop_packet(Counter::NatDropMalformed);
+    }
+    count(Counter::NatReversed);
+    deliver(ctx, cfg, ip, orig.addr)
+}
+
+/// Hands a reverse-translated packet on. Fast path: when the endpoint
+/// owning `daddr` is known, do the router's job here (TTL, MACs) and put
+/// the packet straight into the endpoint's namespace with
+/// `bpf_redirect_peer` on its switch port (`veth-N-br`, in this namespace).
+/// Otherwise the host stack routes it to `vbridge` as usual.
+#[inline(always)]
+fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
+    if cfg.flags & NAT_FLAG_FAST_PATH == 0 {
+        return TC_ACT_OK as i32;
+    }
+    // SAFETY: copied out at once.
+    let Some(ep) = (unsafe { NAT_ENDPOINTS.get(daddr) }).copied() else {
+        return TC_ACT_OK as i32;
+    };
+    if ip.ttl <= 1 || ep.port_ifindex == 0 {
+        // The host stack sends the ICMP time exceeded.
+        return TC_ACT_OK as i32;
+    }
+    // TTL and protocol share a 16-bit word of the header checksum.
+    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
+    let new = u16::from_ne_bytes([ip.ttl - 1, ip.proto]);
+    if csum::l3_replace2(ctx, IP_OFF + IP_CHECK, old, new).is_err()
+        || ctx.store(IP_OFF + IP_TTL, &(ip.ttl - 1), 0).is_err()
+        || ctx.store(0, &ep.mac, 0).is_err()
+        || ctx.store(6, &cfg.gateway_mac, 0).is_err()
+    {
+        return drop_packet(Counter::NatDropMalformed);
+    }
+    count(Counter::NatFastPath);
+    // SAFETY: plain helper call.
+    unsafe { bpf_redirect_peer(ep.port_ifindex, 0) as i32 }
+}

@@ -1,0 +1,59 @@
+//! Source NAT on the uplink (DESIGN.md §2).
+//!
+//! * [`egress`] (uplink TC egress): packets from the masqueraded subnet leave
+//!   with the external address and a port/echo id from the configured range;
+//! * [`ingress`] (uplink TC ingress): replies (and ICMP errors quoting a
+//!   translated packet) get the original destination back and are delivered
+//!   to the host stack or, on the fast path, straight into the endpoint's
+//!   namespace.
+//!
+//! The host's own traffic is never touched: the port range is reserved on
+//! the host (`ip_local_reserved_ports`), so a packet to the external address
+//! with no reply entry is the host's.
+
+mod alloc;
+mod egress;
+mod icmp_error;
+mod ingress;
+mod maps;
+mod parse;
+mod state;
+
+pub use egress::egress;
+pub use ingress::ingress;
+
+use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
+use netlab_common::counters::Counter;
+
+use crate::counters::count;
+
+/// Counts `reason` and drops the packet.
+#[inline(always)]
+fn drop_packet(reason: Counter) -> i32 {
+    count(reason);
+    TC_ACT_SHOT as i32
+}
+
+/// Counts the packet as the host's own and lets it through untouched.
+#[inline(always)]
+fn pass_host() -> i32 {
+    count(Counter::NatPassHost);
+    TC_ACT_OK as i32
+}
+
+/// The NAT configuration, if the control plane has enabled it.
+#[inline(always)]
+fn config() -> Option<netlab_common::nat::NatConfig> {
+    let cfg = maps::NAT_CONFIG.get(0)?;
+    if cfg.flags & netlab_common::nat::NAT_FLAG_ENABLED == 0 {
+        return None;
+    }
+    Some(*cfg)
+}
+
+/// Current time on the clock userspace reads as CLOCK_MONOTONIC.
+#[inline(always)]
+fn now_ns() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { aya_ebpf::helpers::bpf_ktime_get_ns() }
+}

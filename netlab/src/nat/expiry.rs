@@ -1,0 +1,217 @@
+//! Expiry of idle translations.
+//!
+//! The datapath stamps each entry with `bpf_ktime_get_ns` (CLOCK_MONOTONIC)
+//! on every packet; the control plane periodically removes flows idle for
+//! longer than their protocol's timeout (TCP by state, so a closed
+//! connection goes after `tcp_closing` rather than `tcp_established`). LRU
+//! eviction is only the last resort when the maps fill up.
+
+use std::{path::Path, time::Duration};
+
+use netlab_common::nat::NatKey;
+
+use super::{
+    NatError,
+    table::{FlowState, NatFlow, NatTable, Proto},
+};
+use crate::datapath::NatTimeouts;
+
+/// The idle timeout of a flow of `proto` in `state`.
+pub fn timeout_for(proto: Proto, state: FlowState, t: &NatTimeouts) -> Duration {
+    Duration::from_secs(match (proto, state) {
+        (Proto::Tcp, FlowState::SynSent) => t.tcp_syn,
+        (Proto::Tcp, FlowState::Closing) => t.tcp_closing,
+        (Proto::Tcp, _) => t.tcp_established,
+        (Proto::Udp, _) => t.udp,
+        (Proto::Icmp, _) => t.icmp,
+        // Never created by the datapath; treat like UDP.
+        (Proto::Other(_), _) => t.udp,
+    })
+}
+
+/// The flows to remove at `now_ns`.
+pub fn select_expired<'a>(flows: &'a [NatFlow], now_ns: u64, t: &NatTimeouts) -> Vec<&'a NatFlow> {
+    flows.iter().filter(|f| f.is_expired(now_ns, t)).collect()
+}
+
+/// CLOCK_MONOTONIC now, in nanoseconds: the datapath's clock.
+pub fn monotonic_now_ns() -> u64 {
+    let ts = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
+        .expect("CLOCK_MONOTONIC is always available");
+    ts.tv_sec() as u64 * 1_000_000_000 + ts.tv_nsec() as u64
+}
+
+/// What a sweep did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SweepStats {
+    /// Flows examined.
+    pub flows: usize,
+    /// Flows removed (both directions' entries).
+    pub expired: usize,
+    /// Expired-looking flows left alone because a packet refreshed them
+    /// while the sweep ran.
+    pub refreshed: usize,
+}
+
+/// Removes the expired flows of the lab whose maps are pinned in `pin_dir`.
+/// `now_ns` is [`monotonic_now_ns`] (a parameter so callers and tests
+/// control it).
+pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<SweepStats, NatError> {
+    let mut table = NatTable::open(pin_dir)?;
+    let flows = table.flows()?;
+    let mut stats = SweepStats {
+        flows: flows.len(),
+        ..Default::default()
+    };
+    for flow in select_expired(&flows, now_ns, timeouts) {
+        // A packet may have arrived since the table was read: delete only
+        // entries whose last-seen time is still the one we judged.
+        let unchanged = |seen: Option<u64>, key: Option<NatKey>, reply: bool| match key {
+            None => true,
+            Some(k) => {
+                let now_seen = if reply {
+                    table.reply_seen(&k)
+                } else {
+                    table.orig_seen(&k)
+                };
+                now_seen.is_none() || now_seen == seen
+            }
+        };
+        if !unchanged(flow.orig_seen_ns, flow.orig_key, false)
+            || !unchanged(flow.reply_seen_ns, flow.reply_key, true)
+        {
+            stats.refreshed += 1;
+            continue;
+        }
+        // Original direction first: once it is gone no packet can use the
+        // translation, and only then is its port released for reuse.
+        if let Some(k) = flow.orig_key {
+            table.remove(&k, false)?;
+        }
+        if let Some(k) = flow.reply_key {
+            table.remove(&k, true)?;
+        }
+        stats.expired += 1;
+    }
+    Ok(stats)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::nat::table::decode;
+    use netlab_common::nat::{
+        IPPROTO_ICMP, IPPROTO_UDP, NAT_STATE_NONE, NAT_STATE_TCP_CLOSING,
+        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry,
+    };
+
+    const S: u64 = 1_000_000_000;
+
+    fn flow(proto: u8, state: u8, seen: u64) -> [(NatKey, NatEntry); 2] {
+        let okey = NatKey {
+            saddr: u32::from_ne_bytes([192, 168, 28, 1]),
+            daddr: u32::from_ne_bytes([203, 0, 113, 2]),
+            sport: (1000 + proto as u16 * 10 + state as u16).to_be(),
+            dport: if proto == IPPROTO_ICMP {
+                0
+            } else {
+                80u16.to_be()
+            },
+            proto,
+            _pad: [0; 3],
+        };
+        let oval = NatEntry {
+            addr: u32::from_ne_bytes([203, 0, 113, 1]),
+            port: (40000 + proto as u16 * 10 + state as u16).to_be(),
+            state,
+            _pad: 0,
+            last_seen_ns: seen,
+        };
+        let rval = NatEntry {
+            addr: okey.saddr,
+            port: okey.sport,
+            ..oval
+        };
+        [(okey, oval), (okey.reply_key(&oval), rval)]
+    }
+
+    #[test]
+    fn timeouts_follow_protocol_and_tcp_state() {
+        let t = NatTimeouts::default();
+        assert_eq!(
+            timeout_for(Proto::Tcp, FlowState::Established, &t),
+            Duration::from_secs(t.tcp_established)
+        );
+        assert_eq!(
+            timeout_for(Proto::Tcp, FlowState::SynSent, &t),
+            Duration::from_secs(t.tcp_syn)
+        );
+        assert_eq!(
+            timeout_for(Proto::Tcp, FlowState::Closing, &t),
+            Duration::from_secs(t.tcp_closing)
+        );
+        assert_eq!(
+            timeout_for(Proto::Udp, FlowState::None, &t),
+            Duration::from_secs(t.udp)
+        );
+        assert_eq!(
+            timeout_for(Proto::Icmp, FlowState::None, &t),
+            Duration::from_secs(t.icmp)
+        );
+    }
+
+    #[test]
+    fn selection_uses_each_flows_timeout_and_the_later_direction() {
+        let t = NatTimeouts {
+            tcp_established: 1000,
+            tcp_closing: 10,
+            tcp_syn: 20,
+            udp: 30,
+            icmp: 5,
+        };
+        let now = 10_000 * S;
+        let established_old = flow(6, NAT_STATE_TCP_ESTABLISHED, now - 999 * S);
+        let closing_old = flow(6, NAT_STATE_TCP_CLOSING, now - 11 * S);
+        let syn_fresh = flow(6, NAT_STATE_TCP_SYN, now - 19 * S);
+        let udp_old = flow(IPPROTO_UDP, NAT_STATE_NONE, now - 30 * S);
+        let mut icmp_refreshed_by_reply = flow(IPPROTO_ICMP, NAT_STATE_NONE, now - 100 * S);
+        icmp_refreshed_by_reply[1].1.last_seen_ns = now - S;
+        let all = [
+            established_old,
+            closing_old,
+            syn_fresh,
+            udp_old,
+            icmp_refreshed_by_reply,
+        ];
+        let flows = decode(all.iter().map(|f| f[0]), all.iter().map(|f| f[1]));
+        assert_eq!(flows.len(), 5);
+        let expired = select_expired(&flows, now, &t);
+        let mut got: Vec<(Proto, FlowState)> = expired.iter().map(|f| (f.proto, f.state)).collect();
+        got.sort_by_key(|(p, s)| (p.to_string(), *s));
+        assert_eq!(
+            got,
+            vec![
+                (Proto::Tcp, FlowState::Closing),
+                (Proto::Udp, FlowState::None)
+            ]
+        );
+        let closing = expired
+            .iter()
+            .find(|f| f.state == FlowState::Closing)
+            .unwrap();
+        assert!(closing.orig_key.is_some() && closing.reply_key.is_some());
+        assert_eq!(closing.expires_in(now, &t), Duration::ZERO);
+        let syn = flows
+            .iter()
+            .find(|f| f.state == FlowState::SynSent)
+            .unwrap();
+        assert_eq!(syn.expires_in(now, &t), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn clock_is_monotonic_and_positive() {
+        let a = monotonic_now_ns();
+        let b = monotonic_now_ns();
+        assert!(a > 0 && b >= a);
+    }
+}

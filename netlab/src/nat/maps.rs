@@ -1,0 +1,33 @@
+//! Opening the NAT's maps, from a loaded object or from their pins.
+
+use std::path::Path;
+
+use aya::{
+    Ebpf,
+    maps::{Map, MapData},
+};
+
+use super::NatError;
+
+/// The pinned map `name` under `pin_dir`.
+pub fn open_pinned(pin_dir: &Path, name: &'static str) -> Result<Map, NatError> {
+    let path = pin_dir.join(name);
+    let data = MapData::from_pin(&path).map_err(|e| match e {
+        aya::maps::MapError::SyscallError(ref s)
+            if s.io_error.kind() == std::io::ErrorKind::NotFound =>
+        {
+            NatError::MissingMap {
+                name,
+                path: Some(path.clone()),
+            }
+        }
+        source => NatError::Map { name, source },
+    })?;
+    Map::from_map_data(data).map_err(|source| NatError::Map { name, source })
+}
+
+/// The map `name` of a loaded object.
+pub fn of_object<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Map, NatError> {
+    ebpf.map_mut(name)
+        .ok_or(NatError::MissingMap { name, path: None })
+}

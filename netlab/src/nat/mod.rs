@@ -1,0 +1,71 @@
+//! Userspace control of the eBPF source NAT (DESIGN.md §2): configuration
+//! (`nat_config`, `nat_endpoints`), the uplink's program attachment, a typed
+//! view of the translation table (`netlab nat list`), expiry, and the
+//! reservation of the NAT port range on the host.
+//!
+//! How the eBPF datapath's installer uses it (on a thread inside the host
+//! namespace):
+//! 1. [`loader_tweaks`] on the `EbpfLoader` before loading (map sizes);
+//! 2. [`configure`] with the plan, the uplink's address and `vbridge`'s MAC;
+//!    [`set_endpoint`] for every endpoint (fast path);
+//! 3. [`reserve_ports`] so host sockets never take a NAT port;
+//! 4. [`attach_uplink`] (tcx links, pinned, idempotent);
+//! 5. periodically [`sweep`] (expiry).
+
+mod attach;
+mod config;
+mod expiry;
+mod maps;
+mod sysctl;
+mod table;
+
+pub use attach::{
+    EGRESS_LINK_PIN, EGRESS_PROGRAM, INGRESS_LINK_PIN, INGRESS_PROGRAM, attach_uplink,
+};
+pub use config::{
+    configure, configure_pinned, loader_tweaks, nat_config, remove_endpoint,
+    remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
+};
+pub use expiry::{SweepStats, monotonic_now_ns, select_expired, sweep, timeout_for};
+pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
+pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
+
+use std::path::PathBuf;
+
+/// Errors of the NAT control plane.
+#[derive(Debug, thiserror::Error)]
+pub enum NatError {
+    #[error("invalid NAT plan: {0}")]
+    InvalidPlan(String),
+    #[error("NAT map {name} not found{}", .path.as_ref().map(|p| format!(" at {}", p.display())).unwrap_or_default())]
+    MissingMap {
+        name: &'static str,
+        path: Option<PathBuf>,
+    },
+    #[error("NAT map {name}: {source}")]
+    Map {
+        name: &'static str,
+        #[source]
+        source: aya::maps::MapError,
+    },
+    #[error("NAT program {name} not found in the eBPF object")]
+    MissingProgram { name: &'static str },
+    #[error("NAT program {name}: {source}")]
+    Program {
+        name: &'static str,
+        #[source]
+        source: aya::programs::ProgramError,
+    },
+    #[error("pinning {path}: {source}")]
+    Pin {
+        path: PathBuf,
+        #[source]
+        source: aya::pin::PinError,
+    },
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,329 @@
+//! A typed view of the translation table (`netlab nat list`, expiry).
+//!
+//! A flow is a `nat_orig` entry and its `nat_reply` partner. Either may be
+//! missing (LRU eviction of one of them, or a sweep interrupted between the
+//! two deletes); such a half flow is still listed, so it can be expired.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    net::{Ipv4Addr, SocketAddrV4},
+    path::Path,
+    time::Duration,
+};
+
+use aya::maps::{HashMap as BpfHashMap, Map, MapData};
+use netlab_common::nat::{
+    IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_ORIG_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING,
+    NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry, NatKey,
+};
+
+use super::{NatError, expiry::timeout_for, maps::open_pinned};
+use crate::datapath::NatTimeouts;
+
+/// The flow's protocol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Proto {
+    Tcp,
+    Udp,
+    Icmp,
+    Other(u8),
+}
+
+impl Proto {
+    pub fn from_number(n: u8) -> Self {
+        match n {
+            IPPROTO_TCP => Proto::Tcp,
+            IPPROTO_UDP => Proto::Udp,
+            IPPROTO_ICMP => Proto::Icmp,
+            n => Proto::Other(n),
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Proto::Tcp => f.write_str("tcp"),
+            Proto::Udp => f.write_str("udp"),
+            Proto::Icmp => f.write_str("icmp"),
+            Proto::Other(n) => write!(f, "proto-{n}"),
+        }
+    }
+}
+
+/// The flow's state as the datapath recorded it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FlowState {
+    /// UDP, ICMP: no state machine.
+    None,
+    /// TCP: SYN sent, no answer yet.
+    SynSent,
+    Established,
+    /// TCP: FIN or RST seen.
+    Closing,
+}
+
+impl FlowState {
+    pub fn from_raw(state: u8) -> Self {
+        match state {
+            NAT_STATE_TCP_SYN => FlowState::SynSent,
+            NAT_STATE_TCP_ESTABLISHED => FlowState::Established,
+            NAT_STATE_TCP_CLOSING => FlowState::Closing,
+            _ => FlowState::None,
+        }
+    }
+}
+
+impl fmt::Display for FlowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            FlowState::None => "-",
+            FlowState::SynSent => "SYN_SENT",
+            FlowState::Established => "ESTABLISHED",
+            FlowState::Closing => "CLOSING",
+        })
+    }
+}
+
+/// One translation, decoded. For ICMP the "ports" are the echo id (the
+/// remote side's is 0).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NatFlow {
+    pub proto: Proto,
+    /// Lab endpoint's address and port/id, as sent.
+    pub orig_src: SocketAddrV4,
+    /// The remote peer.
+    pub remote: SocketAddrV4,
+    /// What the remote sees: the external address and translated port/id.
+    pub translated: SocketAddrV4,
+    pub state: FlowState,
+    /// Later of the two directions' last-seen times (CLOCK_MONOTONIC ns).
+    pub last_seen_ns: u64,
+    /// The map keys, for deletion. `None` when that direction's entry is missing.
+    pub orig_key: Option<NatKey>,
+    pub reply_key: Option<NatKey>,
+    /// Last-seen times of each entry as read (a sweep deletes only entries
+    /// that did not change since).
+    pub orig_seen_ns: Option<u64>,
+    pub reply_seen_ns: Option<u64>,
+}
+
+fn sock(addr: u32, port: u16) -> SocketAddrV4 {
+    SocketAddrV4::new(Ipv4Addr::from(u32::from_be(addr)), u16::from_be(port))
+}
+
+impl NatFlow {
+    /// Time since the last packet in either direction.
+    pub fn age(&self, now_ns: u64) -> Duration {
+        Duration::from_nanos(now_ns.saturating_sub(self.last_seen_ns))
+    }
+
+    /// The timeout that applies to this flow.
+    pub fn timeout(&self, timeouts: &NatTimeouts) -> Duration {
+        timeout_for(self.proto, self.state, timeouts)
+    }
+
+    /// Time left before the flow expires (zero when expired).
+    pub fn expires_in(&self, now_ns: u64, timeouts: &NatTimeouts) -> Duration {
+        self.timeout(timeouts).saturating_sub(self.age(now_ns))
+    }
+
+    pub fn is_expired(&self, now_ns: u64, timeouts: &NatTimeouts) -> bool {
+        self.age(now_ns) >= self.timeout(timeouts)
+    }
+}
+
+/// Joins the two directions' entries into flows, sorted by protocol and
+/// original source.
+pub fn decode(
+    orig: impl IntoIterator<Item = (NatKey, NatEntry)>,
+    reply: impl IntoIterator<Item = (NatKey, NatEntry)>,
+) -> Vec<NatFlow> {
+    let mut replies: HashMap<NatKey, NatEntry> = reply.into_iter().collect();
+    let mut flows = Vec::new();
+    for (okey, oval) in orig {
+        let rkey = okey.reply_key(&oval);
+        let rval = replies.remove(&rkey);
+        let (state, last_seen_ns) = match rval {
+            // States are mirrored; if they differ, the more recent wins.
+            Some(r) if r.last_seen_ns > oval.last_seen_ns => (r.state, r.last_seen_ns),
+            _ => (oval.state, oval.last_seen_ns),
+        };
+        flows.push(NatFlow {
+            proto: Proto::from_number(okey.proto),
+            orig_src: sock(okey.saddr, okey.sport),
+            remote: sock(okey.daddr, okey.dport),
+            translated: sock(oval.addr, oval.port),
+            state: FlowState::from_raw(state),
+            last_seen_ns,
+            orig_key: Some(okey),
+            reply_key: rval.map(|_| rkey),
+            orig_seen_ns: Some(oval.last_seen_ns),
+            reply_seen_ns: rval.map(|r| r.last_seen_ns),
+        });
+    }
+    // Reply entries whose original-direction partner is gone.
+    for (rkey, rval) in replies {
+        flows.push(NatFlow {
+            proto: Proto::from_number(rkey.proto),
+            orig_src: sock(rval.addr, rval.port),
+            remote: sock(rkey.saddr, rkey.sport),
+            translated: sock(rkey.daddr, rkey.dport),
+            state: FlowState::from_raw(rval.state),
+            last_seen_ns: rval.last_seen_ns,
+            orig_key: None,
+            reply_key: Some(rkey),
+            orig_seen_ns: None,
+            reply_seen_ns: Some(rval.last_seen_ns),
+        });
+    }
+    flows.sort_by_key(|f| (f.proto.to_string(), f.orig_src, f.remote));
+    flows
+}
+
+/// The NAT table of a lab, read from its pinned maps.
+pub struct NatTable {
+    orig: BpfHashMap<MapData, NatKey, NatEntry>,
+    reply: BpfHashMap<MapData, NatKey, NatEntry>,
+}
+
+fn typed(map: Map, name: &'static str) -> Result<BpfHashMap<MapData, NatKey, NatEntry>, NatError> {
+    BpfHashMap::try_from(map).map_err(|source| NatError::Map { name, source })
+}
+
+impl NatTable {
+    /// Opens the pinned `nat_orig` and `nat_reply` under `pin_dir`.
+    pub fn open(pin_dir: &Path) -> Result<Self, NatError> {
+        Ok(Self {
+            orig: typed(open_pinned(pin_dir, NAT_ORIG_MAP)?, NAT_ORIG_MAP)?,
+            reply: typed(open_pinned(pin_dir, NAT_REPLY_MAP)?, NAT_REPLY_MAP)?,
+        })
+    }
+
+    fn entries(
+        map: &BpfHashMap<MapData, NatKey, NatEntry>,
+        name: &'static str,
+    ) -> Result<Vec<(NatKey, NatEntry)>, NatError> {
+        let mut out = Vec::new();
+        for item in map.iter() {
+            match item {
+                Ok(kv) => out.push(kv),
+                // Deleted by the datapath/LRU while we iterated: skip.
+                Err(aya::maps::MapError::KeyNotFound) => continue,
+                Err(source) => return Err(NatError::Map { name, source }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every flow, decoded.
+    pub fn flows(&self) -> Result<Vec<NatFlow>, NatError> {
+        Ok(decode(
+            Self::entries(&self.orig, NAT_ORIG_MAP)?,
+            Self::entries(&self.reply, NAT_REPLY_MAP)?,
+        ))
+    }
+
+    pub(super) fn orig_seen(&self, key: &NatKey) -> Option<u64> {
+        self.orig.get(key, 0).ok().map(|e| e.last_seen_ns)
+    }
+
+    pub(super) fn reply_seen(&self, key: &NatKey) -> Option<u64> {
+        self.reply.get(key, 0).ok().map(|e| e.last_seen_ns)
+    }
+
+    /// Deletes one direction's entry; a missing entry is not an error.
+    pub(super) fn remove(&mut self, key: &NatKey, reply: bool) -> Result<bool, NatError> {
+        let (map, name) = if reply {
+            (&mut self.reply, NAT_REPLY_MAP)
+        } else {
+            (&mut self.orig, NAT_ORIG_MAP)
+        };
+        match map.remove(key) {
+            Ok(()) => Ok(true),
+            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
+            Err(aya::maps::MapError::SyscallError(s))
+                if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(false)
+            }
+            Err(source) => Err(NatError::Map { name, source }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn be(a: [u8; 4]) -> u32 {
+        u32::from_ne_bytes(a)
+    }
+
+    pub(crate) fn tcp_flow(
+        sport: u16,
+        xport: u16,
+        seen: u64,
+        state: u8,
+    ) -> [(NatKey, NatEntry); 2] {
+        let okey = NatKey {
+            saddr: be([192, 168, 28, 1]),
+            daddr: be([203, 0, 113, 2]),
+            sport: sport.to_be(),
+            dport: 80u16.to_be(),
+            proto: IPPROTO_TCP,
+            _pad: [0; 3],
+        };
+        let oval = NatEntry {
+            addr: be([203, 0, 113, 1]),
+            port: xport.to_be(),
+            state,
+            _pad: 0,
+            last_seen_ns: seen,
+        };
+        let rkey = okey.reply_key(&oval);
+        let rval = NatEntry {
+            addr: okey.saddr,
+            port: okey.sport,
+            state,
+            _pad: 0,
+            last_seen_ns: seen,
+        };
+        [(okey, oval), (rkey, rval)]
+    }
+
+    #[test]
+    fn decodes_joined_flows_in_host_order() {
+        let [o, mut r] = tcp_flow(5000, 40001, 100, NAT_STATE_TCP_ESTABLISHED);
+        r.1.last_seen_ns = 250;
+        let flows = decode([o], [r]);
+        assert_eq!(flows.len(), 1);
+        let f = &flows[0];
+        assert_eq!(f.proto, Proto::Tcp);
+        assert_eq!(f.orig_src, "192.168.28.1:5000".parse().unwrap());
+        assert_eq!(f.remote, "203.0.113.2:80".parse().unwrap());
+        assert_eq!(f.translated, "203.0.113.1:40001".parse().unwrap());
+        assert_eq!(f.state, FlowState::Established);
+        assert_eq!(f.last_seen_ns, 250, "the later direction counts");
+        assert_eq!(f.orig_key, Some(o.0));
+        assert_eq!(f.reply_key, Some(r.0));
+        assert_eq!(f.age(1_250), Duration::from_nanos(1_000));
+        assert_eq!(f.age(10), Duration::ZERO, "never negative");
+    }
+
+    #[test]
+    fn half_flows_are_listed() {
+        let [o1, _] = tcp_flow(5000, 40001, 100, NAT_STATE_TCP_SYN);
+        let [_, r2] = tcp_flow(5001, 40002, 100, NAT_STATE_TCP_SYN);
+        let flows = decode([o1], [r2]);
+        assert_eq!(flows.len(), 2);
+        let only_orig = flows.iter().find(|f| f.orig_src.port() == 5000).unwrap();
+        assert!(only_orig.reply_key.is_none());
+        let only_reply = flows.iter().find(|f| f.orig_src.port() == 5001).unwrap();
+        assert!(only_reply.orig_key.is_none());
+        assert_eq!(only_reply.translated, "203.0.113.1:40002".parse().unwrap());
+        assert_eq!(only_reply.remote, "203.0.113.2:80".parse().unwrap());
+        assert_eq!(only_reply.state, FlowState::SynSent);
+    }
+}
