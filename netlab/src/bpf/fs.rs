@@ -3,6 +3,7 @@
 //! Layout of `/sys/fs/bpf/netlab/<lab>/`:
 //! - one file per pinned map, named after the map (`netlab_common::maps`);
 //! - `prog_port`: the port program, so `add_port` can attach it later;
+//! - `prog_port_new`: transient, while a re-install swaps the program pin;
 //! - `link_port_<dev>`: the tcx link of each switch port. A pinned link
 //!   keeps the program attached after netlab exits; removing the pin (with
 //!   no fd open) detaches it.
@@ -60,12 +61,28 @@ pub fn lab_dir(lab: &str) -> PathBuf {
 
 /// The pinned tcx link of the port on `dev`.
 pub fn link_pin(dir: &Path, dev: &str) -> PathBuf {
-    dir.join(format!("{LINK_PORT_PREFIX}{dev}"))
+    dir.join(format!("{LINK_PORT_PREFIX}{}", encode_name(dev)))
+}
+
+/// bpffs refuses names containing '.' (EPERM), which interface names may
+/// contain (`eth0.100`): pin names spell it `%2e` (and '%' as `%25`).
+pub fn encode_name(name: &str) -> String {
+    name.replace('%', "%25").replace('.', "%2e")
+}
+
+/// The inverse of [`encode_name`].
+pub fn decode_name(name: &str) -> String {
+    name.replace("%2e", ".").replace("%25", "%")
 }
 
 /// The pinned port program.
 pub fn prog_pin(dir: &Path) -> PathBuf {
     dir.join(PROG_PORT_PIN)
+}
+
+/// Where a new program is pinned before it replaces [`prog_pin`].
+pub fn prog_pin_new(dir: &Path) -> PathBuf {
+    dir.join(format!("{PROG_PORT_PIN}_new"))
 }
 
 /// Names of the entries of a pin directory (empty when it does not exist).
@@ -87,7 +104,7 @@ pub fn entries(dir: &Path) -> Result<BTreeSet<String>> {
 pub fn linked_devices(dir: &Path) -> Result<BTreeSet<String>> {
     Ok(entries(dir)?
         .into_iter()
-        .filter_map(|name| name.strip_prefix(LINK_PORT_PREFIX).map(str::to_owned))
+        .filter_map(|name| name.strip_prefix(LINK_PORT_PREFIX).map(decode_name))
         .collect())
 }
 
@@ -142,5 +159,18 @@ fn pin_error(what: &'static str, path: &Path, source: io::Error) -> Error {
         what,
         path: path.to_path_buf(),
         source,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pin_names_avoid_dots() {
+        let pin = link_pin(Path::new("/x"), "eth0.100");
+        assert_eq!(pin, Path::new("/x/link_port_eth0%2e100"));
+        assert_eq!(decode_name("eth0%2e100"), "eth0.100");
+        assert_eq!(decode_name(&encode_name("a%2e.b")), "a%2e.b");
     }
 }

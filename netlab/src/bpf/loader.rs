@@ -56,17 +56,21 @@ pub fn load_classifier<'a>(
     Ok(program)
 }
 
-/// Pins `program` at `path`, replacing what is there in one step (pin to a
-/// temporary name, then rename over it).
-pub fn pin_program(program: &mut SchedClassifier, name: &'static str, path: &Path) -> Result<()> {
-    let tmp = path.with_extension("new");
-    remove_pin(&tmp)?;
-    program.pin(&tmp).map_err(|e| Error::Pin {
+/// Pins `program` at `path`, replacing what is there in one step (pin to
+/// `tmp`, then rename over `path`).
+pub fn pin_program(
+    program: &mut SchedClassifier,
+    name: &'static str,
+    path: &Path,
+    tmp: &Path,
+) -> Result<()> {
+    remove_pin(tmp)?;
+    program.pin(tmp).map_err(|e| Error::Pin {
         what: "cannot pin program",
-        path: tmp.clone(),
+        path: tmp.to_path_buf(),
         source: std::io::Error::other(format!("{name}: {e}")),
     })?;
-    fs::rename(&tmp, path).map_err(|source| Error::Pin {
+    fs::rename(tmp, path).map_err(|source| Error::Pin {
         what: "cannot replace program pin",
         path: path.to_path_buf(),
         source,

@@ -92,7 +92,12 @@ fn install_in(dir: &Path, ports: &[ResolvedPort<'_>]) -> Result<()> {
         let change = loader::attach_pinned(program, dev, &fs::link_pin(dir, dev))?;
         log::debug!("port {dev}: link {change:?}");
     }
-    loader::pin_program(program, PORT_PROGRAM, &fs::prog_pin(dir))
+    loader::pin_program(
+        program,
+        PORT_PROGRAM,
+        &fs::prog_pin(dir),
+        &fs::prog_pin_new(dir),
+    )
 }
 
 /// Removes what a failed install pinned: entries that were not there before
@@ -508,19 +513,18 @@ fn installed_dir(lab: &str) -> Result<PathBuf> {
     }
 }
 
-/// Lab names become a directory name under bpffs.
+/// Lab names become a directory name under bpffs, which refuses '.'.
 fn validate_lab(lab: &str) -> Result<()> {
     let ok = !lab.is_empty()
         && lab.len() <= 64
-        && !lab.starts_with('.')
         && lab
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     if ok {
         Ok(())
     } else {
         Err(Error::InvalidPlan(format!(
-            "lab name {lab:?}: use 1-64 letters, digits, '-', '_' or '.', not starting with '.'"
+            "lab name {lab:?}: use 1-64 letters, digits, '-' or '_'"
         )))
     }
 }
