@@ -1,6 +1,7 @@
 //! netlab: a container network lab on one Linux host, on a kernel-bridge or
 //! an eBPF datapath.
 
+pub mod bpf;
 pub mod check;
 pub mod cidr;
 pub mod cli;

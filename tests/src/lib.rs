@@ -247,3 +247,5 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
 }
 
 pub mod packets;
+
+pub mod frames;
