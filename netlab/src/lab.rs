@@ -73,8 +73,9 @@ pub enum LabError {
     Teardown(Vec<String>),
 }
 
-fn ebpf_err(e: anyhow::Error) -> LabError {
-    LabError::Ebpf(format!("{e:#}"))
+fn ebpf_err(e: crate::bpf::Error) -> LabError {
+    // Keep the whole chain: the verifier tail and the hint live in sources.
+    LabError::Ebpf(format!("{:#}", anyhow::Error::new(e)))
 }
 
 /// What `up` did.

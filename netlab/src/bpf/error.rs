@@ -23,6 +23,12 @@ pub enum Error {
     #[error("invalid datapath plan: {0}")]
     InvalidPlan(String),
 
+    #[error("source NAT: {0}")]
+    Nat(#[from] crate::nat::NatError),
+
+    #[error("the uplink {dev} has no IPv4 address to masquerade with")]
+    NoUplinkAddress { dev: String },
+
     #[error(
         "this thread is not in the lab's host namespace {expected}: the eBPF datapath must be \
          installed from inside it"

@@ -134,7 +134,9 @@ pub fn remove_lab_dir(dir: &Path) -> Result<()> {
     let names = entries(dir)?;
     let (links, rest): (Vec<_>, Vec<_>) = names
         .into_iter()
-        .partition(|name| name.starts_with(LINK_PORT_PREFIX));
+        // Every tcx link (ports and uplink) goes first, so nothing keeps
+        // running against maps that are being removed.
+        .partition(|name| name.starts_with("link_"));
     for name in links.iter().chain(rest.iter()) {
         let path = dir.join(name);
         if path.is_dir() {

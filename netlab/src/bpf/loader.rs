@@ -12,6 +12,8 @@ use aya::{
     },
 };
 
+use crate::datapath::NatPlan;
+
 use super::{
     error::{Error, Result},
     fs::remove_pin,
@@ -24,7 +26,7 @@ pub const PORT_PROGRAM: &str = "netlab_port";
 /// Loads `netlab::EBPF_OBJECT`, creating its pinned maps in `pin_dir` or
 /// reusing the ones already there (that is what makes a restart pick up
 /// the running datapath's state). Programs are not loaded yet.
-pub fn load_object(pin_dir: &Path) -> Result<Ebpf> {
+pub fn load_object(pin_dir: &Path, nat: Option<&NatPlan>) -> Result<Ebpf> {
     if crate::EBPF_OBJECT.is_empty() {
         return Err(Error::EmptyObject);
     }
@@ -32,8 +34,12 @@ pub fn load_object(pin_dir: &Path) -> Result<Ebpf> {
     // No aya-log logger here: the log ring buffer stays inside `Ebpf` until
     // the programs are loaded (they keep a reference to it), and `netlab
     // trace` attaches to it later through the pinned program's map ids.
-    EbpfLoader::new()
-        .default_map_pin_directory(pin_dir)
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(pin_dir);
+    if let Some(nat) = nat {
+        crate::nat::loader_tweaks(&mut loader, nat);
+    }
+    loader
         .load(crate::EBPF_OBJECT)
         .map_err(|source| Error::Load { source })
 }

@@ -56,23 +56,74 @@ pub fn is_installed(lab: &str) -> bool {
 /// the plan are removed. On failure, the pins this call created are
 /// removed (and the directory, if this call created it).
 ///
-/// `plan.nat` is not handled here: the NAT programs are installed by the
-/// NAT datapath from the same object and pin directory.
+/// With `plan.nat`, the source NAT is installed from the same object and
+/// pin directory: `nat_config` (the uplink's current address, `vbridge`'s
+/// MAC for the fast path), `nat_endpoints`, and the two uplink programs as
+/// pinned tcx links. Its translations live in pinned maps too, so a
+/// re-install keeps every established flow.
 pub fn install(plan: &SwitchPlan) -> Result<()> {
     validate_lab(&plan.lab)?;
     validate_ports(&plan.ports)?;
     check_namespace(plan.host_netns.as_deref())?;
     let ports = plan.ports.iter().map(resolve).collect::<Result<Vec<_>>>()?;
+    let nat = match &plan.nat {
+        Some(nat) => Some((nat, uplink_ipv4(&nat.uplink_dev)?)),
+        None => None,
+    };
 
     fs::ensure_bpffs()?;
     let dir = fs::lab_dir(&plan.lab);
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
-    install_in(&dir, &ports).inspect_err(|_| rollback(&dir, &before, created_dir))
+    install_in(&dir, &ports, nat).inspect_err(|_| rollback(&dir, &before, created_dir))
 }
 
-fn install_in(dir: &Path, ports: &[ResolvedPort<'_>]) -> Result<()> {
-    let mut ebpf = loader::load_object(dir)?;
+/// The first IPv4 address of `dev` in the calling thread's namespace: the
+/// address the NAT masquerades with.
+pub fn uplink_ipv4(dev: &str) -> Result<Ipv4Addr> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|source| Error::NoDevice {
+        dev: dev.to_owned(),
+        source,
+    })?;
+    addrs
+        .filter(|a| a.interface_name == dev)
+        .find_map(|a| a.address?.as_sockaddr_in().map(|sin| sin.ip()))
+        .ok_or_else(|| Error::NoUplinkAddress {
+            dev: dev.to_owned(),
+        })
+}
+
+fn install_nat(
+    ebpf: &mut aya::Ebpf,
+    dir: &Path,
+    nat: &super::NatPlan,
+    external: Ipv4Addr,
+    ports: &[ResolvedPort<'_>],
+) -> Result<()> {
+    let gateway_mac = ports
+        .iter()
+        .find(|p| p.plan.role == PortRole::Gateway)
+        .map(|p| p.plan.mac)
+        .ok_or_else(|| Error::InvalidPlan("source NAT needs a gateway port".into()))?;
+    crate::nat::configure(ebpf, nat, external, gateway_mac, true)?;
+    for port in ports.iter().filter(|p| p.plan.role == PortRole::Endpoint) {
+        crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
+    }
+    crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
+    Ok(())
+}
+
+fn install_in(
+    dir: &Path,
+    ports: &[ResolvedPort<'_>],
+    nat: Option<(&super::NatPlan, Ipv4Addr)>,
+) -> Result<()> {
+    let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
+    if let Some((plan, external)) = nat {
+        // NAT first: the switch's links below are what make the lab reach
+        // the uplink at all.
+        install_nat(&mut ebpf, dir, plan, external, ports)?;
+    }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 
     // Ports that left the plan lose their link first, so they never see a
@@ -175,7 +226,15 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         }
         return Err(e);
     }
+    if port.role == PortRole::Endpoint && nat_installed(&dir) {
+        crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
+    }
     Ok(())
+}
+
+/// Whether the lab's datapath includes the source NAT (its config is pinned).
+fn nat_installed(dir: &Path) -> bool {
+    dir.join(netlab_common::nat::NAT_CONFIG_MAP).exists()
 }
 
 /// Removes one port from a running lab (`netlab detach`): its link, then
@@ -202,6 +261,9 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
         });
     if let Some((ifindex, _)) = found {
         erase_port(&mut maps, *ifindex)?;
+    }
+    if nat_installed(&dir) {
+        crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
     }
     Ok(())
 }
