@@ -36,7 +36,11 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
         .output()
         .context("running `ip` (iproute2): is it installed?")?;
     if !out.status.success() {
-        bail!("ip {} failed: {}", args.join(" "), String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "ip {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -44,7 +48,10 @@ fn ip(args: &[&str]) -> anyhow::Result<()> {
 impl DirectPair {
     /// Namespace names for a bench prefix.
     pub fn names(prefix: &str) -> (String, String) {
-        (format!("{prefix}-direct-ns1"), format!("{prefix}-direct-ns2"))
+        (
+            format!("{prefix}-direct-ns1"),
+            format!("{prefix}-direct-ns2"),
+        )
     }
 
     /// Create `<prefix>-direct-ns1` and `-ns2` joined by a veth pair with
@@ -80,14 +87,32 @@ impl DirectPair {
         // Created directly inside the two namespaces: nothing appears in the
         // root namespace, not even for a moment.
         ip(&[
-            "link", "add", CLIENT_DEV, "netns", &self.client_ns, "type", "veth", "peer", "name",
-            SERVER_DEV, "netns", &self.server_ns,
+            "link",
+            "add",
+            CLIENT_DEV,
+            "netns",
+            &self.client_ns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            SERVER_DEV,
+            "netns",
+            &self.server_ns,
         ])?;
         for (ns, dev, addr) in [
             (&self.client_ns, CLIENT_DEV, self.client_addr),
             (&self.server_ns, SERVER_DEV, self.server_addr),
         ] {
-            ip(&["-n", ns, "addr", "add", &format!("{addr}/{PREFIX_LEN}"), "dev", dev])?;
+            ip(&[
+                "-n",
+                ns,
+                "addr",
+                "add",
+                &format!("{addr}/{PREFIX_LEN}"),
+                "dev",
+                dev,
+            ])?;
             ip(&["-n", ns, "link", "set", dev, "up"])?;
         }
         Ok(())

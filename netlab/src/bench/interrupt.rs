@@ -33,9 +33,14 @@ pub struct SigintGuard {
 
 pub fn install() -> anyhow::Result<SigintGuard> {
     REQUESTED.store(false, Ordering::SeqCst);
-    let action = SigAction::new(SigHandler::Handler(on_sigint), SaFlags::SA_RESTART, SigSet::empty());
+    let action = SigAction::new(
+        SigHandler::Handler(on_sigint),
+        SaFlags::SA_RESTART,
+        SigSet::empty(),
+    );
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    let previous = unsafe { sigaction(Signal::SIGINT, &action) }.context("installing the SIGINT handler")?;
+    let previous =
+        unsafe { sigaction(Signal::SIGINT, &action) }.context("installing the SIGINT handler")?;
     Ok(SigintGuard { previous })
 }
 

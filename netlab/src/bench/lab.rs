@@ -171,7 +171,12 @@ impl NetlabLab {
         let file = dir.join(format!("{}.toml", spec.name));
         std::fs::write(&file, lab_file_toml(&spec))
             .with_context(|| format!("writing {}", file.display()))?;
-        let mut lab = NetlabLab { spec, file, netlab, is_up: false };
+        let mut lab = NetlabLab {
+            spec,
+            file,
+            netlab,
+            is_up: false,
+        };
         let file = lab.file.to_string_lossy().into_owned();
         // A state file left by an interrupted bench: `down` works after a
         // crash and removes exactly what that lab owned.
@@ -182,7 +187,10 @@ impl NetlabLab {
         // From here on drop runs `down`: a failed `up` rolls back by itself,
         // and `down` of a half-made lab removes what its state file recorded.
         lab.is_up = true;
-        run_netlab(&lab.netlab, &["up", "-f", &file, "--datapath", lab.spec.datapath])?;
+        run_netlab(
+            &lab.netlab,
+            &["up", "-f", &file, "--datapath", lab.spec.datapath],
+        )?;
         Ok(lab)
     }
 
@@ -229,14 +237,14 @@ pub struct Internet {
 
 /// A lab the bench owns; torn down on drop.
 pub enum BenchLab {
-    Netlab(NetlabLab),
+    Netlab(Box<NetlabLab>),
     Direct(DirectPair),
 }
 
 impl BenchLab {
     pub fn create(prefix: &str, datapath: BenchDatapath, dir: &Path) -> anyhow::Result<BenchLab> {
         match LabSpec::for_datapath(prefix, datapath) {
-            Some(spec) => Ok(BenchLab::Netlab(NetlabLab::up(spec, dir)?)),
+            Some(spec) => Ok(BenchLab::Netlab(Box::new(NetlabLab::up(spec, dir)?))),
             None => Ok(BenchLab::Direct(DirectPair::create(prefix)?)),
         }
     }
@@ -287,9 +295,18 @@ mod tests {
         assert_eq!(doc["gateway"].as_str(), Some("10.201.2.254"));
         assert_eq!(doc["host"]["mode"].as_str(), Some("sandbox"));
         assert_eq!(doc["host"]["namespace"].as_str(), Some("bench-ebpf-host"));
-        assert_eq!(doc["host"]["internet_namespace"].as_str(), Some("bench-ebpf-inet"));
-        assert_eq!(doc["host"]["internet_address"].as_str(), Some("203.0.113.2/24"));
-        assert_eq!(doc["host"]["uplink_address"].as_str(), Some("203.0.113.1/24"));
+        assert_eq!(
+            doc["host"]["internet_namespace"].as_str(),
+            Some("bench-ebpf-inet")
+        );
+        assert_eq!(
+            doc["host"]["internet_address"].as_str(),
+            Some("203.0.113.2/24")
+        );
+        assert_eq!(
+            doc["host"]["uplink_address"].as_str(),
+            Some("203.0.113.1/24")
+        );
         let ns = doc["namespaces"].as_array().unwrap();
         assert_eq!(ns.len(), 2);
         assert_eq!(ns[0]["name"].as_str(), Some("bench-ebpf-ns1"));

@@ -56,7 +56,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
         println!("chart: {}", path.display());
     }
     if !report.failures.is_empty() {
-        bail!("{} measurement(s) failed (see above)", report.failures.len());
+        bail!(
+            "{} measurement(s) failed (see above)",
+            report.failures.len()
+        );
     }
     Ok(())
 }
@@ -68,7 +71,11 @@ fn check_writable(path: &Path) -> anyhow::Result<()> {
         _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
-        bail!("cannot write {}: {} is not a directory", path.display(), dir.display());
+        bail!(
+            "cannot write {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
     }
     Ok(())
 }
@@ -117,7 +124,12 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
             .expect("valid progress template"),
     );
-    let mut run = Run { plan, bar, samples: Vec::new(), failures: Vec::new() };
+    let mut run = Run {
+        plan,
+        bar,
+        samples: Vec::new(),
+        failures: Vec::new(),
+    };
 
     // Warm-up: one short TCP run per datapath (ARP, caches, CPU clocks),
     // through the NAT where there is one; discarded.
@@ -141,9 +153,13 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
     for round in 1..=plan.rounds {
         let servers = start_servers(plan, &endpoints)?;
         for &workload in &plan.workloads {
-            for ep in endpoints.iter().filter(|ep| workload.skip_reason(ep.datapath).is_none()) {
+            for ep in endpoints
+                .iter()
+                .filter(|ep| workload.skip_reason(ep.datapath).is_none())
+            {
                 interrupt::check()?;
-                run.bar.set_message(format!("round {round}: {} {}", ep.datapath, workload.id()));
+                run.bar
+                    .set_message(format!("round {round}: {} {}", ep.datapath, workload.id()));
                 let result = measure_one(plan, workload, ep);
                 interrupt::check()?;
                 match result {
@@ -178,7 +194,10 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         }
     }
     if !teardown_errors.is_empty() {
-        bail!("bringing the bench labs down failed: {}", teardown_errors.join("; "));
+        bail!(
+            "bringing the bench labs down failed: {}",
+            teardown_errors.join("; ")
+        );
     }
 
     let skipped = skipped(run.plan);
@@ -206,7 +225,8 @@ fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Ser
         if let Some(inet) = &ep.internet {
             let ns = NsCpu::new(&inet.namespace, plan.server_cpu);
             all.push(
-                Servers::start(&ns, needs_inet).with_context(|| format!("servers in {}", ns.netns))?,
+                Servers::start(&ns, needs_inet)
+                    .with_context(|| format!("servers in {}", ns.netns))?,
             );
         }
     }
@@ -217,7 +237,11 @@ fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Ser
 fn measure_one(plan: &Plan, workload: Workload, ep: &Endpoints) -> anyhow::Result<Measured> {
     let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
     let secs = plan.duration_secs;
-    let inet = || ep.internet.as_ref().context("this datapath has no internet side");
+    let inet = || {
+        ep.internet
+            .as_ref()
+            .context("this datapath has no internet side")
+    };
     match workload {
         Workload::NsTcp1 => workload::tcp_throughput(&client, ep.server_address, 1, secs),
         Workload::NsTcp2 => workload::tcp_throughput(&client, ep.server_address, 2, secs),
@@ -240,8 +264,12 @@ fn measure_one(plan: &Plan, workload: Workload, ep: &Endpoints) -> anyhow::Resul
             }
             let target = SocketAddrV4::new(inet.address, workload::ACCEPT_PORT);
             let rate = workload::connection_rate(&client, target, secs)?;
-            m.values.push((plan::Metric::ConnectionsPerSecond, rate.connections as f64 / rate.seconds));
-            m.details.insert("connections".into(), rate.connections as f64);
+            m.values.push((
+                plan::Metric::ConnectionsPerSecond,
+                rate.connections as f64 / rate.seconds,
+            ));
+            m.details
+                .insert("connections".into(), rate.connections as f64);
             m.details.insert("failures".into(), rate.failures as f64);
             m.details.insert("seconds".into(), rate.seconds);
             if let Some(n) = nattable::entries(ep.datapath, &ep.lab, &inet.host_namespace) {
@@ -257,7 +285,11 @@ fn to_sample(round: u32, datapath: BenchDatapath, workload: Workload, m: Measure
         round,
         datapath,
         workload,
-        values: m.values.into_iter().map(|(k, v)| (k.id().to_string(), v)).collect(),
+        values: m
+            .values
+            .into_iter()
+            .map(|(k, v)| (k.id().to_string(), v))
+            .collect(),
         details: m.details,
     }
 }
@@ -267,7 +299,11 @@ fn skipped(plan: &Plan) -> Vec<Skipped> {
     for &workload in &plan.workloads {
         for &datapath in &plan.datapaths {
             if let Some(reason) = workload.skip_reason(datapath) {
-                out.push(Skipped { workload, datapath, reason: reason.to_string() });
+                out.push(Skipped {
+                    workload,
+                    datapath,
+                    reason: reason.to_string(),
+                });
             }
         }
     }
@@ -291,14 +327,20 @@ fn settings(plan: &Plan) -> Settings {
         .into_iter()
         .filter_map(|t| workload::tool_version(t).map(|v| (t.to_string(), v)))
         .collect();
-    let started_at = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs();
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
     Settings {
         rounds: plan.rounds,
         duration_secs: plan.duration_secs,
         quick: plan.quick,
         datapaths: plan.datapaths.clone(),
         workloads: plan.workloads.clone(),
-        cpus: Cpus { client: plan.client_cpu, server: plan.server_cpu },
+        cpus: Cpus {
+            client: plan.client_cpu,
+            server: plan.server_cpu,
+        },
         kernel,
         cpu_model,
         tools,

@@ -23,7 +23,9 @@ pub fn entries(datapath: BenchDatapath, lab: &str, host_ns: &str) -> Option<u64>
             .run_in("bench-conntrack", || {
                 let text = std::fs::read_to_string("/proc/sys/net/netfilter/nf_conntrack_count")
                     .context("reading nf_conntrack_count")?;
-                text.trim().parse::<u64>().context("parsing nf_conntrack_count")
+                text.trim()
+                    .parse::<u64>()
+                    .context("parsing nf_conntrack_count")
             })
             .ok(),
         BenchDatapath::Ebpf => ebpf_nat_entries(&Path::new("/sys/fs/bpf/netlab").join(lab)),
@@ -39,7 +41,9 @@ fn ebpf_nat_entries(dir: &Path) -> Option<u64> {
             continue;
         }
         // Pinned links and non-hash maps are skipped.
-        let Ok(map) = MapData::from_pin(entry.path()) else { continue };
+        let Ok(map) = MapData::from_pin(entry.path()) else {
+            continue;
+        };
         let Ok(info) = map.info() else { continue };
         if !matches!(info.map_type(), Ok(MapType::Hash | MapType::LruHash)) {
             continue;

@@ -27,7 +27,10 @@ pub struct NsCpu {
 
 impl NsCpu {
     pub fn new(netns: &str, cpu: usize) -> Self {
-        Self { netns: netns.to_string(), cpu }
+        Self {
+            netns: netns.to_string(),
+            cpu,
+        }
     }
 
     fn open(&self) -> anyhow::Result<File> {
@@ -48,7 +51,11 @@ impl NsCpu {
 
     /// Run `job` on a new thread that has entered the namespace and is pinned
     /// to the CPU. The thread ends with the job, so its namespace never leaks.
-    pub fn spawn_thread<T, F>(&self, name: &str, job: F) -> anyhow::Result<JoinHandle<anyhow::Result<T>>>
+    pub fn spawn_thread<T, F>(
+        &self,
+        name: &str,
+        job: F,
+    ) -> anyhow::Result<JoinHandle<anyhow::Result<T>>>
     where
         T: Send + 'static,
         F: FnOnce() -> anyhow::Result<T> + Send + 'static,
@@ -99,7 +106,10 @@ pub struct NsCommand {
 impl NsCommand {
     fn build(&self, stdout: Stdio, stderr: Stdio) -> Command {
         let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args).stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+        cmd.args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr);
         let fd = self.netns_file.as_raw_fd();
         let cpu = self.cpu;
         // SAFETY: between fork and exec only async-signal-safe work: two
@@ -119,7 +129,12 @@ impl NsCommand {
     }
 
     fn describe(&self) -> String {
-        format!("{} {} (in {})", self.program, self.args.join(" "), self.netns)
+        format!(
+            "{} {} (in {})",
+            self.program,
+            self.args.join(" "),
+            self.netns
+        )
     }
 
     /// Start a long-running server; stopped by PID when the guard drops.
@@ -128,7 +143,10 @@ impl NsCommand {
             .build(Stdio::null(), Stdio::piped())
             .spawn()
             .with_context(|| format!("starting {}", self.describe()))?;
-        Ok(ServerProcess { child: Some(child), what: self.describe() })
+        Ok(ServerProcess {
+            child: Some(child),
+            what: self.describe(),
+        })
     }
 
     /// Run to completion (or kill after `timeout`) and return standard output.
@@ -147,7 +165,11 @@ impl NsCommand {
             }
             if Instant::now() > deadline || interrupt::requested() {
                 stop_child(&mut child);
-                let why = if interrupt::requested() { "interrupted" } else { "timed out" };
+                let why = if interrupt::requested() {
+                    "interrupted"
+                } else {
+                    "timed out"
+                };
                 bail!("{} {why}", self.describe());
             }
             thread::sleep(Duration::from_millis(20));
@@ -155,7 +177,12 @@ impl NsCommand {
         let stdout = stdout.join().unwrap_or_default();
         let stderr = stderr.join().unwrap_or_default();
         if !status.success() {
-            bail!("{} failed ({status}): {}{}", self.describe(), stderr.trim(), stdout.trim());
+            bail!(
+                "{} failed ({status}): {}{}",
+                self.describe(),
+                stderr.trim(),
+                stdout.trim()
+            );
         }
         Ok(stdout)
     }
@@ -204,7 +231,9 @@ impl ServerProcess {
 
     /// Fail if the server already exited (e.g. port in use), with its stderr.
     pub fn check_running(&mut self) -> anyhow::Result<()> {
-        let Some(child) = self.child.as_mut() else { bail!("{} was stopped", self.what) };
+        let Some(child) = self.child.as_mut() else {
+            bail!("{} was stopped", self.what)
+        };
         if let Some(status) = child.try_wait()? {
             let mut err = String::new();
             if let Some(mut pipe) = child.stderr.take() {
@@ -245,7 +274,10 @@ pub fn wait_tcp_listening(
         }
         server.check_running()?;
         if Instant::now() > deadline {
-            bail!("{} does not listen on TCP port {port} after {timeout:?}", server.what);
+            bail!(
+                "{} does not listen on TCP port {port} after {timeout:?}",
+                server.what
+            );
         }
         thread::sleep(Duration::from_millis(20));
     }
@@ -255,7 +287,9 @@ pub fn wait_tcp_listening(
 fn tcp_listening(port: u16) -> anyhow::Result<bool> {
     let mut found = false;
     for table in ["/proc/thread-self/net/tcp", "/proc/thread-self/net/tcp6"] {
-        let Ok(text) = std::fs::read_to_string(table) else { continue };
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
         found |= listening_in_proc_table(&text, port);
     }
     Ok(found)

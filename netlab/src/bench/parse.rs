@@ -38,7 +38,9 @@ fn iperf3_json(text: &str) -> anyhow::Result<Value> {
 fn field<'a>(json: &'a Value, path: &[&str]) -> anyhow::Result<&'a Value> {
     let mut at = json;
     for key in path {
-        at = at.get(key).ok_or_else(|| anyhow!("iperf3 JSON has no {}", path.join(".")))?;
+        at = at
+            .get(key)
+            .ok_or_else(|| anyhow!("iperf3 JSON has no {}", path.join(".")))?;
     }
     Ok(at)
 }
@@ -54,7 +56,10 @@ pub fn iperf3_tcp(text: &str) -> anyhow::Result<TcpThroughput> {
     let json = iperf3_json(text)?;
     let bits_per_second = number(&json, &["end", "sum_received", "bits_per_second"])?;
     let retransmits = number(&json, &["end", "sum_sent", "retransmits"]).unwrap_or(0.0) as u64;
-    Ok(TcpThroughput { bits_per_second, retransmits })
+    Ok(TcpThroughput {
+        bits_per_second,
+        retransmits,
+    })
 }
 
 /// `iperf3 -c ... -u -J`. In iperf3 3.12 `end.sum_received.packets` is the
@@ -116,7 +121,9 @@ fn strip_ansi(text: &str) -> String {
 fn key_value(line: &str, key: &str) -> Option<f64> {
     let start = line.find(key)? + key.len();
     let rest = line[start..].trim_start_matches([' ', '=']);
-    let end = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+    let end = rest
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(rest.len());
     rest[..end].parse().ok()
 }
 
@@ -142,7 +149,8 @@ pub fn sockperf_pingpong(text: &str) -> anyhow::Result<PingPong> {
                 _ => {}
             }
         } else if line.starts_with("[Valid Duration]") {
-            let run_time = key_value(line, "RunTime").context("sockperf [Valid Duration] RunTime")?;
+            let run_time =
+                key_value(line, "RunTime").context("sockperf [Valid Duration] RunTime")?;
             let received = key_value(line, "ReceivedMessages")
                 .context("sockperf [Valid Duration] ReceivedMessages")?;
             valid = Some((run_time, received));

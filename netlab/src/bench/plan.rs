@@ -9,7 +9,17 @@ use serde::{Deserialize, Serialize};
 
 /// One of the three things being compared.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
 #[serde(rename_all = "lowercase")]
 pub enum BenchDatapath {
@@ -57,28 +67,54 @@ pub enum Path {
 
 /// One kind of measurement.
 #[derive(
-    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, clap::ValueEnum,
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
 )]
-#[serde(rename_all = "snake_case")]
-#[clap(rename_all = "snake_case")]
 pub enum Workload {
     /// ns→ns TCP throughput, one stream (iperf3).
+    #[serde(rename = "ns_tcp_1")]
+    #[value(name = "ns_tcp_1")]
     NsTcp1,
     /// ns→ns TCP throughput, two parallel streams (iperf3 -P 2).
+    #[serde(rename = "ns_tcp_2")]
+    #[value(name = "ns_tcp_2")]
     NsTcp2,
     /// ns→ns UDP 64-byte datagrams, received packets/s (iperf3 -u -l 64 -b 0).
+    #[serde(rename = "ns_udp_64")]
+    #[value(name = "ns_udp_64")]
     NsUdp64,
     /// ns→ns TCP ping-pong, round-trip p50/p99 and transactions/s (sockperf).
+    #[serde(rename = "ns_rr")]
+    #[value(name = "ns_rr")]
     NsRr,
     /// ns→internet TCP throughput through NAT, one stream.
+    #[serde(rename = "inet_tcp_1")]
+    #[value(name = "inet_tcp_1")]
     InetTcp1,
     /// ns→internet UDP 64-byte datagrams through NAT.
+    #[serde(rename = "inet_udp_64")]
+    #[value(name = "inet_udp_64")]
     InetUdp64,
     /// ns→internet TCP ping-pong through NAT.
+    #[serde(rename = "inet_rr")]
+    #[value(name = "inet_rr")]
     InetRr,
     /// ns→internet new TCP connections per second through NAT.
+    #[serde(rename = "inet_conn_rate")]
+    #[value(name = "inet_conn_rate")]
     InetConnRate,
     /// The same with the NAT table first filled with `PREFILL_FLOWS` UDP flows.
+    #[serde(rename = "inet_conn_rate_prefilled")]
+    #[value(name = "inet_conn_rate_prefilled")]
     InetConnRatePrefilled,
 }
 
@@ -301,8 +337,10 @@ impl Plan {
             bail!("--datapaths: name at least one of kernel, ebpf, direct");
         }
         // Keep the canonical workload order whatever order was given.
-        let workloads: Vec<Workload> =
-            Workload::ALL.into_iter().filter(|w| args.workloads.contains(w)).collect();
+        let workloads: Vec<Workload> = Workload::ALL
+            .into_iter()
+            .filter(|w| args.workloads.contains(w))
+            .collect();
         if workloads.is_empty() {
             bail!("--workloads: name at least one workload");
         }
@@ -315,7 +353,10 @@ impl Plan {
             bail!("--duration must be between 1 and 3600 seconds");
         }
         let [client_cpu, server_cpu] = args.cpus[..] else {
-            bail!("--cpus takes exactly two CPUs: CLIENT,SERVER (got {:?})", args.cpus);
+            bail!(
+                "--cpus takes exactly two CPUs: CLIENT,SERVER (got {:?})",
+                args.cpus
+            );
         };
         let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
             .context("reading this process's CPU affinity")?;
@@ -342,19 +383,28 @@ impl Plan {
         self.workloads
             .iter()
             .flat_map(|&workload| {
-                workload.metrics().iter().map(move |&metric| Figure { workload, metric })
+                workload
+                    .metrics()
+                    .iter()
+                    .map(move |&metric| Figure { workload, metric })
             })
             .collect()
     }
 
     /// The datapaths a workload runs on, in round order.
     pub fn datapaths_for(&self, workload: Workload) -> impl Iterator<Item = BenchDatapath> + '_ {
-        self.datapaths.iter().copied().filter(move |d| workload.skip_reason(*d).is_none())
+        self.datapaths
+            .iter()
+            .copied()
+            .filter(move |d| workload.skip_reason(*d).is_none())
     }
 
     /// Measurements per round (progress bar length).
     pub fn measurements_per_round(&self) -> u64 {
-        self.workloads.iter().map(|&w| self.datapaths_for(w).count() as u64).sum()
+        self.workloads
+            .iter()
+            .map(|&w| self.datapaths_for(w).count() as u64)
+            .sum()
     }
 }
 
@@ -364,7 +414,9 @@ fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
     let ok = !prefix.is_empty()
         && prefix.len() <= 16
         && prefix.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
     if !ok {
         bail!(
             "--prefix {prefix:?}: use 1 to 16 characters from [A-Za-z0-9_-], starting with a letter or digit"
@@ -396,10 +448,32 @@ mod tests {
         let args = Cli::parse_from(["netlab", "--quick", "--datapaths", "direct,ebpf"]).bench;
         let plan = Plan::from_args(&args).unwrap();
         assert_eq!((plan.rounds, plan.duration_secs), (2, 2));
-        assert_eq!(plan.datapaths, vec![BenchDatapath::Direct, BenchDatapath::Ebpf]);
+        assert_eq!(
+            plan.datapaths,
+            vec![BenchDatapath::Direct, BenchDatapath::Ebpf]
+        );
         let args = Cli::parse_from(["netlab", "--quick", "--rounds", "3", "--duration", "1"]).bench;
         let plan = Plan::from_args(&args).unwrap();
         assert_eq!((plan.rounds, plan.duration_secs), (3, 1));
+    }
+
+    #[test]
+    fn names_are_the_ids_everywhere() {
+        use clap::ValueEnum;
+        for w in Workload::ALL {
+            assert_eq!(serde_json::to_value(w).unwrap(), w.id());
+            assert_eq!(w.to_possible_value().unwrap().get_name(), w.id());
+        }
+        for m in [
+            Metric::BitsPerSecond,
+            Metric::RttP50Us,
+            Metric::ConnectionsPerSecond,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.id());
+        }
+        for d in BenchDatapath::ALL {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
     }
 
     #[test]
@@ -415,15 +489,27 @@ mod tests {
 
     #[test]
     fn bad_input_is_refused() {
-        let mut args = BenchArgs { cpus: vec![0], ..Default::default() };
+        let mut args = BenchArgs {
+            cpus: vec![0],
+            ..Default::default()
+        };
         assert!(Plan::from_args(&args).is_err());
         args.cpus = vec![0, 4096];
         assert!(Plan::from_args(&args).is_err());
-        let args = BenchArgs { rounds: Some(0), ..Default::default() };
+        let args = BenchArgs {
+            rounds: Some(0),
+            ..Default::default()
+        };
         assert!(Plan::from_args(&args).is_err());
-        let args = BenchArgs { prefix: "a b".into(), ..Default::default() };
+        let args = BenchArgs {
+            prefix: "a b".into(),
+            ..Default::default()
+        };
         assert!(Plan::from_args(&args).is_err());
-        let args = BenchArgs { datapaths: vec![], ..Default::default() };
+        let args = BenchArgs {
+            datapaths: vec![],
+            ..Default::default()
+        };
         assert!(Plan::from_args(&args).is_err());
     }
 }

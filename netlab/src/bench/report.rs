@@ -149,7 +149,8 @@ pub fn summarize(plan: &Plan, samples: &[Sample]) -> Vec<FigureSummary> {
             for (num, den) in RATIOS {
                 let runs: Vec<_> = plan.datapaths_for(figure.workload).collect();
                 if runs.contains(&num) && runs.contains(&den) {
-                    let r = round_ratios(&series(samples, figure, num), &series(samples, figure, den));
+                    let r =
+                        round_ratios(&series(samples, figure, num), &series(samples, figure, den));
                     ratios.insert(format!("{num}/{den}"), r);
                 }
             }
@@ -184,13 +185,25 @@ pub fn display(metric: Metric, value: f64) -> String {
 /// then the median per-round ratios.
 pub fn table(report: &BenchReport) -> Table {
     let datapaths = &report.settings.datapaths;
-    let ratios: Vec<_> =
-        RATIOS.iter().filter(|(n, d)| datapaths.contains(n) && datapaths.contains(d)).collect();
+    let ratios: Vec<_> = RATIOS
+        .iter()
+        .filter(|(n, d)| datapaths.contains(n) && datapaths.contains(d))
+        .collect();
     let mut table = Table::new();
-    table.load_preset(UTF8_FULL_CONDENSED).set_content_arrangement(ContentArrangement::Dynamic);
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
     let mut header = vec![Cell::new("figure"), Cell::new("unit")];
-    header.extend(datapaths.iter().map(|d| Cell::new(format!("{d}\nmedian (min–max)"))));
-    header.extend(ratios.iter().map(|(n, d)| Cell::new(format!("{n}/{d}\nmedian ratio"))));
+    header.extend(
+        datapaths
+            .iter()
+            .map(|d| Cell::new(format!("{d}\nmedian (min–max)"))),
+    );
+    header.extend(
+        ratios
+            .iter()
+            .map(|(n, d)| Cell::new(format!("{n}/{d}\nmedian ratio"))),
+    );
     table.set_header(header);
     for s in &report.summaries {
         let mut row = vec![Cell::new(&s.title), Cell::new(s.metric.display_unit().0)];
@@ -226,13 +239,25 @@ pub fn notes(report: &BenchReport) -> Vec<String> {
     let mut lines = Vec::new();
     let mut skipped: BTreeMap<(BenchDatapath, &str), Vec<&str>> = BTreeMap::new();
     for s in &report.skipped {
-        skipped.entry((s.datapath, s.reason.as_str())).or_default().push(s.workload.id());
+        skipped
+            .entry((s.datapath, s.reason.as_str()))
+            .or_default()
+            .push(s.workload.id());
     }
     for ((d, reason), workloads) in skipped {
-        lines.push(format!("skipped for {d} ({reason}): {}", workloads.join(", ")));
+        lines.push(format!(
+            "skipped for {d} ({reason}): {}",
+            workloads.join(", ")
+        ));
     }
     for f in &report.failures {
-        lines.push(format!("FAILED round {} {} {}: {}", f.round, f.datapath, f.workload.id(), f.error));
+        lines.push(format!(
+            "FAILED round {} {} {}: {}",
+            f.round,
+            f.datapath,
+            f.workload.id(),
+            f.error
+        ));
     }
     lines.push(
         "ratios are medians of per-round ratios; for latency (µs) a ratio below 1 is better".into(),

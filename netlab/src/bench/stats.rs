@@ -34,7 +34,12 @@ impl Summary {
         let median = median(values)?;
         let min = values.iter().copied().fold(f64::INFINITY, f64::min);
         let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        Some(Summary { median, min, max, n: values.len() })
+        Some(Summary {
+            median,
+            min,
+            max,
+            n: values.len(),
+        })
     }
 }
 
@@ -61,11 +66,17 @@ pub fn round_ratios(numerator: &[(u32, f64)], denominator: &[(u32, f64)]) -> Rat
         .iter()
         .filter_map(|&(round, num)| {
             let (_, den) = denominator.iter().find(|(r, _)| *r == round)?;
-            (*den != 0.0).then(|| RoundRatio { round, ratio: num / den })
+            (*den != 0.0).then(|| RoundRatio {
+                round,
+                ratio: num / den,
+            })
         })
         .collect();
     let ratios: Vec<f64> = per_round.iter().map(|r| r.ratio).collect();
-    RatioSummary { median: median(&ratios), per_round }
+    RatioSummary {
+        median: median(&ratios),
+        per_round,
+    }
 }
 
 #[cfg(test)]
@@ -84,7 +95,15 @@ mod tests {
     #[test]
     fn summary_spread() {
         let s = Summary::of(&[5.0, 1.0, 9.0, 3.0]).unwrap();
-        assert_eq!(s, Summary { median: 4.0, min: 1.0, max: 9.0, n: 4 });
+        assert_eq!(
+            s,
+            Summary {
+                median: 4.0,
+                min: 1.0,
+                max: 9.0,
+                n: 4
+            }
+        );
         assert_eq!(Summary::of(&[]), None);
     }
 

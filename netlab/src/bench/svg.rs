@@ -22,7 +22,10 @@ fn colour(d: BenchDatapath) -> &'static str {
 
 /// Escape text for XML content and attribute values.
 fn esc(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// The whole chart.
@@ -70,16 +73,34 @@ pub fn render(report: &BenchReport) -> String {
     svg
 }
 
-fn render_panel(svg: &mut String, p: &FigureSummary, datapaths: &[BenchDatapath], px: f64, py: f64) {
-    let _ = writeln!(svg, r##"<g class="panel" id="{}" transform="translate({px},{py})">"##, esc(&p.figure));
+fn render_panel(
+    svg: &mut String,
+    p: &FigureSummary,
+    datapaths: &[BenchDatapath],
+    px: f64,
+    py: f64,
+) {
+    let _ = writeln!(
+        svg,
+        r##"<g class="panel" id="{}" transform="translate({px},{py})">"##,
+        esc(&p.figure)
+    );
     let _ = writeln!(
         svg,
         r##"<rect x="4" y="4" width="{}" height="{}" fill="none" stroke="#ccc"/>"##,
         PANEL_W - 8.0,
         PANEL_H - 8.0
     );
-    let better = if p.higher_is_better { "higher is better" } else { "lower is better" };
-    let _ = writeln!(svg, r##"<text x="12" y="22" font-weight="bold">{}</text>"##, esc(p.workload.title()));
+    let better = if p.higher_is_better {
+        "higher is better"
+    } else {
+        "lower is better"
+    };
+    let _ = writeln!(
+        svg,
+        r##"<text x="12" y="22" font-weight="bold">{}</text>"##,
+        esc(p.workload.title())
+    );
     let _ = writeln!(
         svg,
         r##"<text x="12" y="37" fill="#555">{} ({}), {better}</text>"##,
@@ -90,7 +111,11 @@ fn render_panel(svg: &mut String, p: &FigureSummary, datapaths: &[BenchDatapath]
     let (left, top, bottom) = (40.0, 50.0, PANEL_H - 30.0);
     let plot_h = bottom - top;
     let top_value = p.datapaths.values().map(|s| s.max).fold(0.0_f64, f64::max);
-    let scale = if top_value > 0.0 { plot_h / (top_value * 1.1) } else { 0.0 };
+    let scale = if top_value > 0.0 {
+        plot_h / (top_value * 1.1)
+    } else {
+        0.0
+    };
     let _ = writeln!(
         svg,
         r##"<line x1="{left}" y1="{bottom}" x2="{}" y2="{bottom}" stroke="#333"/>"##,
@@ -105,7 +130,11 @@ fn render_panel(svg: &mut String, p: &FigureSummary, datapaths: &[BenchDatapath]
             bottom + 14.0
         );
         let Some(s) = p.datapaths.get(d) else {
-            let why = if p.workload.skip_reason(*d).is_some() { "n/a" } else { "failed" };
+            let why = if p.workload.skip_reason(*d).is_some() {
+                "n/a"
+            } else {
+                "failed"
+            };
             let _ = writeln!(
                 svg,
                 r##"<text x="{cx}" y="{}" text-anchor="middle" fill="#999">{why}</text>"##,
@@ -148,8 +177,18 @@ mod tests {
     use crate::bench::report::{self, Cpus, Method, Sample, Settings};
 
     fn sample(round: u32, d: BenchDatapath, w: Workload, v: f64) -> Sample {
-        let values = w.metrics().iter().map(|m| (m.id().to_string(), v)).collect();
-        Sample { round, datapath: d, workload: w, values, details: BTreeMap::new() }
+        let values = w
+            .metrics()
+            .iter()
+            .map(|m| (m.id().to_string(), v))
+            .collect();
+        Sample {
+            round,
+            datapath: d,
+            workload: w,
+            values,
+            details: BTreeMap::new(),
+        }
     }
 
     fn report() -> BenchReport {
@@ -175,7 +214,10 @@ mod tests {
                 quick: true,
                 datapaths: plan.datapaths.clone(),
                 workloads: plan.workloads.clone(),
-                cpus: Cpus { client: 0, server: 1 },
+                cpus: Cpus {
+                    client: 0,
+                    server: 1,
+                },
                 kernel: "6.x <test & co>".into(),
                 cpu_model: "cpu".into(),
                 tools: BTreeMap::new(),
@@ -210,7 +252,9 @@ mod tests {
             for (i, _) in text.match_indices('&') {
                 let ent = &text[i..];
                 assert!(
-                    ["&amp;", "&lt;", "&gt;", "&quot;"].iter().any(|e| ent.starts_with(e)),
+                    ["&amp;", "&lt;", "&gt;", "&quot;"]
+                        .iter()
+                        .any(|e| ent.starts_with(e)),
                     "bare & in text: {text}"
                 );
             }
@@ -219,9 +263,18 @@ mod tests {
             assert!(!tag.contains('<'), "< inside a tag: {tag}");
             assert_eq!(tag.matches('"').count() % 2, 0, "unbalanced quotes: {tag}");
             if let Some(name) = tag.strip_prefix('/') {
-                assert_eq!(stack.pop().as_deref(), Some(name.trim()), "mismatched </{name}>");
+                assert_eq!(
+                    stack.pop().as_deref(),
+                    Some(name.trim()),
+                    "mismatched </{name}>"
+                );
             } else {
-                let name = tag.split_whitespace().next().unwrap().trim_end_matches('/').to_string();
+                let name = tag
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches('/')
+                    .to_string();
                 elements.push(name.clone());
                 if !tag.ends_with('/') {
                     stack.push(name);
@@ -244,7 +297,11 @@ mod tests {
         assert_eq!(report.summaries.len(), 5);
         assert_eq!(svg.matches(r#"class="panel""#).count(), 5);
         for s in &report.summaries {
-            assert!(svg.contains(&format!(r#"id="{}""#, s.figure)), "{}", s.figure);
+            assert!(
+                svg.contains(&format!(r#"id="{}""#, s.figure)),
+                "{}",
+                s.figure
+            );
         }
         // Bars: 3 datapaths for 4 ns figures, 2 for the NAT one; direct gets "n/a".
         assert_eq!(svg.matches(r#"class="bar""#).count(), 4 * 3 + 2);

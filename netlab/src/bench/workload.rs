@@ -49,7 +49,10 @@ pub fn check_tools(need_ip: bool) -> anyhow::Result<()> {
     if need_ip {
         tools.push(("ip", "iproute2"));
     }
-    let missing: Vec<_> = tools.iter().filter(|(bin, _)| which::which(bin).is_err()).collect();
+    let missing: Vec<_> = tools
+        .iter()
+        .filter(|(bin, _)| which::which(bin).is_err())
+        .collect();
     if !missing.is_empty() {
         let bins: Vec<_> = missing.iter().map(|(b, _)| *b).collect();
         let pkgs: Vec<_> = missing.iter().map(|(_, p)| *p).collect();
@@ -64,13 +67,18 @@ pub fn check_tools(need_ip: bool) -> anyhow::Result<()> {
 
 /// First line of `TOOL --version` that names a version.
 pub fn tool_version(tool: &str) -> Option<String> {
-    let out = std::process::Command::new(tool).arg("--version").output().ok()?;
+    let out = std::process::Command::new(tool)
+        .arg("--version")
+        .output()
+        .ok()?;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    text.lines().find(|l| l.contains("version") || l.starts_with("iperf")).map(|l| l.trim().to_string())
+    text.lines()
+        .find(|l| l.contains("version") || l.starts_with("iperf"))
+        .map(|l| l.trim().to_string())
 }
 
 /// The servers of one namespace for one round; all stopped on drop.
@@ -84,11 +92,22 @@ impl Servers {
     /// iperf3 and sockperf servers, plus (internet side) the accept loop and
     /// the UDP sinks for the prefill.
     pub fn start(ns: &NsCpu, internet_side: bool) -> anyhow::Result<Servers> {
-        let mut servers = Servers { processes: Vec::new(), accept: None, _sinks: Vec::new() };
+        let mut servers = Servers {
+            processes: Vec::new(),
+            accept: None,
+            _sinks: Vec::new(),
+        };
         let iperf3 = ns.command("iperf3", &strings(&["-s", "-p", &IPERF3_PORT.to_string()]))?;
         let sockperf = ns.command(
             "sockperf",
-            &strings(&["server", "--tcp", "-i", "0.0.0.0", "-p", &SOCKPERF_PORT.to_string()]),
+            &strings(&[
+                "server",
+                "--tcp",
+                "-i",
+                "0.0.0.0",
+                "-p",
+                &SOCKPERF_PORT.to_string(),
+            ]),
         )?;
         for (cmd, port) in [(iperf3, IPERF3_PORT), (sockperf, SOCKPERF_PORT)] {
             let mut server = cmd.spawn_server()?;
@@ -111,7 +130,10 @@ impl Servers {
 
     /// PIDs of the server processes (for the log).
     pub fn pids(&self) -> Vec<u32> {
-        self.processes.iter().filter_map(ServerProcess::pid).collect()
+        self.processes
+            .iter()
+            .filter_map(ServerProcess::pid)
+            .collect()
     }
 
     pub fn stop(&mut self) -> anyhow::Result<()> {
@@ -142,7 +164,12 @@ fn client_timeout(secs: u64) -> Duration {
 
 /// iperf3 client, retried briefly while the server still tears down the
 /// previous test ("the server is busy").
-fn iperf3_client(client: &NsCpu, server: Ipv4Addr, secs: u64, extra: &[&str]) -> anyhow::Result<String> {
+fn iperf3_client(
+    client: &NsCpu,
+    server: Ipv4Addr,
+    secs: u64,
+    extra: &[&str],
+) -> anyhow::Result<String> {
     let mut args = strings(&[
         "-c",
         &server.to_string(),
@@ -157,7 +184,9 @@ fn iperf3_client(client: &NsCpu, server: Ipv4Addr, secs: u64, extra: &[&str]) ->
     args.extend(strings(extra));
     let mut attempt = 0;
     loop {
-        let out = client.command("iperf3", &args)?.output(client_timeout(secs))?;
+        let out = client
+            .command("iperf3", &args)?
+            .output(client_timeout(secs))?;
         let busy = out.contains("server is busy");
         if !busy || attempt >= 5 {
             return Ok(out);
@@ -168,12 +197,18 @@ fn iperf3_client(client: &NsCpu, server: Ipv4Addr, secs: u64, extra: &[&str]) ->
 }
 
 /// TCP throughput with `streams` parallel streams (iperf3 -P), as received.
-pub fn tcp_throughput(client: &NsCpu, server: Ipv4Addr, streams: u32, secs: u64) -> anyhow::Result<Measured> {
+pub fn tcp_throughput(
+    client: &NsCpu,
+    server: Ipv4Addr,
+    streams: u32,
+    secs: u64,
+) -> anyhow::Result<Measured> {
     let out = iperf3_client(client, server, secs, &["-P", &streams.to_string()])?;
     let tcp = parse::iperf3_tcp(&out)?;
     let mut m = Measured::default();
     m.values.push((Metric::BitsPerSecond, tcp.bits_per_second));
-    m.details.insert("retransmits".into(), tcp.retransmits as f64);
+    m.details
+        .insert("retransmits".into(), tcp.retransmits as f64);
     Ok(m)
 }
 
@@ -184,10 +219,14 @@ pub fn udp_small_packets(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow:
     let out = iperf3_client(client, server, secs, &["-u", "-l", &len, "-b", "0"])?;
     let udp = parse::iperf3_udp(&out)?;
     let mut m = Measured::default();
-    m.values.push((Metric::PacketsPerSecond, udp.packets_per_second));
-    m.details.insert("sent_packets".into(), udp.sent_packets as f64);
-    m.details.insert("received_packets".into(), udp.received_packets as f64);
-    m.details.insert("lost_packets".into(), udp.lost_packets as f64);
+    m.values
+        .push((Metric::PacketsPerSecond, udp.packets_per_second));
+    m.details
+        .insert("sent_packets".into(), udp.sent_packets as f64);
+    m.details
+        .insert("received_packets".into(), udp.received_packets as f64);
+    m.details
+        .insert("lost_packets".into(), udp.lost_packets as f64);
     Ok(m)
 }
 
@@ -206,14 +245,18 @@ pub fn request_response(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow::
         &RR_MESSAGE_BYTES.to_string(),
         "--full-rtt",
     ]);
-    let out = client.command("sockperf", &args)?.output(client_timeout(secs))?;
+    let out = client
+        .command("sockperf", &args)?
+        .output(client_timeout(secs))?;
     let pp = parse::sockperf_pingpong(&out)?;
     let mut m = Measured::default();
     m.values.push((Metric::RttP50Us, pp.rtt_p50_us));
     m.values.push((Metric::RttP99Us, pp.rtt_p99_us));
-    m.values.push((Metric::TransactionsPerSecond, pp.transactions_per_second));
+    m.values
+        .push((Metric::TransactionsPerSecond, pp.transactions_per_second));
     m.details.insert("rtt_avg_us".into(), pp.rtt_avg_us);
-    m.details.insert("observations".into(), pp.observations as f64);
+    m.details
+        .insert("observations".into(), pp.observations as f64);
     Ok(m)
 }
 
@@ -230,7 +273,11 @@ pub struct ConnRate {
 /// connect (1 s timeout), read the one byte the server sends, close with
 /// SO_LINGER 0 (an RST, so the client keeps no TIME_WAIT socket and does not
 /// run out of ports; the NAT still sees a full handshake and a close).
-pub fn connection_rate(client: &NsCpu, server: SocketAddrV4, secs: u64) -> anyhow::Result<ConnRate> {
+pub fn connection_rate(
+    client: &NsCpu,
+    server: SocketAddrV4,
+    secs: u64,
+) -> anyhow::Result<ConnRate> {
     let rate = client.run_in("bench-conn-rate", move || {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let start = Instant::now();
@@ -251,7 +298,11 @@ pub fn connection_rate(client: &NsCpu, server: SocketAddrV4, secs: u64) -> anyho
             let why = first_error.map(|e| format!("{e:#}")).unwrap_or_default();
             bail!("no TCP connection to {server} succeeded ({failures} failed): {why}");
         }
-        Ok(ConnRate { connections, failures, seconds })
+        Ok(ConnRate {
+            connections,
+            failures,
+            seconds,
+        })
     })?;
     Ok(rate)
 }
@@ -259,11 +310,20 @@ pub fn connection_rate(client: &NsCpu, server: SocketAddrV4, secs: u64) -> anyho
 fn one_connection(server: SocketAddrV4) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(1);
     let mut stream = TcpStream::connect_timeout(&server.into(), timeout).context("connect")?;
-    setsockopt(&stream, sockopt::Linger, &libc::linger { l_onoff: 1, l_linger: 0 })
-        .context("SO_LINGER")?;
+    setsockopt(
+        &stream,
+        sockopt::Linger,
+        &libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        },
+    )
+    .context("SO_LINGER")?;
     stream.set_read_timeout(Some(timeout))?;
     let mut byte = [0u8; 1];
-    stream.read_exact(&mut byte).context("reading the server's byte")?;
+    stream
+        .read_exact(&mut byte)
+        .context("reading the server's byte")?;
     Ok(())
 }
 
@@ -291,7 +351,10 @@ impl AcceptServer {
             let _ = ready_tx.send(Ok(()));
             accept_loop(&listener, &flag)
         })?;
-        let mut server = AcceptServer { stop, handle: Some(handle) };
+        let mut server = AcceptServer {
+            stop,
+            handle: Some(handle),
+        };
         match ready_rx.recv_timeout(Duration::from_secs(5)) {
             Ok(Ok(())) => Ok(server),
             Ok(Err(e)) => Err(e),
@@ -346,7 +409,11 @@ fn accept_loop(listener: &TcpListener, stop: &AtomicBool) -> anyhow::Result<u64>
 /// poll(2) for input (nix's poll module is not among the workspace's nix
 /// features). EINTR counts as a timeout.
 fn wait_readable(listener: &TcpListener, timeout: Duration) -> std::io::Result<()> {
-    let mut fd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut fd = libc::pollfd {
+        fd: listener.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
     // SAFETY: one valid pollfd for the duration of the call.
     let rc = unsafe { libc::poll(&mut fd, 1, timeout.as_millis() as libc::c_int) };
     let err = std::io::Error::last_os_error();
@@ -400,6 +467,10 @@ pub fn prefill_udp_flows(client: &NsCpu, target: Ipv4Addr, flows: u32) -> anyhow
                 }
             }
         }
-        Ok(Prefill { sent, errors, seconds: start.elapsed().as_secs_f64() })
+        Ok(Prefill {
+            sent,
+            errors,
+            seconds: start.elapsed().as_secs_f64(),
+        })
     })
 }
