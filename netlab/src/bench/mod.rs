@@ -19,7 +19,7 @@ pub mod stats;
 pub mod svg;
 pub mod workload;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -103,6 +103,7 @@ struct Run<'a> {
     bar: ProgressBar,
     samples: Vec<Sample>,
     failures: Vec<Failure>,
+    nat: NatDrain,
 }
 
 fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<BenchReport> {
@@ -124,11 +125,16 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
             .expect("valid progress template"),
     );
+    let nat = NatDrain {
+        bar: bar.clone(),
+        stuck: BTreeSet::new(),
+    };
     let mut run = Run {
         plan,
         bar,
         samples: Vec::new(),
         failures: Vec::new(),
+        nat,
     };
 
     // Warm-up: one short TCP run per datapath (ARP, caches, CPU clocks),
@@ -160,7 +166,7 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
                 interrupt::check()?;
                 run.bar
                     .set_message(format!("round {round}: {} {}", ep.datapath, workload.id()));
-                let result = measure_one(plan, workload, ep);
+                let result = measure_one(plan, workload, ep, &mut run.nat);
                 interrupt::check()?;
                 match result {
                     Ok(m) => run.samples.push(to_sample(round, ep.datapath, workload, m)),
@@ -233,8 +239,57 @@ fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Ser
     Ok(all)
 }
 
+/// The un-prefilled connection rate must not inherit the previous round's
+/// prefilled flows (kernel: unreplied UDP conntrack entries live 30 s), so
+/// it first waits for the NAT table to drain below `DRAIN_BELOW` entries.
+const DRAIN_BELOW: u64 = plan::PREFILL_FLOWS as u64 / 10;
+/// Longest wait; a datapath whose table did not drain in time is not waited
+/// for again (its expiry may not be running), and the sample records the
+/// entries it started with.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct NatDrain {
+    bar: ProgressBar,
+    stuck: BTreeSet<BenchDatapath>,
+}
+
+impl NatDrain {
+    /// Wait for the table to drain; returns the seconds waited.
+    fn wait(&mut self, ep: &Endpoints, host_ns: &str) -> anyhow::Result<f64> {
+        let start = std::time::Instant::now();
+        if self.stuck.contains(&ep.datapath) {
+            return Ok(0.0);
+        }
+        while let Some(n) = nattable::entries(ep.datapath, &ep.lab, host_ns) {
+            if n < DRAIN_BELOW {
+                break;
+            }
+            if start.elapsed() > DRAIN_TIMEOUT {
+                self.bar.println(format!(
+                    "{}: NAT table still holds {n} entries after {DRAIN_TIMEOUT:?};                      measuring connection rate without waiting from now on",
+                    ep.datapath
+                ));
+                self.stuck.insert(ep.datapath);
+                break;
+            }
+            self.bar.set_message(format!(
+                "{}: waiting for {n} NAT entries to expire",
+                ep.datapath
+            ));
+            interrupt::check()?;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
 /// One measurement of one workload on one datapath.
-fn measure_one(plan: &Plan, workload: Workload, ep: &Endpoints) -> anyhow::Result<Measured> {
+fn measure_one(
+    plan: &Plan,
+    workload: Workload,
+    ep: &Endpoints,
+    nat: &mut NatDrain,
+) -> anyhow::Result<Measured> {
     let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
     let secs = plan.duration_secs;
     let inet = || {
@@ -253,6 +308,10 @@ fn measure_one(plan: &Plan, workload: Workload, ep: &Endpoints) -> anyhow::Resul
         Workload::InetConnRate | Workload::InetConnRatePrefilled => {
             let inet = inet()?;
             let mut m = Measured::default();
+            if workload == Workload::InetConnRate {
+                let waited = nat.wait(ep, &inet.host_namespace)?;
+                m.details.insert("nat_drain_wait_seconds".into(), waited);
+            }
             if workload == Workload::InetConnRatePrefilled {
                 let p = workload::prefill_udp_flows(&client, inet.address, plan::PREFILL_FLOWS)?;
                 m.details.insert("prefill_sent".into(), p.sent as f64);
