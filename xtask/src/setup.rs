@@ -65,9 +65,7 @@ fn is_root() -> bool {
 
 fn output(cmd: &mut Command) -> Result<String> {
     let shown = format!("{cmd:?}");
-    let out = cmd
-        .output()
-        .with_context(|| format!("cannot start {shown}"))?;
+    let out = cmd.output().with_context(|| format!("cannot start {shown}"))?;
     if !out.status.success() {
         bail!(
             "{shown} failed: {}",
@@ -78,9 +76,8 @@ fn output(cmd: &mut Command) -> Result<String> {
 }
 
 fn nightly_sysroot() -> Result<PathBuf> {
-    let sysroot =
-        output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
-            .context("the nightly toolchain is needed to build the eBPF programs")?;
+    let sysroot = output(Command::new("rustc").args([&format!("+{NIGHTLY}"), "--print", "sysroot"]))
+        .context("the nightly toolchain is needed to build the eBPF programs")?;
     Ok(PathBuf::from(sysroot))
 }
 
@@ -98,9 +95,8 @@ fn rust_src() -> Result<()> {
 fn llvm_prefix() -> Result<PathBuf> {
     let base = match std::env::var_os("XDG_DATA_HOME") {
         Some(dir) => PathBuf::from(dir),
-        None => {
-            PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?).join(".local/share")
-        }
+        None => PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?)
+            .join(".local/share"),
     };
     Ok(base.join("netlab/llvm"))
 }
@@ -177,9 +173,7 @@ fn bpf_linker(root: &Path) -> Result<()> {
     )?;
     fs::write(&stamp_file, &stamp)?;
     if !bpf_linker_works(&stamp, &stamp_file) {
-        bail!(
-            "bpf-linker was built but `bpf-linker --version` does not run; is ~/.cargo/bin on PATH?"
-        );
+        bail!("bpf-linker was built but `bpf-linker --version` does not run; is ~/.cargo/bin on PATH?");
     }
     Ok(())
 }
