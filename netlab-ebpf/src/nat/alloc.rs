@@ -87,12 +87,12 @@ pub fn create(key: &NatKey, cfg: &NatConfig, now: u64, state: u8) -> Result<Crea
         };
         xlat.port = (port as u16).to_be();
         let reply = key.reply_key(&xlat);
-        match NAT_REPLY.insert(&reply, &back, BPF_NOEXIST as u64) {
+        match NAT_REPLY.insert(reply, back, BPF_NOEXIST as u64) {
             Ok(()) => {
-                return match NAT_ORIG.insert(key, &xlat, BPF_NOEXIST as u64) {
+                return match NAT_ORIG.insert(key, xlat, BPF_NOEXIST as u64) {
                     Ok(()) => Ok(Created::New(xlat)),
                     Err(_) => {
-                        let _ = NAT_REPLY.remove(&reply);
+                        let _ = NAT_REPLY.remove(reply);
                         // SAFETY: copied out at once.
                         match unsafe { NAT_ORIG.get(key) } {
                             Some(winner) => Ok(Created::Raced(*winner)),

@@ -25,7 +25,7 @@ use crate::{counters::count, csum};
 #[inline(always)]
 pub fn egress(ctx: TcContext) -> i32 {
     let Some(cfg) = config() else {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     let ip = match parse_ipv4(&ctx) {
         Parsed::NotIpv4 => return pass_host(),
@@ -119,13 +119,13 @@ fn translate(
         Some(entry) => {
             count(Counter::NatHit);
             // SAFETY: map value pointer from the lookup.
-            let xlat = unsafe {
+
+            unsafe {
                 if let Some(state) = touch(entry, now, tcp_flags) {
                     mirror_state(key, &*entry, state);
                 }
                 *entry
-            };
-            xlat
+            }
         }
         None => {
             let state = match tcp_flags {
@@ -148,7 +148,7 @@ fn translate(
     if rewrite(ctx, ip, key, xlat.addr, xlat.port, check_off, port_off).is_err() {
         return drop_packet(Counter::NatDropMalformed);
     }
-    TC_ACT_OK as i32
+    TC_ACT_OK
 }
 
 /// Copies a changed TCP state into the reply-direction entry.

@@ -65,7 +65,7 @@ pub fn translate_inbound(ctx: &TcContext, ip: &Ipv4) -> Result<Option<u32>, Coun
 #[inline(always)]
 pub fn translate_outbound(ctx: &TcContext, ip: &Ipv4) -> i32 {
     match translate(ctx, ip, Dir::Outbound) {
-        Ok(Some(_)) => TC_ACT_OK as i32,
+        Ok(Some(_)) => TC_ACT_OK,
         Ok(None) => drop_packet(Counter::NatDropUnknownProto),
         Err(reason) => drop_packet(reason),
     }
@@ -139,9 +139,9 @@ fn translate(ctx: &TcContext, ip: &Ipv4, dir: Dir) -> Result<Option<NatEntry>, C
         _ => return Ok(None),
     };
     let found = if inbound {
-        NAT_REPLY.get_ptr(&key)
+        NAT_REPLY.get_ptr(key)
     } else {
-        NAT_ORIG.get_ptr(&key)
+        NAT_ORIG.get_ptr(key)
     };
     let Some(found) = found else {
         return Ok(None);

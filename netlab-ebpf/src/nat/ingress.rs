@@ -24,7 +24,7 @@ use crate::{counters::count, csum};
 #[inline(always)]
 pub fn ingress(ctx: TcContext) -> i32 {
     let Some(cfg) = config() else {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     let ip = match parse_ipv4(&ctx) {
         Parsed::NotIpv4 => return pass_host(),
@@ -118,10 +118,10 @@ fn reverse(
     };
     // SAFETY: map value pointer from the lookup.
     let orig = unsafe {
-        if let Some(state) = touch(entry, now_ns(), tcp_flags) {
-            if let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry)) {
-                (*other).state = state;
-            }
+        if let Some(state) = touch(entry, now_ns(), tcp_flags)
+            && let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry))
+        {
+            (*other).state = state;
         }
         *entry
     };
@@ -156,15 +156,15 @@ fn reverse(
 #[inline(always)]
 fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
     if cfg.flags & NAT_FLAG_FAST_PATH == 0 {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     }
     // SAFETY: copied out at once.
     let Some(ep) = (unsafe { NAT_ENDPOINTS.get(daddr) }).copied() else {
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     if ip.ttl <= 1 || ep.port_ifindex == 0 {
         // The host stack sends the ICMP time exceeded.
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     }
     // TTL and protocol share a 16-bit word of the header checksum.
     let old = u16::from_ne_bytes([ip.ttl, ip.proto]);

@@ -31,14 +31,14 @@ use crate::counters::count;
 #[inline(always)]
 fn drop_packet(reason: Counter) -> i32 {
     count(reason);
-    TC_ACT_SHOT as i32
+    TC_ACT_SHOT
 }
 
 /// Counts the packet as the host's own and lets it through untouched.
 #[inline(always)]
 fn pass_host() -> i32 {
     count(Counter::NatPassHost);
-    TC_ACT_OK as i32
+    TC_ACT_OK
 }
 
 /// The NAT configuration, if the control plane has enabled it.

@@ -25,9 +25,7 @@ pub fn next_tcp_state(cur: u8, flags: u8) -> u8 {
         NAT_STATE_TCP_CLOSING
     } else if flags & TCP_SYN != 0 && flags & TCP_ACK == 0 {
         NAT_STATE_TCP_SYN
-    } else if cur == NAT_STATE_TCP_SYN && flags & TCP_ACK != 0 {
-        NAT_STATE_TCP_ESTABLISHED
-    } else if cur == NAT_STATE_NONE {
+    } else if (cur == NAT_STATE_TCP_SYN && flags & TCP_ACK != 0) || cur == NAT_STATE_NONE {
         NAT_STATE_TCP_ESTABLISHED
     } else {
         cur

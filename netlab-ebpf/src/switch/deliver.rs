@@ -83,5 +83,5 @@ pub fn flood(ctx: &TcContext, ingress: u32) -> (i32, u32) {
     }
     count(Counter::Flooded);
     count_n(Counter::FloodCopies, u64::from(copies));
-    (TC_ACT_SHOT as i32, copies)
+    (TC_ACT_SHOT, copies)
 }

@@ -21,7 +21,7 @@ pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
         return;
     }
     let key = FdbKey::new(*src);
-    match FDB.get_ptr_mut(&key) {
+    match FDB.get_ptr_mut(key) {
         Some(entry) => {
             // SAFETY: a pointer into the map value; fields are written one
             // by one, a reader sees the old or the new port.
@@ -42,7 +42,7 @@ pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
             };
             // NOEXIST: if the control plane raced us with a static entry,
             // the static one stays.
-            if FDB.insert(&key, &entry, u64::from(BPF_NOEXIST)).is_ok() {
+            if FDB.insert(key, entry, u64::from(BPF_NOEXIST)).is_ok() {
                 count(Counter::Learned);
             }
         }

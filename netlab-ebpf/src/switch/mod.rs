@@ -71,7 +71,7 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
         // list. Pass the frame to the stack, as if no program were there,
         // rather than black-holing a device we do not own.
         count(Counter::DropUnknownPort);
-        return TC_ACT_OK as i32;
+        return TC_ACT_OK;
     };
     stats::rx(port.slot, ctx.len());
     let config = maps::config();
@@ -88,7 +88,7 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
         Outcome::Dropped(reason) => {
             count(reason);
             stats::drop(port.slot);
-            TC_ACT_SHOT as i32
+            TC_ACT_SHOT
         }
     };
     if config.trace != 0 {
