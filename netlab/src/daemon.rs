@@ -157,10 +157,10 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     if !ebpf::is_installed(lab) {
         bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
     }
-    if let Some(pid) = running_pid(lab) {
-        if pid != std::process::id() as i32 {
-            bail!("a daemon for lab {lab} is already running (pid {pid})");
-        }
+    if let Some(pid) = running_pid(lab)
+        && pid != std::process::id() as i32
+    {
+        bail!("a daemon for lab {lab} is already running (pid {pid})");
     }
     fs::create_dir_all(state::STATE_DIR)?;
     fs::write(pid_path(lab), format!("{}\n", std::process::id()))?;
