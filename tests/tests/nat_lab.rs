@@ -253,8 +253,13 @@ fn hundreds_of_concurrent_connections_get_distinct_ports() {
 
 #[test]
 fn an_exhausted_port_range_drops_and_counts_the_overflow_only() {
-    let lab = lab(23, 3, "[nat]\nport_min = 20000\nport_max = 20009");
+    let lab = lab(
+        23,
+        3,
+        "[nat]\nport_min = 20000\nport_max = 20009\ntcp_closing_timeout = 2",
+    );
     lab.ok(&["up"]);
+    let daemon = lab.start_daemon("0.2");
     let server = TcpEchoServer::start(&lab.inet_ns(), inet(7000));
     let udp_server = UdpEchoServer::start(&lab.inet_ns(), inet(7001));
 
@@ -325,6 +330,31 @@ fn an_exhausted_port_range_drops_and_counts_the_overflow_only() {
         .filter(|f| f.proto == Proto::Tcp && f.remote == server.addr)
         .count();
     assert_eq!(tcp_flows, 10);
+
+    // A port comes back once its flow closed and expired: a new
+    // connection then gets exactly that port.
+    let closed = streams.pop().unwrap();
+    let freed = lab
+        .nat_flows()
+        .into_iter()
+        .find(|f| f.orig_src == local_v4(&closed))
+        .expect("the closing flow's entry")
+        .translated
+        .port();
+    drop(closed);
+    let mut again = None;
+    let reused = wait_until(Duration::from_secs(30), || {
+        again = tcp_connect(&lab.ns(1), server.addr, Duration::from_secs(1)).ok();
+        again.is_some()
+    });
+    assert!(reused, "no port came back after the flow closed");
+    assert_eq!(server.peers().last().unwrap().port(), freed);
+    tcp_echo(again.as_mut().unwrap(), b"new").unwrap();
+    for (i, stream) in streams.iter_mut().enumerate() {
+        tcp_echo(stream, b"and still here")
+            .unwrap_or_else(|e| panic!("existing flow {i} broke: {e}"));
+    }
+    assert!(daemon.terminate().success());
     drop(streams);
     lab.ok(&["down"]);
 }
