@@ -600,14 +600,16 @@ fn errors_come_back_translated_and_the_host_is_left_alone() {
         "the host's flow was translated"
     );
 
-    // A datagram larger than the MTU leaves the namespace fragmented: the
-    // later fragments carry no ports and are dropped and counted, never
-    // sent with the lab's address.
+    // A datagram larger than the MTU leaves the namespace fragmented.
+    // Whatever the NAT does with the later fragments (today: dropped and
+    // counted, see the ignored test below), they never leave with the
+    // lab's address (the capture checks that at the end).
     let frags = lab.counter(Counter::NatDropFragment);
     let big = udp_socket(&ns1, SocketAddrV4::new(lab.ip(1), 0));
-    big.send_to(&vec![7u8; 3000], udp_server.addr).unwrap();
+    let payload = vec![7u8; 3000];
+    big.send_to(&payload, udp_server.addr).unwrap();
     assert!(wait_until(Duration::from_secs(10), || {
-        lab.counter(Counter::NatDropFragment) > frags
+        lab.counter(Counter::NatDropFragment) > frags || udp_server.received().contains(&payload)
     }));
 
     // Unsolicited packets to the lab from outside are dropped: give the
@@ -695,4 +697,36 @@ fn the_daemon_follows_a_new_uplink_address() {
     drop(udp_server);
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
+}
+
+/// Known bug, found by this file: datagrams larger than the MTU do not
+/// cross the NAT. They are fragmented at their source; only the first
+/// fragment carries the ports, so egress drops the later fragments
+/// (NatDropFragment) and ingress hands the later fragments of a reply to
+/// the host stack untranslated. Under the kernel datapath (conntrack
+/// reassembles) both work. Fixing it needs a fragment map (IP id -> the
+/// first fragment's translation). Run with `--ignored` once it is fixed.
+#[test]
+#[ignore = "known bug: fragmented datagrams do not cross the eBPF NAT"]
+fn datagrams_larger_than_the_mtu_cross_the_nat() {
+    let lab = lab(28, 1, "");
+    lab.ok(&["up"]);
+    let server = UdpEchoServer::start(&lab.inet_ns(), inet(7000));
+    let sock = udp_socket(&lab.ns(1), SocketAddrV4::new(lab.ip(1), 0));
+    // Small first: the flow's translation exists, only size differs below.
+    assert!(udp_echo(
+        &sock,
+        server.addr,
+        b"small",
+        Duration::from_secs(5)
+    ));
+    let big = netlab_tests::traffic::pattern(28, 3000);
+    assert!(
+        udp_echo(&sock, server.addr, &big, Duration::from_secs(5)),
+        "a 3000-byte datagram did not make the round trip (fragments out: {}, to the host: {})",
+        lab.counter(Counter::NatDropFragment),
+        lab.counter(Counter::NatPassHost)
+    );
+    drop(server);
+    lab.ok(&["down"]);
 }
