@@ -62,6 +62,9 @@ pub struct TestLab {
     pub name: String,
     /// The k of 10.77.k.0/24.
     pub k: u8,
+    /// The first two octets of the lab subnet: 10.77 unless built with
+    /// [`TestLab::with_net`].
+    pub net: [u8; 2],
     pub namespace_count: u32,
     pub config_path: PathBuf,
 }
@@ -70,15 +73,23 @@ impl TestLab {
     /// A sandbox lab `t<short>` with `count` namespaces `t<short>-nsN` on
     /// 10.77.<k>.0/24 (gateway .5), and `extra` appended to the lab file.
     pub fn with(short: &str, k: u8, count: u32, extra: &str) -> Self {
+        Self::with_net([10, 77], short, k, count, extra)
+    }
+
+    /// As [`TestLab::with`], on `<net[0]>.<net[1]>.<k>.0/24`: test files
+    /// that own another /16 (10.80 for the eBPF lab tests) use this.
+    pub fn with_net(net: [u8; 2], short: &str, k: u8, count: u32, extra: &str) -> Self {
         let name = format!("t{short}");
+        let [a, b] = net;
         let toml = format!(
-            "name = \"{name}\"\nsubnet = \"10.77.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
+            "name = \"{name}\"\nsubnet = \"{a}.{b}.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
         );
         let config_path = std::env::temp_dir().join(format!("netlab-test-{name}.toml"));
         std::fs::write(&config_path, toml).expect("write the lab file");
         let lab = Self {
             name,
             k,
+            net,
             namespace_count: count,
             config_path,
         };
@@ -105,11 +116,13 @@ impl TestLab {
     }
 
     pub fn subnet(&self) -> String {
-        format!("10.77.{}.0/24", self.k)
+        let [a, b] = self.net;
+        format!("{a}.{b}.{}.0/24", self.k)
     }
 
     pub fn address(&self, host: u8) -> String {
-        format!("10.77.{}.{host}", self.k)
+        let [a, b] = self.net;
+        format!("{a}.{b}.{}.{host}", self.k)
     }
 
     /// Every namespace name this lab may create (plus a few attach names).
@@ -249,3 +262,86 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
 pub mod packets;
 
 pub mod frames;
+
+pub mod traffic;
+
+/// The sandbox's default uplink address (host side) and internet server.
+pub const UPLINK_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 1);
+pub const INTERNET_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 2);
+
+impl TestLab {
+    /// Host `host` of the lab subnet, typed.
+    pub fn ip(&self, host: u8) -> std::net::Ipv4Addr {
+        let [a, b] = self.net;
+        std::net::Ipv4Addr::new(a, b, self.k, host)
+    }
+
+    /// The MAC netlab gives the holder of lab address `host` (02:4e:<ip>).
+    pub fn mac(&self, host: u8) -> [u8; 6] {
+        netlab::config::mac_for(self.ip(host))
+    }
+
+    /// The lab's pin directory, `/sys/fs/bpf/netlab/<lab>`.
+    pub fn pin_dir(&self) -> PathBuf {
+        netlab::datapath::ebpf::pin_dir(&self.name)
+    }
+
+    /// One datapath counter, summed over CPUs.
+    pub fn counter(&self, c: netlab_common::counters::Counter) -> u64 {
+        netlab::datapath::ebpf::counter(&self.name, c)
+            .unwrap_or_else(|e| panic!("counter {} of lab {}: {e}", c.name(), self.name))
+    }
+
+    /// The lab's NAT translations, read from the pinned maps.
+    pub fn nat_flows(&self) -> Vec<netlab::nat::NatFlow> {
+        netlab::nat::NatTable::open(&self.pin_dir())
+            .and_then(|t| t.flows())
+            .unwrap_or_else(|e| panic!("NAT table of lab {}: {e}", self.name))
+    }
+
+    /// Starts `netlab daemon --interval SECS` in the foreground as a child
+    /// of the test (killed by its PID when dropped) and waits until it has
+    /// written its pid file.
+    pub fn start_daemon(&self, interval: &str) -> traffic::ChildGuard {
+        let child = self
+            .command(&["daemon", "--interval", interval])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start netlab daemon");
+        let pid = child.id() as i32;
+        let guard = traffic::ChildGuard::new(child, "netlab daemon");
+        let lab = self.name.clone();
+        let ok = traffic::wait_until(Duration::from_secs(20), || {
+            netlab::daemon::running_pid(&lab) == Some(pid)
+        });
+        assert!(ok, "netlab daemon (pid {pid}) never wrote its pid file");
+        guard
+    }
+
+    /// `ip netns exec <host namespace> ARGS`, stdout as text (must succeed).
+    pub fn host_output(&self, args: &[&str]) -> String {
+        let out = in_netns(&self.host_ns(), args);
+        assert!(out.status.success(), "{args:?}: {}", describe(&out));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Asserts that the host namespace has no iptables rule and no
+    /// nftables ruleset (the eBPF datapath needs neither).
+    pub fn assert_no_firewall_rules(&self, when: &str) {
+        let saved = self.host_output(&["iptables-save"]);
+        let rules: Vec<&str> = saved.lines().filter(|l| l.starts_with("-A")).collect();
+        assert!(
+            rules.is_empty(),
+            "{when}: iptables rules in {}: {saved}",
+            self.host_ns()
+        );
+        let nft = self.host_output(&["nft", "list", "ruleset"]);
+        assert!(
+            nft.trim().is_empty(),
+            "{when}: nftables ruleset in {}: {nft}",
+            self.host_ns()
+        );
+    }
+}
