@@ -2,8 +2,8 @@
 //! a reloaded program) finds the live translations. The sizes here are
 //! defaults; the loader overrides them from `NatPlan::max_entries`.
 
-use aya_ebpf::macros::btf_map;
 use crate::btf_map::{Array, HashMap, LruHashMap};
+use aya_ebpf::macros::btf_map;
 use netlab_common::{
     nat::{NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NatConfig, NatEntry, NatKey},
     switch::Endpoint,

@@ -2,8 +2,8 @@
 //! names are `netlab_common::maps::*`). The control plane fills them; the
 //! program only reads them, except the FDB when learning is on.
 
-use aya_ebpf::macros::btf_map;
 use crate::btf_map::{Array, HashMap, PerCpuArray};
+use aya_ebpf::macros::btf_map;
 use netlab_common::{
     counters::PortStats,
     maps::{ENDPOINTS_SIZE, FDB_SIZE, MAX_PORTS},

@@ -95,8 +95,8 @@ impl Btf {
                 KIND_ARRAY => 12,
                 KIND_STRUCT | KIND_UNION | KIND_DATASEC | KIND_ENUM64 => 12 * vlen as usize,
                 KIND_ENUM | KIND_FUNC_PROTO => 8 * vlen as usize,
-                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST
-                | KIND_RESTRICT | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
+                KIND_PTR | KIND_FWD | KIND_TYPEDEF | KIND_VOLATILE | KIND_CONST | KIND_RESTRICT
+                | KIND_FUNC | KIND_FLOAT | KIND_TYPE_TAG => 0,
                 k => return Err(BtfError(format!("unknown kind {k}"))),
             };
             let start = off + 12;
@@ -138,7 +138,11 @@ impl Btf {
         let shstrndx = u16_at(0x3e)? as usize;
         let section = |i: usize| -> Result<(u32, usize, usize), BtfError> {
             let h = shoff + i * shentsize;
-            Ok((u32_at(elf, h)?, u64_at(h + 0x18)? as usize, u64_at(h + 0x20)? as usize))
+            Ok((
+                u32_at(elf, h)?,
+                u64_at(h + 0x18)? as usize,
+                u64_at(h + 0x20)? as usize,
+            ))
         };
         let (_, names_off, _) = section(shstrndx)?;
         for i in 0..shnum {
@@ -326,19 +330,22 @@ mod tests {
         // strings: 0:"" 1:"u8" 4:"Key" 8:"mac" 12:"_pad" 17:"u32" 21:"m" 23:"key" 27:"value" 33:"fdb"
         let strings = b"\0u8\0Key\0mac\0_pad\0u32\0m\0key\0value\0fdb\0";
         let types = vec![
-            (1, KIND_INT << 24, 1, words(&[8])),                 // 1 u8
-            (0, KIND_ARRAY << 24, 0, words(&[1, 1, 6])),         // 2 [u8;6]
-            (0, KIND_ARRAY << 24, 0, words(&[1, 1, 2])),         // 3 [u8;2]
+            (1, KIND_INT << 24, 1, words(&[8])),         // 1 u8
+            (0, KIND_ARRAY << 24, 0, words(&[1, 1, 6])), // 2 [u8;6]
+            (0, KIND_ARRAY << 24, 0, words(&[1, 1, 2])), // 3 [u8;2]
             (4, KIND_STRUCT << 24 | 2, 8, words(&[8, 2, 0, 12, 3, 48])), // 4 Key
-            (17, KIND_INT << 24, 4, words(&[32])),               // 5 u32
-            (0, KIND_PTR << 24, 4, vec![]),                      // 6 *Key
-            (0, KIND_PTR << 24, 5, vec![]),                      // 7 *u32
+            (17, KIND_INT << 24, 4, words(&[32])),       // 5 u32
+            (0, KIND_PTR << 24, 4, vec![]),              // 6 *Key
+            (0, KIND_PTR << 24, 5, vec![]),              // 7 *u32
             (21, KIND_STRUCT << 24 | 2, 16, words(&[23, 6, 0, 27, 7, 64])), // 8 map def
-            (33, KIND_VAR << 24, 8, words(&[1])),                // 9 var fdb
+            (33, KIND_VAR << 24, 8, words(&[1])),        // 9 var fdb
         ];
         let btf = Btf::parse(&blob(strings, &types)).unwrap();
         let (k, v) = btf.map_types("fdb").unwrap();
-        assert_eq!(btf.signature(k), "Key(8){mac@0:[u8(1);6],_pad@48:[u8(1);2]}");
+        assert_eq!(
+            btf.signature(k),
+            "Key(8){mac@0:[u8(1);6],_pad@48:[u8(1);2]}"
+        );
         assert_eq!(btf.signature(v), "u32(4)");
         assert!(btf.map_types("nope").is_none());
         assert!(Btf::parse(b"\0\0").is_err());

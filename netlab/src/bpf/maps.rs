@@ -121,10 +121,10 @@ pub fn layout_mismatch(spec: &MapSpec, info: &RawMapInfo) -> Option<String> {
             info.max_entries, spec.max_entries
         ));
     }
-    if problems.is_empty() {
-        if let Some(p) = btf_mismatch(spec, info) {
-            problems.push(p);
-        }
+    if problems.is_empty()
+        && let Some(p) = btf_mismatch(spec, info)
+    {
+        problems.push(p);
     }
     (!problems.is_empty()).then(|| problems.join("; "))
 }
@@ -144,9 +144,10 @@ fn btf_mismatch(spec: &MapSpec, info: &RawMapInfo) -> Option<String> {
     if info.btf_id == 0 || info.btf_value_type_id == 0 {
         return Some("created without BTF (an older netlab)".into());
     }
-    let theirs = match sys::btf_bytes(info.btf_id).map_err(|e| e.to_string()).and_then(
-        |b| Btf::parse(&b).map_err(|e| e.to_string()),
-    ) {
+    let theirs = match sys::btf_bytes(info.btf_id)
+        .map_err(|e| e.to_string())
+        .and_then(|b| Btf::parse(&b).map_err(|e| e.to_string()))
+    {
         Ok(btf) => btf,
         Err(e) => return Some(format!("its BTF cannot be read: {e}")),
     };

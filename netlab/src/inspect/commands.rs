@@ -45,11 +45,19 @@ pub enum NatCommand {
 #[derive(Debug)]
 pub enum Inspect<'a> {
     Map(&'a MapCommand),
-    Fdb { json: bool },
+    Fdb {
+        json: bool,
+    },
     Nat(&'a NatCommand),
-    Stats { json: bool, watch: Option<f64>, all: bool },
+    Stats {
+        json: bool,
+        watch: Option<f64>,
+        all: bool,
+    },
     Trace,
-    Diagram { svg: Option<&'a PathBuf> },
+    Diagram {
+        svg: Option<&'a PathBuf>,
+    },
 }
 
 /// Runs `cmd` against lab `lab`.

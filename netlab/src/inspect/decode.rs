@@ -159,7 +159,10 @@ pub fn read<T: aya::Pod>(bytes: &[u8]) -> Result<T, String> {
         return Err(format!(
             "{} bytes where {} expects {}",
             bytes.len(),
-            std::any::type_name::<T>().rsplit("::").next().unwrap_or("?"),
+            std::any::type_name::<T>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("?"),
             size_of::<T>()
         ));
     }
@@ -379,6 +382,31 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
     })
 }
 
+/// Orders keys the way people read them: numbers numerically, addresses
+/// by address, other strings alphabetically, field by field.
+pub fn compare_fields(a: &Fields, b: &Fields) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    for ((_, x), (_, y)) in a.0.iter().zip(&b.0) {
+        let o = match (x, y) {
+            (Value::Number(m), Value::Number(n)) => m
+                .as_f64()
+                .partial_cmp(&n.as_f64())
+                .unwrap_or(Ordering::Equal),
+            (Value::String(s), Value::String(t)) => {
+                match (s.parse::<Ipv4Addr>(), t.parse::<Ipv4Addr>()) {
+                    (Ok(p), Ok(q)) => p.cmp(&q),
+                    _ => s.cmp(t),
+                }
+            }
+            _ => x.to_string().cmp(&y.to_string()),
+        };
+        if o != Ordering::Equal {
+            return o;
+        }
+    }
+    Ordering::Equal
+}
+
 /// A JSON scalar as a table cell: strings without quotes, lists joined.
 pub fn cell(v: &Value) -> String {
     match v {
@@ -407,7 +435,10 @@ mod tests {
     #[test]
     fn scalars() {
         assert_eq!(mac(&[0x02, 0x4e, 10, 79, 1, 2]), "02:4e:0a:4f:01:02");
-        assert_eq!(ipv4(u32::from_ne_bytes([10, 79, 1, 2])).to_string(), "10.79.1.2");
+        assert_eq!(
+            ipv4(u32::from_ne_bytes([10, 79, 1, 2])).to_string(),
+            "10.79.1.2"
+        );
         assert_eq!(port(u16::from_ne_bytes([0x1f, 0x90])), 8080);
         assert_eq!(proto(6), "tcp");
         assert_eq!(proto(47), "proto-47");
@@ -472,7 +503,10 @@ mod tests {
         let key = (Counter::ArpAnswered as u32).to_ne_bytes();
         let values = vec![3u64.to_ne_bytes().to_vec(), 4u64.to_ne_bytes().to_vec()];
         let d = entry(COUNTERS_MAP, &key, &values, &cx()).unwrap();
-        assert_eq!(d.key.to_json(), json!({ "index": 5, "counter": "arp_answered" }));
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "index": 5, "counter": "arp_answered" })
+        );
         assert_eq!(d.value.to_json(), json!({ "count": 7 }));
         assert_eq!(
             serde_json::to_value(d.per_cpu.unwrap()).unwrap(),
@@ -505,7 +539,10 @@ mod tests {
         p.extend(0u32.to_ne_bytes());
         p.extend([0x02, 0x4e, 10, 79, 1, 1, PORT_KIND_ENDPOINT, 0]);
         let d = entry(PORTS_MAP, &5u32.to_ne_bytes(), &[p], &cx()).unwrap();
-        assert_eq!(d.key.to_json(), json!({ "ifindex": 5, "port": "veth-1-br" }));
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "ifindex": 5, "port": "veth-1-br" })
+        );
         assert_eq!(d.value.get("ipv4").unwrap(), "10.79.1.1");
         assert_eq!(d.value.get("kind").unwrap(), "endpoint");
         assert_eq!(d.value.get("mac").unwrap(), "02:4e:0a:4f:01:01");

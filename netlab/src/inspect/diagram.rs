@@ -48,7 +48,10 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRo
         },
         plan.subnet
     );
-    let _ = writeln!(g, "  node [shape=box, fontname=\"monospace\", fontsize=10];");
+    let _ = writeln!(
+        g,
+        "  node [shape=box, fontname=\"monospace\", fontsize=10];"
+    );
     let _ = writeln!(g, "  edge [dir=none];");
 
     // Which links to draw: loopback is noise.
@@ -64,18 +67,23 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRo
             if ns.present { "" } else { " MISSING" }
         );
         for l in ns.links.iter().filter(shown) {
-            let _ = writeln!(g, "    {} [label=\"{}\"];", id(&name, &l.name), link_label(l));
+            let _ = writeln!(
+                g,
+                "    {} [label=\"{}\"];",
+                id(&name, &l.name),
+                link_label(l)
+            );
         }
         if ns.role == "host" && plan.datapath == DatapathKind::Ebpf {
             let progs: Vec<String> = programs
                 .iter()
                 .filter(|p| p.program == crate::bpf::loader::PORT_PROGRAM)
-                .map(|p| format!("{} (prog {})", p.device, p.id))
+                .map(|p| esc(&format!("{} (prog {})", p.device, p.id)))
                 .collect();
             let _ = writeln!(
                 g,
                 "    switch [shape=component, style=filled, fillcolor=lightyellow, label=\"eBPF switch\\nnetlab_port on tcx ingress:\\n{}\"];",
-                esc(&progs.join("\\n"))
+                progs.join("\\n")
             );
         }
         let _ = writeln!(g, "  }}");
@@ -101,7 +109,11 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRo
                 id(&host_ns, &plan.gateway_device),
                 id(&host_ns, &plan.gateway_port)
             );
-            let _ = writeln!(g, "  {} -> switch [style=dashed];", id(&host_ns, &plan.gateway_port));
+            let _ = writeln!(
+                g,
+                "  {} -> switch [style=dashed];",
+                id(&host_ns, &plan.gateway_port)
+            );
         }
         DatapathKind::Kernel => {
             // Bridge ports, as the kernel reports them (controller ifindex).
@@ -127,10 +139,16 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRo
         DatapathKind::Ebpf => {
             let ids: Vec<String> = programs
                 .iter()
-                .filter(|p| p.device == plan.uplink() && p.program != crate::bpf::loader::PORT_PROGRAM)
-                .map(|p| format!("{} {} (prog {})", p.program, p.hook, p.id))
+                .filter(|p| {
+                    p.device == plan.uplink() && p.program != crate::bpf::loader::PORT_PROGRAM
+                })
+                .map(|p| esc(&format!("{} {} (prog {})", p.program, p.hook, p.id)))
                 .collect();
-            format!("SNAT {} -> uplink address\\n{}", plan.subnet, esc(&ids.join("\\n")))
+            format!(
+                "SNAT {} -> uplink address\\n{}",
+                plan.subnet,
+                ids.join("\\n")
+            )
         }
         DatapathKind::Kernel => format!("iptables MASQUERADE {}", plan.subnet),
     };
@@ -138,7 +156,11 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRo
         g,
         "  nat [shape=note, style=filled, fillcolor=lightblue, label=\"{nat}\"];"
     );
-    let _ = writeln!(g, "  nat -> {} [style=dotted];", id(&host_ns, plan.uplink()));
+    let _ = writeln!(
+        g,
+        "  nat -> {} [style=dotted];",
+        id(&host_ns, plan.uplink())
+    );
     if let Some(s) = plan.sandbox() {
         let _ = writeln!(
             g,

@@ -64,6 +64,7 @@ impl OpenMap {
                     .map_err(|why| anyhow::anyhow!("map {}: {why}", self.spec.name))?,
             );
         }
+        rows.sort_by(|a, b| decode::compare_fields(&a.key, &b.key));
         Ok(rows)
     }
 
@@ -101,7 +102,8 @@ pub fn open(lab: &Lab, name: &str) -> anyhow::Result<OpenMap> {
             }
         );
     }
-    let data = MapData::from_pin(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let data =
+        MapData::from_pin(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let info = sys::map_info(data.fd().as_fd())
         .with_context(|| format!("cannot read the description of {}", path.display()))?;
     Ok(OpenMap { spec, data, info })
@@ -148,7 +150,13 @@ pub fn list(lab: &Lab) -> anyhow::Result<Vec<MapRow>> {
     Ok(rows)
 }
 
-fn row(name: &str, info: &RawMapInfo, entries: usize, layout: String, path: &std::path::Path) -> MapRow {
+fn row(
+    name: &str,
+    info: &RawMapInfo,
+    entries: usize,
+    layout: String,
+    path: &std::path::Path,
+) -> MapRow {
     MapRow {
         name: name.to_string(),
         id: info.id,

@@ -37,7 +37,9 @@ fn up_hint(lab: &str) -> String {
     if lab == crate::config::DEFAULT_LAB_NAME {
         "bring it up with `netlab up`".into()
     } else {
-        format!("bring it up with `netlab -f LAB.toml up` (the lab file naming {lab}) or `netlab --lab {lab} up`")
+        format!(
+            "bring it up with `netlab -f LAB.toml up` (the lab file naming {lab}) or `netlab --lab {lab} up`"
+        )
     }
 }
 
@@ -53,7 +55,9 @@ pub fn lab_up(name: &str) -> anyhow::Result<Lab> {
         format!("lab {name} is not up: {}{also}", up_hint(name))
     })?;
     if !st.complete {
-        bail!("lab {name} is half built (an `up` was interrupted): run `netlab down --lab {name}` and bring it up again");
+        bail!(
+            "lab {name} is half built (an `up` was interrupted): run `netlab down --lab {name}` and bring it up again"
+        );
     }
     Ok(Lab {
         name: name.to_string(),

@@ -52,23 +52,18 @@ struct Resolved {
 fn resolve(lab: &Lab, f: &Filter) -> anyhow::Result<Resolved> {
     let namespace_addr = match &f.namespace {
         None => None,
-        Some(ns) => Some(
-            lab.plan
-                .endpoint(ns)
-                .map(|e| e.address)
-                .with_context(|| {
-                    format!(
-                        "namespace {ns} is not an endpoint of lab {}; its endpoints: {}",
-                        lab.name,
-                        lab.plan
-                            .endpoints
-                            .iter()
-                            .map(|e| e.namespace.as_str())
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    )
-                })?,
-        ),
+        Some(ns) => Some(lab.plan.endpoint(ns).map(|e| e.address).with_context(|| {
+            format!(
+                "namespace {ns} is not an endpoint of lab {}; its endpoints: {}",
+                lab.name,
+                lab.plan
+                    .endpoints
+                    .iter()
+                    .map(|e| e.namespace.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?),
     };
     let proto = match &f.proto {
         None => None,
@@ -103,7 +98,10 @@ fn keep(flow: &NatFlow, r: &Resolved) -> bool {
 pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
     let resolved = resolve(lab, filter)?;
     if !lab.dir.join(NAT_ORIG_MAP).exists() {
-        bail!("lab {} has no source NAT (no {NAT_ORIG_MAP} map pinned)", lab.name);
+        bail!(
+            "lab {} has no source NAT (no {NAT_ORIG_MAP} map pinned)",
+            lab.name
+        );
     }
     for map in [NAT_ORIG_MAP, NAT_REPLY_MAP] {
         super::maps::open(lab, map)?.check_layout()?;

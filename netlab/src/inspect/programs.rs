@@ -4,8 +4,9 @@
 use std::path::Path;
 
 use aya::programs::{
-    ProgramInfo, loaded_programs,
+    ProgramInfo,
     links::{FdLink, PinnedLink},
+    loaded_programs,
 };
 use serde::Serialize;
 
@@ -43,7 +44,9 @@ pub struct EbpfStatus {
 }
 
 fn program_info(id: u32) -> Option<ProgramInfo> {
-    loaded_programs().filter_map(Result::ok).find(|p| p.id() == id)
+    loaded_programs()
+        .filter_map(Result::ok)
+        .find(|p| p.id() == id)
 }
 
 /// The kernel keeps 15 bytes of a program name; give ours back in full.
@@ -63,7 +66,9 @@ fn link_row(path: &Path, device: String, hook: &str) -> Result<ProgramRow, Strin
     let link: FdLink = PinnedLink::from_pin(path)
         .map_err(|e| format!("{}: {e}", path.display()))?
         .into();
-    let info = link.info().map_err(|e| format!("{}: {e}", path.display()))?;
+    let info = link
+        .info()
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let prog = program_info(info.program_id());
     let kernel_name = prog
         .as_ref()
@@ -75,7 +80,9 @@ fn link_row(path: &Path, device: String, hook: &str) -> Result<ProgramRow, Strin
         device,
         hook: hook.into(),
         link_id: info.id(),
-        verified_insns: prog.as_ref().and_then(ProgramInfo::verified_instruction_count),
+        verified_insns: prog
+            .as_ref()
+            .and_then(ProgramInfo::verified_instruction_count),
         pin: path.display().to_string(),
     })
 }

@@ -111,7 +111,12 @@ pub fn rates(prev: &Stats, now: &Stats, dt: Duration) -> Stats {
         .0
         .iter()
         .map(|(k, v)| {
-            let before = prev.counters.0.iter().find(|(p, _)| p == k).map_or(0.0, |x| x.1);
+            let before = prev
+                .counters
+                .0
+                .iter()
+                .find(|(p, _)| p == k)
+                .map_or(0.0, |x| x.1);
             (*k, rate(before, *v))
         })
         .collect();
@@ -119,7 +124,10 @@ pub fn rates(prev: &Stats, now: &Stats, dt: Duration) -> Stats {
         .ports
         .iter()
         .map(|p| {
-            let b = prev.ports.iter().find(|q| q.ifindex == p.ifindex && q.slot == p.slot);
+            let b = prev
+                .ports
+                .iter()
+                .find(|q| q.ifindex == p.ifindex && q.slot == p.slot);
             let z = |f: fn(&PortRow) -> f64| b.map_or(0.0, f);
             PortRow {
                 rx_packets: rate(z(|q| q.rx_packets), p.rx_packets),
@@ -165,7 +173,14 @@ pub fn render(s: &Stats, all: bool) -> String {
         c.add_row(vec![Cell::new(name), cell]);
     }
     let mut p = super::table([
-        "port", "behind", "slot", "rx packets", "rx bytes", "tx packets", "tx bytes", "drops",
+        "port",
+        "behind",
+        "slot",
+        "rx packets",
+        "rx bytes",
+        "tx packets",
+        "tx bytes",
+        "drops",
     ]);
     for r in &s.ports {
         p.add_row(vec![

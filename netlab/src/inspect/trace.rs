@@ -122,7 +122,10 @@ struct TraceOff<'a>(&'a str);
 impl Drop for TraceOff<'_> {
     fn drop(&mut self) {
         if let Err(e) = crate::datapath::ebpf::set_trace(self.0, false) {
-            eprintln!("netlab: warning: could not switch tracing off for lab {}: {e}", self.0);
+            eprintln!(
+                "netlab: warning: could not switch tracing off for lab {}: {e}",
+                self.0
+            );
         }
     }
 }
