@@ -3,6 +3,7 @@
 #![no_std]
 #![no_main]
 
+mod btf_map;
 mod counters;
 mod csum;
 mod hdr;

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{DEFAULT_LAB_NAME, LabConfig, LabPlan};
 use crate::datapath::DatapathKind;
+use crate::inspect::commands::Inspect;
 use crate::lab::{self, DownOutcome, UpOutcome};
 use crate::{check, daemon, netns, state, status};
 
@@ -77,6 +78,36 @@ pub enum Command {
     },
     /// Measure the eBPF datapath against the kernel bridge and a direct veth pair.
     Bench(crate::bench::BenchArgs),
+    /// The eBPF datapath's pinned maps (list, dump decoded).
+    #[command(subcommand)]
+    Map(crate::inspect::commands::MapCommand),
+    /// The eBPF switch's forwarding database (like `bridge fdb show`).
+    Fdb {
+        #[arg(long)]
+        json: bool,
+    },
+    /// The eBPF source NAT's translations (like `conntrack -L`).
+    #[command(subcommand)]
+    Nat(crate::inspect::commands::NatCommand),
+    /// The eBPF datapath's counters by reason and per port.
+    Stats {
+        #[arg(long)]
+        json: bool,
+        /// Refresh every SECS seconds (default 1) showing rates per second,
+        /// until Ctrl-C; with --json, one JSON object per line.
+        #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "1")]
+        watch: Option<f64>,
+        /// Also show counters that are zero.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Stream the eBPF programs' per-frame events until Ctrl-C.
+    Trace,
+    /// The live topology as Graphviz DOT (or SVG with --svg, when `dot` is installed).
+    Diagram {
+        #[arg(long, value_name = "FILE")]
+        svg: Option<PathBuf>,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -287,6 +318,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             crate::bench::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Map(cmd) => inspect(&cli, Inspect::Map(cmd)),
+        Command::Fdb { json } => inspect(&cli, Inspect::Fdb { json: *json }),
+        Command::Nat(cmd) => inspect(&cli, Inspect::Nat(cmd)),
+        Command::Stats { json, watch, all } => inspect(
+            &cli,
+            Inspect::Stats {
+                json: *json,
+                watch: *watch,
+                all: *all,
+            },
+        ),
+        Command::Trace => inspect(&cli, Inspect::Trace),
+        Command::Diagram { svg } => inspect(&cli, Inspect::Diagram { svg: svg.as_ref() }),
         Command::Detach { namespace } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;
@@ -295,6 +339,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The inspection commands (crate::inspect): read-only views of a lab.
+fn inspect(cli: &Cli, cmd: Inspect<'_>) -> anyhow::Result<ExitCode> {
+    let lab = lab_name(cli)?;
+    require_privileges()?;
+    crate::inspect::commands::run(&lab, cmd)?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_up(plan: &LabPlan) {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+pub mod inspect;
 pub mod lab;
 pub mod nat;
 pub mod netns;

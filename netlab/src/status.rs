@@ -36,6 +36,8 @@ pub struct LabStatus {
     pub namespaces: Vec<NamespaceStatus>,
     /// Objects recorded in the state file.
     pub owned: Vec<crate::state::Owned>,
+    /// eBPF datapath only: attached programs and pinned maps.
+    pub ebpf: Option<crate::inspect::programs::EbpfStatus>,
 }
 
 fn inspect(name: Option<&str>, role: &str, only: Option<&[String]>) -> NamespaceStatus {
@@ -99,7 +101,22 @@ pub fn collect(state: &LabState) -> LabStatus {
         gateway_mac: format_mac(&plan.gateway_mac()),
         namespaces,
         owned: state.objects.clone(),
+        ebpf: ebpf_status(state),
     }
+}
+
+/// The eBPF section: programs with attach points and ids, maps with fill.
+fn ebpf_status(state: &LabState) -> Option<crate::inspect::programs::EbpfStatus> {
+    let plan = &state.plan;
+    if plan.datapath != DatapathKind::Ebpf {
+        return None;
+    }
+    let lab = crate::inspect::Lab {
+        name: plan.name.clone(),
+        plan: plan.clone(),
+        dir: crate::datapath::ebpf::pin_dir(&plan.name),
+    };
+    Some(crate::inspect::programs::status(&lab))
 }
 
 /// The human-readable report.
@@ -175,11 +192,8 @@ pub fn render(s: &LabStatus) -> String {
             ));
         }
     }
-    if s.datapath == DatapathKind::Ebpf {
-        // TODO(eBPF switch): list the attached programs (tcx links per
-        // port), the pinned maps under /sys/fs/bpf/netlab/<lab>/ and the
-        // counters here, e.g. from a `crate::datapath::ebpf::status_lines(lab)`.
-        out.push_str("\neBPF datapath: programs and maps are not shown yet\n");
+    if let Some(ebpf) = &s.ebpf {
+        out.push_str(&crate::inspect::programs::render(ebpf));
     }
     out
 }

@@ -2,29 +2,29 @@
 //! a reloaded program) finds the live translations. The sizes here are
 //! defaults; the loader overrides them from `NatPlan::max_entries`.
 
-use aya_ebpf::{
-    macros::map,
-    maps::{Array, HashMap, LruHashMap},
-};
+use crate::btf_map::{Array, HashMap, LruHashMap};
+use aya_ebpf::macros::btf_map;
 use netlab_common::{
     nat::{NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NatConfig, NatEntry, NatKey},
     switch::Endpoint,
 };
 
 /// One entry: subnet, external address, port range, flags, gateway MAC.
-#[map(name = "nat_config")]
-pub static NAT_CONFIG: Array<NatConfig> = Array::pinned(1, 0);
+#[btf_map(name = "nat_config")]
+pub static NAT_CONFIG: Array<NatConfig, 1> = Array::new();
 
 /// Original tuple (as it leaves the lab) → translated source.
-#[map(name = "nat_orig")]
-pub static NAT_ORIG: LruHashMap<NatKey, NatEntry> = LruHashMap::pinned(NAT_DEFAULT_MAX_ENTRIES, 0);
+#[btf_map(name = "nat_orig")]
+pub static NAT_ORIG: LruHashMap<NatKey, NatEntry, { NAT_DEFAULT_MAX_ENTRIES as usize }> =
+    LruHashMap::new();
 
 /// Reply tuple (as it arrives on the uplink) → original source. Also the
 /// port allocator's claim table: a translated port is taken exactly when a
 /// reply key naming it exists.
-#[map(name = "nat_reply")]
-pub static NAT_REPLY: LruHashMap<NatKey, NatEntry> = LruHashMap::pinned(NAT_DEFAULT_MAX_ENTRIES, 0);
+#[btf_map(name = "nat_reply")]
+pub static NAT_REPLY: LruHashMap<NatKey, NatEntry, { NAT_DEFAULT_MAX_ENTRIES as usize }> =
+    LruHashMap::new();
 
 /// Lab endpoint IPv4 → its MAC and switch port, for the ingress fast path.
-#[map(name = "nat_endpoints")]
-pub static NAT_ENDPOINTS: HashMap<u32, Endpoint> = HashMap::pinned(NAT_ENDPOINTS_SIZE, 0);
+#[btf_map(name = "nat_endpoints")]
+pub static NAT_ENDPOINTS: HashMap<u32, Endpoint, { NAT_ENDPOINTS_SIZE as usize }> = HashMap::new();

@@ -1,11 +1,9 @@
-//! The switch's maps, pinned by name under `/sys/fs/bpf/netlab/<lab>/` (the
+//! The switch's maps (BTF definitions, so bpftool prints them decoded), pinned by name under `/sys/fs/bpf/netlab/<lab>/` (the
 //! names are `netlab_common::maps::*`). The control plane fills them; the
 //! program only reads them, except the FDB when learning is on.
 
-use aya_ebpf::{
-    macros::map,
-    maps::{Array, HashMap, PerCpuArray},
-};
+use crate::btf_map::{Array, HashMap, PerCpuArray};
+use aya_ebpf::macros::btf_map;
 use netlab_common::{
     counters::PortStats,
     maps::{ENDPOINTS_SIZE, FDB_SIZE, MAX_PORTS},
@@ -13,29 +11,29 @@ use netlab_common::{
 };
 
 /// MAC → port. `FDB_MAP`.
-#[map(name = "fdb")]
-pub static FDB: HashMap<FdbKey, FdbEntry> = HashMap::pinned(FDB_SIZE, 0);
+#[btf_map(name = "fdb")]
+pub static FDB: HashMap<FdbKey, FdbEntry, { FDB_SIZE as usize }> = HashMap::new();
 
 /// Port ifindex (host namespace) → port. `PORTS_MAP`.
-#[map(name = "ports")]
-pub static PORTS: HashMap<u32, PortInfo> = HashMap::pinned(MAX_PORTS, 0);
+#[btf_map(name = "ports")]
+pub static PORTS: HashMap<u32, PortInfo, { MAX_PORTS as usize }> = HashMap::new();
 
 /// Slot → port; ifindex 0 marks an empty slot. `FLOOD_MAP`.
-#[map(name = "flood_ports")]
-pub static FLOOD_PORTS: Array<PortInfo> = Array::pinned(MAX_PORTS, 0);
+#[btf_map(name = "flood_ports")]
+pub static FLOOD_PORTS: Array<PortInfo, { MAX_PORTS as usize }> = Array::new();
 
 /// IPv4 (network order) → MAC and port. `ENDPOINTS_MAP`.
-#[map(name = "endpoints")]
-pub static ENDPOINTS: HashMap<u32, Endpoint> = HashMap::pinned(ENDPOINTS_SIZE, 0);
+#[btf_map(name = "endpoints")]
+pub static ENDPOINTS: HashMap<u32, Endpoint, { ENDPOINTS_SIZE as usize }> = HashMap::new();
 
 /// Per-CPU statistics per port slot. `PORT_STATS_MAP`.
-#[map(name = "port_stats")]
-pub static PORT_STATS: PerCpuArray<PortStats> = PerCpuArray::pinned(MAX_PORTS, 0);
+#[btf_map(name = "port_stats")]
+pub static PORT_STATS: PerCpuArray<PortStats, { MAX_PORTS as usize }> = PerCpuArray::new();
 
 /// One [`SwitchConfig`], read on every frame so that tracing and learning
 /// switch at run time without reloading. `SWITCH_CONFIG_MAP`.
-#[map(name = "switch_config")]
-pub static SWITCH_CONFIG: Array<SwitchConfig> = Array::pinned(1, 0);
+#[btf_map(name = "switch_config")]
+pub static SWITCH_CONFIG: Array<SwitchConfig, 1> = Array::new();
 
 /// The port the frame came in on, copied out of the map.
 #[inline(always)]

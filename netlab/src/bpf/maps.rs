@@ -6,26 +6,40 @@
 
 use std::path::Path;
 
-use aya::maps::{Array, HashMap, Map, MapData, MapInfo, MapType, PerCpuArray, PerCpuValues};
+use std::os::fd::AsFd;
+
+use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray, PerCpuValues};
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
         COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS_SIZE, FDB_MAP, FDB_SIZE, FLOOD_MAP, MAX_PORTS,
         PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
+    nat::{
+        NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
+        NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig, NatEntry, NatKey,
+    },
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
 
-use super::error::{Error, Result};
+use super::{
+    btf::Btf,
+    error::{Error, Result},
+    sys::{self, RawMapInfo},
+};
 
-/// What a pinned map must look like to be reused by this build.
+/// What a pinned map must look like to be reused (or decoded) by this build.
 #[derive(Clone, Copy, Debug)]
 pub struct MapSpec {
     pub name: &'static str,
     pub map_type: MapType,
     pub key_size: u32,
     pub value_size: u32,
+    /// The object's default; `None` in [`MapSpec::fixed_entries`] terms
+    /// when the loader sizes the map from the lab file (the NAT tables).
     pub max_entries: u32,
+    /// False: `max_entries` is set at load time and not compared.
+    pub fixed_entries: bool,
 }
 
 const fn spec<K, V>(name: &'static str, map_type: MapType, max_entries: u32) -> MapSpec {
@@ -35,7 +49,13 @@ const fn spec<K, V>(name: &'static str, map_type: MapType, max_entries: u32) -> 
         key_size: size_of::<K>() as u32,
         value_size: size_of::<V>() as u32,
         max_entries,
+        fixed_entries: true,
     }
+}
+
+const fn sized_at_load(mut spec: MapSpec) -> MapSpec {
+    spec.fixed_entries = false;
+    spec
 }
 
 /// The switch's pinned maps, as the programs declare them.
@@ -49,6 +69,109 @@ pub const SWITCH_MAPS: [MapSpec; 7] = [
     spec::<u32, SwitchConfig>(SWITCH_CONFIG_MAP, MapType::Array, 1),
 ];
 
+/// The source NAT's pinned maps.
+pub const NAT_MAPS: [MapSpec; 4] = [
+    spec::<u32, NatConfig>(NAT_CONFIG_MAP, MapType::Array, 1),
+    sized_at_load(spec::<NatKey, NatEntry>(
+        NAT_ORIG_MAP,
+        MapType::LruHash,
+        NAT_DEFAULT_MAX_ENTRIES,
+    )),
+    sized_at_load(spec::<NatKey, NatEntry>(
+        NAT_REPLY_MAP,
+        MapType::LruHash,
+        NAT_DEFAULT_MAX_ENTRIES,
+    )),
+    spec::<u32, Endpoint>(NAT_ENDPOINTS_MAP, MapType::Hash, NAT_ENDPOINTS_SIZE),
+];
+
+/// Every map netlab pins, switch first.
+pub fn all_specs() -> impl Iterator<Item = &'static MapSpec> {
+    SWITCH_MAPS.iter().chain(NAT_MAPS.iter())
+}
+
+/// The spec of the map called `name`.
+pub fn spec_of(name: &str) -> Option<&'static MapSpec> {
+    all_specs().find(|s| s.name == name)
+}
+
+/// How a pinned map differs from what this build declares; `None` when it
+/// matches. Compares type, key/value sizes, max_entries (unless sized at
+/// load time) and the key and value BTF layouts: a map created by another
+/// netlab version (or without BTF, before the maps carried it) is never
+/// reused or decoded as if it were this build's.
+pub fn layout_mismatch(spec: &MapSpec, info: &RawMapInfo) -> Option<String> {
+    let mut problems = Vec::new();
+    if info.map_type != spec.map_type as u32 {
+        problems.push(format!(
+            "type {}, this build uses {}",
+            sys::map_type_name(info.map_type),
+            sys::map_type_name(spec.map_type as u32)
+        ));
+    }
+    if info.key_size != spec.key_size || info.value_size != spec.value_size {
+        problems.push(format!(
+            "key/value size {}/{} bytes, this build uses {}/{}",
+            info.key_size, info.value_size, spec.key_size, spec.value_size
+        ));
+    }
+    if spec.fixed_entries && info.max_entries != spec.max_entries {
+        problems.push(format!(
+            "{} entries, this build uses {}",
+            info.max_entries, spec.max_entries
+        ));
+    }
+    if problems.is_empty()
+        && let Some(p) = btf_mismatch(spec, info)
+    {
+        problems.push(p);
+    }
+    (!problems.is_empty()).then(|| problems.join("; "))
+}
+
+/// The object's BTF, parsed once.
+fn object_btf() -> Option<&'static Btf> {
+    static BTF: std::sync::OnceLock<Option<Btf>> = std::sync::OnceLock::new();
+    BTF.get_or_init(|| Btf::from_elf(crate::EBPF_OBJECT).ok())
+        .as_ref()
+}
+
+fn btf_mismatch(spec: &MapSpec, info: &RawMapInfo) -> Option<String> {
+    // An object built without BTF (AYA_BUILD_SKIP) has nothing to compare.
+    let ours = object_btf()?;
+    let (k, v) = ours.map_types(spec.name)?;
+    let (want_key, want_value) = (ours.signature(k), ours.signature(v));
+    if info.btf_id == 0 || info.btf_value_type_id == 0 {
+        return Some("created without BTF (an older netlab)".into());
+    }
+    let theirs = match sys::btf_bytes(info.btf_id)
+        .map_err(|e| e.to_string())
+        .and_then(|b| Btf::parse(&b).map_err(|e| e.to_string()))
+    {
+        Ok(btf) => btf,
+        Err(e) => return Some(format!("its BTF cannot be read: {e}")),
+    };
+    let (got_key, got_value) = (
+        theirs.signature(info.btf_key_type_id),
+        theirs.signature(info.btf_value_type_id),
+    );
+    if got_key != want_key || got_value != want_value {
+        return Some(format!(
+            "BTF layout {got_key} -> {got_value}, this build uses {want_key} -> {want_value}"
+        ));
+    }
+    None
+}
+
+/// The kernel's description of a pinned map.
+pub fn pinned_info(path: &Path, name: &'static str) -> Result<RawMapInfo> {
+    let data = MapData::from_pin(path).map_err(Error::map(name))?;
+    sys::map_info(data.fd().as_fd()).map_err(|e| Error::Map {
+        map: name,
+        source: aya::maps::MapError::IoError(e),
+    })
+}
+
 /// Checks that the maps already pinned in `dir` (if any) have the layout
 /// this build expects. aya reuses a pinned map by name without comparing
 /// it, so a map left by another netlab version would be misread silently.
@@ -58,26 +181,9 @@ pub fn check_pinned_layouts(dir: &Path, specs: &[MapSpec]) -> Result<()> {
         if !path.exists() {
             continue;
         }
-        let info = MapInfo::from_pin(&path).map_err(Error::map(spec.name))?;
-        let found = (
-            info.map_type().ok(),
-            info.key_size(),
-            info.value_size(),
-            info.max_entries(),
-        );
-        let wanted = (
-            Some(spec.map_type),
-            spec.key_size,
-            spec.value_size,
-            spec.max_entries,
-        );
-        if found != wanted {
-            return Err(Error::IncompatibleMap {
-                path,
-                detail: format!(
-                    "found type/key/value/entries {found:?}, this build uses {wanted:?}"
-                ),
-            });
+        let info = pinned_info(&path, spec.name)?;
+        if let Some(detail) = layout_mismatch(spec, &info) {
+            return Err(Error::IncompatibleMap { path, detail });
         }
     }
     Ok(())

@@ -2,9 +2,11 @@
 //! ([`fs`]), loading and attaching programs ([`loader`]), typed views of the
 //! pinned maps ([`maps`]) and the errors they report ([`error`]).
 
+pub mod btf;
 pub mod error;
 pub mod fs;
 pub mod loader;
 pub mod maps;
+pub mod sys;
 
 pub use error::{Error, Result};

@@ -1,0 +1,135 @@
+//! The inspection subcommands' arguments and their dispatch (the CLI's
+//! match arms call [`run`]).
+
+use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+
+use clap::Subcommand;
+
+use super::{diagram, ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats, trace};
+
+#[derive(Debug, Subcommand)]
+pub enum MapCommand {
+    /// Every pinned map: type, key/value size, max entries, entries in use, fill.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// One map's entries, decoded (addresses, MACs, ports, ages, interface names).
+    Dump {
+        /// The map's name (as in `netlab map list`).
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NatCommand {
+    /// The source NAT's translations, like `conntrack -L`.
+    List {
+        #[arg(long)]
+        json: bool,
+        /// Only flows from this endpoint namespace.
+        #[arg(long, value_name = "NS")]
+        namespace: Option<String>,
+        /// Only this protocol: tcp, udp, icmp (or a number).
+        #[arg(long, value_name = "PROTO")]
+        proto: Option<String>,
+        /// Only flows where this address appears (source, remote or translated).
+        #[arg(long, value_name = "ADDRESS")]
+        address: Option<Ipv4Addr>,
+    },
+}
+
+/// One inspection command.
+#[derive(Debug)]
+pub enum Inspect<'a> {
+    Map(&'a MapCommand),
+    Fdb {
+        json: bool,
+    },
+    Nat(&'a NatCommand),
+    Stats {
+        json: bool,
+        watch: Option<f64>,
+        all: bool,
+    },
+    Trace,
+    Diagram {
+        svg: Option<&'a PathBuf>,
+    },
+}
+
+/// Runs `cmd` against lab `lab`.
+pub fn run(lab: &str, cmd: Inspect<'_>) -> anyhow::Result<()> {
+    match cmd {
+        Inspect::Map(MapCommand::List { json }) => {
+            let rows = maps::list(&ebpf_lab(lab)?)?;
+            if *json {
+                print_json(&rows)
+            } else {
+                println!("{}", maps::render_list(&rows));
+                Ok(())
+            }
+        }
+        Inspect::Map(MapCommand::Dump { name, json }) => {
+            let dump = maps::dump(&ebpf_lab(lab)?, name)?;
+            if *json {
+                print_json(&dump)
+            } else {
+                print!("{}", maps::render_dump(&dump));
+                Ok(())
+            }
+        }
+        Inspect::Fdb { json } => {
+            let rows = fdb::rows(&ebpf_lab(lab)?)?;
+            if json {
+                print_json(&rows)
+            } else {
+                println!("{}", fdb::render(&rows));
+                Ok(())
+            }
+        }
+        Inspect::Nat(NatCommand::List {
+            json,
+            namespace,
+            proto,
+            address,
+        }) => {
+            let filter = natlist::Filter {
+                namespace: namespace.clone(),
+                proto: proto.clone(),
+                address: *address,
+            };
+            let rows = natlist::rows(&ebpf_lab(lab)?, &filter)?;
+            if *json {
+                print_json(&rows)
+            } else {
+                print!("{}", natlist::render(&rows));
+                Ok(())
+            }
+        }
+        Inspect::Stats { json, watch, all } => {
+            let lab = ebpf_lab(lab)?;
+            match watch {
+                Some(secs) => {
+                    if !(secs.is_finite() && secs > 0.0) {
+                        anyhow::bail!("--watch takes a positive number of seconds, not {secs}");
+                    }
+                    stats::watch(&lab, Duration::from_secs_f64(secs.max(0.05)), json, all)
+                }
+                None => {
+                    let s = stats::read(&lab)?;
+                    if json {
+                        print_json(&s)
+                    } else {
+                        print!("{}", stats::render(&s, all));
+                        Ok(())
+                    }
+                }
+            }
+        }
+        Inspect::Trace => trace::run(&ebpf_lab(lab)?),
+        Inspect::Diagram { svg } => diagram::run(&lab_up(lab)?, svg.map(PathBuf::as_path)),
+    }
+}

@@ -1,0 +1,172 @@
+//! `netlab nat list`: the source NAT's translations, in the spirit of
+//! `conntrack -L`: protocol, state, original tuple, the translated source
+//! the remote side sees, age and time left before expiry.
+
+use std::net::Ipv4Addr;
+
+use anyhow::{Context as _, bail};
+use netlab_common::nat::{NAT_ORIG_MAP, NAT_REPLY_MAP};
+use serde::Serialize;
+
+use super::{Lab, decode};
+use crate::nat::{NatFlow, NatTable, Proto};
+
+/// Which flows to show (all when every field is None).
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    /// Flows from this endpoint namespace.
+    pub namespace: Option<String>,
+    /// `tcp`, `udp`, `icmp` or a protocol number.
+    pub proto: Option<String>,
+    /// Flows where this address appears (original source, remote or translated).
+    pub address: Option<Ipv4Addr>,
+}
+
+/// One translation. For ICMP echo the ports are the echo identifier
+/// (`sport`, `translated_sport`) and 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct NatRow {
+    pub proto: String,
+    pub state: String,
+    /// The endpoint namespace the flow comes from, when known.
+    pub namespace: Option<String>,
+    pub src: String,
+    pub sport: u16,
+    pub dst: String,
+    pub dport: u16,
+    pub translated_src: String,
+    pub translated_sport: u16,
+    pub age_ms: u64,
+    pub expires_in_ms: u64,
+    /// False when one direction's entry is missing (evicted or half
+    /// expired); the flow is still shown so it can be seen and expired.
+    pub complete: bool,
+}
+
+struct Resolved {
+    namespace_addr: Option<Ipv4Addr>,
+    proto: Option<u8>,
+    address: Option<Ipv4Addr>,
+}
+
+fn resolve(lab: &Lab, f: &Filter) -> anyhow::Result<Resolved> {
+    let namespace_addr = match &f.namespace {
+        None => None,
+        Some(ns) => Some(lab.plan.endpoint(ns).map(|e| e.address).with_context(|| {
+            format!(
+                "namespace {ns} is not an endpoint of lab {}; its endpoints: {}",
+                lab.name,
+                lab.plan
+                    .endpoints
+                    .iter()
+                    .map(|e| e.namespace.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?),
+    };
+    let proto = match &f.proto {
+        None => None,
+        Some(p) => Some(decode::proto_number(p).with_context(|| {
+            format!("unknown protocol {p:?}: use tcp, udp, icmp or a protocol number")
+        })?),
+    };
+    Ok(Resolved {
+        namespace_addr,
+        proto,
+        address: f.address,
+    })
+}
+
+fn proto_num(p: Proto) -> u8 {
+    match p {
+        Proto::Tcp => 6,
+        Proto::Udp => 17,
+        Proto::Icmp => 1,
+        Proto::Other(n) => n,
+    }
+}
+
+fn keep(flow: &NatFlow, r: &Resolved) -> bool {
+    r.namespace_addr.is_none_or(|a| *flow.orig_src.ip() == a)
+        && r.proto.is_none_or(|p| proto_num(flow.proto) == p)
+        && r.address.is_none_or(|a| {
+            *flow.orig_src.ip() == a || *flow.remote.ip() == a || *flow.translated.ip() == a
+        })
+}
+
+pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
+    let resolved = resolve(lab, filter)?;
+    if !lab.dir.join(NAT_ORIG_MAP).exists() {
+        bail!(
+            "lab {} has no source NAT (no {NAT_ORIG_MAP} map pinned)",
+            lab.name
+        );
+    }
+    for map in [NAT_ORIG_MAP, NAT_REPLY_MAP] {
+        super::maps::open(lab, map)?.check_layout()?;
+    }
+    let flows = NatTable::open(&lab.dir)?.flows()?;
+    let now = crate::nat::monotonic_now_ns();
+    let timeouts = &lab.plan.nat.timeouts;
+    Ok(flows
+        .iter()
+        .filter(|f| keep(f, &resolved))
+        .map(|f| NatRow {
+            proto: f.proto.to_string(),
+            state: f.state.to_string(),
+            namespace: lab
+                .plan
+                .endpoints
+                .iter()
+                .find(|e| e.address == *f.orig_src.ip())
+                .map(|e| e.namespace.clone()),
+            src: f.orig_src.ip().to_string(),
+            sport: f.orig_src.port(),
+            dst: f.remote.ip().to_string(),
+            dport: f.remote.port(),
+            translated_src: f.translated.ip().to_string(),
+            translated_sport: f.translated.port(),
+            age_ms: f.age(now).as_millis() as u64,
+            expires_in_ms: f.expires_in(now, timeouts).as_millis() as u64,
+            complete: f.orig_key.is_some() && f.reply_key.is_some(),
+        })
+        .collect())
+}
+
+pub fn render(rows: &[NatRow]) -> String {
+    if rows.is_empty() {
+        return "no NAT translations\n".into();
+    }
+    let mut t = super::table([
+        "proto",
+        "state",
+        "from",
+        "original",
+        "translated source",
+        "age",
+        "expires in",
+    ]);
+    for r in rows {
+        let (sp, dp) = if r.proto == "icmp" {
+            (format!(" id={}", r.sport), String::new())
+        } else {
+            (format!(":{}", r.sport), format!(":{}", r.dport))
+        };
+        let xp = if r.proto == "icmp" {
+            format!(" id={}", r.translated_sport)
+        } else {
+            format!(":{}", r.translated_sport)
+        };
+        t.add_row(vec![
+            r.proto.clone(),
+            format!("{}{}", r.state, if r.complete { "" } else { " (half)" }),
+            r.namespace.clone().unwrap_or_else(|| "-".into()),
+            format!("{}{sp} -> {}{dp}", r.src, r.dst),
+            format!("{}{xp}", r.translated_src),
+            decode::duration(std::time::Duration::from_millis(r.age_ms)),
+            decode::duration(std::time::Duration::from_millis(r.expires_in_ms)),
+        ]);
+    }
+    format!("{t}\n{} translation(s)\n", rows.len())
+}
