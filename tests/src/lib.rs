@@ -345,3 +345,35 @@ impl TestLab {
         );
     }
 }
+
+/// The keys of a pinned map as `bpftool -j map dump pinned PATH` shows
+/// them, as raw bytes (its `key` arrays are the same with and without BTF;
+/// the BTF-decoded view is under `formatted`). Also returns the JSON text,
+/// for assertion messages.
+pub fn bpftool_keys(path: &Path) -> (Vec<Vec<u8>>, String) {
+    let out = Command::new("bpftool")
+        .args(["-j", "map", "dump", "pinned"])
+        .arg(path)
+        .output()
+        .expect("run bpftool");
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let entries: serde_json::Value = serde_json::from_str(&text).expect("bpftool JSON");
+    let keys = entries
+        .as_array()
+        .expect("an array of entries")
+        .iter()
+        .map(|e| {
+            e["key"]
+                .as_array()
+                .expect("raw key bytes")
+                .iter()
+                .map(|b| {
+                    let b = b.as_str().expect("0x.. byte");
+                    u8::from_str_radix(b.trim_start_matches("0x"), 16).expect("hex byte")
+                })
+                .collect()
+        })
+        .collect();
+    (keys, text)
+}

@@ -18,20 +18,7 @@ use serde_json::{Value, json};
 
 /// A sandbox lab `ti<k>` with `count` endpoints on 10.79.<k>.0/24.
 fn lab(k: u8, count: u32) -> TestLab {
-    let name = format!("ti{k}");
-    let toml = format!(
-        "name = \"{name}\"\nsubnet = \"10.79.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n"
-    );
-    let config_path = std::env::temp_dir().join(format!("netlab-test-{name}.toml"));
-    std::fs::write(&config_path, toml).expect("write the lab file");
-    let lab = TestLab {
-        name,
-        k,
-        namespace_count: count,
-        config_path,
-    };
-    lab.cleanup();
-    lab
+    TestLab::with_net([10, 79], &format!("i{k}"), k, count, "")
 }
 
 fn addr(k: u8, host: u8) -> String {
