@@ -246,4 +246,5 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
     }
 }
 
+pub mod fuzz;
 pub mod packets;
