@@ -3,14 +3,21 @@
 use aya_ebpf::{macros::map, maps::PerCpuArray};
 use netlab_common::counters::Counter;
 
+/// Pinned by name: `netlab_common::maps::COUNTERS_MAP`.
 #[map(name = "counters")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::pinned(Counter::COUNT, 0);
 
 /// Adds one to `counter` on this CPU. Per-CPU slots need no atomics.
 #[inline(always)]
 pub fn count(counter: Counter) {
+    count_n(counter, 1);
+}
+
+/// Adds `n` to `counter` on this CPU.
+#[inline(always)]
+pub fn count_n(counter: Counter, n: u64) {
     if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
         // SAFETY: the pointer comes from the map lookup and is this CPU's slot.
-        unsafe { *slot += 1 };
+        unsafe { *slot += n };
     }
 }

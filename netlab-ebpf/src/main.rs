@@ -6,16 +6,16 @@
 mod counters;
 mod csum;
 mod hdr;
+mod log;
 mod nat;
+mod switch;
 
-use aya_ebpf::{bindings::TC_ACT_OK, macros::classifier, programs::TcContext};
-use netlab_common::counters::Counter;
+use aya_ebpf::{macros::classifier, programs::TcContext};
 
-/// TC ingress of every switch port.
+/// TC ingress (tcx) of every switch port: `veth-N-br` and the gateway port.
 #[classifier]
-pub fn netlab_port(_ctx: TcContext) -> i32 {
-    counters::count(Counter::PortRx);
-    TC_ACT_OK
+pub fn netlab_port(ctx: TcContext) -> i32 {
+    switch::port_ingress(&ctx)
 }
 
 /// TC egress of the uplink: source NAT (masquerade).

@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{DEFAULT_LAB_NAME, LabConfig, LabPlan};
 use crate::datapath::DatapathKind;
 use crate::lab::{self, DownOutcome, UpOutcome};
-use crate::{check, netns, state, status};
+use crate::{check, daemon, netns, state, status};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -64,6 +64,19 @@ pub enum Command {
     },
     /// Remove an endpoint namespace from a running lab.
     Detach { namespace: String },
+    /// Run the eBPF datapath's control loop: expire idle NAT entries and
+    /// follow the uplink's address (runs until Ctrl-C or `netlab down`).
+    Daemon {
+        /// Seconds between expiry sweeps.
+        #[arg(long, default_value_t = 1.0)]
+        interval: f64,
+        /// Detach and run in the background (pid in /run/netlab/LAB.daemon.pid,
+        /// log in /run/netlab/LAB.daemon.log); `netlab down` stops it.
+        #[arg(long)]
+        background: bool,
+    },
+    /// Measure the eBPF datapath against the kernel bridge and a direct veth pair.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Parses the arguments and runs the command.
@@ -250,6 +263,28 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 crate::config::format_mac(&e.mac),
                 e.peer
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Daemon {
+            interval,
+            background,
+        } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            let opts = daemon::Options {
+                interval: std::time::Duration::from_secs_f64(interval.max(0.05)),
+            };
+            if *background {
+                let pid = daemon::spawn_background(&lab, &opts)?;
+                println!("netlab daemon for lab {lab} running in the background (pid {pid})");
+            } else {
+                daemon::run(&lab, &opts)?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            require_privileges()?;
+            crate::bench::run(args)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Detach { namespace } => {

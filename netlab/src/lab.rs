@@ -73,8 +73,9 @@ pub enum LabError {
     Teardown(Vec<String>),
 }
 
-fn ebpf_err(e: anyhow::Error) -> LabError {
-    LabError::Ebpf(format!("{e:#}"))
+fn ebpf_err(e: crate::bpf::Error) -> LabError {
+    // Keep the whole chain: the verifier tail and the hint live in sources.
+    LabError::Ebpf(format!("{:#}", anyhow::Error::new(e)))
 }
 
 /// What `up` did.
@@ -549,6 +550,10 @@ pub fn up(plan: &LabPlan) -> Result<UpOutcome, LabError> {
 /// Removes everything the lab's state file records, then the state file.
 pub fn down(lab: &str) -> Result<DownOutcome, LabError> {
     let lock = LabLock::acquire(lab)?;
+    // The control loop goes first, so it never sweeps maps being removed.
+    if let Err(e) = crate::daemon::stop(lab) {
+        log::warn!("stopping the daemon of lab {lab}: {e:#}");
+    }
     let Some(mut state) = lock.load()? else {
         return Ok(DownOutcome::NothingThere);
     };

@@ -1,10 +1,13 @@
 //! netlab: a container network lab on one Linux host, on a kernel-bridge or
 //! an eBPF datapath.
 
+pub mod bench;
+pub mod bpf;
 pub mod check;
 pub mod cidr;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod datapath;
 pub mod lab;
 pub mod nat;

@@ -248,3 +248,5 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
 
 pub mod fuzz;
 pub mod packets;
+
+pub mod frames;

@@ -96,6 +96,30 @@ pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<Swee
     Ok(stats)
 }
 
+/// Removes every flow translated to an address other than `external` (the
+/// uplink's address changed: replies to the old one cannot arrive, and the
+/// ports they hold are released). Returns how many flows went.
+pub fn flush_other_addresses(
+    pin_dir: &Path,
+    external: std::net::Ipv4Addr,
+) -> Result<usize, NatError> {
+    let mut table = NatTable::open(pin_dir)?;
+    let mut flushed = 0;
+    for flow in table.flows()? {
+        if *flow.translated.ip() == external {
+            continue;
+        }
+        if let Some(k) = flow.orig_key {
+            table.remove(&k, false)?;
+        }
+        if let Some(k) = flow.reply_key {
+            table.remove(&k, true)?;
+        }
+        flushed += 1;
+    }
+    Ok(flushed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -26,7 +26,9 @@ pub use config::{
     configure, configure_pinned, loader_tweaks, nat_config, remove_endpoint,
     remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
 };
-pub use expiry::{SweepStats, monotonic_now_ns, select_expired, sweep, timeout_for};
+pub use expiry::{
+    SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, timeout_for,
+};
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
 pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
 

@@ -1,0 +1,171 @@
+//! The L2 switch: the program on the TC ingress of every switch port.
+//!
+//! Per frame: find the ingress port in `ports`; drop runts; check the source
+//! (endpoint ports); answer ARP requests for known addresses in place; then
+//! switch by destination MAC: known unicast is redirected to its port,
+//! broadcast/multicast/unknown unicast is flooded. IPv6, VLAN-tagged and any
+//! other EtherType are switched by MAC like on any L2 switch.
+//!
+//! How the ingress port is found: `__sk_buff.ingress_ifindex`. On a tcx
+//! ingress hook it is the port device's ifindex (the kernel sets `skb_iif`
+//! before running the hook); under BPF_PROG_TEST_RUN it is whatever the
+//! test passes in `ctx_in`, which keeps the program testable with made-up
+//! ifindexes.
+
+mod arp;
+mod deliver;
+mod learn;
+mod mac;
+pub mod maps;
+mod source;
+mod stats;
+
+use aya_ebpf::{
+    bindings::{TC_ACT_OK, TC_ACT_SHOT},
+    programs::TcContext,
+};
+use netlab_common::{
+    counters::Counter,
+    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
+};
+use network_types::eth::{EthHdr, EtherType};
+
+use crate::{
+    counters::count,
+    hdr::{make_linear, ptr_at},
+    log,
+};
+
+/// What happened to a frame; turned into a TC verdict and, when tracing,
+/// into one log event.
+pub enum Outcome {
+    /// Redirected to one port.
+    Unicast { verdict: i32, to: u32 },
+    /// An ARP request answered in place for `ip`.
+    ArpAnswered { verdict: i32, ip: [u8; 4] },
+    /// Copies sent to `copies` ports; the original is dropped.
+    Flooded { verdict: i32, copies: u32 },
+    /// Dropped and counted for this reason.
+    Dropped(Counter),
+}
+
+/// The addresses of the frame, kept for the trace event (packet pointers
+/// are gone after a clone_redirect).
+#[derive(Clone, Copy, Default)]
+pub struct Frame {
+    pub dst: [u8; 6],
+    pub src: [u8; 6],
+    /// Host byte order.
+    pub ethertype: u16,
+}
+
+/// Entry point of `netlab_port`.
+#[inline(always)]
+pub fn port_ingress(ctx: &TcContext) -> i32 {
+    count(Counter::PortRx);
+    // SAFETY: reading a field of the context the kernel handed us.
+    let ingress = unsafe { (*ctx.skb.skb).ingress_ifindex };
+    let Some(port) = maps::port(ingress) else {
+        // Not a port of this switch: only possible if the program is
+        // attached to a device the control plane does not (or no longer)
+        // list. Pass the frame to the stack, as if no program were there,
+        // rather than black-holing a device we do not own.
+        count(Counter::DropUnknownPort);
+        return TC_ACT_OK as i32;
+    };
+    stats::rx(port.slot, ctx.len());
+    let config = maps::config();
+
+    let mut frame = Frame::default();
+    let outcome = match switch_frame(ctx, ingress, &port, config.learning != 0, &mut frame) {
+        Ok(outcome) => outcome,
+        Err(reason) => Outcome::Dropped(reason),
+    };
+    let verdict = match outcome {
+        Outcome::Unicast { verdict, .. }
+        | Outcome::ArpAnswered { verdict, .. }
+        | Outcome::Flooded { verdict, .. } => verdict,
+        Outcome::Dropped(reason) => {
+            count(reason);
+            stats::drop(port.slot);
+            TC_ACT_SHOT as i32
+        }
+    };
+    if config.trace != 0 {
+        log::frame(ctx, ingress, &frame, &outcome);
+    }
+    verdict
+}
+
+#[inline(always)]
+fn switch_frame(
+    ctx: &TcContext,
+    ingress: u32,
+    port: &PortInfo,
+    learning: bool,
+    frame: &mut Frame,
+) -> Result<Outcome, Counter> {
+    if (ctx.len() as usize) < EthHdr::LEN {
+        return Err(Counter::DropRunt);
+    }
+    if !make_linear(ctx, EthHdr::LEN) {
+        return Err(Counter::DropTruncated);
+    }
+    let eth = ptr_at::<EthHdr>(ctx, 0).ok_or(Counter::DropRunt)?;
+    // SAFETY: bounds-checked by ptr_at just above.
+    let (dst, src, ethertype) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
+    *frame = Frame {
+        dst,
+        src,
+        ethertype: u16::from_be(ethertype),
+    };
+
+    if port.kind == PORT_KIND_ENDPOINT && !mac::eq(&src, &port.mac) {
+        return Err(Counter::DropSpoofed);
+    }
+
+    if ethertype == EtherType::Arp as u16 {
+        if let arp::Arp::Answered { verdict, ip } = arp::handle(ctx, ingress, port)? {
+            count(Counter::ArpAnswered);
+            return Ok(Outcome::ArpAnswered { verdict, ip });
+        }
+    } else if ethertype == EtherType::Ipv4 as u16 {
+        source::check_ipv4(ctx, port)?;
+    } else {
+        count(Counter::OtherEtherType);
+    }
+
+    if learning {
+        learn::learn(&src, ingress, port);
+    }
+    forward(ctx, ingress, &dst)
+}
+
+/// Switches by destination MAC.
+#[inline(always)]
+fn forward(ctx: &TcContext, ingress: u32, dst: &[u8; 6]) -> Result<Outcome, Counter> {
+    if !mac::is_group(dst) {
+        // SAFETY: the values are copied out at once.
+        if let Some(entry) = unsafe { maps::FDB.get(FdbKey::new(*dst)).copied() } {
+            if entry.port_ifindex == ingress {
+                return Err(Counter::DropHairpin);
+            }
+            // An FDB entry whose port is gone (removed port, stale learned
+            // entry) is treated as unknown unicast.
+            if let Some(target) = maps::port(entry.port_ifindex) {
+                let verdict = deliver::to_port(ctx, &target)?;
+                count(if target.kind == PORT_KIND_GATEWAY {
+                    Counter::ToHost
+                } else {
+                    Counter::RedirectPeer
+                });
+                return Ok(Outcome::Unicast {
+                    verdict,
+                    to: target.ifindex,
+                });
+            }
+        }
+    }
+    let (verdict, copies) = deliver::flood(ctx, ingress);
+    Ok(Outcome::Flooded { verdict, copies })
+}

@@ -1,0 +1,447 @@
+//! `netlab bench`: the eBPF datapath against the kernel bridge + iptables
+//! datapath and a bare veth pair, measured side by side (DESIGN.md §5).
+//!
+//! Method: every datapath's lab is built once; a warm-up run; then for each
+//! round, for each workload, each datapath in turn (A B C A B C …), so slow
+//! drift of the machine (thermal, other load) hits all datapaths alike.
+//! Every raw sample is kept; the summaries are medians with min–max, and
+//! ratios are taken within a round and then their median reported.
+
+pub mod direct;
+pub mod interrupt;
+pub mod lab;
+pub mod nattable;
+pub mod nsexec;
+pub mod parse;
+pub mod plan;
+pub mod report;
+pub mod stats;
+pub mod svg;
+pub mod workload;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+
+use lab::{BenchLab, Endpoints};
+use nsexec::NsCpu;
+pub use plan::{BenchArgs, BenchDatapath, Plan, Workload};
+use report::{BenchReport, Cpus, Failure, Method, Sample, Settings, Skipped};
+use workload::{Measured, Servers};
+
+/// `netlab bench`: run, print the table, write `--json` / `--svg`.
+/// Fails (after writing what it has) if any measurement failed.
+pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let plan = Plan::from_args(args)?;
+    for path in [&args.json, &args.svg].into_iter().flatten() {
+        check_writable(path)?;
+    }
+    let report = run_plan(&plan)?;
+    println!("{}", report::table(&report));
+    for line in report::notes(&report) {
+        println!("{line}");
+    }
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        println!("raw samples and summaries: {}", path.display());
+    }
+    if let Some(path) = &args.svg {
+        std::fs::write(path, svg::render(&report))
+            .with_context(|| format!("writing {}", path.display()))?;
+        println!("chart: {}", path.display());
+    }
+    if !report.failures.is_empty() {
+        bail!(
+            "{} measurement(s) failed (see above)",
+            report.failures.len()
+        );
+    }
+    Ok(())
+}
+
+/// Refuse before a long run, not after it, when an output cannot be written.
+fn check_writable(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    if !dir.is_dir() {
+        bail!(
+            "cannot write {}: {} is not a directory",
+            path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// Build the labs, measure, tear the labs down (also on error and Ctrl-C),
+/// and return the report.
+pub fn run_plan(plan: &Plan) -> anyhow::Result<BenchReport> {
+    let netlab_labs = plan.datapaths.iter().any(|d| *d != BenchDatapath::Direct);
+    workload::check_tools(plan.datapaths.contains(&BenchDatapath::Direct))?;
+    if netlab_labs {
+        lab::netlab_binary()?;
+    }
+    let _sigint = interrupt::install()?;
+    let settings = settings(plan);
+    let workdir = std::env::temp_dir().join(format!("netlab-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
+    let result = measure(plan, settings, &workdir);
+    let _ = std::fs::remove_dir_all(&workdir);
+    result
+}
+
+/// Progress and the collected samples.
+struct Run<'a> {
+    plan: &'a Plan,
+    bar: ProgressBar,
+    samples: Vec<Sample>,
+    failures: Vec<Failure>,
+    nat: NatDrain,
+}
+
+fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<BenchReport> {
+    // Labs are dropped (brought down) when this function returns, whatever
+    // the way out.
+    let mut labs: Vec<(BenchDatapath, BenchLab)> = Vec::new();
+    for &d in &plan.datapaths {
+        interrupt::check()?;
+        eprintln!("building the {d} lab …");
+        let lab = BenchLab::create(&plan.prefix, d, workdir)
+            .with_context(|| format!("building the {d} lab"))?;
+        labs.push((d, lab));
+    }
+    let endpoints: Vec<Endpoints> = labs.iter().map(|(d, l)| l.endpoints(*d)).collect();
+
+    let warmups = plan.datapaths.len() as u64;
+    let total = warmups + plan.measurements_per_round() * plan.rounds as u64;
+    let bar = ProgressBar::new(total).with_style(
+        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
+            .expect("valid progress template"),
+    );
+    let nat = NatDrain {
+        bar: bar.clone(),
+        stuck: BTreeSet::new(),
+    };
+    let mut run = Run {
+        plan,
+        bar,
+        samples: Vec::new(),
+        failures: Vec::new(),
+        nat,
+    };
+
+    // Warm-up: one short TCP run per datapath (ARP, caches, CPU clocks),
+    // through the NAT where there is one; discarded.
+    {
+        let servers = start_servers(plan, &endpoints)?;
+        for ep in &endpoints {
+            interrupt::check()?;
+            run.bar.set_message(format!("warm-up {}", ep.datapath));
+            let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
+            workload::tcp_throughput(&client, ep.server_address, 1, 1)
+                .with_context(|| format!("warm-up on {}", ep.datapath))?;
+            if let Some(inet) = &ep.internet {
+                workload::tcp_throughput(&client, inet.address, 1, 1)
+                    .with_context(|| format!("warm-up through NAT on {}", ep.datapath))?;
+            }
+            run.bar.inc(1);
+        }
+        drop(servers);
+    }
+
+    for round in 1..=plan.rounds {
+        let servers = start_servers(plan, &endpoints)?;
+        for &workload in &plan.workloads {
+            for ep in endpoints
+                .iter()
+                .filter(|ep| workload.skip_reason(ep.datapath).is_none())
+            {
+                interrupt::check()?;
+                run.bar
+                    .set_message(format!("round {round}: {} {}", ep.datapath, workload.id()));
+                let result = measure_one(plan, workload, ep, &mut run.nat);
+                interrupt::check()?;
+                match result {
+                    Ok(m) => run.samples.push(to_sample(round, ep.datapath, workload, m)),
+                    Err(e) => {
+                        run.bar.println(format!(
+                            "round {round}: {} {} failed: {e:#}",
+                            ep.datapath,
+                            workload.id()
+                        ));
+                        run.failures.push(Failure {
+                            round,
+                            datapath: ep.datapath,
+                            workload,
+                            error: format!("{e:#}"),
+                        });
+                    }
+                }
+                run.bar.inc(1);
+            }
+        }
+        drop(servers);
+    }
+    run.bar.finish_and_clear();
+
+    let mut teardown_errors = Vec::new();
+    for (d, lab) in labs.drain(..).rev() {
+        if let BenchLab::Netlab(mut l) = lab
+            && let Err(e) = l.down()
+        {
+            teardown_errors.push(format!("{d}: {e:#}"));
+        }
+    }
+    if !teardown_errors.is_empty() {
+        bail!(
+            "bringing the bench labs down failed: {}",
+            teardown_errors.join("; ")
+        );
+    }
+
+    let skipped = skipped(run.plan);
+    let summaries = report::summarize(run.plan, &run.samples);
+    Ok(BenchReport {
+        schema: report::SCHEMA,
+        settings,
+        labs: endpoints,
+        skipped,
+        samples: run.samples,
+        failures: run.failures,
+        summaries,
+    })
+}
+
+/// The servers of every datapath for one round: lab-side (ns2) and
+/// internet-side, pinned to the server CPU. Stopped by PID on drop.
+fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Servers>> {
+    let mut all = Vec::new();
+    let needs_inet = plan.workloads.iter().any(|w| w.path() == plan::Path::Inet);
+    for ep in endpoints {
+        // The lab-side servers always run: the warm-up uses them.
+        let ns = NsCpu::new(&ep.server_namespace, plan.server_cpu);
+        all.push(Servers::start(&ns, false).with_context(|| format!("servers in {}", ns.netns))?);
+        if let Some(inet) = &ep.internet {
+            let ns = NsCpu::new(&inet.namespace, plan.server_cpu);
+            all.push(
+                Servers::start(&ns, needs_inet)
+                    .with_context(|| format!("servers in {}", ns.netns))?,
+            );
+        }
+    }
+    Ok(all)
+}
+
+/// The un-prefilled connection rate must not inherit the previous round's
+/// prefilled flows (kernel: unreplied UDP conntrack entries live 30 s), so
+/// it first waits for the NAT table to drain below `DRAIN_BELOW` entries.
+const DRAIN_BELOW: u64 = plan::PREFILL_FLOWS as u64 / 10;
+/// Longest wait; a datapath whose table did not drain in time is not waited
+/// for again (its expiry may not be running), and the sample records the
+/// entries it started with.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
+
+struct NatDrain {
+    bar: ProgressBar,
+    stuck: BTreeSet<BenchDatapath>,
+}
+
+impl NatDrain {
+    /// Wait for the table to drain; returns the seconds waited.
+    fn wait(&mut self, ep: &Endpoints, host_ns: &str) -> anyhow::Result<f64> {
+        let start = std::time::Instant::now();
+        if self.stuck.contains(&ep.datapath) {
+            return Ok(0.0);
+        }
+        while let Some(n) = nattable::entries(ep.datapath, &ep.lab, host_ns) {
+            if n < DRAIN_BELOW {
+                break;
+            }
+            if start.elapsed() > DRAIN_TIMEOUT {
+                self.bar.println(format!(
+                    "{}: NAT table still holds {n} entries after {DRAIN_TIMEOUT:?};                      measuring connection rate without waiting from now on",
+                    ep.datapath
+                ));
+                self.stuck.insert(ep.datapath);
+                break;
+            }
+            self.bar.set_message(format!(
+                "{}: waiting for {n} NAT entries to expire",
+                ep.datapath
+            ));
+            interrupt::check()?;
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+/// One measurement of one workload on one datapath.
+fn measure_one(
+    plan: &Plan,
+    workload: Workload,
+    ep: &Endpoints,
+    nat: &mut NatDrain,
+) -> anyhow::Result<Measured> {
+    let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
+    let secs = plan.duration_secs;
+    let inet = || {
+        ep.internet
+            .as_ref()
+            .context("this datapath has no internet side")
+    };
+    match workload {
+        Workload::NsTcp1 => workload::tcp_throughput(&client, ep.server_address, 1, secs),
+        Workload::NsTcp2 => workload::tcp_throughput(&client, ep.server_address, 2, secs),
+        Workload::NsUdp64 => workload::udp_small_packets(&client, ep.server_address, secs),
+        Workload::NsRr => workload::request_response(&client, ep.server_address, secs),
+        Workload::InetTcp1 => workload::tcp_throughput(&client, inet()?.address, 1, secs),
+        Workload::InetUdp64 => workload::udp_small_packets(&client, inet()?.address, secs),
+        Workload::InetRr => workload::request_response(&client, inet()?.address, secs),
+        Workload::InetConnRate | Workload::InetConnRatePrefilled => {
+            let inet = inet()?;
+            let mut m = Measured::default();
+            if workload == Workload::InetConnRate {
+                let waited = nat.wait(ep, &inet.host_namespace)?;
+                m.details.insert("nat_drain_wait_seconds".into(), waited);
+            }
+            if workload == Workload::InetConnRatePrefilled {
+                let p = workload::prefill_udp_flows(&client, inet.address, plan::PREFILL_FLOWS)?;
+                m.details.insert("prefill_sent".into(), p.sent as f64);
+                m.details.insert("prefill_errors".into(), p.errors as f64);
+                m.details.insert("prefill_seconds".into(), p.seconds);
+            }
+            if let Some(n) = nattable::entries(ep.datapath, &ep.lab, &inet.host_namespace) {
+                m.details.insert("nat_entries_before".into(), n as f64);
+            }
+            let target = SocketAddrV4::new(inet.address, workload::ACCEPT_PORT);
+            let rate = workload::connection_rate(&client, target, secs)?;
+            m.values.push((
+                plan::Metric::ConnectionsPerSecond,
+                rate.connections as f64 / rate.seconds,
+            ));
+            m.details
+                .insert("connections".into(), rate.connections as f64);
+            m.details.insert("failures".into(), rate.failures as f64);
+            m.details.insert("seconds".into(), rate.seconds);
+            if let Some(n) = nattable::entries(ep.datapath, &ep.lab, &inet.host_namespace) {
+                m.details.insert("nat_entries_after".into(), n as f64);
+            }
+            Ok(m)
+        }
+    }
+}
+
+fn to_sample(round: u32, datapath: BenchDatapath, workload: Workload, m: Measured) -> Sample {
+    Sample {
+        round,
+        datapath,
+        workload,
+        values: m
+            .values
+            .into_iter()
+            .map(|(k, v)| (k.id().to_string(), v))
+            .collect(),
+        details: m.details,
+    }
+}
+
+fn skipped(plan: &Plan) -> Vec<Skipped> {
+    let mut out = Vec::new();
+    for &workload in &plan.workloads {
+        for &datapath in &plan.datapaths {
+            if let Some(reason) = workload.skip_reason(datapath) {
+                out.push(Skipped {
+                    workload,
+                    datapath,
+                    reason: reason.to_string(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn settings(plan: &Plan) -> Settings {
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .unwrap_or_default();
+    let tools: BTreeMap<String, String> = ["iperf3", "sockperf"]
+        .into_iter()
+        .filter_map(|t| workload::tool_version(t).map(|v| (t.to_string(), v)))
+        .collect();
+    let started_at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .as_secs();
+    Settings {
+        rounds: plan.rounds,
+        duration_secs: plan.duration_secs,
+        quick: plan.quick,
+        datapaths: plan.datapaths.clone(),
+        workloads: plan.workloads.clone(),
+        cpus: Cpus {
+            client: plan.client_cpu,
+            server: plan.server_cpu,
+        },
+        kernel,
+        cpu_model,
+        tools,
+        started_at,
+        method: method(),
+    }
+}
+
+fn method() -> Method {
+    Method {
+        order: "labs built once; per round, per workload, every datapath in turn \
+                (A B C A B C …); servers restarted every round"
+            .into(),
+        warmup: "one 1 s iperf3 TCP run per datapath (ns→ns, and ns→internet where \
+                 there is NAT), discarded"
+            .into(),
+        tcp: "iperf3 -J -t DURATION [-P 2]; end.sum_received.bits_per_second".into(),
+        udp: format!(
+            "iperf3 -u -l {} -b 0; received datagrams/s = (end.sum_received.packets − \
+             lost_packets) / end.sum_received.seconds",
+            workload::UDP_DATAGRAM_BYTES
+        ),
+        request_response: format!(
+            "sockperf ping-pong --tcp -m {} --full-rtt (one message in flight); \
+             round-trip percentiles; transactions/s = replies / valid run time",
+            workload::RR_MESSAGE_BYTES
+        ),
+        connection_rate: "one client thread, sequential connections for DURATION: \
+                          connect (1 s timeout), read 1 byte sent by the server, close with \
+                          SO_LINGER 0 (RST); successes per second, failures counted"
+            .into(),
+        prefill: format!(
+            "before every prefilled run: {} UDP flows, one 16-byte datagram each, from \
+             {} consecutive source ports (from {}) to {} UDP sink ports (from {}) on the \
+             internet namespace; identical for every datapath; NAT table size recorded in \
+             nat_entries_before/after (kernel: nf_conntrack_count in the host namespace; \
+             ebpf: keys in the pinned NAT hash maps)",
+            plan::PREFILL_FLOWS,
+            plan::PREFILL_FLOWS / plan::PREFILL_DST_PORTS as u32,
+            workload::PREFILL_SRC_PORT_BASE,
+            plan::PREFILL_DST_PORTS,
+            workload::PREFILL_DST_PORT_BASE
+        ),
+    }
+}

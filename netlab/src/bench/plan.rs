@@ -1,0 +1,515 @@
+//! What a bench run measures: which datapaths, which workloads, how many
+//! rounds, how long, on which CPUs. Validated before anything is created.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use serde::{Deserialize, Serialize};
+
+/// One of the three things being compared.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchDatapath {
+    /// netlab's lab on the Linux bridge + iptables MASQUERADE (the baseline).
+    Kernel,
+    /// netlab's lab on the eBPF switch + eBPF NAT (the product).
+    Ebpf,
+    /// Two namespaces joined by a bare veth pair: no switching, no NAT, the
+    /// ceiling any datapath can reach on this machine.
+    Direct,
+}
+
+impl BenchDatapath {
+    pub const ALL: [BenchDatapath; 3] = [Self::Kernel, Self::Ebpf, Self::Direct];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Kernel => "kernel",
+            Self::Ebpf => "ebpf",
+            Self::Direct => "direct",
+        }
+    }
+
+    /// Whether the datapath has a way out to an "internet" through NAT.
+    pub fn has_nat(self) -> bool {
+        !matches!(self, Self::Direct)
+    }
+}
+
+impl fmt::Display for BenchDatapath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where the traffic goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// Namespace to namespace on the lab subnet (switching only).
+    Ns,
+    /// Namespace to the internet namespace through the gateway and source NAT.
+    Inet,
+}
+
+/// One kind of measurement.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
+pub enum Workload {
+    /// ns→ns TCP throughput, one stream (iperf3).
+    #[serde(rename = "ns_tcp_1")]
+    #[value(name = "ns_tcp_1")]
+    NsTcp1,
+    /// ns→ns TCP throughput, two parallel streams (iperf3 -P 2).
+    #[serde(rename = "ns_tcp_2")]
+    #[value(name = "ns_tcp_2")]
+    NsTcp2,
+    /// ns→ns UDP 64-byte datagrams, received packets/s (iperf3 -u -l 64 -b 0).
+    #[serde(rename = "ns_udp_64")]
+    #[value(name = "ns_udp_64")]
+    NsUdp64,
+    /// ns→ns TCP ping-pong, round-trip p50/p99 and transactions/s (sockperf).
+    #[serde(rename = "ns_rr")]
+    #[value(name = "ns_rr")]
+    NsRr,
+    /// ns→internet TCP throughput through NAT, one stream.
+    #[serde(rename = "inet_tcp_1")]
+    #[value(name = "inet_tcp_1")]
+    InetTcp1,
+    /// ns→internet UDP 64-byte datagrams through NAT.
+    #[serde(rename = "inet_udp_64")]
+    #[value(name = "inet_udp_64")]
+    InetUdp64,
+    /// ns→internet TCP ping-pong through NAT.
+    #[serde(rename = "inet_rr")]
+    #[value(name = "inet_rr")]
+    InetRr,
+    /// ns→internet new TCP connections per second through NAT.
+    #[serde(rename = "inet_conn_rate")]
+    #[value(name = "inet_conn_rate")]
+    InetConnRate,
+    /// The same with the NAT table first filled with `PREFILL_FLOWS` UDP flows.
+    #[serde(rename = "inet_conn_rate_prefilled")]
+    #[value(name = "inet_conn_rate_prefilled")]
+    InetConnRatePrefilled,
+}
+
+impl Workload {
+    pub const ALL: [Workload; 9] = [
+        Self::NsTcp1,
+        Self::NsTcp2,
+        Self::NsUdp64,
+        Self::NsRr,
+        Self::InetTcp1,
+        Self::InetUdp64,
+        Self::InetRr,
+        Self::InetConnRate,
+        Self::InetConnRatePrefilled,
+    ];
+
+    /// Stable identifier (JSON, SVG, table).
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::NsTcp1 => "ns_tcp_1",
+            Self::NsTcp2 => "ns_tcp_2",
+            Self::NsUdp64 => "ns_udp_64",
+            Self::NsRr => "ns_rr",
+            Self::InetTcp1 => "inet_tcp_1",
+            Self::InetUdp64 => "inet_udp_64",
+            Self::InetRr => "inet_rr",
+            Self::InetConnRate => "inet_conn_rate",
+            Self::InetConnRatePrefilled => "inet_conn_rate_prefilled",
+        }
+    }
+
+    pub fn title(self) -> &'static str {
+        match self {
+            Self::NsTcp1 => "ns→ns TCP, 1 stream",
+            Self::NsTcp2 => "ns→ns TCP, 2 streams",
+            Self::NsUdp64 => "ns→ns UDP 64 B",
+            Self::NsRr => "ns→ns TCP ping-pong",
+            Self::InetTcp1 => "ns→inet TCP, 1 stream (NAT)",
+            Self::InetUdp64 => "ns→inet UDP 64 B (NAT)",
+            Self::InetRr => "ns→inet TCP ping-pong (NAT)",
+            Self::InetConnRate => "ns→inet new TCP conns (NAT)",
+            Self::InetConnRatePrefilled => "ns→inet new TCP conns, NAT table prefilled",
+        }
+    }
+
+    pub fn path(self) -> Path {
+        match self {
+            Self::NsTcp1 | Self::NsTcp2 | Self::NsUdp64 | Self::NsRr => Path::Ns,
+            _ => Path::Inet,
+        }
+    }
+
+    /// The figures this workload produces.
+    pub fn metrics(self) -> &'static [Metric] {
+        match self {
+            Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 => &[Metric::BitsPerSecond],
+            Self::NsUdp64 | Self::InetUdp64 => &[Metric::PacketsPerSecond],
+            Self::NsRr | Self::InetRr => &[
+                Metric::RttP50Us,
+                Metric::RttP99Us,
+                Metric::TransactionsPerSecond,
+            ],
+            Self::InetConnRate | Self::InetConnRatePrefilled => &[Metric::ConnectionsPerSecond],
+        }
+    }
+
+    /// Why the workload does not apply to a datapath, if it does not.
+    pub fn skip_reason(self, datapath: BenchDatapath) -> Option<&'static str> {
+        (self.path() == Path::Inet && !datapath.has_nat())
+            .then_some("no gateway/NAT on a bare veth pair")
+    }
+}
+
+/// One number a workload reports. The JSON keys are `id()`; values are in
+/// base units (bit/s, packet/s, microseconds, 1/s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    BitsPerSecond,
+    PacketsPerSecond,
+    RttP50Us,
+    RttP99Us,
+    TransactionsPerSecond,
+    ConnectionsPerSecond,
+}
+
+impl Metric {
+    pub fn id(self) -> &'static str {
+        match self {
+            Self::BitsPerSecond => "bits_per_second",
+            Self::PacketsPerSecond => "packets_per_second",
+            Self::RttP50Us => "rtt_p50_us",
+            Self::RttP99Us => "rtt_p99_us",
+            Self::TransactionsPerSecond => "transactions_per_second",
+            Self::ConnectionsPerSecond => "connections_per_second",
+        }
+    }
+
+    /// Latency: lower is better; everything else: higher is better.
+    pub fn higher_is_better(self) -> bool {
+        !matches!(self, Self::RttP50Us | Self::RttP99Us)
+    }
+
+    /// Display unit and the factor from the base unit to it.
+    pub fn display_unit(self) -> (&'static str, f64) {
+        match self {
+            Self::BitsPerSecond => ("Gbit/s", 1e-9),
+            Self::PacketsPerSecond => ("kpkt/s", 1e-3),
+            Self::RttP50Us | Self::RttP99Us => ("µs", 1.0),
+            Self::TransactionsPerSecond => ("ktrans/s", 1e-3),
+            Self::ConnectionsPerSecond => ("conn/s", 1.0),
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::BitsPerSecond => "throughput",
+            Self::PacketsPerSecond => "received packets/s",
+            Self::RttP50Us => "round trip p50",
+            Self::RttP99Us => "round trip p99",
+            Self::TransactionsPerSecond => "transactions/s",
+            Self::ConnectionsPerSecond => "connections/s",
+        }
+    }
+}
+
+/// A figure = one metric of one workload: one row of the table, one panel of
+/// the chart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Figure {
+    pub workload: Workload,
+    pub metric: Metric,
+}
+
+impl Figure {
+    /// `"<workload>.<metric>"`, e.g. `ns_tcp_1.bits_per_second`.
+    pub fn id(self) -> String {
+        format!("{}.{}", self.workload.id(), self.metric.id())
+    }
+}
+
+/// NAT table prefill: this many distinct UDP flows, sent before every
+/// prefilled connection-rate measurement.
+pub const PREFILL_FLOWS: u32 = 100_000;
+/// The flows go to this many destination ports on the internet side (so no
+/// single destination needs more than `PREFILL_FLOWS / PREFILL_DST_PORTS`
+/// translated ports, whatever the NAT's allocation is keyed on).
+pub const PREFILL_DST_PORTS: u16 = 5;
+
+/// `netlab bench` command line.
+#[derive(clap::Args, Debug, Clone, PartialEq)]
+pub struct BenchArgs {
+    /// Datapaths to compare, in the order they run within a round.
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = BenchDatapath::ALL)]
+    pub datapaths: Vec<BenchDatapath>,
+    /// Workloads to run (default: all).
+    #[arg(long, value_enum, value_delimiter = ',', default_values_t = Workload::ALL)]
+    pub workloads: Vec<Workload>,
+    /// Quick run: 2 rounds of 2 s (unless --rounds / --duration say otherwise).
+    #[arg(long)]
+    pub quick: bool,
+    /// Rounds (default 5, quick 2). Each round measures every workload on every datapath.
+    #[arg(long)]
+    pub rounds: Option<u32>,
+    /// Seconds per measurement (default 5, quick 2).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Write every raw sample, the settings and the summaries as JSON.
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Write an SVG chart (one panel per figure, one bar per datapath).
+    #[arg(long, value_name = "FILE")]
+    pub svg: Option<PathBuf>,
+    /// CPUs to pin the client and the server to.
+    #[arg(long, value_delimiter = ',', default_values_t = [0usize, 1])]
+    pub cpus: Vec<usize>,
+    /// Prefix of the bench's lab and namespace names (`<prefix>-kernel`, ...).
+    #[arg(long, default_value = "bench")]
+    pub prefix: String,
+}
+
+impl Default for BenchArgs {
+    fn default() -> Self {
+        Self {
+            datapaths: BenchDatapath::ALL.to_vec(),
+            workloads: Workload::ALL.to_vec(),
+            quick: false,
+            rounds: None,
+            duration: None,
+            json: None,
+            svg: None,
+            cpus: vec![0, 1],
+            prefix: "bench".into(),
+        }
+    }
+}
+
+/// A validated run plan.
+#[derive(Clone, Debug)]
+pub struct Plan {
+    pub datapaths: Vec<BenchDatapath>,
+    pub workloads: Vec<Workload>,
+    pub rounds: u32,
+    pub duration_secs: u64,
+    pub quick: bool,
+    pub client_cpu: usize,
+    pub server_cpu: usize,
+    pub prefix: String,
+}
+
+impl Plan {
+    pub fn from_args(args: &BenchArgs) -> anyhow::Result<Plan> {
+        let mut datapaths = Vec::new();
+        for d in &args.datapaths {
+            if !datapaths.contains(d) {
+                datapaths.push(*d);
+            }
+        }
+        if datapaths.is_empty() {
+            bail!("--datapaths: name at least one of kernel, ebpf, direct");
+        }
+        // Keep the canonical workload order whatever order was given.
+        let workloads: Vec<Workload> = Workload::ALL
+            .into_iter()
+            .filter(|w| args.workloads.contains(w))
+            .collect();
+        if workloads.is_empty() {
+            bail!("--workloads: name at least one workload");
+        }
+        let rounds = args.rounds.unwrap_or(if args.quick { 2 } else { 5 });
+        if rounds == 0 {
+            bail!("--rounds must be at least 1");
+        }
+        let duration_secs = args.duration.unwrap_or(if args.quick { 2 } else { 5 });
+        if !(1..=3600).contains(&duration_secs) {
+            bail!("--duration must be between 1 and 3600 seconds");
+        }
+        let [client_cpu, server_cpu] = args.cpus[..] else {
+            bail!(
+                "--cpus takes exactly two CPUs: CLIENT,SERVER (got {:?})",
+                args.cpus
+            );
+        };
+        let allowed = nix::sched::sched_getaffinity(nix::unistd::Pid::from_raw(0))
+            .context("reading this process's CPU affinity")?;
+        for cpu in [client_cpu, server_cpu] {
+            if !allowed.is_set(cpu).unwrap_or(false) {
+                bail!("--cpus: CPU {cpu} is not available to this process");
+            }
+        }
+        validate_prefix(&args.prefix)?;
+        Ok(Plan {
+            datapaths,
+            workloads,
+            rounds,
+            duration_secs,
+            quick: args.quick,
+            client_cpu,
+            server_cpu,
+            prefix: args.prefix.clone(),
+        })
+    }
+
+    /// Every figure the plan can produce, in display order.
+    pub fn figures(&self) -> Vec<Figure> {
+        self.workloads
+            .iter()
+            .flat_map(|&workload| {
+                workload
+                    .metrics()
+                    .iter()
+                    .map(move |&metric| Figure { workload, metric })
+            })
+            .collect()
+    }
+
+    /// The datapaths a workload runs on, in round order.
+    pub fn datapaths_for(&self, workload: Workload) -> impl Iterator<Item = BenchDatapath> + '_ {
+        self.datapaths
+            .iter()
+            .copied()
+            .filter(move |d| workload.skip_reason(*d).is_none())
+    }
+
+    /// Measurements per round (progress bar length).
+    pub fn measurements_per_round(&self) -> u64 {
+        self.workloads
+            .iter()
+            .map(|&w| self.datapaths_for(w).count() as u64)
+            .sum()
+    }
+}
+
+/// The prefix ends up in namespace names (`<prefix>-ebpf-host`) and file
+/// names: keep it short and plain.
+fn validate_prefix(prefix: &str) -> anyhow::Result<()> {
+    let ok = !prefix.is_empty()
+        && prefix.len() <= 16
+        && prefix.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !ok {
+        bail!(
+            "--prefix {prefix:?}: use 1 to 16 characters from [A-Za-z0-9_-], starting with a letter or digit"
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        bench: BenchArgs,
+    }
+
+    #[test]
+    fn default_matches_the_command_line_defaults() {
+        let parsed = Cli::parse_from(["netlab"]).bench;
+        assert_eq!(parsed, BenchArgs::default());
+    }
+
+    #[test]
+    fn quick_and_explicit_values() {
+        let args = Cli::parse_from(["netlab", "--quick", "--datapaths", "direct,ebpf"]).bench;
+        let plan = Plan::from_args(&args).unwrap();
+        assert_eq!((plan.rounds, plan.duration_secs), (2, 2));
+        assert_eq!(
+            plan.datapaths,
+            vec![BenchDatapath::Direct, BenchDatapath::Ebpf]
+        );
+        let args = Cli::parse_from(["netlab", "--quick", "--rounds", "3", "--duration", "1"]).bench;
+        let plan = Plan::from_args(&args).unwrap();
+        assert_eq!((plan.rounds, plan.duration_secs), (3, 1));
+    }
+
+    #[test]
+    fn names_are_the_ids_everywhere() {
+        use clap::ValueEnum;
+        for w in Workload::ALL {
+            assert_eq!(serde_json::to_value(w).unwrap(), w.id());
+            assert_eq!(w.to_possible_value().unwrap().get_name(), w.id());
+        }
+        for m in [
+            Metric::BitsPerSecond,
+            Metric::RttP50Us,
+            Metric::ConnectionsPerSecond,
+        ] {
+            assert_eq!(serde_json::to_value(m).unwrap(), m.id());
+        }
+        for d in BenchDatapath::ALL {
+            assert_eq!(serde_json::to_value(d).unwrap(), d.as_str());
+        }
+    }
+
+    #[test]
+    fn nat_workloads_skip_direct() {
+        let plan = Plan::from_args(&BenchArgs::default()).unwrap();
+        let ns: Vec<_> = plan.datapaths_for(Workload::NsTcp1).collect();
+        assert_eq!(ns, BenchDatapath::ALL.to_vec());
+        let inet: Vec<_> = plan.datapaths_for(Workload::InetConnRate).collect();
+        assert_eq!(inet, vec![BenchDatapath::Kernel, BenchDatapath::Ebpf]);
+        // 4 ns workloads x 3 + 5 inet workloads x 2
+        assert_eq!(plan.measurements_per_round(), 22);
+    }
+
+    #[test]
+    fn bad_input_is_refused() {
+        let mut args = BenchArgs {
+            cpus: vec![0],
+            ..Default::default()
+        };
+        assert!(Plan::from_args(&args).is_err());
+        args.cpus = vec![0, 4096];
+        assert!(Plan::from_args(&args).is_err());
+        let args = BenchArgs {
+            rounds: Some(0),
+            ..Default::default()
+        };
+        assert!(Plan::from_args(&args).is_err());
+        let args = BenchArgs {
+            prefix: "a b".into(),
+            ..Default::default()
+        };
+        assert!(Plan::from_args(&args).is_err());
+        let args = BenchArgs {
+            datapaths: vec![],
+            ..Default::default()
+        };
+        assert!(Plan::from_args(&args).is_err());
+    }
+}

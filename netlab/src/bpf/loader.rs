@@ -1,0 +1,177 @@
+//! Loading the embedded object with its maps pinned in the lab directory,
+//! loading and pinning programs, and attaching them as pinned tcx links.
+
+use std::{fs, path::Path};
+
+use aya::{
+    Ebpf, EbpfLoader,
+    programs::{
+        LinkOrder, SchedClassifier, TcAttachType,
+        links::{FdLink, PinnedLink},
+        tc::{SchedClassifierLink, TcAttachOptions},
+    },
+};
+
+use crate::datapath::NatPlan;
+
+use super::{
+    error::{Error, Result},
+    fs::remove_pin,
+    maps::{SWITCH_MAPS, check_pinned_layouts},
+};
+
+/// The switch port program (TC ingress of every port).
+pub const PORT_PROGRAM: &str = "netlab_port";
+
+/// Loads `netlab::EBPF_OBJECT`, creating its pinned maps in `pin_dir` or
+/// reusing the ones already there (that is what makes a restart pick up
+/// the running datapath's state). Programs are not loaded yet.
+pub fn load_object(pin_dir: &Path, nat: Option<&NatPlan>) -> Result<Ebpf> {
+    if crate::EBPF_OBJECT.is_empty() {
+        return Err(Error::EmptyObject);
+    }
+    check_pinned_layouts(pin_dir, &SWITCH_MAPS)?;
+    // No aya-log logger here: the log ring buffer stays inside `Ebpf` until
+    // the programs are loaded (they keep a reference to it), and `netlab
+    // trace` attaches to it later through the pinned program's map ids.
+    let mut loader = EbpfLoader::new();
+    loader.default_map_pin_directory(pin_dir);
+    if let Some(nat) = nat {
+        crate::nat::loader_tweaks(&mut loader, nat);
+    }
+    loader
+        .load(crate::EBPF_OBJECT)
+        .map_err(|source| Error::Load { source })
+}
+
+/// Loads one classifier of `ebpf` into the kernel; a verifier rejection
+/// becomes [`Error::Verifier`] with the end of the verifier log.
+pub fn load_classifier<'a>(
+    ebpf: &'a mut Ebpf,
+    name: &'static str,
+) -> Result<&'a mut SchedClassifier> {
+    let program: &mut SchedClassifier = ebpf
+        .program_mut(name)
+        .ok_or(Error::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| Error::Program {
+            program: name,
+            source,
+        })?;
+    program.load().map_err(|e| Error::from_load(name, e))?;
+    Ok(program)
+}
+
+/// Pins `program` at `path`, replacing what is there in one step (pin to
+/// `tmp`, then rename over `path`).
+pub fn pin_program(
+    program: &mut SchedClassifier,
+    name: &'static str,
+    path: &Path,
+    tmp: &Path,
+) -> Result<()> {
+    remove_pin(tmp)?;
+    program.pin(tmp).map_err(|e| Error::Pin {
+        what: "cannot pin program",
+        path: tmp.to_path_buf(),
+        source: std::io::Error::other(format!("{name}: {e}")),
+    })?;
+    fs::rename(tmp, path).map_err(|source| Error::Pin {
+        what: "cannot replace program pin",
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Opens a pinned classifier (`add_port` after the loading run exited).
+pub fn open_pinned_classifier(path: &Path) -> Result<SchedClassifier> {
+    SchedClassifier::from_pin(path).map_err(|source| Error::Program {
+        program: PORT_PROGRAM,
+        source,
+    })
+}
+
+/// What [`attach_pinned`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LinkChange {
+    /// A new tcx link was created and pinned.
+    Created,
+    /// The pinned link already on the device now runs `program` (atomic
+    /// replacement: no frame sees the port without a program).
+    Replaced,
+}
+
+/// Attaches `program` to the TC ingress of `dev` (in the calling thread's
+/// namespace) through a tcx link pinned at `pin`.
+pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Result<LinkChange> {
+    let attach_error = |source| Error::Attach {
+        dev: dev.to_owned(),
+        source,
+    };
+    let link_error = |source| Error::Link {
+        path: pin.to_path_buf(),
+        source,
+    };
+    if let Some(existing) = live_link(dev, pin)? {
+        let link = SchedClassifierLink::try_from(existing).map_err(link_error)?;
+        let id = program.attach_to_link(link).map_err(attach_error)?;
+        // The pin keeps the link; our fd goes when the taken link drops
+        // (dropping an fd link does not detach it).
+        drop(program.take_link(id).map_err(attach_error)?);
+        return Ok(LinkChange::Replaced);
+    }
+    let id = program
+        .attach_with_options(
+            dev,
+            TcAttachType::Ingress,
+            TcAttachOptions::TcxOrder(LinkOrder::default()),
+        )
+        .map_err(attach_error)?;
+    let link = program.take_link(id).map_err(attach_error)?;
+    let link = FdLink::try_from(link).map_err(link_error)?;
+    // If pinning fails the link is dropped here and detaches with its fd.
+    link.pin(pin).map_err(|e| Error::Pin {
+        what: "cannot pin link",
+        path: pin.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })?;
+    Ok(LinkChange::Created)
+}
+
+/// The link pinned at `pin` if it is still attached to `dev`. A pin whose
+/// link lost its device (the device was deleted and maybe re-created under
+/// the same name) is removed, so that a fresh link replaces it.
+fn live_link(dev: &str, pin: &Path) -> Result<Option<FdLink>> {
+    if !pin.exists() {
+        return Ok(None);
+    }
+    let link: FdLink = PinnedLink::from_pin(pin)
+        .map_err(|source| Error::Link {
+            path: pin.to_path_buf(),
+            source,
+        })?
+        .into();
+    let program_id = link
+        .info()
+        .map_err(|source| Error::Link {
+            path: pin.to_path_buf(),
+            source,
+        })?
+        .program_id();
+    let attached = SchedClassifier::query_tcx(dev, TcAttachType::Ingress)
+        .map(|(_, programs)| programs.iter().any(|p| p.id() == program_id))
+        .unwrap_or(false);
+    if attached {
+        Ok(Some(link))
+    } else {
+        log::info!("replacing stale link pin {}", pin.display());
+        remove_pin(pin)?;
+        Ok(None)
+    }
+}
+
+/// Detaches the port link pinned at `pin` by removing the pin (the link is
+/// released when no fd refers to it any more).
+pub fn detach_pinned(pin: &Path) -> Result<()> {
+    remove_pin(pin)
+}

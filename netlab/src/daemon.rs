@@ -1,0 +1,377 @@
+//! `netlab daemon`: the eBPF datapath's control loop.
+//!
+//! The datapath itself needs no running process (programs, maps and links
+//! are pinned). The daemon does the two things that need time to pass:
+//!
+//! - **expiry**: every `interval` it removes NAT flows idle for longer than
+//!   their per-protocol timeout (TCP closing entries go early); the LRU
+//!   eviction of the maps is only the last resort;
+//! - **the uplink's address**: a thread inside the host namespace listens to
+//!   rtnetlink address and link events; when the uplink's IPv4 address
+//!   changes, `nat_config` gets the new one and translations made with the
+//!   old address are flushed (like the kernel's MASQUERADE, which drops its
+//!   conntrack entries when the device's address goes away: replies to the
+//!   old address can no longer arrive).
+//!
+//! Restarting the daemon loses nothing: all state is in the pinned maps.
+//! One daemon per lab: its pid is in `/run/netlab/<lab>.daemon.pid`, and
+//! `netlab down` stops it (it also exits by itself when the lab's pins go).
+
+use std::{
+    fs,
+    io::Write,
+    net::Ipv4Addr,
+    os::fd::AsFd,
+    os::unix::process::CommandExt,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+        mpsc,
+    },
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context, bail};
+use nix::{
+    sched::CloneFlags,
+    sys::{
+        signal::{self, SigHandler, Signal},
+        socket::{
+            AddressFamily, MsgFlags, NetlinkAddr, SockFlag, SockProtocol, SockType, bind, recv,
+            setsockopt, socket, sockopt::ReceiveTimeout,
+        },
+        time::TimeVal,
+    },
+    unistd::Pid,
+};
+
+use crate::{
+    datapath::{NatPlan, PortRole, ebpf},
+    nat, netns, state,
+};
+
+/// rtnetlink multicast groups (linux/rtnetlink.h): link and IPv4 address
+/// changes are what can change the uplink's address.
+const RTMGRP_LINK: u32 = 0x1;
+const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+
+/// How the loop runs.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Time between expiry sweeps.
+    pub interval: Duration,
+}
+
+/// The daemon's pid file.
+pub fn pid_path(lab: &str) -> PathBuf {
+    Path::new(state::STATE_DIR).join(format!("{lab}.daemon.pid"))
+}
+
+/// The background daemon's log.
+pub fn log_path(lab: &str) -> PathBuf {
+    Path::new(state::STATE_DIR).join(format!("{lab}.daemon.log"))
+}
+
+/// The pid of the lab's running daemon, if there is one. A pid file whose
+/// process is gone, or is not a netlab daemon, does not count.
+pub fn running_pid(lab: &str) -> Option<i32> {
+    let pid: i32 = fs::read_to_string(pid_path(lab))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+    let is_daemon = args
+        .first()
+        .is_some_and(|a| String::from_utf8_lossy(a).ends_with("netlab"))
+        && args.iter().any(|a| *a == b"daemon");
+    is_daemon.then_some(pid)
+}
+
+/// Stops the lab's daemon (SIGTERM, then up to 3 s for it to exit) and
+/// removes its pid file and log. Nothing running: nothing to do.
+pub fn stop(lab: &str) -> anyhow::Result<()> {
+    if let Some(pid) = running_pid(lab) {
+        let pid = Pid::from_raw(pid);
+        let _ = signal::kill(pid, Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Path::new(&format!("/proc/{pid}")).exists() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        if Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = signal::kill(pid, Signal::SIGKILL);
+        }
+    }
+    let _ = fs::remove_file(pid_path(lab));
+    // The log belongs to the lab too; `down` leaves nothing of it behind.
+    let _ = fs::remove_file(log_path(lab));
+    Ok(())
+}
+
+/// What the loop needs from the running lab.
+struct Target {
+    pin_dir: PathBuf,
+    host_netns: Option<String>,
+    nat: NatPlan,
+    gateway_mac: [u8; 6],
+}
+
+fn target(lab: &str) -> anyhow::Result<Target> {
+    let st = state::peek(lab)?
+        .with_context(|| format!("lab {lab} is not up; start it with `netlab up`"))?;
+    if st.plan.datapath != crate::datapath::DatapathKind::Ebpf {
+        bail!("lab {lab} runs the kernel datapath; the daemon serves the eBPF datapath only");
+    }
+    let plan = st.plan.switch_plan();
+    let nat = plan
+        .nat
+        .clone()
+        .with_context(|| format!("lab {lab} has no uplink to masquerade through"))?;
+    let gateway_mac = plan
+        .ports
+        .iter()
+        .find(|p| p.role == PortRole::Gateway)
+        .map(|p| p.mac)
+        .context("the lab has no gateway port")?;
+    Ok(Target {
+        pin_dir: ebpf::pin_dir(lab),
+        host_netns: plan.host_netns,
+        nat,
+        gateway_mac,
+    })
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: i32) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Runs the control loop in the foreground until SIGINT/SIGTERM, or until
+/// the lab's pins disappear (`netlab down`).
+pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
+    let target = target(lab)?;
+    if !ebpf::is_installed(lab) {
+        bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
+    }
+    if let Some(pid) = running_pid(lab) {
+        if pid != std::process::id() as i32 {
+            bail!("a daemon for lab {lab} is already running (pid {pid})");
+        }
+    }
+    fs::create_dir_all(state::STATE_DIR)?;
+    fs::write(pid_path(lab), format!("{}\n", std::process::id()))?;
+    let _pid_file = PidFile(pid_path(lab));
+    for sig in [Signal::SIGINT, Signal::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic.
+        unsafe { signal::signal(sig, SigHandler::Handler(on_signal)) }?;
+    }
+
+    let (tx, rx) = mpsc::channel();
+    let watcher_stop = Arc::new(AtomicBool::new(false));
+    let watcher = spawn_address_watcher(
+        target.host_netns.clone(),
+        target.nat.uplink_dev.clone(),
+        tx,
+        watcher_stop.clone(),
+    )?;
+
+    say(&format!(
+        "lab {lab}: expiring NAT entries every {:?}, following {}'s address",
+        opts.interval, target.nat.uplink_dev
+    ));
+    let mut external: Option<Ipv4Addr> = None;
+    let mut last_sweep = Instant::now() - opts.interval;
+    let result = loop {
+        if STOP.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        if !target.pin_dir.exists() {
+            say(&format!("lab {lab}: its datapath is gone; exiting"));
+            break Ok(());
+        }
+        let wait = opts.interval.saturating_sub(last_sweep.elapsed());
+        match rx.recv_timeout(wait.max(Duration::from_millis(10))) {
+            Ok(Some(addr)) if external != Some(addr) => {
+                if let Err(e) = follow_address(&target, external, addr) {
+                    say(&format!("cannot update the NAT address: {e:#}"));
+                } else {
+                    external = Some(addr);
+                }
+            }
+            Ok(_) | Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(anyhow::anyhow!("the address watcher stopped"));
+            }
+        }
+        if last_sweep.elapsed() >= opts.interval {
+            last_sweep = Instant::now();
+            match nat::sweep(
+                &target.pin_dir,
+                &target.nat.timeouts,
+                nat::monotonic_now_ns(),
+            ) {
+                Ok(s) if s.expired > 0 => say(&format!(
+                    "expired {} of {} NAT flows ({} refreshed while sweeping)",
+                    s.expired, s.flows, s.refreshed
+                )),
+                Ok(_) => {}
+                Err(e) if !target.pin_dir.exists() => {
+                    let _ = e;
+                }
+                Err(e) => say(&format!("sweep failed: {e}")),
+            }
+        }
+    };
+    watcher_stop.store(true, Ordering::SeqCst);
+    let _ = watcher.join();
+    say(&format!("lab {lab}: daemon stopped"));
+    result
+}
+
+/// Writes the new external address into `nat_config` and flushes the flows
+/// translated to another address.
+fn follow_address(target: &Target, old: Option<Ipv4Addr>, new: Ipv4Addr) -> anyhow::Result<()> {
+    nat::configure_pinned(&target.pin_dir, &target.nat, new, target.gateway_mac, true)?;
+    let flushed = nat::flush_other_addresses(&target.pin_dir, new)?;
+    match old {
+        None => say(&format!("uplink address {new}")),
+        Some(old) => say(&format!(
+            "uplink address changed {old} -> {new}; flushed {flushed} flows of the old address"
+        )),
+    }
+    Ok(())
+}
+
+/// Starts a thread inside the host namespace that reports the uplink's
+/// IPv4 address at start and after every rtnetlink link/address event.
+fn spawn_address_watcher(
+    host_netns: Option<String>,
+    uplink: String,
+    tx: mpsc::Sender<Option<Ipv4Addr>>,
+    stop: Arc<AtomicBool>,
+) -> anyhow::Result<std::thread::JoinHandle<()>> {
+    let ns_fd = host_netns.as_deref().map(netns::open).transpose()?;
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("uplink-watch".into())
+        .spawn(move || {
+            // This thread lives in the host namespace until the daemon
+            // exits; it is never reused for anything else.
+            let setup = || -> anyhow::Result<std::os::fd::OwnedFd> {
+                if let Some(fd) = &ns_fd {
+                    nix::sched::setns(fd.as_fd(), CloneFlags::CLONE_NEWNET)
+                        .context("cannot enter the host namespace")?;
+                }
+                // The socket is opened after setns, so it belongs to the
+                // host namespace and hears its events.
+                let sock = socket(
+                    AddressFamily::Netlink,
+                    SockType::Raw,
+                    SockFlag::SOCK_CLOEXEC,
+                    SockProtocol::NetlinkRoute,
+                )?;
+                bind(
+                    std::os::fd::AsRawFd::as_raw_fd(&sock),
+                    &NetlinkAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
+                )?;
+                setsockopt(&sock, ReceiveTimeout, &TimeVal::new(0, 200_000))?;
+                Ok(sock)
+            };
+            let sock = match setup() {
+                Ok(s) => {
+                    let _ = ready_tx.send(Ok(()));
+                    s
+                }
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let mut buf = vec![0u8; 64 * 1024];
+            let mut report = true;
+            while !stop.load(Ordering::SeqCst) {
+                if report {
+                    let addr = ebpf::uplink_ipv4(&uplink).ok();
+                    if tx.send(addr).is_err() {
+                        return;
+                    }
+                }
+                // Any event may concern the uplink; re-reading the address
+                // is cheaper and more robust than decoding every message.
+                report = matches!(
+                    recv(std::os::fd::AsRawFd::as_raw_fd(&sock), &mut buf, MsgFlags::empty()),
+                    Ok(n) if n > 0
+                );
+            }
+        })?;
+    ready_rx
+        .recv()
+        .context("the address watcher did not start")??;
+    Ok(handle)
+}
+
+/// Starts `netlab --lab LAB daemon` detached (new session, output to the
+/// log file) and waits until it has written its pid file.
+pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
+    if let Some(pid) = running_pid(lab) {
+        return Ok(pid);
+    }
+    target(lab)?;
+    fs::create_dir_all(state::STATE_DIR)?;
+    let log = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_path(lab))?;
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.args(["--lab", lab, "daemon", "--interval"])
+        .arg(opts.interval.as_secs_f64().to_string())
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    // SAFETY: setsid is async-signal-safe; it detaches the daemon from the
+    // caller's terminal and process group.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        })
+    };
+    let mut child = cmd.spawn().context("cannot start the daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Some(pid) = running_pid(lab) {
+            return Ok(pid);
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "the daemon exited at once ({status}); see {}",
+                log_path(lab).display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    bail!(
+        "the daemon did not start within 5 s; see {}",
+        log_path(lab).display()
+    )
+}
+
+fn say(msg: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "netlab daemon: {msg}");
+    let _ = out.flush();
+}
+
+/// Removes the pid file when the daemon ends.
+struct PidFile(PathBuf);
+
+impl Drop for PidFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
+}
