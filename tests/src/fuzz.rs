@@ -12,6 +12,8 @@
 //!   VLAN tags, IPv6, bad checksums, odd protocols, addresses and types.
 //! * [`nat_model`]: what the NAT programs must do with a frame, written
 //!   from the design (DESIGN.md §2), not from the programs' code.
+//! * [`switch_model`]: the same for the switch port program, with a
+//!   made-up lab of ports and the frames that enter on them.
 //! * [`verify`]: checks on a rewritten frame, from scratch: checksums
 //!   (valid in, valid out; otherwise the error is carried over unchanged),
 //!   and that only the fields a translation may touch changed.
@@ -19,6 +21,7 @@
 pub mod frames;
 pub mod mutate;
 pub mod nat_model;
+pub mod switch_model;
 pub mod verify;
 
 /// xorshift64* (Vigna): tiny, fast, and good enough to pick mutations.

@@ -34,13 +34,19 @@ use netlab::{
 use netlab_common::{
     counters::Counter,
     nat::{NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatKey},
+    switch::{
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_GATEWAY, PortInfo,
+        SwitchConfig,
+    },
 };
 use netlab_tests::fuzz::{
     Rng, frames,
     frames::{Dir, Translation},
     hex, mutate,
     nat_model::{self, Expect},
-    parse_seed, verify,
+    parse_seed,
+    switch_model::{self, SwCase, SwExpect, SwOutcome, SwPort},
+    verify,
 };
 
 const TC_ACT_OK: u32 = 0;
@@ -656,7 +662,7 @@ fn report(seed: u64, cases: u64, tallies: &BTreeMap<&'static str, Tally>, failur
     for (program, t) in tallies {
         println!(
             "fuzz {program}: {} cases (seed {seed:#x}), {} refused by the kernel (too short), \
-             verdicts {:?}, {} rewritten, {} translations created, {} failures",
+             verdicts {:?}, {} rewritten, {} state entries created (NAT translations, learned MACs), {} failures",
             t.cases, t.refused, t.verdicts, t.rewritten, t.created, t.failures
         );
     }
@@ -724,4 +730,438 @@ fn short_packets_of_other_protocols_to_the_host_pass_untouched() {
             "protocol {proto}"
         );
     }
+}
+
+// ------------------------------------------------------------ switch port
+
+/// Offset of `ingress_ifindex` in the UAPI `struct __sk_buff` (nine u32
+/// before it); the context passed ends after `ifindex`.
+const SKB_INGRESS_IFINDEX: usize = 36;
+const SKB_CTX_LEN: usize = 44;
+const STREAM_SWITCH: u64 = 2;
+/// Learned FDB entries are removed when there are more than this.
+const MAX_LEARNED: usize = 64;
+
+/// Runs `f` on a fresh thread inside a private network namespace that dies
+/// with the thread: `bpf_clone_redirect` (flooding) really transmits, so
+/// the ports must be devices of a namespace nobody else uses.
+fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    std::thread::spawn(move || {
+        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns");
+        f()
+    })
+    .join()
+    .unwrap_or_else(|e| std::panic::resume_unwind(e))
+}
+
+fn ip_cmd(args: &[&str]) {
+    let out = Command::new("ip").args(args).output().expect("ip");
+    assert!(
+        out.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+struct SwitchLab {
+    loaded: Loaded,
+    maps: netlab::bpf::maps::SwitchMaps,
+    counters: netlab::bpf::maps::Counters,
+    ports: Vec<SwPort>,
+}
+
+impl SwitchLab {
+    /// The port program with its maps in a private pin directory, and the
+    /// fuzzer's ports as veth devices of the calling thread's namespace
+    /// (which must be private), registered the way the control plane does.
+    fn new(name: &str) -> Self {
+        let dir = Loaded::pin_dir(name);
+        let mut ebpf = netlab::bpf::loader::load_object(&dir, None).expect("load object");
+        netlab::bpf::loader::load_classifier(&mut ebpf, netlab::bpf::loader::PORT_PROGRAM)
+            .expect("verifier accepts the port program");
+        let loaded = Loaded {
+            ebpf: Some(ebpf),
+            dir,
+        };
+        let mut maps = netlab::bpf::maps::SwitchMaps::open(&loaded.dir).expect("maps");
+        let counters = netlab::bpf::maps::Counters::open(&loaded.dir).expect("counters");
+        let index = |dev: &str| nix::net::if_::if_nametoindex(dev).expect("ifindex");
+        for dev in switch_model::PORTS
+            .iter()
+            .map(|p| p.dev)
+            .chain([switch_model::VBRIDGE_DEV])
+        {
+            let peer = format!("{dev}-x");
+            ip_cmd(&["link", "add", dev, "type", "veth", "peer", "name", &peer]);
+            ip_cmd(&["link", "set", dev, "up"]);
+            ip_cmd(&["link", "set", &peer, "up"]);
+        }
+        let vbridge = index(switch_model::VBRIDGE_DEV);
+        let mut ports = Vec::new();
+        for p in switch_model::PORTS {
+            let ifindex = index(p.dev);
+            let port = SwPort {
+                ifindex,
+                deliver: if p.kind == PORT_KIND_GATEWAY {
+                    vbridge
+                } else {
+                    ifindex
+                },
+                ..p
+            };
+            let info = PortInfo {
+                ifindex,
+                deliver_ifindex: port.deliver,
+                ipv4: u32::from_ne_bytes(p.ip.octets()),
+                slot: p.slot,
+                mac: p.mac,
+                kind: p.kind,
+                _pad: 0,
+            };
+            maps.ports.insert(ifindex, info, 0).unwrap();
+            maps.flood_ports.set(p.slot, info, 0).unwrap();
+            maps.endpoints
+                .insert(
+                    u32::from_ne_bytes(p.ip.octets()),
+                    Endpoint {
+                        mac: p.mac,
+                        _pad: [0; 2],
+                        port_ifindex: ifindex,
+                    },
+                    0,
+                )
+                .unwrap();
+            maps.fdb
+                .insert(
+                    FdbKey::new(p.mac),
+                    FdbEntry {
+                        port_ifindex: ifindex,
+                        kind: p.kind,
+                        flags: FDB_FLAG_STATIC,
+                        _pad: [0; 2],
+                    },
+                    0,
+                )
+                .unwrap();
+            ports.push(port);
+        }
+        Self {
+            loaded,
+            maps,
+            counters,
+            ports,
+        }
+    }
+
+    fn run(&self, ingress: u32, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
+        let p: &SchedClassifier = self
+            .loaded
+            .ebpf()
+            .program(netlab::bpf::loader::PORT_PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        let mut ctx = [0u8; SKB_CTX_LEN];
+        ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ingress.to_ne_bytes());
+        let mut out = vec![0u8; frame.len() + 512];
+        match p.test_run(TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        }) {
+            Ok(res) => {
+                out.truncate(res.data_size_out as usize);
+                Ok((res.return_value, out))
+            }
+            Err(e) => Err(format!("{e:?}")),
+        }
+    }
+
+    fn counters(&self) -> Vec<u64> {
+        self.counters
+            .all()
+            .unwrap()
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    }
+
+    fn fdb(&self) -> BTreeMap<[u8; 6], FdbEntry> {
+        self.maps
+            .fdb_entries()
+            .unwrap()
+            .into_iter()
+            .map(|(k, v)| (k.mac, v))
+            .collect()
+    }
+
+    /// (rx, tx, drops) packets per port slot.
+    fn port_stats(&self) -> Vec<(u64, u64, u64)> {
+        self.ports
+            .iter()
+            .map(|p| {
+                let s = self.maps.port_stats(p.slot).unwrap();
+                (s.rx_packets, s.tx_packets, s.drops)
+            })
+            .collect()
+    }
+}
+
+/// Checks one case of the port program; returns the problems found.
+#[allow(clippy::too_many_arguments)]
+fn check_switch_case(
+    sw: &SwitchLab,
+    case: &SwCase,
+    expect: SwExpect,
+    result: &Result<(u32, Vec<u8>), String>,
+    counter_delta: &[i64],
+    fdb_before: &BTreeMap<[u8; 6], FdbEntry>,
+    fdb_after: &BTreeMap<[u8; 6], FdbEntry>,
+    stats_delta: &[(i64, i64, i64)],
+    tally: &mut Tally,
+) -> Vec<String> {
+    let mut p = Vec::new();
+    let frame = &case.frame;
+    let (verdict, out) = match (result, expect.outcome) {
+        (Err(e), SwOutcome::Refused) => {
+            if !e.contains("Invalid argument") {
+                p.push(format!("test run refused with an unexpected error: {e}"));
+            }
+            tally.refused += 1;
+            return p;
+        }
+        (Err(e), o) => return vec![format!("test run failed ({e}); expected {o:?}")],
+        (Ok(_), SwOutcome::Refused) => {
+            return vec!["the kernel ran a frame the model expects it to refuse".into()];
+        }
+        (Ok((v, out)), _) => (*v, out.as_slice()),
+    };
+    *tally.verdicts.entry(verdict).or_default() += 1;
+    if ![TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT].contains(&verdict) {
+        p.push(format!("undocumented verdict {verdict}"));
+    }
+    let want_verdict = match expect.outcome {
+        SwOutcome::NotAPort => TC_ACT_OK,
+        SwOutcome::Drop(_) | SwOutcome::Flood { .. } => TC_ACT_SHOT,
+        _ => TC_ACT_REDIRECT,
+    };
+    if verdict != want_verdict {
+        p.push(format!("verdict {verdict}, expected {want_verdict}"));
+    }
+    match expect.outcome {
+        SwOutcome::ArpAnswered { owner } => {
+            tally.rewritten += 1;
+            let reply = switch_model::arp_reply(frame, sw.ports[owner].mac);
+            if out != reply.as_slice() {
+                p.push(format!(
+                    "ARP answer differs from the owner's reply: {}",
+                    hex(out)
+                ));
+            }
+        }
+        _ if verdict != TC_ACT_SHOT && out != frame.as_slice() => {
+            p.push("a switched frame was changed".into());
+        }
+        _ => {}
+    }
+
+    // Counters: exactly the expected ones moved, by the expected amounts.
+    let mut want = vec![0i64; Counter::ALL.len()];
+    let reached_port = expect.outcome != SwOutcome::NotAPort;
+    want[Counter::PortRx as usize] = 1;
+    if let Some(c) = switch_model::outcome_counter(&sw.ports, expect.outcome) {
+        want[c as usize] += 1;
+    }
+    if expect.other_ethertype {
+        want[Counter::OtherEtherType as usize] += 1;
+    }
+    if let SwOutcome::Flood { copies } = expect.outcome {
+        want[Counter::FloodCopies as usize] += copies as i64;
+    }
+    let src: [u8; 6] = frame[6..12].try_into().unwrap();
+    let mut want_fdb = fdb_before.clone();
+    if expect.learns {
+        let port = sw.ports.iter().find(|p| p.ifindex == case.ingress).unwrap();
+        match fdb_before.get(&src) {
+            Some(e) if e.flags & FDB_FLAG_STATIC != 0 || e.port_ifindex == case.ingress => {}
+            Some(e) => {
+                want[Counter::Learned as usize] += 1;
+                want_fdb.insert(
+                    src,
+                    FdbEntry {
+                        port_ifindex: case.ingress,
+                        kind: port.kind,
+                        ..*e
+                    },
+                );
+            }
+            None => {
+                want[Counter::Learned as usize] += 1;
+                want_fdb.insert(
+                    src,
+                    FdbEntry {
+                        port_ifindex: case.ingress,
+                        kind: port.kind,
+                        flags: FDB_FLAG_LEARNED,
+                        _pad: [0; 2],
+                    },
+                );
+                tally.created += 1;
+            }
+        }
+    }
+    if counter_delta != want.as_slice() {
+        let diff: Vec<String> = Counter::ALL
+            .iter()
+            .filter(|c| counter_delta[**c as usize] != want[**c as usize])
+            .map(|c| {
+                format!(
+                    "{} moved {} (expected {})",
+                    c.name(),
+                    counter_delta[*c as usize],
+                    want[*c as usize]
+                )
+            })
+            .collect();
+        p.push(format!("counters: {}", diff.join(", ")));
+    }
+    if fdb_after != &want_fdb {
+        p.push(format!(
+            "FDB changed unexpectedly: {} entries before, {} after, {} expected",
+            fdb_before.len(),
+            fdb_after.len(),
+            want_fdb.len()
+        ));
+    }
+
+    // Per-port statistics add up with the outcome.
+    let mut want_stats = vec![(0i64, 0i64, 0i64); sw.ports.len()];
+    if reached_port {
+        let ingress = sw
+            .ports
+            .iter()
+            .position(|p| p.ifindex == case.ingress)
+            .unwrap();
+        want_stats[ingress].0 = 1;
+        match expect.outcome {
+            SwOutcome::Drop(_) => want_stats[ingress].2 = 1,
+            SwOutcome::ArpAnswered { .. } => want_stats[ingress].1 = 1,
+            SwOutcome::Unicast { to } => want_stats[to].1 = 1,
+            SwOutcome::Flood { .. } => {
+                for (i, s) in want_stats.iter_mut().enumerate() {
+                    if i != ingress {
+                        s.1 = 1;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    if stats_delta != want_stats.as_slice() {
+        p.push(format!(
+            "port statistics moved {stats_delta:?}, expected {want_stats:?}"
+        ));
+    }
+    p
+}
+
+fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>) {
+    let mut sw = SwitchLab::new("port");
+    let mut tally = Tally::default();
+    let mut failures = Vec::new();
+    let mut counters = sw.counters();
+    let mut learning = false;
+    for index in 0..cases {
+        let mut rng = Rng::for_case(seed, STREAM_SWITCH, index);
+        let learn_now = rng.chance(30);
+        if learn_now != learning {
+            learning = learn_now;
+            sw.maps
+                .set_config(SwitchConfig {
+                    trace: 0,
+                    learning: learning as u32,
+                })
+                .unwrap();
+        }
+        let case = switch_model::switch_case(&mut rng, &sw.ports);
+        let fdb_before = sw.fdb();
+        let expect = switch_model::expect(&sw.ports, case.ingress, &case.frame, learning, &|mac| {
+            fdb_before.get(&mac).copied()
+        });
+        let stats_before = sw.port_stats();
+        let result = sw.run(case.ingress, &case.frame);
+        let after = sw.counters();
+        let fdb_after = sw.fdb();
+        let stats_after = sw.port_stats();
+        let counter_delta: Vec<i64> = after
+            .iter()
+            .zip(&counters)
+            .map(|(a, b)| *a as i64 - *b as i64)
+            .collect();
+        let stats_delta: Vec<(i64, i64, i64)> = stats_after
+            .iter()
+            .zip(&stats_before)
+            .map(|(a, b)| {
+                (
+                    a.0 as i64 - b.0 as i64,
+                    a.1 as i64 - b.1 as i64,
+                    a.2 as i64 - b.2 as i64,
+                )
+            })
+            .collect();
+        tally.cases += 1;
+        let problems = check_switch_case(
+            &sw,
+            &case,
+            expect,
+            &result,
+            &counter_delta,
+            &fdb_before,
+            &fdb_after,
+            &stats_delta,
+            &mut tally,
+        );
+        if !problems.is_empty() {
+            tally.failures += 1;
+            failures.push(Failure {
+                program: netlab::bpf::loader::PORT_PROGRAM,
+                index,
+                origin: format!(
+                    "{} (ingress ifindex {}, learning {learning})",
+                    case.origin, case.ingress
+                ),
+                frame: case.frame.clone(),
+                problems,
+            });
+        }
+        counters = after;
+        let learned: Vec<[u8; 6]> = fdb_after
+            .iter()
+            .filter(|(_, e)| e.flags & FDB_FLAG_STATIC == 0)
+            .map(|(k, _)| *k)
+            .collect();
+        if learned.len() > MAX_LEARNED {
+            for mac in learned {
+                sw.maps.fdb.remove(&FdbKey::new(mac)).unwrap();
+            }
+        }
+    }
+    (tally, failures)
+}
+
+#[test]
+fn port_program_survives_fuzzed_frames() {
+    let (seed, cases) = seed_and_cases();
+    let (tally, failures) = in_private_netns(move || fuzz_switch(seed, cases));
+    if failures.is_empty() && cases >= 1000 {
+        // The run must have reached every outcome, or it proves little.
+        for v in [TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT] {
+            assert!(tally.verdicts.get(&v).copied().unwrap_or(0) > 0, "{v}");
+        }
+        assert!(tally.refused > 0 && tally.rewritten > 0 && tally.created > 0);
+    }
+    let mut tallies = BTreeMap::new();
+    tallies.insert(netlab::bpf::loader::PORT_PROGRAM, tally);
+    report(seed, cases, &tallies, &failures);
 }

@@ -37,7 +37,7 @@ pub fn run(root: &Path, cases: u64, seed: Option<u64>) -> Result<()> {
             "fuzz_programs",
             "--",
             "--nocapture",
-            "survive_fuzzed_frames",
+            "fuzzed_frames",
         ])
         .env("NETLAB_FUZZ_SEED", format!("{seed:#x}"))
         .env("NETLAB_FUZZ_CASES", cases.to_string())
