@@ -513,7 +513,8 @@ fn teardown(lock: &LabLock, state: &mut LabState) -> Result<Vec<Owned>, LabError
 
 /// Builds the lab `plan` describes. A lab already up is left as is.
 pub fn up(plan: &LabPlan) -> Result<UpOutcome, LabError> {
-    let lock = LabLock::acquire(&plan.name)?;
+    // Not waiting: a second `up` of the same lab reports it busy.
+    let lock = LabLock::try_acquire(&plan.name)?;
     if let Some(state) = lock.load()? {
         return if state.complete {
             Ok(UpOutcome::AlreadyUp(state.plan))

@@ -30,6 +30,11 @@ pub enum StateError {
     },
     #[error("state file {path} is unreadable ({message}); inspect or delete it by hand")]
     Corrupt { path: String, message: String },
+    #[error(
+        "lab {lab} is busy: another netlab{} is changing it; try again when it has finished",
+        .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Busy { lab: String, holder: Option<u32> },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {
@@ -147,6 +152,18 @@ fn still_linked(file: &File, path: &std::path::Path) -> bool {
 impl LabLock {
     /// Takes the lab's lock, waiting (with a message) if another netlab holds it.
     pub fn acquire(lab: &str) -> Result<Self, StateError> {
+        Self::take(lab, true)
+    }
+
+    /// Takes the lab's lock if nobody holds it; otherwise fails at once
+    /// with [`StateError::Busy`] (naming the holder's pid). `up` uses this:
+    /// a second `up` of the same lab says the lab is busy instead of
+    /// queueing behind the first.
+    pub fn try_acquire(lab: &str) -> Result<Self, StateError> {
+        Self::take(lab, false)
+    }
+
+    fn take(lab: &str, wait: bool) -> Result<Self, StateError> {
         std::fs::create_dir_all(STATE_DIR).map_err(io(format!("cannot create {STATE_DIR}")))?;
         let path = lock_path(lab);
         let mut told = false;
@@ -159,6 +176,14 @@ impl LabLock {
                 .map_err(io(format!("cannot open {}", path.display())))?;
             let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => l,
+                Err(_) if !wait => {
+                    return Err(StateError::Busy {
+                        lab: lab.to_string(),
+                        holder: std::fs::read_to_string(&path)
+                            .ok()
+                            .and_then(|t| t.trim().parse().ok()),
+                    });
+                }
                 Err((file, _)) => {
                     if !told {
                         eprintln!("netlab: waiting for another netlab working on lab {lab}");
@@ -173,6 +198,10 @@ impl LabLock {
             // The previous holder may have removed the lock file: then this
             // lock guards nothing; start over with a fresh file.
             if still_linked(&lock, &path) {
+                // Who holds it, for the "busy" message of others.
+                let _ = lock
+                    .set_len(0)
+                    .and_then(|_| (&*lock).write_all(std::process::id().to_string().as_bytes()));
                 return Ok(Self {
                     lab: lab.to_string(),
                     lock,
