@@ -60,6 +60,8 @@ pub fn in_netns(ns: &str, args: &[&str]) -> Output {
 /// A lab owned by one test.
 pub struct TestLab {
     pub name: String,
+    /// The n of 10.n.k.0/24 (77 unless the test picked another range).
+    pub net: u8,
     /// The k of 10.77.k.0/24.
     pub k: u8,
     pub namespace_count: u32,
@@ -70,14 +72,21 @@ impl TestLab {
     /// A sandbox lab `t<short>` with `count` namespaces `t<short>-nsN` on
     /// 10.77.<k>.0/24 (gateway .5), and `extra` appended to the lab file.
     pub fn with(short: &str, k: u8, count: u32, extra: &str) -> Self {
+        Self::in_net(short, 77, k, count, extra)
+    }
+
+    /// [`TestLab::with`] on 10.<net>.<k>.0/24 (test files that own another
+    /// range of subnets).
+    pub fn in_net(short: &str, net: u8, k: u8, count: u32, extra: &str) -> Self {
         let name = format!("t{short}");
         let toml = format!(
-            "name = \"{name}\"\nsubnet = \"10.77.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
+            "name = \"{name}\"\nsubnet = \"10.{net}.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
         );
         let config_path = std::env::temp_dir().join(format!("netlab-test-{name}.toml"));
         std::fs::write(&config_path, toml).expect("write the lab file");
         let lab = Self {
             name,
+            net,
             k,
             namespace_count: count,
             config_path,
@@ -105,11 +114,11 @@ impl TestLab {
     }
 
     pub fn subnet(&self) -> String {
-        format!("10.77.{}.0/24", self.k)
+        format!("10.{}.{}.0/24", self.net, self.k)
     }
 
     pub fn address(&self, host: u8) -> String {
-        format!("10.77.{}.{host}", self.k)
+        format!("10.{}.{}.{host}", self.net, self.k)
     }
 
     /// Every namespace name this lab may create (plus a few attach names).
@@ -121,6 +130,11 @@ impl TestLab {
 
     pub fn state_file(&self) -> PathBuf {
         PathBuf::from(format!("/run/netlab/{}.json", self.name))
+    }
+
+    /// Where the eBPF datapath pins its maps, programs and links.
+    pub fn pin_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/sys/fs/bpf/netlab/{}", self.name))
     }
 
     /// What of this lab exists right now: namespaces, state and lock files.
@@ -137,6 +151,9 @@ impl TestLab {
         let lock = self.state_file().with_extension("lock");
         if lock.exists() {
             v.push(format!("lock file {}", lock.display()));
+        }
+        if self.pin_dir().exists() {
+            v.push(format!("pin directory {}", self.pin_dir().display()));
         }
         v
     }
@@ -226,6 +243,7 @@ impl TestLab {
             let _ = netlab::netns::delete(&n);
         }
         let _ = std::fs::remove_file(self.state_file());
+        let _ = std::fs::remove_dir_all(self.pin_dir());
     }
 }
 

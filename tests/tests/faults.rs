@@ -1,0 +1,266 @@
+//! Faults: `netlab up`/`down` killed with SIGKILL at random points, two
+//! `up`s of one lab at once, and lab parts removed by hand; on both
+//! datapaths.
+//!
+//! Every test owns a lab `tf<k>` on 10.78.<k>.0/24 (sandbox mode: all of it
+//! inside the lab's own namespaces), removed on drop. Kill points are drawn
+//! from a seeded generator (`NETLAB_FAULTS_SEED`); every assertion message
+//! names the run, the datapath and the kill point.
+
+use std::collections::BTreeSet;
+use std::process::{Child, Stdio};
+use std::time::Duration;
+
+use netlab_tests::fuzz::{Rng, parse_seed};
+use netlab_tests::netlab::lab::STEPS;
+use netlab_tests::{TestLab, assert_all_ok, describe, in_netns};
+
+const DEFAULT_SEED: u64 = 0x6661_756c_7473; // "faults"
+const KILL_RUNS: u64 = 20;
+
+fn seed() -> u64 {
+    std::env::var("NETLAB_FAULTS_SEED")
+        .ok()
+        .and_then(|s| parse_seed(&s))
+        .unwrap_or(DEFAULT_SEED)
+}
+
+/// Lab `tf<k>` with two endpoint namespaces on 10.78.<k>.0/24.
+fn lab(k: u8) -> TestLab {
+    TestLab::in_net(&format!("f{k}"), 78, k, 2, "")
+}
+
+fn sigkill(child: &mut Child) {
+    // SIGKILL by pid: the netlab this test started.
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Everything of the lab that exists, by kind, for "nothing doubled" and
+/// "nothing left" checks: namespaces, and inside the host namespace the
+/// links, bridge ports and MASQUERADE rules; the pins.
+fn inventory(lab: &TestLab) -> BTreeSet<String> {
+    let mut v: BTreeSet<String> = lab.leftovers().into_iter().collect();
+    if netlab_tests::netlab::netns::exists(&lab.host_ns()) {
+        let links = in_netns(&lab.host_ns(), &["ip", "-o", "link", "show"]);
+        for l in String::from_utf8_lossy(&links.stdout).lines() {
+            if let Some(name) = l.split(": ").nth(1) {
+                v.insert(format!("host link {}", name.split('@').next().unwrap()));
+            }
+        }
+        let rules = in_netns(
+            &lab.host_ns(),
+            &["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
+        );
+        let masq = String::from_utf8_lossy(&rules.stdout)
+            .lines()
+            .filter(|l| l.contains("MASQUERADE"))
+            .count();
+        if masq > 0 {
+            v.insert(format!("{masq} MASQUERADE rule(s)"));
+        }
+    }
+    if let Ok(dir) = std::fs::read_dir(lab.pin_dir()) {
+        for e in dir.flatten() {
+            v.insert(format!("pin {}", e.file_name().to_string_lossy()));
+        }
+    }
+    v
+}
+
+/// Brings the lab up from scratch and checks it works, then takes it down.
+fn up_check_down(lab: &TestLab, datapath: &str, when: &str) {
+    let out = lab.netlab(&["up", "--datapath", datapath]);
+    assert!(
+        out.status.success(),
+        "{when}: up after the fault failed: {}",
+        describe(&out)
+    );
+    let (ok, report) = lab.check();
+    assert_all_ok(&report, 2 * 3);
+    assert!(ok, "{when}: {report:#}");
+    let out = lab.netlab(&["down"]);
+    assert!(out.status.success(), "{when}: {}", describe(&out));
+    lab.assert_nothing_left(&format!("{when}, then up and down"));
+}
+
+/// One kill point: a step of `up` to pause at, or a delay after starting.
+#[derive(Debug)]
+enum KillPoint {
+    Paused(String),
+    After(Duration),
+}
+
+fn kill_point(rng: &mut Rng, lab: &TestLab, max_delay_ms: usize) -> KillPoint {
+    if rng.chance(50) {
+        let mut steps: Vec<String> = STEPS.iter().map(|s| s.to_string()).collect();
+        steps.push(format!("endpoint:{}", lab.ns(1)));
+        steps.push(format!("endpoint:{}", lab.ns(2)));
+        KillPoint::Paused(rng.pick(&steps).clone())
+    } else {
+        KillPoint::After(Duration::from_millis(rng.range(0, max_delay_ms) as u64))
+    }
+}
+
+/// `up` killed at random points (paused at a step, or after a random
+/// delay), `down` killed now and then too: `down` afterwards leaves
+/// nothing, and `up` afterwards builds a working lab.
+fn sigkill_runs(lab: &TestLab, datapath: &str, stream: u64, max_delay_ms: usize) {
+    let seed = seed();
+    let mut survived = 0;
+    for run_no in 0..KILL_RUNS {
+        let mut rng = Rng::for_case(seed, stream, run_no);
+        let point = kill_point(&mut rng, lab, max_delay_ms);
+        let when = format!("{datapath} run {run_no} (seed {seed:#x}), up killed at {point:?}");
+        match &point {
+            KillPoint::Paused(step) => {
+                let mut child = lab.spawn_paused_up(step, &["--datapath", datapath]);
+                sigkill(&mut child);
+            }
+            KillPoint::After(delay) => {
+                let mut child = lab
+                    .command(&["up", "--datapath", datapath])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .expect("start up");
+                std::thread::sleep(*delay);
+                sigkill(&mut child);
+            }
+        }
+        // Sometimes `down` is killed as well before the one that finishes.
+        if rng.chance(30) {
+            let mut child = lab
+                .command(&["down"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("start down");
+            std::thread::sleep(Duration::from_millis(rng.range(0, 100) as u64));
+            sigkill(&mut child);
+        }
+        let out = lab.netlab(&["down"]);
+        assert!(
+            out.status.success(),
+            "{when}: down failed: {}",
+            describe(&out)
+        );
+        let left = inventory(lab);
+        assert!(left.is_empty(), "{when}: down left {left:?}");
+        up_check_down(lab, datapath, &when);
+        survived += 1;
+    }
+    println!("{datapath}: {survived} SIGKILLs of up survived (seed {seed:#x})");
+}
+
+#[test]
+fn sigkill_during_kernel_up_at_random_points() {
+    sigkill_runs(&lab(1), "kernel", 1, 150);
+}
+
+#[test]
+fn sigkill_during_ebpf_up_at_random_points() {
+    sigkill_runs(&lab(2), "ebpf", 2, 450);
+}
+
+/// While one `up` holds the lab (paused half way), a second one says the
+/// lab is busy, names the holder, and changes nothing.
+fn second_up_is_busy(lab: &TestLab, datapath: &str) {
+    let mut first = lab.spawn_paused_up("endpoints", &["--datapath", datapath]);
+    let state_before = std::fs::read(lab.state_file()).expect("state file of the first up");
+    let before = inventory(lab);
+    let second = lab.netlab(&["up", "--datapath", datapath]);
+    let err = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{}", describe(&second));
+    assert!(
+        err.contains("busy") && err.contains(&format!("pid {}", first.id())),
+        "{datapath}: {err}"
+    );
+    assert_eq!(
+        std::fs::read(lab.state_file()).unwrap(),
+        state_before,
+        "{datapath}: the busy up touched the state file"
+    );
+    assert_eq!(
+        inventory(lab),
+        before,
+        "{datapath}: the busy up changed the lab"
+    );
+    sigkill(&mut first);
+    lab.ok(&["down"]);
+    lab.assert_nothing_left(&format!("{datapath}: after the busy test"));
+}
+
+#[test]
+fn a_second_up_while_one_runs_says_busy_kernel() {
+    second_up_is_busy(&lab(3), "kernel");
+}
+
+#[test]
+fn a_second_up_while_one_runs_says_busy_ebpf() {
+    second_up_is_busy(&lab(4), "ebpf");
+}
+
+/// Two `up`s started together: one builds the lab, the other says busy or
+/// finds it up; the lab works and nothing exists twice.
+fn racing_ups(lab: &TestLab, datapath: &str) {
+    for round in 0..5 {
+        let start = || {
+            lab.command(&["up", "--datapath", datapath])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("start up")
+        };
+        let (a, b) = (start(), start());
+        let outs = [a.wait_with_output().unwrap(), b.wait_with_output().unwrap()];
+        let created = outs
+            .iter()
+            .filter(|o| {
+                o.status.success() && String::from_utf8_lossy(&o.stdout).contains("is up (")
+            })
+            .count();
+        let other_ok = outs.iter().all(|o| {
+            let (out, err) = (
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr),
+            );
+            out.contains("is up (") || out.contains("already up") || err.contains("busy")
+        });
+        assert!(
+            created == 1 && other_ok,
+            "{datapath} round {round}: {}\n{}",
+            describe(&outs[0]),
+            describe(&outs[1])
+        );
+        let (ok, report) = lab.check();
+        assert!(ok, "{datapath} round {round}: {report:#}");
+        // Nothing doubled: one MASQUERADE rule (kernel), one link pin per
+        // port (eBPF), and no object recorded twice.
+        let inv = inventory(lab);
+        if datapath == "kernel" {
+            assert!(inv.contains("1 MASQUERADE rule(s)"), "{inv:?}");
+        } else {
+            let links = inv.iter().filter(|e| e.starts_with("pin link_")).count();
+            assert_eq!(links, 3 + 2, "{datapath} round {round}: {inv:?}");
+            assert!(!inv.iter().any(|e| e.contains("MASQUERADE")), "{inv:?}");
+        }
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(lab.state_file()).unwrap()).unwrap();
+        let objects = state["objects"].as_array().unwrap();
+        let unique: BTreeSet<String> = objects.iter().map(|o| o.to_string()).collect();
+        assert_eq!(unique.len(), objects.len(), "recorded twice: {objects:#?}");
+        lab.ok(&["down"]);
+        lab.assert_nothing_left(&format!("{datapath} round {round}"));
+    }
+}
+
+#[test]
+fn racing_ups_build_one_lab_kernel() {
+    racing_ups(&lab(5), "kernel");
+}
+
+#[test]
+fn racing_ups_build_one_lab_ebpf() {
+    racing_ups(&lab(6), "ebpf");
+}
