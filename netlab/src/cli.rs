@@ -170,6 +170,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         | lab::LabError::HalfBuilt(_)
                         | lab::LabError::RollbackFailed { .. }
                         | lab::LabError::State(_)
+                        | lab::LabError::CannotRepair { .. }
+                        | lab::LabError::RepairFailed { .. }
                 );
                 let e = anyhow::Error::new(e);
                 if rolled_back {
@@ -183,6 +185,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             match outcome {
                 UpOutcome::Created(plan) => print_up(&plan),
+                UpOutcome::Repaired { plan, repaired } => {
+                    println!("lab {} was up but missing parts; repaired:", plan.name);
+                    for r in repaired {
+                        println!("  {r}");
+                    }
+                }
                 UpOutcome::AlreadyUp(running) => {
                     println!(
                         "lab {} is already up ({:?} datapath); nothing changed",
