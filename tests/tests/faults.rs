@@ -264,3 +264,119 @@ fn racing_ups_build_one_lab_kernel() {
 fn racing_ups_build_one_lab_ebpf() {
     racing_ups(&lab(6), "ebpf");
 }
+
+/// `status --json`'s missing parts as "kind name [netns]" strings.
+fn missing_parts(lab: &TestLab) -> BTreeSet<String> {
+    let out = lab.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    status["missing"]
+        .as_array()
+        .expect("missing parts")
+        .iter()
+        .map(|m| {
+            format!(
+                "{} {}{}",
+                m["kind"].as_str().unwrap(),
+                m["name"].as_str().unwrap(),
+                m["netns"]
+                    .as_str()
+                    .map(|n| format!(" [{n}]"))
+                    .unwrap_or_default()
+            )
+        })
+        .collect()
+}
+
+fn sh(args: &[&str]) {
+    let out = netlab_tests::run(std::process::Command::new(args[0]).args(&args[1..]));
+    assert!(out.status.success(), "{args:?}: {}", describe(&out));
+}
+
+/// Parts removed by hand: `status` reports exactly them, `up` rebuilds
+/// them and the lab works again; a lost host namespace cannot be rebuilt
+/// in place, which `up` says, and `down` + `up` recover; `down` cleans up
+/// a damaged lab.
+fn removed_parts(lab: &TestLab, datapath: &str) {
+    lab.ok(&["up", "--datapath", datapath]);
+    assert!(missing_parts(lab).is_empty(), "a fresh lab misses nothing");
+    let host = lab.host_ns();
+    let pins = lab.pin_dir();
+    sh(&["ip", "netns", "del", &lab.ns(1)]);
+    sh(&["ip", "-n", &host, "link", "del", "veth-2-br"]);
+    let mut expected: BTreeSet<String> = [
+        format!("namespace {}", lab.ns(1)),
+        format!("link veth-1-br [{host}]"),
+        format!("link veth-2-br [{host}]"),
+        format!("link veth-2 [{}]", lab.ns(2)),
+    ]
+    .into();
+    if datapath == "kernel" {
+        sh(&[
+            "ip",
+            "netns",
+            "exec",
+            &host,
+            "iptables",
+            "-w",
+            "-t",
+            "nat",
+            "-F",
+            "POSTROUTING",
+        ]);
+        expected.insert(format!("masquerade {} [{host}]", lab.subnet()));
+    } else {
+        for pin in ["fdb", "link_port_vbridge-p"] {
+            std::fs::remove_file(pins.join(pin)).expect("remove a pin");
+            expected.insert(format!("pin {}", pins.join(pin).display()));
+        }
+    }
+    assert_eq!(missing_parts(lab), expected, "{datapath}: status");
+    let text = lab.ok(&["status"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("MISSING (") && text.contains(&lab.ns(1)),
+        "{text}"
+    );
+
+    let out = lab.ok(&["up", "--datapath", datapath]);
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains("repaired"), "{datapath}: {said}");
+    assert!(
+        missing_parts(lab).is_empty(),
+        "{datapath}: still missing after up"
+    );
+    let (ok, report) = lab.check();
+    assert_all_ok(&report, 2 * 3);
+    assert!(ok);
+
+    // The host side carries everything: not repairable in place.
+    sh(&["ip", "netns", "del", &host]);
+    let parts = missing_parts(lab);
+    assert!(parts.contains(&format!("namespace {host}")), "{parts:?}");
+    let out = lab.netlab(&["up", "--datapath", datapath]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{datapath}: {}", describe(&out));
+    assert!(
+        err.contains("cannot be rebuilt in place")
+            && err.contains(&format!("namespace {host}"))
+            && err.contains("netlab down"),
+        "{datapath}: {err}"
+    );
+    assert!(
+        !err.contains("was removed"),
+        "a refused repair removed nothing: {err}"
+    );
+    lab.ok(&["down"]);
+    lab.assert_nothing_left(&format!("{datapath}: down of a damaged lab"));
+    up_check_down(lab, datapath, &format!("{datapath}: after the damage"));
+}
+
+#[test]
+fn parts_removed_by_hand_are_reported_and_repaired_kernel() {
+    removed_parts(&lab(7), "kernel");
+}
+
+#[test]
+fn parts_removed_by_hand_are_reported_and_repaired_ebpf() {
+    removed_parts(&lab(8), "ebpf");
+}
