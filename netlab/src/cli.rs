@@ -81,6 +81,11 @@ pub enum Command {
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
+    // netlab runs as root and leaves files behind (state, pins, daemon
+    // log): never group- or world-writable, whatever umask it inherited
+    // (a stricter one is kept).
+    let inherited = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(inherited | nix::sys::stat::Mode::from_bits_truncate(0o022));
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

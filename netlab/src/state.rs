@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -88,6 +89,21 @@ impl LabState {
     }
 }
 
+/// State and lock files: root's to write, whatever umask netlab runs
+/// under. `down` removes what the state file lists, so a file others could
+/// write would let them have root delete their choice of namespaces.
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// Creates [`STATE_DIR`] (mode 0755, whatever the umask).
+pub fn create_state_dir() -> Result<(), StateError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(STATE_DIR)
+        .map_err(io(format!("cannot create {STATE_DIR}")))
+}
+
 pub fn state_path(lab: &str) -> PathBuf {
     PathBuf::from(STATE_DIR).join(format!("{lab}.json"))
 }
@@ -164,12 +180,13 @@ impl LabLock {
     }
 
     fn take(lab: &str, wait: bool) -> Result<Self, StateError> {
-        std::fs::create_dir_all(STATE_DIR).map_err(io(format!("cannot create {STATE_DIR}")))?;
+        create_state_dir()?;
         let path = lock_path(lab);
         let mut told = false;
         loop {
             let file = std::fs::OpenOptions::new()
                 .create(true)
+                .mode(FILE_MODE)
                 .truncate(false)
                 .write(true)
                 .open(&path)
@@ -220,7 +237,13 @@ impl LabLock {
         let path = state_path(&self.lab);
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(state).expect("state serializes");
-        let mut f = File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)
+            .map_err(io(format!("cannot write {}", tmp.display())))?;
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(io(format!("cannot write {}", tmp.display())))?;
