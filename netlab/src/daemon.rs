@@ -35,6 +35,7 @@ use std::{
 
 use anyhow::{Context, bail};
 use nix::{
+    fcntl::{Flock, FlockArg},
     sched::CloneFlags,
     sys::{
         signal::{self, SigHandler, Signal},
@@ -157,14 +158,7 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     if !ebpf::is_installed(lab) {
         bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
     }
-    if let Some(pid) = running_pid(lab) {
-        if pid != std::process::id() as i32 {
-            bail!("a daemon for lab {lab} is already running (pid {pid})");
-        }
-    }
-    fs::create_dir_all(state::STATE_DIR)?;
-    fs::write(pid_path(lab), format!("{}\n", std::process::id()))?;
-    let _pid_file = PidFile(pid_path(lab));
+    let _pid_file = PidFile::claim(lab)?;
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { signal::signal(sig, SigHandler::Handler(on_signal)) }?;
@@ -367,11 +361,41 @@ fn say(msg: &str) {
     let _ = out.flush();
 }
 
-/// Removes the pid file when the daemon ends.
-struct PidFile(PathBuf);
+/// The daemon's claim on its lab: the pid file, exclusively flock'ed for
+/// the daemon's lifetime, so two daemons started at once cannot both run.
+/// Removed when the daemon ends.
+struct PidFile {
+    path: PathBuf,
+    _lock: Flock<fs::File>,
+}
+
+impl PidFile {
+    fn claim(lab: &str) -> anyhow::Result<Self> {
+        fs::create_dir_all(state::STATE_DIR)?;
+        let path = pid_path(lab);
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .read(true)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {}", path.display()))?;
+        let mut lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => lock,
+            Err((_, _)) => {
+                let pid = running_pid(lab).map_or("?".into(), |p| p.to_string());
+                bail!("a daemon for lab {lab} is already running (pid {pid})");
+            }
+        };
+        lock.set_len(0)?;
+        writeln!(*lock, "{}", std::process::id())?;
+        lock.flush()?;
+        Ok(Self { path, _lock: lock })
+    }
+}
 
 impl Drop for PidFile {
     fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+        let _ = fs::remove_file(&self.path);
     }
 }
