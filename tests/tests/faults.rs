@@ -287,6 +287,17 @@ fn missing_parts(lab: &TestLab) -> BTreeSet<String> {
         .collect()
 }
 
+/// Waits (bounded) until link `dev` is gone from namespace `ns`.
+fn wait_until_gone(ns: &str, dev: &str) {
+    for _ in 0..200 {
+        if !in_netns(ns, &["ip", "link", "show", dev]).status.success() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{dev} in {ns} never went away");
+}
+
 fn sh(args: &[&str]) {
     let out = netlab_tests::run(std::process::Command::new(args[0]).args(&args[1..]));
     assert!(out.status.success(), "{args:?}: {}", describe(&out));
@@ -303,6 +314,9 @@ fn removed_parts(lab: &TestLab, datapath: &str) {
     let pins = lab.pin_dir();
     sh(&["ip", "netns", "del", &lab.ns(1)]);
     sh(&["ip", "-n", &host, "link", "del", "veth-2-br"]);
+    // The kernel dismantles a deleted namespace in the background: its
+    // veth pairs (and so their host-side ends) go a moment later.
+    wait_until_gone(&host, "veth-1-br");
     let mut expected: BTreeSet<String> = [
         format!("namespace {}", lab.ns(1)),
         format!("link veth-1-br [{host}]"),
