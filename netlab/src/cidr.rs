@@ -56,8 +56,9 @@ impl Ipv4Cidr {
     }
 
     /// Host addresses (network and broadcast excluded), in order.
-    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
-        let first = u32::from(self.network()) + 1;
+    /// (Captures nothing of `self`, so it can outlive the borrow.)
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
+        let first = u32::from(self.network()).saturating_add(1);
         let last = u32::from(self.broadcast());
         (first..last).map(Ipv4Addr::from)
     }

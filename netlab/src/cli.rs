@@ -112,6 +112,11 @@ pub enum Command {
 
 /// Parses the arguments and runs the command.
 pub fn main() -> ExitCode {
+    // netlab runs as root and leaves files behind (state, pins, daemon
+    // log): never group- or world-writable, whatever umask it inherited
+    // (a stricter one is kept).
+    let inherited = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
+    nix::sys::stat::umask(inherited | nix::sys::stat::Mode::from_bits_truncate(0o022));
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -201,6 +206,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         | lab::LabError::HalfBuilt(_)
                         | lab::LabError::RollbackFailed { .. }
                         | lab::LabError::State(_)
+                        | lab::LabError::CannotRepair { .. }
+                        | lab::LabError::RepairFailed { .. }
                 );
                 let e = anyhow::Error::new(e);
                 if rolled_back {
@@ -214,6 +221,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             match outcome {
                 UpOutcome::Created(plan) => print_up(&plan),
+                UpOutcome::Repaired { plan, repaired } => {
+                    println!("lab {} was up but missing parts; repaired:", plan.name);
+                    for r in repaired {
+                        println!("  {r}");
+                    }
+                }
                 UpOutcome::AlreadyUp(running) => {
                     println!(
                         "lab {} is already up ({:?} datapath); nothing changed",

@@ -404,8 +404,20 @@ impl LabConfig {
 
         let gateway = match (&self.gateway, subnet) {
             (Some(text), _) => parse_ip(&mut p, "gateway", text),
-            // The walkthrough's .5, wherever the subnet is.
-            (None, Some(s)) => Some(Ipv4Addr::from(u32::from(s.network()) + 5)),
+            // The walkthrough's .5, wherever the subnet is. Checked: in a
+            // /30 at the top of the address space it does not exist (and
+            // in any /30 it lies outside, reported just below).
+            (None, Some(s)) => match u32::from(s.network()).checked_add(5) {
+                Some(gw) => Some(Ipv4Addr::from(gw)),
+                None => {
+                    p.push(
+                        "gateway",
+                        "",
+                        format!("the default gateway (host .5) does not exist in {s}; set one"),
+                    );
+                    None
+                }
+            },
             (None, None) => None,
         };
         if let (Some(s), Some(gw)) = (subnet, gateway)
@@ -711,7 +723,8 @@ impl LabConfig {
 
         let mut free = subnet
             .into_iter()
-            .flat_map(|s| s.hosts().collect::<Vec<_>>());
+            // Lazily: a /8 has 16 million hosts and only a few are needed.
+            .flat_map(|s| s.hosts());
         let mut out = Vec::new();
         for (i, ns) in listed.iter().enumerate() {
             let index = i as u32 + 1;

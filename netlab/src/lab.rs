@@ -59,6 +59,19 @@ pub enum LabError {
     HalfBuilt(String),
     #[error("lab {0} is not up")]
     NotUp(String),
+    #[error(
+        "lab {lab} lost parts that cannot be rebuilt in place:\n  {}\nrun `netlab down --lab {lab}` and `netlab up` to rebuild it",
+        .missing.join("\n  ")
+    )]
+    CannotRepair { lab: String, missing: Vec<String> },
+    #[error(
+        "repairing lab {lab} failed: {source}\n`netlab down --lab {lab}` and `netlab up` rebuild it"
+    )]
+    RepairFailed {
+        lab: String,
+        #[source]
+        source: Box<LabError>,
+    },
     #[error("namespace {namespace} is not an endpoint of lab {lab}")]
     NoSuchEndpoint { lab: String, namespace: String },
     #[error("injected failure after step `{0}` ({FAIL_AT_ENV})")]
@@ -84,6 +97,11 @@ pub enum UpOutcome {
     Created(LabPlan),
     /// The lab was already up; nothing changed. Holds the running plan.
     AlreadyUp(LabPlan),
+    /// The lab was up but had lost parts; `up` rebuilt them (repair.rs).
+    Repaired {
+        plan: LabPlan,
+        repaired: Vec<String>,
+    },
 }
 
 /// What `down` did.
@@ -239,10 +257,10 @@ pub fn check_environment(plan: &LabPlan, owned: &[Owned]) -> Result<(), LabError
     }
 }
 
-/// Builds a lab, recording as it goes.
-struct Builder {
-    lock: LabLock,
-    state: LabState,
+/// Builds a lab, recording as it goes. (crate-visible for repair.rs)
+pub(crate) struct Builder {
+    pub(crate) lock: LabLock,
+    pub(crate) state: LabState,
 }
 
 impl Builder {
@@ -398,7 +416,7 @@ impl Builder {
 
     /// One endpoint namespace: veth pair (inside end created directly in
     /// the namespace), MAC, address, links up, default route via the gateway.
-    fn build_endpoint(&mut self, e: &EndpointPlan) -> Result<(), LabError> {
+    pub(crate) fn build_endpoint(&mut self, e: &EndpointPlan) -> Result<(), LabError> {
         let plan = self.plan().clone();
         let host = plan.host_netns();
         if !netns::exists(&e.namespace) {
@@ -513,10 +531,12 @@ fn teardown(lock: &LabLock, state: &mut LabState) -> Result<Vec<Owned>, LabError
 
 /// Builds the lab `plan` describes. A lab already up is left as is.
 pub fn up(plan: &LabPlan) -> Result<UpOutcome, LabError> {
-    let lock = LabLock::acquire(&plan.name)?;
+    // Not waiting: a second `up` of the same lab reports it busy.
+    let lock = LabLock::try_acquire(&plan.name)?;
     if let Some(state) = lock.load()? {
         return if state.complete {
-            Ok(UpOutcome::AlreadyUp(state.plan))
+            // Already up: repair what was removed by hand, if anything.
+            crate::repair::repair(lock, state)
         } else {
             Err(LabError::HalfBuilt(plan.name.clone()))
         };

@@ -9,6 +9,7 @@
 
 use std::fs::File;
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::PathBuf;
 
 use nix::fcntl::{Flock, FlockArg};
@@ -30,6 +31,11 @@ pub enum StateError {
     },
     #[error("state file {path} is unreadable ({message}); inspect or delete it by hand")]
     Corrupt { path: String, message: String },
+    #[error(
+        "lab {lab} is busy: another netlab{} is changing it; try again when it has finished",
+        .holder.map(|p| format!(" (pid {p})")).unwrap_or_default()
+    )]
+    Busy { lab: String, holder: Option<u32> },
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {
@@ -81,6 +87,21 @@ impl LabState {
             objects: Vec::new(),
         }
     }
+}
+
+/// State and lock files: root's to write, whatever umask netlab runs
+/// under. `down` removes what the state file lists, so a file others could
+/// write would let them have root delete their choice of namespaces.
+const FILE_MODE: u32 = 0o644;
+const DIR_MODE: u32 = 0o755;
+
+/// Creates [`STATE_DIR`] (mode 0755, whatever the umask).
+pub fn create_state_dir() -> Result<(), StateError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(STATE_DIR)
+        .map_err(io(format!("cannot create {STATE_DIR}")))
 }
 
 pub fn state_path(lab: &str) -> PathBuf {
@@ -147,18 +168,39 @@ fn still_linked(file: &File, path: &std::path::Path) -> bool {
 impl LabLock {
     /// Takes the lab's lock, waiting (with a message) if another netlab holds it.
     pub fn acquire(lab: &str) -> Result<Self, StateError> {
-        std::fs::create_dir_all(STATE_DIR).map_err(io(format!("cannot create {STATE_DIR}")))?;
+        Self::take(lab, true)
+    }
+
+    /// Takes the lab's lock if nobody holds it; otherwise fails at once
+    /// with [`StateError::Busy`] (naming the holder's pid). `up` uses this:
+    /// a second `up` of the same lab says the lab is busy instead of
+    /// queueing behind the first.
+    pub fn try_acquire(lab: &str) -> Result<Self, StateError> {
+        Self::take(lab, false)
+    }
+
+    fn take(lab: &str, wait: bool) -> Result<Self, StateError> {
+        create_state_dir()?;
         let path = lock_path(lab);
         let mut told = false;
         loop {
             let file = std::fs::OpenOptions::new()
                 .create(true)
+                .mode(FILE_MODE)
                 .truncate(false)
                 .write(true)
                 .open(&path)
                 .map_err(io(format!("cannot open {}", path.display())))?;
             let lock = match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(l) => l,
+                Err(_) if !wait => {
+                    return Err(StateError::Busy {
+                        lab: lab.to_string(),
+                        holder: std::fs::read_to_string(&path)
+                            .ok()
+                            .and_then(|t| t.trim().parse().ok()),
+                    });
+                }
                 Err((file, _)) => {
                     if !told {
                         eprintln!("netlab: waiting for another netlab working on lab {lab}");
@@ -173,6 +215,10 @@ impl LabLock {
             // The previous holder may have removed the lock file: then this
             // lock guards nothing; start over with a fresh file.
             if still_linked(&lock, &path) {
+                // Who holds it, for the "busy" message of others.
+                let _ = lock
+                    .set_len(0)
+                    .and_then(|_| (&*lock).write_all(std::process::id().to_string().as_bytes()));
                 return Ok(Self {
                     lab: lab.to_string(),
                     lock,
@@ -191,7 +237,13 @@ impl LabLock {
         let path = state_path(&self.lab);
         let tmp = path.with_extension("json.tmp");
         let text = serde_json::to_string_pretty(state).expect("state serializes");
-        let mut f = File::create(&tmp).map_err(io(format!("cannot write {}", tmp.display())))?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(FILE_MODE)
+            .open(&tmp)
+            .map_err(io(format!("cannot write {}", tmp.display())))?;
         f.write_all(text.as_bytes())
             .and_then(|_| f.sync_all())
             .map_err(io(format!("cannot write {}", tmp.display())))?;

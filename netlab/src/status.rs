@@ -38,6 +38,9 @@ pub struct LabStatus {
     pub owned: Vec<crate::state::Owned>,
     /// eBPF datapath only: attached programs and pinned maps.
     pub ebpf: Option<crate::inspect::programs::EbpfStatus>,
+    /// Parts of the lab that are gone (removed by hand, ...); `netlab up`
+    /// repairs them. Empty for a healthy lab (see health.rs).
+    pub missing: Vec<crate::health::Missing>,
 }
 
 fn inspect(name: Option<&str>, role: &str, only: Option<&[String]>) -> NamespaceStatus {
@@ -102,6 +105,7 @@ pub fn collect(state: &LabState) -> LabStatus {
         namespaces,
         owned: state.objects.clone(),
         ebpf: ebpf_status(state),
+        missing: crate::health::missing(state),
     }
 }
 
@@ -139,6 +143,16 @@ pub fn render(s: &LabStatus) -> String {
             " -- HALF BUILT: run `netlab down`"
         },
     ));
+    if !s.missing.is_empty() {
+        out.push_str(&format!(
+            "MISSING ({} part{}; `netlab up` repairs them):\n",
+            s.missing.len(),
+            if s.missing.len() == 1 { "" } else { "s" }
+        ));
+        for m in &s.missing {
+            out.push_str(&format!("  - {m}\n"));
+        }
+    }
     for ns in &s.namespaces {
         let name = ns.name.as_deref().unwrap_or("(root namespace)");
         out.push_str(&format!("\n{} [{}]", name, ns.role));

@@ -98,6 +98,12 @@ impl TestLab {
         lab
     }
 
+    /// [`TestLab::with`] on 10.<net>.<k>.0/24 (test files that own another
+    /// range of subnets).
+    pub fn in_net(short: &str, net: u8, k: u8, count: u32, extra: &str) -> Self {
+        Self::with_net([10, net], short, k, count, extra)
+    }
+
     pub fn new(short: &str, k: u8) -> Self {
         Self::with(short, k, 3, "")
     }
@@ -136,6 +142,11 @@ impl TestLab {
         PathBuf::from(format!("/run/netlab/{}.json", self.name))
     }
 
+    /// Where the eBPF datapath pins its maps, programs and links.
+    pub fn pin_dir(&self) -> PathBuf {
+        PathBuf::from(format!("/sys/fs/bpf/netlab/{}", self.name))
+    }
+
     /// What of this lab exists right now: namespaces, state and lock files.
     pub fn leftovers(&self) -> Vec<String> {
         let mut v: Vec<String> = self
@@ -150,6 +161,9 @@ impl TestLab {
         let lock = self.state_file().with_extension("lock");
         if lock.exists() {
             v.push(format!("lock file {}", lock.display()));
+        }
+        if self.pin_dir().exists() {
+            v.push(format!("pin directory {}", self.pin_dir().display()));
         }
         v
     }
@@ -239,6 +253,7 @@ impl TestLab {
             let _ = netlab::netns::delete(&n);
         }
         let _ = std::fs::remove_file(self.state_file());
+        let _ = std::fs::remove_dir_all(self.pin_dir());
     }
 }
 
@@ -259,6 +274,7 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
     }
 }
 
+pub mod fuzz;
 pub mod packets;
 
 pub mod frames;
@@ -279,11 +295,6 @@ impl TestLab {
     /// The MAC netlab gives the holder of lab address `host` (02:4e:<ip>).
     pub fn mac(&self, host: u8) -> [u8; 6] {
         netlab::config::mac_for(self.ip(host))
-    }
-
-    /// The lab's pin directory, `/sys/fs/bpf/netlab/<lab>`.
-    pub fn pin_dir(&self) -> PathBuf {
-        netlab::datapath::ebpf::pin_dir(&self.name)
     }
 
     /// One datapath counter, summed over CPUs.

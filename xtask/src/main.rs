@@ -3,6 +3,7 @@
 //! Every command runs `setup` first, which is cheap when the machine is
 //! already prepared, so a fresh machine needs nothing by hand.
 
+mod fuzz;
 mod setup;
 
 use std::{
@@ -42,6 +43,15 @@ enum Task {
     },
     /// rustfmt check and clippy on the host crates and the eBPF crate.
     Lint,
+    /// Long fuzz run of every BPF program under BPF_PROG_TEST_RUN.
+    Fuzz {
+        /// Cases per program.
+        #[arg(long, default_value_t = 100_000)]
+        cases: u64,
+        /// Seed (decimal or 0x hex); default: a fresh one, printed.
+        #[arg(long, value_parser = fuzz::parse_seed)]
+        seed: Option<u64>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -60,6 +70,10 @@ fn main() -> Result<()> {
         Task::Lint => {
             setup::run(&root)?;
             lint(&root)
+        }
+        Task::Fuzz { cases, seed } => {
+            setup::run(&root)?;
+            fuzz::run(&root, cases, seed)
         }
     }
 }

@@ -43,6 +43,11 @@ pub fn ingress(ctx: TcContext) -> i32 {
         // never need it (see egress), so this is the host's.
         return pass_host();
     }
+    if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP) {
+        // GRE, ESP, ... to the external address are the host's: the NAT
+        // reads no L4 header of theirs, so a short one is not its to drop.
+        return pass_host();
+    }
     let Some(head) = load_ptr::<L4Head>(&ctx, ip.l4_off) else {
         return drop_packet(Counter::NatDropMalformed);
     };

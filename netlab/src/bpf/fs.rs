@@ -113,7 +113,10 @@ pub fn create_lab_dir(dir: &Path) -> Result<bool> {
     if dir.is_dir() {
         return Ok(false);
     }
-    fs::create_dir_all(dir)
+    // 0755 whatever the umask: others must not add or unlink pins (an
+    // unlinked link pin detaches a port's program).
+    std::os::unix::fs::DirBuilderExt::mode(fs::DirBuilder::new().recursive(true), 0o755)
+        .create(dir)
         .map_err(|source| pin_error("cannot create pin directory", dir, source))?;
     Ok(true)
 }
