@@ -17,6 +17,9 @@ use super::plan::BenchDatapath;
 /// internet-side servers listen).
 pub const INET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 
+/// The uplink device of the generated labs (the lab file's default).
+pub const UPLINK_DEV: &str = "uplink";
+
 /// Everything needed to write one lab file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LabSpec {
@@ -191,6 +194,11 @@ impl NetlabLab {
             &lab.netlab,
             &["up", "-f", &file, "--datapath", lab.spec.datapath],
         )?;
+        if lab.spec.datapath == "ebpf" {
+            // NAT expiry, as conntrack's own timers do for the kernel lab;
+            // `down` stops it.
+            run_netlab(&lab.netlab, &["-f", &file, "daemon", "--background"])?;
+        }
         Ok(lab)
     }
 

@@ -14,6 +14,7 @@ pub mod nattable;
 pub mod nsexec;
 pub mod parse;
 pub mod plan;
+pub mod progstats;
 pub mod report;
 pub mod stats;
 pub mod svg;
@@ -44,6 +45,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     println!("{}", report::table(&report));
     for line in report::notes(&report) {
         println!("{line}");
+    }
+    if let Some(costs) = report::program_costs(&report) {
+        println!("\neBPF program cost per packet (kernel BPF run-time stats, median over rounds):");
+        println!("{costs}");
     }
     if let Some(path) = &args.json {
         let text = serde_json::to_string_pretty(&report)?;
@@ -129,6 +134,8 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         bar: bar.clone(),
         stuck: BTreeSet::new(),
     };
+    // The kernel's per-program run-time statistics, on for this run only.
+    let _bpf_stats = progstats::enable();
     let mut run = Run {
         plan,
         bar,
@@ -166,7 +173,17 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
                 interrupt::check()?;
                 run.bar
                     .set_message(format!("round {round}: {} {}", ep.datapath, workload.id()));
-                let result = measure_one(plan, workload, ep, &mut run.nat);
+                let before = progstats::has_programs(&ep.lab)
+                    .then(|| progstats::snapshot(&ep.lab, lab::UPLINK_DEV));
+                let mut result = measure_one(plan, workload, ep, &mut run.nat);
+                if let (Ok(m), Some(before)) = (&mut result, before) {
+                    let after = progstats::snapshot(&ep.lab, lab::UPLINK_DEV);
+                    for (program, (ns, runs)) in progstats::per_run(&before, &after) {
+                        m.details
+                            .insert(format!("{}{program}", report::BPF_NS_PER_RUN), ns);
+                        m.details.insert(format!("bpf_runs.{program}"), runs as f64);
+                    }
+                }
                 interrupt::check()?;
                 match result {
                     Ok(m) => run.samples.push(to_sample(round, ep.datapath, workload, m)),

@@ -234,6 +234,55 @@ pub fn table(report: &BenchReport) -> Table {
     table
 }
 
+/// Sample detail key prefix of a program's average run time (ns per run),
+/// followed by the program name.
+pub const BPF_NS_PER_RUN: &str = "bpf_ns_per_run.";
+
+/// The eBPF programs' own cost per packet on each workload (median over
+/// rounds of the kernel's run-time statistics), or None when no sample
+/// carries them.
+pub fn program_costs(report: &BenchReport) -> Option<Table> {
+    let mut per: BTreeMap<(Workload, String), Vec<f64>> = BTreeMap::new();
+    for s in &report.samples {
+        for (key, v) in &s.details {
+            if let Some(program) = key.strip_prefix(BPF_NS_PER_RUN) {
+                per.entry((s.workload, program.to_string()))
+                    .or_default()
+                    .push(*v);
+            }
+        }
+    }
+    if per.is_empty() {
+        return None;
+    }
+    let programs: std::collections::BTreeSet<&String> = per.keys().map(|(_, p)| p).collect();
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    let mut header = vec![Cell::new("workload (ebpf)")];
+    header.extend(
+        programs
+            .iter()
+            .map(|p| Cell::new(format!("{p}\nns/packet"))),
+    );
+    table.set_header(header);
+    let workloads: std::collections::BTreeSet<Workload> = per.keys().map(|(w, _)| *w).collect();
+    for w in workloads {
+        let mut row = vec![Cell::new(w.id())];
+        for p in &programs {
+            let text = per
+                .get(&(w, (*p).clone()))
+                .and_then(|v| super::stats::median(v))
+                .map(|m| format!("{m:.0}"))
+                .unwrap_or_else(|| "-".into());
+            row.push(Cell::new(text).set_alignment(CellAlignment::Right));
+        }
+        table.add_row(row);
+    }
+    Some(table)
+}
+
 /// Lines under the table: what was skipped and what failed.
 pub fn notes(report: &BenchReport) -> Vec<String> {
     let mut lines = Vec::new();

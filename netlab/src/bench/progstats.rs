@@ -1,0 +1,98 @@
+//! What the eBPF programs themselves cost, measured by the kernel.
+//!
+//! While the bench runs, BPF run-time statistics are switched on with
+//! `BPF_ENABLE_STATS` (an fd: they switch off again when it closes, and no
+//! sysctl of the machine changes). Every program then accumulates
+//! `run_time_ns` and `run_cnt`; the difference over one measurement divided
+//! by the runs is the program's average cost per packet on that workload —
+//! the part of the datapath's cost that is netlab's own code, as opposed to
+//! the veth, the stack and the sockets around it.
+
+use std::{collections::BTreeMap, os::fd::OwnedFd, path::Path};
+
+use aya::programs::ProgramInfo;
+
+/// Keeps run-time statistics on while alive.
+pub struct StatsOn(#[allow(dead_code)] OwnedFd);
+
+/// Switches BPF run-time statistics on (None when the kernel refuses; the
+/// bench then reports no program costs rather than failing).
+pub fn enable() -> Option<StatsOn> {
+    aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .ok()
+        .map(StatsOn)
+}
+
+/// Accumulated (run time ns, runs) of one program.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub run_ns: u64,
+    pub runs: u64,
+}
+
+/// The lab's programs (those attached through its pinned links), by name.
+pub fn snapshot(lab: &str, uplink: &str) -> BTreeMap<String, Totals> {
+    let dir = crate::datapath::ebpf::pin_dir(lab);
+    let (rows, _) = crate::inspect::programs::attached(&dir, uplink);
+    let mut ids: BTreeMap<u32, String> = BTreeMap::new();
+    for row in rows {
+        ids.insert(row.id, row.program);
+    }
+    let mut out = BTreeMap::new();
+    for info in aya::programs::loaded_programs().flatten() {
+        if let Some(name) = ids.get(&info.id()) {
+            out.insert(name.clone(), totals(&info));
+        }
+    }
+    out
+}
+
+fn totals(info: &ProgramInfo) -> Totals {
+    Totals {
+        run_ns: info.run_time().as_nanos() as u64,
+        runs: info.run_count(),
+    }
+}
+
+/// Per-program (ns per run, runs) between two snapshots; programs that did
+/// not run are left out.
+pub fn per_run(
+    before: &BTreeMap<String, Totals>,
+    after: &BTreeMap<String, Totals>,
+) -> BTreeMap<String, (f64, u64)> {
+    let mut out = BTreeMap::new();
+    for (name, a) in after {
+        let b = before.get(name).copied().unwrap_or_default();
+        let runs = a.runs.saturating_sub(b.runs);
+        if runs > 0 {
+            let ns = a.run_ns.saturating_sub(b.run_ns) as f64 / runs as f64;
+            out.insert(name.clone(), (ns, runs));
+        }
+    }
+    out
+}
+
+/// Whether the pinned lab directory exists (only eBPF labs have one).
+pub fn has_programs(lab: &str) -> bool {
+    Path::new(&crate::datapath::ebpf::pin_dir(lab)).is_dir()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_run_divides_the_differences() {
+        let t = |run_ns, runs| Totals { run_ns, runs };
+        let before = BTreeMap::from([("a".to_string(), t(1000, 10)), ("b".to_string(), t(5, 1))]);
+        let after = BTreeMap::from([
+            ("a".to_string(), t(3000, 30)),
+            ("b".to_string(), t(5, 1)),
+            ("c".to_string(), t(400, 4)),
+        ]);
+        let got = per_run(&before, &after);
+        assert_eq!(got["a"], (100.0, 20));
+        assert!(!got.contains_key("b"), "b did not run");
+        assert_eq!(got["c"], (100.0, 4));
+    }
+}
