@@ -306,14 +306,18 @@ impl fmt::Display for SoakReport {
             "  control plane: {} daemon restarts (SIGKILL), {} `netlab up` on the running lab ({} failed)",
             self.daemon_restarts, self.ups.done, self.ups.failed
         )?;
-        let first = self.daemons.first();
-        let last = self.daemons.last();
+        let mut growth: Vec<i64> = self.daemons.iter().map(DaemonMemory::growth_kib).collect();
+        growth.sort_unstable();
+        let median = growth.get(growth.len() / 2).copied().unwrap_or(0);
+        let (first, last) = (self.daemons.first(), self.daemons.last());
         writeln!(
             f,
-            "  daemon RSS: peak {:.1} MiB over {} instances; largest growth within an instance {:+.2} MiB; \
+            "  daemon RSS: peak {:.1} MiB over {} instances (sampled every 200 ms from the pid file's appearance); \
+             growth start -> end per instance: median {:+.2} MiB, largest {:+.2} MiB; \
              first instance {:.1} -> {:.1} MiB, last {:.1} -> {:.1} MiB",
             mib(self.peak_rss_kib()),
             self.daemons.len(),
+            median as f64 / 1024.0,
             self.max_growth_kib() as f64 / 1024.0,
             mib(first.map_or(0, |d| d.start_kib)),
             mib(first.map_or(0, |d| d.end_kib)),

@@ -25,21 +25,13 @@ pub fn run(root: &Path, seconds: u64) -> Result<()> {
     println!("soak: {seconds} s of traffic while the control plane restarts");
     let result = status(
         cargo(root)
-            .args([
-                "test",
-                "-p",
-                "netlab-tests",
-                "--test",
-                "soak",
-                "--",
-                "--nocapture",
-            ])
+            .args(["test", "-p", "netlab-tests", "--test", "soak"])
             .env("NETLAB_BIN", root.join("target/debug/netlab"))
             .env("NETLAB_SOAK_SECONDS", seconds.to_string())
             .env("NETLAB_SOAK_SUMMARY", &summary),
     );
     if let Err(e) = result {
-        bail!("the soak failed (its report is above): {e}");
+        bail!("the soak failed (its report and the problems are above): {e}");
     }
     let text = std::fs::read_to_string(&summary)
         .with_context(|| format!("the soak wrote no summary to {}", summary.display()))?;
