@@ -281,6 +281,10 @@ pub mod frames;
 
 pub mod traffic;
 
+pub mod private_netns;
+
+pub mod soak;
+
 /// The sandbox's default uplink address (host side) and internet server.
 pub const UPLINK_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 1);
 pub const INTERNET_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 2);

@@ -48,6 +48,7 @@ use netlab_tests::fuzz::{
     switch_model::{self, SwCase, SwExpect, SwOutcome, SwPort},
     verify,
 };
+use netlab_tests::private_netns::{add_veth_port, assert_private_netns, in_private_netns};
 
 const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
@@ -742,27 +743,6 @@ const STREAM_SWITCH: u64 = 2;
 /// Learned FDB entries are removed when there are more than this.
 const MAX_LEARNED: usize = 64;
 
-/// Runs `f` on a fresh thread inside a private network namespace that dies
-/// with the thread: `bpf_clone_redirect` (flooding) really transmits, so
-/// the ports must be devices of a namespace nobody else uses.
-fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns");
-        f()
-    })
-    .join()
-    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
-fn ip_cmd(args: &[&str]) {
-    let out = Command::new("ip").args(args).output().expect("ip");
-    assert!(
-        out.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 struct SwitchLab {
     loaded: Loaded,
     maps: netlab::bpf::maps::SwitchMaps,
@@ -775,6 +755,8 @@ impl SwitchLab {
     /// fuzzer's ports as veth devices of the calling thread's namespace
     /// (which must be private), registered the way the control plane does.
     fn new(name: &str) -> Self {
+        // bpf_clone_redirect (flooding) really transmits on the ports.
+        assert_private_netns("the switch fuzzer");
         let dir = Loaded::pin_dir(name);
         let mut ebpf = netlab::bpf::loader::load_object(&dir, None).expect("load object");
         netlab::bpf::loader::load_classifier(&mut ebpf, netlab::bpf::loader::PORT_PROGRAM)
@@ -791,10 +773,7 @@ impl SwitchLab {
             .map(|p| p.dev)
             .chain([switch_model::VBRIDGE_DEV])
         {
-            let peer = format!("{dev}-x");
-            ip_cmd(&["link", "add", dev, "type", "veth", "peer", "name", &peer]);
-            ip_cmd(&["link", "set", dev, "up"]);
-            ip_cmd(&["link", "set", &peer, "up"]);
+            add_veth_port(dev, None);
         }
         let vbridge = index(switch_model::VBRIDGE_DEV);
         let mut ports = Vec::new();

@@ -296,6 +296,16 @@ fn tcx_programs(lab: &TestLab, dev: &str) -> Vec<u32> {
     })
 }
 
+/// Whether `dev` has no tcx ingress program left, waiting up to 3 s: when
+/// the last pin of a link goes, the kernel releases the link (and detaches
+/// the program) a moment later, from its deferred work, not within the
+/// unlink call.
+fn tcx_detached(lab: &TestLab, dev: &str) -> bool {
+    netlab_tests::traffic::wait_until(std::time::Duration::from_secs(3), || {
+        tcx_programs(lab, dev).is_empty()
+    })
+}
+
 /// (link id, program id) of a pinned link.
 fn pinned_link(path: &Path) -> (u32, u32) {
     let link: FdLink = PinnedLink::from_pin(path).expect("link pin").into();
@@ -389,7 +399,7 @@ fn namespaces_talk_through_the_ebpf_switch_without_a_bridge() {
     // uninstall removes every pin and the switch with it.
     ebpf::uninstall(&lab.lab).expect("uninstall");
     assert!(!dir.exists(), "pin directory removed");
-    assert!(tcx_programs(&lab, "veth1-br").is_empty(), "link detached");
+    assert!(tcx_detached(&lab, "veth1-br"), "link detached");
     assert!(!ebpf::is_installed(&lab.lab));
     run("ip", &["-n", &e1.ns, "neigh", "flush", "all"]);
     assert!(
@@ -552,7 +562,7 @@ fn ports_join_and_leave_a_running_switch() {
     let p2 = TestLab::port(&e2);
     in_netns(&lab.host, || ebpf::remove_port(&lab.lab, &p2)).expect("remove_port");
     assert!(!fs::link_pin(&dir, &e2.port_dev).exists());
-    assert!(tcx_programs(&lab, &e2.port_dev).is_empty());
+    assert!(tcx_detached(&lab, &e2.port_dev), "ns2's link detached");
     assert_eq!(ebpf::ports(&lab.lab).unwrap().len(), 3);
     assert!(
         ebpf::fdb(&lab.lab)

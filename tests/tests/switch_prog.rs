@@ -6,12 +6,15 @@
 //! `__sk_buff.ingress_ifindex`, which test_run takes from the `ctx_in` we
 //! pass (the device stays loopback). Redirect helpers only record the
 //! target under test_run and return TC_ACT_REDIRECT; `bpf_clone_redirect`
-//! really sends, so the flooding test runs in a private network namespace
-//! with veth devices as ports.
+//! (flooding) really transmits, on the device with that ifindex in the
+//! caller's namespace. So every test runs on a thread inside a private
+//! network namespace (`netlab_tests::private_netns`), where the lab's port
+//! ifindexes are throwaway veth devices created with exactly those
+//! indexes, and [`TestSwitch`] refuses to load anywhere else: a frame can
+//! never leave on one of the machine's own interfaces.
 
 use std::{
     path::PathBuf,
-    process::Command,
     sync::{Arc, Mutex},
 };
 
@@ -31,7 +34,10 @@ use netlab_common::{
         PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
     },
 };
-use netlab_tests::frames::{self, ARP_REPLY, BROADCAST, ETH_P_ARP, ETH_P_IP, Mac};
+use netlab_tests::{
+    frames::{self, ARP_REPLY, BROADCAST, ETH_P_ARP, ETH_P_IP, Mac},
+    private_netns::{add_veth_port, assert_private_netns, in_private_netns, tx_packets},
+};
 
 const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
@@ -44,7 +50,12 @@ const TC_ACT_REDIRECT: u32 = 7;
 const SKB_INGRESS_IFINDEX: usize = 36;
 const SKB_CTX_LEN: usize = 44;
 
-// The made-up lab: two endpoints and the gateway.
+// The made-up lab: two endpoints and the gateway, on veth devices of the
+// test's private namespace created with these ifindexes.
+const A_DEV: &str = "swa";
+const B_DEV: &str = "swb";
+const GW_DEV: &str = "swgw";
+const VBRIDGE_DEV: &str = "swvbr";
 const A_IF: u32 = 101;
 const B_IF: u32 = 102;
 const GW_IF: u32 = 103;
@@ -68,6 +79,7 @@ struct TestSwitch {
 
 impl TestSwitch {
     fn new(name: &str) -> Self {
+        assert_private_netns("the switch port program under test_run");
         fs::ensure_bpffs().expect("bpffs");
         let dir = PathBuf::from(format!(
             "{}/netlab-test-{}-{name}",
@@ -92,8 +104,17 @@ impl TestSwitch {
         }
     }
 
-    /// The standard made-up lab: A and B endpoints, the gateway.
+    /// The standard made-up lab: A and B endpoints, the gateway, with veth
+    /// devices as their ports (and as `vbridge`).
     fn lab(name: &str) -> Self {
+        for (dev, ifindex) in [
+            (A_DEV, A_IF),
+            (B_DEV, B_IF),
+            (GW_DEV, GW_IF),
+            (VBRIDGE_DEV, VBRIDGE_IF),
+        ] {
+            add_veth_port(dev, Some(ifindex));
+        }
         let mut sw = Self::new(name);
         sw.port(A_IF, A_IF, PORT_KIND_ENDPOINT, A_MAC, A_IP, 0);
         sw.port(B_IF, B_IF, PORT_KIND_ENDPOINT, B_MAC, B_IP, 1);
@@ -192,308 +213,338 @@ impl Drop for DirGuard {
 
 #[test]
 fn arp_request_from_a_namespace_is_answered_back_into_it() {
-    let sw = TestSwitch::lab("arp-ns");
-    let request = frames::arp_request(A_MAC, A_IP, B_IP);
-    let (verdict, out) = sw.run(A_IF, &request);
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("arp-ns");
+        let request = frames::arp_request(A_MAC, A_IP, B_IP);
+        let (verdict, out) = sw.run(A_IF, &request);
 
-    assert_eq!(
-        verdict, TC_ACT_REDIRECT,
-        "the reply goes back out of A's port"
-    );
-    let reply = frames::parse_arp(&out).expect("an ARP frame comes out");
-    assert_eq!(reply.op, ARP_REPLY);
-    assert_eq!(reply.eth_dst, A_MAC, "addressed to the requester");
-    assert_eq!(reply.eth_src, B_MAC, "as if sent by the target");
-    assert_eq!(reply.sha, B_MAC);
-    assert_eq!(reply.spa, B_IP);
-    assert_eq!(reply.tha, A_MAC);
-    assert_eq!(reply.tpa, A_IP);
-    assert_eq!(out.len(), request.len(), "rewritten in place");
-    assert_eq!(sw.count(Counter::ArpAnswered), 1);
-    assert_eq!(
-        sw.count(Counter::Flooded),
-        0,
-        "the common case never floods"
-    );
+        assert_eq!(
+            verdict, TC_ACT_REDIRECT,
+            "the reply goes back out of A's port"
+        );
+        let reply = frames::parse_arp(&out).expect("an ARP frame comes out");
+        assert_eq!(reply.op, ARP_REPLY);
+        assert_eq!(reply.eth_dst, A_MAC, "addressed to the requester");
+        assert_eq!(reply.eth_src, B_MAC, "as if sent by the target");
+        assert_eq!(reply.sha, B_MAC);
+        assert_eq!(reply.spa, B_IP);
+        assert_eq!(reply.tha, A_MAC);
+        assert_eq!(reply.tpa, A_IP);
+        assert_eq!(out.len(), request.len(), "rewritten in place");
+        assert_eq!(sw.count(Counter::ArpAnswered), 1);
+        assert_eq!(
+            sw.count(Counter::Flooded),
+            0,
+            "the common case never floods"
+        );
 
-    // rx and tx both on A's slot: the reply left where the request came in.
-    let stats = sw.maps.port_stats(0).unwrap();
-    assert_eq!((stats.rx_packets, stats.tx_packets), (1, 1));
-    assert_eq!(sw.maps.port_stats(1).unwrap().tx_packets, 0);
+        // rx and tx both on A's slot: the reply left where the request came in.
+        let stats = sw.maps.port_stats(0).unwrap();
+        assert_eq!((stats.rx_packets, stats.tx_packets), (1, 1));
+        assert_eq!(sw.maps.port_stats(1).unwrap().tx_packets, 0);
+    });
 }
 
 #[test]
 fn arp_for_the_gateway_and_from_the_host_are_answered() {
-    let sw = TestSwitch::lab("arp-gw");
-    // A namespace asks for its default gateway.
-    let (verdict, out) = sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP));
-    assert_eq!(verdict, TC_ACT_REDIRECT);
-    let reply = frames::parse_arp(&out).unwrap();
-    assert_eq!((reply.op, reply.sha, reply.spa), (ARP_REPLY, GW_MAC, GW_IP));
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("arp-gw");
+        // A namespace asks for its default gateway.
+        let (verdict, out) = sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP));
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        let reply = frames::parse_arp(&out).unwrap();
+        assert_eq!((reply.op, reply.sha, reply.spa), (ARP_REPLY, GW_MAC, GW_IP));
 
-    // The host (through vbridge → gateway port) asks for an endpoint.
-    let (verdict, out) = sw.run(GW_IF, &frames::arp_request(GW_MAC, GW_IP, B_IP));
-    assert_eq!(verdict, TC_ACT_REDIRECT, "back to the host through vbridge");
-    let reply = frames::parse_arp(&out).unwrap();
-    assert_eq!(reply.op, ARP_REPLY);
-    assert_eq!((reply.eth_dst, reply.eth_src), (GW_MAC, B_MAC));
-    assert_eq!(
-        (reply.sha, reply.spa, reply.tha, reply.tpa),
-        (B_MAC, B_IP, GW_MAC, GW_IP)
-    );
-    assert_eq!(sw.count(Counter::ArpAnswered), 2);
+        // The host (through vbridge → gateway port) asks for an endpoint.
+        let (verdict, out) = sw.run(GW_IF, &frames::arp_request(GW_MAC, GW_IP, B_IP));
+        assert_eq!(verdict, TC_ACT_REDIRECT, "back to the host through vbridge");
+        let reply = frames::parse_arp(&out).unwrap();
+        assert_eq!(reply.op, ARP_REPLY);
+        assert_eq!((reply.eth_dst, reply.eth_src), (GW_MAC, B_MAC));
+        assert_eq!(
+            (reply.sha, reply.spa, reply.tha, reply.tpa),
+            (B_MAC, B_IP, GW_MAC, GW_IP)
+        );
+        assert_eq!(sw.count(Counter::ArpAnswered), 2);
+    });
 }
 
 #[test]
 fn arp_requests_nobody_here_can_answer_are_flooded_unchanged() {
-    let sw = TestSwitch::lab("arp-flood");
-    for request in [
-        // Unknown address.
-        frames::arp_request(A_MAC, A_IP, [10, 99, 0, 77]),
-        // Gratuitous ARP: announcing one's own address.
-        frames::arp_request(A_MAC, A_IP, A_IP),
-    ] {
-        let (verdict, out) = sw.run(A_IF, &request);
-        assert_eq!(
-            verdict, TC_ACT_SHOT,
-            "the original is dropped after flooding"
-        );
-        assert_eq!(out, request, "not rewritten");
-    }
-    // The host asking for the gateway's own address (a duplicate-address
-    // probe) must not get a reply pretending someone else has it.
-    let probe = frames::arp_request(GW_MAC, GW_IP, GW_IP);
-    assert_eq!(sw.run(GW_IF, &probe).0, TC_ACT_SHOT);
-    assert_eq!(sw.count(Counter::Flooded), 3);
-    assert_eq!(sw.count(Counter::ArpAnswered), 0);
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("arp-flood");
+        let before = [A_DEV, B_DEV].map(tx_packets);
+        for request in [
+            // Unknown address.
+            frames::arp_request(A_MAC, A_IP, [10, 99, 0, 77]),
+            // Gratuitous ARP: announcing one's own address.
+            frames::arp_request(A_MAC, A_IP, A_IP),
+        ] {
+            let (verdict, out) = sw.run(A_IF, &request);
+            assert_eq!(
+                verdict, TC_ACT_SHOT,
+                "the original is dropped after flooding"
+            );
+            assert_eq!(out, request, "not rewritten");
+        }
+        // The host asking for the gateway's own address (a duplicate-address
+        // probe) must not get a reply pretending someone else has it.
+        let probe = frames::arp_request(GW_MAC, GW_IP, GW_IP);
+        assert_eq!(sw.run(GW_IF, &probe).0, TC_ACT_SHOT);
+        assert_eq!(sw.count(Counter::Flooded), 3);
+        assert_eq!(sw.count(Counter::ArpAnswered), 0);
+
+        // Each flood copied the frame to the two other ports: A's two
+        // requests out of B's port and into vbridge, the host's probe out of
+        // A's and B's ports (on this namespace's veth devices).
+        assert_eq!(sw.count(Counter::FloodCopies), 6);
+        assert_eq!(sw.count(Counter::DropRedirectFailed), 0);
+        let after = [A_DEV, B_DEV].map(tx_packets);
+        assert_eq!(after[0] - before[0], 1, "copies out of A's port");
+        assert_eq!(after[1] - before[1], 3, "copies out of B's port");
+    });
 }
 
 #[test]
 fn known_unicast_is_redirected_to_its_port() {
-    let sw = TestSwitch::lab("unicast");
-    let to_b = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"hello");
-    let (verdict, out) = sw.run(A_IF, &to_b);
-    assert_eq!(verdict, TC_ACT_REDIRECT);
-    assert_eq!(out, to_b, "switching does not touch the frame");
-    assert_eq!(sw.count(Counter::RedirectPeer), 1);
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("unicast");
+        let to_b = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"hello");
+        let (verdict, out) = sw.run(A_IF, &to_b);
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        assert_eq!(out, to_b, "switching does not touch the frame");
+        assert_eq!(sw.count(Counter::RedirectPeer), 1);
 
-    let to_gw = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, [198, 51, 100, 1], b"out");
-    assert_eq!(sw.run(A_IF, &to_gw).0, TC_ACT_REDIRECT);
-    assert_eq!(sw.count(Counter::ToHost), 1);
+        let to_gw = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, [198, 51, 100, 1], b"out");
+        assert_eq!(sw.run(A_IF, &to_gw).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.count(Counter::ToHost), 1);
 
-    let from_host = frames::ipv4_udp(A_MAC, GW_MAC, [198, 51, 100, 1], A_IP, b"in");
-    assert_eq!(sw.run(GW_IF, &from_host).0, TC_ACT_REDIRECT);
-    assert_eq!(sw.count(Counter::RedirectPeer), 2);
+        let from_host = frames::ipv4_udp(A_MAC, GW_MAC, [198, 51, 100, 1], A_IP, b"in");
+        assert_eq!(sw.run(GW_IF, &from_host).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.count(Counter::RedirectPeer), 2);
 
-    assert_eq!(sw.maps.port_stats(1).unwrap().tx_packets, 1, "B got one");
-    assert_eq!(
-        sw.maps.port_stats(2).unwrap().tx_packets,
-        1,
-        "the host got one"
-    );
-    assert_eq!(sw.count(Counter::DropSpoofed), 0);
+        assert_eq!(sw.maps.port_stats(1).unwrap().tx_packets, 1, "B got one");
+        assert_eq!(
+            sw.maps.port_stats(2).unwrap().tx_packets,
+            1,
+            "the host got one"
+        );
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
+    });
 }
 
 #[test]
 fn a_frame_for_the_port_it_came_from_is_dropped() {
-    let sw = TestSwitch::lab("hairpin");
-    let to_self = frames::ipv4_udp(GW_MAC, GW_MAC, GW_IP, [10, 99, 0, 9], b"x");
-    assert_eq!(sw.run(GW_IF, &to_self).0, TC_ACT_SHOT);
-    assert_eq!(sw.count(Counter::DropHairpin), 1);
-    assert_eq!(sw.maps.port_stats(2).unwrap().drops, 1);
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("hairpin");
+        let to_self = frames::ipv4_udp(GW_MAC, GW_MAC, GW_IP, [10, 99, 0, 9], b"x");
+        assert_eq!(sw.run(GW_IF, &to_self).0, TC_ACT_SHOT);
+        assert_eq!(sw.count(Counter::DropHairpin), 1);
+        assert_eq!(sw.maps.port_stats(2).unwrap().drops, 1);
+    });
 }
 
 #[test]
 fn spoofed_sources_are_dropped_and_counted() {
-    let sw = TestSwitch::lab("spoof");
-    let cases: [(&str, Vec<u8>); 4] = [
-        // A pretends to be B at L2.
-        (
-            "source MAC",
-            frames::ipv4_udp(GW_MAC, B_MAC, B_IP, GW_IP, b"x"),
-        ),
-        // A's MAC but B's address.
-        (
-            "IPv4 source",
-            frames::ipv4_udp(GW_MAC, A_MAC, B_IP, GW_IP, b"x"),
-        ),
-        // ARP claiming B's address (cache poisoning).
-        ("ARP sender IP", frames::arp_request(A_MAC, B_IP, GW_IP)),
-        // ARP claiming another MAC in the body.
-        (
-            "ARP sender MAC",
-            frames::ethernet(
-                BROADCAST,
-                A_MAC,
-                ETH_P_ARP,
-                &frames::arp_body(1, B_MAC, A_IP, [0; 6], GW_IP),
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("spoof");
+        let cases: [(&str, Vec<u8>); 4] = [
+            // A pretends to be B at L2.
+            (
+                "source MAC",
+                frames::ipv4_udp(GW_MAC, B_MAC, B_IP, GW_IP, b"x"),
             ),
-        ),
-    ];
-    for (i, (what, frame)) in cases.iter().enumerate() {
-        let (verdict, _) = sw.run(A_IF, frame);
-        assert_eq!(verdict, TC_ACT_SHOT, "{what}");
-        assert_eq!(sw.count(Counter::DropSpoofed), i as u64 + 1, "{what}");
-    }
-    assert_eq!(sw.count(Counter::ArpAnswered), 0);
-    assert_eq!(sw.maps.port_stats(0).unwrap().drops, 4);
+            // A's MAC but B's address.
+            (
+                "IPv4 source",
+                frames::ipv4_udp(GW_MAC, A_MAC, B_IP, GW_IP, b"x"),
+            ),
+            // ARP claiming B's address (cache poisoning).
+            ("ARP sender IP", frames::arp_request(A_MAC, B_IP, GW_IP)),
+            // ARP claiming another MAC in the body.
+            (
+                "ARP sender MAC",
+                frames::ethernet(
+                    BROADCAST,
+                    A_MAC,
+                    ETH_P_ARP,
+                    &frames::arp_body(1, B_MAC, A_IP, [0; 6], GW_IP),
+                ),
+            ),
+        ];
+        for (i, (what, frame)) in cases.iter().enumerate() {
+            let (verdict, _) = sw.run(A_IF, frame);
+            assert_eq!(verdict, TC_ACT_SHOT, "{what}");
+            assert_eq!(sw.count(Counter::DropSpoofed), i as u64 + 1, "{what}");
+        }
+        assert_eq!(sw.count(Counter::ArpAnswered), 0);
+        assert_eq!(sw.maps.port_stats(0).unwrap().drops, 4);
 
-    // 0.0.0.0 as the IPv4 source is refused too (no DHCP in the lab).
-    let dhcp_like = frames::ipv4_udp(BROADCAST, A_MAC, [0; 4], [255; 4], b"x");
-    assert_eq!(sw.run(A_IF, &dhcp_like).0, TC_ACT_SHOT);
-    assert_eq!(sw.count(Counter::DropSpoofed), 5);
+        // 0.0.0.0 as the IPv4 source is refused too (no DHCP in the lab).
+        let dhcp_like = frames::ipv4_udp(BROADCAST, A_MAC, [0; 4], [255; 4], b"x");
+        assert_eq!(sw.run(A_IF, &dhcp_like).0, TC_ACT_SHOT);
+        assert_eq!(sw.count(Counter::DropSpoofed), 5);
 
-    // An RFC 5227 address probe (sender IP 0.0.0.0) is legitimate; asking
-    // for B's address gets B's reply ("in use").
-    let probe = frames::ethernet(
-        BROADCAST,
-        A_MAC,
-        ETH_P_ARP,
-        &frames::arp_body(1, A_MAC, [0; 4], [0; 6], B_IP),
-    );
-    let (verdict, out) = sw.run(A_IF, &probe);
-    assert_eq!(verdict, TC_ACT_REDIRECT);
-    assert_eq!(frames::parse_arp(&out).unwrap().sha, B_MAC);
-    assert_eq!(sw.count(Counter::DropSpoofed), 5);
+        // An RFC 5227 address probe (sender IP 0.0.0.0) is legitimate; asking
+        // for B's address gets B's reply ("in use").
+        let probe = frames::ethernet(
+            BROADCAST,
+            A_MAC,
+            ETH_P_ARP,
+            &frames::arp_body(1, A_MAC, [0; 4], [0; 6], B_IP),
+        );
+        let (verdict, out) = sw.run(A_IF, &probe);
+        assert_eq!(verdict, TC_ACT_REDIRECT);
+        assert_eq!(frames::parse_arp(&out).unwrap().sha, B_MAC);
+        assert_eq!(sw.count(Counter::DropSpoofed), 5);
 
-    // The gateway port is the host: no source check there.
-    let routed = frames::ipv4_udp(A_MAC, GW_MAC, [203, 0, 113, 2], A_IP, b"x");
-    assert_eq!(sw.run(GW_IF, &routed).0, TC_ACT_REDIRECT);
+        // The gateway port is the host: no source check there.
+        let routed = frames::ipv4_udp(A_MAC, GW_MAC, [203, 0, 113, 2], A_IP, b"x");
+        assert_eq!(sw.run(GW_IF, &routed).0, TC_ACT_REDIRECT);
+    });
 }
 
 #[test]
 fn truncated_frames_of_every_length_get_a_defined_verdict() {
-    let sw = TestSwitch::lab("truncated");
-    let mut arp = frames::arp_request(A_MAC, A_IP, B_IP);
-    arp.resize(60, 0); // Ethernet minimum, padded like on the wire
-    let mut udp = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, &[0x55; 18]);
-    udp.resize(60, 0);
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("truncated");
+        let mut arp = frames::arp_request(A_MAC, A_IP, B_IP);
+        arp.resize(60, 0); // Ethernet minimum, padded like on the wire
+        let mut udp = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, &[0x55; 18]);
+        udp.resize(60, 0);
 
-    let mut truncated_drops = 0;
-    let mut refused = 0;
-    for len in 0..=60 {
-        for (name, full, header_end) in [("ARP", &arp, 42), ("IPv4", &udp, 34)] {
-            match sw.try_run(A_IF, &full[..len]) {
-                // The kernel refuses some test input before the program
-                // runs: anything shorter than an Ethernet header, and (on
-                // this 6.18 kernel) an IPv4 EtherType with less than an IPv4
-                // header. A full header is never refused.
-                Err(e) => {
-                    assert!(len < header_end, "{name} len {len}: {e:?}");
-                    let einval = matches!(&e, aya::programs::ProgramError::SyscallError(s)
+        let mut truncated_drops = 0;
+        let mut refused = 0;
+        for len in 0..=60 {
+            for (name, full, header_end) in [("ARP", &arp, 42), ("IPv4", &udp, 34)] {
+                match sw.try_run(A_IF, &full[..len]) {
+                    // The kernel refuses some test input before the program
+                    // runs: anything shorter than an Ethernet header, and (on
+                    // this 6.18 kernel) an IPv4 EtherType with less than an IPv4
+                    // header. A full header is never refused.
+                    Err(e) => {
+                        assert!(len < header_end, "{name} len {len}: {e:?}");
+                        let einval = matches!(&e, aya::programs::ProgramError::SyscallError(s)
                         if s.io_error.raw_os_error() == Some(libc::EINVAL));
-                    assert!(einval, "{name} len {len}: {e:?}");
-                    refused += 1;
-                }
-                Ok((verdict, _)) => {
-                    assert!(len >= 14, "{name} len {len}: kernel ran a runt");
-                    if len < header_end {
-                        truncated_drops += 1;
-                        assert_eq!(verdict, TC_ACT_SHOT, "{name} len {len}");
-                        assert_eq!(
-                            sw.count(Counter::DropTruncated),
-                            truncated_drops,
-                            "{name} len {len}"
-                        );
-                    } else {
-                        assert_eq!(
-                            verdict, TC_ACT_REDIRECT,
-                            "{name} len {len}: complete header"
-                        );
+                        assert!(einval, "{name} len {len}: {e:?}");
+                        refused += 1;
+                    }
+                    Ok((verdict, _)) => {
+                        assert!(len >= 14, "{name} len {len}: kernel ran a runt");
+                        if len < header_end {
+                            truncated_drops += 1;
+                            assert_eq!(verdict, TC_ACT_SHOT, "{name} len {len}");
+                            assert_eq!(
+                                sw.count(Counter::DropTruncated),
+                                truncated_drops,
+                                "{name} len {len}"
+                            );
+                        } else {
+                            assert_eq!(
+                                verdict, TC_ACT_REDIRECT,
+                                "{name} len {len}: complete header"
+                            );
+                        }
                     }
                 }
             }
         }
-    }
-    // Every truncated ARP frame ran and was dropped by the program's rule;
-    // truncated IPv4 is covered on a real port in switch_netns.rs.
-    assert!(truncated_drops >= 42 - 14, "{truncated_drops}");
-    assert_eq!(refused + truncated_drops, 2 * 14 + (42 - 14) + (34 - 14));
-    assert_eq!(sw.count(Counter::DropSpoofed), 0);
-    assert_eq!(sw.count(Counter::ArpAnswered), 60 - 42 + 1);
+        // Every truncated ARP frame ran and was dropped by the program's rule;
+        // truncated IPv4 is covered on a real port in switch_netns.rs.
+        assert!(truncated_drops >= 42 - 14, "{truncated_drops}");
+        assert_eq!(refused + truncated_drops, 2 * 14 + (42 - 14) + (34 - 14));
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
+        assert_eq!(sw.count(Counter::ArpAnswered), 60 - 42 + 1);
+    });
 }
 
 #[test]
 fn ipv6_vlan_and_other_ethertypes_are_switched_by_mac() {
-    let sw = TestSwitch::lab("other");
-    let v6 = frames::ipv6(B_MAC, A_MAC);
-    assert_eq!(sw.run(A_IF, &v6).0, TC_ACT_REDIRECT, "IPv6 unicast");
-    let v6_multicast = frames::ipv6([0x33, 0x33, 0, 0, 0, 1], A_MAC);
-    assert_eq!(sw.run(A_IF, &v6_multicast).0, TC_ACT_SHOT, "flooded");
-    let tagged = frames::vlan(GW_MAC, A_MAC, 10, ETH_P_IP, &[0u8; 40]);
-    assert_eq!(
-        sw.run(A_IF, &tagged).0,
-        TC_ACT_REDIRECT,
-        "VLAN-tagged unicast"
-    );
-    let lldp_like = frames::ethernet(B_MAC, A_MAC, 0x88cc, &[0u8; 46]);
-    assert_eq!(
-        sw.run(A_IF, &lldp_like).0,
-        TC_ACT_REDIRECT,
-        "unknown EtherType"
-    );
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("other");
+        let v6 = frames::ipv6(B_MAC, A_MAC);
+        assert_eq!(sw.run(A_IF, &v6).0, TC_ACT_REDIRECT, "IPv6 unicast");
+        let v6_multicast = frames::ipv6([0x33, 0x33, 0, 0, 0, 1], A_MAC);
+        assert_eq!(sw.run(A_IF, &v6_multicast).0, TC_ACT_SHOT, "flooded");
+        let tagged = frames::vlan(GW_MAC, A_MAC, 10, ETH_P_IP, &[0u8; 40]);
+        assert_eq!(
+            sw.run(A_IF, &tagged).0,
+            TC_ACT_REDIRECT,
+            "VLAN-tagged unicast"
+        );
+        let lldp_like = frames::ethernet(B_MAC, A_MAC, 0x88cc, &[0u8; 46]);
+        assert_eq!(
+            sw.run(A_IF, &lldp_like).0,
+            TC_ACT_REDIRECT,
+            "unknown EtherType"
+        );
 
-    assert_eq!(sw.count(Counter::OtherEtherType), 4);
-    assert_eq!(sw.count(Counter::RedirectPeer), 2);
-    assert_eq!(sw.count(Counter::ToHost), 1);
-    assert_eq!(sw.count(Counter::Flooded), 1);
-    assert_eq!(
-        sw.count(Counter::DropTruncated) + sw.count(Counter::DropSpoofed),
-        0
-    );
+        assert_eq!(sw.count(Counter::OtherEtherType), 4);
+        assert_eq!(sw.count(Counter::RedirectPeer), 2);
+        assert_eq!(sw.count(Counter::ToHost), 1);
+        assert_eq!(sw.count(Counter::Flooded), 1);
+        assert_eq!(
+            sw.count(Counter::DropTruncated) + sw.count(Counter::DropSpoofed),
+            0
+        );
 
-    // ...but the MAC check still applies to them.
-    let spoofed_v6 = frames::ipv6(GW_MAC, B_MAC);
-    assert_eq!(sw.run(A_IF, &spoofed_v6).0, TC_ACT_SHOT);
-    assert_eq!(sw.count(Counter::DropSpoofed), 1);
+        // ...but the MAC check still applies to them.
+        let spoofed_v6 = frames::ipv6(GW_MAC, B_MAC);
+        assert_eq!(sw.run(A_IF, &spoofed_v6).0, TC_ACT_SHOT);
+        assert_eq!(sw.count(Counter::DropSpoofed), 1);
+    });
 }
 
 #[test]
 fn frames_on_an_unknown_port_pass_untouched() {
-    let sw = TestSwitch::lab("unknown");
-    let frame = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
-    let (verdict, out) = sw.run(999, &frame);
-    assert_eq!(verdict, TC_ACT_OK);
-    assert_eq!(out, frame);
-    assert_eq!(sw.count(Counter::DropUnknownPort), 1);
-    assert_eq!(sw.count(Counter::PortRx), 1);
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("unknown");
+        let frame = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let (verdict, out) = sw.run(999, &frame);
+        assert_eq!(verdict, TC_ACT_OK);
+        assert_eq!(out, frame);
+        assert_eq!(sw.count(Counter::DropUnknownPort), 1);
+        assert_eq!(sw.count(Counter::PortRx), 1);
+    });
 }
 
 #[test]
 fn learning_is_off_by_default_and_never_overrides_static_entries() {
-    let mut sw = TestSwitch::lab("learning");
-    let stranger: Mac = [0x02, 0xaa, 0, 0, 0, 9];
-    let from_stranger = frames::ipv4_udp(A_MAC, stranger, [10, 99, 0, 9], A_IP, b"x");
-    let to_stranger = frames::ipv4_udp(stranger, A_MAC, A_IP, [10, 99, 0, 9], b"x");
+    in_private_netns(|| {
+        let mut sw = TestSwitch::lab("learning");
+        let stranger: Mac = [0x02, 0xaa, 0, 0, 0, 9];
+        let from_stranger = frames::ipv4_udp(A_MAC, stranger, [10, 99, 0, 9], A_IP, b"x");
+        let to_stranger = frames::ipv4_udp(stranger, A_MAC, A_IP, [10, 99, 0, 9], b"x");
 
-    assert_eq!(sw.run(GW_IF, &from_stranger).0, TC_ACT_REDIRECT);
-    assert!(
-        sw.maps.fdb.get(&FdbKey::new(stranger), 0).is_err(),
-        "learned while off"
-    );
-    assert_eq!(
-        sw.run(A_IF, &to_stranger).0,
-        TC_ACT_SHOT,
-        "unknown unicast floods"
-    );
+        assert_eq!(sw.run(GW_IF, &from_stranger).0, TC_ACT_REDIRECT);
+        assert!(
+            sw.maps.fdb.get(&FdbKey::new(stranger), 0).is_err(),
+            "learned while off"
+        );
+        assert_eq!(
+            sw.run(A_IF, &to_stranger).0,
+            TC_ACT_SHOT,
+            "unknown unicast floods"
+        );
 
-    sw.set_config(SwitchConfig {
-        trace: 0,
-        learning: 1,
+        sw.set_config(SwitchConfig {
+            trace: 0,
+            learning: 1,
+        });
+        assert_eq!(sw.run(GW_IF, &from_stranger).0, TC_ACT_REDIRECT);
+        let learned = sw.maps.fdb.get(&FdbKey::new(stranger), 0).expect("learned");
+        assert_eq!(learned.port_ifindex, GW_IF);
+        assert_eq!(learned.flags, FDB_FLAG_LEARNED);
+        assert_eq!(sw.count(Counter::Learned), 1);
+        assert_eq!(sw.run(A_IF, &to_stranger).0, TC_ACT_REDIRECT, "now known");
+
+        // The host side sending with A's MAC does not move A's static entry.
+        let impostor = frames::ipv4_udp(B_MAC, A_MAC, GW_IP, B_IP, b"x");
+        sw.run(GW_IF, &impostor);
+        let a = sw.maps.fdb.get(&FdbKey::new(A_MAC), 0).unwrap();
+        assert_eq!((a.port_ifindex, a.flags), (A_IF, FDB_FLAG_STATIC));
+        assert_eq!(sw.count(Counter::Learned), 1);
     });
-    assert_eq!(sw.run(GW_IF, &from_stranger).0, TC_ACT_REDIRECT);
-    let learned = sw.maps.fdb.get(&FdbKey::new(stranger), 0).expect("learned");
-    assert_eq!(learned.port_ifindex, GW_IF);
-    assert_eq!(learned.flags, FDB_FLAG_LEARNED);
-    assert_eq!(sw.count(Counter::Learned), 1);
-    assert_eq!(sw.run(A_IF, &to_stranger).0, TC_ACT_REDIRECT, "now known");
-
-    // The host side sending with A's MAC does not move A's static entry.
-    let impostor = frames::ipv4_udp(B_MAC, A_MAC, GW_IP, B_IP, b"x");
-    sw.run(GW_IF, &impostor);
-    let a = sw.maps.fdb.get(&FdbKey::new(A_MAC), 0).unwrap();
-    assert_eq!((a.port_ifindex, a.flags), (A_IF, FDB_FLAG_STATIC));
-    assert_eq!(sw.count(Counter::Learned), 1);
 }
 
 /// Collects aya-log records.
@@ -512,68 +563,42 @@ impl log::Log for Collector {
 
 #[test]
 fn trace_events_follow_the_run_time_switch() {
-    let mut sw = TestSwitch::lab("trace");
-    let collector = Arc::new(Collector::default());
-    let mut logger =
-        aya_log::EbpfLogger::init_with_logger(&mut sw.ebpf, collector.clone()).expect("log map");
-    let frame = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+    in_private_netns(|| {
+        let mut sw = TestSwitch::lab("trace");
+        let collector = Arc::new(Collector::default());
+        let mut logger = aya_log::EbpfLogger::init_with_logger(&mut sw.ebpf, collector.clone())
+            .expect("log map");
+        let frame = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
 
-    sw.run(A_IF, &frame);
-    logger.flush();
-    assert!(
-        collector.0.lock().unwrap().is_empty(),
-        "tracing is off by default"
-    );
+        sw.run(A_IF, &frame);
+        logger.flush();
+        assert!(
+            collector.0.lock().unwrap().is_empty(),
+            "tracing is off by default"
+        );
 
-    sw.set_config(SwitchConfig {
-        trace: 1,
-        learning: 0,
+        sw.set_config(SwitchConfig {
+            trace: 1,
+            learning: 0,
+        });
+        assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_REDIRECT);
+        sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP));
+        logger.flush();
+        let lines = collector.0.lock().unwrap().clone();
+        assert_eq!(lines.len(), 2, "{lines:?}");
+        assert!(lines[0].contains("unicast to port 102"), "{lines:?}");
+        assert!(lines[0].contains("02:00:00:00:00:01"), "{lines:?}");
+        assert!(lines[1].contains("who-has 10.99.0.5"), "{lines:?}");
+
+        sw.set_config(SwitchConfig::default());
+        sw.run(A_IF, &frame);
+        logger.flush();
+        assert_eq!(
+            collector.0.lock().unwrap().len(),
+            2,
+            "off again without reloading"
+        );
     });
-    assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_REDIRECT);
-    sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP));
-    logger.flush();
-    let lines = collector.0.lock().unwrap().clone();
-    assert_eq!(lines.len(), 2, "{lines:?}");
-    assert!(lines[0].contains("unicast to port 102"), "{lines:?}");
-    assert!(lines[0].contains("02:00:00:00:00:01"), "{lines:?}");
-    assert!(lines[1].contains("who-has 10.99.0.5"), "{lines:?}");
-
-    sw.set_config(SwitchConfig::default());
-    sw.run(A_IF, &frame);
-    logger.flush();
-    assert_eq!(
-        collector.0.lock().unwrap().len(),
-        2,
-        "off again without reloading"
-    );
-}
-
-/// Runs `f` on a fresh thread inside a private network namespace that dies
-/// with the thread. `ip` commands spawned from it run in that namespace.
-fn in_private_netns<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
-    std::thread::spawn(move || {
-        nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNET).expect("unshare netns");
-        f()
-    })
-    .join()
-    .unwrap_or_else(|e| std::panic::resume_unwind(e))
-}
-
-fn ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("ip");
-    assert!(status.success(), "ip {args:?}");
-}
-
-/// Packets a device transmitted, read in the calling thread's namespace.
-fn tx_packets(dev: &str) -> u64 {
-    let out = Command::new("ip")
-        .args(["-j", "-s", "link", "show", "dev", dev])
-        .output()
-        .expect("ip");
-    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ip -j");
-    json[0]["stats64"]["tx"]["packets"]
-        .as_u64()
-        .expect("tx packets")
 }
 
 #[test]
@@ -582,14 +607,7 @@ fn broadcast_is_copied_to_every_other_port_and_the_original_dropped() {
         // veth devices stand in for the ports: bpf_clone_redirect really
         // transmits, and the device counts what it sent (the copies land on
         // the peers, inside this throw-away namespace).
-        for dev in ["swp1", "swp2", "swp3"] {
-            let peer = format!("{dev}p");
-            ip(&["link", "add", dev, "type", "veth", "peer", "name", &peer]);
-            ip(&["link", "set", dev, "up"]);
-            ip(&["link", "set", &peer, "up"]);
-        }
-        let index = |dev: &str| nix::net::if_::if_nametoindex(dev).unwrap();
-        let (p1, p2, p3) = (index("swp1"), index("swp2"), index("swp3"));
+        let [p1, p2, p3] = ["swp1", "swp2", "swp3"].map(|dev| add_veth_port(dev, None));
         let mut sw = TestSwitch::new("flood");
         sw.port(p1, p1, PORT_KIND_ENDPOINT, A_MAC, A_IP, 0);
         // Slot 1 stays empty: holes left by a removed port are skipped.
@@ -617,4 +635,12 @@ fn broadcast_is_copied_to_every_other_port_and_the_original_dropped() {
         assert_eq!(sw.run(p1, &unknown).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::FloodCopies), 4);
     });
+}
+
+/// The guard itself: outside a private namespace the port program is not
+/// even loaded, so no test can flood frames onto the machine's devices.
+#[test]
+#[should_panic(expected = "may transmit frames")]
+fn the_switch_is_never_run_outside_a_private_namespace() {
+    TestSwitch::new("outside");
 }

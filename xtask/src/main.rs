@@ -1,10 +1,11 @@
-//! `cargo xtask setup | run | test | lint`: the project's own commands.
+//! `cargo xtask setup | run | test | lint | fuzz | soak`: the project's own commands.
 //!
 //! Every command runs `setup` first, which is cheap when the machine is
 //! already prepared, so a fresh machine needs nothing by hand.
 
 mod fuzz;
 mod setup;
+mod soak;
 
 use std::{
     path::{Path, PathBuf},
@@ -52,6 +53,13 @@ enum Task {
         #[arg(long, value_parser = fuzz::parse_seed)]
         seed: Option<u64>,
     },
+    /// Traffic through the NAT from every namespace while the control
+    /// plane restarts; prints connections, restarts, daemon memory.
+    Soak {
+        /// Seconds of traffic.
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 fn main() -> Result<()> {
@@ -74,6 +82,10 @@ fn main() -> Result<()> {
         Task::Fuzz { cases, seed } => {
             setup::run(&root)?;
             fuzz::run(&root, cases, seed)
+        }
+        Task::Soak { seconds } => {
+            setup::run(&root)?;
+            soak::run(&root, seconds)
         }
     }
 }
