@@ -324,7 +324,8 @@ fn rows_after_known_traffic() {
             "nat_config",
             "nat_orig",
             "nat_reply",
-            "nat_endpoints"
+            "nat_endpoints",
+            "nat_frags"
         ]
     );
     for m in list.as_array().unwrap() {

@@ -13,6 +13,7 @@
 
 mod alloc;
 mod egress;
+mod frag;
 mod icmp_error;
 mod ingress;
 mod maps;
