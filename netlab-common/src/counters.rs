@@ -54,16 +54,24 @@ pub enum Counter {
     NatDropMapFull,
     /// A masqueraded source with a protocol the NAT does not translate.
     NatDropUnknownProto,
-    /// Non-first fragments from a masqueraded source.
+    /// Later (non-first) fragments from a masqueraded source whose first
+    /// fragment was not translated (not seen yet, dropped, or expired).
     NatDropFragment,
     /// Truncated or malformed IPv4/L4 headers on the uplink.
     NatDropMalformed,
     /// Inbound packets to the lab subnet with no translation.
     NatDropUnsolicited,
+    /// Later fragments (either direction) translated like their datagram's
+    /// first fragment (`nat_frags`).
+    NatFragTranslated,
+    /// Later fragments to the external address with no recorded first
+    /// fragment: passed to the host (its own datagram, or a reply whose
+    /// first fragment has not arrived).
+    NatFragUntracked,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 26;
+    pub const COUNT: u32 = 28;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -92,6 +100,8 @@ impl Counter {
         Counter::NatDropFragment,
         Counter::NatDropMalformed,
         Counter::NatDropUnsolicited,
+        Counter::NatFragTranslated,
+        Counter::NatFragUntracked,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -123,6 +133,8 @@ impl Counter {
             Counter::NatDropFragment => "nat_drop_fragment",
             Counter::NatDropMalformed => "nat_drop_malformed",
             Counter::NatDropUnsolicited => "nat_drop_unsolicited",
+            Counter::NatFragTranslated => "nat_frag_translated",
+            Counter::NatFragUntracked => "nat_frag_untracked",
         }
     }
 }

@@ -9,6 +9,13 @@
 //!   source = remote, destination = external address and translated port) →
 //!   the original source (lab address, port/id).
 //!
+//! A third LRU hash map, `nat_frags`, carries a translation over to the
+//! later fragments of a fragmented datagram, which hold no L4 header (no
+//! ports) of their own (as Cilium's `IPV4_FRAG_DATAGRAMS_MAP`): the first
+//! fragment is translated like any packet and records, under the datagram's
+//! identity ([`NatFragKey`]: addresses, IP id, protocol, direction), the
+//! address its fragments must get ([`NatFragEntry`]).
+//!
 //! Addresses and ports in keys and values are in network byte order, exactly
 //! as in the packet; only the configured port range is in host order (the
 //! allocator does arithmetic on it).
@@ -26,11 +33,30 @@ pub const NAT_REPLY_MAP: &str = "nat_reply";
 /// own `endpoints` map for the ARP responder); the control plane fills both.
 pub const NAT_ENDPOINTS_MAP: &str = "nat_endpoints";
 
+/// [`NatFragKey`] (a fragmented datagram) → [`NatFragEntry`] (the address
+/// its later fragments get).
+pub const NAT_FRAGS_MAP: &str = "nat_frags";
+
 /// Default capacity of each of `nat_orig` / `nat_reply` (overridden from
 /// `NatPlan::max_entries` at load time).
 pub const NAT_DEFAULT_MAX_ENTRIES: u32 = 65_536;
 /// Capacity of `nat_endpoints`.
 pub const NAT_ENDPOINTS_SIZE: u32 = 256;
+/// Capacity of `nat_frags`: datagrams in flight in fragments at once (as
+/// Cilium's default). LRU: the oldest datagrams go first when it is full.
+pub const NAT_FRAGS_SIZE: u32 = 8192;
+/// Age after which the control plane removes a `nat_frags` entry: the
+/// kernel's reassembly timeout (`net.ipv4.ipfrag_time`), after which no
+/// receiver would still wait for the datagram's fragments.
+pub const NAT_FRAG_TIMEOUT_SECS: u64 = 30;
+
+/// `NatFragKey::dir`: a datagram leaving the lab (uplink egress); the key's
+/// source is the lab endpoint, its destination the remote peer.
+pub const NAT_FRAG_OUT: u8 = 1;
+/// `NatFragKey::dir`: a datagram arriving for a translation (uplink
+/// ingress); the key's source is the remote peer, its destination the
+/// external address.
+pub const NAT_FRAG_IN: u8 = 2;
 
 /// `NatConfig::flags`: the NAT is configured; without it both programs pass
 /// every packet untouched (an unconfigured map is all zeroes).
@@ -107,6 +133,35 @@ pub struct NatEntry {
     pub last_seen_ns: u64,
 }
 
+/// A fragmented datagram's identity: what every one of its fragments
+/// carries (RFC 791: source, destination, protocol, identification), as it
+/// arrives at the program, plus the direction (`NAT_FRAG_OUT`/`_IN`), so
+/// that the two programs' entries can never be mistaken for each other.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct NatFragKey {
+    pub saddr: u32,
+    pub daddr: u32,
+    /// The IPv4 identification field, network order.
+    pub id: u16,
+    pub proto: u8,
+    pub dir: u8,
+}
+
+/// What the later fragments of a datagram get.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct NatFragEntry {
+    /// Out: the translated source address (external); in: the original
+    /// destination (the lab endpoint). Network order.
+    pub addr: u32,
+    pub _pad: u32,
+    /// The last fragment of the datagram seen, `bpf_ktime_get_ns`
+    /// (CLOCK_MONOTONIC, nanoseconds); the control plane removes entries
+    /// older than [`NAT_FRAG_TIMEOUT_SECS`].
+    pub last_seen_ns: u64,
+}
+
 impl NatKey {
     /// The `nat_reply` key of a translation whose original tuple is `self`
     /// and whose translated source is `xlat`.
@@ -157,7 +212,7 @@ impl NatKey {
     }
 }
 
-user_pod!(NatConfig, NatKey, NatEntry);
+user_pod!(NatConfig, NatKey, NatEntry, NatFragKey, NatFragEntry);
 
 #[cfg(test)]
 mod tests {
@@ -176,6 +231,15 @@ mod tests {
         assert_eq!(size_of::<NatEntry>(), 16);
         assert_eq!(offset_of!(NatEntry, last_seen_ns), 8);
         assert_eq!(align_of::<NatEntry>(), 8);
+        // Cilium's ipv4_frag_id is 12 bytes too; no hidden padding.
+        assert_eq!(size_of::<NatFragKey>(), 12);
+        assert_eq!(offset_of!(NatFragKey, daddr), 4);
+        assert_eq!(offset_of!(NatFragKey, id), 8);
+        assert_eq!(offset_of!(NatFragKey, proto), 10);
+        assert_eq!(offset_of!(NatFragKey, dir), 11);
+        assert_eq!(size_of::<NatFragEntry>(), 16);
+        assert_eq!(offset_of!(NatFragEntry, last_seen_ns), 8);
+        assert_eq!(align_of::<NatFragEntry>(), 8);
     }
 
     #[test]

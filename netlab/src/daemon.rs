@@ -208,9 +208,10 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
                 &target.nat.timeouts,
                 nat::monotonic_now_ns(),
             ) {
-                Ok(s) if s.expired > 0 => say(&format!(
-                    "expired {} of {} NAT flows ({} refreshed while sweeping)",
-                    s.expired, s.flows, s.refreshed
+                Ok(s) if s.expired > 0 || s.fragments_expired > 0 => say(&format!(
+                    "expired {} of {} NAT flows ({} refreshed while sweeping), \
+                     {} fragment entries",
+                    s.expired, s.flows, s.refreshed, s.fragments_expired
                 )),
                 Ok(_) => {}
                 Err(e) if !target.pin_dir.exists() => {

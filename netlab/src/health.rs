@@ -114,6 +114,7 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
         NAT_ORIG_MAP,
         NAT_REPLY_MAP,
         NAT_ENDPOINTS_MAP,
+        NAT_FRAGS_MAP,
         crate::nat::EGRESS_LINK_PIN,
         crate::nat::INGRESS_LINK_PIN,
     ]

@@ -169,6 +169,82 @@ pub fn udp(
     s
 }
 
+/// The IPv4 fragments of the datagram `ip` + `payload` (an L4 segment with
+/// its checksum computed over the whole of it), as a sender with an MTU
+/// of `mtu` produces them (RFC 791): every fragment but the last carries a
+/// multiple of 8 bytes and has MF set; all share the identification; each
+/// has a correct header checksum. `ip.frag`'s flags other than MF are kept
+/// (a datagram that needs fragments cannot have DF: it is cleared).
+pub fn fragments(ip: &Ip, payload: &[u8], mtu: usize) -> Vec<Vec<u8>> {
+    let hlen = 20 + ip.options.len().next_multiple_of(4);
+    let per = (mtu - hlen) / 8 * 8;
+    assert!(per > 0, "MTU {mtu} leaves no room for data");
+    let chunks: Vec<&[u8]> = payload.chunks(per).collect();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let mut f = ip.clone();
+            let more = if i + 1 < chunks.len() { 0x2000 } else { 0 };
+            f.frag = (ip.frag & 0x8000) | more | ((i * per / 8) as u16);
+            ipv4(&f, chunk)
+        })
+        .collect()
+}
+
+/// Reassembles IPv4 fragments (in any order) into the datagram they
+/// carry: the first fragment's header with flags and offset cleared, the
+/// total length of the whole and a fresh header checksum, then the data of
+/// every fragment at its offset. Fails when the fragments are not of one
+/// datagram (source, destination, protocol, identification), overlap,
+/// leave a gap, or do not end with exactly one last fragment.
+pub fn reassemble(fragments: &[Vec<u8>]) -> Result<Vec<u8>, String> {
+    let views = fragments
+        .iter()
+        .map(|f| parse_ipv4(f))
+        .collect::<Result<Vec<_>, _>>()?;
+    let identity = |v: &Ipv4View| (v.src, v.dst, v.proto, [v.packet[4], v.packet[5]]);
+    let first = views.first().ok_or("no fragments")?;
+    if let Some(v) = views.iter().find(|v| identity(v) != identity(first)) {
+        return Err(format!(
+            "fragments of different datagrams: {:?} and {:?}",
+            identity(first),
+            identity(v)
+        ));
+    }
+    let frag = |v: &Ipv4View| u16::from_be_bytes([v.packet[6], v.packet[7]]);
+    let mut parts: Vec<(usize, &Ipv4View)> = views
+        .iter()
+        .map(|v| ((frag(v) & 0x1fff) as usize * 8, v))
+        .collect();
+    parts.sort_by_key(|(off, _)| *off);
+    let mut data = Vec::new();
+    for (i, (off, v)) in parts.iter().enumerate() {
+        if *off != data.len() {
+            return Err(format!(
+                "fragment at {off} where {} was expected",
+                data.len()
+            ));
+        }
+        let last = i + 1 == parts.len();
+        if (frag(v) & 0x2000 == 0) != last {
+            return Err(format!("MF wrong on the fragment at {off}"));
+        }
+        let tot = u16::from_be_bytes([v.packet[2], v.packet[3]]) as usize;
+        data.extend_from_slice(&v.packet[v.header_len..tot.min(v.packet.len())]);
+    }
+    let head = parts[0].1;
+    let mut header = head.packet[..head.header_len].to_vec();
+    let total = (header.len() + data.len()) as u16;
+    header[2..4].copy_from_slice(&total.to_be_bytes());
+    header[6..8].copy_from_slice(&(frag(head) & 0x4000).to_be_bytes());
+    header[10..12].copy_from_slice(&[0, 0]);
+    let c = checksum(&header);
+    header[10..12].copy_from_slice(&c.to_be_bytes());
+    header.extend_from_slice(&data);
+    Ok(header)
+}
+
 /// An ICMP echo request/reply with a correct checksum.
 pub fn icmp_echo(kind: u8, id: u16, seq: u16, payload: &[u8]) -> Vec<u8> {
     let mut m = vec![kind, 0, 0, 0];
@@ -270,6 +346,17 @@ pub fn parse_frame(frame: &[u8]) -> Result<([u8; 6], [u8; 6], Ipv4View), String>
     Ok((dst, src, parse_ipv4(&frame[14..])?))
 }
 
+/// Verifies the IPv4 header checksum of a frame from scratch (all a later
+/// fragment holds: its data is covered by the L4 checksum in the first).
+pub fn verify_ip_header(frame: &[u8]) -> Result<(), String> {
+    let (_, _, ip) = parse_frame(frame)?;
+    let hdr = &ip.packet[..ip.header_len];
+    if ones_sum(hdr, 0) != 0xffff {
+        return Err(format!("IPv4 header checksum wrong: {:02x?}", hdr));
+    }
+    Ok(())
+}
+
 /// Verifies the IPv4 header checksum and the L4 checksum of a frame from
 /// scratch: TCP and UDP over the pseudo header and the whole segment (a UDP
 /// checksum of 0 means none), ICMP over the whole message. For an ICMP
@@ -339,6 +426,47 @@ mod tests {
             let mut bad_ip = frame.clone();
             bad_ip[14 + 8] ^= 1; // TTL
             assert!(verify_checksums(&bad_ip).is_err());
+            assert!(verify_ip_header(&bad_ip).is_err());
         }
+    }
+
+    #[test]
+    fn fragments_reassemble_into_the_datagram() {
+        let a = Ipv4Addr::new(192, 168, 28, 1);
+        let b = Ipv4Addr::new(203, 0, 113, 2);
+        let data: Vec<u8> = (0..3000u32).map(|i| (i * 7) as u8).collect();
+        let segment = udp(a, b, 1000, 53, &data, true);
+        let mut ip = Ip::new(a, b, PROTO_UDP);
+        ip.id = 0xbeef;
+        let frags = fragments(&ip, &segment, 1500);
+        assert_eq!(frags.len(), 3);
+        let offsets: Vec<u16> = frags
+            .iter()
+            .map(|f| u16::from_be_bytes([f[6], f[7]]))
+            .collect();
+        assert_eq!(
+            offsets,
+            [0x2000, 0x2000 | 185, 370],
+            "DF cleared, MF, offsets"
+        );
+        for f in &frags {
+            assert!(f.len() <= 1500);
+            verify_ip_header(&ethernet([2; 6], [4; 6], ETH_P_IP, f)).unwrap();
+        }
+        let mut shuffled = frags.clone();
+        shuffled.swap(0, 2);
+        let whole = reassemble(&shuffled).unwrap();
+        let mut unfragmented = ip.clone();
+        unfragmented.frag = 0;
+        assert_eq!(whole, ipv4(&unfragmented, &segment));
+        verify_checksums(&ethernet([2; 6], [4; 6], ETH_P_IP, &whole)).unwrap();
+        assert!(reassemble(&frags[..2]).is_err(), "no last fragment");
+        assert!(
+            reassemble(&[frags[0].clone(), frags[2].clone()]).is_err(),
+            "a gap"
+        );
+        let mut other = frags[1].clone();
+        other[4] ^= 1;
+        assert!(reassemble(&[frags[0].clone(), other, frags[2].clone()]).is_err());
     }
 }

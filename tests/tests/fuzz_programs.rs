@@ -33,7 +33,7 @@ use netlab::{
 };
 use netlab_common::{
     counters::Counter,
-    nat::{NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatKey},
+    nat::{NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry, NatFragKey, NatKey},
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_GATEWAY, PortInfo,
         SwitchConfig,
@@ -59,8 +59,8 @@ const EINVAL: i32 = 22;
 const DEFAULT_SEED: u64 = 0x6e65_746c_6162;
 /// Default cases per program in the suite's run.
 const DEFAULT_CASES: u64 = 4000;
-/// The NAT maps are emptied when they hold more translations than this, so
-/// counting them stays cheap.
+/// The NAT maps are emptied when they hold more translations (or
+/// fragmented datagrams) than this, so counting them stays cheap.
 const MAX_FLOWS: usize = 48;
 /// Stream numbers for [`Rng::for_case`], one per fuzzed program family.
 const STREAM_NAT: u64 = 1;
@@ -221,6 +221,30 @@ impl Loaded {
             .collect()
     }
 
+    fn frags_map(&self) -> HashMap<&aya::maps::MapData, NatFragKey, NatFragEntry> {
+        HashMap::try_from(self.ebpf().map(NAT_FRAGS_MAP).expect("nat_frags map")).unwrap()
+    }
+
+    fn frag_lookup(&self, key: &NatFragKey) -> Option<NatFragEntry> {
+        self.frags_map().get(key, 0).ok()
+    }
+
+    fn frag_entries(&self) -> Vec<(NatFragKey, NatFragEntry)> {
+        self.frags_map()
+            .iter()
+            .map(|r| r.expect("iterate nat_frags"))
+            .collect()
+    }
+
+    fn clear_frags(&mut self) {
+        let keys: Vec<NatFragKey> = self.frag_entries().into_iter().map(|(k, _)| k).collect();
+        let mut map: HashMap<_, NatFragKey, NatFragEntry> =
+            HashMap::try_from(self.ebpf_mut().map_mut(NAT_FRAGS_MAP).unwrap()).unwrap();
+        for k in keys {
+            map.remove(&k).expect("remove a fragment entry");
+        }
+    }
+
     fn clear(&mut self, name: &str) {
         let keys: Vec<NatKey> = self.entries(name).into_iter().map(|(k, _)| k).collect();
         let mut map: HashMap<_, NatKey, NatEntry> =
@@ -239,6 +263,8 @@ struct Tally {
     verdicts: BTreeMap<u32, u64>,
     rewritten: u64,
     created: u64,
+    /// Later fragments translated with their datagram's recorded address.
+    fragments: u64,
     failures: u64,
 }
 
@@ -279,6 +305,11 @@ struct Observed {
     counter_delta: Vec<i64>,
     orig_delta: i64,
     reply_delta: i64,
+    frag_delta: i64,
+    /// The entry of the datagram the frame records (first fragment) or
+    /// uses (later fragment), before and after the run.
+    frag_before: Option<NatFragEntry>,
+    frag_after: Option<NatFragEntry>,
 }
 
 /// Checks one case of a NAT program; returns the problems found.
@@ -349,6 +380,28 @@ fn check_nat_case(
                 p.push(format!("counted {moved:?}, expected NatPassHost"));
             }
             false
+        }
+        Expect::PassUntracked => {
+            if verdict != TC_ACT_OK || out != frame {
+                p.push(format!(
+                    "an untracked later fragment must pass untouched (verdict {verdict}, changed: {})",
+                    out != frame
+                ));
+            }
+            if !moved_ok(&[Counter::NatFragUntracked]) {
+                p.push(format!("counted {moved:?}, expected NatFragUntracked"));
+            }
+            false
+        }
+        Expect::LaterFragment { .. } => {
+            if verdict == TC_ACT_SHOT {
+                p.push("dropped a later fragment of a known datagram".into());
+            }
+            if !moved_ok(&[Counter::NatFragTranslated]) {
+                p.push(format!("counted {moved:?}, expected NatFragTranslated"));
+            }
+            tally.fragments += 1;
+            true
         }
         Expect::Drop(reason) => {
             if verdict != TC_ACT_SHOT {
@@ -423,6 +476,46 @@ fn check_nat_case(
         tally.created += 1;
     }
 
+    // Fragments: a translated first fragment records its datagram with the
+    // address the rest gets; nothing else adds or changes an entry.
+    let records = match expect {
+        Expect::Translate { key, frag, .. } if rewrite && verdict != TC_ACT_SHOT => frag.map(|k| {
+            let xlat = found.or_else(|| lab.lookup(NAT_ORIG_MAP, &key));
+            (k, xlat.map(|e| e.addr))
+        }),
+        Expect::Reverse { frag, .. } if rewrite && verdict != TC_ACT_SHOT => {
+            frag.map(|k| (k, found.map(|e| e.addr)))
+        }
+        _ => None,
+    };
+    match records {
+        Some((k, addr)) => {
+            if seen.frag_after.map(|e| e.addr) != addr || addr.is_none() {
+                p.push(format!(
+                    "a translated first fragment must record {k:?} -> {addr:?}, nat_frags holds {:?}",
+                    seen.frag_after
+                ));
+            }
+            let want = seen.frag_before.is_none() as i64;
+            if seen.frag_delta != want {
+                p.push(format!(
+                    "nat_frags changed by {} entries, expected {want}",
+                    seen.frag_delta
+                ));
+            }
+        }
+        None => {
+            if seen.frag_delta != 0
+                || seen.frag_after.map(|e| e.addr) != seen.frag_before.map(|e| e.addr)
+            {
+                p.push(format!(
+                    "nat_frags changed by {} entries ({:?} -> {:?}), expected no change",
+                    seen.frag_delta, seen.frag_before, seen.frag_after
+                ));
+            }
+        }
+    }
+
     if rewrite && verdict != TC_ACT_SHOT {
         tally.rewritten += 1;
         p.extend(check_rewrite(lab, dir, frame, out, expect, found, verdict));
@@ -487,6 +580,12 @@ fn check_rewrite(
                 p.push("the destination is not the original one".into());
             }
         }
+        Expect::LaterFragment { .. } => {
+            let at = if dir == Dir::Egress { ip + 12 } else { ip + 16 };
+            if raw_ip(out, at) != entry.addr {
+                p.push("a later fragment did not get its datagram's address".into());
+            }
+        }
         Expect::IcmpError { quoted: q, .. } => {
             let (outer, inner, port_at) = match dir {
                 Dir::Egress => (
@@ -542,6 +641,12 @@ fn check_rewrite(
     let (l4, quoted) = match expect {
         Expect::Translate { l4, .. } | Expect::Reverse { l4, .. } => (l4, None),
         Expect::IcmpError { l4, quoted, .. } => (l4, Some(quoted)),
+        // The header as far as the frame holds it (the program reads only
+        // its first 20 bytes of a later fragment; options may be cut).
+        Expect::LaterFragment { .. } => (
+            (ip + (frame[ip] & 0x0f) as usize * 4).min(frame.len()),
+            None,
+        ),
         _ => unreachable!(),
     };
     // The fast path's TTL change is covered by the IP header sum too.
@@ -562,8 +667,9 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut known = translations(&lab);
+    let mut datagrams: Vec<NatFragKey> = Vec::new();
     let mut counters = lab.counters();
-    let (mut n_orig, mut n_reply) = (0i64, 0i64);
+    let (mut n_orig, mut n_reply, mut n_frags) = (0i64, 0i64, 0i64);
     let mut done = [0u64; 2];
     let mut index = 0u64;
     while done.iter().any(|d| *d < cases) {
@@ -583,7 +689,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         let (mut frame, mut origin) = if rng.chance(15) {
             frames::random_frame(&mut rng)
         } else {
-            frames::valid_frame(&mut rng, dir, &known)
+            frames::valid_frame(&mut rng, dir, &known, &datagrams)
         };
         if rng.chance(65) && !origin.starts_with("random") {
             let m = mutate::mutate(&mut rng, &mut frame);
@@ -606,18 +712,33 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
                 },
                 &key,
             ),
+            // What decides a later fragment's fate is its datagram's entry.
+            Expect::LaterFragment { key } => lab.frag_lookup(&key).map(|e| NatEntry {
+                addr: e.addr,
+                ..Default::default()
+            }),
             _ => None,
         };
         match expect {
             Expect::Reverse { .. } if found.is_none() => expect = Expect::Pass,
             Expect::IcmpError { .. } if found.is_none() => expect = nat_model::not_ours(dir),
+            Expect::LaterFragment { .. } if found.is_none() => {
+                expect = nat_model::fragment_not_tracked(dir)
+            }
             _ => {}
         }
+        let frag_key = match expect {
+            Expect::Translate { frag, .. } | Expect::Reverse { frag, .. } => frag,
+            Expect::LaterFragment { key } => Some(key),
+            _ => None,
+        };
+        let frag_before = frag_key.and_then(|k| lab.frag_lookup(&k));
 
         let result = lab.run(program, &frame);
         let after = lab.counters();
         let orig_now = lab.entries(NAT_ORIG_MAP).len() as i64;
         let reply_now = lab.entries(NAT_REPLY_MAP).len() as i64;
+        let frags_now = lab.frag_entries().len() as i64;
         let seen = Observed {
             result,
             counter_delta: after
@@ -627,6 +748,9 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
                 .collect(),
             orig_delta: orig_now - n_orig,
             reply_delta: reply_now - n_reply,
+            frag_delta: frags_now - n_frags,
+            frag_before,
+            frag_after: frag_key.and_then(|k| lab.frag_lookup(&k)),
         };
         let tally = tallies.entry(program).or_default();
         tally.cases += 1;
@@ -651,6 +775,13 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
             n_orig = lab.entries(NAT_ORIG_MAP).len() as i64;
             n_reply = lab.entries(NAT_REPLY_MAP).len() as i64;
         }
+        if frags_now != n_frags {
+            if frags_now as usize > MAX_FLOWS {
+                lab.clear_frags();
+            }
+            datagrams = lab.frag_entries().into_iter().map(|(k, _)| k).collect();
+            n_frags = datagrams.len() as i64;
+        }
         done[dir as usize] += 1;
         index += 1;
     }
@@ -661,9 +792,16 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
 /// fails the test if there was any.
 fn report(seed: u64, cases: u64, tallies: &BTreeMap<&'static str, Tally>, failures: &[Failure]) {
     for (program, t) in tallies {
+        // Only the NAT programs track fragments.
+        let fragments = if program.starts_with("netlab_uplink") {
+            format!("{} later fragments translated, ", t.fragments)
+        } else {
+            String::new()
+        };
         println!(
             "fuzz {program}: {} cases (seed {seed:#x}), {} refused by the kernel (too short), \
-             verdicts {:?}, {} rewritten, {} state entries created (NAT translations, learned MACs), {} failures",
+             verdicts {:?}, {} rewritten, {} state entries created (NAT translations, learned MACs), \
+             {fragments}{} failures",
             t.cases, t.refused, t.verdicts, t.rewritten, t.created, t.failures
         );
     }
@@ -697,6 +835,7 @@ fn nat_programs_survive_fuzzed_frames() {
         assert!(egress.created > 0 && egress.rewritten > egress.created);
         assert!(ingress.rewritten > 0);
         assert!(ingress.verdicts.get(&TC_ACT_REDIRECT).copied().unwrap_or(0) > 0);
+        assert!(egress.fragments > 0 && ingress.fragments > 0);
         for t in [egress, ingress] {
             assert!(t.refused > 0 && t.verdicts.get(&TC_ACT_SHOT).copied().unwrap_or(0) > 0);
         }

@@ -13,6 +13,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use netlab::netns;
+use netlab_common::counters::Counter;
 use netlab_tests::{TestLab, describe, in_netns};
 use serde_json::{Value, json};
 
@@ -195,7 +196,11 @@ fn rows_after_known_traffic() {
     // stats: the counters that this traffic fixes exactly, and the ports.
     let stats = json_of(&lab, &["stats", "--json"]);
     let c = &stats["counters"];
-    assert_eq!(c.as_object().unwrap().len(), 26, "{stats:#}");
+    assert_eq!(
+        c.as_object().unwrap().len(),
+        Counter::COUNT as usize,
+        "every counter is listed: {stats:#}"
+    );
     assert_eq!(c["nat_created"], 1, "one TCP connection: {stats:#}");
     for zero in [
         "drop_spoofed",
@@ -205,6 +210,8 @@ fn rows_after_known_traffic() {
         "nat_drop_no_port",
         "nat_drop_map_full",
         "nat_drop_unsolicited",
+        "nat_frag_translated",
+        "nat_frag_untracked",
     ] {
         assert_eq!(c[zero], 0, "{zero}: {stats:#}");
     }
@@ -324,7 +331,8 @@ fn rows_after_known_traffic() {
             "nat_config",
             "nat_orig",
             "nat_reply",
-            "nat_endpoints"
+            "nat_endpoints",
+            "nat_frags"
         ]
     );
     for m in list.as_array().unwrap() {
@@ -370,7 +378,7 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 11);
+    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 12);
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();

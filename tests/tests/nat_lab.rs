@@ -592,10 +592,10 @@ fn errors_come_back_translated_and_the_host_is_left_alone() {
         "the host's flow was translated"
     );
 
-    // A datagram larger than the MTU leaves the namespace fragmented.
-    // Whatever the NAT does with the later fragments (today: dropped and
-    // counted, see the ignored test below), they never leave with the
-    // lab's address (the capture checks that at the end).
+    // A datagram larger than the MTU leaves the namespace fragmented. Its
+    // later fragments leave with the first fragment's translation (see
+    // `datagrams_larger_than_the_mtu_cross_the_nat`), never with the lab's
+    // address (the capture checks that at the end).
     let frags = lab.counter(Counter::NatDropFragment);
     let big = udp_socket(&ns1, SocketAddrV4::new(lab.ip(1), 0));
     let payload = vec![7u8; 3000];
@@ -691,18 +691,24 @@ fn the_daemon_follows_a_new_uplink_address() {
     lab.assert_nothing_left("after down");
 }
 
-/// Known bug, found by this file: datagrams larger than the MTU do not
-/// cross the NAT. They are fragmented at their source; only the first
-/// fragment carries the ports, so egress drops the later fragments
-/// (NatDropFragment) and ingress hands the later fragments of a reply to
-/// the host stack untranslated. Under the kernel datapath (conntrack
-/// reassembles) both work. Fixing it needs a fragment map (IP id -> the
-/// first fragment's translation). Run with `--ignored` once it is fixed.
+/// Datagrams larger than the MTU are fragmented at their source (the lab
+/// namespace on the way out, the internet server for the reply); only the
+/// first fragment carries the ports. The NAT records each fragmented
+/// datagram's translation when it sees the first fragment (`nat_frags`) and
+/// gives the later fragments the same address, both ways: a 3000-byte UDP
+/// echo and a 3000-byte ping make the round trip, and the internet sees
+/// every fragment from the uplink's address only. TCP (segments, not
+/// fragments) is unaffected.
 #[test]
-#[ignore = "known bug: fragmented datagrams do not cross the eBPF NAT"]
 fn datagrams_larger_than_the_mtu_cross_the_nat() {
     let lab = lab(28, 1, "");
     lab.ok(&["up"]);
+    let is_fragment = |f: &[u8]| {
+        f.len() >= 34
+            && u16::from_be_bytes([f[12], f[13]]) == 0x0800
+            && u16::from_be_bytes([f[20], f[21]]) & 0x3fff != 0
+    };
+    let capture = Capture::start(&lab.inet_ns(), "inet0", is_fragment);
     let server = UdpEchoServer::start(&lab.inet_ns(), inet(7000));
     let sock = udp_socket(&lab.ns(1), SocketAddrV4::new(lab.ip(1), 0));
     // Small first: the flow's translation exists, only size differs below.
@@ -712,13 +718,57 @@ fn datagrams_larger_than_the_mtu_cross_the_nat() {
         b"small",
         Duration::from_secs(5)
     ));
+    let dropped = lab.counter(Counter::NatDropFragment);
     let big = netlab_tests::traffic::pattern(28, 3000);
     assert!(
         udp_echo(&sock, server.addr, &big, Duration::from_secs(5)),
-        "a 3000-byte datagram did not make the round trip (fragments out: {}, to the host: {})",
+        "a 3000-byte datagram did not make the round trip (fragments dropped: {}, \
+         translated: {}, untracked to the host: {})",
         lab.counter(Counter::NatDropFragment),
-        lab.counter(Counter::NatPassHost)
+        lab.counter(Counter::NatFragTranslated),
+        lab.counter(Counter::NatFragUntracked)
+    );
+    // A fresh flow whose very first datagram is fragmented.
+    let fresh = udp_socket(&lab.ns(1), SocketAddrV4::new(lab.ip(1), 0));
+    let big2 = netlab_tests::traffic::pattern(29, 5000);
+    assert!(udp_echo(&fresh, server.addr, &big2, Duration::from_secs(5)));
+    // ICMP echo too: ping's payload is fragmented both ways.
+    let ping = netlab_tests::traffic::run_in_ns(
+        &lab.ns(1),
+        &[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "5",
+            "-s",
+            "3000",
+            &INTERNET_ADDRESS.to_string(),
+        ],
+        Duration::from_secs(10),
+    );
+    assert!(ping.status.success(), "big ping: {}", describe(&ping));
+    // Out: 2 later fragments per 3000-byte datagram (UDP, ICMP), 3 for
+    // 5000 bytes; in: as many. Nothing was dropped.
+    let translated = lab.counter(Counter::NatFragTranslated);
+    assert!(translated >= 14, "later fragments translated: {translated}");
+    assert_eq!(lab.counter(Counter::NatDropFragment), dropped);
+
+    // TCP is unaffected: segments fit the MTU, nothing is fragmented.
+    let tcp_server = TcpEchoServer::start(&lab.inet_ns(), inet(7001));
+    let mut stream = tcp_connect(&lab.ns(1), tcp_server.addr, Duration::from_secs(5)).unwrap();
+    tcp_echo(&mut stream, &netlab_tests::traffic::pattern(30, 200_000)).unwrap();
+    drop(stream);
+    assert_eq!(lab.counter(Counter::NatFragTranslated), translated);
+
+    let seen = capture.finish();
+    assert_only_uplink_seen(&lab, &seen);
+    assert!(
+        seen.kept.len() >= 14,
+        "the internet saw {} fragments",
+        seen.kept.len()
     );
     drop(server);
+    drop(tcp_server);
     lab.ok(&["down"]);
 }

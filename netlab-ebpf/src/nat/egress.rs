@@ -3,12 +3,14 @@
 use aya_ebpf::{bindings::TC_ACT_OK, programs::TcContext};
 use netlab_common::{
     counters::Counter,
-    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_STATE_NONE, NatConfig, NatKey},
+    nat::{
+        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_FRAG_OUT, NAT_STATE_NONE, NatConfig, NatKey,
+    },
 };
 
 use super::{
     alloc::{self, Created},
-    config, drop_packet, icmp_error,
+    config, drop_packet, frag, icmp_error,
     maps::{NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -37,10 +39,9 @@ pub fn egress(ctx: TcContext) -> i32 {
     }
     // From here on the packet is the lab's: it leaves translated or not at all.
     if ip.later_fragment {
-        // Only the first fragment carries the ports, and nothing ties later
-        // fragments to it without reassembly. The lab's MTU is uniform, so
-        // a lab namespace never needs fragmentation on the way out: drop.
-        return drop_packet(Counter::NatDropFragment);
+        // A datagram larger than the MTU leaves a lab namespace in
+        // fragments; only the first carries the ports (see `frag`).
+        return later_fragment(&ctx, &ip);
     }
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
@@ -92,6 +93,20 @@ pub fn egress(ctx: TcContext) -> i32 {
         }
         _ => drop_packet(Counter::NatDropUnknownProto),
     }
+}
+
+/// A later fragment from the lab: the source address its datagram's first
+/// fragment was translated to, or dropped when that is unknown.
+#[inline(always)]
+fn later_fragment(ctx: &TcContext, ip: &Ipv4) -> i32 {
+    let Some(xaddr) = frag::lookup(ip, NAT_FRAG_OUT, now_ns()) else {
+        return drop_packet(Counter::NatDropFragment);
+    };
+    if frag::rewrite_address(ctx, IP_SADDR, ip.saddr, xaddr).is_err() {
+        return drop_packet(Counter::NatDropMalformed);
+    }
+    count(Counter::NatFragTranslated);
+    TC_ACT_OK
 }
 
 /// The first 8 bytes of the L4 header.
@@ -147,6 +162,12 @@ fn translate(
     };
     if rewrite(ctx, ip, key, xlat.addr, xlat.port, check_off, port_off).is_err() {
         return drop_packet(Counter::NatDropMalformed);
+    }
+    if ip.first_fragment {
+        // The rest of the datagram follows without ports: it gets the
+        // same source address. (The L4 checksum covers the whole datagram
+        // and was just corrected here, in the fragment that holds it.)
+        frag::remember(ip, NAT_FRAG_OUT, xlat.addr, now);
     }
     TC_ACT_OK
 }

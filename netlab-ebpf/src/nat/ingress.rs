@@ -3,11 +3,13 @@
 use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext};
 use netlab_common::{
     counters::Counter,
-    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_FLAG_FAST_PATH, NatConfig, NatKey},
+    nat::{
+        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NatConfig, NatKey,
+    },
 };
 
 use super::{
-    config, drop_packet, icmp_error,
+    config, drop_packet, frag, icmp_error,
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -39,9 +41,9 @@ pub fn ingress(ctx: TcContext) -> i32 {
         return pass_host();
     }
     if ip.later_fragment {
-        // No ports to look up; only the host can reassemble. Translations
-        // never need it (see egress), so this is the host's.
-        return pass_host();
+        // A reply larger than the MTU arrives in fragments; only the first
+        // carries the ports (see `frag`).
+        return later_fragment(&ctx, &cfg, &ip);
     }
     if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMP) {
         // GRE, ESP, ... to the external address are the host's: the NAT
@@ -105,6 +107,24 @@ pub fn ingress(ctx: TcContext) -> i32 {
     }
 }
 
+/// A later fragment to the external address: the destination its
+/// datagram's first fragment was restored to, delivered the same way; or,
+/// when no first fragment was translated, the host's (its own datagram, or
+/// a reply whose first fragment is still to come, which the host cannot
+/// use either: nothing better can be done with it).
+#[inline(always)]
+fn later_fragment(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4) -> i32 {
+    let Some(orig_addr) = frag::lookup(ip, NAT_FRAG_IN, now_ns()) else {
+        count(Counter::NatFragUntracked);
+        return TC_ACT_OK;
+    };
+    if frag::rewrite_address(ctx, IP_DADDR, ip.daddr, orig_addr).is_err() {
+        return drop_packet(Counter::NatDropMalformed);
+    }
+    count(Counter::NatFragTranslated);
+    deliver(ctx, cfg, ip, orig_addr)
+}
+
 /// Looks the reply tuple up and, when it is a translation's, restores the
 /// destination address and the port/id at `port_off`, fixing the IP
 /// checksum and the L4 checksum at `check_off`.
@@ -121,9 +141,10 @@ fn reverse(
     let Some(entry) = NAT_REPLY.get_ptr_mut(key) else {
         return pass_host();
     };
+    let now = now_ns();
     // SAFETY: map value pointer from the lookup.
     let orig = unsafe {
-        if let Some(state) = touch(entry, now_ns(), tcp_flags)
+        if let Some(state) = touch(entry, now, tcp_flags)
             && let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry))
         {
             (*other).state = state;
@@ -148,6 +169,11 @@ fn reverse(
     })();
     if rewritten.is_err() {
         return drop_packet(Counter::NatDropMalformed);
+    }
+    if ip.first_fragment {
+        // The rest of the reply follows without ports: it goes to the same
+        // endpoint (and the same way, see `deliver`).
+        frag::remember(ip, NAT_FRAG_IN, orig.addr, now);
     }
     count(Counter::NatReversed);
     deliver(ctx, cfg, ip, orig.addr)

@@ -5,7 +5,10 @@
 use crate::btf_map::{Array, HashMap, LruHashMap};
 use aya_ebpf::macros::btf_map;
 use netlab_common::{
-    nat::{NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NatConfig, NatEntry, NatKey},
+    nat::{
+        NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NAT_FRAGS_SIZE, NatConfig, NatEntry,
+        NatFragEntry, NatFragKey, NatKey,
+    },
     switch::Endpoint,
 };
 
@@ -28,3 +31,9 @@ pub static NAT_REPLY: LruHashMap<NatKey, NatEntry, { NAT_DEFAULT_MAX_ENTRIES as 
 /// Lab endpoint IPv4 → its MAC and switch port, for the ingress fast path.
 #[btf_map(name = "nat_endpoints")]
 pub static NAT_ENDPOINTS: HashMap<u32, Endpoint, { NAT_ENDPOINTS_SIZE as usize }> = HashMap::new();
+
+/// A fragmented datagram whose first fragment was translated → the address
+/// its later fragments get (they carry no ports to look up). See `frag`.
+#[btf_map(name = "nat_frags")]
+pub static NAT_FRAGS: LruHashMap<NatFragKey, NatFragEntry, { NAT_FRAGS_SIZE as usize }> =
+    LruHashMap::new();

@@ -5,7 +5,9 @@
 //! * [`ingress`] (uplink TC ingress): replies (and ICMP errors quoting a
 //!   translated packet) get the original destination back and are delivered
 //!   to the host stack or, on the fast path, straight into the endpoint's
-//!   namespace.
+//!   namespace;
+//! * [`frag`]: the later fragments of a datagram (no L4 header) get the
+//!   translation of its first fragment.
 //!
 //! The host's own traffic is never touched: the port range is reserved on
 //! the host (`ip_local_reserved_ports`), so a packet to the external address
@@ -13,6 +15,7 @@
 
 mod alloc;
 mod egress;
+mod frag;
 mod icmp_error;
 mod ingress;
 mod maps;

@@ -19,6 +19,8 @@ pub const IP_DADDR: usize = 16;
 const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
 /// Fragment offset bits of the IPv4 `frag_off` field (host order).
 const IP_OFFSET_MASK: u16 = 0x1fff;
+/// "More fragments" flag of the IPv4 `frag_off` field (host order).
+const IP_MF: u16 = 0x2000;
 
 /// Pointer to a `T` at `offset`, pulling non-linear data into the linear
 /// area first when the packet is long enough but the headers are not all
@@ -45,6 +47,12 @@ pub struct Ipv4 {
     pub ttl: u8,
     pub saddr: u32,
     pub daddr: u32,
+    /// The identification field (network order): with the addresses and
+    /// the protocol, what ties a datagram's fragments together.
+    pub id: u16,
+    /// The first fragment of a fragmented datagram (MF set, offset 0): it
+    /// carries the L4 header, its later fragments do not.
+    pub first_fragment: bool,
     /// Not the first fragment: no L4 header in this packet.
     pub later_fragment: bool,
 }
@@ -82,6 +90,8 @@ pub fn parse_ipv4(ctx: &TcContext) -> Parsed {
         ttl: ip.ttl,
         saddr: u32::from_ne_bytes(ip.src_addr),
         daddr: u32::from_ne_bytes(ip.dst_addr),
+        id: u16::from_ne_bytes(ip.id),
+        first_fragment: frag & (IP_MF | IP_OFFSET_MASK) == IP_MF,
         later_fragment: frag & IP_OFFSET_MASK != 0,
     })
 }

@@ -17,7 +17,8 @@ use netlab_common::{
     },
     nat::{
         NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
-        NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig, NatEntry, NatKey,
+        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig, NatEntry,
+        NatFragEntry, NatFragKey, NatKey,
     },
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
@@ -70,7 +71,7 @@ pub const SWITCH_MAPS: [MapSpec; 7] = [
 ];
 
 /// The source NAT's pinned maps.
-pub const NAT_MAPS: [MapSpec; 4] = [
+pub const NAT_MAPS: [MapSpec; 5] = [
     spec::<u32, NatConfig>(NAT_CONFIG_MAP, MapType::Array, 1),
     sized_at_load(spec::<NatKey, NatEntry>(
         NAT_ORIG_MAP,
@@ -83,6 +84,7 @@ pub const NAT_MAPS: [MapSpec; 4] = [
         NAT_DEFAULT_MAX_ENTRIES,
     )),
     spec::<u32, Endpoint>(NAT_ENDPOINTS_MAP, MapType::Hash, NAT_ENDPOINTS_SIZE),
+    spec::<NatFragKey, NatFragEntry>(NAT_FRAGS_MAP, MapType::LruHash, NAT_FRAGS_SIZE),
 ];
 
 /// Every map netlab pins, switch first.

@@ -17,8 +17,9 @@ use netlab_common::{
     },
     nat::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP,
-        NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_ORIG_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING,
-        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatKey,
+        NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP,
+        NAT_ORIG_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED,
+        NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey,
     },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_ENDPOINT,
@@ -266,6 +267,34 @@ fn nat_entry(e: &NatEntry, cx: &Context) -> Fields {
     }
 }
 
+/// A fragment entry's direction: `out` (leaving the lab), `in` (a reply).
+pub fn frag_dir(dir: u8) -> String {
+    match dir {
+        NAT_FRAG_OUT => "out".into(),
+        NAT_FRAG_IN => "in".into(),
+        other => format!("dir-{other}"),
+    }
+}
+
+fn nat_frag_key(k: &NatFragKey) -> Fields {
+    fields! {
+        "dir" => frag_dir(k.dir),
+        "proto" => proto(k.proto),
+        "saddr" => ipv4(k.saddr).to_string(),
+        "daddr" => ipv4(k.daddr).to_string(),
+        "id" => port(k.id),
+    }
+}
+
+fn nat_frag_entry(e: &NatFragEntry, cx: &Context) -> Fields {
+    let age = Duration::from_nanos(cx.now_ns.saturating_sub(e.last_seen_ns));
+    fields! {
+        "addr" => ipv4(e.addr).to_string(),
+        "last_seen_ns" => e.last_seen_ns,
+        "age_ms" => age.as_millis() as u64,
+    }
+}
+
 fn stats(s: &PortStats) -> Fields {
     fields! {
         "rx_packets" => s.rx_packets,
@@ -377,6 +406,11 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let k: NatKey = read(key)?;
             let v: NatEntry = read(one()?)?;
             plain(nat_key(&k), nat_entry(&v, cx))
+        }
+        NAT_FRAGS_MAP => {
+            let k: NatFragKey = read(key)?;
+            let v: NatFragEntry = read(one()?)?;
+            plain(nat_frag_key(&k), nat_frag_entry(&v, cx))
         }
         other => return Err(format!("no decoder for map {other}")),
     })
@@ -496,6 +530,32 @@ mod tests {
             json!({ "addr": "203.0.113.1", "port": 20001, "state": "ESTABLISHED",
                     "last_seen_ns": 7_500_000_000u64, "age_ms": 2500 })
         );
+    }
+
+    #[test]
+    fn nat_frag_entry_from_bytes() {
+        // A datagram 10.79.1.1 -> 203.0.113.2, id 0x1234, udp, leaving.
+        let mut key = Vec::new();
+        key.extend([10, 79, 1, 1]);
+        key.extend([203, 0, 113, 2]);
+        key.extend(0x1234u16.to_be_bytes());
+        key.extend([17, NAT_FRAG_OUT]);
+        let mut value = Vec::new();
+        value.extend([203, 0, 113, 1]);
+        value.extend([0; 4]);
+        value.extend(9_000_000_000u64.to_ne_bytes());
+        let d = entry(NAT_FRAGS_MAP, &key, &[value], &cx()).unwrap();
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "dir": "out", "proto": "udp", "saddr": "10.79.1.1",
+                    "daddr": "203.0.113.2", "id": 0x1234 })
+        );
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "addr": "203.0.113.1", "last_seen_ns": 9_000_000_000u64, "age_ms": 1000 })
+        );
+        assert_eq!(frag_dir(NAT_FRAG_IN), "in");
+        assert_eq!(frag_dir(9), "dir-9");
     }
 
     #[test]

@@ -51,10 +51,13 @@ pub struct SweepStats {
     /// Expired-looking flows left alone because a packet refreshed them
     /// while the sweep ran.
     pub refreshed: usize,
+    /// Fragment-tracking entries removed (datagrams older than the
+    /// reassembly timeout, see `frags`).
+    pub fragments_expired: usize,
 }
 
-/// Removes the expired flows of the lab whose maps are pinned in `pin_dir`.
-/// `now_ns` is [`monotonic_now_ns`] (a parameter so callers and tests
+/// Removes the expired flows of the lab whose maps are pinned in `pin_dir`,
+/// and its expired fragment-tracking entries. `now_ns` is [`monotonic_now_ns`] (a parameter so callers and tests
 /// control it).
 pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<SweepStats, NatError> {
     let mut table = NatTable::open(pin_dir)?;
@@ -93,6 +96,7 @@ pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<Swee
         }
         stats.expired += 1;
     }
+    stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?;
     Ok(stats)
 }
 

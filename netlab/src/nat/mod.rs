@@ -10,11 +10,12 @@
 //!    [`set_endpoint`] for every endpoint (fast path);
 //! 3. [`reserve_ports`] so host sockets never take a NAT port;
 //! 4. [`attach_uplink`] (tcx links, pinned, idempotent);
-//! 5. periodically [`sweep`] (expiry).
+//! 5. periodically [`sweep`] (expiry of flows and of fragment entries).
 
 mod attach;
 mod config;
 mod expiry;
+mod frags;
 mod maps;
 mod sysctl;
 mod table;
@@ -29,6 +30,7 @@ pub use config::{
 pub use expiry::{
     SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, timeout_for,
 };
+pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
 pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
 

@@ -8,6 +8,8 @@
 
 use std::net::Ipv4Addr;
 
+use netlab_common::nat::{NAT_FRAG_IN, NAT_FRAG_OUT, NatFragKey};
+
 use super::Rng;
 use crate::packets::*;
 
@@ -178,8 +180,32 @@ pub fn l4_packet(
     let mut ip = Ip::new(src, dst, proto);
     ip.id = rng.u16();
     ip.ttl = *rng.pick(&[64, 64, 2, 1, 255]);
-    ip.frag = *rng.pick(&[0x4000, 0x0000]);
+    // Sometimes the first fragment of a datagram larger than the MTU (the
+    // generator keeps the whole L4 segment in it; only the flag matters).
+    ip.frag = *rng.pick(&[0x4000, 0x4000, 0x0000, 0x2000]);
     ipv4(&ip, &l4)
+}
+
+/// A later fragment (offset > 0, sometimes the last) of the datagram `key`
+/// (as its first fragment crossed the uplink): no L4 header, just data.
+/// Sometimes of another IP id, a datagram whose first fragment was not seen.
+pub fn later_fragment(rng: &mut Rng, key: &NatFragKey) -> Vec<u8> {
+    let raw = |a: u32| Ipv4Addr::from(a.to_ne_bytes());
+    let mut ip = Ip::new(raw(key.saddr), raw(key.daddr), key.proto);
+    ip.id = u16::from_be(key.id);
+    if rng.chance(15) {
+        ip.id = ip.id.wrapping_add(rng.range(1, 0xffff) as u16);
+    }
+    ip.ttl = *rng.pick(&[64, 64, 2, 1]);
+    let offset = *rng.pick(&[185u16, 370, 1, 0x1fff]);
+    ip.frag = offset | *rng.pick(&[0x2000u16, 0]);
+    let len = if rng.chance(80) {
+        rng.range(0, 64)
+    } else {
+        rng.range(64, 1480)
+    };
+    let data = rng.bytes(len);
+    ipv4(&ip, &data)
 }
 
 fn frame_of(dir: Dir, packet: &[u8]) -> Vec<u8> {
@@ -235,8 +261,28 @@ fn icmp_error_about(rng: &mut Rng, offending: &[u8]) -> Vec<u8> {
 
 /// A valid frame travelling `dir`, of a kind chosen at random. `known` are
 /// the translations the NAT holds now: replies and ICMP errors are built
-/// for them.
-pub fn valid_frame(rng: &mut Rng, dir: Dir, known: &[Translation]) -> (Vec<u8>, String) {
+/// for them; `datagrams` the fragmented datagrams it holds (`nat_frags`):
+/// their later fragments are built.
+pub fn valid_frame(
+    rng: &mut Rng,
+    dir: Dir,
+    known: &[Translation],
+    datagrams: &[NatFragKey],
+) -> (Vec<u8>, String) {
+    let want = if dir == Dir::Egress {
+        NAT_FRAG_OUT
+    } else {
+        NAT_FRAG_IN
+    };
+    let ours: Vec<&NatFragKey> = datagrams.iter().filter(|k| k.dir == want).collect();
+    if !ours.is_empty() && rng.chance(12) {
+        let key = **rng.pick(&ours);
+        let p = later_fragment(rng, &key);
+        return (
+            frame_of(dir, &p),
+            format!("later fragment, proto {}", key.proto),
+        );
+    }
     let flow = (!known.is_empty()).then(|| *rng.pick(known));
     match (dir, rng.below(10)) {
         (_, 0) => (arp_frame(rng), "arp".into()),

@@ -10,7 +10,15 @@
 //!   destination back; one addressed to the lab subnet directly is dropped
 //!   (unsolicited); everything else is the host's and passes untouched;
 //! * headers the program needs but cannot read (truncated, IHL < 5,
-//!   version != 4) make the packet malformed: dropped and counted.
+//!   version != 4) make the packet malformed: dropped and counted;
+//! * fragments: the first fragment of a datagram (MF set, offset 0) is
+//!   translated like any packet and, when translated, records the
+//!   datagram's identity (`nat_frags`); a later fragment (offset > 0)
+//!   carries no L4 header and gets the address recorded for its datagram
+//!   (only the address and the IP header checksum change). A later fragment
+//!   of an unknown datagram is dropped on the way out (it must not leave
+//!   with a lab address) and passed to the host on the way in (it may be
+//!   the host's), each counted.
 //!
 //! Whether a translation exists is the map's business: the model names the
 //! key to look up and the harness resolves it before running the program.
@@ -18,7 +26,10 @@
 use std::net::Ipv4Addr;
 use std::ops::Range;
 
-use netlab_common::{counters::Counter, nat::NatKey};
+use netlab_common::{
+    counters::Counter,
+    nat::{NAT_FRAG_IN, NAT_FRAG_OUT, NatFragKey, NatKey},
+};
 
 use super::frames::{Dir, EXTERNAL, PREFIX_LEN, SUBNET};
 use crate::packets::{ETH_P_IP, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
@@ -50,19 +61,32 @@ pub enum Expect {
     /// Egress: translate the flow whose `nat_orig` key is `key`: the source
     /// address and the port/id at `port_at` change, the IP checksum and the
     /// L4 checksum at `check_at` follow.
+    /// `frag`: the frame is a first fragment; once translated, `nat_frags`
+    /// holds this key with the translated source address.
     Translate {
         key: NatKey,
         l4: usize,
         port_at: usize,
         check_at: usize,
+        frag: Option<NatFragKey>,
     },
     /// Ingress: a reply, if `nat_reply` holds `key`; else the host's.
+    /// `frag`: as for `Translate`, with the original destination address.
     Reverse {
         key: NatKey,
         l4: usize,
         port_at: usize,
         check_at: usize,
+        frag: Option<NatFragKey>,
     },
+    /// A later fragment of the datagram `key`: if `nat_frags` holds it, the
+    /// source (egress) or destination (ingress) becomes the recorded
+    /// address, counted `nat_frag_translated`; otherwise
+    /// [`fragment_not_tracked`].
+    LaterFragment { key: NatFragKey },
+    /// Ingress: a later fragment of a datagram the NAT does not know:
+    /// TC_ACT_OK, untouched, counted `nat_frag_untracked`.
+    PassUntracked,
     /// An ICMP error quoting a flow, if the map of this direction
     /// (egress: `nat_orig`, ingress: `nat_reply`) holds `key`. Otherwise
     /// ingress: the host's; egress: dropped (it must not leave with a lab
@@ -130,6 +154,15 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
     let src = addr(f, IP + 12);
     let dst = addr(f, IP + 16);
     let later_fragment = be16(f, IP + 6) & 0x1fff != 0;
+    let frag_key = |dir: u8| NatFragKey {
+        saddr: raw_addr(src),
+        daddr: raw_addr(dst),
+        id: raw_port(f, IP + 4),
+        proto,
+        dir,
+    };
+    // MF set, offset 0 (the DF and reserved bits do not matter).
+    let first_fragment = be16(f, IP + 6) & 0x3fff == 0x2000;
     let has = |n: usize| l4 + n <= f.len();
     let malformed = Expect::Drop(Counter::NatDropMalformed);
     match dir {
@@ -138,8 +171,11 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                 return Expect::Pass;
             }
             if later_fragment {
-                return Expect::Drop(Counter::NatDropFragment);
+                return Expect::LaterFragment {
+                    key: frag_key(NAT_FRAG_OUT),
+                };
             }
+            let frag = first_fragment.then(|| frag_key(NAT_FRAG_OUT));
             match proto {
                 PROTO_TCP | PROTO_UDP => {
                     if !has(if proto == PROTO_TCP { 20 } else { 8 }) {
@@ -150,6 +186,7 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                         l4,
                         port_at: l4,
                         check_at: l4 + if proto == PROTO_TCP { 16 } else { 6 },
+                        frag,
                     }
                 }
                 PROTO_ICMP => {
@@ -162,6 +199,7 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                             l4,
                             port_at: l4 + 4,
                             check_at: l4 + 2,
+                            frag,
                         },
                         3 | 11 | 12 => icmp_error(dir, f, l4),
                         _ => Expect::Drop(Counter::NatDropUnknownProto),
@@ -179,8 +217,11 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                 };
             }
             if later_fragment {
-                return Expect::Pass;
+                return Expect::LaterFragment {
+                    key: frag_key(NAT_FRAG_IN),
+                };
             }
+            let frag = first_fragment.then(|| frag_key(NAT_FRAG_IN));
             match proto {
                 PROTO_TCP | PROTO_UDP => {
                     if !has(if proto == PROTO_TCP { 20 } else { 8 }) {
@@ -191,6 +232,7 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                         l4,
                         port_at: l4 + 2,
                         check_at: l4 + if proto == PROTO_TCP { 16 } else { 6 },
+                        frag,
                     }
                 }
                 PROTO_ICMP => {
@@ -203,6 +245,7 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                             l4,
                             port_at: l4 + 4,
                             check_at: l4 + 2,
+                            frag,
                         },
                         3 | 11 | 12 => icmp_error(dir, f, l4),
                         _ => Expect::Pass,
@@ -212,6 +255,14 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
                 _ => Expect::Pass,
             }
         }
+    }
+}
+
+/// What a later fragment of a datagram `nat_frags` does not hold becomes.
+pub fn fragment_not_tracked(dir: Dir) -> Expect {
+    match dir {
+        Dir::Ingress => Expect::PassUntracked,
+        Dir::Egress => Expect::Drop(Counter::NatDropFragment),
     }
 }
 
@@ -290,6 +341,8 @@ pub fn rewritable(dir: Dir, e: &Expect, fast_path: bool) -> Vec<Range<usize>> {
         } => {
             v.extend([r(outer_addr, 4), r(port_at, 2), r(check_at, 2)]);
         }
+        // No L4 header: the address and the IP header checksum only.
+        Expect::LaterFragment { .. } => v.push(r(outer_addr, 4)),
         Expect::IcmpError { l4, quoted, .. } => {
             let q = quoted;
             let inner_addr = if dir == Dir::Egress {

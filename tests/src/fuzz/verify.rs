@@ -50,12 +50,17 @@ pub struct Residual {
 /// header is at `l4` (protocol from the IP header), and of the quoted
 /// packet of an ICMP error. Areas reach to the end of the frame: the
 /// programs update checksums incrementally, which keeps any area that
-/// holds the changed fields at the same sum.
+/// holds the changed fields at the same sum. A later fragment (offset > 0)
+/// has the header only: its data is part of an L4 checksum that sits in
+/// the datagram's first fragment.
 pub fn residuals(f: &[u8], l4: usize, quoted: Option<Quoted>) -> Vec<Residual> {
     let mut v = vec![Residual {
         area: "IPv4 header",
         sum: Some(norm(ones_sum(&f[IP..l4], 0))),
     }];
+    if is_later_fragment(f) {
+        return v;
+    }
     let proto = f[IP + 9];
     let (src, dst) = (addr(f, IP + 12), addr(f, IP + 16));
     let seg = &f[l4..];
@@ -128,6 +133,11 @@ pub fn compare_residuals(before: &[Residual], after: &[Residual]) -> Vec<String>
     problems
 }
 
+/// A fragment other than the first: no L4 header in it.
+fn is_later_fragment(f: &[u8]) -> bool {
+    u16::from_be_bytes([f[IP + 6], f[IP + 7]]) & 0x1fff != 0
+}
+
 /// True when the IPv4 frame's header and L4 checksums are all correct,
 /// computed over exactly the bytes the IPv4 total length says (so the
 /// frame may carry Ethernet padding). False for anything it cannot tell.
@@ -142,6 +152,10 @@ pub fn valid_checksums(f: &[u8]) -> bool {
     }
     if ones_sum(&f[IP..IP + hl], 0) != 0xffff {
         return false;
+    }
+    if is_later_fragment(f) {
+        // The header is all a later fragment's own checksum covers.
+        return true;
     }
     let seg = &f[IP + hl..IP + tot];
     let proto = f[IP + 9];
@@ -208,6 +222,19 @@ mod tests {
         let none = udp_frame(Ipv4Addr::new(10, 78, 200, 1), 1111, false);
         let problems = compare_residuals(&r(&none), &r(&right));
         assert!(problems[0].contains("became non-zero"), "{problems:?}");
+    }
+
+    #[test]
+    fn a_later_fragment_is_checked_by_its_header_only() {
+        let (src, dst) = (Ipv4Addr::new(10, 78, 200, 1), Ipv4Addr::new(203, 0, 113, 2));
+        let mut ip = Ip::new(src, dst, PROTO_UDP);
+        ip.frag = 185;
+        let f = ethernet([2; 6], [4; 6], ETH_P_IP, &ipv4(&ip, &[0x55; 40]));
+        assert!(valid_checksums(&f));
+        assert_eq!(residuals(&f, 34, None).len(), 1);
+        let mut bad = f.clone();
+        bad[14 + 8] ^= 1; // TTL, under the header checksum
+        assert!(!valid_checksums(&bad));
     }
 
     #[test]
