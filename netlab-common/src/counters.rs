@@ -35,6 +35,9 @@ pub enum Counter {
     OtherEtherType,
     /// Source MACs learned.
     Learned,
+    /// IPv4 from an endpoint to one of the host's own addresses other than
+    /// the gateway's (`host_addrs`), while the lab does not allow host access.
+    DropHostAccess,
     // --- NAT (uplink) ---
     /// New translations created.
     NatCreated,
@@ -71,7 +74,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const COUNT: u32 = 28;
+    pub const COUNT: u32 = 29;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -88,6 +91,7 @@ impl Counter {
         Counter::DropHairpin,
         Counter::OtherEtherType,
         Counter::Learned,
+        Counter::DropHostAccess,
         Counter::NatCreated,
         Counter::NatHit,
         Counter::NatReversed,
@@ -121,6 +125,7 @@ impl Counter {
             Counter::DropHairpin => "drop_hairpin",
             Counter::OtherEtherType => "other_ethertype",
             Counter::Learned => "learned",
+            Counter::DropHostAccess => "drop_host_access",
             Counter::NatCreated => "nat_created",
             Counter::NatHit => "nat_hit",
             Counter::NatReversed => "nat_reversed",

@@ -16,6 +16,11 @@ pub const COUNTERS_MAP: &str = "counters";
 pub const PORT_STATS_MAP: &str = "port_stats";
 /// Array of one [`crate::switch::SwitchConfig`].
 pub const SWITCH_CONFIG_MAP: &str = "switch_config";
+/// IPv4 (network order) → `u8` ([`crate::switch::HOST_ADDR_LOCAL`] or
+/// [`crate::switch::HOST_ADDR_BROADCAST`]): the host side's own addresses
+/// that endpoints may not reach (every one but the gateway's). Empty when
+/// the lab allows host access.
+pub const HOST_ADDRS_MAP: &str = "host_addrs";
 
 /// Most switch ports (endpoints + gateway) one lab can have; bounds the
 /// flood loop, which the verifier must see terminate.
@@ -24,3 +29,6 @@ pub const MAX_PORTS: u32 = 64;
 pub const FDB_SIZE: u32 = 1024;
 /// Endpoint table capacity.
 pub const ENDPOINTS_SIZE: u32 = 256;
+/// Host addresses the switch can block. The control plane refuses to fill
+/// the map with more (rather than leave some of them reachable).
+pub const HOST_ADDRS_SIZE: u32 = 256;

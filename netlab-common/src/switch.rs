@@ -12,6 +12,12 @@ pub const FDB_FLAG_STATIC: u8 = 1;
 /// FDB entry learned from a source MAC.
 pub const FDB_FLAG_LEARNED: u8 = 2;
 
+/// `host_addrs` value: an address assigned to one of the host's interfaces.
+pub const HOST_ADDR_LOCAL: u8 = 1;
+/// `host_addrs` value: the broadcast address of such an address's subnet
+/// (the host stack delivers it locally too).
+pub const HOST_ADDR_BROADCAST: u8 = 2;
+
 /// FDB key: a MAC address padded to 8 bytes.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]

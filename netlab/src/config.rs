@@ -26,6 +26,12 @@
 //! uplink = "uplink"               # sandbox: created; root: must already exist
 //! uplink_address = "203.0.113.1/24"   # sandbox only: the host side of the uplink
 //! internet_address = "203.0.113.2/24" # sandbox only: the internet server, on `inet0`
+//! allow_host_access = false       # eBPF datapath: may the namespaces reach the host side's
+//!                                 # other addresses (the uplink's, in root mode the machine's)?
+//!                                 # The gateway address is always reachable, and traffic
+//!                                 # routed through the host (NAT) is not affected. The kernel
+//!                                 # datapath (the walkthrough) has no such rule: there the
+//!                                 # namespaces always reach every host address.
 //!
 //! [[namespaces]]                  # default: ns1..ns3 at .1 .2 .3
 //! name = "ns1"
@@ -103,6 +109,7 @@ pub struct HostConfig {
     pub uplink: Option<String>,
     pub uplink_address: Option<String>,
     pub internet_address: Option<String>,
+    pub allow_host_access: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -141,6 +148,12 @@ pub struct LabPlan {
     /// eBPF datapath only: `gateway_device`'s veth peer, a switch port.
     pub gateway_port: String,
     pub host: HostPlan,
+    /// `[host] allow_host_access`: false = the eBPF switch drops IPv4 from
+    /// the namespaces to the host side's addresses other than the
+    /// gateway's. Absent in state files written before it existed, which
+    /// then read as the default.
+    #[serde(default)]
+    pub allow_host_access: bool,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
 }
@@ -543,6 +556,11 @@ impl LabConfig {
                 gateway_device,
                 gateway_port,
                 host: host.expect("checked"),
+                allow_host_access: self
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.allow_host_access)
+                    .unwrap_or(false),
                 endpoints,
                 nat,
             })
@@ -1015,6 +1033,7 @@ mod tests {
         assert_eq!(s.uplink_address.to_string(), "203.0.113.1/24");
         assert_eq!(s.internet_address.to_string(), "203.0.113.2/24");
         assert_eq!(plan.nat, NatSettings::default());
+        assert!(!plan.allow_host_access, "host access is off by default");
         assert_eq!(
             plan.namespaces(),
             ["netlab-host", "netlab-inet", "ns1", "ns2", "ns3"]
@@ -1036,6 +1055,7 @@ mod tests {
             uplink = "up0"
             uplink_address = "198.51.100.1/24"
             internet_address = "198.51.100.9/24"
+            allow_host_access = true
             [[namespaces]]
             name = "a"
             address = "10.1.2.1"
@@ -1060,6 +1080,7 @@ mod tests {
         assert_eq!(plan.nat.timeouts.udp, 5);
         assert_eq!(plan.nat.timeouts.icmp, 30);
         assert_eq!(plan.host_netns(), Some("h"));
+        assert!(plan.allow_host_access);
     }
 
     #[test]

@@ -11,7 +11,11 @@
 //!   changes, `nat_config` gets the new one and translations made with the
 //!   old address are flushed (like the kernel's MASQUERADE, which drops its
 //!   conntrack entries when the device's address goes away: replies to the
-//!   old address can no longer arrive).
+//!   old address can no longer arrive);
+//! - **the host's addresses**: on the same events, the same thread re-reads
+//!   every IPv4 address of the host namespace and brings `host_addrs` in
+//!   step, so an address added at run time is closed to the namespaces too
+//!   (unless the lab allows host access).
 //!
 //! Restarting the daemon loses nothing: all state is in the pinned maps.
 //! One daemon per lab: its pid is in `/run/netlab/<lab>.daemon.pid`, and
@@ -118,6 +122,7 @@ struct Target {
     host_netns: Option<String>,
     nat: NatPlan,
     gateway_mac: [u8; 6],
+    host_access: ebpf::HostAccess,
 }
 
 fn target(lab: &str) -> anyhow::Result<Target> {
@@ -139,6 +144,7 @@ fn target(lab: &str) -> anyhow::Result<Target> {
         .context("the lab has no gateway port")?;
     Ok(Target {
         pin_dir: ebpf::pin_dir(lab),
+        host_access: ebpf::HostAccess::of(&plan),
         host_netns: plan.host_netns,
         nat,
         gateway_mac,
@@ -169,6 +175,7 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     let watcher = spawn_address_watcher(
         target.host_netns.clone(),
         target.nat.uplink_dev.clone(),
+        target.host_access.clone(),
         tx,
         watcher_stop.clone(),
     )?;
@@ -242,10 +249,12 @@ fn follow_address(target: &Target, old: Option<Ipv4Addr>, new: Ipv4Addr) -> anyh
 }
 
 /// Starts a thread inside the host namespace that reports the uplink's
-/// IPv4 address at start and after every rtnetlink link/address event.
+/// IPv4 address at start and after every rtnetlink link/address event, and
+/// on the same occasions syncs `host_addrs` with the host's addresses.
 fn spawn_address_watcher(
     host_netns: Option<String>,
     uplink: String,
+    host_access: ebpf::HostAccess,
     tx: mpsc::Sender<Option<Ipv4Addr>>,
     stop: Arc<AtomicBool>,
 ) -> anyhow::Result<std::thread::JoinHandle<()>> {
@@ -288,8 +297,10 @@ fn spawn_address_watcher(
             };
             let mut buf = vec![0u8; 64 * 1024];
             let mut report = true;
+            let mut blocked = None;
             while !stop.load(Ordering::SeqCst) {
                 if report {
+                    follow_host_addresses(&host_access, &mut blocked);
                     let addr = ebpf::uplink_ipv4(&uplink).ok();
                     if tx.send(addr).is_err() {
                         return;
@@ -307,6 +318,26 @@ fn spawn_address_watcher(
         .recv()
         .context("the address watcher did not start")??;
     Ok(handle)
+}
+
+/// Brings `host_addrs` in step with the host's addresses (on the watcher
+/// thread, inside the host namespace); says so when the count changed.
+fn follow_host_addresses(access: &ebpf::HostAccess, last: &mut Option<usize>) {
+    if !access.dir.exists() {
+        return; // the lab is going down; the main loop exits
+    }
+    match ebpf::sync_host_access(access) {
+        Ok(n) if *last != Some(n) => {
+            *last = Some(n);
+            if !access.allowed {
+                say(&format!(
+                    "host access: {n} host addresses closed to the namespaces"
+                ));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => say(&format!("cannot update the host addresses: {e}")),
+    }
 }
 
 /// Starts `netlab --lab LAB daemon` detached (new session, output to the

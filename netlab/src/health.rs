@@ -110,6 +110,7 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
         COUNTERS_MAP,
         PORT_STATS_MAP,
         SWITCH_CONFIG_MAP,
+        HOST_ADDRS_MAP,
         NAT_CONFIG_MAP,
         NAT_ORIG_MAP,
         NAT_REPLY_MAP,

@@ -168,6 +168,7 @@ impl LabPlan {
                 max_entries: self.nat.max_entries,
                 timeouts: self.nat.timeouts,
             }),
+            allow_host_access: self.allow_host_access,
         }
     }
 }
@@ -713,6 +714,7 @@ mod tests {
         assert_eq!(sp.ports[3].mac, [2, 0x4e, 192, 168, 28, 5]);
         assert_eq!(sp.ports[3].ipv4, Ipv4Addr::new(192, 168, 28, 5));
         assert_eq!(sp.ports[3].deliver_dev.as_deref(), Some("vbridge"));
+        assert!(!sp.allow_host_access);
         let nat = sp.nat.unwrap();
         assert_eq!(nat.uplink_dev, "uplink");
         assert_eq!(

@@ -35,8 +35,8 @@ use netlab_common::{
     counters::Counter,
     nat::{NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry, NatFragKey, NatKey},
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_GATEWAY, PortInfo,
-        SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
+        PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
     },
 };
 use netlab_tests::fuzz::{
@@ -1005,6 +1005,19 @@ impl SwitchLab {
             .collect()
     }
 
+    /// Lists `addrs` in `host_addrs` (empty: host access allowed), as the
+    /// control plane does.
+    fn set_host_addrs(&self, addrs: &[std::net::Ipv4Addr]) {
+        let wanted = addrs
+            .iter()
+            .map(|a| (u32::from_ne_bytes(a.octets()), HOST_ADDR_LOCAL))
+            .collect();
+        netlab::bpf::maps::HostAddrs::open(&self.loaded.dir)
+            .unwrap()
+            .sync(&wanted)
+            .unwrap();
+    }
+
     fn fdb(&self) -> BTreeMap<[u8; 6], FdbEntry> {
         self.maps
             .fdb_entries()
@@ -1184,12 +1197,16 @@ fn check_switch_case(
     p
 }
 
-fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>) {
+/// Runs `cases` frames through the port program. Returns the tally, the
+/// failures, and how many frames the host-access rule dropped (a run must
+/// reach the rule, or it proves nothing about it).
+fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
     let mut sw = SwitchLab::new("port");
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     let mut counters = sw.counters();
     let mut learning = false;
+    let mut host_addrs: &[std::net::Ipv4Addr] = &[];
     for index in 0..cases {
         let mut rng = Rng::for_case(seed, STREAM_SWITCH, index);
         let learn_now = rng.chance(30);
@@ -1202,11 +1219,26 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>) {
                 })
                 .unwrap();
         }
+        // Host access: mostly closed (the default), sometimes allowed.
+        let want_addrs: &[std::net::Ipv4Addr] = if rng.chance(20) {
+            &[]
+        } else {
+            &switch_model::HOST_ADDRS
+        };
+        if want_addrs != host_addrs {
+            host_addrs = want_addrs;
+            sw.set_host_addrs(host_addrs);
+        }
         let case = switch_model::switch_case(&mut rng, &sw.ports);
         let fdb_before = sw.fdb();
-        let expect = switch_model::expect(&sw.ports, case.ingress, &case.frame, learning, &|mac| {
-            fdb_before.get(&mac).copied()
-        });
+        let expect = switch_model::expect(
+            &sw.ports,
+            case.ingress,
+            &case.frame,
+            learning,
+            &|mac| fdb_before.get(&mac).copied(),
+            host_addrs,
+        );
         let stats_before = sw.port_stats();
         let result = sw.run(case.ingress, &case.frame);
         let after = sw.counters();
@@ -1265,19 +1297,21 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>) {
             }
         }
     }
-    (tally, failures)
+    let host_drops = sw.counters()[Counter::DropHostAccess as usize];
+    (tally, failures, host_drops)
 }
 
 #[test]
 fn port_program_survives_fuzzed_frames() {
     let (seed, cases) = seed_and_cases();
-    let (tally, failures) = in_private_netns(move || fuzz_switch(seed, cases));
+    let (tally, failures, host_drops) = in_private_netns(move || fuzz_switch(seed, cases));
     if failures.is_empty() && cases >= 1000 {
         // The run must have reached every outcome, or it proves little.
         for v in [TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT] {
             assert!(tally.verdicts.get(&v).copied().unwrap_or(0) > 0, "{v}");
         }
         assert!(tally.refused > 0 && tally.rewritten > 0 && tally.created > 0);
+        assert!(host_drops > 0, "no frame met the host-access rule");
     }
     let mut tallies = BTreeMap::new();
     tallies.insert(netlab::bpf::loader::PORT_PROGRAM, tally);

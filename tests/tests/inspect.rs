@@ -212,6 +212,7 @@ fn rows_after_known_traffic() {
         "nat_drop_unsolicited",
         "nat_frag_translated",
         "nat_frag_untracked",
+        "drop_host_access",
     ] {
         assert_eq!(c[zero], 0, "{zero}: {stats:#}");
     }
@@ -328,6 +329,7 @@ fn rows_after_known_traffic() {
             "counters",
             "port_stats",
             "switch_config",
+            "host_addrs",
             "nat_config",
             "nat_orig",
             "nat_reply",
@@ -342,7 +344,26 @@ fn rows_after_known_traffic() {
     let fdb_row = &list[0];
     assert_eq!(fdb_row["entries"], 3);
     assert_eq!(fdb_row["max_entries"], 1024);
-    assert_eq!(list[8]["entries"], 1, "nat_orig: {list:#}");
+    assert_eq!(list[9]["entries"], 1, "nat_orig: {list:#}");
+
+    // host_addrs: the host namespace's addresses other than the gateway's
+    // (host access is closed by default), with the uplink subnet's broadcast.
+    let host_addrs = json_of(&lab, &["map", "dump", "host_addrs", "--json"]);
+    let blocked: Vec<Value> = host_addrs["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| json!([e["key"]["ipv4"], e["value"]["kind"]]))
+        .collect();
+    assert_eq!(
+        blocked,
+        vec![
+            json!(["127.0.0.1", "address"]),
+            json!(["203.0.113.1", "address"]),
+            json!(["203.0.113.255", "broadcast"]),
+        ],
+        "{host_addrs:#}"
+    );
 
     // Unknown map: the error lists the valid names.
     let bad = lab.netlab(&["map", "dump", "nope"]);
@@ -378,7 +399,7 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 12);
+    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 13);
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();

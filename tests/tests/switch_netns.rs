@@ -251,6 +251,7 @@ impl TestLab {
             host_netns: Some(self.host.clone()),
             ports,
             nat: None,
+            allow_host_access: false,
         }
     }
 

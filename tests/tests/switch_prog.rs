@@ -25,13 +25,13 @@ use aya::{
 use netlab::bpf::{
     fs,
     loader::{self, PORT_PROGRAM},
-    maps::{Counters, SwitchMaps},
+    maps::{Counters, HostAddrs, SwitchMaps},
 };
 use netlab_common::{
     counters::Counter,
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_ENDPOINT,
-        PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
+        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
     },
 };
 use netlab_tests::{
@@ -67,6 +67,11 @@ const GW_MAC: Mac = [0x02, 0x00, 0x00, 0x00, 0x00, 0x05];
 const A_IP: [u8; 4] = [10, 99, 0, 1];
 const B_IP: [u8; 4] = [10, 99, 0, 2];
 const GW_IP: [u8; 4] = [10, 99, 0, 5];
+/// Another address of the host side (the sandbox uplink's), its subnet's
+/// broadcast address, and an address beyond the host (the internet).
+const HOST_IP: [u8; 4] = [203, 0, 113, 1];
+const HOST_BROADCAST: [u8; 4] = [203, 0, 113, 255];
+const OUTSIDE_IP: [u8; 4] = [203, 0, 113, 2];
 
 /// The port program loaded with its maps pinned in a private directory
 /// (removed on drop).
@@ -195,6 +200,19 @@ impl TestSwitch {
 
     fn set_config(&mut self, config: SwitchConfig) {
         self.maps.set_config(config).unwrap();
+    }
+
+    /// Fills `host_addrs` the way the control plane does (empty: host
+    /// access allowed).
+    fn set_host_addrs(&self, addrs: &[([u8; 4], u8)]) {
+        let wanted = addrs
+            .iter()
+            .map(|(ip, kind)| (u32::from_ne_bytes(*ip), *kind))
+            .collect();
+        HostAddrs::open(&self.dir)
+            .unwrap()
+            .sync(&wanted)
+            .expect("sync host_addrs");
     }
 }
 
@@ -634,6 +652,62 @@ fn broadcast_is_copied_to_every_other_port_and_the_original_dropped() {
         let unknown = frames::ipv4_udp([0x02, 9, 9, 9, 9, 9], A_MAC, A_IP, B_IP, b"?");
         assert_eq!(sw.run(p1, &unknown).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::FloodCopies), 4);
+    });
+}
+
+#[test]
+fn ipv4_from_a_namespace_to_the_hosts_other_addresses_is_dropped() {
+    in_private_netns(|| {
+        let sw = TestSwitch::lab("host-access");
+        sw.set_host_addrs(&[
+            (HOST_IP, HOST_ADDR_LOCAL),
+            (HOST_BROADCAST, HOST_ADDR_BROADCAST),
+        ]);
+
+        // To the gateway MAC: the host's other addresses are closed...
+        for (i, dst) in [HOST_IP, HOST_BROADCAST].into_iter().enumerate() {
+            let frame = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
+            assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_SHOT, "{dst:?}");
+            assert_eq!(sw.count(Counter::DropHostAccess), i as u64 + 1);
+        }
+        assert_eq!(sw.count(Counter::ToHost), 0);
+        assert_eq!(sw.maps.port_stats(0).unwrap().drops, 2);
+        assert_eq!(sw.maps.port_stats(2).unwrap().tx_packets, 0);
+
+        // ...the gateway address and everything routed beyond the host are not.
+        for dst in [GW_IP, OUTSIDE_IP] {
+            let frame = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
+            let (verdict, out) = sw.run(A_IF, &frame);
+            assert_eq!(verdict, TC_ACT_REDIRECT, "{dst:?}");
+            assert_eq!(out, frame);
+        }
+        assert_eq!(sw.count(Counter::ToHost), 2);
+
+        // A broadcast frame would reach the host stack through the flood
+        // copy to vbridge (which accepts a unicast IPv4 destination in an
+        // L2 broadcast): dropped whole, nothing is copied anywhere.
+        let before = tx_packets(B_DEV);
+        let broadcast = frames::ipv4_udp(BROADCAST, A_MAC, A_IP, HOST_IP, b"x");
+        assert_eq!(sw.run(A_IF, &broadcast).0, TC_ACT_SHOT);
+        assert_eq!(sw.count(Counter::DropHostAccess), 3);
+        assert_eq!(sw.count(Counter::Flooded), 0);
+        assert_eq!(tx_packets(B_DEV), before);
+
+        // Not host-bound: unicast between namespaces, and the host's own
+        // frames into the lab, are not looked at.
+        let to_b = frames::ipv4_udp(B_MAC, A_MAC, A_IP, HOST_IP, b"x");
+        assert_eq!(sw.run(A_IF, &to_b).0, TC_ACT_REDIRECT);
+        let from_host = frames::ipv4_udp(A_MAC, GW_MAC, HOST_IP, A_IP, b"x");
+        assert_eq!(sw.run(GW_IF, &from_host).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.count(Counter::DropHostAccess), 3);
+
+        // An empty map is the lab file's allow_host_access = true.
+        sw.set_host_addrs(&[]);
+        let frame = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, HOST_IP, b"x");
+        assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.count(Counter::DropHostAccess), 3);
+        assert_eq!(sw.count(Counter::ToHost), 3);
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
     });
 }
 

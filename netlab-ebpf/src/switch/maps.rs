@@ -6,7 +6,7 @@ use crate::btf_map::{Array, HashMap, PerCpuArray};
 use aya_ebpf::macros::btf_map;
 use netlab_common::{
     counters::PortStats,
-    maps::{ENDPOINTS_SIZE, FDB_SIZE, MAX_PORTS},
+    maps::{ENDPOINTS_SIZE, FDB_SIZE, HOST_ADDRS_SIZE, MAX_PORTS},
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
 
@@ -25,6 +25,11 @@ pub static FLOOD_PORTS: Array<PortInfo, { MAX_PORTS as usize }> = Array::new();
 /// IPv4 (network order) → MAC and port. `ENDPOINTS_MAP`.
 #[btf_map(name = "endpoints")]
 pub static ENDPOINTS: HashMap<u32, Endpoint, { ENDPOINTS_SIZE as usize }> = HashMap::new();
+
+/// IPv4 (network order) → HOST_ADDR_*: the host's addresses endpoints may
+/// not reach (empty = host access allowed). `HOST_ADDRS_MAP`.
+#[btf_map(name = "host_addrs")]
+pub static HOST_ADDRS: HashMap<u32, u8, { HOST_ADDRS_SIZE as usize }> = HashMap::new();
 
 /// Per-CPU statistics per port slot. `PORT_STATS_MAP`.
 #[btf_map(name = "port_stats")]

@@ -3,7 +3,9 @@
 //! Per frame: find the ingress port in `ports`; drop runts; check the source
 //! (endpoint ports); answer ARP requests for known addresses in place; then
 //! switch by destination MAC: known unicast is redirected to its port,
-//! broadcast/multicast/unknown unicast is flooded. IPv6, VLAN-tagged and any
+//! broadcast/multicast/unknown unicast is flooded. IPv4 from an endpoint
+//! that would reach the host stack (unicast to the gateway port, or
+//! flooded) must not be addressed to the host's other addresses (host.rs). IPv6, VLAN-tagged and any
 //! other EtherType are switched by MAC like on any L2 switch.
 //!
 //! How the ingress port is found: `__sk_buff.ingress_ifindex`. On a tcx
@@ -14,6 +16,7 @@
 
 mod arp;
 mod deliver;
+mod host;
 mod learn;
 mod mac;
 pub mod maps;
@@ -124,13 +127,16 @@ fn switch_frame(
         return Err(Counter::DropSpoofed);
     }
 
+    // The IPv4 destination of a frame from an endpoint: host.rs checks it
+    // if the frame is headed for the host stack.
+    let mut ipv4_dst = None;
     if ethertype == EtherType::Arp as u16 {
         if let arp::Arp::Answered { verdict, ip } = arp::handle(ctx, ingress, port)? {
             count(Counter::ArpAnswered);
             return Ok(Outcome::ArpAnswered { verdict, ip });
         }
     } else if ethertype == EtherType::Ipv4 as u16 {
-        source::check_ipv4(ctx, port)?;
+        ipv4_dst = source::check_ipv4(ctx, port)?;
     } else {
         count(Counter::OtherEtherType);
     }
@@ -138,12 +144,18 @@ fn switch_frame(
     if learning {
         learn::learn(&src, ingress, port);
     }
-    forward(ctx, ingress, &dst)
+    forward(ctx, ingress, &dst, ipv4_dst)
 }
 
-/// Switches by destination MAC.
+/// Switches by destination MAC. `ipv4_dst`: see [`host::check`], applied
+/// to frames for the gateway port and to floods (which reach it too).
 #[inline(always)]
-fn forward(ctx: &TcContext, ingress: u32, dst: &[u8; 6]) -> Result<Outcome, Counter> {
+fn forward(
+    ctx: &TcContext,
+    ingress: u32,
+    dst: &[u8; 6],
+    ipv4_dst: Option<u32>,
+) -> Result<Outcome, Counter> {
     if !mac::is_group(dst) {
         // SAFETY: the values are copied out at once.
         if let Some(entry) = unsafe { maps::FDB.get(FdbKey::new(*dst)).copied() } {
@@ -153,6 +165,9 @@ fn forward(ctx: &TcContext, ingress: u32, dst: &[u8; 6]) -> Result<Outcome, Coun
             // An FDB entry whose port is gone (removed port, stale learned
             // entry) is treated as unknown unicast.
             if let Some(target) = maps::port(entry.port_ifindex) {
+                if target.kind == PORT_KIND_GATEWAY {
+                    host::check(ipv4_dst)?;
+                }
                 let verdict = deliver::to_port(ctx, &target)?;
                 count(if target.kind == PORT_KIND_GATEWAY {
                     Counter::ToHost
@@ -166,6 +181,7 @@ fn forward(ctx: &TcContext, ingress: u32, dst: &[u8; 6]) -> Result<Outcome, Coun
             }
         }
     }
+    host::check(ipv4_dst)?;
     let (verdict, copies) = deliver::flood(ctx, ingress);
     Ok(Outcome::Flooded { verdict, copies })
 }

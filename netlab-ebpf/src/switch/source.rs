@@ -20,19 +20,22 @@ use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use crate::hdr::{make_linear, ptr_at};
 
+/// Checks the source of an IPv4 frame. Returns the destination address
+/// (network order) of a frame from an endpoint, for the host-access rule
+/// (host.rs); `None` on the gateway port, where the rule does not apply.
 #[inline(always)]
-pub fn check_ipv4(ctx: &TcContext, port: &PortInfo) -> Result<(), Counter> {
+pub fn check_ipv4(ctx: &TcContext, port: &PortInfo) -> Result<Option<u32>, Counter> {
     if !make_linear(ctx, EthHdr::LEN + Ipv4Hdr::LEN) {
         return Err(Counter::DropTruncated);
     }
     let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
     if port.kind != PORT_KIND_ENDPOINT {
-        return Ok(());
+        return Ok(None);
     }
     // SAFETY: bounds-checked by ptr_at just above.
-    let src = u32::from_ne_bytes(unsafe { (*ip).src_addr });
-    if src != port.ipv4 {
+    let (src, dst) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+    if u32::from_ne_bytes(src) != port.ipv4 {
         return Err(Counter::DropSpoofed);
     }
-    Ok(())
+    Ok(Some(u32::from_ne_bytes(dst)))
 }

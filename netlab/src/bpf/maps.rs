@@ -12,8 +12,8 @@ use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray, PerCpuValues
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS_SIZE, FDB_MAP, FDB_SIZE, FLOOD_MAP, MAX_PORTS,
-        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
+        COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS_SIZE, FDB_MAP, FDB_SIZE, FLOOD_MAP, HOST_ADDRS_MAP,
+        HOST_ADDRS_SIZE, MAX_PORTS, PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     nat::{
         NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
@@ -60,7 +60,7 @@ const fn sized_at_load(mut spec: MapSpec) -> MapSpec {
 }
 
 /// The switch's pinned maps, as the programs declare them.
-pub const SWITCH_MAPS: [MapSpec; 7] = [
+pub const SWITCH_MAPS: [MapSpec; 8] = [
     spec::<FdbKey, FdbEntry>(FDB_MAP, MapType::Hash, FDB_SIZE),
     spec::<u32, PortInfo>(PORTS_MAP, MapType::Hash, MAX_PORTS),
     spec::<u32, PortInfo>(FLOOD_MAP, MapType::Array, MAX_PORTS),
@@ -68,6 +68,7 @@ pub const SWITCH_MAPS: [MapSpec; 7] = [
     spec::<u32, u64>(COUNTERS_MAP, MapType::PerCpuArray, Counter::COUNT),
     spec::<u32, PortStats>(PORT_STATS_MAP, MapType::PerCpuArray, MAX_PORTS),
     spec::<u32, SwitchConfig>(SWITCH_CONFIG_MAP, MapType::Array, 1),
+    spec::<u32, u8>(HOST_ADDRS_MAP, MapType::Hash, HOST_ADDRS_SIZE),
 ];
 
 /// The source NAT's pinned maps.
@@ -295,6 +296,60 @@ fn zeroed_per_cpu<T: aya::Pod + Default>() -> Result<PerCpuValues<T>> {
         map: PORT_STATS_MAP,
         source: aya::maps::MapError::IoError(source),
     })
+}
+
+/// `host_addrs`: the host's addresses endpoints may not reach.
+pub struct HostAddrs {
+    map: HashMap<MapData, u32, u8>,
+}
+
+impl HostAddrs {
+    pub fn open(dir: &Path) -> Result<Self> {
+        Ok(Self {
+            map: open_pinned(dir, HOST_ADDRS_MAP)?,
+        })
+    }
+
+    /// Every entry: address (network order keys, as the program reads
+    /// them) → HOST_ADDR_* kind.
+    pub fn entries(&self) -> Result<Vec<(u32, u8)>> {
+        self.map
+            .iter()
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(Error::map(HOST_ADDRS_MAP))
+    }
+
+    /// Makes the map hold exactly `wanted` (key → kind): new entries are
+    /// written before stale ones go, so an address that stays blocked is
+    /// never reachable in between.
+    pub fn sync(&mut self, wanted: &std::collections::BTreeMap<u32, u8>) -> Result<()> {
+        if wanted.len() > HOST_ADDRS_SIZE as usize {
+            return Err(Error::InvalidPlan(format!(
+                "the host has {} local IPv4 addresses; the switch can block at most \
+                 {HOST_ADDRS_SIZE}",
+                wanted.len()
+            )));
+        }
+        let current = self.entries()?;
+        for (ip, kind) in wanted {
+            if !current.contains(&(*ip, *kind)) {
+                self.map
+                    .insert(ip, kind, 0)
+                    .map_err(Error::map(HOST_ADDRS_MAP))?;
+            }
+        }
+        for (ip, _) in current {
+            if !wanted.contains_key(&ip) {
+                match self.map.remove(&ip) {
+                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
+                    Err(aya::maps::MapError::SyscallError(e))
+                        if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
+                    Err(e) => return Err(Error::map(HOST_ADDRS_MAP)(e)),
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The per-CPU counters map, read-only.

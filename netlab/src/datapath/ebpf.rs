@@ -6,6 +6,12 @@
 //! on a thread inside the lab's host-side namespace: ifindexes and tcx
 //! attachments are resolved in the calling thread's namespace.
 //!
+//! Host access: unless the plan allows it, `host_addrs` lists the host
+//! namespace's own IPv4 addresses except the gateway's, and the port program
+//! drops IPv4 from endpoints to them (netlab-ebpf/src/switch/host.rs).
+//! `install` fills it; the daemon re-reads the addresses after every
+//! rtnetlink address event ([`sync_host_access`]).
+//!
 //! Restart safety: maps, the port program and the links are pinned, so the
 //! switch keeps forwarding after netlab exits; `install` on a running lab
 //! reloads the program, reuses the pinned maps (state survives) and swaps
@@ -22,8 +28,8 @@ use netlab_common::{
     counters::{Counter, PortStats},
     maps::MAX_PORTS,
     switch::{
-        Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY,
-        PortInfo, SwitchConfig,
+        Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
+        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
     },
 };
 
@@ -31,7 +37,7 @@ use super::{PortPlan, PortRole, SwitchPlan};
 use crate::bpf::{
     Error, Result, fs,
     loader::{self, PORT_PROGRAM},
-    maps::{Counters, SwitchMaps},
+    maps::{Counters, HostAddrs, SwitchMaps},
 };
 
 /// Longest interface name Linux accepts (IFNAMSIZ - 1).
@@ -75,7 +81,99 @@ pub fn install(plan: &SwitchPlan) -> Result<()> {
     let dir = fs::lab_dir(&plan.lab);
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
-    install_in(&dir, &ports, nat).inspect_err(|_| rollback(&dir, &before, created_dir))
+    let host_access = HostAccess::of(plan);
+    install_in(&dir, &ports, nat, &host_access)
+        .inspect_err(|_| rollback(&dir, &before, created_dir))
+}
+
+/// What the host-access rule needs to know about a lab.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostAccess {
+    /// The lab's pin directory.
+    pub dir: PathBuf,
+    /// Always reachable: the namespaces' router.
+    pub gateway: Option<Ipv4Addr>,
+    /// `[host] allow_host_access`: nothing is blocked.
+    pub allowed: bool,
+}
+
+impl HostAccess {
+    pub fn of(plan: &SwitchPlan) -> Self {
+        Self {
+            dir: fs::lab_dir(&plan.lab),
+            gateway: plan
+                .ports
+                .iter()
+                .find(|p| p.role == PortRole::Gateway)
+                .map(|p| p.ipv4),
+            allowed: plan.allow_host_access,
+        }
+    }
+}
+
+/// The host side's IPv4 addresses that endpoints may not reach, read in
+/// the calling thread's namespace: every interface address except the
+/// gateway's, and the broadcast address of each such address (the host
+/// stack delivers those locally as well; the gateway's own subnet
+/// broadcast is the lab segment's and stays reachable, like
+/// 255.255.255.255). Keys in network order, values HOST_ADDR_*.
+pub fn blocked_host_addrs(gateway: Option<Ipv4Addr>) -> Result<BTreeMap<u32, u8>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|source| Error::NoDevice {
+        dev: "(host interfaces)".to_owned(),
+        source,
+    })?;
+    let mut out = BTreeMap::new();
+    let mut broadcasts = Vec::new();
+    for a in addrs {
+        let Some(ip) = a
+            .address
+            .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+        else {
+            continue;
+        };
+        if Some(ip) == gateway {
+            continue;
+        }
+        out.insert(ipv4_key(ip), HOST_ADDR_LOCAL);
+        if let Some(b) = a
+            .broadcast
+            .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+            && !b.is_broadcast()
+            && !b.is_unspecified()
+        {
+            broadcasts.push(b);
+        }
+    }
+    for b in broadcasts {
+        // An address wins over a broadcast address with the same value.
+        out.entry(ipv4_key(b)).or_insert(HOST_ADDR_BROADCAST);
+    }
+    Ok(out)
+}
+
+/// Makes `host_addrs` match the host namespace's addresses now (empty when
+/// host access is allowed). Must run on a thread inside the host
+/// namespace. Returns how many addresses are blocked.
+pub fn sync_host_access(access: &HostAccess) -> Result<usize> {
+    let wanted = if access.allowed {
+        BTreeMap::new()
+    } else {
+        blocked_host_addrs(access.gateway)?
+    };
+    HostAddrs::open(&access.dir)?.sync(&wanted)?;
+    Ok(wanted.len())
+}
+
+/// The entries of `host_addrs`: (address, HOST_ADDR_*), sorted.
+pub fn host_addrs(lab: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+    validate_lab(lab)?;
+    let mut v: Vec<_> = HostAddrs::open(&installed_dir(lab)?)?
+        .entries()?
+        .into_iter()
+        .map(|(k, kind)| (Ipv4Addr::from(k.to_ne_bytes()), kind))
+        .collect();
+    v.sort();
+    Ok(v)
 }
 
 /// The first IPv4 address of `dev` in the calling thread's namespace: the
@@ -117,6 +215,7 @@ fn install_in(
     dir: &Path,
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
+    host_access: &HostAccess,
 ) -> Result<()> {
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
@@ -137,6 +236,9 @@ fn install_in(
 
     let mut maps = SwitchMaps::open(dir)?;
     sync_maps(&mut maps, ports)?;
+    // Before the links: a new port never forwards without the rule.
+    let blocked = sync_host_access(host_access)?;
+    log::debug!("host access: {blocked} host addresses blocked");
 
     for port in ports {
         let dev = &port.plan.port_dev;

@@ -104,4 +104,8 @@ pub struct SwitchPlan {
     pub ports: Vec<PortPlan>,
     /// None when the lab has no uplink to masquerade through.
     pub nat: Option<NatPlan>,
+    /// false: the switch drops IPv4 from endpoints to the host namespace's
+    /// own addresses other than the gateway's (`host_addrs`, filled at
+    /// install and kept in step by the daemon). true: the map stays empty.
+    pub allow_host_access: bool,
 }

@@ -12,7 +12,7 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, PORT_STATS_MAP, PORTS_MAP,
+        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_STATS_MAP, PORTS_MAP,
         SWITCH_CONFIG_MAP,
     },
     nat::{
@@ -22,8 +22,8 @@ use netlab_common::{
         NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey,
     },
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_ENDPOINT,
-        PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
+        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
     },
 };
 use serde_json::Value;
@@ -77,6 +77,16 @@ pub fn port_kind(kind: u8) -> String {
     match kind {
         PORT_KIND_ENDPOINT => "endpoint".into(),
         PORT_KIND_GATEWAY => "gateway".into(),
+        n => format!("kind-{n}"),
+    }
+}
+
+/// What a `host_addrs` entry is: one of the host's addresses, or the
+/// broadcast address of one of its subnets.
+pub fn host_addr_kind(kind: u8) -> String {
+    match kind {
+        HOST_ADDR_LOCAL => "address".into(),
+        HOST_ADDR_BROADCAST => "broadcast".into(),
         n => format!("kind-{n}"),
     }
 }
@@ -386,6 +396,14 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
                 fields! { "trace" => v.trace != 0, "learning" => v.learning != 0 },
             )
         }
+        HOST_ADDRS_MAP => {
+            let k: u32 = read(key)?;
+            let v: u8 = read(one()?)?;
+            plain(
+                fields! { "ipv4" => ipv4(k).to_string() },
+                fields! { "kind" => host_addr_kind(v), "blocked" => true },
+            )
+        }
         NAT_CONFIG_MAP => {
             let k: u32 = read(key)?;
             let v: NatConfig = read(one()?)?;
@@ -606,6 +624,26 @@ mod tests {
         assert_eq!(d.value.get("ipv4").unwrap(), "10.79.1.1");
         assert_eq!(d.value.get("kind").unwrap(), "endpoint");
         assert_eq!(d.value.get("mac").unwrap(), "02:4e:0a:4f:01:01");
+    }
+
+    #[test]
+    fn host_addrs_from_bytes() {
+        let d = entry(
+            HOST_ADDRS_MAP,
+            &[203, 0, 113, 1],
+            &[vec![HOST_ADDR_LOCAL]],
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(d.key.to_json(), json!({ "ipv4": "203.0.113.1" }));
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "kind": "address", "blocked": true })
+        );
+        let d = entry(HOST_ADDRS_MAP, &[203, 0, 113, 255], &[vec![2]], &cx()).unwrap();
+        assert_eq!(d.value.get("kind").unwrap(), "broadcast");
+        assert_eq!(host_addr_kind(7), "kind-7");
+        assert!(entry(HOST_ADDRS_MAP, &[203, 0, 113, 1], &[vec![1, 0]], &cx()).is_err());
     }
 
     #[test]

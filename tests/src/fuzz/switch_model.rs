@@ -12,6 +12,11 @@
 //! * known unicast goes to its port (`redirect_peer` / `to_host`), back to
 //!   its own port is dropped (`drop_hairpin`), anything else is flooded to
 //!   every other port and the original dropped;
+//! * an IPv4 frame from an endpoint that would reach the host stack —
+//!   unicast to the gateway port, or flooded — whose destination is one of
+//!   the host's other addresses listed in `host_addrs` is dropped
+//!   (`drop_host_access`); with the map empty (host access allowed) nothing
+//!   is;
 //! * a frame on a device that is not a port passes untouched;
 //! * learning (when on) records unknown unicast source MACs, never moving a
 //!   static entry; dropped (spoofed, truncated) frames teach nothing.
@@ -63,6 +68,16 @@ pub const PORTS: [SwPort; 4] = [
 pub const VBRIDGE_DEV: &str = "fzvb";
 /// An ifindex that is no port.
 pub const NOT_A_PORT: u32 = 0x7fff_0000;
+
+/// The host side's other addresses the harness lists in `host_addrs`
+/// while host access is not allowed: the sandbox uplink's address and its
+/// subnet's broadcast address.
+pub const HOST_ADDRS: [Ipv4Addr; 2] = [
+    Ipv4Addr::new(203, 0, 113, 1),
+    Ipv4Addr::new(203, 0, 113, 255),
+];
+/// Beyond the host: the internet server (routed, never blocked).
+const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 
 const BROADCAST: [u8; 6] = [0xff; 6];
 const STRANGER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 9];
@@ -155,7 +170,10 @@ pub fn switch_case(rng: &mut Rng, ports: &[SwPort]) -> SwCase {
         }
         3..=7 => {
             let proto = *rng.pick(&[PROTO_TCP, PROTO_UDP, PROTO_ICMP]);
-            let dst_ip = if dst_mac == BROADCAST {
+            let dst_ip = if rng.chance(25) {
+                // The host's other addresses, and beyond the host.
+                *rng.pick(&[HOST_ADDRS[0], HOST_ADDRS[1], OUTSIDE_IP])
+            } else if dst_mac == BROADCAST {
                 Ipv4Addr::new(10, 78, 201, 255)
             } else {
                 to.ip
@@ -231,13 +249,15 @@ fn is_group(mac: &[u8]) -> bool {
 }
 
 /// What the port program must do with `frame` entering on `ingress`.
-/// `fdb` looks a MAC up in the FDB as it is before the frame.
+/// `fdb` looks a MAC up in the FDB as it is before the frame; `host_addrs`
+/// is what the `host_addrs` map lists (empty: host access allowed).
 pub fn expect(
     ports: &[SwPort],
     ingress: u32,
     frame: &[u8],
     learning: bool,
     fdb: &dyn Fn([u8; 6]) -> Option<FdbEntry>,
+    host_addrs: &[Ipv4Addr],
 ) -> SwExpect {
     let done = |outcome| SwExpect {
         outcome,
@@ -262,6 +282,9 @@ pub fn expect(
         return done(SwOutcome::Drop(Counter::DropSpoofed));
     }
     let mut other_ethertype = false;
+    // IPv4 from an endpoint to a listed host address: dropped if it would
+    // reach the host stack.
+    let mut to_host_addr = false;
     match ethertype {
         ETH_P_ARP => {
             if frame.len() < 42 || frame[14..20] != [0, 1, 0x08, 0x00, 6, 4] {
@@ -285,6 +308,7 @@ pub fn expect(
             if endpoint && frame[26..30] != port.ip.octets() {
                 return done(SwOutcome::Drop(Counter::DropSpoofed));
             }
+            to_host_addr = endpoint && host_addrs.iter().any(|a| frame[30..34] == a.octets());
         }
         _ => other_ethertype = true,
     }
@@ -311,9 +335,16 @@ pub fn expect(
                 return with(SwOutcome::Drop(Counter::DropHairpin));
             }
             if let Some(to) = ports.iter().position(|p| p.ifindex == e.port_ifindex) {
+                if ports[to].kind == PORT_KIND_GATEWAY && to_host_addr {
+                    return with(SwOutcome::Drop(Counter::DropHostAccess));
+                }
                 return with(SwOutcome::Unicast { to });
             }
         }
+    }
+    if to_host_addr {
+        // Flooding would hand a copy to the host stack.
+        return with(SwOutcome::Drop(Counter::DropHostAccess));
     }
     with(SwOutcome::Flood {
         copies: ports.iter().filter(|p| p.ifindex != ingress).count() as u32,
