@@ -38,6 +38,13 @@ pub enum Counter {
     /// IPv4 from an endpoint to one of the host's own addresses other than
     /// the gateway's (`host_addrs`), while the lab does not allow host access.
     DropHostAccess,
+    /// Frames from an endpoint that still carry a VLAN tag (had two or
+    /// more; the kernel strips one) addressed to the gateway port: the host
+    /// stack would strip the tags and bypass the checks.
+    DropTaggedToHost,
+    /// Frames from an endpoint with more VLAN tags than the source check
+    /// looks through (two after the kernel's own stripping).
+    DropTooManyTags,
     // --- NAT (uplink) ---
     /// New translations created.
     NatCreated,
@@ -74,7 +81,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const COUNT: u32 = 29;
+    pub const COUNT: u32 = 31;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -92,6 +99,8 @@ impl Counter {
         Counter::OtherEtherType,
         Counter::Learned,
         Counter::DropHostAccess,
+        Counter::DropTaggedToHost,
+        Counter::DropTooManyTags,
         Counter::NatCreated,
         Counter::NatHit,
         Counter::NatReversed,
@@ -126,6 +135,8 @@ impl Counter {
             Counter::OtherEtherType => "other_ethertype",
             Counter::Learned => "learned",
             Counter::DropHostAccess => "drop_host_access",
+            Counter::DropTaggedToHost => "drop_tagged_to_host",
+            Counter::DropTooManyTags => "drop_too_many_tags",
             Counter::NatCreated => "nat_created",
             Counter::NatHit => "nat_hit",
             Counter::NatReversed => "nat_reversed",

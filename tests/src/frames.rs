@@ -9,6 +9,7 @@ pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_IPV6: u16 = 0x86dd;
 pub const ETH_P_8021Q: u16 = 0x8100;
+pub const ETH_P_8021AD: u16 = 0x88a8;
 pub const ARP_REQUEST: u16 = 1;
 pub const ARP_REPLY: u16 = 2;
 
@@ -110,6 +111,19 @@ pub fn vlan(dst: Mac, src: Mac, vid: u16, inner_type: u16, payload: &[u8]) -> Ve
     tagged.extend_from_slice(&inner_type.to_be_bytes());
     tagged.extend_from_slice(payload);
     ethernet(dst, src, ETH_P_8021Q, &tagged)
+}
+
+/// Wraps the frame `inner` (from its EtherType on) in one more tag: an
+/// 802.1ad (S-tag, TPID 0x88a8) with VLAN `vid`. `outer_tag(0, &vlan(..))` is a
+/// double-tagged frame; the kernel strips the outer tag before the port
+/// program runs on a real port, BPF_PROG_TEST_RUN does not.
+pub fn outer_tag(vid: u16, inner: &[u8]) -> Vec<u8> {
+    let mut body = Vec::with_capacity(inner.len() - 10);
+    body.extend_from_slice(&(vid & 0x0fff).to_be_bytes());
+    body.extend_from_slice(&inner[12..]);
+    let dst: Mac = inner[..6].try_into().expect("6 bytes");
+    let src: Mac = inner[6..12].try_into().expect("6 bytes");
+    ethernet(dst, src, ETH_P_8021AD, &body)
 }
 
 /// The fields of an Ethernet/IPv4 ARP frame.

@@ -1107,7 +1107,7 @@ fn check_switch_case(
     if expect.other_ethertype {
         want[Counter::OtherEtherType as usize] += 1;
     }
-    if let SwOutcome::Flood { copies } = expect.outcome {
+    if let SwOutcome::Flood { copies, .. } = expect.outcome {
         want[Counter::FloodCopies as usize] += copies as i64;
     }
     let src: [u8; 6] = frame[6..12].try_into().unwrap();
@@ -1179,9 +1179,9 @@ fn check_switch_case(
             SwOutcome::Drop(_) => want_stats[ingress].2 = 1,
             SwOutcome::ArpAnswered { .. } => want_stats[ingress].1 = 1,
             SwOutcome::Unicast { to } => want_stats[to].1 = 1,
-            SwOutcome::Flood { .. } => {
+            SwOutcome::Flood { host, .. } => {
                 for (i, s) in want_stats.iter_mut().enumerate() {
-                    if i != ingress {
+                    if i != ingress && (host || sw.ports[i].kind != PORT_KIND_GATEWAY) {
                         s.1 = 1;
                     }
                 }

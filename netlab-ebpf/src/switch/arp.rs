@@ -28,6 +28,34 @@ pub enum Arp {
     Answered { verdict: i32, ip: [u8; 4] },
 }
 
+/// Reads the ARP body at offset `l3` (a constant after inlining: behind
+/// the Ethernet header, or behind VLAN tags, vlan.rs) and checks its
+/// sender on endpoint ports. Short/foreign bodies: see [`handle`].
+#[inline(always)]
+pub fn checked(ctx: &TcContext, port: &PortInfo, l3: usize) -> Result<ArpHdr, Counter> {
+    if !make_linear(ctx, l3 + ArpHdr::LEN) {
+        return Err(Counter::DropTruncated);
+    }
+    let arp = ptr_at::<ArpHdr>(ctx, l3).ok_or(Counter::DropTruncated)?;
+    // SAFETY: bounds-checked by ptr_at just above.
+    let arp = unsafe { *arp };
+    if arp.htype() != ARPHRD_ETHER || arp.ptype() != ETH_P_IP || arp.hlen() != 6 || arp.plen() != 4
+    {
+        return Err(Counter::DropTruncated);
+    }
+    if port.kind == PORT_KIND_ENDPOINT {
+        let spa = u32::from_ne_bytes(arp.spa);
+        // The sender fields are what other hosts put in their ARP caches:
+        // they must be the endpoint's own. A sender address of 0.0.0.0 is
+        // an RFC 5227 address probe ("is this address in use?"); receivers
+        // never cache it, so it cannot poison anything and is allowed.
+        if !mac::eq(&arp.sha, &port.mac) || (spa != port.ipv4 && spa != 0) {
+            return Err(Counter::DropSpoofed);
+        }
+    }
+    Ok(arp)
+}
+
 /// Checks an ARP frame and answers it when it is a request for a known
 /// address.
 ///
@@ -38,28 +66,9 @@ pub enum Arp {
 /// and no receiver would accept them.
 #[inline(always)]
 pub fn handle(ctx: &TcContext, ingress: u32, port: &PortInfo) -> Result<Arp, Counter> {
-    if !make_linear(ctx, EthHdr::LEN + ArpHdr::LEN) {
-        return Err(Counter::DropTruncated);
-    }
-    let arp = ptr_at::<ArpHdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
-    // SAFETY: bounds-checked by ptr_at just above.
-    let arp = unsafe { *arp };
-    if arp.htype() != ARPHRD_ETHER || arp.ptype() != ETH_P_IP || arp.hlen() != 6 || arp.plen() != 4
-    {
-        return Err(Counter::DropTruncated);
-    }
+    let arp = checked(ctx, port, EthHdr::LEN)?;
     let spa = u32::from_ne_bytes(arp.spa);
     let tpa = u32::from_ne_bytes(arp.tpa);
-
-    if port.kind == PORT_KIND_ENDPOINT {
-        // The sender fields are what other hosts put in their ARP caches:
-        // they must be the endpoint's own. A sender address of 0.0.0.0 is
-        // an RFC 5227 address probe ("is this address in use?"); receivers
-        // never cache it, so it cannot poison anything and is allowed.
-        if !mac::eq(&arp.sha, &port.mac) || (spa != port.ipv4 && spa != 0) {
-            return Err(Counter::DropSpoofed);
-        }
-    }
 
     if arp.oper() != ARPOP_REQUEST || spa == tpa {
         // Replies, and gratuitous ARP (announcing one's own address), are

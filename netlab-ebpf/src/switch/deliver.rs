@@ -51,8 +51,10 @@ pub fn to_port(ctx: &TcContext, target: &PortInfo) -> Result<i32, Counter> {
 /// Sends a copy of the frame to every port of the flood list except the one
 /// it came in on, and returns the verdict for the original (dropped: every
 /// port that should see it got its own copy). Returns the number of copies.
+/// `skip_gateway`: a VLAN-tagged frame from an endpoint, kept away from the
+/// host stack (vlan.rs).
 #[inline(always)]
-pub fn flood(ctx: &TcContext, ingress: u32) -> (i32, u32) {
+pub fn flood(ctx: &TcContext, ingress: u32, skip_gateway: bool) -> (i32, u32) {
     let len = ctx.len();
     let mut copies: u32 = 0;
     // Bounded by MAX_PORTS so the verifier sees the loop end. Empty slots
@@ -62,7 +64,7 @@ pub fn flood(ctx: &TcContext, ingress: u32) -> (i32, u32) {
             break;
         };
         let (ifindex, kind, deliver) = (port.ifindex, port.kind, port.deliver_ifindex);
-        if ifindex == 0 || ifindex == ingress {
+        if ifindex == 0 || ifindex == ingress || (skip_gateway && kind == PORT_KIND_GATEWAY) {
             continue;
         }
         // clone_redirect to an endpoint port's *egress* transmits on the

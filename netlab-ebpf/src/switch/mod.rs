@@ -5,8 +5,10 @@
 //! switch by destination MAC: known unicast is redirected to its port,
 //! broadcast/multicast/unknown unicast is flooded. IPv4 from an endpoint
 //! that would reach the host stack (unicast to the gateway port, or
-//! flooded) must not be addressed to the host's other addresses (host.rs). IPv6, VLAN-tagged and any
-//! other EtherType are switched by MAC like on any L2 switch.
+//! flooded) must not be addressed to the host's other addresses (host.rs).
+//! IPv6, VLAN-tagged and any other EtherType are switched by MAC like on any
+//! L2 switch; a frame from an endpoint that still carries a VLAN tag has its
+//! inner IPv4/ARP source checked and never reaches the host stack (vlan.rs).
 //!
 //! How the ingress port is found: `__sk_buff.ingress_ifindex`. On a tcx
 //! ingress hook it is the port device's ifindex (the kernel sets `skb_iif`
@@ -22,6 +24,7 @@ mod mac;
 pub mod maps;
 mod source;
 mod stats;
+mod vlan;
 
 use aya_ebpf::{
     bindings::{TC_ACT_OK, TC_ACT_SHOT},
@@ -130,31 +133,42 @@ fn switch_frame(
     // The IPv4 destination of a frame from an endpoint: host.rs checks it
     // if the frame is headed for the host stack.
     let mut ipv4_dst = None;
+    // A frame from an endpoint that still carries a VLAN tag: kept away
+    // from the host stack (vlan.rs).
+    let mut tagged = false;
     if ethertype == EtherType::Arp as u16 {
         if let arp::Arp::Answered { verdict, ip } = arp::handle(ctx, ingress, port)? {
             count(Counter::ArpAnswered);
             return Ok(Outcome::ArpAnswered { verdict, ip });
         }
     } else if ethertype == EtherType::Ipv4 as u16 {
-        ipv4_dst = source::check_ipv4(ctx, port)?;
+        ipv4_dst = source::check_ipv4(ctx, port, EthHdr::LEN)?;
     } else {
+        if vlan::is_tag(ethertype) {
+            vlan::check(ctx, port)?;
+            tagged = port.kind == PORT_KIND_ENDPOINT;
+        }
         count(Counter::OtherEtherType);
     }
 
     if learning {
         learn::learn(&src, ingress, port);
     }
-    forward(ctx, ingress, &dst, ipv4_dst)
+    forward(ctx, ingress, &dst, ipv4_dst, tagged)
 }
 
 /// Switches by destination MAC. `ipv4_dst`: see [`host::check`], applied
 /// to frames for the gateway port and to floods (which reach it too).
+/// `tagged`: a VLAN-tagged frame from an endpoint, which must not reach the
+/// host stack (vlan.rs): dropped when for the gateway port, flooded to the
+/// other ports only.
 #[inline(always)]
 fn forward(
     ctx: &TcContext,
     ingress: u32,
     dst: &[u8; 6],
     ipv4_dst: Option<u32>,
+    tagged: bool,
 ) -> Result<Outcome, Counter> {
     if !mac::is_group(dst) {
         // SAFETY: the values are copied out at once.
@@ -166,6 +180,9 @@ fn forward(
             // entry) is treated as unknown unicast.
             if let Some(target) = maps::port(entry.port_ifindex) {
                 if target.kind == PORT_KIND_GATEWAY {
+                    if tagged {
+                        return Err(Counter::DropTaggedToHost);
+                    }
                     host::check(ipv4_dst)?;
                 }
                 let verdict = deliver::to_port(ctx, &target)?;
@@ -182,6 +199,6 @@ fn forward(
         }
     }
     host::check(ipv4_dst)?;
-    let (verdict, copies) = deliver::flood(ctx, ingress);
+    let (verdict, copies) = deliver::flood(ctx, ingress, tagged);
     Ok(Outcome::Flooded { verdict, copies })
 }

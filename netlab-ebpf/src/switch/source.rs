@@ -16,19 +16,21 @@ use netlab_common::{
     counters::Counter,
     switch::{PORT_KIND_ENDPOINT, PortInfo},
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::ip::Ipv4Hdr;
 
 use crate::hdr::{make_linear, ptr_at};
 
 /// Checks the source of an IPv4 frame. Returns the destination address
 /// (network order) of a frame from an endpoint, for the host-access rule
 /// (host.rs); `None` on the gateway port, where the rule does not apply.
+/// `l3` is the offset of the IPv4 header: `EthHdr::LEN`, or further behind
+/// VLAN tags (vlan.rs); always a constant after inlining.
 #[inline(always)]
-pub fn check_ipv4(ctx: &TcContext, port: &PortInfo) -> Result<Option<u32>, Counter> {
-    if !make_linear(ctx, EthHdr::LEN + Ipv4Hdr::LEN) {
+pub fn check_ipv4(ctx: &TcContext, port: &PortInfo, l3: usize) -> Result<Option<u32>, Counter> {
+    if !make_linear(ctx, l3 + Ipv4Hdr::LEN) {
         return Err(Counter::DropTruncated);
     }
-    let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
+    let ip = ptr_at::<Ipv4Hdr>(ctx, l3).ok_or(Counter::DropTruncated)?;
     if port.kind != PORT_KIND_ENDPOINT {
         return Ok(None);
     }

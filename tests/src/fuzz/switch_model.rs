@@ -17,6 +17,13 @@
 //!   the host's other addresses listed in `host_addrs` is dropped
 //!   (`drop_host_access`); with the map empty (host access allowed) nothing
 //!   is;
+//! * a frame from an endpoint that still carries a VLAN tag (TPID 0x8100
+//!   or 0x88a8; test_run strips nothing, a real port strips one tag
+//!   first) has the IPv4 source / ARP sender behind up to two tags checked
+//!   like an untagged one (short headers: `drop_truncated`; a third tag:
+//!   `drop_too_many_tags`), and never reaches the host stack: unicast to
+//!   the gateway port is dropped (`drop_tagged_to_host`), a flood skips
+//!   the gateway port;
 //! * a frame on a device that is not a port passes untouched;
 //! * learning (when on) records unknown unicast source MACs, never moving a
 //!   static entry; dropped (spoofed, truncated) frames teach nothing.
@@ -197,6 +204,19 @@ pub fn switch_case(rng: &mut Rng, ports: &[SwPort]) -> SwCase {
             ethernet(dst_mac, src_mac, t, &body)
         }
     };
+    if rng.chance(8) && frame.len() >= 14 {
+        // Behind VLAN tags (one to three; VLAN id 0 mostly: priority tags
+        // the receiving stack strips).
+        let tags = rng.range(1, 3);
+        for _ in 0..tags {
+            let tpid = *rng.pick(&[0x8100u16, 0x88a8]);
+            let vid = *rng.pick(&[0u16, 0, 0, 10]);
+            let mut tag = tpid.to_be_bytes().to_vec();
+            tag.extend_from_slice(&vid.to_be_bytes());
+            frame.splice(12..12, tag);
+        }
+        what.push("VLAN-tagged");
+    }
     let mut origin = format!("{} from {} to {:02x?}", what.join(" "), from.dev, &dst_mac);
     if rng.chance(40) {
         let m = mutate::mutate(rng, &mut frame);
@@ -229,9 +249,11 @@ pub enum SwOutcome {
     Unicast {
         to: usize,
     },
-    /// Copied to `copies` ports, the original dropped.
+    /// Copied to `copies` ports, the original dropped; `host`: the
+    /// gateway port (other than the ingress) is among them.
     Flood {
         copies: u32,
+        host: bool,
     },
 }
 
@@ -246,6 +268,50 @@ pub struct SwExpect {
 
 fn is_group(mac: &[u8]) -> bool {
     mac[0] & 1 != 0
+}
+
+fn is_tag(ethertype: u16) -> bool {
+    ethertype == 0x8100 || ethertype == 0x88a8
+}
+
+/// The source check of a VLAN-tagged frame from an endpoint `port`: the
+/// header behind up to two tags.
+fn check_tagged(port: &SwPort, frame: &[u8]) -> Result<(), Counter> {
+    let type_at = |off: usize| {
+        frame
+            .get(off..off + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+            .ok_or(Counter::DropTruncated)
+    };
+    let mut l3 = 18;
+    let mut inner = type_at(16)?;
+    if is_tag(inner) {
+        inner = type_at(20)?;
+        l3 = 22;
+        if is_tag(inner) {
+            return Err(Counter::DropTooManyTags);
+        }
+    }
+    match inner {
+        ETH_P_IP => {
+            let ip = frame.get(l3..l3 + 20).ok_or(Counter::DropTruncated)?;
+            if ip[12..16] != port.ip.octets() {
+                return Err(Counter::DropSpoofed);
+            }
+        }
+        ETH_P_ARP => {
+            let a = frame.get(l3..l3 + 28).ok_or(Counter::DropTruncated)?;
+            if a[..6] != [0, 1, 0x08, 0x00, 6, 4] {
+                return Err(Counter::DropTruncated);
+            }
+            let (sha, spa) = (&a[8..14], &a[14..18]);
+            if sha != port.mac || (spa != port.ip.octets() && spa != [0; 4]) {
+                return Err(Counter::DropSpoofed);
+            }
+        }
+        _ => {}
+    }
+    Ok(())
 }
 
 /// What the port program must do with `frame` entering on `ingress`.
@@ -285,6 +351,8 @@ pub fn expect(
     // IPv4 from an endpoint to a listed host address: dropped if it would
     // reach the host stack.
     let mut to_host_addr = false;
+    // A tagged frame from an endpoint never reaches the host stack.
+    let mut tagged = false;
     match ethertype {
         ETH_P_ARP => {
             if frame.len() < 42 || frame[14..20] != [0, 1, 0x08, 0x00, 6, 4] {
@@ -309,6 +377,13 @@ pub fn expect(
                 return done(SwOutcome::Drop(Counter::DropSpoofed));
             }
             to_host_addr = endpoint && host_addrs.iter().any(|a| frame[30..34] == a.octets());
+        }
+        t if endpoint && is_tag(t) => {
+            if let Err(c) = check_tagged(&port, frame) {
+                return done(SwOutcome::Drop(c));
+            }
+            tagged = true;
+            other_ethertype = true;
         }
         _ => other_ethertype = true,
     }
@@ -335,6 +410,9 @@ pub fn expect(
                 return with(SwOutcome::Drop(Counter::DropHairpin));
             }
             if let Some(to) = ports.iter().position(|p| p.ifindex == e.port_ifindex) {
+                if ports[to].kind == PORT_KIND_GATEWAY && tagged {
+                    return with(SwOutcome::Drop(Counter::DropTaggedToHost));
+                }
                 if ports[to].kind == PORT_KIND_GATEWAY && to_host_addr {
                     return with(SwOutcome::Drop(Counter::DropHostAccess));
                 }
@@ -346,8 +424,13 @@ pub fn expect(
         // Flooding would hand a copy to the host stack.
         return with(SwOutcome::Drop(Counter::DropHostAccess));
     }
+    let receives = |p: &&SwPort| p.ifindex != ingress && !(tagged && p.kind == PORT_KIND_GATEWAY);
     with(SwOutcome::Flood {
-        copies: ports.iter().filter(|p| p.ifindex != ingress).count() as u32,
+        copies: ports.iter().filter(receives).count() as u32,
+        host: ports
+            .iter()
+            .filter(receives)
+            .any(|p| p.kind == PORT_KIND_GATEWAY),
     })
 }
 
