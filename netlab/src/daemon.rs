@@ -69,7 +69,10 @@ pub struct Options {
 
 /// A sweep may cost at most 1/SWEEP_COST_SHARE of one CPU: after a sweep
 /// that took T, the next starts no sooner than SWEEP_COST_SHARE·T after it.
-const SWEEP_COST_SHARE: u32 = 20;
+/// Measured on a 2-core machine, traffic loses about the share of a CPU the
+/// daemon takes (37 % of one CPU cost the connection rate 34 %), and the
+/// benchmark's target allows 5 % with a full table: hence 2 %.
+const SWEEP_COST_SHARE: u32 = 50;
 
 /// However costly sweeps are, one runs at least every 1/SWEEP_PRECISION of
 /// the shortest timeout, so a flow never outlives its timeout by more than
@@ -85,7 +88,7 @@ const SWEEP_PRECISION: u32 = 4;
 /// every `interval` regardless would keep a core busy in proportion (before
 /// batched reads, 40 % of one on a 2-core machine, taken from the traffic
 /// it serves). So the delay is stretched to `SWEEP_COST_SHARE` times the
-/// sweep's own duration (the daemon spends at most 5 % of one CPU on
+/// sweep's own duration (the daemon spends at most 2 % of one CPU on
 /// expiry), but never beyond a quarter of the shortest timeout, so expiry
 /// stays precise to within that share of every timeout; `interval` remains
 /// the shortest delay. A small table sweeps in well under a millisecond and
@@ -477,19 +480,19 @@ mod tests {
     #[test]
     fn cheap_sweeps_keep_the_interval() {
         assert_eq!(next_sweep_delay(S, MS, 30 * S), S);
-        assert_eq!(next_sweep_delay(S, 50 * MS, 30 * S), S);
+        assert_eq!(next_sweep_delay(S, 20 * MS, 30 * S), S);
         assert_eq!(next_sweep_delay(5 * S, 100 * MS, 30 * S), 5 * S);
     }
 
     #[test]
-    fn costly_sweeps_are_spaced_to_twenty_times_their_duration() {
-        assert_eq!(next_sweep_delay(S, 80 * MS, 30 * S), 1600 * MS);
-        assert_eq!(next_sweep_delay(S, 300 * MS, 30 * S), 6 * S);
+    fn costly_sweeps_are_spaced_to_fifty_times_their_duration() {
+        assert_eq!(next_sweep_delay(S, 40 * MS, 30 * S), 2 * S);
+        assert_eq!(next_sweep_delay(S, 80 * MS, 30 * S), 4 * S);
     }
 
     #[test]
     fn the_delay_never_exceeds_a_quarter_of_the_shortest_timeout() {
-        assert_eq!(next_sweep_delay(S, 2 * S, 30 * S), 7500 * MS);
+        assert_eq!(next_sweep_delay(S, 200 * MS, 30 * S), 7500 * MS);
         // An interval longer than that quarter is the user's choice.
         assert_eq!(next_sweep_delay(10 * S, 2 * S, 8 * S), 10 * S);
         // Tiny timeouts (tests): never below the interval.
