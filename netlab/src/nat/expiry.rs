@@ -57,11 +57,14 @@ pub struct SweepStats {
 }
 
 /// Removes the expired flows of the lab whose maps are pinned in `pin_dir`,
-/// and its expired fragment-tracking entries. `now_ns` is [`monotonic_now_ns`] (a parameter so callers and tests
-/// control it).
+/// and its expired fragment-tracking entries. `now_ns` is
+/// [`monotonic_now_ns`] (a parameter so callers and tests control it).
+///
+/// Cost: the table is read in batches (a few syscalls per map, see
+/// `bpf::bulk`), then two syscalls per expired entry (check, delete).
 pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<SweepStats, NatError> {
     let mut table = NatTable::open(pin_dir)?;
-    let flows = table.flows()?;
+    let flows = table.flows_unordered()?;
     let mut stats = SweepStats {
         flows: flows.len(),
         ..Default::default()
@@ -109,7 +112,7 @@ pub fn flush_other_addresses(
 ) -> Result<usize, NatError> {
     let mut table = NatTable::open(pin_dir)?;
     let mut flushed = 0;
-    for flow in table.flows()? {
+    for flow in table.flows_unordered()? {
         if *flow.translated.ip() == external {
             continue;
         }

@@ -13,7 +13,10 @@ use std::{path::Path, time::Duration};
 use aya::maps::{HashMap as BpfHashMap, MapData};
 use netlab_common::nat::{NAT_FRAG_TIMEOUT_SECS, NAT_FRAGS_MAP, NatFragEntry, NatFragKey};
 
-use super::{NatError, maps::open_pinned};
+use super::{
+    NatError,
+    maps::{open_pinned, read_hash},
+};
 
 /// How long a fragment entry lives after the datagram's last fragment.
 pub const FRAG_TIMEOUT: Duration = Duration::from_secs(NAT_FRAG_TIMEOUT_SECS);
@@ -40,25 +43,13 @@ pub fn sweep_fragments(pin_dir: &Path, now_ns: u64) -> Result<usize, NatError> {
         Err(NatError::MissingMap { .. }) => return Ok(0),
         Err(e) => return Err(e),
     };
-    let mut frags: BpfHashMap<MapData, NatFragKey, NatFragEntry> = BpfHashMap::try_from(map)
-        .map_err(|source| NatError::Map {
+    let entries: Vec<(NatFragKey, NatFragEntry)> = read_hash(&map, NAT_FRAGS_MAP)?;
+    let mut map = map;
+    let mut frags: BpfHashMap<&mut MapData, NatFragKey, NatFragEntry> =
+        BpfHashMap::try_from(&mut map).map_err(|source| NatError::Map {
             name: NAT_FRAGS_MAP,
             source,
         })?;
-    let mut entries = Vec::new();
-    for item in frags.iter() {
-        match item {
-            Ok(kv) => entries.push(kv),
-            // Evicted by the LRU while we iterated: skip.
-            Err(aya::maps::MapError::KeyNotFound) => continue,
-            Err(source) => {
-                return Err(NatError::Map {
-                    name: NAT_FRAGS_MAP,
-                    source,
-                });
-            }
-        }
-    }
     let mut removed = 0;
     for key in select_expired_fragments(&entries, now_ns) {
         // A fragment may have refreshed the entry since it was read.

@@ -1,6 +1,6 @@
 //! Opening the NAT's maps, from a loaded object or from their pins.
 
-use std::path::Path;
+use std::{os::fd::AsFd, path::Path};
 
 use aya::{
     Ebpf,
@@ -30,4 +30,22 @@ pub fn open_pinned(pin_dir: &Path, name: &'static str) -> Result<Map, NatError> 
 pub fn of_object<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Map, NatError> {
     ebpf.map_mut(name)
         .ok_or(NatError::MissingMap { name, path: None })
+}
+
+/// Every entry of the NAT hash map `map` (keys `K`, values `V`), read in
+/// batches (a few syscalls for the whole map, see `bpf::bulk`).
+pub fn read_hash<K: aya::Pod, V: aya::Pod>(
+    map: &Map,
+    name: &'static str,
+) -> Result<Vec<(K, V)>, NatError> {
+    // The type and the key and value sizes, checked as aya checks them.
+    aya::maps::HashMap::<&MapData, K, V>::try_from(map)
+        .map_err(|source| NatError::Map { name, source })?;
+    let (Map::HashMap(data) | Map::LruHashMap(data)) = map else {
+        unreachable!("a HashMap view exists only for hash and LRU hash maps");
+    };
+    crate::bpf::bulk::read_all(data.fd().as_fd()).map_err(|source| NatError::Io {
+        what: format!("reading NAT map {name}"),
+        source,
+    })
 }

@@ -18,7 +18,11 @@ use netlab_common::nat::{
     NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry, NatKey,
 };
 
-use super::{NatError, expiry::timeout_for, maps::open_pinned};
+use super::{
+    NatError,
+    expiry::timeout_for,
+    maps::{open_pinned, read_hash},
+};
 use crate::datapath::NatTimeouts;
 
 /// The flow's protocol.
@@ -140,8 +144,25 @@ pub fn decode(
     orig: impl IntoIterator<Item = (NatKey, NatEntry)>,
     reply: impl IntoIterator<Item = (NatKey, NatEntry)>,
 ) -> Vec<NatFlow> {
+    let mut flows = join(orig, reply);
+    sort_for_display(&mut flows);
+    flows
+}
+
+/// Sorts by protocol name, then original source, then remote.
+fn sort_for_display(flows: &mut [NatFlow]) {
+    // The key is built once per flow (the protocol's name allocates).
+    flows.sort_by_cached_key(|f| (f.proto.to_string(), f.orig_src, f.remote));
+}
+
+/// Joins the two directions' entries into flows, in no particular order.
+fn join(
+    orig: impl IntoIterator<Item = (NatKey, NatEntry)>,
+    reply: impl IntoIterator<Item = (NatKey, NatEntry)>,
+) -> Vec<NatFlow> {
+    let orig = orig.into_iter();
     let mut replies: HashMap<NatKey, NatEntry> = reply.into_iter().collect();
-    let mut flows = Vec::new();
+    let mut flows = Vec::with_capacity(orig.size_hint().0 + replies.len() / 8);
     for (okey, oval) in orig {
         let rkey = okey.reply_key(&oval);
         let rval = replies.remove(&rkey);
@@ -178,69 +199,95 @@ pub fn decode(
             reply_seen_ns: Some(rval.last_seen_ns),
         });
     }
-    flows.sort_by_key(|f| (f.proto.to_string(), f.orig_src, f.remote));
     flows
 }
 
 /// The NAT table of a lab, read from its pinned maps.
 pub struct NatTable {
-    orig: BpfHashMap<MapData, NatKey, NatEntry>,
-    reply: BpfHashMap<MapData, NatKey, NatEntry>,
+    orig: Map,
+    reply: Map,
 }
 
-fn typed(map: Map, name: &'static str) -> Result<BpfHashMap<MapData, NatKey, NatEntry>, NatError> {
-    BpfHashMap::try_from(map).map_err(|source| NatError::Map { name, source })
+type View<'a> = BpfHashMap<&'a MapData, NatKey, NatEntry>;
+type ViewMut<'a> = BpfHashMap<&'a mut MapData, NatKey, NatEntry>;
+
+fn map_error(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> NatError {
+    move |source| NatError::Map { name, source }
 }
 
 impl NatTable {
     /// Opens the pinned `nat_orig` and `nat_reply` under `pin_dir`.
     pub fn open(pin_dir: &Path) -> Result<Self, NatError> {
-        Ok(Self {
-            orig: typed(open_pinned(pin_dir, NAT_ORIG_MAP)?, NAT_ORIG_MAP)?,
-            reply: typed(open_pinned(pin_dir, NAT_REPLY_MAP)?, NAT_REPLY_MAP)?,
-        })
+        let table = Self {
+            orig: open_pinned(pin_dir, NAT_ORIG_MAP)?,
+            reply: open_pinned(pin_dir, NAT_REPLY_MAP)?,
+        };
+        // A map of the wrong type or layout is reported now, not at first use.
+        table.view(false)?;
+        table.view(true)?;
+        Ok(table)
     }
 
-    fn entries(
-        map: &BpfHashMap<MapData, NatKey, NatEntry>,
-        name: &'static str,
-    ) -> Result<Vec<(NatKey, NatEntry)>, NatError> {
-        let mut out = Vec::new();
-        for item in map.iter() {
-            match item {
-                Ok(kv) => out.push(kv),
-                // Deleted by the datapath/LRU while we iterated: skip.
-                Err(aya::maps::MapError::KeyNotFound) => continue,
-                Err(source) => return Err(NatError::Map { name, source }),
-            }
+    fn map(&self, reply: bool) -> (&Map, &'static str) {
+        if reply {
+            (&self.reply, NAT_REPLY_MAP)
+        } else {
+            (&self.orig, NAT_ORIG_MAP)
         }
-        Ok(out)
     }
 
-    /// Every flow, decoded.
-    pub fn flows(&self) -> Result<Vec<NatFlow>, NatError> {
-        Ok(decode(
-            Self::entries(&self.orig, NAT_ORIG_MAP)?,
-            Self::entries(&self.reply, NAT_REPLY_MAP)?,
-        ))
+    fn view(&self, reply: bool) -> Result<View<'_>, NatError> {
+        let (map, name) = self.map(reply);
+        View::try_from(map).map_err(map_error(name))
     }
 
-    pub(super) fn orig_seen(&self, key: &NatKey) -> Option<u64> {
-        self.orig.get(key, 0).ok().map(|e| e.last_seen_ns)
-    }
-
-    pub(super) fn reply_seen(&self, key: &NatKey) -> Option<u64> {
-        self.reply.get(key, 0).ok().map(|e| e.last_seen_ns)
-    }
-
-    /// Deletes one direction's entry; a missing entry is not an error.
-    pub(super) fn remove(&mut self, key: &NatKey, reply: bool) -> Result<bool, NatError> {
+    fn view_mut(&mut self, reply: bool) -> Result<ViewMut<'_>, NatError> {
         let (map, name) = if reply {
             (&mut self.reply, NAT_REPLY_MAP)
         } else {
             (&mut self.orig, NAT_ORIG_MAP)
         };
-        match map.remove(key) {
+        ViewMut::try_from(map).map_err(map_error(name))
+    }
+
+    /// One direction's entries, read in batches.
+    fn entries(&self, reply: bool) -> Result<Vec<(NatKey, NatEntry)>, NatError> {
+        let (map, name) = self.map(reply);
+        read_hash(map, name)
+    }
+
+    /// Every flow, decoded, sorted for display.
+    pub fn flows(&self) -> Result<Vec<NatFlow>, NatError> {
+        let mut flows = self.flows_unordered()?;
+        sort_for_display(&mut flows);
+        Ok(flows)
+    }
+
+    /// Every flow, decoded, in no particular order (what expiry needs).
+    pub fn flows_unordered(&self) -> Result<Vec<NatFlow>, NatError> {
+        Ok(join(self.entries(false)?, self.entries(true)?))
+    }
+
+    pub(super) fn orig_seen(&self, key: &NatKey) -> Option<u64> {
+        self.view(false)
+            .ok()?
+            .get(key, 0)
+            .ok()
+            .map(|e| e.last_seen_ns)
+    }
+
+    pub(super) fn reply_seen(&self, key: &NatKey) -> Option<u64> {
+        self.view(true)
+            .ok()?
+            .get(key, 0)
+            .ok()
+            .map(|e| e.last_seen_ns)
+    }
+
+    /// Deletes one direction's entry; a missing entry is not an error.
+    pub(super) fn remove(&mut self, key: &NatKey, reply: bool) -> Result<bool, NatError> {
+        let name = self.map(reply).1;
+        match self.view_mut(reply)?.remove(key) {
             Ok(()) => Ok(true),
             Err(aya::maps::MapError::KeyNotFound) => Ok(false),
             Err(aya::maps::MapError::SyscallError(s))
