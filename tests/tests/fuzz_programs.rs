@@ -20,7 +20,7 @@
 //! long ones. The object is loaded with its maps pinned in
 //! `/sys/fs/bpf/netlab-test-fuzz-<pid>-<name>/`, removed on drop.
 
-use std::{collections::BTreeMap, path::PathBuf, process::Command, sync::Once};
+use std::{collections::BTreeMap, path::PathBuf};
 
 use aya::{
     Ebpf, EbpfLoader,
@@ -80,21 +80,9 @@ fn seed_and_cases() -> (u64, u64) {
     (seed, cases)
 }
 
+/// bpffs on /sys/fs/bpf, mounted by the library's own helper if needed.
 fn ensure_bpffs() {
-    static MOUNT: Once = Once::new();
-    MOUNT.call_once(|| {
-        let fs = Command::new("stat")
-            .args(["-f", "-c", "%T", "/sys/fs/bpf"])
-            .output()
-            .expect("stat");
-        if String::from_utf8_lossy(&fs.stdout).trim() != "bpf_fs" {
-            let st = Command::new("mount")
-                .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
-                .status()
-                .expect("mount");
-            assert!(st.success(), "mounting bpffs failed");
-        }
-    });
+    netlab_tests::netlab::bpf::fs::ensure_bpffs().expect("bpffs on /sys/fs/bpf");
 }
 
 /// One loaded copy of the eBPF object, its maps pinned in a directory of

@@ -10,8 +10,6 @@
 use std::{
     net::Ipv4Addr,
     path::{Path, PathBuf},
-    process::Command,
-    sync::Once,
 };
 
 use aya::{
@@ -53,21 +51,9 @@ const NS1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const PORT_MIN: u16 = 40000;
 const PORT_MAX: u16 = 40999;
 
+/// bpffs on /sys/fs/bpf, mounted by the library's own helper if needed.
 fn ensure_bpffs() {
-    static MOUNT: Once = Once::new();
-    MOUNT.call_once(|| {
-        let fs = Command::new("stat")
-            .args(["-f", "-c", "%T", "/sys/fs/bpf"])
-            .output()
-            .expect("stat");
-        if String::from_utf8_lossy(&fs.stdout).trim() != "bpf_fs" {
-            let st = Command::new("mount")
-                .args(["-t", "bpf", "bpf", "/sys/fs/bpf"])
-                .status()
-                .expect("mount");
-            assert!(st.success(), "mounting bpffs failed");
-        }
-    });
+    netlab_tests::netlab::bpf::fs::ensure_bpffs().expect("bpffs on /sys/fs/bpf");
 }
 
 fn plan(port_min: u16, port_max: u16) -> NatPlan {
