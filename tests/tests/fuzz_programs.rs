@@ -134,7 +134,7 @@ impl Loaded {
         let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
         for prog in [nat::EGRESS_PROGRAM, nat::INGRESS_PROGRAM] {
             let p: &mut SchedClassifier = ebpf.program_mut(prog).unwrap().try_into().unwrap();
-            p.load()
+            netlab::bpf::loader::load_retrying(p)
                 .unwrap_or_else(|e| panic!("verifier rejected {prog}: {e:?}"));
         }
         nat::configure(

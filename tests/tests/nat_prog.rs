@@ -102,7 +102,7 @@ impl NatLab {
         let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
         for name in [EGRESS, INGRESS] {
             let prog: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
-            prog.load()
+            netlab::bpf::loader::load_retrying(prog)
                 .unwrap_or_else(|e| panic!("verifier rejected {name}: {e:?}"));
         }
         self.ebpf = Some(ebpf);

@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        LinkOrder, SchedClassifier, TcAttachType,
+        LinkOrder, ProgramError, SchedClassifier, TcAttachType,
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachOptions},
     },
@@ -59,8 +59,28 @@ pub fn load_classifier<'a>(
             program: name,
             source,
         })?;
-    program.load().map_err(|e| Error::from_load(name, e))?;
+    load_retrying(program).map_err(|e| Error::from_load(name, e))?;
     Ok(program)
+}
+
+/// `program.load()`, retried when the kernel says EAGAIN. The verifier
+/// gives up with EAGAIN when a signal is pending for the loading thread (it
+/// checks `signal_pending` while it walks the program), e.g. a SIGCHLD in a
+/// process that runs child processes; libbpf retries BPF_PROG_LOAD the same
+/// way. Any other error is returned at once.
+pub fn load_retrying(program: &mut SchedClassifier) -> std::result::Result<(), ProgramError> {
+    const ATTEMPTS: usize = 5;
+    let mut attempt = 1;
+    loop {
+        match program.load() {
+            Err(ProgramError::LoadError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS =>
+            {
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
 }
 
 /// Pins `program` at `path`, replacing what is there in one step (pin to

@@ -51,7 +51,7 @@ fn attach_one(
         .try_into()
         .map_err(perr)?;
     if prog.fd().is_err() {
-        prog.load().map_err(perr)?;
+        crate::bpf::loader::load_retrying(prog).map_err(perr)?;
     }
     let io_err = |what: String| move |source| NatError::Io { what, source };
 
