@@ -285,6 +285,8 @@ pub mod private_netns;
 
 pub mod soak;
 
+pub mod test_run;
+
 /// The sandbox's default uplink address (host side) and internet server.
 pub const UPLINK_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 1);
 pub const INTERNET_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 2);

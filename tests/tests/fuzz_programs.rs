@@ -25,7 +25,7 @@ use std::{collections::BTreeMap, path::PathBuf};
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap, PerCpuArray},
-    programs::{SchedClassifier, TestRun, TestRunOptions},
+    programs::SchedClassifier,
 };
 use netlab::{
     datapath::{NatPlan, NatTimeouts},
@@ -170,18 +170,7 @@ impl Loaded {
     /// left it, or the errno of a refused test run.
     fn run(&self, prog: &str, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
         let p: &SchedClassifier = self.ebpf().program(prog).unwrap().try_into().unwrap();
-        let mut out = vec![0u8; frame.len() + 512];
-        match p.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        }) {
-            Ok(res) => {
-                out.truncate(res.data_size_out as usize);
-                Ok((res.return_value, out))
-            }
-            Err(e) => Err(format!("{e:?}")),
-        }
+        netlab_tests::test_run::test_run(p, frame, None).map_err(|e| format!("{e:?}"))
     }
 
     /// Every counter, summed over the CPUs.
@@ -862,10 +851,6 @@ fn short_packets_of_other_protocols_to_the_host_pass_untouched() {
 
 // ------------------------------------------------------------ switch port
 
-/// Offset of `ingress_ifindex` in the UAPI `struct __sk_buff` (nine u32
-/// before it); the context passed ends after `ifindex`.
-const SKB_INGRESS_IFINDEX: usize = 36;
-const SKB_CTX_LEN: usize = 44;
 const STREAM_SWITCH: u64 = 2;
 /// Learned FDB entries are removed when there are more than this.
 const MAX_LEARNED: usize = 64;
@@ -967,21 +952,7 @@ impl SwitchLab {
             .unwrap()
             .try_into()
             .unwrap();
-        let mut ctx = [0u8; SKB_CTX_LEN];
-        ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ingress.to_ne_bytes());
-        let mut out = vec![0u8; frame.len() + 512];
-        match p.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            ..Default::default()
-        }) {
-            Ok(res) => {
-                out.truncate(res.data_size_out as usize);
-                Ok((res.return_value, out))
-            }
-            Err(e) => Err(format!("{e:?}")),
-        }
+        netlab_tests::test_run::test_run(p, frame, Some(ingress)).map_err(|e| format!("{e:?}"))
     }
 
     fn counters(&self) -> Vec<u64> {

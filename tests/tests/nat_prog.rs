@@ -15,7 +15,7 @@ use std::{
 use aya::{
     Ebpf, EbpfLoader,
     maps::{HashMap as BpfHashMap, PerCpuArray},
-    programs::{SchedClassifier, TestRun, TestRunOptions},
+    programs::SchedClassifier,
 };
 use netlab::{
     datapath::{NatPlan, NatTimeouts},
@@ -130,14 +130,7 @@ impl NatLab {
             .unwrap()
             .try_into()
             .unwrap();
-        let mut out = vec![0u8; frame.len() + 512];
-        let res = p.test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ..Default::default()
-        })?;
-        out.truncate(res.data_size_out as usize);
-        Ok((res.return_value, out))
+        netlab_tests::test_run::test_run(p, frame, None)
     }
 
     fn run(&self, prog: &str, frame: &[u8]) -> (u32, Vec<u8>) {

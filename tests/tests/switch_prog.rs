@@ -18,10 +18,7 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use aya::{
-    Ebpf,
-    programs::{SchedClassifier, TestRun, TestRunOptions},
-};
+use aya::{Ebpf, programs::SchedClassifier};
 use netlab::bpf::{
     fs,
     loader::{self, PORT_PROGRAM},
@@ -42,13 +39,6 @@ use netlab_tests::{
 const TC_ACT_OK: u32 = 0;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
-
-/// Offset of `ingress_ifindex` in the UAPI `struct __sk_buff` (len,
-/// pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci,
-/// vlan_proto, priority: nine u32 before it). The context we pass ends
-/// after `ifindex` (offset 40); the kernel zero-fills the rest.
-const SKB_INGRESS_IFINDEX: usize = 36;
-const SKB_CTX_LEN: usize = 44;
 
 // The made-up lab: two endpoints and the gateway, on veth devices of the
 // test's private namespace created with these ifindexes.
@@ -177,17 +167,7 @@ impl TestSwitch {
         ingress: u32,
         frame: &[u8],
     ) -> Result<(u32, Vec<u8>), aya::programs::ProgramError> {
-        let mut ctx = [0u8; SKB_CTX_LEN];
-        ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ingress.to_ne_bytes());
-        let mut out = vec![0u8; frame.len() + 256];
-        let result = self.program().test_run(TestRunOptions {
-            data_in: Some(frame),
-            data_out: Some(&mut out),
-            ctx_in: Some(&ctx),
-            ..TestRunOptions::default()
-        })?;
-        out.truncate(result.data_size_out as usize);
-        Ok((result.return_value, out))
+        netlab_tests::test_run::test_run(self.program(), frame, Some(ingress))
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {
