@@ -812,10 +812,7 @@ pub fn ipv4_key(ip: Ipv4Addr) -> u32 {
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn fmt_mac(mac: &[u8; 6]) -> String {
-    mac.iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<Vec<_>>()
-        .join(":")
+    crate::config::format_mac(mac)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use netlab_common::{
 };
 
 use super::{NatError, maps};
-use crate::datapath::NatPlan;
+use crate::datapath::{NatPlan, ebpf::ipv4_key};
 
 /// Sizes the NAT maps from the plan. Call on the loader before `load`.
 /// (Pinned maps that already exist keep the size they were created with.)
@@ -132,7 +132,7 @@ fn put_endpoint(
         port_ifindex,
     };
     endpoints(map)?
-        .insert(u32::from(ipv4).to_be(), value, 0)
+        .insert(ipv4_key(ipv4), value, 0)
         .map_err(|source| NatError::Map {
             name: NAT_ENDPOINTS_MAP,
             source,
@@ -140,7 +140,7 @@ fn put_endpoint(
 }
 
 fn delete_endpoint(map: &mut Map, ipv4: Ipv4Addr) -> Result<(), NatError> {
-    match endpoints(map)?.remove(&u32::from(ipv4).to_be()) {
+    match endpoints(map)?.remove(&ipv4_key(ipv4)) {
         Ok(()) => Ok(()),
         Err(aya::maps::MapError::KeyNotFound) => Ok(()),
         Err(aya::maps::MapError::SyscallError(s))
