@@ -10,13 +10,13 @@ use netlab_common::{
 
 use super::{
     alloc::{self, Created},
-    config, drop_packet, frag, icmp_error,
+    config_and_ipv4, drop_packet, frag, icmp_error,
     maps::{NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST, ICMP_ID, ICMP_PARAMETER_PROBLEM,
-        ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, Parsed, TCP_CHECK, UDP_CHECK,
-        load_ptr, parse_ipv4, tcp_flags,
+        ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, TCP_CHECK, UDP_CHECK,
+        load_ptr, tcp_flags,
     },
     pass_host,
     state::{next_tcp_state, touch},
@@ -26,13 +26,9 @@ use crate::{counters::count, csum};
 /// Entry point of `netlab_uplink_egress`.
 #[inline(always)]
 pub fn egress(ctx: TcContext) -> i32 {
-    let Some(cfg) = config() else {
-        return TC_ACT_OK;
-    };
-    let ip = match parse_ipv4(&ctx) {
-        Parsed::NotIpv4 => return pass_host(),
-        Parsed::Malformed => return drop_packet(Counter::NatDropMalformed),
-        Parsed::Ipv4(ip) => ip,
+    let (cfg, ip) = match config_and_ipv4(&ctx) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
     if ip.saddr & cfg.mask != cfg.subnet {
         return pass_host();

@@ -9,13 +9,13 @@ use netlab_common::{
 };
 
 use super::{
-    config, drop_packet, frag, icmp_error,
+    config_and_ipv4, drop_packet, frag, icmp_error,
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ID, ICMP_PARAMETER_PROBLEM,
-        ICMP_TIME_EXCEEDED, IP_CHECK, IP_DADDR, IP_OFF, IP_TTL, Ipv4, L4Head, Parsed, TCP_CHECK,
-        UDP_CHECK, load_ptr, parse_ipv4, tcp_flags,
+        ICMP_TIME_EXCEEDED, IP_CHECK, IP_DADDR, IP_OFF, IP_TTL, Ipv4, L4Head, TCP_CHECK, UDP_CHECK,
+        load_ptr, tcp_flags,
     },
     pass_host,
     state::touch,
@@ -25,13 +25,9 @@ use crate::{counters::count, csum};
 /// Entry point of `netlab_uplink_ingress`.
 #[inline(always)]
 pub fn ingress(ctx: TcContext) -> i32 {
-    let Some(cfg) = config() else {
-        return TC_ACT_OK;
-    };
-    let ip = match parse_ipv4(&ctx) {
-        Parsed::NotIpv4 => return pass_host(),
-        Parsed::Malformed => return drop_packet(Counter::NatDropMalformed),
-        Parsed::Ipv4(ip) => ip,
+    let (cfg, ip) = match config_and_ipv4(&ctx) {
+        Ok(found) => found,
+        Err(verdict) => return verdict,
     };
     if ip.daddr != cfg.external {
         if ip.daddr & cfg.mask == cfg.subnet {

@@ -44,6 +44,22 @@ fn pass_host() -> i32 {
     TC_ACT_OK
 }
 
+/// What both uplink programs start with: the NAT configuration and the
+/// packet's IPv4 header. `Err` is the verdict when there is nothing to
+/// translate: NAT disabled (pass), not IPv4 (the host's), or a malformed
+/// IPv4 header (dropped and counted).
+#[inline(always)]
+fn config_and_ipv4(
+    ctx: &aya_ebpf::programs::TcContext,
+) -> Result<(netlab_common::nat::NatConfig, parse::Ipv4), i32> {
+    let cfg = config().ok_or(TC_ACT_OK)?;
+    match parse::parse_ipv4(ctx) {
+        parse::Parsed::NotIpv4 => Err(pass_host()),
+        parse::Parsed::Malformed => Err(drop_packet(Counter::NatDropMalformed)),
+        parse::Parsed::Ipv4(ip) => Ok((cfg, ip)),
+    }
+}
+
 /// The NAT configuration, if the control plane has enabled it.
 #[inline(always)]
 fn config() -> Option<netlab_common::nat::NatConfig> {
