@@ -16,8 +16,9 @@ use anyhow::{Context, Result, bail};
 
 use crate::status;
 
-/// Debian packages and a command each one provides (to see what is missing
-/// without asking dpkg about every name).
+/// Debian packages and a command each one provides. On Debian, dpkg is asked
+/// (one query for the whole list); elsewhere the command tells whether the
+/// package is there.
 const PACKAGES: &[(&str, &str)] = &[
     ("iproute2", "ip"),
     ("iptables", "iptables"),
@@ -29,6 +30,18 @@ const PACKAGES: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     ("graphviz", "dot"),
     ("procps", "sysctl"),
+    ("curl", "curl"),
+    ("ethtool", "ethtool"),
+    // Real container runtime for the CNI plugin's tests (runc: crun refuses
+    // this VM's cgroup hybrid), and a static busybox to build root
+    // filesystems from, since no image registry is reachable.
+    ("podman", "podman"),
+    ("runc", "runc"),
+    ("busybox-static", "busybox"),
+    // Frames no socket API can send (rogue RAs, spoofed NAs).
+    ("python3-scapy", "scapy"),
+    // `promtool check metrics` validates the metrics endpoint.
+    ("prometheus", "promtool"),
 ];
 
 const NIGHTLY: &str = "nightly";
@@ -192,10 +205,38 @@ fn have_command(cmd: &str) -> bool {
     })
 }
 
+/// Whether dpkg has each package installed (None: no dpkg here).
+fn dpkg_installed(packages: &[&str]) -> Option<Vec<bool>> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Package} ${Status}\\n"])
+        .args(packages)
+        .output()
+        .ok()?;
+    // dpkg-query exits 1 when some package is unknown; its stdout still
+    // lists the known ones.
+    let text = String::from_utf8_lossy(&out.stdout);
+    Some(
+        packages
+            .iter()
+            .map(|pkg| {
+                text.lines().any(|line| {
+                    line.strip_prefix(pkg)
+                        .and_then(|rest| rest.strip_prefix(' '))
+                        .is_some_and(|status| status.ends_with(" installed"))
+                })
+            })
+            .collect(),
+    )
+}
+
 fn packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    let names: Vec<&str> = PACKAGES.iter().map(|(pkg, _)| *pkg).collect();
+    let installed = dpkg_installed(&names)
+        .unwrap_or_else(|| PACKAGES.iter().map(|(_, cmd)| have_command(cmd)).collect());
+    let missing: Vec<&str> = names
         .iter()
-        .filter(|(_, cmd)| !have_command(cmd))
+        .zip(installed)
+        .filter(|(_, ok)| !ok)
         .map(|(pkg, _)| *pkg)
         .collect();
     if missing.is_empty() {
