@@ -10,6 +10,7 @@ pub mod config;
 pub mod daemon;
 pub mod datapath;
 pub mod health;
+pub mod hostns;
 pub mod inspect;
 pub mod lab;
 pub mod nat;
