@@ -400,6 +400,11 @@ impl Builder {
                         .iter()
                         .try_for_each(|e| kernel::enslave(nl, &plan, &e.peer)))
                 })??;
+                if !kernel::nat_table_exists(host)? {
+                    self.record(Owned::NatTable {
+                        netns: host.map(str::to_string),
+                    })?;
+                }
                 self.record(Owned::Masquerade {
                     netns: host.map(str::to_string),
                     subnet: plan.subnet.to_string(),
@@ -505,6 +510,11 @@ fn remove(lab: &str, obj: &Owned, host_gone: bool) -> Result<(), LabError> {
                 )])
             })?;
             kernel::remove_masquerade(ns.as_deref(), &subnet)?;
+        }
+        Owned::NatTable { netns: ns } => {
+            if !gone(ns) {
+                kernel::remove_nat_table_if_empty(ns.as_deref())?;
+            }
         }
         Owned::EbpfDatapath { netns: ns } => {
             // Pins live in bpffs, not in the namespace: uninstall even when

@@ -59,6 +59,10 @@ pub enum Owned {
         key: String,
         old_value: String,
     },
+    /// The iptables `nat` table, which did not exist in `netns` before the
+    /// MASQUERADE rule made it (iptables-nft creates it on first use);
+    /// `down` deletes it again if it holds no rules.
+    NatTable { netns: Option<String> },
     /// `iptables -t nat -A POSTROUTING -s SUBNET -j MASQUERADE` in `netns`.
     Masquerade {
         netns: Option<String>,
