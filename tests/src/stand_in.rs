@@ -79,6 +79,22 @@ impl StandIn {
         ip(&s.host, &["route", "add", "default", "via", UPSTREAM_ADDRESS]);
         ip(&s.upstream, &["addr", "add", &format!("{UPSTREAM_ADDRESS}/24"), "dev", "up0"]);
         ip(&s.upstream, &["link", "set", "up0", "up"]);
+        // IPv6 duplicate address detection marks eth0's link-local address
+        // `tentative` for a moment: wait, so `ip addr` snapshots compare.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let out = run(Command::new("ip").args(["-n", &s.host, "addr", "show", "tentative"]));
+            if out.status.success() && out.stdout.is_empty() {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "duplicate address detection on {} did not finish: {}",
+                s.host,
+                describe(&out)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
         s
     }
 
@@ -146,7 +162,7 @@ impl StandIn {
     pub fn snapshot(&self) -> String {
         let script = "ip -d link; ip addr; ip route; \
                       sysctl -a 2>/dev/null | grep -E 'ip_forward|reserved_ports|\\.forwarding'; \
-                      iptables-save | grep -v '^#'; nft list ruleset";
+                      iptables-save | sed '/^#/d'; nft list ruleset";
         let out = self.exec(&self.host, &["sh", "-c", script]);
         assert!(out.status.success(), "snapshot: {}", describe(&out));
         format!(
