@@ -141,6 +141,17 @@ fn commands_from_another_namespace_work_in_the_labs_and_down_survives_its_loss()
     assert!(text.contains(HOST_ADDRESS), "{text}");
     let out = m.netlab_from_outside(&["fdb"]);
     assert!(out.status.success(), "{}", describe(&out));
+    // attach and detach too: the new endpoint's port is made on the
+    // machine, not here.
+    let out = m.netlab_from_outside(&["attach", &m.endpoint(3), "10.117.4.3"]);
+    assert!(out.status.success(), "{}", describe(&out));
+    let port = m.exec(&m.host, &["ip", "link", "show", "veth-3-br"]);
+    assert!(port.status.success(), "{}", describe(&port));
+    assert!(m.ping_upstream(3));
+    let out = m.netlab_from_outside(&["detach", &m.endpoint(3)]);
+    assert!(out.status.success(), "{}", describe(&out));
+    assert!(!netns::exists(&m.endpoint(3)));
+    assert!(!m.exec(&m.host, &["ip", "link", "show", "veth-3-br"]).status.success());
 
     // The machine goes away (with its devices); its lab's endpoint
     // namespaces and pins stay until `down`, which must not look for the
