@@ -117,12 +117,10 @@ pub fn place(lab: &str, host: &HostNamespace) -> Result<Placement, HostnsError> 
         return Ok(Placement::Here);
     }
     match &host.name {
-        Some(name) => Ok(
-            match NetnsId::of_path(&netns::path(name)) {
-                Ok(id) if id == host.id => Placement::Reachable(name.clone()),
-                _ => Placement::Gone,
-            },
-        ),
+        Some(name) => Ok(match NetnsId::of_path(&netns::path(name)) {
+            Ok(id) if id == host.id => Placement::Reachable(name.clone()),
+            _ => Placement::Gone,
+        }),
         None => Err(HostnsError::Elsewhere {
             lab: lab.into(),
             host: host.clone(),
@@ -171,7 +169,9 @@ pub fn require_here(lab: &str, host: &HostNamespace) -> Result<(), HostnsError> 
             host: host.clone(),
             here: NetnsId::of_thread().map_err(HostnsError::Identify)?,
             hint: match other {
-                Placement::Reachable(name) => format!("run it as `ip netns exec {name} netlab ...`"),
+                Placement::Reachable(name) => {
+                    format!("run it as `ip netns exec {name} netlab ...`")
+                }
                 _ => "that namespace is gone".into(),
             },
         }),
@@ -200,7 +200,10 @@ mod tests {
             name: None,
         };
         let e = place("lab1", &other).unwrap_err().to_string();
-        assert!(e.contains("lab lab1 lives in network namespace net:["), "{e}");
+        assert!(
+            e.contains("lab lab1 lives in network namespace net:["),
+            "{e}"
+        );
         assert!(e.contains(&me.id.to_string()), "{e}");
     }
 

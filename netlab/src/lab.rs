@@ -530,11 +530,7 @@ fn remove(lab: &str, obj: &Owned, host_gone: bool) -> Result<(), LabError> {
 /// so an interrupted teardown can be resumed. Keeps going past failures and
 /// reports them all. Must run in the lab's host namespace unless
 /// `host_gone` (see [`remove`]).
-fn teardown(
-    lock: &LabLock,
-    state: &mut LabState,
-    host_gone: bool,
-) -> Result<Vec<Owned>, LabError> {
+fn teardown(lock: &LabLock, state: &mut LabState, host_gone: bool) -> Result<Vec<Owned>, LabError> {
     let mut removed = Vec::new();
     let mut failed = Vec::new();
     let mut failures = Vec::new();

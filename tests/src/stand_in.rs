@@ -38,7 +38,11 @@ pub struct StandIn {
 /// `ip -n NS ARGS...`, asserting success.
 fn ip(ns: &str, args: &[&str]) {
     let out = run(Command::new("ip").args(["-n", ns]).args(args));
-    assert!(out.status.success(), "ip -n {ns} {args:?}: {}", describe(&out));
+    assert!(
+        out.status.success(),
+        "ip -n {ns} {args:?}: {}",
+        describe(&out)
+    );
 }
 
 impl StandIn {
@@ -71,13 +75,37 @@ impl StandIn {
         ip(
             &s.host,
             &[
-                "link", "add", UPLINK, "type", "veth", "peer", "name", "up0", "netns", &s.upstream,
+                "link",
+                "add",
+                UPLINK,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "up0",
+                "netns",
+                &s.upstream,
             ],
         );
-        ip(&s.host, &["addr", "add", &format!("{HOST_ADDRESS}/24"), "dev", UPLINK]);
+        ip(
+            &s.host,
+            &["addr", "add", &format!("{HOST_ADDRESS}/24"), "dev", UPLINK],
+        );
         ip(&s.host, &["link", "set", UPLINK, "up"]);
-        ip(&s.host, &["route", "add", "default", "via", UPSTREAM_ADDRESS]);
-        ip(&s.upstream, &["addr", "add", &format!("{UPSTREAM_ADDRESS}/24"), "dev", "up0"]);
+        ip(
+            &s.host,
+            &["route", "add", "default", "via", UPSTREAM_ADDRESS],
+        );
+        ip(
+            &s.upstream,
+            &[
+                "addr",
+                "add",
+                &format!("{UPSTREAM_ADDRESS}/24"),
+                "dev",
+                "up0",
+            ],
+        );
         ip(&s.upstream, &["link", "set", "up0", "up"]);
         // IPv6 duplicate address detection marks eth0's link-local address
         // `tentative` for a moment: wait, so `ip addr` snapshots compare.
@@ -148,9 +176,12 @@ impl StandIn {
 
     /// One ping from endpoint `i` to the upstream peer.
     pub fn ping_upstream(&self, i: u32) -> bool {
-        self.exec(&self.endpoint(i), &["ping", "-c", "1", "-W", "1", UPSTREAM_ADDRESS])
-            .status
-            .success()
+        self.exec(
+            &self.endpoint(i),
+            &["ping", "-c", "1", "-W", "1", UPSTREAM_ADDRESS],
+        )
+        .status
+        .success()
     }
 
     /// What `down` must leave as `up` found it, as text to compare: links,

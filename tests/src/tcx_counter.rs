@@ -78,9 +78,9 @@ const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
 /// `counter[0] += 1; return TCX_NEXT;`
 fn program(map_fd: i32) -> Vec<Insn> {
     vec![
-        insn(0x62, 10, 0, -4, 0), // *(u32 *)(r10 - 4) = 0 (the key)
-        insn(0xbf, 2, 10, 0, 0),  // r2 = r10
-        insn(0x07, 2, 0, 0, -4),  // r2 += -4
+        insn(0x62, 10, 0, -4, 0),    // *(u32 *)(r10 - 4) = 0 (the key)
+        insn(0xbf, 2, 10, 0, 0),     // r2 = r10
+        insn(0x07, 2, 0, 0, -4),     // r2 += -4
         insn(0x18, 1, 1, 0, map_fd), // r1 = map (ld_imm64, BPF_PSEUDO_MAP_FD)
         insn(0x00, 0, 0, 0, 0),
         insn(0x85, 0, 0, 0, 1),  // call bpf_map_lookup_elem

@@ -85,7 +85,11 @@ fn walkthrough(n: u8, datapath: &str) {
 
     let down = m.ok(&["down"]);
     assert!(String::from_utf8_lossy(&down.stdout).contains("removed"));
-    assert_eq!(m.snapshot(), before, "down did not leave the machine as it found it");
+    assert_eq!(
+        m.snapshot(),
+        before,
+        "down did not leave the machine as it found it"
+    );
     for i in 1..=2 {
         assert!(!netns::exists(&m.endpoint(i)));
     }
@@ -107,7 +111,10 @@ fn ebpf_reserves_the_nat_ports_next_to_the_users_own_and_restores_them() {
     let m = StandIn::new(3, "ebpf");
     let key = "net.ipv4.ip_local_reserved_ports";
     netns::run_in(Some(&m.host), || {
-        std::fs::write("/proc/sys/net/ipv4/ip_local_reserved_ports", "8080,9000-9010\n")
+        std::fs::write(
+            "/proc/sys/net/ipv4/ip_local_reserved_ports",
+            "8080,9000-9010\n",
+        )
     })
     .unwrap()
     .unwrap();
@@ -122,7 +129,10 @@ fn ebpf_reserves_the_nat_ports_next_to_the_users_own_and_restores_them() {
     // ip_forward was already on: not changed, so not recorded either.
     let state = std::fs::read_to_string(format!("/run/netlab/{}.json", m.lab)).unwrap();
     assert!(!state.contains("net.ipv4.ip_forward"), "{state}");
-    assert!(state.contains(r#""old_value": "8080,9000-9010""#), "{state}");
+    assert!(
+        state.contains(r#""old_value": "8080,9000-9010""#),
+        "{state}"
+    );
     m.ok(&["down"]);
     assert_eq!(sysctl(&m, key), "8080,9000-9010");
     assert_eq!(m.snapshot(), before);
@@ -137,7 +147,10 @@ fn commands_from_another_namespace_work_in_the_labs_and_down_survives_its_loss()
     let out = m.netlab_from_outside(&["status"]);
     assert!(out.status.success(), "{}", describe(&out));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("network namespace {}", m.host)), "{text}");
+    assert!(
+        text.contains(&format!("network namespace {}", m.host)),
+        "{text}"
+    );
     assert!(text.contains(HOST_ADDRESS), "{text}");
     let out = m.netlab_from_outside(&["fdb"]);
     assert!(out.status.success(), "{}", describe(&out));
@@ -151,7 +164,11 @@ fn commands_from_another_namespace_work_in_the_labs_and_down_survives_its_loss()
     let out = m.netlab_from_outside(&["detach", &m.endpoint(3)]);
     assert!(out.status.success(), "{}", describe(&out));
     assert!(!netns::exists(&m.endpoint(3)));
-    assert!(!m.exec(&m.host, &["ip", "link", "show", "veth-3-br"]).status.success());
+    assert!(
+        !m.exec(&m.host, &["ip", "link", "show", "veth-3-br"])
+            .status
+            .success()
+    );
 
     // The machine goes away (with its devices); its lab's endpoint
     // namespaces and pins stay until `down`, which must not look for the
@@ -188,17 +205,17 @@ fn foreign_tcx_programs_on_the_uplink_keep_working_and_stay() {
     let after_out = attach(Hook::Egress, Place::Last);
     let ingress = m.tcx_chain(TcAttachType::Ingress);
     assert_eq!(ingress.len(), 3, "{ingress:?}");
-    assert_eq!(
-        (ingress[0], ingress[2]),
-        (first.prog_id, after_in.prog_id)
-    );
+    assert_eq!((ingress[0], ingress[2]), (first.prog_id, after_in.prog_id));
 
     // The machine's own traffic (the upstream pings the machine) is not
     // the lab's: netlab hands it on (TCX_NEXT), so the programs after it
     // see it too.
     let counts = || (first.count(), after_in.count(), after_out.count());
     let (a, b, c) = counts();
-    let ping = m.exec(&m.upstream, &["ping", "-c", "3", "-i", "0.2", "-W", "1", HOST_ADDRESS]);
+    let ping = m.exec(
+        &m.upstream,
+        &["ping", "-c", "3", "-i", "0.2", "-W", "1", HOST_ADDRESS],
+    );
     assert!(ping.status.success(), "{}", describe(&ping));
     let (a2, b2, c2) = counts();
     assert!(a2 >= a + 3 && b2 >= b + 3 && c2 >= c + 3, "{:?}", counts());
@@ -214,7 +231,10 @@ fn foreign_tcx_programs_on_the_uplink_keep_working_and_stay() {
     );
     assert_eq!(m.tcx_chain(TcAttachType::Egress), vec![after_out.prog_id]);
     let (a, b, _) = counts();
-    let ping = m.exec(&m.upstream, &["ping", "-c", "2", "-i", "0.2", "-W", "1", HOST_ADDRESS]);
+    let ping = m.exec(
+        &m.upstream,
+        &["ping", "-c", "2", "-i", "0.2", "-W", "1", HOST_ADDRESS],
+    );
     assert!(ping.status.success(), "{}", describe(&ping));
     assert!(first.count() >= a + 2 && after_in.count() >= b + 2);
     drop((after_in, after_out));
@@ -225,9 +245,20 @@ fn foreign_tcx_programs_on_the_uplink_keep_working_and_stay() {
 fn foreign_iptables_rules_survive_the_kernel_datapaths_down() {
     let m = StandIn::new(6, "kernel");
     let rules: &[&[&str]] = &[
-        &["-t", "nat", "-A", "POSTROUTING", "-s", "10.117.66.0/24", "-j", "MASQUERADE"],
+        &[
+            "-t",
+            "nat",
+            "-A",
+            "POSTROUTING",
+            "-s",
+            "10.117.66.0/24",
+            "-j",
+            "MASQUERADE",
+        ],
         &["-A", "FORWARD", "-s", "10.117.67.0/24", "-j", "DROP"],
-        &["-A", "INPUT", "-p", "tcp", "--dport", "2222", "-j", "ACCEPT"],
+        &[
+            "-A", "INPUT", "-p", "tcp", "--dport", "2222", "-j", "ACCEPT",
+        ],
     ];
     for r in rules {
         let out = m.exec(&m.host, &[&["iptables", "-w"], *r].concat());
@@ -246,7 +277,10 @@ fn foreign_iptables_rules_survive_the_kernel_datapaths_down() {
 
     m.ok(&["up"]);
     let during = save();
-    let added: Vec<&String> = during.iter().filter(|l| !before_rules.contains(l)).collect();
+    let added: Vec<&String> = during
+        .iter()
+        .filter(|l| !before_rules.contains(l))
+        .collect();
     let masquerade = format!("-A POSTROUTING -s {} -j MASQUERADE", m.subnet());
     assert_eq!(added, vec![&masquerade], "exactly the walkthrough's rule");
     assert!(before_rules.iter().all(|l| during.contains(l)));
