@@ -535,11 +535,20 @@ fn teardown(lock: &LabLock, state: &mut LabState, host_gone: bool) -> Result<Vec
     let mut failed = Vec::new();
     let mut failures = Vec::new();
     while let Some(obj) = state.objects.pop() {
-        match remove(&state.lab, &obj, host_gone) {
-            Ok(()) => removed.push(obj),
-            Err(e) => {
-                failures.push(format!("{obj:?}: {e}"));
-                failed.push(obj);
+        // Root mode: a setting another lab here still relies on goes to
+        // that lab instead of being restored now.
+        if let Some(host) = state.host.as_ref().filter(|_| !host_gone)
+            && let Some(to) = crate::handover::hand_over(&state.lab, host, &obj)
+        {
+            log::info!("lab {}: {obj:?} handed over to lab {to}", state.lab);
+            removed.push(obj);
+        } else {
+            match remove(&state.lab, &obj, host_gone) {
+                Ok(()) => removed.push(obj),
+                Err(e) => {
+                    failures.push(format!("{obj:?}: {e}"));
+                    failed.push(obj);
+                }
             }
         }
         // Save what is left (failures stay recorded for the next down).

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod datapath;
+pub mod handover;
 pub mod health;
 pub mod hostns;
 pub mod inspect;

@@ -334,3 +334,111 @@ fn the_daemon_follows_the_uplinks_new_address() {
     );
     m.ok(&["down"]);
 }
+
+/// A second lab on the same machine (`r<N+10>`, one endpoint, its own
+/// host-side device names and NAT range), removed on drop.
+struct SecondLab<'a> {
+    m: &'a StandIn,
+    name: String,
+    config: std::path::PathBuf,
+}
+
+impl<'a> SecondLab<'a> {
+    fn new(m: &'a StandIn, datapath: &str) -> Self {
+        let k = m.n + 10;
+        let name = format!("r{k}");
+        let config = std::env::temp_dir().join(format!("netlab-test-{name}.toml"));
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"{name}\"\ndatapath = \"{datapath}\"\nsubnet = \"10.117.{k}.0/24\"\n\
+                 gateway_device = \"vbr{k}\"\ngateway_port = \"vbr{k}-p\"\n\n\
+                 [host]\nmode = \"root\"\nuplink = \"{UPLINK}\"\n\n\
+                 [nat]\nport_min = 30000\nport_max = 30999\n\n\
+                 [[namespaces]]\nname = \"{name}-ns1\"\npeer = \"{name}-1-br\"\n"
+            ),
+        )
+        .unwrap();
+        Self { m, name, config }
+    }
+
+    fn netlab(&self, args: &[&str]) -> std::process::Output {
+        netlab_tests::run(
+            std::process::Command::new("ip")
+                .args(["netns", "exec", &self.m.host])
+                .arg(netlab_tests::netlab_bin())
+                .arg("-f")
+                .arg(&self.config)
+                .args(args)
+                .env("NO_COLOR", "1"),
+        )
+    }
+
+    fn ok(&self, args: &[&str]) {
+        let out = self.netlab(args);
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            self.name,
+            describe(&out)
+        );
+    }
+
+    fn works(&self) -> bool {
+        let check = self.netlab(&["check"]);
+        let ping = self.m.exec(
+            &format!("{}-ns1", self.name),
+            &["ping", "-c", "1", "-W", "1", UPSTREAM_ADDRESS],
+        );
+        check.status.success() && ping.status.success()
+    }
+}
+
+impl Drop for SecondLab<'_> {
+    fn drop(&mut self) {
+        let _ = netlab_tests::run(
+            std::process::Command::new(netlab_tests::netlab_bin())
+                .args(["--lab", &self.name, "down"]),
+        );
+        let _ = netns::delete(&format!("{}-ns1", self.name));
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// Two labs on one machine: the first one down must not switch off what
+/// the second relies on (forwarding, its reserved ports, the nat table),
+/// and the last one down leaves the machine as the first one found it.
+fn two_labs(n: u8, datapath: &str) {
+    let m = StandIn::new(n, datapath);
+    let before = m.snapshot();
+    m.ok(&["up"]);
+    let second = SecondLab::new(&m, datapath);
+    second.ok(&["up"]);
+    assert_eq!(check_passes(&m), 4);
+    assert!(second.works());
+
+    m.ok(&["down"]);
+    assert!(second.works(), "the first lab's down broke the second");
+    assert_eq!(sysctl(&m, "net.ipv4.ip_forward"), "1");
+    if datapath == "ebpf" {
+        // The second lab's NAT range is still reserved (the first one's
+        // stays too, until the last lab restores the value it found).
+        let reserved = sysctl(&m, "net.ipv4.ip_local_reserved_ports");
+        assert!(
+            netlab_tests::netlab::nat::merge_reserved_ports(&reserved, 30000, 30999).is_none(),
+            "{reserved}"
+        );
+    }
+    second.ok(&["down"]);
+    assert_eq!(m.snapshot(), before);
+}
+
+#[test]
+fn two_ebpf_labs_on_one_machine_keep_each_other_working() {
+    two_labs(8, "ebpf");
+}
+
+#[test]
+fn two_kernel_labs_on_one_machine_keep_each_other_working() {
+    two_labs(9, "kernel");
+}
