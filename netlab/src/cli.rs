@@ -204,6 +204,7 @@ fn enter_lab_host(lab: &str, down: bool) -> anyhow::Result<()> {
     let Some(host) = &state.host else {
         return Ok(());
     };
+    require_privileges()?;
     match crate::hostns::enter(lab, host)? {
         crate::hostns::Placement::Gone if !down => bail!(
             "lab {lab}'s host side, {host}, is gone; `netlab down --lab {lab}` removes what is left"

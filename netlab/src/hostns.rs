@@ -78,12 +78,11 @@ pub enum HostnsError {
         here: NetnsId,
         hint: String,
     },
-    #[error("cannot enter {host}, the host side of lab {lab}: {source}")]
+    #[error("cannot enter {host}, the host side of lab {lab}: {reason}")]
     Enter {
         lab: String,
         host: HostNamespace,
-        #[source]
-        source: nix::Error,
+        reason: String,
     },
 }
 
@@ -143,17 +142,13 @@ pub fn place(lab: &str, host: &HostNamespace) -> Result<Placement, HostnsError> 
 pub fn enter(lab: &str, host: &HostNamespace) -> Result<Placement, HostnsError> {
     let placement = place(lab, host)?;
     if let Placement::Reachable(name) = &placement {
-        let fd = netns::open(name).map_err(|e| HostnsError::Elsewhere {
+        let cannot = |reason: String| HostnsError::Enter {
             lab: lab.into(),
             host: host.clone(),
-            here: NetnsId::of_thread().unwrap_or(host.id),
-            hint: e.to_string(),
-        })?;
-        nix::sched::setns(fd, CloneFlags::CLONE_NEWNET).map_err(|source| HostnsError::Enter {
-            lab: lab.into(),
-            host: host.clone(),
-            source,
-        })?;
+            reason,
+        };
+        let fd = netns::open(name).map_err(|e| cannot(e.to_string()))?;
+        nix::sched::setns(fd, CloneFlags::CLONE_NEWNET).map_err(|e| cannot(e.to_string()))?;
         log::info!("lab {lab}: working in its host side, {host}");
     }
     Ok(placement)
