@@ -117,6 +117,10 @@ pub fn main() -> ExitCode {
     // (a stricter one is kept).
     let inherited = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     nix::sys::stat::umask(inherited | nix::sys::stat::Mode::from_bits_truncate(0o022));
+    // Still one thread: the only moment a mount namespace can be joined.
+    if let Err(e) = crate::bpf::fs::join_outer_bpffs() {
+        eprintln!("netlab: warning: {e:#}");
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,
@@ -187,7 +191,32 @@ fn running_state(lab: &str) -> anyhow::Result<state::LabState> {
     })
 }
 
+/// Root mode: moves this process into the namespace lab `lab` was brought
+/// up in when it is elsewhere and the namespace has an `ip netns` name
+/// (crate::hostns); refuses when it cannot be reached. Runs on the main
+/// thread before any other starts, so every thread and child (the daemon,
+/// iptables) works there. `down` may go on when the namespace is gone: it
+/// then removes what did not go with it.
+fn enter_lab_host(lab: &str, down: bool) -> anyhow::Result<()> {
+    let Some(state) = state::peek(lab)? else {
+        return Ok(());
+    };
+    let Some(host) = &state.host else {
+        return Ok(());
+    };
+    require_privileges()?;
+    match crate::hostns::enter(lab, host)? {
+        crate::hostns::Placement::Gone if !down => bail!(
+            "lab {lab}'s host side, {host}, is gone; `netlab down --lab {lab}` removes what is left"
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(lab) = lab_of_command(&cli)? {
+        enter_lab_host(&lab, matches!(cli.command, Command::Down))?;
+    }
     match &cli.command {
         Command::Up { datapath } => {
             let mut config = load_config(&cli)?;
@@ -354,6 +383,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The lab a command works on (None: `exec`, `bench`, which name none).
+fn lab_of_command(cli: &Cli) -> anyhow::Result<Option<String>> {
+    Ok(match &cli.command {
+        Command::Exec { .. } | Command::Bench(_) => None,
+        _ => Some(lab_name(cli)?),
+    })
+}
+
 /// The inspection commands (crate::inspect): read-only views of a lab.
 fn inspect(cli: &Cli, cmd: Inspect<'_>) -> anyhow::Result<ExitCode> {
     let lab = lab_name(cli)?;
@@ -373,7 +410,10 @@ fn print_up(plan: &LabPlan) {
             "  host side: namespace {} (uplink {} {}), internet: namespace {} ({})",
             s.namespace, s.uplink, s.uplink_address, s.internet_namespace, s.internet_address
         ),
-        None => println!("  host side: the root namespace (uplink {})", plan.uplink()),
+        None => println!(
+            "  host side: this network namespace, the one netlab runs in (uplink {})",
+            plan.uplink()
+        ),
     }
     println!(
         "  gateway: {} {}/{}",

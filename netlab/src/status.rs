@@ -13,7 +13,7 @@ use crate::topology::{LinkInfoView, RouteView, with_netlink};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct NamespaceStatus {
-    /// None: the machine's root namespace (root mode).
+    /// None: root mode's host side, the namespace netlab runs in.
     pub name: Option<String>,
     /// "host", "internet" or "endpoint".
     pub role: String,
@@ -26,6 +26,8 @@ pub struct NamespaceStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct LabStatus {
     pub lab: String,
+    /// Root mode: the host side's namespace, as `up` recorded it.
+    pub host_namespace: Option<crate::hostns::HostNamespace>,
     /// False: an `up` was interrupted; `down` cleans up.
     pub complete: bool,
     pub datapath: DatapathKind,
@@ -93,6 +95,7 @@ pub fn collect(state: &LabState) -> LabStatus {
     }
     LabStatus {
         lab: plan.name.clone(),
+        host_namespace: state.host.clone(),
         complete: state.complete,
         datapath: plan.datapath,
         host_mode: match plan.host {
@@ -154,7 +157,11 @@ pub fn render(s: &LabStatus) -> String {
         }
     }
     for ns in &s.namespaces {
-        let name = ns.name.as_deref().unwrap_or("(root namespace)");
+        let name = match (&ns.name, &s.host_namespace) {
+            (Some(n), _) => n.clone(),
+            (None, Some(h)) => format!("({h})"),
+            (None, None) => "(the current namespace)".into(),
+        };
         out.push_str(&format!("\n{} [{}]", name, ns.role));
         if !ns.present {
             out.push_str(": MISSING\n");

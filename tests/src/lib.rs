@@ -285,6 +285,8 @@ pub mod private_netns;
 
 pub mod soak;
 
+pub mod stand_in;
+pub mod tcx_counter;
 pub mod test_run;
 
 /// The sandbox's default uplink address (host side) and internet server.

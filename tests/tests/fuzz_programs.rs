@@ -2,7 +2,8 @@
 //! bytes, mutated valid frames; tests/src/fuzz/). Per case:
 //!
 //! * the verdict is one the program documents (TC_ACT_OK, TC_ACT_SHOT,
-//!   TC_ACT_REDIRECT), and the one the design asks for (tests/src/fuzz/
+//!   TC_ACT_REDIRECT, and for the uplink programs TCX_NEXT on traffic that
+//!   is not the lab's), and the one the design asks for (tests/src/fuzz/
 //!   nat_model.rs); a frame the kernel refuses to run (EINVAL: shorter
 //!   than its Ethernet/IPv4 header) must be one the model says it refuses;
 //! * exactly one reason counter moved, the expected one, and the fast-path
@@ -51,6 +52,9 @@ use netlab_tests::fuzz::{
 use netlab_tests::private_netns::{add_veth_port, assert_private_netns, in_private_netns};
 
 const TC_ACT_OK: u32 = 0;
+/// TC_ACT_UNSPEC (-1) as the test run reports it: the uplink programs hand
+/// traffic that is not the lab's to the next program in the tcx chain.
+const TCX_NEXT: u32 = u32::MAX;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 const EINVAL: i32 = 22;
@@ -319,7 +323,7 @@ fn check_nat_case(
         (Ok((v, out)), _) => (*v, out.as_slice()),
     };
     *tally.verdicts.entry(verdict).or_default() += 1;
-    if ![TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT].contains(&verdict) {
+    if ![TC_ACT_OK, TCX_NEXT, TC_ACT_SHOT, TC_ACT_REDIRECT].contains(&verdict) {
         p.push(format!("undocumented verdict {verdict}"));
     }
     if out.len() != frame.len() {
@@ -347,7 +351,7 @@ fn check_nat_case(
     let rewrite = match expect {
         Expect::Refused => unreachable!(),
         Expect::Pass => {
-            if verdict != TC_ACT_OK || out != frame {
+            if verdict != TCX_NEXT || out != frame {
                 p.push(format!(
                     "the host's packet must pass untouched (verdict {verdict}, changed: {})",
                     out != frame
@@ -359,7 +363,7 @@ fn check_nat_case(
             false
         }
         Expect::PassUntracked => {
-            if verdict != TC_ACT_OK || out != frame {
+            if verdict != TCX_NEXT || out != frame {
                 p.push(format!(
                     "an untracked later fragment must pass untouched (verdict {verdict}, changed: {})",
                     out != frame
@@ -840,7 +844,7 @@ fn short_packets_of_other_protocols_to_the_host_pass_untouched() {
         );
         let before = lab.counters()[Counter::NatPassHost as usize];
         let (verdict, out) = lab.run(nat::INGRESS_PROGRAM, &frame).expect("test run");
-        assert_eq!((verdict, &out), (TC_ACT_OK, &frame), "protocol {proto}");
+        assert_eq!((verdict, &out), (TCX_NEXT, &frame), "protocol {proto}");
         assert_eq!(
             lab.counters()[Counter::NatPassHost as usize],
             before + 1,

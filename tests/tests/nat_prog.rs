@@ -31,6 +31,9 @@ use netlab_common::{
 use netlab_tests::packets::*;
 
 const TC_ACT_OK: u32 = 0;
+/// TC_ACT_UNSPEC (-1) as the test run reports it: not the NAT's, the next
+/// program in the uplink's tcx chain decides.
+const TCX_NEXT: u32 = u32::MAX;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 
@@ -316,7 +319,7 @@ fn icmp_echo_id_is_translated_and_the_reply_restored() {
         &icmp_echo(ICMP_ECHO_REQUEST, xid, 1, b"x"),
     );
     let (verdict, out) = lab.run(INGRESS, &ping_host);
-    assert_eq!((verdict, out), (TC_ACT_OK, ping_host));
+    assert_eq!((verdict, out), (TCX_NEXT, ping_host));
     let flows = lab.flows();
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].proto, Proto::Icmp);
@@ -441,7 +444,7 @@ fn icmp_errors_quoting_tcp_udp_and_echo_are_translated() {
         &Ip::new(REMOTE, EXTERNAL, PROTO_ICMP),
         &icmp_error(ICMP_DEST_UNREACH, 3, 0, &foreign),
     );
-    assert_eq!(lab.run(INGRESS, &err), (TC_ACT_OK, err.clone()));
+    assert_eq!(lab.run(INGRESS, &err), (TCX_NEXT, err.clone()));
 }
 
 #[test]
@@ -823,7 +826,7 @@ fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
     let stranger = reply_frames(0x7777, 64);
     assert_eq!(
         lab.run(INGRESS, &stranger[2]),
-        (TC_ACT_OK, stranger[2].clone())
+        (TCX_NEXT, stranger[2].clone())
     );
     assert_eq!(lab.counter(Counter::NatFragUntracked), 1);
     assert_eq!(lab.counter(Counter::NatPassHost), pass_host);
@@ -836,7 +839,7 @@ fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
             .map(|p| ethernet(UPLINK_MAC, INET_MAC, ETH_P_IP, p))
             .collect();
     for f in &host_frags {
-        assert_eq!(lab.run(INGRESS, f), (TC_ACT_OK, f.clone()));
+        assert_eq!(lab.run(INGRESS, f), (TCX_NEXT, f.clone()));
     }
     assert_eq!(lab.counter(Counter::NatPassHost), pass_host + 1);
     assert_eq!(lab.counter(Counter::NatFragUntracked), 3);
@@ -849,16 +852,16 @@ fn host_traffic_passes_untouched() {
         &Ip::new(EXTERNAL, REMOTE, PROTO_TCP),
         &tcp(EXTERNAL, REMOTE, 33000, 80, TCP_SYN, b""),
     );
-    assert_eq!(lab.run(EGRESS, &host_out), (TC_ACT_OK, host_out.clone()));
+    assert_eq!(lab.run(EGRESS, &host_out), (TCX_NEXT, host_out.clone()));
     let arp = ethernet([0xff; 6], UPLINK_MAC, ETH_P_ARP, &[0u8; 28]);
-    assert_eq!(lab.run(EGRESS, &arp), (TC_ACT_OK, arp.clone()));
-    assert_eq!(lab.run(INGRESS, &arp), (TC_ACT_OK, arp.clone()));
+    assert_eq!(lab.run(EGRESS, &arp), (TCX_NEXT, arp.clone()));
+    assert_eq!(lab.run(INGRESS, &arp), (TCX_NEXT, arp.clone()));
     // Replies to the host's own socket: no entry, untouched.
     let host_in = tcp_in(33000, TCP_SYN | TCP_ACK);
-    assert_eq!(lab.run(INGRESS, &host_in), (TC_ACT_OK, host_in.clone()));
+    assert_eq!(lab.run(INGRESS, &host_in), (TCX_NEXT, host_in.clone()));
     // GRE to the host is the host's business too.
     let gre = in_frame(&Ip::new(REMOTE, EXTERNAL, 47), &[0u8; 8]);
-    assert_eq!(lab.run(INGRESS, &gre), (TC_ACT_OK, gre.clone()));
+    assert_eq!(lab.run(INGRESS, &gre), (TCX_NEXT, gre.clone()));
     assert_eq!(lab.counter(Counter::NatPassHost), 5);
     assert_eq!(lab.counter(Counter::NatCreated), 0);
     assert!(lab.flows().is_empty());
@@ -1009,7 +1012,7 @@ fn tcp_close_expires_early_and_sweep_removes_both_directions() {
     // The closed flow's reply no longer matches: host's (pass), and its
     // port is free again for a new flow.
     let late = tcp_in(closing, TCP_ACK);
-    assert_eq!(lab.run(INGRESS, &late), (TC_ACT_OK, late.clone()));
+    assert_eq!(lab.run(INGRESS, &late), (TCX_NEXT, late.clone()));
     let stats = nat::sweep(lab.pin_dir(), &t, now + 1_001_000_000_000).unwrap();
     assert_eq!(stats.expired, 1);
     assert!(lab.flows().is_empty());

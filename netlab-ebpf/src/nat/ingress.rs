@@ -9,7 +9,7 @@ use netlab_common::{
 };
 
 use super::{
-    config_and_ipv4, drop_packet, frag, icmp_error,
+    TCX_NEXT, config_and_ipv4, drop_packet, frag, icmp_error,
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -112,7 +112,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
 fn later_fragment(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4) -> i32 {
     let Some(orig_addr) = frag::lookup(ip, NAT_FRAG_IN, now_ns()) else {
         count(Counter::NatFragUntracked);
-        return TC_ACT_OK;
+        return TCX_NEXT;
     };
     if frag::rewrite_address(ctx, IP_DADDR, ip.daddr, orig_addr).is_err() {
         return drop_packet(Counter::NatDropMalformed);

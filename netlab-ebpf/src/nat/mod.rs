@@ -12,6 +12,12 @@
 //! The host's own traffic is never touched: the port range is reserved on
 //! the host (`ip_local_reserved_ports`), so a packet to the external address
 //! with no reply entry is the host's.
+//!
+//! The uplink is the user's device and its tcx hooks may hold other
+//! programs: traffic that is not the lab's is handed to the next program in
+//! the chain ([`TCX_NEXT`]) instead of ending it, so a firewall or monitor
+//! attached after netlab still sees the host's packets. The lab's own
+//! packets (translated, or dropped) end the chain here.
 
 mod alloc;
 mod egress;
@@ -25,7 +31,7 @@ mod state;
 pub use egress::egress;
 pub use ingress::ingress;
 
-use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
+use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use netlab_common::counters::Counter;
 
 use crate::counters::count;
@@ -37,22 +43,26 @@ fn drop_packet(reason: Counter) -> i32 {
     TC_ACT_SHOT
 }
 
-/// Counts the packet as the host's own and lets it through untouched.
+/// `TCX_NEXT`: not ours, let the rest of the tcx chain decide (with no
+/// program after this one the kernel passes the packet, as for TC_ACT_OK).
+pub(crate) const TCX_NEXT: i32 = TC_ACT_UNSPEC;
+
+/// Counts the packet as the host's own and hands it on untouched.
 #[inline(always)]
 fn pass_host() -> i32 {
     count(Counter::NatPassHost);
-    TC_ACT_OK
+    TCX_NEXT
 }
 
 /// What both uplink programs start with: the NAT configuration and the
 /// packet's IPv4 header. `Err` is the verdict when there is nothing to
-/// translate: NAT disabled (pass), not IPv4 (the host's), or a malformed
+/// translate: NAT disabled (next program), not IPv4 (the host's), or a malformed
 /// IPv4 header (dropped and counted).
 #[inline(always)]
 fn config_and_ipv4(
     ctx: &aya_ebpf::programs::TcContext,
 ) -> Result<(netlab_common::nat::NatConfig, parse::Ipv4), i32> {
-    let cfg = config().ok_or(TC_ACT_OK)?;
+    let cfg = config().ok_or(TCX_NEXT)?;
     match parse::parse_ipv4(ctx) {
         parse::Parsed::NotIpv4 => Err(pass_host()),
         parse::Parsed::Malformed => Err(drop_packet(Counter::NatDropMalformed)),

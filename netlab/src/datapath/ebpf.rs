@@ -777,13 +777,15 @@ fn validate_ports(ports: &[PortPlan]) -> Result<()> {
 }
 
 /// Refuses to run from the wrong network namespace: ifindexes and tcx
-/// attachments would silently refer to other devices.
+/// attachments would silently refer to other devices. `None` (root mode)
+/// is the namespace of the netlab process itself, the one it was started
+/// in or entered at start (crate::hostns), whatever PID 1's is.
 fn check_namespace(expected: Option<&str>) -> Result<()> {
     let (path, name) = match expected {
         Some(ns) => (PathBuf::from("/run/netns").join(ns), ns.to_owned()),
         None => (
-            PathBuf::from("/proc/1/ns/net"),
-            "the root namespace".to_owned(),
+            PathBuf::from("/proc/self/ns/net"),
+            "the netlab process's own namespace (mode = \"root\")".to_owned(),
         ),
     };
     let wrong = || Error::WrongNamespace {

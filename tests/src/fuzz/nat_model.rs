@@ -54,7 +54,8 @@ pub enum Expect {
     /// Ethernet header, or an IPv4 (IPv6) EtherType without a whole IPv4
     /// (IPv6) header.
     Refused,
-    /// Not the NAT's: TC_ACT_OK, untouched, counted `nat_pass_host`.
+    /// Not the NAT's: TCX_NEXT (-1, the next tcx program decides), untouched,
+    /// counted `nat_pass_host`.
     Pass,
     /// TC_ACT_SHOT, counted under this reason.
     Drop(Counter),
@@ -85,7 +86,7 @@ pub enum Expect {
     /// [`fragment_not_tracked`].
     LaterFragment { key: NatFragKey },
     /// Ingress: a later fragment of a datagram the NAT does not know:
-    /// TC_ACT_OK, untouched, counted `nat_frag_untracked`.
+    /// TCX_NEXT, untouched, counted `nat_frag_untracked`.
     PassUntracked,
     /// An ICMP error quoting a flow, if the map of this direction
     /// (egress: `nat_orig`, ingress: `nat_reply`) holds `key`. Otherwise
