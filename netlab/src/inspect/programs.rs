@@ -130,7 +130,7 @@ pub fn status(lab: &super::Lab) -> EbpfStatus {
         Vec::new()
     });
     let trace = crate::datapath::ebpf::config(&lab.name)
-        .map(|c| c.trace != 0)
+        .map(|c| c.trace & netlab_common::switch::TRACE_LOG != 0)
         .map_err(|e| errors.push(e.to_string()))
         .ok();
     EbpfStatus {
