@@ -12,6 +12,8 @@ pub mod datapath;
 pub mod health;
 pub mod inspect;
 pub mod lab;
+pub mod metrics;
+pub mod monitor;
 pub mod nat;
 pub mod netns;
 pub mod repair;
