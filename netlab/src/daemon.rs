@@ -301,10 +301,10 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
                     }
                 },
             );
+            let took = start.elapsed();
             if let Err(e) = expiries.report(&expired) {
                 say(&format!("cannot report expiries to the monitor: {e:#}"));
             }
-            let took = start.elapsed();
             let delay = next_sweep_delay(opts.interval, took, shortest);
             next_sweep = start + delay;
             match swept {

@@ -3,7 +3,7 @@
 //!
 //! | metric | labels | from |
 //! |---|---|---|
-//! | `netlab_datapath_counter_total` | `counter` | the `counters` map (`netlab stats`), every reason incl. drops |
+//! | `netlab_datapath_total` | `reason` | the `counters` map (`netlab stats`), every reason incl. drops |
 //! | `netlab_port_{rx,tx}_{packets,bytes}_total`, `netlab_port_drops_total` | `port`, `owner` | `port_stats` |
 //! | `netlab_map_entries`, `netlab_map_max_entries` | `map` | every pinned table (`netlab map list`) |
 //! | `netlab_nat_flows` | `proto`, `state` | the NAT table (`netlab nat list`) |
@@ -108,14 +108,14 @@ impl Collector for Snapshot {
         if let Some(stats) = &self.stats {
             family(
                 &mut enc,
-                "netlab_datapath_counter",
+                "netlab_datapath",
                 "Datapath counters by reason (drops included), as netlab stats shows them",
                 MetricType::Counter,
                 stats
                     .counters
                     .0
                     .iter()
-                    .map(|(name, v)| (vec![("counter", *name)], ConstCounter::new(*v as u64)))
+                    .map(|(name, v)| (vec![("reason", *name)], ConstCounter::new(*v as u64)))
                     .collect(),
             )?;
             let port_rows = |f: fn(&inspect::stats::PortRow) -> f64| {
@@ -251,8 +251,8 @@ mod tests {
         };
         let text = snap.encode().unwrap();
         for line in [
-            "# TYPE netlab_datapath_counter_total counter",
-            "netlab_datapath_counter_total{counter=\"drop_spoofed\"} 2",
+            "# TYPE netlab_datapath_total counter",
+            "netlab_datapath_total{reason=\"drop_spoofed\"} 2",
             "netlab_port_rx_bytes_total{port=\"veth-1-br\",owner=\"ns1\"} 300",
             "# TYPE netlab_map_entries gauge",
             "netlab_map_max_entries{map=\"fdb\"} 1024",

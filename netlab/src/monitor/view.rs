@@ -204,10 +204,10 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
         dst,
         sport: (l4 || icmp).then(|| decode::port(e.sport)),
         dport: l4.then(|| decode::port(e.dport)),
-        icmp_type: (icmp && e.kind != EVENT_NAT_CREATED && e.kind != EVENT_NAT_EXPIRED)
-            .then_some(icmp_type),
-        icmp_code: (icmp && e.kind != EVENT_NAT_CREATED && e.kind != EVENT_NAT_EXPIRED)
-            .then_some(icmp_code),
+        // Only packet events carry the ICMP header; NAT flow events carry
+        // the flow's key (echo id, no type).
+        icmp_type: (icmp && e.kind == EVENT_DROP).then_some(icmp_type),
+        icmp_code: (icmp && e.kind == EVENT_DROP).then_some(icmp_code),
         translated_src: nat_xlat.then(|| decode::ipv4(e.xaddr)),
         translated_sport: nat_xlat.then(|| decode::port(e.xport)),
         proto_number: if e.ethertype == 0x0800 { e.proto } else { 0 },
