@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netlab_common::counters::Counter;
-use netlab_tests::frames::ipv4_udp;
+use netlab_tests::frames::{ETH_P_IP, ethernet, ipv4_header, ipv4_udp};
 use netlab_tests::traffic::{
     ChildGuard, UdpEchoServer, send_frames, udp_echo, udp_socket, wait_until,
 };
@@ -167,6 +167,33 @@ fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expi
     assert_eq!(drop["proto"], "udp");
     assert_eq!(drop["sport"], 40000);
     assert!(drop["time"].as_str().is_some_and(|t| t.len() > 20), "{drop}");
+
+    // The NAT programs' drops name their direction: a protocol the NAT
+    // does not translate, leaving; a packet for the lab nobody asked for,
+    // arriving (the internet namespace gets a route to the lab for it).
+    let mut ip = ipv4_header(lab.ip(1).octets(), INTERNET_ADDRESS.octets(), 253, 4);
+    ip.extend_from_slice(b"abcd");
+    send_frames(&lab.ns(1), "veth-1", &[ethernet(lab.mac(5), lab.mac(1), ETH_P_IP, &ip)]);
+    let out = monitor.wait_for("egress drop", Duration::from_secs(20), |v| {
+        v["reason"] == "nat_drop_unknown_proto"
+    });
+    assert_eq!(out["program"], "nat_egress");
+    assert_eq!(out["proto"], "proto-253");
+    assert_eq!(out["namespace"], lab.ns(1));
+    let inet = lab.inet_ns();
+    let route = netlab_tests::in_netns(
+        &inet,
+        &["ip", "route", "add", &lab.subnet(), "via", "203.0.113.1"],
+    );
+    assert!(route.status.success(), "{}", describe(&route));
+    let _ = netlab_tests::in_netns(&inet, &["ping", "-c", "1", "-W", "1", &lab.ip(2).to_string()]);
+    let inbound = monitor.wait_for("ingress drop", Duration::from_secs(20), |v| {
+        v["reason"] == "nat_drop_unsolicited"
+    });
+    assert_eq!(inbound["program"], "nat_ingress");
+    assert_eq!(inbound["port"], "uplink");
+    assert_eq!(inbound["dst"], lab.ip(2).to_string());
+    assert_eq!(inbound["namespace"], lab.ns(2));
 
     // A flow through the NAT gets the one port.
     let sock = udp_socket(&lab.ns(1), SocketAddrV4::new(lab.ip(1), 0));
