@@ -11,8 +11,7 @@
 //! BPF subprogram instead of being copied into every drop site.
 
 use aya_ebpf::{
-    bindings::__sk_buff, helpers::bpf_ktime_get_ns, macros::map, maps::RingBuf,
-    programs::TcContext,
+    bindings::__sk_buff, helpers::bpf_ktime_get_ns, macros::map, maps::RingBuf, programs::TcContext,
 };
 use netlab_common::{
     counters::Counter,
@@ -46,7 +45,13 @@ pub fn enabled() -> bool {
 /// has the switch configuration at hand).
 #[inline(always)]
 pub fn port_drop(ctx: &TcContext, ingress: u32, reason: Counter) {
-    packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_DROP, reason as u32, ingress);
+    packet_event(
+        ctx.skb.skb,
+        PROGRAM_PORT,
+        EVENT_DROP,
+        reason as u32,
+        ingress,
+    );
 }
 
 /// The switch answered an ARP request; the frame is the reply by now.
@@ -60,7 +65,8 @@ pub fn arp_answered(ctx: &TcContext, ingress: u32) {
 pub fn nat_drop(ctx: &TcContext, reason: Counter) {
     if enabled() {
         // SAFETY: reading fields of the context the kernel handed us.
-        let (ifindex, ingress) = unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).ingress_ifindex) };
+        let (ifindex, ingress) =
+            unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).ingress_ifindex) };
         // On the uplink's TC ingress the packet came in on the uplink
         // itself; on its egress it came from elsewhere (or from a local
         // socket, ingress_ifindex 0).

@@ -37,7 +37,7 @@ pub fn netlab_uplink_ingress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netlab_event_inject(ctx: TcContext) -> i32 {
     events::inject(&ctx);
-    aya_ebpf::bindings::TC_ACT_OK as i32
+    aya_ebpf::bindings::TC_ACT_OK
 }
 
 #[cfg(not(test))]

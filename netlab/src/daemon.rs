@@ -214,24 +214,21 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
         bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
     }
     // Bound before the lab is claimed: a taken address changes nothing.
-    let metrics_listener = opts
-        .metrics
-        .map(crate::metrics::server::bind)
-        .transpose()?;
+    let metrics_listener = opts.metrics.map(crate::metrics::server::bind).transpose()?;
     let _pid_file = PidFile::claim(lab)?;
     let _metrics = match metrics_listener {
         Some(l) => {
             let server = crate::metrics::server::MetricsServer::start(lab, l)?;
-            say(&format!(
-                "metrics at http://{}/metrics",
-                server.address
-            ));
+            say(&format!("metrics at http://{}/metrics", server.address));
             Some(server)
         }
         None => None,
     };
-    let mut expiries =
-        crate::monitor::inject::ExpiryReporter::new(lab, target.pin_dir.clone(), target.nat.clone());
+    let mut expiries = crate::monitor::inject::ExpiryReporter::new(
+        lab,
+        target.pin_dir.clone(),
+        target.nat.clone(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { signal::signal(sig, SigHandler::Handler(on_signal)) }?;
@@ -466,8 +463,7 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
             cmd.arg("--metrics-allow-remote");
         }
     }
-    cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: setsid is async-signal-safe; it detaches the daemon from the

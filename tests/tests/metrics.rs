@@ -50,9 +50,9 @@ fn start_daemon_with_metrics(lab: &TestLab) -> (ChildGuard, String) {
 }
 
 fn scrape(addr: &str) -> String {
-    let out = run(Command::new("curl").args(["-sS", "--fail", "--max-time", "20"]).arg(format!(
-        "http://{addr}/metrics"
-    )));
+    let out = run(Command::new("curl")
+        .args(["-sS", "--fail", "--max-time", "20"])
+        .arg(format!("http://{addr}/metrics")));
     assert!(out.status.success(), "curl: {}", describe(&out));
     String::from_utf8(out.stdout).expect("UTF-8 metrics")
 }
@@ -114,7 +114,10 @@ fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
 
     // While traffic flows: valid, and the counters move.
     let pings = EchoLoop::ping(&lab.ns(1), INTERNET_ADDRESS, Duration::from_millis(20));
-    assert!(pings.wait_rounds(5, Duration::from_secs(20)), "no pings got through");
+    assert!(
+        pings.wait_rounds(5, Duration::from_secs(20)),
+        "no pings got through"
+    );
     let first = scrape(&addr);
     promtool_check(&first);
     assert!(pings.wait_rounds(5, Duration::from_secs(20)));
@@ -131,17 +134,29 @@ fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
         "netlab_program_runs_total",
         "netlab_program_run_time_seconds_total",
     ] {
-        assert!(!samples(&second, metric).is_empty(), "no {metric}:\n{second}");
+        assert!(
+            !samples(&second, metric).is_empty(),
+            "no {metric}:\n{second}"
+        );
     }
     let runs = samples(&second, "netlab_program_runs_total");
     assert!(
-        runs.get("{program=\"netlab_uplink_egress\"}").copied().unwrap_or(0.0) > 0.0,
+        runs.get("{program=\"netlab_uplink_egress\"}")
+            .copied()
+            .unwrap_or(0.0)
+            > 0.0,
         "{runs:?}"
     );
     let flows = samples(&second, "netlab_nat_flows");
-    assert!(flows.contains_key("{proto=\"icmp\",state=\"-\"}"), "{flows:?}");
+    assert!(
+        flows.contains_key("{proto=\"icmp\",state=\"-\"}"),
+        "{flows:?}"
+    );
     let (rounds, errors) = pings.finish();
-    assert!(errors.is_empty() && rounds >= 10, "{rounds} rounds: {errors:?}");
+    assert!(
+        errors.is_empty() && rounds >= 10,
+        "{rounds} rounds: {errors:?}"
+    );
 
     // Traffic stopped: a scrape between two equal `stats` readings shows
     // exactly their values.
@@ -158,9 +173,10 @@ fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
             .all(|(name, v)| Some(counter_metric(&text, name)) == v.as_f64());
         let rx = samples(&text, "netlab_port_rx_packets_total");
         let ports_equal = after["ports"].as_array().expect("ports").iter().all(|p| {
-            rx.iter()
-                .any(|(labels, v)| labels.contains(&format!("port=\"{}\"", p["port"].as_str().unwrap()))
-                    && Some(*v) == p["rx_packets"].as_f64())
+            rx.iter().any(|(labels, v)| {
+                labels.contains(&format!("port=\"{}\"", p["port"].as_str().unwrap()))
+                    && Some(*v) == p["rx_packets"].as_f64()
+            })
         });
         counters_equal && ports_equal
     });
@@ -179,7 +195,10 @@ fn a_taken_or_remote_address_is_refused_and_changes_nothing() {
     let out = lab.netlab(&["daemon", "--metrics", &addr]);
     assert!(!out.status.success(), "bound a taken address");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("already in use") && err.contains(&addr), "{err}");
+    assert!(
+        err.contains("already in use") && err.contains(&addr),
+        "{err}"
+    );
     assert_eq!(
         netlab_tests::netlab::daemon::running_pid(&lab.name),
         None,

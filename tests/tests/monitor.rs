@@ -147,12 +147,19 @@ fn spoofed_frame(lab: &TestLab, n: u8, fake: u8) -> Vec<u8> {
 #[test]
 fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expiry() {
     // One NAT port: the second flow to the same server finds none.
-    let lab = lab(1, 2, "[nat]\nport_min = 20000\nport_max = 20000\nudp_timeout = 2");
+    let lab = lab(
+        1,
+        2,
+        "[nat]\nport_min = 20000\nport_max = 20000\nudp_timeout = 2",
+    );
     lab.ok(&["up"]);
     let daemon = lab.start_daemon("0.2");
     let server = UdpEchoServer::start(&lab.inet_ns(), SocketAddrV4::new(INTERNET_ADDRESS, 7001));
     let mut monitor = Monitor::start(&lab, &[]);
-    assert!(events_gate_open(&lab), "monitor runs but the gate is closed");
+    assert!(
+        events_gate_open(&lab),
+        "monitor runs but the gate is closed"
+    );
 
     // A namespace impersonating another address.
     send_frames(&lab.ns(1), "veth-1", &[spoofed_frame(&lab, 1, 77)]);
@@ -166,14 +173,21 @@ fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expi
     assert_eq!(drop["src"], lab.ip(77).to_string());
     assert_eq!(drop["proto"], "udp");
     assert_eq!(drop["sport"], 40000);
-    assert!(drop["time"].as_str().is_some_and(|t| t.len() > 20), "{drop}");
+    assert!(
+        drop["time"].as_str().is_some_and(|t| t.len() > 20),
+        "{drop}"
+    );
 
     // The NAT programs' drops name their direction: a protocol the NAT
     // does not translate, leaving; a packet for the lab nobody asked for,
     // arriving (the internet namespace gets a route to the lab for it).
     let mut ip = ipv4_header(lab.ip(1).octets(), INTERNET_ADDRESS.octets(), 253, 4);
     ip.extend_from_slice(b"abcd");
-    send_frames(&lab.ns(1), "veth-1", &[ethernet(lab.mac(5), lab.mac(1), ETH_P_IP, &ip)]);
+    send_frames(
+        &lab.ns(1),
+        "veth-1",
+        &[ethernet(lab.mac(5), lab.mac(1), ETH_P_IP, &ip)],
+    );
     let out = monitor.wait_for("egress drop", Duration::from_secs(20), |v| {
         v["reason"] == "nat_drop_unknown_proto"
     });
@@ -186,7 +200,10 @@ fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expi
         &["ip", "route", "add", &lab.subnet(), "via", "203.0.113.1"],
     );
     assert!(route.status.success(), "{}", describe(&route));
-    let _ = netlab_tests::in_netns(&inet, &["ping", "-c", "1", "-W", "1", &lab.ip(2).to_string()]);
+    let _ = netlab_tests::in_netns(
+        &inet,
+        &["ping", "-c", "1", "-W", "1", &lab.ip(2).to_string()],
+    );
     let inbound = monitor.wait_for("ingress drop", Duration::from_secs(20), |v| {
         v["reason"] == "nat_drop_unsolicited"
     });
@@ -213,7 +230,12 @@ fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expi
 
     // Another namespace to the same server: no port left.
     let other = udp_socket(&lab.ns(2), SocketAddrV4::new(lab.ip(2), 0));
-    assert!(!udp_echo(&other, server.addr, b"no", Duration::from_millis(500)));
+    assert!(!udp_echo(
+        &other,
+        server.addr,
+        b"no",
+        Duration::from_millis(500)
+    ));
     let exhausted = monitor.wait_for("exhausted range", Duration::from_secs(20), |v| {
         is(v, "nat_exhausted")
     });
@@ -250,7 +272,11 @@ fn filters_show_only_what_was_asked() {
     monitor.drain(Duration::from_millis(500));
     for v in &monitor.seen {
         assert_eq!(v["type"], "drop", "a filtered-out type was shown: {v}");
-        assert_eq!(v["namespace"], lab.ns(2), "another namespace was shown: {v}");
+        assert_eq!(
+            v["namespace"],
+            lab.ns(2),
+            "another namespace was shown: {v}"
+        );
     }
     assert!(monitor.terminate().success());
 
@@ -293,12 +319,21 @@ fn lost_events_are_counted_and_reported() {
     let lost = lab.counter(Counter::EventsLost) - before;
     monitor.signal(nix::sys::signal::Signal::SIGCONT);
     let spoofed = lab.counter(Counter::DropSpoofed) - spoofed_before;
-    assert!(spoofed > 4096, "only {spoofed} of {SENT} frames reached the switch");
-    assert!(lost > 0, "{spoofed} events into a 4096-event buffer lost none");
+    assert!(
+        spoofed > 4096,
+        "only {spoofed} of {SENT} frames reached the switch"
+    );
+    assert!(
+        lost > 0,
+        "{spoofed} events into a 4096-event buffer lost none"
+    );
 
     let line = monitor.wait_for("lost", Duration::from_secs(20), |v| v["type"] == "lost");
     let reported = line["lost_total"].as_u64().expect("lost_total");
-    assert!(reported >= lost, "reported {reported}, the counter says {lost}");
+    assert!(
+        reported >= lost,
+        "reported {reported}, the counter says {lost}"
+    );
     monitor.drain(Duration::from_millis(500));
     let shown = monitor
         .seen

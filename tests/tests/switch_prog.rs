@@ -29,7 +29,8 @@ use netlab_common::{
     events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENTS_MAP, Event, PROGRAM_PORT},
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
-        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig, TRACE_EVENTS,
+        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        TRACE_EVENTS,
     },
 };
 use netlab_tests::{
@@ -623,7 +624,10 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
         let forwarded = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
 
         assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
-        assert!(drain_events(&mut ring).is_empty(), "the gate is closed by default");
+        assert!(
+            drain_events(&mut ring).is_empty(),
+            "the gate is closed by default"
+        );
 
         sw.set_config(SwitchConfig {
             trace: TRACE_EVENTS,
@@ -631,7 +635,10 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
         });
         assert_eq!(sw.run(A_IF, &forwarded).0, TC_ACT_REDIRECT);
         assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
-        assert_eq!(sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP)).0, TC_ACT_REDIRECT);
+        assert_eq!(
+            sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP)).0,
+            TC_ACT_REDIRECT
+        );
         let events = drain_events(&mut ring);
         assert_eq!(events.len(), 2, "a forwarded frame is no event: {events:?}");
         let drop = events[0];
@@ -641,11 +648,21 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
         assert_eq!((drop.src_mac, drop.dst_mac), (A_MAC, B_MAC));
         assert_eq!(drop.saddr, u32::from_ne_bytes([10, 99, 0, 77]));
         assert_eq!(drop.daddr, u32::from_ne_bytes(B_IP));
-        assert_eq!((drop.proto, drop.sport, drop.dport), (17, 40000u16.to_be(), 7u16.to_be()));
+        assert_eq!(
+            (drop.proto, drop.sport, drop.dport),
+            (17, 40000u16.to_be(), 7u16.to_be())
+        );
         let arp = events[1];
         assert_eq!(arp.kind, EVENT_ARP_ANSWERED);
-        assert_eq!((arp.saddr, arp.daddr), (u32::from_ne_bytes(A_IP), u32::from_ne_bytes(GW_IP)));
-        assert_eq!((arp.src_mac, arp.dst_mac), (A_MAC, GW_MAC), "asker, then the answer");
+        assert_eq!(
+            (arp.saddr, arp.daddr),
+            (u32::from_ne_bytes(A_IP), u32::from_ne_bytes(GW_IP))
+        );
+        assert_eq!(
+            (arp.src_mac, arp.dst_mac),
+            (A_MAC, GW_MAC),
+            "asker, then the answer"
+        );
         assert!(arp.ts_ns >= drop.ts_ns);
 
         // Nobody reads: the ring fills, and what does not fit is counted.
@@ -656,11 +673,18 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
         let lost = sw.count(Counter::EventsLost) - lost_before;
         let kept = drain_events(&mut ring).len() as u64;
         assert!(lost > 0, "5000 events fit in the ring buffer?");
-        assert_eq!(kept + lost, 5000, "every event is either in the ring or counted");
+        assert_eq!(
+            kept + lost,
+            5000,
+            "every event is either in the ring or counted"
+        );
 
         sw.set_config(SwitchConfig::default());
         sw.run(A_IF, &spoofed);
-        assert!(drain_events(&mut ring).is_empty(), "closed again without reloading");
+        assert!(
+            drain_events(&mut ring).is_empty(),
+            "closed again without reloading"
+        );
     });
 }
 

@@ -23,7 +23,8 @@ use netlab_common::{
     },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
-        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig, TRACE_EVENTS, TRACE_LOG,
+        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        TRACE_EVENTS, TRACE_LOG,
     },
 };
 use serde_json::Value;

@@ -139,18 +139,26 @@ impl Collector for Snapshot {
                     "Frames that entered the switch on this port",
                     (|p| p.rx_packets) as fn(&inspect::stats::PortRow) -> f64,
                 ),
-                ("netlab_port_rx_bytes", "Bytes that entered the switch on this port", |p| {
-                    p.rx_bytes
-                }),
-                ("netlab_port_tx_packets", "Frames the switch sent out of this port", |p| {
-                    p.tx_packets
-                }),
-                ("netlab_port_tx_bytes", "Bytes the switch sent out of this port", |p| {
-                    p.tx_bytes
-                }),
-                ("netlab_port_drops", "Frames from this port that were dropped", |p| {
-                    p.drops
-                }),
+                (
+                    "netlab_port_rx_bytes",
+                    "Bytes that entered the switch on this port",
+                    |p| p.rx_bytes,
+                ),
+                (
+                    "netlab_port_tx_packets",
+                    "Frames the switch sent out of this port",
+                    |p| p.tx_packets,
+                ),
+                (
+                    "netlab_port_tx_bytes",
+                    "Bytes the switch sent out of this port",
+                    |p| p.tx_bytes,
+                ),
+                (
+                    "netlab_port_drops",
+                    "Frames from this port that were dropped",
+                    |p| p.drops,
+                ),
             ] {
                 family(&mut enc, name, help, MetricType::Counter, port_rows(f))?;
             }
@@ -260,7 +268,10 @@ mod tests {
             "netlab_program_runs_total{program=\"netlab_port\"} 10",
             "netlab_program_run_time_seconds_total{program=\"netlab_port\"} 2.0",
         ] {
-            assert!(text.lines().any(|l| l == line), "{line:?} missing in:\n{text}");
+            assert!(
+                text.lines().any(|l| l == line),
+                "{line:?} missing in:\n{text}"
+            );
         }
     }
 }

@@ -28,7 +28,9 @@ pub fn parse_address(text: &str, allow_remote: bool) -> anyhow::Result<SocketAdd
     let addr = match text.parse::<u16>() {
         Ok(port) => SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port),
         Err(_) => text.parse::<SocketAddr>().with_context(|| {
-            format!("--metrics {text:?}: not an address; use IP:PORT (e.g. 127.0.0.1:9434) or a port")
+            format!(
+                "--metrics {text:?}: not an address; use IP:PORT (e.g. 127.0.0.1:9434) or a port"
+            )
         })?,
     };
     if !addr.ip().is_loopback() && !allow_remote {
@@ -144,7 +146,9 @@ mod tests {
             "127.0.0.1:9434".parse().unwrap()
         );
         assert!(parse_address("[::1]:9434", false).is_ok());
-        let e = parse_address("0.0.0.0:9434", false).unwrap_err().to_string();
+        let e = parse_address("0.0.0.0:9434", false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("--metrics-allow-remote"), "{e}");
         assert!(parse_address("0.0.0.0:9434", true).is_ok());
         let e = parse_address("localhost:x", false).unwrap_err().to_string();

@@ -29,8 +29,7 @@ pub struct Listening {
 }
 
 fn lock(dir: &Path) -> anyhow::Result<Option<Flock<File>>> {
-    let file =
-        File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+    let file = File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
     match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
         Ok(lock) => Ok(Some(lock)),
         Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),

@@ -198,8 +198,8 @@ fn open_ring(dir: &Path, lab: &str) -> anyhow::Result<RingBuf<MapData>> {
             path.display()
         );
     }
-    let data = MapData::from_pin(&path)
-        .with_context(|| format!("cannot open {}", path.display()))?;
+    let data =
+        MapData::from_pin(&path).with_context(|| format!("cannot open {}", path.display()))?;
     let map = Map::from_map_data(data).context("cannot open the events map")?;
     RingBuf::try_from(map).context("the events map is not a ring buffer")
 }
@@ -234,7 +234,11 @@ pub fn run(lab_name: &str, args: &MonitorArgs) -> anyhow::Result<()> {
     // Read by the tests (and scripts) to know events are being captured.
     eprintln!(
         "netlab monitor: listening to lab {lab_name}'s events{}; Ctrl-C stops",
-        if args.json { " (JSON lines on stdout)" } else { "" }
+        if args.json {
+            " (JSON lines on stdout)"
+        } else {
+            ""
+        }
     );
 
     let mut shown: u64 = 0;

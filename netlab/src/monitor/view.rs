@@ -263,7 +263,10 @@ pub fn text(v: &EventView) -> String {
     out.push(':');
     match v.kind {
         EVENT_FDB_LEARNED => {
-            out.push_str(&format!(" {} now behind this port", v.src_mac.as_deref().unwrap_or("?")));
+            out.push_str(&format!(
+                " {} now behind this port",
+                v.src_mac.as_deref().unwrap_or("?")
+            ));
         }
         EVENT_ARP_ANSWERED => out.push_str(&format!(
             " {} ({}) asked who has {}: answered {}",
@@ -310,7 +313,10 @@ mod tests {
 
     fn names() -> Names {
         Names {
-            ifnames: decode::IfNames(BTreeMap::from([(5, "veth-1-br".into()), (9, "uplink".into())])),
+            ifnames: decode::IfNames(BTreeMap::from([
+                (5, "veth-1-br".into()),
+                (9, "uplink".into()),
+            ])),
             port_owners: vec![("veth-1-br".into(), "ns1".into())],
             endpoints: vec![(Ipv4Addr::new(10, 0, 0, 1), "ns1".into())],
         }
