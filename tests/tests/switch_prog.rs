@@ -26,7 +26,7 @@ use netlab::bpf::{
 };
 use netlab_common::{
     counters::Counter,
-    events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENTS_MAP, Event, PROGRAM_PORT},
+    events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENTS_MAP, Event, PROGRAM_PORT},
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
         HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
@@ -664,6 +664,22 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
             "asker, then the answer"
         );
         assert!(arp.ts_ns >= drop.ts_ns);
+
+        // A MAC the switch learns (behind the gateway port) is an event.
+        sw.set_config(SwitchConfig {
+            trace: TRACE_EVENTS,
+            learning: 1,
+        });
+        let stranger: Mac = [0x02, 0, 0, 0, 0, 0x42];
+        sw.run(GW_IF, &frames::ipv4_udp(A_MAC, stranger, GW_IP, A_IP, b"x"));
+        let learned = drain_events(&mut ring);
+        assert_eq!(learned.len(), 1, "{learned:?}");
+        assert_eq!(learned[0].kind, EVENT_FDB_LEARNED);
+        assert_eq!((learned[0].src_mac, learned[0].ifindex), (stranger, GW_IF));
+        sw.set_config(SwitchConfig {
+            trace: TRACE_EVENTS,
+            learning: 0,
+        });
 
         // Nobody reads: the ring fills, and what does not fit is counted.
         let lost_before = sw.count(Counter::EventsLost);
