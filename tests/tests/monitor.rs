@@ -160,6 +160,8 @@ fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expi
         events_gate_open(&lab),
         "monitor runs but the gate is closed"
     );
+    let status: Value = serde_json::from_slice(&lab.ok(&["status", "--json"]).stdout).unwrap();
+    assert_eq!(status["ebpf"]["events"], true, "status: {}", status["ebpf"]);
 
     // A namespace impersonating another address.
     send_frames(&lab.ns(1), "veth-1", &[spoofed_frame(&lab, 1, 77)]);
