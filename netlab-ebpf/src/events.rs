@@ -60,23 +60,29 @@ pub fn arp_answered(ctx: &TcContext, ingress: u32) {
     packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_ARP_ANSWERED, 0, ingress);
 }
 
-/// A NAT program dropped the packet.
+/// A NAT program dropped the packet. (Called from every drop site of the
+/// NAT programs: one call instruction each, the rest is a subprogram.)
 #[inline(always)]
 pub fn nat_drop(ctx: &TcContext, reason: Counter) {
-    if enabled() {
-        // SAFETY: reading fields of the context the kernel handed us.
-        let (ifindex, ingress) =
-            unsafe { ((*ctx.skb.skb).ifindex, (*ctx.skb.skb).ingress_ifindex) };
-        // On the uplink's TC ingress the packet came in on the uplink
-        // itself; on its egress it came from elsewhere (or from a local
-        // socket, ingress_ifindex 0).
-        let program = if ingress == ifindex {
-            PROGRAM_NAT_INGRESS
-        } else {
-            PROGRAM_NAT_EGRESS
-        };
-        packet_event(ctx.skb.skb, program, EVENT_DROP, reason as u32, ifindex);
+    nat_drop_event(ctx.skb.skb, reason as u32);
+}
+
+#[inline(never)]
+fn nat_drop_event(skb: *mut __sk_buff, reason: u32) {
+    if !enabled() {
+        return;
     }
+    // SAFETY: reading fields of the context the kernel handed us.
+    let (ifindex, ingress) = unsafe { ((*skb).ifindex, (*skb).ingress_ifindex) };
+    // On the uplink's TC ingress the packet came in on the uplink itself;
+    // on its egress it came from elsewhere (or from a local socket,
+    // ingress_ifindex 0).
+    let program = if ingress == ifindex {
+        PROGRAM_NAT_INGRESS
+    } else {
+        PROGRAM_NAT_EGRESS
+    };
+    write_packet_event(skb, program, EVENT_DROP, reason, ifindex);
 }
 
 /// A NAT flow event of the egress program: created (`xlat` is the
@@ -156,6 +162,14 @@ pub fn inject(ctx: &TcContext) {
 /// NAT programs leave little of the 512-byte stack to a subprogram.
 #[inline(never)]
 fn packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex: u32) {
+    write_packet_event(skb, program, kind, reason, ifindex);
+}
+
+/// The body of [`packet_event`], shared with [`nat_drop_event`] (each a
+/// subprogram of its own, so no subprogram calls another: the NAT
+/// programs' stack has room for one frame).
+#[inline(always)]
+fn write_packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex: u32) {
     let ctx = TcContext::new(skb);
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         count(Counter::EventsLost);
