@@ -78,10 +78,14 @@ pub enum Counter {
     /// fragment: passed to the host (its own datagram, or a reply whose
     /// first fragment has not arrived).
     NatFragUntracked,
+    // --- events (`netlab monitor`) ---
+    /// Events that found the `events` ring buffer full (the monitor did
+    /// not keep up): reported by `netlab monitor` as "lost: N".
+    EventsLost,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 32;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -115,6 +119,7 @@ impl Counter {
         Counter::NatDropUnsolicited,
         Counter::NatFragTranslated,
         Counter::NatFragUntracked,
+        Counter::EventsLost,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -151,6 +156,7 @@ impl Counter {
             Counter::NatDropUnsolicited => "nat_drop_unsolicited",
             Counter::NatFragTranslated => "nat_frag_translated",
             Counter::NatFragUntracked => "nat_frag_untracked",
+            Counter::EventsLost => "events_lost",
         }
     }
 }

@@ -77,11 +77,19 @@ pub struct Endpoint {
     pub port_ifindex: u32,
 }
 
+/// `SwitchConfig::trace` bit: the port program emits aya-log debug
+/// lines (`netlab trace`).
+pub const TRACE_LOG: u32 = 1;
+/// `SwitchConfig::trace` bit: every program writes typed events into the
+/// `events` ring buffer (`netlab monitor`, see `crate::events`).
+pub const TRACE_EVENTS: u32 = 2;
+
 /// Runtime switches, one entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SwitchConfig {
-    /// Non-zero: programs emit aya-log debug events (`netlab trace`).
+    /// TRACE_* bits: who is watching the datapath. (A field of bits rather
+    /// than two fields so the pinned map keeps its layout.)
     pub trace: u32,
     /// Non-zero: learn unknown source MACs (never overrides static entries).
     pub learning: u32,

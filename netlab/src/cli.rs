@@ -75,6 +75,15 @@ pub enum Command {
         /// log in /run/netlab/LAB.daemon.log); `netlab down` stops it.
         #[arg(long)]
         background: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or a
+        /// port on 127.0.0.1; port 0 picks a free one), in the namespace the
+        /// daemon runs in.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+        /// Allow --metrics on an address other than loopback (the metrics
+        /// have no authentication).
+        #[arg(long, requires = "metrics")]
+        metrics_allow_remote: bool,
     },
     /// Measure the eBPF datapath against the kernel bridge and a direct veth pair.
     Bench(crate::bench::BenchArgs),
@@ -101,8 +110,12 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Stream the eBPF programs' per-frame events until Ctrl-C.
+    /// Stream the eBPF programs' per-frame aya-log debug lines until Ctrl-C
+    /// (for debugging the switch program; `monitor` is the typed event stream).
     Trace,
+    /// The eBPF datapath's events, live: drops and why, NAT flows created,
+    /// expired or refused, MACs learned, ARP answered (until Ctrl-C).
+    Monitor(crate::monitor::MonitorArgs),
     /// The live topology as Graphviz DOT (or SVG with --svg, when `dot` is installed).
     Diagram {
         #[arg(long, value_name = "FILE")]
@@ -341,11 +354,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daemon {
             interval,
             background,
+            metrics,
+            metrics_allow_remote,
         } => {
             let lab = lab_name(&cli)?;
+            let metrics = metrics
+                .as_deref()
+                .map(|a| crate::metrics::server::parse_address(a, *metrics_allow_remote))
+                .transpose()?;
             require_privileges()?;
             let opts = daemon::Options {
                 interval: std::time::Duration::from_secs_f64(interval.max(0.05)),
+                metrics,
             };
             if *background {
                 let pid = daemon::spawn_background(&lab, &opts)?;
@@ -372,6 +392,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         Command::Trace => inspect(&cli, Inspect::Trace),
+        Command::Monitor(args) => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            crate::monitor::run(&lab, args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diagram { svg } => inspect(&cli, Inspect::Diagram { svg: svg.as_ref() }),
         Command::Detach { namespace } => {
             let lab = lab_name(&cli)?;

@@ -69,6 +69,9 @@ const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 pub struct Options {
     /// Time between expiry sweeps (the shortest; see [`next_sweep_delay`]).
     pub interval: Duration,
+    /// Serve Prometheus metrics there (`crate::metrics`), already checked
+    /// against the address policy.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A sweep may cost at most 1/SWEEP_COST_SHARE of one CPU: after a sweep
@@ -210,7 +213,22 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     if !ebpf::is_installed(lab) {
         bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
     }
+    // Bound before the lab is claimed: a taken address changes nothing.
+    let metrics_listener = opts.metrics.map(crate::metrics::server::bind).transpose()?;
     let _pid_file = PidFile::claim(lab)?;
+    let _metrics = match metrics_listener {
+        Some(l) => {
+            let server = crate::metrics::server::MetricsServer::start(lab, l)?;
+            say(&format!("metrics at http://{}/metrics", server.address));
+            Some(server)
+        }
+        None => None,
+    };
+    let mut expiries = crate::monitor::inject::ExpiryReporter::new(
+        lab,
+        target.pin_dir.clone(),
+        target.nat.clone(),
+    );
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { signal::signal(sig, SigHandler::Handler(on_signal)) }?;
@@ -262,14 +280,28 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
                 break Err(anyhow::anyhow!("the address watcher stopped"));
             }
         }
+        // A monitor killed with SIGKILL left the event gate open.
+        if let Ok(true) = crate::monitor::gate::clear_if_orphaned(lab, &target.pin_dir) {
+            say("no monitor listens any more (one was killed): events switched off");
+        }
         if Instant::now() >= next_sweep {
             let start = Instant::now();
-            let swept = nat::sweep(
+            let mut expired = Vec::new();
+            let report = expiries.wanted();
+            let swept = nat::sweep_reporting(
                 &target.pin_dir,
                 &target.nat.timeouts,
                 nat::monotonic_now_ns(),
+                &mut |flow| {
+                    if report {
+                        expired.push(flow.clone());
+                    }
+                },
             );
             let took = start.elapsed();
+            if let Err(e) = expiries.report(&expired) {
+                say(&format!("cannot report expiries to the monitor: {e:#}"));
+            }
             let delay = next_sweep_delay(opts.interval, took, shortest);
             next_sweep = start + delay;
             match swept {
@@ -423,8 +455,15 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["--lab", lab, "daemon", "--interval"])
-        .arg(opts.interval.as_secs_f64().to_string())
-        .stdin(Stdio::null())
+        .arg(opts.interval.as_secs_f64().to_string());
+    if let Some(addr) = opts.metrics {
+        // Already checked here; the child checks again and must not refuse.
+        cmd.arg("--metrics").arg(addr.to_string());
+        if !addr.ip().is_loopback() {
+            cmd.arg("--metrics-allow-remote");
+        }
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: setsid is async-signal-safe; it detaches the daemon from the

@@ -14,6 +14,8 @@ pub mod health;
 pub mod hostns;
 pub mod inspect;
 pub mod lab;
+pub mod metrics;
+pub mod monitor;
 pub mod nat;
 pub mod netns;
 pub mod repair;

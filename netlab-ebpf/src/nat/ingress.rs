@@ -32,7 +32,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
     if ip.daddr != cfg.external {
         if ip.daddr & cfg.mask == cfg.subnet {
             // The lab is reachable from outside only through translations.
-            return drop_packet(Counter::NatDropUnsolicited);
+            return drop_packet(&ctx, Counter::NatDropUnsolicited);
         }
         return pass_host();
     }
@@ -47,7 +47,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
         return pass_host();
     }
     let Some(head) = load_ptr::<L4Head>(&ctx, ip.l4_off) else {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(&ctx, Counter::NatDropMalformed);
     };
     // SAFETY: bounds checked by load_ptr.
     let head = unsafe { *head };
@@ -62,7 +62,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
     match ip.proto {
         IPPROTO_TCP => {
             let Some(flags) = tcp_flags(&ctx, ip.l4_off) else {
-                return drop_packet(Counter::NatDropMalformed);
+                return drop_packet(&ctx, Counter::NatDropMalformed);
             };
             reverse(
                 &ctx,
@@ -94,7 +94,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
                 match icmp_error::translate_inbound(&ctx, &ip) {
                     Ok(Some(orig_addr)) => deliver(&ctx, &cfg, &ip, orig_addr),
                     Ok(None) => pass_host(),
-                    Err(reason) => drop_packet(reason),
+                    Err(reason) => drop_packet(&ctx, reason),
                 }
             }
             _ => pass_host(),
@@ -115,7 +115,7 @@ fn later_fragment(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4) -> i32 {
         return TCX_NEXT;
     };
     if frag::rewrite_address(ctx, IP_DADDR, ip.daddr, orig_addr).is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFragTranslated);
     deliver(ctx, cfg, ip, orig_addr)
@@ -164,7 +164,7 @@ fn reverse(
         Ok(())
     })();
     if rewritten.is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     if ip.first_fragment {
         // The rest of the reply follows without ports: it goes to the same
@@ -201,7 +201,7 @@ fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
         || ctx.store(0, &ep.mac, 0).is_err()
         || ctx.store(6, &cfg.gateway_mac, 0).is_err()
     {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFastPath);
     // SAFETY: plain helper call.

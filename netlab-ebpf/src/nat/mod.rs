@@ -34,12 +34,28 @@ pub use ingress::ingress;
 use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use netlab_common::counters::Counter;
 
-use crate::counters::count;
+use crate::{counters::count, events};
 
-/// Counts `reason` and drops the packet.
+/// Counts `reason` and drops the packet (an event for `netlab monitor`
+/// when one listens).
 #[inline(always)]
-fn drop_packet(reason: Counter) -> i32 {
+fn drop_packet(ctx: &aya_ebpf::programs::TcContext, reason: Counter) -> i32 {
     count(reason);
+    events::nat_drop(ctx, reason);
+    TC_ACT_SHOT
+}
+
+/// Counts `reason` (no port, full maps) and drops the packet whose flow
+/// `key` could not be translated; its event names the flow.
+#[inline(always)]
+fn drop_untranslated(key: &netlab_common::nat::NatKey, reason: Counter) -> i32 {
+    count(reason);
+    events::nat_flow(
+        netlab_common::events::EVENT_NAT_EXHAUSTED,
+        key,
+        &netlab_common::nat::NatEntry::default(),
+        reason as u32,
+    );
     TC_ACT_SHOT
 }
 
@@ -65,7 +81,7 @@ fn config_and_ipv4(
     let cfg = config().ok_or(TCX_NEXT)?;
     match parse::parse_ipv4(ctx) {
         parse::Parsed::NotIpv4 => Err(pass_host()),
-        parse::Parsed::Malformed => Err(drop_packet(Counter::NatDropMalformed)),
+        parse::Parsed::Malformed => Err(drop_packet(ctx, Counter::NatDropMalformed)),
         parse::Parsed::Ipv4(ip) => Ok((cfg, ip)),
     }
 }

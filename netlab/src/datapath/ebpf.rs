@@ -379,7 +379,19 @@ pub fn uninstall(lab: &str) -> Result<()> {
 
 /// Switches the programs' aya-log trace events on or off, at run time.
 pub fn set_trace(lab: &str, on: bool) -> Result<()> {
-    update_config(lab, |c| c.trace = u32::from(on))
+    set_trace_bit(lab, netlab_common::switch::TRACE_LOG, on)
+}
+
+/// Sets or clears one `SwitchConfig::trace` bit (TRACE_LOG: `netlab
+/// trace`; TRACE_EVENTS: `netlab monitor`), leaving the others.
+pub fn set_trace_bit(lab: &str, bit: u32, on: bool) -> Result<()> {
+    update_config(lab, |c| {
+        if on {
+            c.trace |= bit;
+        } else {
+            c.trace &= !bit;
+        }
+    })
 }
 
 /// Switches MAC learning on or off, at run time.

@@ -24,6 +24,7 @@ use netlab_common::{
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
         HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        TRACE_EVENTS, TRACE_LOG,
     },
 };
 use serde_json::Value;
@@ -393,7 +394,11 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: SwitchConfig = read(one()?)?;
             plain(
                 fields! { "index" => k },
-                fields! { "trace" => v.trace != 0, "learning" => v.learning != 0 },
+                fields! {
+                    "trace" => v.trace & TRACE_LOG != 0,
+                    "events" => v.trace & TRACE_EVENTS != 0,
+                    "learning" => v.learning != 0
+                },
             )
         }
         HOST_ADDRS_MAP => {

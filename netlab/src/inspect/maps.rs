@@ -46,6 +46,12 @@ pub struct OpenMap {
 impl OpenMap {
     /// Every entry as bytes.
     pub fn raw(&self) -> anyhow::Result<Vec<RawEntry>> {
+        if self.spec.map_type == aya::maps::MapType::RingBuf {
+            bail!(
+                "map {} is a ring buffer of events, not a table: read it with `netlab monitor`",
+                self.spec.name
+            );
+        }
         sys::dump(self.data.fd().as_fd(), &self.info)
             .with_context(|| format!("cannot read map {}", self.spec.name))
     }
@@ -120,11 +126,14 @@ pub fn list(lab: &Lab) -> anyhow::Result<Vec<MapRow>> {
         }
         let map = open(lab, spec.name)?;
         let layout = layout_mismatch(spec, &map.info).unwrap_or_else(|| "ok".into());
-        let entries = map
-            .raw()?
-            .iter()
-            .filter(|e| !decode::is_empty_slot(spec.name, &e.values))
-            .count();
+        let entries = if spec.map_type == aya::maps::MapType::RingBuf {
+            0 // a stream, not entries (`max` is its size in bytes)
+        } else {
+            map.raw()?
+                .iter()
+                .filter(|e| !decode::is_empty_slot(spec.name, &e.values))
+                .count()
+        };
         rows.push(row(spec.name, &map.info, entries, layout, &path));
     }
     let known: Vec<&str> = all_specs().map(|s| s.name).collect();
