@@ -66,6 +66,22 @@ pub const NAT_FLAG_ENABLED: u32 = 1;
 /// the destination, instead of handing them to the host stack.
 pub const NAT_FLAG_FAST_PATH: u32 = 2;
 
+/// [`PublishKey`] (host address, host port, protocol) → [`PublishEntry`]
+/// (the namespace's address and port): the published ports.
+pub const NAT_PUBLISH_MAP: &str = "nat_publish";
+/// Capacity of `nat_publish`: published ports (ranges expanded) per lab.
+pub const NAT_PUBLISH_SIZE: u32 = 4096;
+
+/// `NatEntry::flags`: the translation is a published port's (destination
+/// NAT, created by a packet arriving on the uplink); without it, a source
+/// NAT created by a packet leaving the lab. Both kinds share the maps: a
+/// published flow's `nat_orig` entry (keyed by the reply as it leaves the
+/// namespace) restores the published address and port on the way out, its
+/// `nat_reply` entry (keyed by the client's packets) translates the rest
+/// of the flow on the way in, and ICMP errors, expiry, `nat list` and
+/// the fast path work on both alike.
+pub const NAT_ENTRY_DNAT: u8 = 1;
+
 /// IP protocol numbers the NAT translates.
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
@@ -127,7 +143,8 @@ pub struct NatEntry {
     pub port: u16,
     /// NAT_STATE_* (kept equal in both directions' entries).
     pub state: u8,
-    pub _pad: u8,
+    /// NAT_ENTRY_* (equal in both directions' entries).
+    pub flags: u8,
     /// Last packet seen in this entry's direction, `bpf_ktime_get_ns`
     /// (CLOCK_MONOTONIC, nanoseconds).
     pub last_seen_ns: u64,
@@ -212,7 +229,39 @@ impl NatKey {
     }
 }
 
-user_pod!(NatConfig, NatKey, NatEntry, NatFragKey, NatFragEntry);
+/// A published port as packets address it. `addr` 0 = every address of
+/// the host side (the program looks the exact address up first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PublishKey {
+    /// Host address, network order; 0 = any.
+    pub addr: u32,
+    /// Host port, network order.
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Where a published port leads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublishEntry {
+    /// The namespace's address, network order.
+    pub addr: u32,
+    /// The port inside the namespace, network order.
+    pub port: u16,
+    pub _pad: [u8; 2],
+}
+
+user_pod!(
+    NatConfig,
+    NatKey,
+    NatEntry,
+    NatFragKey,
+    NatFragEntry,
+    PublishKey,
+    PublishEntry
+);
 
 #[cfg(test)]
 mod tests {
@@ -240,6 +289,10 @@ mod tests {
         assert_eq!(size_of::<NatFragEntry>(), 16);
         assert_eq!(offset_of!(NatFragEntry, last_seen_ns), 8);
         assert_eq!(align_of::<NatFragEntry>(), 8);
+        assert_eq!(offset_of!(NatEntry, flags), 7);
+        assert_eq!(size_of::<PublishKey>(), 8);
+        assert_eq!(offset_of!(PublishKey, proto), 6);
+        assert_eq!(size_of::<PublishEntry>(), 8);
     }
 
     #[test]

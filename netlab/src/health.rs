@@ -116,6 +116,7 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
         NAT_REPLY_MAP,
         NAT_ENDPOINTS_MAP,
         NAT_FRAGS_MAP,
+        NAT_PUBLISH_MAP,
         crate::nat::EGRESS_LINK_PIN,
         crate::nat::INGRESS_LINK_PIN,
     ]

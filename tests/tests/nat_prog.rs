@@ -1031,7 +1031,7 @@ fn synthetic_flow(i: u32, last_seen_ns: u64) -> (NatKey, NatEntry) {
         addr: u32::from(EXTERNAL).to_be(),
         port: (20_000 + (i % 40_000) as u16).to_be(),
         state: NAT_STATE_NONE,
-        _pad: 0,
+        flags: 0,
         last_seen_ns,
     };
     (key, entry)

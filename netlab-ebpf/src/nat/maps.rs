@@ -6,8 +6,8 @@ use crate::btf_map::{Array, HashMap, LruHashMap};
 use aya_ebpf::macros::btf_map;
 use netlab_common::{
     nat::{
-        NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NAT_FRAGS_SIZE, NatConfig, NatEntry,
-        NatFragEntry, NatFragKey, NatKey,
+        NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NAT_FRAGS_SIZE, NAT_PUBLISH_SIZE, NatConfig,
+        NatEntry, NatFragEntry, NatFragKey, NatKey, PublishEntry, PublishKey,
     },
     switch::Endpoint,
 };
@@ -37,3 +37,10 @@ pub static NAT_ENDPOINTS: HashMap<u32, Endpoint, { NAT_ENDPOINTS_SIZE as usize }
 #[btf_map(name = "nat_frags")]
 pub static NAT_FRAGS: LruHashMap<NatFragKey, NatFragEntry, { NAT_FRAGS_SIZE as usize }> =
     LruHashMap::new();
+
+/// Published ports: (host address or 0, host port, protocol) → the
+/// namespace's address and port. Filled by the control plane; read by the
+/// uplink ingress for packets no translation knows yet (see `dnat`).
+#[btf_map(name = "nat_publish")]
+pub static NAT_PUBLISH: HashMap<PublishKey, PublishEntry, { NAT_PUBLISH_SIZE as usize }> =
+    HashMap::new();

@@ -17,8 +17,9 @@ use netlab_common::{
     },
     nat::{
         NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
-        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig, NatEntry,
-        NatFragEntry, NatFragKey, NatKey,
+        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_PUBLISH_SIZE,
+        NAT_REPLY_MAP, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey, PublishEntry,
+        PublishKey,
     },
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
@@ -72,7 +73,7 @@ pub const SWITCH_MAPS: [MapSpec; 8] = [
 ];
 
 /// The source NAT's pinned maps.
-pub const NAT_MAPS: [MapSpec; 5] = [
+pub const NAT_MAPS: [MapSpec; 6] = [
     spec::<u32, NatConfig>(NAT_CONFIG_MAP, MapType::Array, 1),
     sized_at_load(spec::<NatKey, NatEntry>(
         NAT_ORIG_MAP,
@@ -86,6 +87,7 @@ pub const NAT_MAPS: [MapSpec; 5] = [
     )),
     spec::<u32, Endpoint>(NAT_ENDPOINTS_MAP, MapType::Hash, NAT_ENDPOINTS_SIZE),
     spec::<NatFragKey, NatFragEntry>(NAT_FRAGS_MAP, MapType::LruHash, NAT_FRAGS_SIZE),
+    spec::<PublishKey, PublishEntry>(NAT_PUBLISH_MAP, MapType::Hash, NAT_PUBLISH_SIZE),
 ];
 
 /// Every map netlab pins, switch first.

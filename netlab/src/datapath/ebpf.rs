@@ -82,7 +82,7 @@ pub fn install(plan: &SwitchPlan) -> Result<()> {
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
     let host_access = HostAccess::of(plan);
-    install_in(&dir, &ports, nat, &host_access)
+    install_in(&dir, &ports, nat, &host_access, &plan.published)
         .inspect_err(|_| rollback(&dir, &before, created_dir))
 }
 
@@ -216,12 +216,14 @@ fn install_in(
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
     host_access: &HostAccess,
+    published: &[super::PublishedPort],
 ) -> Result<()> {
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.
         install_nat(&mut ebpf, dir, plan, external, ports)?;
+        crate::nat::sync_published(dir, published)?;
     }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 
@@ -367,6 +369,20 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     if nat_installed(&dir) {
         crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
     }
+    Ok(())
+}
+
+/// Makes the lab's published ports exactly `published` (`netlab
+/// publish/unpublish`); translations of ports that went away are dropped.
+/// Runs in any namespace (maps only).
+pub fn set_published(lab: &str, published: &[super::PublishedPort]) -> Result<()> {
+    validate_lab(lab)?;
+    let dir = installed_dir(lab)?;
+    let dropped = crate::nat::sync_published(&dir, published)?;
+    log::debug!(
+        "published ports: {} set, {dropped} translations dropped",
+        published.len()
+    );
     Ok(())
 }
 

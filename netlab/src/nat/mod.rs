@@ -17,6 +17,7 @@ mod config;
 mod expiry;
 mod frags;
 mod maps;
+mod publish;
 mod sysctl;
 mod table;
 
@@ -31,6 +32,7 @@ pub use expiry::{
     SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, timeout_for,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
+pub use publish::{published, sync_published};
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
 pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
 

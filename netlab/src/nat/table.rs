@@ -326,7 +326,7 @@ mod tests {
             addr: be([203, 0, 113, 1]),
             port: xport.to_be(),
             state,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: seen,
         };
         let rkey = okey.reply_key(&oval);
@@ -334,7 +334,7 @@ mod tests {
             addr: okey.saddr,
             port: okey.sport,
             state,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: seen,
         };
         [(okey, oval), (rkey, rval)]
