@@ -78,10 +78,15 @@ pub enum Counter {
     /// fragment: passed to the host (its own datagram, or a reply whose
     /// first fragment has not arrived).
     NatFragUntracked,
+    /// Translations created by a packet to a published port (`nat_publish`).
+    DnatCreated,
+    /// A packet to a published port whose translation would overwrite a
+    /// masqueraded flow of the namespace with the same tuple: dropped.
+    DnatDropConflict,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 33;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -115,6 +120,8 @@ impl Counter {
         Counter::NatDropUnsolicited,
         Counter::NatFragTranslated,
         Counter::NatFragUntracked,
+        Counter::DnatCreated,
+        Counter::DnatDropConflict,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -151,6 +158,8 @@ impl Counter {
             Counter::NatDropUnsolicited => "nat_drop_unsolicited",
             Counter::NatFragTranslated => "nat_frag_translated",
             Counter::NatFragUntracked => "nat_frag_untracked",
+            Counter::DnatCreated => "dnat_created",
+            Counter::DnatDropConflict => "dnat_drop_conflict",
         }
     }
 }
