@@ -334,7 +334,8 @@ fn rows_after_known_traffic() {
             "nat_orig",
             "nat_reply",
             "nat_endpoints",
-            "nat_frags"
+            "nat_frags",
+            "nat_publish"
         ]
     );
     for m in list.as_array().unwrap() {
