@@ -85,6 +85,21 @@ fn ebpf_published_ports_reach_the_namespace_with_the_clients_address() {
     );
     assert_eq!(*udp1.peers()[0].ip(), INTERNET_ADDRESS);
     assert!(lab.counter(Counter::DnatCreated) >= 2);
+    // nat list shows the published flow, inbound, from the namespace's
+    // port to the client, translated to the published address and port.
+    let nat: serde_json::Value =
+        serde_json::from_slice(&lab.ok(&["nat", "list", "--json"]).stdout).unwrap();
+    let udp_row = nat
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["proto"] == "udp")
+        .unwrap_or_else(|| panic!("no UDP row: {nat:#}"));
+    assert_eq!(udp_row["direction"], "in", "{udp_row:#}");
+    assert_eq!(udp_row["namespace"], ns1.as_str());
+    assert_eq!(udp_row["dst"], INTERNET_ADDRESS.to_string());
+    assert_eq!(udp_row["translated_src"], UPLINK_ADDRESS.to_string());
+    assert_eq!(udp_row["translated_sport"], 5353);
     let rows = ports_json(&lab);
     assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
 
