@@ -38,6 +38,10 @@
 //! address = "192.168.28.1"        # default: next free host address, skipping the gateway
 //! veth = "veth-1"                 # default: veth-N (N = position, 1-based), inside the namespace
 //! peer = "veth-1-br"              # default: veth-N-br, on the host side
+//! publish = ["8080:80"]           # published ports (crate::publish); default none
+//!
+//! [publish]                       # the same by namespace name (namespace_count labs)
+//! ns2 = ["5353:53/udp"]
 //!
 //! [nat]                           # the eBPF datapath's source NAT
 //! port_min = 20000                # ports / ICMP ids handed out, inclusive (>= 1024)
