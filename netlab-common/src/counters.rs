@@ -83,10 +83,16 @@ pub enum Counter {
     /// A packet to a published port whose translation would overwrite a
     /// masqueraded flow of the namespace with the same tuple: dropped.
     DnatDropConflict,
+    /// Connections and datagrams of lab sockets to a published port at a
+    /// host address, sent straight to the namespace by the socket hooks.
+    SockPublished,
+    /// UDP answers whose source the socket hook reported as the published
+    /// address and port.
+    SockRestored,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 33;
+    pub const COUNT: u32 = 35;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -122,6 +128,8 @@ impl Counter {
         Counter::NatFragUntracked,
         Counter::DnatCreated,
         Counter::DnatDropConflict,
+        Counter::SockPublished,
+        Counter::SockRestored,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -160,6 +168,8 @@ impl Counter {
             Counter::NatFragUntracked => "nat_frag_untracked",
             Counter::DnatCreated => "dnat_created",
             Counter::DnatDropConflict => "dnat_drop_conflict",
+            Counter::SockPublished => "sock_published",
+            Counter::SockRestored => "sock_restored",
         }
     }
 }

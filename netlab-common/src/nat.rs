@@ -72,6 +72,20 @@ pub const NAT_PUBLISH_MAP: &str = "nat_publish";
 /// Capacity of `nat_publish`: published ports (ranges expanded) per lab.
 pub const NAT_PUBLISH_SIZE: u32 = 4096;
 
+/// Network namespace cookie (`bpf_get_netns_cookie`) → [`PublishNetns`]:
+/// the lab's namespaces whose sockets the socket hooks translate (the host
+/// side and every endpoint namespace). Sockets of any other namespace
+/// (the machine's own, other labs') are never touched.
+pub const PUBLISH_NETNS_MAP: &str = "publish_netns";
+/// Capacity of `publish_netns`: the host side plus the endpoints.
+pub const PUBLISH_NETNS_SIZE: u32 = 257;
+/// [`PublishSockKey`] (a UDP socket and the namespace address it was sent
+/// to) → [`PublishSockEntry`] (the published address it was sent to), so
+/// `recvmsg` reports the answer as coming from the published address.
+pub const PUBLISH_SOCKS_MAP: &str = "publish_socks";
+/// Capacity of `publish_socks` (LRU: the oldest sockets go first).
+pub const PUBLISH_SOCKS_SIZE: u32 = 16384;
+
 /// `NatEntry::flags`: the translation is a published port's (destination
 /// NAT, created by a packet arriving on the uplink); without it, a source
 /// NAT created by a packet leaving the lab. Both kinds share the maps: a
@@ -253,7 +267,42 @@ pub struct PublishEntry {
     pub _pad: [u8; 2],
 }
 
+/// A lab namespace, as the socket hooks see it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublishNetns {
+    /// The lab's gateway address (network order): a host address seen
+    /// from every lab namespace.
+    pub gateway: u32,
+    /// 1: the host side (127.0.0.0/8 is a host address there too).
+    pub host: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A UDP socket (`bpf_get_socket_cookie`) and the namespace address and
+/// port its datagram was redirected to (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PublishSockKey {
+    pub cookie: u64,
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// The published address and port the socket addressed (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublishSockEntry {
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
 user_pod!(
+    PublishNetns,
+    PublishSockKey,
+    PublishSockEntry,
     NatConfig,
     NatKey,
     NatEntry,
@@ -293,6 +342,10 @@ mod tests {
         assert_eq!(size_of::<PublishKey>(), 8);
         assert_eq!(offset_of!(PublishKey, proto), 6);
         assert_eq!(size_of::<PublishEntry>(), 8);
+        assert_eq!(size_of::<PublishNetns>(), 8);
+        assert_eq!(size_of::<PublishSockKey>(), 16);
+        assert_eq!(offset_of!(PublishSockKey, port), 12);
+        assert_eq!(size_of::<PublishSockEntry>(), 8);
     }
 
     #[test]

@@ -335,7 +335,9 @@ fn rows_after_known_traffic() {
             "nat_reply",
             "nat_endpoints",
             "nat_frags",
-            "nat_publish"
+            "nat_publish",
+            "publish_netns",
+            "publish_socks"
         ]
     );
     for m in list.as_array().unwrap() {
@@ -400,7 +402,7 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 14);
+    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 16);
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();

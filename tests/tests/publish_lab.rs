@@ -206,3 +206,61 @@ fn kernel_published_ports_use_portmap_rules_from_everywhere() {
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
 }
+
+#[test]
+fn ebpf_published_ports_answer_the_host_side_and_hairpin() {
+    let k = 3;
+    let lab = lab(k, &publish_table(k, "\"8080:7000\", \"5353:5300/udp\""));
+    lab.ok(&["up"]);
+    let (ns1, ns2, host) = (lab.ns(1), lab.ns(2), lab.host_ns());
+    let ip1: Ipv4Addr = lab.address(1).parse().unwrap();
+    let ip2: Ipv4Addr = lab.address(2).parse().unwrap();
+    let gateway: Ipv4Addr = lab.address(5).parse().unwrap();
+    let tcp = TcpEchoServer::start(&ns1, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 7000));
+    let udp = UdpEchoServer::start(&ns1, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 5300));
+    let uplink = SocketAddrV4::new(UPLINK_ADDRESS, 8080);
+
+    // The host side, at its uplink address and at 127.0.0.1: through the
+    // gateway, so the service sees the gateway address.
+    for to in [uplink, SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080)] {
+        let seen = tcp_round_trip(&host, to, &tcp);
+        assert_eq!(*seen.ip(), gateway, "host side -> {to} seen as {seen}");
+    }
+    // Hairpin from another namespace (at the uplink and at the gateway
+    // address): straight over the switch, the client's own address.
+    for to in [uplink, SocketAddrV4::new(gateway, 8080)] {
+        let seen = tcp_round_trip(&ns2, to, &tcp);
+        assert_eq!(*seen.ip(), ip2, "{ns2} -> {to} seen as {seen}");
+    }
+    // The namespace to its own published port: its own address.
+    let seen = tcp_round_trip(&ns1, uplink, &tcp);
+    assert_eq!(*seen.ip(), ip1, "{ns1} -> itself seen as {seen}");
+
+    // UDP, unconnected: the answers come back from the published address.
+    let published = SocketAddrV4::new(UPLINK_ADDRESS, 5353);
+    for ns in [&host, &ns2] {
+        let client = udp_socket(ns, SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0));
+        assert!(
+            udp_echo(&client, published, b"hello", TIMEOUT),
+            "UDP from {ns} to {published}"
+        );
+    }
+    assert!(
+        udp.peers().iter().any(|p| *p.ip() == ip2),
+        "{:?}",
+        udp.peers()
+    );
+    assert!(lab.counter(Counter::SockPublished) >= 7);
+    assert!(lab.counter(Counter::SockRestored) >= 2);
+    lab.assert_no_firewall_rules("host-side and hairpin access on the eBPF datapath");
+
+    // Unpublished: the host side gets the host's own answer again.
+    lab.ok(&["unpublish", &ns1, "8080:7000"]);
+    assert!(
+        tcp_connect(&host, uplink, TIMEOUT).is_err(),
+        "an unpublished port still connects"
+    );
+    drop((tcp, udp));
+    lab.ok(&["down"]);
+    lab.assert_nothing_left("after down");
+}

@@ -7,7 +7,8 @@ use aya_ebpf::macros::btf_map;
 use netlab_common::{
     nat::{
         NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NAT_FRAGS_SIZE, NAT_PUBLISH_SIZE, NatConfig,
-        NatEntry, NatFragEntry, NatFragKey, NatKey, PublishEntry, PublishKey,
+        NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_SIZE, PUBLISH_SOCKS_SIZE,
+        PublishEntry, PublishKey, PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::Endpoint,
 };
@@ -44,3 +45,18 @@ pub static NAT_FRAGS: LruHashMap<NatFragKey, NatFragEntry, { NAT_FRAGS_SIZE as u
 #[btf_map(name = "nat_publish")]
 pub static NAT_PUBLISH: HashMap<PublishKey, PublishEntry, { NAT_PUBLISH_SIZE as usize }> =
     HashMap::new();
+
+/// Network namespace cookie → the lab namespace it is: whose sockets the
+/// socket hooks translate (see `sock`).
+#[btf_map(name = "publish_netns")]
+pub static PUBLISH_NETNS: HashMap<u64, PublishNetns, { PUBLISH_NETNS_SIZE as usize }> =
+    HashMap::new();
+
+/// A UDP socket and the namespace address its datagrams were redirected
+/// to → the published address it addressed (see `sock`).
+#[btf_map(name = "publish_socks")]
+pub static PUBLISH_SOCKS: LruHashMap<
+    PublishSockKey,
+    PublishSockEntry,
+    { PUBLISH_SOCKS_SIZE as usize },
+> = LruHashMap::new();

@@ -8,6 +8,8 @@
 //!   namespace;
 //! * [`dnat`]: the first packet to a published port creates a translation
 //!   in the same maps, so the rest of the flow is restored like replies;
+//! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
+//!   published port (host side, hairpin) straight to the namespace;
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
 //!   translation of its first fragment.
 //!
@@ -23,6 +25,7 @@ mod icmp_error;
 mod ingress;
 mod maps;
 mod parse;
+pub mod sock;
 mod state;
 
 pub use egress::egress;

@@ -208,6 +208,19 @@ fn install_nat(
         crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
     }
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
+    // Published ports for the lab's own sockets (host side, hairpin): the
+    // namespaces first, then the hooks that read them.
+    let gateway = ports
+        .iter()
+        .find(|p| p.plan.role == PortRole::Gateway)
+        .map(|p| p.plan.ipv4)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let endpoints: Vec<&str> = ports
+        .iter()
+        .filter_map(|p| p.plan.namespace.as_deref())
+        .collect();
+    crate::nat::sync_netns(dir, &crate::nat::lab_netns(&endpoints, gateway)?)?;
+    crate::nat::attach_sock_hooks(ebpf, dir)?;
     Ok(())
 }
 
@@ -332,8 +345,21 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     if port.role == PortRole::Endpoint && nat_installed(&dir) {
         crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
+        if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
+            let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
+            crate::nat::set_netns(&dir, cookie, Some(value))?;
+        }
     }
     Ok(())
+}
+
+/// The gateway port's address, from the ports map.
+fn gateway_of(maps: &SwitchMaps) -> Result<Option<Ipv4Addr>> {
+    Ok(maps
+        .ports()?
+        .into_iter()
+        .find(|(_, p)| p.kind == PORT_KIND_GATEWAY)
+        .map(|(_, p)| Ipv4Addr::from(p.ipv4.to_ne_bytes())))
 }
 
 /// Whether the lab's datapath includes the source NAT (its config is pinned).
@@ -368,6 +394,13 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     if nat_installed(&dir) {
         crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
+        // While the namespace still exists (detach removes it after).
+        if let Some(ns) = &port.namespace
+            && crate::netns::exists(ns)
+        {
+            let (cookie, _) = crate::nat::endpoint_netns(ns, Ipv4Addr::UNSPECIFIED)?;
+            crate::nat::set_netns(&dir, cookie, None)?;
+        }
     }
     Ok(())
 }

@@ -20,7 +20,8 @@ use netlab_common::{
         NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP,
         NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING,
         NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry,
-        NatFragKey, NatKey, PublishEntry, PublishKey,
+        NatFragKey, NatKey, PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP, PublishEntry, PublishKey,
+        PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
@@ -456,6 +457,32 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let k: NatFragKey = read(key)?;
             let v: NatFragEntry = read(one()?)?;
             plain(nat_frag_key(&k), nat_frag_entry(&v, cx))
+        }
+        PUBLISH_NETNS_MAP => {
+            let k: u64 = read(key)?;
+            let v: PublishNetns = read(one()?)?;
+            plain(
+                fields! { "netns_cookie" => k },
+                fields! {
+                    "gateway" => ipv4(v.gateway).to_string(),
+                    "host_side" => v.host != 0,
+                },
+            )
+        }
+        PUBLISH_SOCKS_MAP => {
+            let k: PublishSockKey = read(key)?;
+            let v: PublishSockEntry = read(one()?)?;
+            plain(
+                fields! {
+                    "socket_cookie" => k.cookie,
+                    "addr" => ipv4(k.addr).to_string(),
+                    "port" => port(k.port),
+                },
+                fields! {
+                    "published_addr" => ipv4(v.addr).to_string(),
+                    "published_port" => port(v.port),
+                },
+            )
         }
         NAT_PUBLISH_MAP => {
             let k: PublishKey = read(key)?;
