@@ -53,12 +53,12 @@ fn lookup(key: &NatKey) -> Option<netlab_common::nat::PublishEntry> {
         _pad: 0,
     };
     // SAFETY: copied out at once.
-    if let Some(found) = unsafe { NAT_PUBLISH.get(&pk) } {
+    if let Some(found) = unsafe { NAT_PUBLISH.get(pk) } {
         return Some(*found);
     }
     pk.addr = 0;
     // SAFETY: copied out at once.
-    unsafe { NAT_PUBLISH.get(&pk) }.copied()
+    unsafe { NAT_PUBLISH.get(pk) }.copied()
 }
 
 /// Creates the translation of a packet to a published port. `key` is the

@@ -75,7 +75,7 @@ pub fn recvmsg4(ctx: &SockAddrContext) -> i32 {
         _pad: 0,
     };
     // SAFETY: copied out at once.
-    if let Some(published) = unsafe { PUBLISH_SOCKS.get(&key) }.copied() {
+    if let Some(published) = unsafe { PUBLISH_SOCKS.get(key) }.copied() {
         // SAFETY: recvmsg4 may write the reported source.
         unsafe {
             (*sa).user_ip4 = published.addr;
@@ -93,7 +93,7 @@ fn published(ctx: &SockAddrContext, addr: u32, port: u16, proto: u8) -> Option<P
     // SAFETY: helper on the program's own context.
     let cookie = unsafe { bpf_get_netns_cookie(ctx.as_ptr()) };
     // SAFETY: copied out at once.
-    let netns = unsafe { PUBLISH_NETNS.get(&cookie) }.copied()?;
+    let netns = unsafe { PUBLISH_NETNS.get(cookie) }.copied()?;
     let cfg = NAT_CONFIG.get(0)?;
     if cfg.flags & NAT_FLAG_ENABLED == 0 {
         return None;
@@ -111,12 +111,12 @@ fn published(ctx: &SockAddrContext, addr: u32, port: u16, proto: u8) -> Option<P
         _pad: 0,
     };
     // SAFETY: copied out at once.
-    if let Some(found) = unsafe { NAT_PUBLISH.get(&key) } {
+    if let Some(found) = unsafe { NAT_PUBLISH.get(key) } {
         return Some(*found);
     }
     key.addr = 0;
     // SAFETY: copied out at once.
-    unsafe { NAT_PUBLISH.get(&key) }.copied()
+    unsafe { NAT_PUBLISH.get(key) }.copied()
 }
 
 #[inline(always)]
