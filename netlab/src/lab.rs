@@ -75,6 +75,13 @@ pub enum LabError {
         #[source]
         source: Box<LabError>,
     },
+    #[error("lab {lab}: {what} refused, nothing changed:\n  {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    PublishRefused {
+        lab: String,
+        /// "publish" or "unpublish".
+        what: &'static str,
+        problems: Vec<crate::config::Problem>,
+    },
     #[error("namespace {namespace} is not an endpoint of lab {lab}")]
     NoSuchEndpoint { lab: String, namespace: String },
     #[error("injected failure after step `{0}` ({FAIL_AT_ENV})")]
@@ -172,6 +179,7 @@ impl LabPlan {
                 timeouts: self.nat.timeouts,
             }),
             allow_host_access: self.allow_host_access,
+            published: crate::publish::expand(self, &self.publications),
         }
     }
 }
@@ -427,6 +435,22 @@ impl Builder {
             }
         }
         after_step("datapath")?;
+
+        if !plan.publications.is_empty() {
+            // The lab file's published ports: the host side's sockets are
+            // checked now that it exists (root mode: the machine's).
+            let facts = crate::publish::host::read(host)?;
+            let listed: Vec<_> = plan
+                .publications
+                .iter()
+                .map(|p| (format!("publish {p}"), p.clone()))
+                .collect();
+            let problems = crate::publish::host::check(&plan, &facts, &[], &listed);
+            if !problems.is_empty() {
+                return Err(ConfigError::Invalid(problems).into());
+            }
+            crate::publish::ops::apply(&self.lock, &mut self.state, plan.publications.clone())?;
+        }
         Ok(())
     }
 
@@ -479,7 +503,7 @@ fn create_gateway_veth(nl: &Netlink, plan: &LabPlan) -> Result<(), TopologyError
 /// root-mode host namespace no longer exists, so what lived in it
 /// (`netns: None`) went with it and the calling thread's namespace, which
 /// is another one, must not be touched.
-fn remove(lab: &str, obj: &Owned, host_gone: bool) -> Result<(), LabError> {
+pub(crate) fn remove_object(lab: &str, obj: &Owned, host_gone: bool) -> Result<(), LabError> {
     let gone = |ns: &Option<String>| match ns.as_deref() {
         Some(n) => !netns::exists(n),
         None => host_gone,
@@ -516,6 +540,16 @@ fn remove(lab: &str, obj: &Owned, host_gone: bool) -> Result<(), LabError> {
                 kernel::remove_nat_table_if_empty(ns.as_deref())?;
             }
         }
+        Owned::IptablesRule {
+            netns: ns,
+            table,
+            chain,
+            args,
+        } => {
+            if !gone(ns) {
+                kernel::remove_rule(ns.as_deref(), table, chain, args)?;
+            }
+        }
         Owned::EbpfDatapath { netns: ns } => {
             // Pins live in bpffs, not in the namespace: uninstall even when
             // the namespace is already gone.
@@ -543,7 +577,7 @@ fn teardown(lock: &LabLock, state: &mut LabState, host_gone: bool) -> Result<Vec
             log::info!("lab {}: {obj:?} handed over to lab {to}", state.lab);
             removed.push(obj);
         } else {
-            match remove(&state.lab, &obj, host_gone) {
+            match remove_object(&state.lab, &obj, host_gone) {
                 Ok(()) => removed.push(obj),
                 Err(e) => {
                     failures.push(format!("{obj:?}: {e}"));
@@ -651,7 +685,7 @@ fn require_host(state: &LabState) -> Result<(), LabError> {
     }
 }
 
-fn running(lock: &LabLock, lab: &str) -> Result<LabState, LabError> {
+pub(crate) fn running(lock: &LabLock, lab: &str) -> Result<LabState, LabError> {
     match lock.load()? {
         Some(s) if s.complete => {
             require_host(&s)?;
@@ -728,6 +762,22 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
         });
     };
     let host = state.plan.host_netns().map(str::to_string);
+    if state
+        .plan
+        .publications
+        .iter()
+        .any(|p| p.namespace == namespace)
+    {
+        // Its published ports go first, with their translations and rules.
+        let left = state
+            .plan
+            .publications
+            .iter()
+            .filter(|p| p.namespace != namespace)
+            .cloned()
+            .collect();
+        crate::publish::ops::apply(&lock, &mut state, left)?;
+    }
     if state.plan.datapath == DatapathKind::Ebpf {
         let port = state.plan.port_plan(&e);
         netns::run_in(host.as_deref(), || datapath::ebpf::remove_port(lab, &port))?
@@ -745,7 +795,7 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
         .cloned()
         .collect();
     for obj in mine.iter().rev() {
-        remove(lab, obj, false)?;
+        remove_object(lab, obj, false)?;
         state.objects.retain(|o| o != obj);
         lock.save(&state)?;
     }

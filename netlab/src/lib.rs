@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod monitor;
 pub mod nat;
 pub mod netns;
+pub mod publish;
 pub mod repair;
 pub mod state;
 pub mod status;
