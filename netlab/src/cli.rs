@@ -28,6 +28,13 @@ pub struct Cli {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file", global = true, value_name = "LAB.TOML")]
     pub file: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG
+    /// (e.g. `RUST_LOG=netlab=debug`) overrides both flags.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log (warnings are shown by default).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,10 +46,17 @@ pub enum Command {
         /// Overrides the lab file's `datapath`.
         #[arg(long, value_enum)]
         datapath: Option<DatapathKind>,
+        /// eBPF datapath: do not start the control loop (`netlab daemon`),
+        /// which `up` otherwise starts in the background (or restarts, on
+        /// a running lab whose daemon died). Without it NAT entries never
+        /// expire.
+        #[arg(long)]
+        no_daemon: bool,
     },
     /// Remove everything the lab created (recorded in /run/netlab/LAB.json).
     Down,
-    /// Show the lab's namespaces, links, addresses and routes.
+    /// Show the lab's namespaces, links, addresses and routes, and whether
+    /// its control loop runs.
     Status {
         #[arg(long)]
         json: bool,
@@ -69,7 +83,7 @@ pub enum Command {
     /// follow the uplink's address (runs until Ctrl-C or `netlab down`).
     Daemon {
         /// Seconds between expiry sweeps.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = daemon::DEFAULT_INTERVAL.as_secs_f64())]
         interval: f64,
         /// Detach and run in the background (pid in /run/netlab/LAB.daemon.pid,
         /// log in /run/netlab/LAB.daemon.log); `netlab down` stops it.
@@ -118,6 +132,7 @@ pub fn main() -> ExitCode {
     let inherited = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     nix::sys::stat::umask(inherited | nix::sys::stat::Mode::from_bits_truncate(0o022));
     let cli = Cli::parse();
+    crate::logging::init(cli.verbose, cli.quiet);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -189,7 +204,10 @@ fn running_state(lab: &str) -> anyhow::Result<state::LabState> {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Up { datapath } => {
+        Command::Up {
+            datapath,
+            no_daemon,
+        } => {
             let mut config = load_config(&cli)?;
             if let Some(l) = &cli.lab {
                 config.name = Some(l.clone());
@@ -219,6 +237,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     e
                 }
             })?;
+            let (lab, running_datapath) = match &outcome {
+                UpOutcome::Created(p) | UpOutcome::Repaired { plan: p, .. } => {
+                    (p.name.clone(), p.datapath)
+                }
+                UpOutcome::AlreadyUp(p) => (p.name.clone(), p.datapath),
+            };
             match outcome {
                 UpOutcome::Created(plan) => print_up(&plan),
                 UpOutcome::Repaired { plan, repaired } => {
@@ -238,6 +262,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+            }
+            if running_datapath == DatapathKind::Ebpf {
+                start_control_loop(&lab, *no_daemon)?;
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -352,6 +379,46 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// `up`'s last step on the eBPF datapath: the control loop runs (started,
+/// or restarted if it died), unless `--no-daemon`.
+fn start_control_loop(lab: &str, no_daemon: bool) -> anyhow::Result<()> {
+    use crate::supervise::{DaemonState, Ensured};
+    if no_daemon {
+        if let Some(pid) = daemon::running_pid(lab) {
+            println!("control loop: netlab daemon already running (pid {pid}); left running");
+        } else {
+            println!(
+                "control loop: not started (--no-daemon); NAT entries do not expire until \
+                 `netlab daemon` runs"
+            );
+        }
+        return Ok(());
+    }
+    let log = daemon::log_path(lab);
+    match crate::supervise::ensure_running(lab).with_context(|| {
+        format!(
+            "lab {lab} is up, but its control loop (netlab daemon) did not start; \
+             `netlab up` retries"
+        )
+    })? {
+        Ensured::AlreadyRunning(pid) => {
+            println!("control loop: netlab daemon running (pid {pid})")
+        }
+        Ensured::Started {
+            pid,
+            before: DaemonState::Died,
+        } => println!(
+            "control loop: the daemon had died; restarted it (pid {pid}, log {})",
+            log.display()
+        ),
+        Ensured::Started { pid, .. } => println!(
+            "control loop: netlab daemon started in the background (pid {pid}, log {})",
+            log.display()
+        ),
+    }
+    Ok(())
 }
 
 /// The inspection commands (crate::inspect): read-only views of a lab.

@@ -64,6 +64,10 @@ use crate::{
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 
+/// The sweep interval of a daemon started by `netlab up` (and the default
+/// of `netlab daemon --interval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How the loop runs.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -157,6 +161,7 @@ pub fn stop(lab: &str) -> anyhow::Result<()> {
         }
     }
     let _ = fs::remove_file(pid_path(lab));
+    crate::supervise::remove_record(lab);
     // The log belongs to the lab too; `down` leaves nothing of it behind.
     let _ = fs::remove_file(log_path(lab));
     Ok(())
@@ -211,6 +216,10 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
         bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
     }
     let _pid_file = PidFile::claim(lab)?;
+    // What `status` shows: alive, last sweep; stays behind as "died" if
+    // this process is killed.
+    let mut record = crate::supervise::Recorder::start(lab, opts.interval)
+        .context("cannot write the daemon's state file")?;
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { signal::signal(sig, SigHandler::Handler(on_signal)) }?;
@@ -274,6 +283,7 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
             next_sweep = start + delay;
             match swept {
                 Ok(s) => {
+                    record.swept(s.flows, s.expired);
                     if s.expired > 0 || s.fragments_expired > 0 {
                         say(&format!(
                             "expired {} of {} NAT flows ({} refreshed while sweeping), \
@@ -299,6 +309,9 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     watcher_stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     say(&format!("lab {lab}: daemon stopped"));
+    if result.is_ok() {
+        record.stopped();
+    }
     result
 }
 
@@ -442,6 +455,10 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
             return Ok(pid);
         }
         if let Some(status) = child.try_wait()? {
+            // Another `up` may have started one at the same moment.
+            if let Some(pid) = running_pid(lab) {
+                return Ok(pid);
+            }
             bail!(
                 "the daemon exited at once ({status}); see {}",
                 log_path(lab).display()

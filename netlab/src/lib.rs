@@ -12,11 +12,13 @@ pub mod datapath;
 pub mod health;
 pub mod inspect;
 pub mod lab;
+pub mod logging;
 pub mod nat;
 pub mod netns;
 pub mod repair;
 pub mod state;
 pub mod status;
+pub mod supervise;
 pub mod sysctl;
 pub mod topology;
 

@@ -860,7 +860,9 @@ fn drain(lab: &TestLab, daemon: &mut WatchedDaemon, timeout: Duration, report: &
 
 /// `netlab up` on the running lab: must find it whole and change nothing.
 fn up_again(lab: &TestLab, restart: u32, tally: &mut Tally) {
-    let out = lab.netlab(&["up"]);
+    // --no-daemon: the soak kills and restarts its own daemon (and samples
+    // its memory); `up` must not start another one in between.
+    let out = lab.netlab(&["up", "--no-daemon"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && stdout.contains("already up") {
         tally.done += 1;

@@ -127,18 +127,8 @@ fn run(root: &Path, datapath: Option<String>, file: Option<PathBuf>) -> Result<(
     if let Some(datapath) = &datapath {
         up.args(["--datapath", datapath]);
     }
+    // On the eBPF datapath `up` also starts the control loop (netlab daemon).
     status(&mut up)?;
-    if datapath.as_deref() != Some("kernel") {
-        // The eBPF datapath's control loop (NAT expiry, uplink address);
-        // a no-op when the lab file chose the kernel datapath.
-        let mut daemon = Command::new(&netlab);
-        if let Some(file) = &file {
-            daemon.arg("-f").arg(file);
-        }
-        if let Err(e) = status(daemon.args(["daemon", "--background"])) {
-            eprintln!("note: {e}");
-        }
-    }
     let mut check = Command::new(&netlab);
     check.arg("check");
     if let Some(file) = &file {
