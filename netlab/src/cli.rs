@@ -95,12 +95,17 @@ pub enum Command {
     /// The eBPF datapath's pinned maps (list, dump decoded).
     #[command(subcommand)]
     Map(crate::inspect::commands::MapCommand),
-    /// The eBPF switch's forwarding database (like `bridge fdb show`).
+    /// The eBPF switch's forwarding database (like `bridge fdb show`);
+    /// `fdb add` / `fdb del` change non-static entries by hand.
+    #[command(args_conflicts_with_subcommands = true)]
     Fdb {
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        edit: Option<crate::edit::FdbCommand>,
     },
-    /// The eBPF source NAT's translations (like `conntrack -L`).
+    /// The eBPF source NAT's translations: list (like `conntrack -L`),
+    /// flush, delete.
     #[command(subcommand)]
     Nat(crate::inspect::commands::NatCommand),
     /// The eBPF datapath's counters by reason and per port.
@@ -121,6 +126,18 @@ pub enum Command {
     Diagram {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+    },
+    /// Print a shell completion script, e.g.
+    /// `netlab completions bash > /etc/bash_completion.d/netlab`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `netlab man | man -l -`), or with --dir
+    /// write netlab.1 and a page per subcommand there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -359,7 +376,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Map(cmd) => inspect(&cli, Inspect::Map(cmd)),
-        Command::Fdb { json } => inspect(&cli, Inspect::Fdb { json: *json }),
+        Command::Fdb { json, edit } => inspect(
+            &cli,
+            Inspect::Fdb {
+                json: *json,
+                edit: edit.as_ref(),
+            },
+        ),
         Command::Nat(cmd) => inspect(&cli, Inspect::Nat(cmd)),
         Command::Stats { json, watch, all } => inspect(
             &cli,
@@ -371,6 +394,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Trace => inspect(&cli, Inspect::Trace),
         Command::Diagram { svg } => inspect(&cli, Inspect::Diagram { svg: svg.as_ref() }),
+        Command::Completions { shell } => {
+            crate::cli_docs::completions(*shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            match dir {
+                Some(dir) => crate::cli_docs::man_pages(dir)?,
+                None => crate::cli_docs::man_page(&mut std::io::stdout())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Detach { namespace } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;

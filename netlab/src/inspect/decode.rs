@@ -22,8 +22,9 @@ use netlab_common::{
         NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey,
     },
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
-        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, FdbEntry, FdbKey,
+        HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo,
+        SwitchConfig,
     },
 };
 use serde_json::Value;
@@ -99,7 +100,10 @@ pub fn fdb_flags(flags: u8) -> String {
     if flags & FDB_FLAG_LEARNED != 0 {
         v.push("learned".to_string());
     }
-    let rest = flags & !(FDB_FLAG_STATIC | FDB_FLAG_LEARNED);
+    if flags & FDB_FLAG_MANUAL != 0 {
+        v.push("manual".to_string());
+    }
+    let rest = flags & !(FDB_FLAG_STATIC | FDB_FLAG_LEARNED | FDB_FLAG_MANUAL);
     if rest != 0 {
         v.push(format!("{rest:#x}"));
     }
