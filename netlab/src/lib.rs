@@ -17,6 +17,7 @@ pub mod lab;
 pub mod logging;
 pub mod nat;
 pub mod netns;
+pub mod progress;
 pub mod repair;
 pub mod state;
 pub mod status;

@@ -121,7 +121,7 @@ fn hex(s: &str) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !c.is_whitespace() && *c != ':')
         .collect();
-    if digits.len() % 2 != 0 {
+    if !digits.len().is_multiple_of(2) {
         return Err(format!("hex:{s} has an odd number of hex digits"));
     }
     (0..digits.len())
