@@ -226,7 +226,12 @@ pub fn ensure_running(lab: &str) -> anyhow::Result<Ensured> {
     let opts = daemon::Options {
         interval: daemon::DEFAULT_INTERVAL,
     };
+    log::info!(
+        "lab {lab}: starting its control loop (daemon before: {before:?}, sweep every {:?})",
+        opts.interval
+    );
     let pid = daemon::spawn_background(lab, &opts)?;
+    log::info!("lab {lab}: daemon running as pid {pid}");
     Ok(Ensured::Started { pid, before })
 }
 

@@ -60,10 +60,17 @@ fn inet(port: u16) -> SocketAddrV4 {
 #[test]
 fn up_alone_expires_nat_entries_and_down_leaves_no_daemon() {
     let lab = lab("oa", 1, 2, "[nat]\nudp_timeout = 2\nicmp_timeout = 2");
-    let up = lab.ok(&["up"]);
+    // -v: the library's log::info! lines reach stderr.
+    let up = lab.ok(&["-v", "up"]);
     assert!(
         String::from_utf8_lossy(&up.stdout).contains("netlab daemon started"),
         "{}",
+        describe(&up)
+    );
+    assert!(
+        String::from_utf8_lossy(&up.stderr)
+            .contains("netlab: info: lab toa: starting its control loop"),
+        "-v showed no info line: {}",
         describe(&up)
     );
     assert_eq!(daemon_state(&lab), "running");
@@ -143,8 +150,15 @@ fn a_killed_daemon_is_reported_and_up_brings_it_back() {
         "{text}"
     );
 
-    // `up` brings it back, and the new one sweeps.
-    let up = lab.ok(&["up"]);
+    // `up` brings it back, and the new one sweeps. RUST_LOG wins over -v:
+    // errors only, so stderr stays empty.
+    let up = run(lab.command(&["-v", "up"]).env("RUST_LOG", "error"));
+    assert!(up.status.success(), "{}", describe(&up));
+    assert!(
+        up.stderr.is_empty(),
+        "RUST_LOG=error still logged: {}",
+        describe(&up)
+    );
     assert!(
         String::from_utf8_lossy(&up.stdout).contains("had died; restarted"),
         "{}",
