@@ -19,7 +19,7 @@ use netlab_tests::{
     INTERNET_ADDRESS, TestLab, describe, frames, in_netns,
     netlab::nat::{NatFlow, Proto},
     run,
-    traffic::{UdpEchoServer, send_frames, udp_echo, udp_socket, wait_until},
+    traffic::{EchoLoop, UdpEchoServer, send_frames, udp_echo, udp_socket, wait_until},
 };
 
 fn lab(short: &str, k: u8, count: u32, extra: &str) -> TestLab {
@@ -318,6 +318,71 @@ fn nat_delete_removes_one_flow_in_both_directions() {
         String::from_utf8_lossy(&again.stderr).contains("no NAT flow"),
         "{}",
         describe(&again)
+    );
+    drop(server);
+    lab.ok(&["down"]);
+}
+
+#[test]
+fn nat_flush_while_traffic_flows_costs_at_most_the_datagram_in_flight() {
+    let lab = lab("og", 7, 2, "");
+    lab.ok(&["up"]);
+    let server = UdpEchoServer::start(&lab.inet_ns(), inet(7003));
+    let flows: Vec<EchoLoop> = (1..=2)
+        .map(|n| {
+            let sock = udp_socket(&lab.ns(n), SocketAddrV4::new(lab.ip(n as u8), 7100));
+            EchoLoop::udp(sock, server.addr, Duration::from_millis(5))
+        })
+        .collect();
+    for f in &flows {
+        assert!(
+            f.wait_rounds(5, Duration::from_secs(10)),
+            "no traffic at start"
+        );
+    }
+    // Four flushes: all, ns2's, ns1's, all. Each flow is flushed three
+    // times.
+    let mut flushed = [0usize; 2];
+    for (i, only) in [None, Some(2u32), Some(1), None].into_iter().enumerate() {
+        let mut args = vec!["nat".to_string(), "flush".to_string()];
+        if let Some(n) = only {
+            args.extend(["--namespace".to_string(), lab.ns(n)]);
+        }
+        for (k, count) in flushed.iter_mut().enumerate() {
+            if only.is_none_or(|n| n as usize == k + 1) {
+                *count += 1;
+            }
+        }
+        lab.ok(&args.iter().map(String::as_str).collect::<Vec<_>>());
+        // Each flow carries on: the next datagram makes a new translation.
+        for (n, f) in flows.iter().enumerate() {
+            assert!(
+                f.wait_rounds(3, Duration::from_secs(10)),
+                "ns{} stalled after flush {i}",
+                n + 1
+            );
+        }
+    }
+    for (n, f) in flows.into_iter().enumerate() {
+        let (rounds, failures) = f.finish();
+        // A flush may drop the reply of the one datagram in flight (its
+        // translation is gone when it comes back), nothing more. (The loop
+        // gives up after 5 failures, above this bound.)
+        assert!(
+            failures.len() <= flushed[n],
+            "ns{}: {} of {rounds} rounds failed after {} flushes: {failures:?}",
+            n + 1,
+            failures.len(),
+            flushed[n]
+        );
+    }
+    // The table is whole: no half flow left behind.
+    let table = lab.nat_flows();
+    assert!(
+        table
+            .iter()
+            .all(|f| f.orig_key.is_some() && f.reply_key.is_some()),
+        "{table:?}"
     );
     drop(server);
     lab.ok(&["down"]);
