@@ -37,7 +37,7 @@ pub fn shape(map: &str) -> &'static str {
         ENDPOINTS_MAP | NAT_ENDPOINTS_MAP | HOST_ADDRS_MAP => "an IPv4 address",
         NAT_ORIG_MAP => {
             "PROTO SRC:PORT DST:PORT as the endpoint sent it, e.g. udp 192.168.28.1:5000 203.0.113.2:53 \
-             (ICMP echo: the id as both ports of the source, 0 for the destination)"
+             (ICMP echo: the echo id as SRC's port, 0 as DST's)"
         }
         NAT_REPLY_MAP => {
             "PROTO REMOTE:PORT EXTERNAL:PORT as the reply arrives, e.g. udp 203.0.113.2:53 203.0.113.1:20001"
