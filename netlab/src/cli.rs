@@ -281,7 +281,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             if running_datapath == DatapathKind::Ebpf {
-                start_control_loop(&lab, *no_daemon)?;
+                println!("{}", crate::supervise::after_up(&lab, *no_daemon)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -413,46 +413,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
-}
-
-/// `up`'s last step on the eBPF datapath: the control loop runs (started,
-/// or restarted if it died), unless `--no-daemon`.
-fn start_control_loop(lab: &str, no_daemon: bool) -> anyhow::Result<()> {
-    use crate::supervise::{DaemonState, Ensured};
-    if no_daemon {
-        if let Some(pid) = daemon::running_pid(lab) {
-            println!("control loop: netlab daemon already running (pid {pid}); left running");
-        } else {
-            println!(
-                "control loop: not started (--no-daemon); NAT entries do not expire until \
-                 `netlab daemon` runs"
-            );
-        }
-        return Ok(());
-    }
-    let log = daemon::log_path(lab);
-    match crate::supervise::ensure_running(lab).with_context(|| {
-        format!(
-            "lab {lab} is up, but its control loop (netlab daemon) did not start; \
-             `netlab up` retries"
-        )
-    })? {
-        Ensured::AlreadyRunning(pid) => {
-            println!("control loop: netlab daemon running (pid {pid})")
-        }
-        Ensured::Started {
-            pid,
-            before: DaemonState::Died,
-        } => println!(
-            "control loop: the daemon had died; restarted it (pid {pid}, log {})",
-            log.display()
-        ),
-        Ensured::Started { pid, .. } => println!(
-            "control loop: netlab daemon started in the background (pid {pid}, log {})",
-            log.display()
-        ),
-    }
-    Ok(())
 }
 
 /// The inspection commands (crate::inspect): read-only views of a lab.

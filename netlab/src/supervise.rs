@@ -235,6 +235,44 @@ pub fn ensure_running(lab: &str) -> anyhow::Result<Ensured> {
     Ok(Ensured::Started { pid, before })
 }
 
+/// `up`'s last step on the eBPF datapath: the control loop runs (started,
+/// or restarted if it died), unless `no_daemon`. Returns the line `up`
+/// prints about it.
+pub fn after_up(lab: &str, no_daemon: bool) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    if no_daemon {
+        return Ok(match daemon::running_pid(lab) {
+            Some(pid) => {
+                format!("control loop: netlab daemon already running (pid {pid}); left running")
+            }
+            None => "control loop: not started (--no-daemon); NAT entries do not expire until \
+                     `netlab daemon` runs"
+                .into(),
+        });
+    }
+    let log = daemon::log_path(lab);
+    let ensured = ensure_running(lab).with_context(|| {
+        format!(
+            "lab {lab} is up, but its control loop (netlab daemon) did not start; \
+             `netlab up` retries"
+        )
+    })?;
+    Ok(match ensured {
+        Ensured::AlreadyRunning(pid) => format!("control loop: netlab daemon running (pid {pid})"),
+        Ensured::Started {
+            pid,
+            before: DaemonState::Died,
+        } => format!(
+            "control loop: the daemon had died; restarted it (pid {pid}, log {})",
+            log.display()
+        ),
+        Ensured::Started { pid, .. } => format!(
+            "control loop: netlab daemon started in the background (pid {pid}, log {})",
+            log.display()
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
