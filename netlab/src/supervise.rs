@@ -61,15 +61,23 @@ pub fn read_record(lab: &str) -> Option<Record> {
     serde_json::from_str(&text).ok()
 }
 
-/// Removes the record (`down`).
+/// Where the record is written before it is renamed into place.
+fn record_tmp_path(lab: &str) -> PathBuf {
+    record_path(lab).with_extension("state.tmp")
+}
+
+/// Removes the record, and a temporary one a killed daemon may have left
+/// (`down`).
 pub fn remove_record(lab: &str) {
     let _ = fs::remove_file(record_path(lab));
+    let _ = fs::remove_file(record_tmp_path(lab));
 }
 
 /// What the running daemon writes: created at start, updated after every
 /// sweep, marked stopped on a clean exit.
 pub struct Recorder {
     path: PathBuf,
+    tmp: PathBuf,
     record: Record,
 }
 
@@ -77,6 +85,7 @@ impl Recorder {
     pub fn start(lab: &str, interval: Duration) -> std::io::Result<Self> {
         let r = Self {
             path: record_path(lab),
+            tmp: record_tmp_path(lab),
             record: Record {
                 pid: std::process::id(),
                 started_unix: unix_now(),
@@ -107,10 +116,9 @@ impl Recorder {
     /// Written to a temporary file and renamed over the record, so a
     /// reader never sees half of it.
     fn write(&self) -> std::io::Result<()> {
-        let tmp = self.path.with_extension("state.tmp");
-        let mut f = fs::File::create(&tmp)?;
+        let mut f = fs::File::create(&self.tmp)?;
         f.write_all(serde_json::to_string(&self.record)?.as_bytes())?;
-        fs::rename(&tmp, &self.path)
+        fs::rename(&self.tmp, &self.path)
     }
 }
 
