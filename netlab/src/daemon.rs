@@ -459,10 +459,7 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
             if let Some(pid) = running_pid(lab) {
                 return Ok(pid);
             }
-            bail!(
-                "the daemon exited at once ({status}); see {}",
-                log_path(lab).display()
-            );
+            bail!("the daemon exited at once ({status}); {}", log_tail(lab));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -470,6 +467,20 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
         "the daemon did not start within 5 s; see {}",
         log_path(lab).display()
     )
+}
+
+/// The end of the daemon's log, for an error message (the log itself goes
+/// with `netlab down`).
+fn log_tail(lab: &str) -> String {
+    let path = log_path(lab);
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
+    if tail.is_empty() {
+        format!("its log {} is empty", path.display())
+    } else {
+        format!("the end of its log ({}):\n  {tail}", path.display())
+    }
 }
 
 fn say(msg: &str) {
