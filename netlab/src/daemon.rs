@@ -119,6 +119,9 @@ fn shortest_timeout(t: &crate::datapath::NatTimeouts) -> Duration {
     Duration::from_secs(secs).min(nat::FRAG_TIMEOUT)
 }
 
+/// How long `spawn_background` waits for the daemon's pid file.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The daemon's pid file.
 pub fn pid_path(lab: &str) -> PathBuf {
     Path::new(state::STATE_DIR).join(format!("{lab}.daemon.pid"))
@@ -449,7 +452,9 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
         })
     };
     let mut child = cmd.spawn().context("cannot start the daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // It starts in milliseconds; the margin is for a machine under load
+    // (`up` fails if the daemon does not come up).
+    let deadline = Instant::now() + SPAWN_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(pid) = running_pid(lab) {
             return Ok(pid);
@@ -464,8 +469,8 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!(
-        "the daemon did not start within 5 s; see {}",
-        log_path(lab).display()
+        "the daemon did not start within {SPAWN_TIMEOUT:?}; {}",
+        log_tail(lab)
     )
 }
 
