@@ -7,7 +7,7 @@
 //! runs for long: `bench: 12/60 (20%), 1m05s: round 3: ebpf udp_64`.
 
 use std::{
-    io::IsTerminal,
+    io::{IsTerminal, Write},
     sync::{Arc, Mutex, Weak},
     time::{Duration, Instant},
 };
@@ -85,8 +85,18 @@ impl Progress {
         }
     }
 
-    /// Plain lines every `every`, whatever stderr is.
+    /// Plain lines to stderr every `every`, whatever stderr is.
     pub fn plain(what: &str, len: Option<u64>, every: Duration) -> Self {
+        Self::plain_to(what, len, every, Box::new(std::io::stderr()))
+    }
+
+    /// Plain lines to `sink` every `every`.
+    pub fn plain_to(
+        what: &str,
+        len: Option<u64>,
+        every: Duration,
+        mut sink: Box<dyn std::io::Write + Send>,
+    ) -> Self {
         let inner = Arc::new(Inner::Plain(Mutex::new(Plain {
             what: what.to_string(),
             pos: 0,
@@ -109,7 +119,7 @@ impl Progress {
                     if p.done {
                         return;
                     }
-                    eprintln!("{}", p.line());
+                    let _ = writeln!(sink, "{}", p.line());
                 }
             })
             .expect("spawn the progress thread");
@@ -186,6 +196,52 @@ mod tests {
         open.set_message("10 s of 60");
         assert_eq!(open.line().unwrap(), "soak: 0s: 10 s of 60");
         p.finish_and_clear();
+    }
+
+    /// A sink the test can read.
+    #[derive(Clone, Default)]
+    struct Shared(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Shared {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Shared {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    #[test]
+    fn plain_lines_come_by_themselves_until_the_run_finishes() {
+        let out = Shared::default();
+        let every = Duration::from_millis(20);
+        let p = Progress::plain_to("fuzz port", Some(10), every, Box::new(out.clone()));
+        p.inc(3);
+        // Nothing else happens, yet lines come (a long step is not silence).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while out.lines().len() < 2 && Instant::now() < deadline {
+            std::thread::sleep(every);
+        }
+        let lines = out.lines();
+        assert!(lines.len() >= 2, "{lines:?}");
+        assert!(lines[0].starts_with("fuzz port: 3/10 (30%)"), "{lines:?}");
+        p.finish_and_clear();
+        // At most the line being written when it finished.
+        std::thread::sleep(every * 5);
+        let after = out.lines().len();
+        std::thread::sleep(every * 5);
+        assert_eq!(out.lines().len(), after, "lines after finish");
     }
 
     #[test]
