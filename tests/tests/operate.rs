@@ -9,7 +9,6 @@
 use std::{
     collections::BTreeSet,
     net::{Ipv4Addr, SocketAddrV4},
-    path::Path,
     process::Command,
     time::Duration,
 };
@@ -43,8 +42,16 @@ fn daemon_state(lab: &TestLab) -> String {
         .to_string()
 }
 
+/// Whether `pid` runs (a zombie, not yet reaped by whoever adopted the
+/// detached daemon, does not).
 fn alive(pid: u32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state follows the command name in parentheses.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
 }
 
 fn ping_inet(ns: &str) -> bool {
