@@ -11,6 +11,9 @@ pub const PORT_KIND_GATEWAY: u8 = 2;
 pub const FDB_FLAG_STATIC: u8 = 1;
 /// FDB entry learned from a source MAC.
 pub const FDB_FLAG_LEARNED: u8 = 2;
+/// FDB entry added by hand (`netlab fdb add`): not static, so learning may
+/// move it and `netlab fdb del` may remove it.
+pub const FDB_FLAG_MANUAL: u8 = 4;
 
 /// `host_addrs` value: an address assigned to one of the host's interfaces.
 pub const HOST_ADDR_LOCAL: u8 = 1;

@@ -28,6 +28,13 @@ pub struct Cli {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file", global = true, value_name = "LAB.TOML")]
     pub file: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG
+    /// (e.g. `RUST_LOG=netlab=debug`) overrides both flags.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log (warnings are shown by default).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,10 +46,25 @@ pub enum Command {
         /// Overrides the lab file's `datapath`.
         #[arg(long, value_enum)]
         datapath: Option<DatapathKind>,
+        /// eBPF datapath: do not start the control loop (`netlab daemon`),
+        /// which `up` otherwise starts in the background (or restarts, on
+        /// a running lab whose daemon died). Without it NAT entries never
+        /// expire.
+        #[arg(long)]
+        no_daemon: bool,
+        /// eBPF datapath: the daemon `up` starts serves Prometheus metrics
+        /// at http://ADDR/metrics (as `netlab daemon --metrics`; a daemon
+        /// that already runs is left as it is).
+        #[arg(long, value_name = "ADDR", conflicts_with = "no_daemon")]
+        metrics: Option<String>,
+        /// Allow --metrics on an address other than loopback.
+        #[arg(long, requires = "metrics")]
+        metrics_allow_remote: bool,
     },
     /// Remove everything the lab created (recorded in /run/netlab/LAB.json).
     Down,
-    /// Show the lab's namespaces, links, addresses and routes.
+    /// Show the lab's namespaces, links, addresses and routes, and whether
+    /// its control loop runs.
     Status {
         #[arg(long)]
         json: bool,
@@ -87,7 +109,7 @@ pub enum Command {
     /// follow the uplink's address (runs until Ctrl-C or `netlab down`).
     Daemon {
         /// Seconds between expiry sweeps.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = daemon::DEFAULT_INTERVAL.as_secs_f64())]
         interval: f64,
         /// Detach and run in the background (pid in /run/netlab/LAB.daemon.pid,
         /// log in /run/netlab/LAB.daemon.log); `netlab down` stops it.
@@ -108,12 +130,17 @@ pub enum Command {
     /// The eBPF datapath's pinned maps (list, dump decoded).
     #[command(subcommand)]
     Map(crate::inspect::commands::MapCommand),
-    /// The eBPF switch's forwarding database (like `bridge fdb show`).
+    /// The eBPF switch's forwarding database (like `bridge fdb show`);
+    /// `fdb add` / `fdb del` change non-static entries by hand.
+    #[command(args_conflicts_with_subcommands = true)]
     Fdb {
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        edit: Option<crate::edit::FdbCommand>,
     },
-    /// The eBPF source NAT's translations (like `conntrack -L`).
+    /// The eBPF source NAT's translations: list (like `conntrack -L`),
+    /// flush, delete.
     #[command(subcommand)]
     Nat(crate::inspect::commands::NatCommand),
     /// The eBPF datapath's counters by reason and per port.
@@ -139,6 +166,18 @@ pub enum Command {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
     },
+    /// Print a shell completion script, e.g.
+    /// `netlab completions bash > /etc/bash_completion.d/netlab`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `netlab man | man -l -`), or with --dir
+    /// write netlab.1 and a page per subcommand there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 /// Parses the arguments and runs the command.
@@ -153,6 +192,7 @@ pub fn main() -> ExitCode {
         eprintln!("netlab: warning: {e:#}");
     }
     let cli = Cli::parse();
+    crate::logging::init(cli.verbose, cli.quiet);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -249,7 +289,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         enter_lab_host(&lab, matches!(cli.command, Command::Down))?;
     }
     match &cli.command {
-        Command::Up { datapath } => {
+        Command::Up {
+            datapath,
+            no_daemon,
+            metrics,
+            metrics_allow_remote,
+        } => {
+            // Checked before anything is created.
+            let metrics = metrics
+                .as_deref()
+                .map(|a| crate::metrics::server::parse_address(a, *metrics_allow_remote))
+                .transpose()?;
             let mut config = load_config(&cli)?;
             if let Some(l) = &cli.lab {
                 config.name = Some(l.clone());
@@ -279,6 +329,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     e
                 }
             })?;
+            let (lab, running_datapath) = match &outcome {
+                UpOutcome::Created(p) | UpOutcome::Repaired { plan: p, .. } => {
+                    (p.name.clone(), p.datapath)
+                }
+                UpOutcome::AlreadyUp(p) => (p.name.clone(), p.datapath),
+            };
             match outcome {
                 UpOutcome::Created(plan) => print_up(&plan),
                 UpOutcome::Repaired { plan, repaired } => {
@@ -298,6 +354,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+            }
+            if running_datapath == DatapathKind::Ebpf {
+                println!("{}", crate::supervise::after_up(&lab, *no_daemon, metrics)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -399,7 +458,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Map(cmd) => inspect(&cli, Inspect::Map(cmd)),
-        Command::Fdb { json } => inspect(&cli, Inspect::Fdb { json: *json }),
+        Command::Fdb { json, edit } => inspect(
+            &cli,
+            Inspect::Fdb {
+                json: *json,
+                edit: edit.as_ref(),
+            },
+        ),
         Command::Nat(cmd) => inspect(&cli, Inspect::Nat(cmd)),
         Command::Stats { json, watch, all } => inspect(
             &cli,
@@ -439,6 +504,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let lab = lab_name(&cli)?;
             let state = running_state(&lab)?;
             print!("{}", crate::publish::show::render(&state.plan, *json));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            crate::cli_docs::completions(*shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            match dir {
+                Some(dir) => crate::cli_docs::man_pages(dir)?,
+                None => crate::cli_docs::man_page(&mut std::io::stdout())?,
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Detach { namespace } => {

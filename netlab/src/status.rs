@@ -40,6 +40,9 @@ pub struct LabStatus {
     pub owned: Vec<crate::state::Owned>,
     /// eBPF datapath only: attached programs and pinned maps.
     pub ebpf: Option<crate::inspect::programs::EbpfStatus>,
+    /// eBPF datapath only: the control loop (`netlab daemon`): running,
+    /// died, stopped or not started, and its last sweep.
+    pub daemon: Option<crate::supervise::DaemonStatus>,
     /// Parts of the lab that are gone (removed by hand, ...); `netlab up`
     /// repairs them. Empty for a healthy lab (see health.rs).
     pub missing: Vec<crate::health::Missing>,
@@ -108,6 +111,7 @@ pub fn collect(state: &LabState) -> LabStatus {
         namespaces,
         owned: state.objects.clone(),
         ebpf: ebpf_status(state),
+        daemon: (plan.datapath == DatapathKind::Ebpf).then(|| crate::supervise::status(&plan.name)),
         missing: crate::health::missing(state),
     }
 }
@@ -146,6 +150,10 @@ pub fn render(s: &LabStatus) -> String {
             " -- HALF BUILT: run `netlab down`"
         },
     ));
+    if let Some(d) = &s.daemon {
+        out.push_str(&crate::supervise::render(d));
+        out.push('\n');
+    }
     if !s.missing.is_empty() {
         out.push_str(&format!(
             "MISSING ({} part{}; `netlab up` repairs them):\n",

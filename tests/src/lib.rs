@@ -320,8 +320,11 @@ impl TestLab {
 
     /// Starts `netlab daemon --interval SECS` in the foreground as a child
     /// of the test (killed by its PID when dropped) and waits until it has
-    /// written its pid file.
+    /// written its pid file. The background daemon `netlab up` started for
+    /// this lab, if any, is stopped first (by its recorded PID), so the
+    /// test's own daemon is the lab's only one.
     pub fn start_daemon(&self, interval: &str) -> traffic::ChildGuard {
+        netlab::daemon::stop(&self.name).expect("stop the lab's background daemon");
         let child = self
             .command(&["daemon", "--interval", interval])
             .stdin(Stdio::null())

@@ -729,7 +729,10 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
     let (mut n_orig, mut n_reply, mut n_frags) = (0i64, 0i64, 0i64);
     let mut done = [0u64; 2];
     let mut index = 0u64;
+    // A line every few seconds where there is no terminal (CI logs).
+    let progress = netlab_tests::netlab::progress::Progress::new("fuzz uplink", Some(2 * cases));
     while done.iter().any(|d| *d < cases) {
+        progress.set_position(done[0] + done[1]);
         let mut rng = Rng::for_case(seed, STREAM_NAT, index);
         let mut dir = if rng.chance(50) {
             Dir::Egress
@@ -851,6 +854,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         done[dir as usize] += 1;
         index += 1;
     }
+    progress.finish_and_clear();
     (tallies, failures)
 }
 
@@ -1258,7 +1262,9 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
     let mut counters = sw.counters();
     let mut learning = false;
     let mut host_addrs: &[std::net::Ipv4Addr] = &[];
+    let progress = netlab_tests::netlab::progress::Progress::new("fuzz port", Some(cases));
     for index in 0..cases {
+        progress.set_position(index);
         let mut rng = Rng::for_case(seed, STREAM_SWITCH, index);
         let learn_now = rng.chance(30);
         if learn_now != learning {
@@ -1349,6 +1355,7 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
         }
     }
     let host_drops = sw.counters()[Counter::DropHostAccess as usize];
+    progress.finish_and_clear();
     (tally, failures, host_drops)
 }
 

@@ -128,12 +128,7 @@ pub fn flush_other_addresses(
         if *flow.translated.ip() == external {
             continue;
         }
-        if let Some(k) = flow.orig_key {
-            table.remove(&k, false)?;
-        }
-        if let Some(k) = flow.reply_key {
-            table.remove(&k, true)?;
-        }
+        table.remove_flow(&flow)?;
         flushed += 1;
     }
     Ok(flushed)
