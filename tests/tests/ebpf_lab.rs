@@ -259,11 +259,11 @@ fn a_namespace_spoofing_another_reaches_no_one() {
     // Barriers: after the spoofed frames, on the same socket, one datagram
     // under ns3's own identity to every receiver (and to ns2). Once each
     // has arrived, any spoofed frame let through ahead of it has too.
-    let at_ns2 = UdpEchoServer::sink(&ns2, SocketAddrV4::new(ip2, 7000));
+    let sink_ns2 = UdpEchoServer::sink(&ns2, SocketAddrV4::new(ip2, 7000));
     let barrier_targets = targets
         .iter()
         .map(|(name, dst_mac, dst_ip, sink)| (*name, *dst_mac, *dst_ip, *sink))
-        .chain([("ns2", mac2, ip2, &at_ns2)]);
+        .chain([("ns2", mac2, ip2, &sink_ns2)]);
     let mut barriers = Vec::new();
     for (name, dst_mac, dst_ip, sink) in barrier_targets {
         let marker = format!("BARRIER-{name}").into_bytes();
@@ -305,7 +305,7 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         at_ns2.kept
     );
     assert!(
-        at_ns2.received().iter().all(|p| !p.starts_with(b"SPOOF")),
+        sink_ns2.received().iter().all(|p| !p.starts_with(b"SPOOF")),
         "ns2 received spoofed datagrams"
     );
 
