@@ -190,7 +190,11 @@ impl TestLab {
             return found;
         };
         for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
                 continue;
             };
             let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
@@ -204,9 +208,9 @@ impl TestLab {
             let is_netlab = args
                 .first()
                 .is_some_and(|a| Path::new(a).file_name().is_some_and(|f| f == "netlab"));
-            let names_lab = args
-                .windows(2)
-                .any(|w| (w[0] == "--lab" && w[1] == self.name) || (w[0] == "-f" && w[1] == config));
+            let names_lab = args.windows(2).any(|w| {
+                (w[0] == "--lab" && w[1] == self.name) || (w[0] == "-f" && w[1] == config)
+            });
             if is_netlab && names_lab {
                 found.push((pid, args.join(" ")));
             }

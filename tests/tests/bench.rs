@@ -205,8 +205,18 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
     );
     let json: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    assert_eq!(json["failures"], serde_json::json!([]), "{}", json["failures"]);
-    assert_eq!(json["skipped"], serde_json::json!([]), "{}", json["skipped"]);
+    assert_eq!(
+        json["failures"],
+        serde_json::json!([]),
+        "{}",
+        json["failures"]
+    );
+    assert_eq!(
+        json["skipped"],
+        serde_json::json!([]),
+        "{}",
+        json["skipped"]
+    );
 
     let summaries = json["summaries"].as_array().unwrap();
     let mut figures = 0;

@@ -324,7 +324,12 @@ fn valid_file(rng: &mut Rng) -> (String, String, Ipv4Addr, usize) {
     let prefix = rng.range(16, 28) as u8;
     let host_bits = 32 - prefix as u32;
     // 10.<a>.<b>.0 with the host bits cleared.
-    let raw = u32::from(Ipv4Addr::new(10, rng.range(0, 255) as u8, rng.range(0, 255) as u8, 0));
+    let raw = u32::from(Ipv4Addr::new(
+        10,
+        rng.range(0, 255) as u8,
+        rng.range(0, 255) as u8,
+        0,
+    ));
     let network = raw & !((1u32 << host_bits) - 1);
     let subnet = format!("{}/{prefix}", Ipv4Addr::from(network));
     let hosts = (1u32 << host_bits) - 2;

@@ -11,11 +11,11 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use netlab_common::counters::Counter;
-use nix::sys::signal::{Signal, kill};
-use nix::unistd::Pid;
 use netlab_tests::netlab::daemon;
 use netlab_tests::traffic::{UdpEchoServer, udp_echo, udp_socket, wait_until};
 use netlab_tests::{INTERNET_ADDRESS, TestLab, describe};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 fn lab(k: u8, extra: &str) -> TestLab {
     TestLab::in_net(&format!("q{k}"), 118, k, 1, extra)
@@ -68,7 +68,11 @@ fn daemon_background_serves_the_lab_until_down_stops_it() {
     let _guard = KillOnDrop(pid);
     // Detached: its own session, not the CLI's child any more.
     let sid = nix::unistd::getsid(Some(Pid::from_raw(pid))).expect("getsid");
-    assert_eq!(sid.as_raw(), pid, "the background daemon has no session of its own");
+    assert_eq!(
+        sid.as_raw(),
+        pid,
+        "the background daemon has no session of its own"
+    );
     // One per lab: a second start names the running one.
     assert_eq!(start_background(&lab, "0.2"), pid);
 
@@ -76,9 +80,18 @@ fn daemon_background_serves_the_lab_until_down_stops_it() {
     // lab file's 1 s timeout, which only the daemon's sweep does.
     let server = UdpEchoServer::start(&lab.inet_ns(), SocketAddrV4::new(INTERNET_ADDRESS, 7000));
     let sock = udp_socket(&lab.ns(1), SocketAddrV4::new(lab.ip(1), 0));
-    assert!(udp_echo(&sock, server.addr, b"flow", Duration::from_secs(5)));
+    assert!(udp_echo(
+        &sock,
+        server.addr,
+        b"flow",
+        Duration::from_secs(5)
+    ));
     // (Counted rather than looked up: the daemon may expire it at once.)
-    assert_eq!(lab.counter(Counter::NatCreated), 1, "the flow was not translated");
+    assert_eq!(
+        lab.counter(Counter::NatCreated),
+        1,
+        "the flow was not translated"
+    );
     assert!(
         wait_until(Duration::from_secs(20), || lab.nat_flows().is_empty()),
         "the background daemon did not expire the idle flow: {:?}",
@@ -109,7 +122,10 @@ fn down_leaves_no_daemon_after_kills_and_a_stuck_daemon() {
     let guard = KillOnDrop(pid);
     kill(Pid::from_raw(pid), Signal::SIGKILL).expect("SIGKILL the daemon");
     assert!(wait_until(Duration::from_secs(10), || !alive(pid)));
-    assert!(daemon::pid_path(&lab.name).exists(), "a stale pid file stays");
+    assert!(
+        daemon::pid_path(&lab.name).exists(),
+        "a stale pid file stays"
+    );
     assert_eq!(daemon::running_pid(&lab.name), None);
     drop(guard);
     lab.ok(&["down"]);

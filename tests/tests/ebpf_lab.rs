@@ -616,7 +616,10 @@ fn a_single_tagged_frame_is_checked_like_an_untagged_one() {
         .filter(|p| p.starts_with(b"TAGGED SPOOF"))
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .collect();
-    assert!(spoofed.is_empty(), "spoofed tagged frames got through: {spoofed:?}");
+    assert!(
+        spoofed.is_empty(),
+        "spoofed tagged frames got through: {spoofed:?}"
+    );
     drop(sink);
     lab.ok(&["down"]);
 }
@@ -664,8 +667,15 @@ fn the_shortest_frames_a_port_can_carry_are_not_runts() {
         "the barrier never reached ns2"
     );
     let seen = capture.finish();
-    assert!(!seen.kept.is_empty(), "the header-only frame never reached ns2");
-    assert_eq!(lab.counter(Counter::DropRunt), runts, "a 14-byte frame counted as a runt");
+    assert!(
+        !seen.kept.is_empty(),
+        "the header-only frame never reached ns2"
+    );
+    assert_eq!(
+        lab.counter(Counter::DropRunt),
+        runts,
+        "a 14-byte frame counted as a runt"
+    );
     drop(sink);
     lab.ok(&["down"]);
 }

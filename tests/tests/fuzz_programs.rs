@@ -279,7 +279,9 @@ fn allowed_new_flow_drops(lab: &Loaded, key: &NatKey) -> Vec<Counter> {
     let same_reply_side = orig
         .iter()
         .filter(|(k, _)| {
-            k.proto == key.proto && k.daddr == key.daddr && (k.proto == netlab_tests::packets::PROTO_ICMP || k.dport == key.dport)
+            k.proto == key.proto
+                && k.daddr == key.daddr
+                && (k.proto == netlab_tests::packets::PROTO_ICMP || k.dport == key.dport)
         })
         .count();
     let range = (frames::PORT_MAX - frames::PORT_MIN) as usize + 1;

@@ -646,7 +646,8 @@ fn errors_come_back_translated_and_the_host_is_left_alone() {
     let mut buf = [0u8; 64];
     let (_, translated) = outside.recv_from(&mut buf).expect("ns3's datagram");
     outside.send_to(b"barrier", translated).unwrap();
-    sink.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     let mut before_barrier = Vec::new();
     loop {
         let (n, _) = sink.recv_from(&mut buf).expect("the barrier datagram");

@@ -609,7 +609,10 @@ fn a_full_map_drops_a_new_flow_and_creates_nothing() {
 
         let frame = tcp_out(NS1, 1234, TCP_SYN);
         let (verdict, out) = lab.run(EGRESS, &frame);
-        assert_eq!(verdict, TC_ACT_SHOT, "{full} full: the new flow was not dropped");
+        assert_eq!(
+            verdict, TC_ACT_SHOT,
+            "{full} full: the new flow was not dropped"
+        );
         assert_eq!(out, frame, "{full} full: a dropped packet was rewritten");
         assert_eq!(lab.counter(Counter::NatDropMapFull), 1, "{full} full");
         assert_eq!(lab.counter(Counter::NatDropNoPort), 0, "{full} full");
