@@ -536,6 +536,8 @@ fn trace_shows_one_ping_and_switches_itself_off() {
             Err(_) => break,
         }
     }
+    // Streamed: seen while tracing runs, not only when it stops.
+    let streamed = out.contains(&request) && out.contains(&reply);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -550,6 +552,10 @@ fn trace_shows_one_ping_and_switches_itself_off() {
     assert!(rest.contains("switched off"), "{rest}");
     assert!(out.contains(&request), "request missing from:\n{out}");
     assert!(out.contains(&reply), "reply missing from:\n{out}");
+    assert!(
+        streamed,
+        "the ping's events came only after Ctrl-C, not while tracing:\n{out}"
+    );
 
     // Tracing is off again.
     let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);
