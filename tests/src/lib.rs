@@ -179,12 +179,13 @@ impl TestLab {
         v
     }
 
-    /// Every running netlab process of this lab (a `daemon`, a stuck `up`
-    /// ...): its command line names the lab (`--lab NAME`) or this test's
-    /// lab file. Read from /proc, so a daemon whose pid file is gone is
-    /// found too.
+    /// Every running process of the netlab under test that works on this
+    /// lab (a `daemon`, a stuck `up` ...): its command line names the lab
+    /// (`--lab NAME`) or this test's lab file. Read from /proc, so a daemon
+    /// whose pid file is gone is found too.
     pub fn netlab_processes(&self) -> Vec<(u32, String)> {
         let config = self.config_path.to_string_lossy().into_owned();
+        let bin = std::fs::canonicalize(netlab_bin()).unwrap_or_else(|_| netlab_bin());
         let mut found = Vec::new();
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return found;
@@ -205,9 +206,12 @@ impl TestLab {
                 .filter(|a| !a.is_empty())
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect();
+            // The binary under test only: other checkouts' tests on this
+            // machine may run labs of the same name with their own build.
             let is_netlab = args
                 .first()
-                .is_some_and(|a| Path::new(a).file_name().is_some_and(|f| f == "netlab"));
+                .and_then(|a| std::fs::canonicalize(a).ok())
+                .is_some_and(|a| a == bin);
             let names_lab = args.windows(2).any(|w| {
                 (w[0] == "--lab" && w[1] == self.name) || (w[0] == "-f" && w[1] == config)
             });
