@@ -127,6 +127,9 @@ impl Loaded {
     /// fast path on and one endpoint known to it.
     fn nat(name: &str) -> Self {
         let dir = Self::pin_dir(name);
+        // Owned (removed on drop) before anything can fail.
+        let mut lab = Self { ebpf: None, dir };
+        let dir = lab.dir.clone();
         let plan = nat_plan();
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&dir);
@@ -152,10 +155,8 @@ impl Loaded {
             frames::FAST_PATH_IFINDEX,
         )
         .expect("fast-path endpoint");
-        Self {
-            ebpf: Some(ebpf),
-            dir,
-        }
+        lab.ebpf = Some(ebpf);
+        lab
     }
 
     fn ebpf(&self) -> &Ebpf {
@@ -906,14 +907,15 @@ impl SwitchLab {
     fn new(name: &str) -> Self {
         // bpf_clone_redirect (flooding) really transmits on the ports.
         assert_private_netns("the switch fuzzer");
-        let dir = Loaded::pin_dir(name);
-        let mut ebpf = netlab::bpf::loader::load_object(&dir, None).expect("load object");
+        // Owned (removed on drop) before anything can fail.
+        let mut loaded = Loaded {
+            ebpf: None,
+            dir: Loaded::pin_dir(name),
+        };
+        let mut ebpf = netlab::bpf::loader::load_object(&loaded.dir, None).expect("load object");
         netlab::bpf::loader::load_classifier(&mut ebpf, netlab::bpf::loader::PORT_PROGRAM)
             .expect("verifier accepts the port program");
-        let loaded = Loaded {
-            ebpf: Some(ebpf),
-            dir,
-        };
+        loaded.ebpf = Some(ebpf);
         let mut maps = netlab::bpf::maps::SwitchMaps::open(&loaded.dir).expect("maps");
         let counters = netlab::bpf::maps::Counters::open(&loaded.dir).expect("counters");
         let index = |dev: &str| nix::net::if_::if_nametoindex(dev).expect("ifindex");

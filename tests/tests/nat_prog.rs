@@ -93,8 +93,8 @@ impl NatLab {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pin dir");
-        pin(&dir);
         let mut lab = NatLab { ebpf: None, dir };
+        pin(&lab.dir);
         lab.load(plan);
         nat::configure(lab.ebpf(), plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
         lab
