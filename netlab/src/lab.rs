@@ -15,6 +15,7 @@
 
 use std::net::Ipv4Addr;
 
+use crate::containers::ContainerPlan;
 use crate::config::{ConfigError, EndpointPlan, HostPlan, LabPlan, mac_for};
 use crate::datapath::{self, DatapathKind, NatPlan, PortPlan, PortRole, SwitchPlan, kernel};
 use crate::netns::{self, NetnsError};
@@ -147,6 +148,15 @@ impl LabPlan {
     /// (02:4e:<IPv4>), so this is a pure function of the plan.
     pub fn switch_plan(&self) -> SwitchPlan {
         let mut ports: Vec<PortPlan> = self.endpoints.iter().map(|e| self.port_plan(e)).collect();
+        // CNI containers are ports like endpoints (once their ADD finished),
+        // so a re-install (repair) keeps them.
+        ports.extend(
+            self.containers
+                .attachments
+                .iter()
+                .filter(|c| c.complete)
+                .map(container_port_plan),
+        );
         ports.push(PortPlan {
             port_dev: self.gateway_port.clone(),
             role: PortRole::Gateway,
@@ -170,6 +180,18 @@ impl LabPlan {
             }),
             allow_host_access: self.allow_host_access,
         }
+    }
+}
+
+/// The switch port of a CNI container: its host-side veth end.
+pub fn container_port_plan(c: &ContainerPlan) -> PortPlan {
+    PortPlan {
+        port_dev: c.peer.clone(),
+        role: PortRole::Endpoint,
+        mac: c.mac,
+        ipv4: c.address,
+        namespace: Some(c.label()),
+        deliver_dev: None,
     }
 }
 
