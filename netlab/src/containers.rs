@@ -27,8 +27,17 @@ pub struct ContainerPlan {
     pub address: Ipv4Addr,
     /// Set on `ifname`: 02:4e:<IPv4 bytes>, as for the lab's namespaces.
     pub mac: [u8; 6],
+    /// Whether ADD set the container's default route (via the gateway, on
+    /// `ifname`); not when the container already had one (a second
+    /// interface, or another plugin's).
+    #[serde(default = "yes")]
+    pub default_route: bool,
     /// False while ADD runs (or after it died half way).
     pub complete: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// Length of the container id shown by `netlab status`/`fdb`/`nat list`,
@@ -73,9 +82,7 @@ impl Containers {
     }
 
     pub fn find(&self, container_id: &str, ifname: &str) -> Option<&ContainerPlan> {
-        self.attachments
-            .iter()
-            .find(|c| c.is(container_id, ifname))
+        self.attachments.iter().find(|c| c.is(container_id, ifname))
     }
 
     pub fn by_peer(&self, peer: &str) -> Option<&ContainerPlan> {
@@ -100,6 +107,7 @@ mod tests {
             peer: "nlc0".into(),
             address: Ipv4Addr::new(10, 0, 0, 2),
             mac: [2, 0x4e, 10, 0, 0, 2],
+            default_route: true,
             complete: true,
         };
         assert_eq!(c.short_id(), "0123456789ab");

@@ -15,8 +15,8 @@
 
 use std::net::Ipv4Addr;
 
-use crate::containers::ContainerPlan;
 use crate::config::{ConfigError, EndpointPlan, HostPlan, LabPlan, mac_for};
+use crate::containers::ContainerPlan;
 use crate::datapath::{self, DatapathKind, NatPlan, PortPlan, PortRole, SwitchPlan, kernel};
 use crate::netns::{self, NetnsError};
 use crate::state::{LabLock, LabState, Owned, StateError};

@@ -245,7 +245,13 @@ pub fn render(s: &LabStatus) -> String {
         let mut t = Table::new();
         t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
         t.set_header(vec![
-            "container", "netns", "interface", "address", "mac", "port", "state",
+            "container",
+            "netns",
+            "interface",
+            "address",
+            "mac",
+            "port",
+            "state",
         ]);
         for c in &s.containers {
             t.add_row(vec![
@@ -255,7 +261,11 @@ pub fn render(s: &LabStatus) -> String {
                 Cell::new(&c.address),
                 Cell::new(&c.mac),
                 Cell::new(&c.port),
-                Cell::new(if c.complete { "attached" } else { "ADD interrupted" }),
+                Cell::new(if c.complete {
+                    "attached"
+                } else {
+                    "ADD interrupted"
+                }),
             ]);
         }
         out.push_str(&t.to_string());

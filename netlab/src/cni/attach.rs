@@ -66,8 +66,12 @@ pub fn add(
         let old = old.clone();
         remove(lock, state, &old)?;
     }
-    let taken = sandbox::with_netlink_in(netns_fd, netns_path, |nl| nl.link_index(&att.ifname))
-        .map_err(|e| CniError::lab("cannot read the container's interfaces", e))?;
+    let (taken, has_default) = sandbox::with_netlink_in(netns_fd, netns_path, |nl| {
+        let taken = nl.link_index(&att.ifname)?;
+        let has_default = nl.routes()?.iter().any(|r| r.destination == "default");
+        Ok((taken, has_default))
+    })
+    .map_err(|e| CniError::lab("cannot read the container's interfaces", e))?;
     if taken.is_some() {
         return Err(CniError::new(
             code::INTERFACE_EXISTS,
@@ -106,6 +110,7 @@ pub fn add(
         peer,
         address,
         mac: mac_for(address),
+        default_route: !has_default,
         complete: false,
     };
     state.plan.containers.attachments.push(container.clone());
@@ -149,14 +154,23 @@ pub fn add(
 fn wire(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> CniResult<()> {
     let host = plan.host_netns();
     with_netlink(host, |nl| {
-        nl.create_veth(&c.peer, None, &c.ifname, Some(c.mac), Some(netns_fd.as_fd()))?;
+        nl.create_veth(
+            &c.peer,
+            None,
+            &c.ifname,
+            Some(c.mac),
+            Some(netns_fd.as_fd()),
+        )?;
         nl.set_up(&c.peer)
     })
     .map_err(|e| CniError::lab("cannot create the container's veth pair", e))?;
     sandbox::with_netlink_in(netns_fd, &c.netns, |nl| {
         nl.add_address(&c.ifname, c.address, plan.subnet.prefix_len)?;
         nl.set_up(&c.ifname)?;
-        nl.add_default_route(plan.gateway)
+        if c.default_route {
+            nl.add_default_route(plan.gateway)?;
+        }
+        Ok(())
     })
     .map_err(|e| CniError::lab("cannot configure the container's interface", e))?;
     match plan.datapath {
@@ -166,11 +180,9 @@ fn wire(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> CniResult<()> 
                 .map_err(|e| CniError::lab("cannot enter the lab's host namespace", e))?
                 .map_err(|e| CniError::lab("cannot add the container's switch port", e))
         }
-        DatapathKind::Kernel => with_netlink(host, |nl| {
-            Ok(kernel::enslave(nl, plan, &c.peer))
-        })
-        .map_err(|e| CniError::lab("cannot enter the lab's host namespace", e))?
-        .map_err(|e| CniError::lab("cannot add the container to the bridge", e)),
+        DatapathKind::Kernel => with_netlink(host, |nl| Ok(kernel::enslave(nl, plan, &c.peer)))
+            .map_err(|e| CniError::lab("cannot enter the lab's host namespace", e))?
+            .map_err(|e| CniError::lab("cannot add the container to the bridge", e)),
     }
 }
 
@@ -199,9 +211,9 @@ pub fn remove(lock: &LabLock, state: &mut LabState, c: &ContainerPlan) -> CniRes
         .containers
         .attachments
         .retain(|x| !x.is(&c.container_id, &c.ifname));
-    state
-        .objects
-        .retain(|o| !matches!(o, Owned::Link { netns: None, name } if host.is_none() && *name == c.peer));
+    state.objects.retain(
+        |o| !matches!(o, Owned::Link { netns: None, name } if host.is_none() && *name == c.peer),
+    );
     save(lock, state)
 }
 
@@ -240,7 +252,7 @@ pub fn check(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> Vec<Strin
                         && r.gateway == Some(plan.gateway)
                         && r.device.as_deref() == Some(c.ifname.as_str())
                 });
-                if !default_ok {
+                if c.default_route && !default_ok {
                     wrong.push(format!(
                         "no default route via {} on {}",
                         plan.gateway, c.ifname

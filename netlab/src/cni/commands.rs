@@ -19,10 +19,7 @@ use crate::state::{self, LabLock, LabState, StateError};
 const LAB_ROUNDS: usize = 20;
 
 /// Runs one invocation. `Ok(Some(json))` is printed on stdout.
-pub fn run(
-    get: &dyn Fn(&str) -> Option<String>,
-    stdin: &[u8],
-) -> CniResult<Option<Value>> {
+pub fn run(get: &dyn Fn(&str) -> Option<String>, stdin: &[u8]) -> CniResult<Option<Value>> {
     let command = env::command(get)?;
     if command == Command::Version {
         // Answered in the version asked, whatever it is (spec: VERSION).
@@ -159,11 +156,15 @@ fn result_of(plan: &LabPlan, c: &ContainerPlan, conf: &NetConf) -> AddResult {
             interface: Some(1),
             version: None,
         }],
-        routes: vec![Route {
-            dst: "0.0.0.0/0".into(),
-            gw: Some(gateway),
-            ..Default::default()
-        }],
+        routes: c
+            .default_route
+            .then(|| Route {
+                dst: "0.0.0.0/0".into(),
+                gw: Some(gateway.clone()),
+                ..Default::default()
+            })
+            .into_iter()
+            .collect(),
         dns: conf.dns.clone().unwrap_or_default(),
     }
 }
@@ -212,7 +213,10 @@ fn check(conf: &NetConf, att: &Attachment) -> CniResult<()> {
             CniError::new(
                 code::CHECK_FAILED,
                 "the lab is not up",
-                format!("lab {name} is not up, so container {} is not attached", att.container_id),
+                format!(
+                    "lab {name} is not up, so container {} is not attached",
+                    att.container_id
+                ),
             )
         })?;
     let c = state
@@ -294,7 +298,11 @@ fn gc(conf: &NetConf) -> CniResult<()> {
 fn status(conf: &NetConf) -> CniResult<()> {
     let name = conf.lab_name();
     let unavailable = |details: String| {
-        CniError::new(code::NOT_AVAILABLE, "the lab cannot take containers", details)
+        CniError::new(
+            code::NOT_AVAILABLE,
+            "the lab cannot take containers",
+            details,
+        )
     };
     let state = state::peek(name)
         .map_err(|e| unavailable(format!("cannot read the state of lab {name}: {e}")))?;

@@ -79,7 +79,10 @@ fn ifname_problem(name: &str) -> Option<&'static str> {
         Some("is longer than 15 bytes")
     } else if name == "." || name == ".." {
         Some("is not a valid interface name")
-    } else if name.chars().any(|c| c == '/' || c == ':' || c.is_whitespace()) {
+    } else if name
+        .chars()
+        .any(|c| c == '/' || c == ':' || c.is_whitespace())
+    {
         Some("must not contain '/', ':' or whitespace")
     } else {
         None
@@ -131,8 +134,14 @@ mod tests {
 
     #[test]
     fn commands() {
-        assert_eq!(command(&env(&[("CNI_COMMAND", "ADD")])).unwrap(), Command::Add);
-        assert_eq!(command(&env(&[("CNI_COMMAND", "GC")])).unwrap(), Command::Gc);
+        assert_eq!(
+            command(&env(&[("CNI_COMMAND", "ADD")])).unwrap(),
+            Command::Add
+        );
+        assert_eq!(
+            command(&env(&[("CNI_COMMAND", "GC")])).unwrap(),
+            Command::Gc
+        );
         let e = command(&env(&[])).unwrap_err();
         assert_eq!(e.code, code::INVALID_ENV);
         assert!(e.details.contains("CNI_COMMAND"));
@@ -149,14 +158,28 @@ mod tests {
         let a = attachment(&ok, true).unwrap();
         assert_eq!(a.netns.as_deref(), Some("/run/netns/x"));
         for (pairs, var) in [
-            (vec![("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/x")], "CNI_CONTAINERID"),
             (
-                vec![("CNI_CONTAINERID", "-a"), ("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/x")],
+                vec![("CNI_IFNAME", "eth0"), ("CNI_NETNS", "/x")],
                 "CNI_CONTAINERID",
             ),
-            (vec![("CNI_CONTAINERID", "a"), ("CNI_NETNS", "/x")], "CNI_IFNAME"),
             (
-                vec![("CNI_CONTAINERID", "a"), ("CNI_IFNAME", "a/b"), ("CNI_NETNS", "/x")],
+                vec![
+                    ("CNI_CONTAINERID", "-a"),
+                    ("CNI_IFNAME", "eth0"),
+                    ("CNI_NETNS", "/x"),
+                ],
+                "CNI_CONTAINERID",
+            ),
+            (
+                vec![("CNI_CONTAINERID", "a"), ("CNI_NETNS", "/x")],
+                "CNI_IFNAME",
+            ),
+            (
+                vec![
+                    ("CNI_CONTAINERID", "a"),
+                    ("CNI_IFNAME", "a/b"),
+                    ("CNI_NETNS", "/x"),
+                ],
                 "CNI_IFNAME",
             ),
             (
@@ -167,7 +190,10 @@ mod tests {
                 ],
                 "CNI_IFNAME",
             ),
-            (vec![("CNI_CONTAINERID", "a"), ("CNI_IFNAME", "eth0")], "CNI_NETNS"),
+            (
+                vec![("CNI_CONTAINERID", "a"), ("CNI_IFNAME", "eth0")],
+                "CNI_NETNS",
+            ),
         ] {
             let e = attachment(&env(&pairs), true).unwrap_err();
             assert_eq!(e.code, code::INVALID_ENV);

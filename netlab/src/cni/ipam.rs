@@ -35,9 +35,7 @@ pub fn next_free(plan: &LabPlan) -> Option<Ipv4Addr> {
     let start = plan.containers.last_reserved;
     let all = hosts(plan);
     let after = all.clone().skip_while(move |a| Some(*a) <= start);
-    after
-        .chain(all)
-        .find(|a| !taken.contains(a))
+    after.chain(all).find(|a| !taken.contains(a))
 }
 
 /// How many addresses are still free (for STATUS).
@@ -53,7 +51,10 @@ mod tests {
     use crate::containers::ContainerPlan;
 
     fn plan(text: &str) -> LabPlan {
-        LabConfig::from_toml(text, "t.toml").unwrap().resolve().unwrap()
+        LabConfig::from_toml(text, "t.toml")
+            .unwrap()
+            .resolve()
+            .unwrap()
     }
 
     fn hold(p: &mut LabPlan, a: Ipv4Addr) {
@@ -64,6 +65,7 @@ mod tests {
             peer: "p".into(),
             address: a,
             mac: crate::config::mac_for(a),
+            default_route: true,
             complete: true,
         });
         p.containers.last_reserved = Some(a);
@@ -72,7 +74,8 @@ mod tests {
     #[test]
     fn skips_gateway_and_namespaces_and_goes_round_robin() {
         // .1-.3 namespaces, .5 gateway.
-        let mut p = plan("subnet = \"10.112.9.0/29\"\nnamespace_count = 3\ngateway = \"10.112.9.5\"");
+        let mut p =
+            plan("subnet = \"10.112.9.0/29\"\nnamespace_count = 3\ngateway = \"10.112.9.5\"");
         assert_eq!(next_free(&p), Some(Ipv4Addr::new(10, 112, 9, 4)));
         hold(&mut p, Ipv4Addr::new(10, 112, 9, 4));
         assert_eq!(next_free(&p), Some(Ipv4Addr::new(10, 112, 9, 6)));
@@ -80,7 +83,9 @@ mod tests {
         assert_eq!(next_free(&p), None, "/29 has 6 hosts, all taken");
         assert_eq!(free_count(&p), 0);
         // Releasing .4 while the cursor is at .6: wraps round to .4.
-        p.containers.attachments.retain(|c| c.address.octets()[3] != 4);
+        p.containers
+            .attachments
+            .retain(|c| c.address.octets()[3] != 4);
         assert_eq!(next_free(&p), Some(Ipv4Addr::new(10, 112, 9, 4)));
         assert_eq!(free_count(&p), 1);
     }

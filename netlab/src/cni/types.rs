@@ -156,7 +156,11 @@ impl NetConf {
             .filter(|v| !v.is_null())
             .map(|v| {
                 serde_json::from_value(v.clone()).map_err(|e| {
-                    CniError::new(code::DECODE_FAILURE, "cannot decode prevResult", e.to_string())
+                    CniError::new(
+                        code::DECODE_FAILURE,
+                        "cannot decode prevResult",
+                        e.to_string(),
+                    )
                 })
             })
             .transpose()
@@ -309,8 +313,10 @@ mod tests {
         assert!(e.details.contains("0.3.1"), "{e}");
         let e = conf(r#"{"cniVersion":"1.0.0","name":"n","type":"bridge"}"#).unwrap_err();
         assert_eq!(e.code, code::INVALID_CONFIG);
-        let e = conf(r#"{"cniVersion":"1.0.0","name":"n","type":"netlab-cni","ipam":{"type":"host-local"}}"#)
-            .unwrap_err();
+        let e = conf(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"netlab-cni","ipam":{"type":"host-local"}}"#,
+        )
+        .unwrap_err();
         assert_eq!(e.code, code::UNSUPPORTED_FIELD);
         assert!(e.details.contains("ipam"), "{e}");
     }

@@ -121,9 +121,7 @@ pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
                 .iter()
                 .find(|e| e.address == *f.orig_src.ip())
                 .map(|e| e.namespace.clone())
-                .or_else(|| {
-                    (lab.plan.containers.by_address(*f.orig_src.ip())).map(|c| c.label())
-                }),
+                .or_else(|| (lab.plan.containers.by_address(*f.orig_src.ip())).map(|c| c.label())),
             src: f.orig_src.ip().to_string(),
             sport: f.orig_src.port(),
             dst: f.remote.ip().to_string(),
