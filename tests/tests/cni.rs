@@ -321,13 +321,16 @@ fn parallel_adds_create_the_lab_once_and_get_distinct_addresses() {
     assert!(lab.containers().is_empty());
 }
 
+/// What, the environment, stdin, the expected code.
+type BadCase<'a> = (&'a str, Vec<(&'a str, &'a str)>, String, u64);
+
 #[test]
 fn bad_input_gets_the_spec_code_and_changes_nothing() {
     let lab = CniLab::with_subnet("f", 6, "10.112.6.0/29");
     let sb = Sandbox::new("c12f-ct0");
     let path = sb.path();
     let conf = lab.conf("1.1.0", json!({}));
-    let cases: Vec<(&str, Vec<(&str, &str)>, String, u64)> = vec![
+    let cases: Vec<BadCase> = vec![
         (
             "malformed JSON",
             env("ADD", "x", &path),
