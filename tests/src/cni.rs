@@ -194,6 +194,13 @@ impl CniLab {
         serde_json::from_slice(&out.stdout).expect("fdb --json is a list")
     }
 
+    /// `netlab nat list --json`.
+    pub fn nat_list(&self) -> Vec<Value> {
+        let out = self.netlab(&["nat", "list", "--json"]);
+        assert!(out.status.success(), "netlab nat list: {}", describe(&out));
+        serde_json::from_slice(&out.stdout).expect("nat list --json is a list")
+    }
+
     /// Interface names in the lab's host namespace that are container
     /// ports (`nlc…`).
     pub fn container_ports(&self) -> Vec<String> {

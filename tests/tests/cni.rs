@@ -104,6 +104,15 @@ fn add_gives_the_spec_result_and_a_working_interface_and_del_removes_it_for_ever
         assert!(sb.ping(&lab.gateway()), "{version}: container -> gateway");
         assert!(sb.ping("203.0.113.2"), "{version}: container -> internet");
         assert!(fdb_has_mac_of(&lab, &addr), "FDB lacks the container");
+        let label = format!("cni:{} ({})", &id[..12], sb.path());
+        let fdb = lab.fdb();
+        assert!(fdb.iter().any(|r| r["owner"] == label.as_str()), "{fdb:?}");
+        let nat = lab.nat_list();
+        assert!(
+            nat.iter()
+                .any(|f| f["src"] == addr.as_str() && f["namespace"] == label.as_str()),
+            "nat list does not name the container: {nat:?}"
+        );
         let host_end = ifs[0]["name"].as_str().unwrap().to_string();
         assert!(lab.container_ports().contains(&host_end));
         let status = lab.netlab(&["status"]);
@@ -119,6 +128,10 @@ fn add_gives_the_spec_result_and_a_working_interface_and_del_removes_it_for_ever
         assert!(!lab.container_ports().contains(&host_end), "host end left");
         assert!(!fdb_has_mac_of(&lab, &addr), "FDB entry left");
         assert!(lab.containers().is_empty(), "address still reserved");
+        assert!(
+            !lab.nat_list().iter().any(|f| f["src"] == addr.as_str()),
+            "the container's NAT flows outlived it"
+        );
         // Repeated DEL succeeds and changes nothing.
         del(&lab, &sb, version, &id).expect_ok("second DEL");
         assert!(lab.containers().is_empty());

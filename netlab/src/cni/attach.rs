@@ -201,6 +201,12 @@ pub fn remove(lock: &LabLock, state: &mut LabState, c: &ContainerPlan) -> CniRes
         netns::run_in(ns, || datapath::ebpf::remove_port(&plan.name, &port))
             .map_err(|e| CniError::lab("cannot enter the lab's host namespace", e))?
             .map_err(|e| CniError::lab("cannot remove the container's switch port", e))?;
+        let dir = datapath::ebpf::pin_dir(&plan.name);
+        if dir.join(netlab_common::nat::NAT_ORIG_MAP).exists() {
+            let flushed = crate::nat::flush_source(&dir, c.address)
+                .map_err(|e| CniError::lab("cannot remove the container's NAT flows", e))?;
+            log::info!("{flushed} NAT flows of {} removed", c.label());
+        }
     }
     if host_there {
         with_netlink(host, |nl| nl.delete_link(&c.peer))

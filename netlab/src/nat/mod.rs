@@ -28,7 +28,8 @@ pub use config::{
     remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
 };
 pub use expiry::{
-    SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, timeout_for,
+    SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
+    timeout_for,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
