@@ -111,6 +111,11 @@ impl CniLab {
 
     /// With another subnet (inside 10.112.<k>.0/24), e.g. a /29.
     pub fn with_subnet(short: &str, k: u8, subnet: &str) -> Self {
+        Self::with_file(short, k, subnet, "")
+    }
+
+    /// With `extra` lines in the lab file (e.g. `datapath = "kernel"`).
+    pub fn with_file(short: &str, k: u8, subnet: &str, extra: &str) -> Self {
         let name = format!("c12{short}");
         let dir = PathBuf::from(format!("/tmp/netlab-c12-{short}"));
         std::fs::create_dir_all(&dir).expect("create the test directory");
@@ -118,7 +123,7 @@ impl CniLab {
         std::fs::write(
             &lab_file,
             format!(
-                "subnet = \"{subnet}\"\nnamespace_count = 1\nnamespace_prefix = \"{name}-n\"\n"
+                "subnet = \"{subnet}\"\nnamespace_count = 1\nnamespace_prefix = \"{name}-n\"\n{extra}\n"
             ),
         )
         .expect("write the lab file");

@@ -1,9 +1,10 @@
-//! `cargo xtask setup | run | test | lint | fuzz | soak`: the project's own commands.
+//! `cargo xtask setup | run | test | lint | fuzz | soak | install-cni`: the project's own commands.
 //!
 //! Every command runs `setup` first, which is cheap when the machine is
 //! already prepared, so a fresh machine needs nothing by hand.
 
 mod fuzz;
+mod install_cni;
 mod setup;
 mod soak;
 
@@ -53,6 +54,22 @@ enum Task {
         #[arg(long, value_parser = fuzz::parse_seed)]
         seed: Option<u64>,
     },
+    /// Build `netlab-cni`, install it for container runtimes and write a
+    /// network configuration list for a lab.
+    InstallCni {
+        /// Where the plugin goes (runtimes' CNI plugin directory).
+        #[arg(long, default_value = install_cni::DEFAULT_BIN_DIR)]
+        dir: PathBuf,
+        /// Where the conflist goes (runtimes' CNI configuration directory).
+        #[arg(long, default_value = install_cni::DEFAULT_CONF_DIR)]
+        conf_dir: PathBuf,
+        /// The lab (and network) name.
+        #[arg(long, default_value = "netlab")]
+        lab: String,
+        /// The lab file ADD builds the lab from when it is not up.
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
     /// Traffic through the NAT from every namespace while the control
     /// plane restarts; prints connections, restarts, daemon memory.
     Soak {
@@ -83,6 +100,20 @@ fn main() -> Result<()> {
             setup::run(&root)?;
             fuzz::run(&root, cases, seed)
         }
+        Task::InstallCni {
+            dir,
+            conf_dir,
+            lab,
+            file,
+        } => install_cni::run(
+            &root,
+            &install_cni::Options {
+                dir,
+                conf_dir,
+                lab,
+                lab_file: file,
+            },
+        ),
         Task::Soak { seconds } => {
             setup::run(&root)?;
             soak::run(&root, seconds)
