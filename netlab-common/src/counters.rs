@@ -78,10 +78,21 @@ pub enum Counter {
     /// fragment: passed to the host (its own datagram, or a reply whose
     /// first fragment has not arrived).
     NatFragUntracked,
+    /// Translations created by a packet to a published port (`nat_publish`).
+    DnatCreated,
+    /// A packet to a published port whose translation would overwrite a
+    /// masqueraded flow of the namespace with the same tuple: dropped.
+    DnatDropConflict,
+    /// Connections and datagrams of lab sockets to a published port at a
+    /// host address, sent straight to the namespace by the socket hooks.
+    SockPublished,
+    /// UDP answers whose source the socket hook reported as the published
+    /// address and port.
+    SockRestored,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 35;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -115,6 +126,10 @@ impl Counter {
         Counter::NatDropUnsolicited,
         Counter::NatFragTranslated,
         Counter::NatFragUntracked,
+        Counter::DnatCreated,
+        Counter::DnatDropConflict,
+        Counter::SockPublished,
+        Counter::SockRestored,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -151,6 +166,10 @@ impl Counter {
             Counter::NatDropUnsolicited => "nat_drop_unsolicited",
             Counter::NatFragTranslated => "nat_frag_translated",
             Counter::NatFragUntracked => "nat_frag_untracked",
+            Counter::DnatCreated => "dnat_created",
+            Counter::DnatDropConflict => "dnat_drop_conflict",
+            Counter::SockPublished => "sock_published",
+            Counter::SockRestored => "sock_restored",
         }
     }
 }

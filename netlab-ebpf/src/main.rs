@@ -11,7 +11,10 @@ mod log;
 mod nat;
 mod switch;
 
-use aya_ebpf::{macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    macros::{cgroup_sock_addr, classifier},
+    programs::{SockAddrContext, TcContext},
+};
 
 /// TC ingress (tcx) of every switch port: `veth-N-br` and the gateway port.
 #[classifier]
@@ -29,6 +32,24 @@ pub fn netlab_uplink_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netlab_uplink_ingress(ctx: TcContext) -> i32 {
     nat::ingress(ctx)
+}
+
+/// cgroup connect4: the lab's sockets connecting to a published port.
+#[cgroup_sock_addr(connect4)]
+pub fn netlab_sock_connect4(ctx: SockAddrContext) -> i32 {
+    nat::sock::connect4(&ctx)
+}
+
+/// cgroup sendmsg4: the lab's unconnected UDP to a published port.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn netlab_sock_sendmsg4(ctx: SockAddrContext) -> i32 {
+    nat::sock::sendmsg4(&ctx)
+}
+
+/// cgroup recvmsg4: answers reported from the published address.
+#[cgroup_sock_addr(recvmsg4)]
+pub fn netlab_sock_recvmsg4(ctx: SockAddrContext) -> i32 {
+    nat::sock::recvmsg4(&ctx)
 }
 
 #[cfg(not(test))]

@@ -65,6 +65,24 @@ pub enum Command {
     },
     /// Remove an endpoint namespace from a running lab.
     Detach { namespace: String },
+    /// Publish ports of a namespace on the host side (like `docker run -p`):
+    /// [HOST_ADDRESS:]HOST_PORT[-LAST]:PORT[-LAST][/tcp|/udp].
+    Publish {
+        namespace: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<crate::publish::PortSpec>,
+    },
+    /// Remove published ports (and their live translations).
+    Unpublish {
+        namespace: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<crate::publish::PortSpec>,
+    },
+    /// The lab's published ports (like `docker port`).
+    Ports {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the eBPF datapath's control loop: expire idle NAT entries and
     /// follow the uplink's address (runs until Ctrl-C or `netlab down`).
     Daemon {
@@ -344,6 +362,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         ),
         Command::Trace => inspect(&cli, Inspect::Trace),
         Command::Diagram { svg } => inspect(&cli, Inspect::Diagram { svg: svg.as_ref() }),
+        Command::Publish { namespace, specs } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            crate::publish::ops::publish(&lab, namespace, specs)?;
+            for spec in specs {
+                println!("published {namespace} {spec} in lab {lab}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unpublish { namespace, specs } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            crate::publish::ops::unpublish(&lab, namespace, specs)?;
+            for spec in specs {
+                println!("unpublished {namespace} {spec} in lab {lab}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ports { json } => {
+            let lab = lab_name(&cli)?;
+            let state = running_state(&lab)?;
+            print!("{}", crate::publish::show::render(&state.plan, *json));
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Detach { namespace } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;

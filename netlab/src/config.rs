@@ -38,6 +38,10 @@
 //! address = "192.168.28.1"        # default: next free host address, skipping the gateway
 //! veth = "veth-1"                 # default: veth-N (N = position, 1-based), inside the namespace
 //! peer = "veth-1-br"              # default: veth-N-br, on the host side
+//! publish = ["8080:80"]           # published ports (crate::publish); default none
+//!
+//! [publish]                       # the same by namespace name (namespace_count labs)
+//! ns2 = ["5353:53/udp"]
 //!
 //! [nat]                           # the eBPF datapath's source NAT
 //! port_min = 20000                # ports / ICMP ids handed out, inclusive (>= 1024)
@@ -89,6 +93,9 @@ pub struct LabConfig {
     pub host: Option<HostConfig>,
     pub namespaces: Option<Vec<NamespaceConfig>>,
     pub nat: Option<NatConfig>,
+    /// Published ports by namespace name (for `namespace_count` labs);
+    /// `[[namespaces]] publish` says the same per namespace.
+    pub publish: Option<std::collections::BTreeMap<String, Vec<String>>>,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -120,6 +127,8 @@ pub struct NamespaceConfig {
     pub address: Option<String>,
     pub veth: Option<String>,
     pub peer: Option<String>,
+    /// Published ports: `["8080:80/tcp", "127.0.0.1:9000:9000"]`.
+    pub publish: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -160,6 +169,10 @@ pub struct LabPlan {
     /// Containers attached by the CNI plugin (none in a lab file).
     #[serde(default, skip_serializing_if = "Containers::is_empty")]
     pub containers: Containers,
+    /// Published ports (lab file, `netlab publish`). Absent in state files
+    /// written before they existed.
+    #[serde(default)]
+    pub publications: Vec<crate::publish::Publication>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -552,7 +565,7 @@ impl LabConfig {
         }
 
         if p.0.is_empty() {
-            Ok(LabPlan {
+            let mut plan = LabPlan {
                 name,
                 datapath,
                 subnet: subnet.expect("checked"),
@@ -568,10 +581,53 @@ impl LabConfig {
                 endpoints,
                 nat,
                 containers: Containers::default(),
-            })
+                publications: Vec::new(),
+            };
+            let new = self.publications(&mut p);
+            p.0.extend(crate::publish::check(
+                &plan,
+                &[],
+                &new,
+                crate::publish::planned_host_addresses(&plan).as_deref(),
+            ));
+            plan.publications = new.into_iter().map(|(_, x)| x).collect();
+            if p.0.is_empty() {
+                Ok(plan)
+            } else {
+                Err(ConfigError::Invalid(p.0))
+            }
         } else {
             Err(ConfigError::Invalid(p.0))
         }
+    }
+
+    /// The lab file's published ports, parsed, each with its field.
+    fn publications(&self, p: &mut Problems) -> Vec<(String, crate::publish::Publication)> {
+        let mut listed: Vec<(String, String, String)> = Vec::new();
+        for (i, ns) in self.namespaces.iter().flatten().enumerate() {
+            for (j, spec) in ns.publish.iter().flatten().enumerate() {
+                listed.push((
+                    format!("namespaces[{i}].publish[{j}]"),
+                    ns.name.clone(),
+                    spec.clone(),
+                ));
+            }
+        }
+        for (ns, specs) in self.publish.iter().flatten() {
+            for (j, spec) in specs.iter().enumerate() {
+                listed.push((format!("publish.{ns}[{j}]"), ns.clone(), spec.clone()));
+            }
+        }
+        listed
+            .into_iter()
+            .filter_map(|(field, namespace, text)| match text.parse() {
+                Ok(spec) => Some((field, crate::publish::Publication { namespace, spec })),
+                Err(why) => {
+                    p.push(field, &text, why);
+                    None
+                }
+            })
+            .collect()
     }
 
     fn resolve_host(

@@ -179,6 +179,7 @@ impl LabPlan {
                 timeouts: self.nat.timeouts,
             }),
             allow_host_access: self.allow_host_access,
+            published: crate::publish::expand(self, &self.publications),
         }
     }
 }
@@ -434,6 +435,22 @@ impl Builder {
             }
         }
         after_step("datapath")?;
+
+        if !plan.publications.is_empty() {
+            // The lab file's published ports: the host side's sockets are
+            // checked now that it exists (root mode: the machine's).
+            let facts = crate::publish::host::read(host)?;
+            let listed: Vec<_> = plan
+                .publications
+                .iter()
+                .map(|p| (format!("publish {p}"), p.clone()))
+                .collect();
+            let problems = crate::publish::host::check(&plan, &facts, &[], &listed);
+            if !problems.is_empty() {
+                return Err(ConfigError::Invalid(problems).into());
+            }
+            crate::publish::ops::apply(&self.lock, &mut self.state, plan.publications.clone())?;
+        }
         Ok(())
     }
 
@@ -483,7 +500,7 @@ fn create_gateway_veth(nl: &Netlink, plan: &LabPlan) -> Result<(), TopologyError
 }
 
 /// Removes one recorded object; absent objects are fine.
-fn remove(lab: &str, obj: &Owned) -> Result<(), LabError> {
+pub(crate) fn remove_object(lab: &str, obj: &Owned) -> Result<(), LabError> {
     let gone = |ns: &Option<String>| ns.as_deref().is_some_and(|n| !netns::exists(n));
     match obj {
         Owned::Namespace { name } => netns::delete(name)?,
@@ -509,6 +526,12 @@ fn remove(lab: &str, obj: &Owned) -> Result<(), LabError> {
             })?;
             kernel::remove_masquerade(ns.as_deref(), &subnet)?;
         }
+        Owned::IptablesRule {
+            netns: ns,
+            table,
+            chain,
+            args,
+        } => kernel::remove_rule(ns.as_deref(), table, chain, args)?,
         Owned::EbpfDatapath { netns: ns } => {
             // Pins live in bpffs, not in the namespace: uninstall even when
             // the namespace is already gone.
@@ -527,7 +550,7 @@ fn teardown(lock: &LabLock, state: &mut LabState) -> Result<Vec<Owned>, LabError
     let mut failed = Vec::new();
     let mut failures = Vec::new();
     while let Some(obj) = state.objects.pop() {
-        match remove(&state.lab, &obj) {
+        match remove_object(&state.lab, &obj) {
             Ok(()) => removed.push(obj),
             Err(e) => {
                 failures.push(format!("{obj:?}: {e}"));
@@ -605,7 +628,7 @@ pub fn down(lab: &str) -> Result<DownOutcome, LabError> {
     Ok(DownOutcome::Removed(removed))
 }
 
-fn running(lock: &LabLock, lab: &str) -> Result<LabState, LabError> {
+pub(crate) fn running(lock: &LabLock, lab: &str) -> Result<LabState, LabError> {
     match lock.load()? {
         Some(s) if s.complete => Ok(s),
         Some(_) => Err(LabError::HalfBuilt(lab.into())),
@@ -679,6 +702,22 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
         });
     };
     let host = state.plan.host_netns().map(str::to_string);
+    if state
+        .plan
+        .publications
+        .iter()
+        .any(|p| p.namespace == namespace)
+    {
+        // Its published ports go first, with their translations and rules.
+        let left = state
+            .plan
+            .publications
+            .iter()
+            .filter(|p| p.namespace != namespace)
+            .cloned()
+            .collect();
+        crate::publish::ops::apply(&lock, &mut state, left)?;
+    }
     if state.plan.datapath == DatapathKind::Ebpf {
         let port = state.plan.port_plan(&e);
         netns::run_in(host.as_deref(), || datapath::ebpf::remove_port(lab, &port))?
@@ -696,7 +735,7 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
         .cloned()
         .collect();
     for obj in mine.iter().rev() {
-        remove(lab, obj)?;
+        remove_object(lab, obj)?;
         state.objects.retain(|o| o != obj);
         lock.save(&state)?;
     }

@@ -16,6 +16,7 @@ pub mod inspect;
 pub mod lab;
 pub mod nat;
 pub mod netns;
+pub mod publish;
 pub mod repair;
 pub mod state;
 pub mod status;

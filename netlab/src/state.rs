@@ -64,6 +64,14 @@ pub enum Owned {
     },
     /// The eBPF datapath's pins (`datapath::ebpf::uninstall(lab)`).
     EbpfDatapath { netns: Option<String> },
+    /// One iptables rule of a published port on the kernel datapath
+    /// (`publish::portmap`); removed with `iptables -D` and the same args.
+    IptablesRule {
+        netns: Option<String>,
+        table: String,
+        chain: String,
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]

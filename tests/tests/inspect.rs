@@ -122,7 +122,7 @@ fn rows_after_known_traffic() {
     assert_eq!(rows.len(), 1, "{nat:#}");
     let row = &rows[0];
     let expected = json!({
-        "proto": "tcp", "state": "ESTABLISHED", "namespace": lab.ns(1),
+        "direction": "out", "proto": "tcp", "state": "ESTABLISHED", "namespace": lab.ns(1),
         "src": addr(k, 1), "sport": sport, "dst": "203.0.113.2", "dport": 8080,
         "translated_src": "203.0.113.1", "translated_sport": seen_by_server.port(),
         "complete": true,
@@ -334,7 +334,10 @@ fn rows_after_known_traffic() {
             "nat_orig",
             "nat_reply",
             "nat_endpoints",
-            "nat_frags"
+            "nat_frags",
+            "nat_publish",
+            "publish_netns",
+            "publish_socks"
         ]
     );
     for m in list.as_array().unwrap() {
@@ -399,7 +402,7 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 13);
+    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 16);
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();

@@ -1,4 +1,5 @@
-//! Uplink TC ingress: restore the original destination of replies.
+//! Uplink TC ingress: restore the original destination of replies, and
+//! translate packets to published ports (see `dnat`).
 
 use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext};
 use netlab_common::{
@@ -9,7 +10,7 @@ use netlab_common::{
 };
 
 use super::{
-    config_and_ipv4, drop_packet, frag, icmp_error,
+    config_and_ipv4, dnat, drop_packet, frag, icmp_error,
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -134,18 +135,24 @@ fn reverse(
     port_off: usize,
     tcp_flags: Option<u8>,
 ) -> i32 {
-    let Some(entry) = NAT_REPLY.get_ptr_mut(key) else {
-        return pass_host();
-    };
     let now = now_ns();
-    // SAFETY: map value pointer from the lookup.
-    let orig = unsafe {
-        if let Some(state) = touch(entry, now, tcp_flags)
-            && let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry))
-        {
-            (*other).state = state;
-        }
-        *entry
+    let orig = match NAT_REPLY.get_ptr_mut(key) {
+        // SAFETY: map value pointer from the lookup.
+        Some(entry) => unsafe {
+            if let Some(state) = touch(entry, now, tcp_flags)
+                && let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry))
+            {
+                (*other).state = state;
+            }
+            *entry
+        },
+        // No translation yet: a published port's first packet, or the host's.
+        None if key.proto != IPPROTO_ICMP => match dnat::inbound(key, now, tcp_flags) {
+            dnat::Published::Translate(entry) => entry,
+            dnat::Published::No => return pass_host(),
+            dnat::Published::Drop(reason) => return drop_packet(reason),
+        },
+        None => return pass_host(),
     };
     let l4_pseudo = key.proto != IPPROTO_ICMP;
     let udp = key.proto == IPPROTO_UDP;

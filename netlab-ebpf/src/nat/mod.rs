@@ -6,6 +6,10 @@
 //!   translated packet) get the original destination back and are delivered
 //!   to the host stack or, on the fast path, straight into the endpoint's
 //!   namespace;
+//! * [`dnat`]: the first packet to a published port creates a translation
+//!   in the same maps, so the rest of the flow is restored like replies;
+//! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
+//!   published port (host side, hairpin) straight to the namespace;
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
 //!   translation of its first fragment.
 //!
@@ -14,12 +18,14 @@
 //! with no reply entry is the host's.
 
 mod alloc;
+mod dnat;
 mod egress;
 mod frag;
 mod icmp_error;
 mod ingress;
 mod maps;
 mod parse;
+pub mod sock;
 mod state;
 
 pub use egress::egress;

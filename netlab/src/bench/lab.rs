@@ -19,6 +19,12 @@ pub const INET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 
 /// The uplink device of the generated labs (the lab file's default).
 pub const UPLINK_DEV: &str = "uplink";
+/// The host side's uplink address: where the published ports are.
+pub const UPLINK_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Host ports the server namespace's sockperf and accept servers are
+/// published on (below the bench's NAT range).
+pub const PUBLISHED_RR_PORT: u16 = 8081;
+pub const PUBLISHED_ACCEPT_PORT: u16 = 8080;
 
 /// Everything needed to write one lab file.
 #[derive(Clone, Debug, PartialEq)]
@@ -59,7 +65,7 @@ impl LabSpec {
             host_ns: format!("{name}-host"),
             inet_ns: format!("{name}-inet"),
             internet_address: format!("{INET_ADDR}/24"),
-            uplink_address: "203.0.113.1/24".into(),
+            uplink_address: format!("{UPLINK_ADDR}/24"),
             client_ns: format!("{name}-ns1"),
             client_addr: Ipv4Addr::new(10, 201, octet, 1),
             server_ns: format!("{name}-ns2"),
@@ -96,6 +102,7 @@ address = "{client_addr}"
 [[namespaces]]
 name = "{server_ns}"
 address = "{server_addr}"
+publish = ["{PUBLISHED_RR_PORT}:{rr_port}", "{PUBLISHED_ACCEPT_PORT}:{accept_port}"]
 
 [nat]
 port_min = {nat_port_min}
@@ -117,6 +124,8 @@ max_entries = {nat_max_entries}
         nat_port_min = spec.nat_port_min,
         nat_port_max = spec.nat_port_max,
         nat_max_entries = spec.nat_max_entries,
+        rr_port = super::workload::SOCKPERF_PORT,
+        accept_port = super::workload::ACCEPT_PORT,
     )
 }
 

@@ -241,10 +241,21 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
 fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Servers>> {
     let mut all = Vec::new();
     let needs_inet = plan.workloads.iter().any(|w| w.path() == plan::Path::Inet);
+    let needs_published = plan
+        .workloads
+        .iter()
+        .any(|w| w.path() == plan::Path::Published);
     for ep in endpoints {
         // The lab-side servers always run: the warm-up uses them.
         let ns = NsCpu::new(&ep.server_namespace, plan.server_cpu);
-        all.push(Servers::start(&ns, false).with_context(|| format!("servers in {}", ns.netns))?);
+        let mut servers =
+            Servers::start(&ns, false).with_context(|| format!("servers in {}", ns.netns))?;
+        if needs_published && ep.internet.is_some() {
+            // The published connection-rate target (the internet side has
+            // its own for the NAT workloads).
+            servers.start_accept(&ns)?;
+        }
+        all.push(servers);
         if let Some(inet) = &ep.internet {
             let ns = NsCpu::new(&inet.namespace, plan.server_cpu);
             all.push(
@@ -322,6 +333,25 @@ fn measure_one(
         Workload::InetTcp1 => workload::tcp_throughput(&client, inet()?.address, 1, secs),
         Workload::InetUdp64 => workload::udp_small_packets(&client, inet()?.address, secs),
         Workload::InetRr => workload::request_response(&client, inet()?.address, secs),
+        Workload::PubRr => {
+            let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
+            workload::request_response_at(&client, lab::UPLINK_ADDR, lab::PUBLISHED_RR_PORT, secs)
+        }
+        Workload::PubConnRate => {
+            let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
+            let target = SocketAddrV4::new(lab::UPLINK_ADDR, lab::PUBLISHED_ACCEPT_PORT);
+            let rate = workload::connection_rate(&client, target, secs)?;
+            let mut m = Measured::default();
+            m.values.push((
+                plan::Metric::ConnectionsPerSecond,
+                rate.connections as f64 / rate.seconds,
+            ));
+            m.details
+                .insert("connections".into(), rate.connections as f64);
+            m.details.insert("failures".into(), rate.failures as f64);
+            m.details.insert("seconds".into(), rate.seconds);
+            Ok(m)
+        }
         Workload::InetConnRate | Workload::InetConnRatePrefilled => {
             let inet = inet()?;
             let mut m = Measured::default();

@@ -63,6 +63,9 @@ pub enum Path {
     Ns,
     /// Namespace to the internet namespace through the gateway and source NAT.
     Inet,
+    /// The internet namespace to a published port of a namespace, at the
+    /// uplink address (destination NAT).
+    Published,
 }
 
 /// One kind of measurement.
@@ -116,10 +119,18 @@ pub enum Workload {
     #[serde(rename = "inet_conn_rate_prefilled")]
     #[value(name = "inet_conn_rate_prefilled")]
     InetConnRatePrefilled,
+    /// internet→published port (uplink address) TCP ping-pong, through DNAT.
+    #[serde(rename = "pub_rr")]
+    #[value(name = "pub_rr")]
+    PubRr,
+    /// internet→published port new TCP connections per second, through DNAT.
+    #[serde(rename = "pub_conn_rate")]
+    #[value(name = "pub_conn_rate")]
+    PubConnRate,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 11] = [
         Self::NsTcp1,
         Self::NsTcp2,
         Self::NsUdp64,
@@ -129,6 +140,8 @@ impl Workload {
         Self::InetRr,
         Self::InetConnRate,
         Self::InetConnRatePrefilled,
+        Self::PubRr,
+        Self::PubConnRate,
     ];
 
     /// Stable identifier (JSON, SVG, table).
@@ -143,6 +156,8 @@ impl Workload {
             Self::InetRr => "inet_rr",
             Self::InetConnRate => "inet_conn_rate",
             Self::InetConnRatePrefilled => "inet_conn_rate_prefilled",
+            Self::PubRr => "pub_rr",
+            Self::PubConnRate => "pub_conn_rate",
         }
     }
 
@@ -157,12 +172,15 @@ impl Workload {
             Self::InetRr => "ns→inet TCP ping-pong (NAT)",
             Self::InetConnRate => "ns→inet new TCP conns (NAT)",
             Self::InetConnRatePrefilled => "ns→inet new TCP conns, NAT table prefilled",
+            Self::PubRr => "inet→published port TCP ping-pong (DNAT)",
+            Self::PubConnRate => "inet→published port new TCP conns (DNAT)",
         }
     }
 
     pub fn path(self) -> Path {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::NsUdp64 | Self::NsRr => Path::Ns,
+            Self::PubRr | Self::PubConnRate => Path::Published,
             _ => Path::Inet,
         }
     }
@@ -172,18 +190,20 @@ impl Workload {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 => &[Metric::BitsPerSecond],
             Self::NsUdp64 | Self::InetUdp64 => &[Metric::PacketsPerSecond],
-            Self::NsRr | Self::InetRr => &[
+            Self::NsRr | Self::InetRr | Self::PubRr => &[
                 Metric::RttP50Us,
                 Metric::RttP99Us,
                 Metric::TransactionsPerSecond,
             ],
-            Self::InetConnRate | Self::InetConnRatePrefilled => &[Metric::ConnectionsPerSecond],
+            Self::InetConnRate | Self::InetConnRatePrefilled | Self::PubConnRate => {
+                &[Metric::ConnectionsPerSecond]
+            }
         }
     }
 
     /// Why the workload does not apply to a datapath, if it does not.
     pub fn skip_reason(self, datapath: BenchDatapath) -> Option<&'static str> {
-        (self.path() == Path::Inet && !datapath.has_nat())
+        (self.path() != Path::Ns && !datapath.has_nat())
             .then_some("no gateway/NAT on a bare veth pair")
     }
 }
@@ -483,8 +503,10 @@ mod tests {
         assert_eq!(ns, BenchDatapath::ALL.to_vec());
         let inet: Vec<_> = plan.datapaths_for(Workload::InetConnRate).collect();
         assert_eq!(inet, vec![BenchDatapath::Kernel, BenchDatapath::Ebpf]);
-        // 4 ns workloads x 3 + 5 inet workloads x 2
-        assert_eq!(plan.measurements_per_round(), 22);
+        let published: Vec<_> = plan.datapaths_for(Workload::PubRr).collect();
+        assert_eq!(published, vec![BenchDatapath::Kernel, BenchDatapath::Ebpf]);
+        // 4 ns workloads x 3 + 5 inet and 2 published-port workloads x 2
+        assert_eq!(plan.measurements_per_round(), 26);
     }
 
     #[test]

@@ -17,8 +17,10 @@ use netlab_common::{
     },
     nat::{
         NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
-        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig, NatEntry,
-        NatFragEntry, NatFragKey, NatKey,
+        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_PUBLISH_SIZE,
+        NAT_REPLY_MAP, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP,
+        PUBLISH_NETNS_SIZE, PUBLISH_SOCKS_MAP, PUBLISH_SOCKS_SIZE, PublishEntry, PublishKey,
+        PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
@@ -72,7 +74,7 @@ pub const SWITCH_MAPS: [MapSpec; 8] = [
 ];
 
 /// The source NAT's pinned maps.
-pub const NAT_MAPS: [MapSpec; 5] = [
+pub const NAT_MAPS: [MapSpec; 8] = [
     spec::<u32, NatConfig>(NAT_CONFIG_MAP, MapType::Array, 1),
     sized_at_load(spec::<NatKey, NatEntry>(
         NAT_ORIG_MAP,
@@ -86,6 +88,13 @@ pub const NAT_MAPS: [MapSpec; 5] = [
     )),
     spec::<u32, Endpoint>(NAT_ENDPOINTS_MAP, MapType::Hash, NAT_ENDPOINTS_SIZE),
     spec::<NatFragKey, NatFragEntry>(NAT_FRAGS_MAP, MapType::LruHash, NAT_FRAGS_SIZE),
+    spec::<PublishKey, PublishEntry>(NAT_PUBLISH_MAP, MapType::Hash, NAT_PUBLISH_SIZE),
+    spec::<u64, PublishNetns>(PUBLISH_NETNS_MAP, MapType::Hash, PUBLISH_NETNS_SIZE),
+    spec::<PublishSockKey, PublishSockEntry>(
+        PUBLISH_SOCKS_MAP,
+        MapType::LruHash,
+        PUBLISH_SOCKS_SIZE,
+    ),
 ];
 
 /// Every map netlab pins, switch first.

@@ -82,7 +82,7 @@ pub fn install(plan: &SwitchPlan) -> Result<()> {
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
     let host_access = HostAccess::of(plan);
-    install_in(&dir, &ports, nat, &host_access)
+    install_in(&dir, &ports, nat, &host_access, &plan.published)
         .inspect_err(|_| rollback(&dir, &before, created_dir))
 }
 
@@ -208,6 +208,19 @@ fn install_nat(
         crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
     }
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
+    // Published ports for the lab's own sockets (host side, hairpin): the
+    // namespaces first, then the hooks that read them.
+    let gateway = ports
+        .iter()
+        .find(|p| p.plan.role == PortRole::Gateway)
+        .map(|p| p.plan.ipv4)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let endpoints: Vec<&str> = ports
+        .iter()
+        .filter_map(|p| p.plan.namespace.as_deref())
+        .collect();
+    crate::nat::sync_netns(dir, &crate::nat::lab_netns(&endpoints, gateway)?)?;
+    crate::nat::attach_sock_hooks(ebpf, dir)?;
     Ok(())
 }
 
@@ -216,12 +229,14 @@ fn install_in(
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
     host_access: &HostAccess,
+    published: &[super::PublishedPort],
 ) -> Result<()> {
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.
         install_nat(&mut ebpf, dir, plan, external, ports)?;
+        crate::nat::sync_published(dir, published)?;
     }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 
@@ -330,8 +345,21 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     if port.role == PortRole::Endpoint && nat_installed(&dir) {
         crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
+        if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
+            let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
+            crate::nat::set_netns(&dir, cookie, Some(value))?;
+        }
     }
     Ok(())
+}
+
+/// The gateway port's address, from the ports map.
+fn gateway_of(maps: &SwitchMaps) -> Result<Option<Ipv4Addr>> {
+    Ok(maps
+        .ports()?
+        .into_iter()
+        .find(|(_, p)| p.kind == PORT_KIND_GATEWAY)
+        .map(|(_, p)| Ipv4Addr::from(p.ipv4.to_ne_bytes())))
 }
 
 /// Whether the lab's datapath includes the source NAT (its config is pinned).
@@ -366,7 +394,28 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     if nat_installed(&dir) {
         crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
+        // While the namespace still exists (detach removes it after).
+        if let Some(ns) = &port.namespace
+            && crate::netns::exists(ns)
+        {
+            let (cookie, _) = crate::nat::endpoint_netns(ns, Ipv4Addr::UNSPECIFIED)?;
+            crate::nat::set_netns(&dir, cookie, None)?;
+        }
     }
+    Ok(())
+}
+
+/// Makes the lab's published ports exactly `published` (`netlab
+/// publish/unpublish`); translations of ports that went away are dropped.
+/// Runs in any namespace (maps only).
+pub fn set_published(lab: &str, published: &[super::PublishedPort]) -> Result<()> {
+    validate_lab(lab)?;
+    let dir = installed_dir(lab)?;
+    let dropped = crate::nat::sync_published(&dir, published)?;
+    log::debug!(
+        "published ports: {} set, {dropped} translations dropped",
+        published.len()
+    );
     Ok(())
 }
 

@@ -115,3 +115,51 @@ pub fn remove_masquerade(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<(), K
     }
     Ok(())
 }
+
+fn generic_args(op: &str, table: &str, chain: &str, args: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = ["-w", "-t", table, op, chain]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(args.iter().cloned());
+    v
+}
+
+/// Appends `args` to `table`/`chain` in `netns` unless the same rule is
+/// already there (published ports, `publish::portmap`).
+pub fn add_rule(
+    netns: Option<&str>,
+    table: &str,
+    chain: &str,
+    args: &[String],
+) -> Result<(), KernelError> {
+    if iptables(netns, &generic_args("-C", table, chain, args))?
+        .status
+        .success()
+    {
+        return Ok(());
+    }
+    run_checked(netns, &generic_args("-A", table, chain, args))
+}
+
+/// Deletes the rule `args` from `table`/`chain`; nothing to do when it or
+/// the namespace is gone.
+pub fn remove_rule(
+    netns: Option<&str>,
+    table: &str,
+    chain: &str,
+    args: &[String],
+) -> Result<(), KernelError> {
+    if let Some(ns) = netns
+        && !netns::exists(ns)
+    {
+        return Ok(());
+    }
+    if iptables(netns, &generic_args("-C", table, chain, args))?
+        .status
+        .success()
+    {
+        run_checked(netns, &generic_args("-D", table, chain, args))?;
+    }
+    Ok(())
+}

@@ -108,4 +108,21 @@ pub struct SwitchPlan {
     /// own addresses other than the gateway's (`host_addrs`, filled at
     /// install and kept in step by the daemon). true: the map stays empty.
     pub allow_host_access: bool,
+    /// Published ports (`nat_publish`), expanded port by port.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
+}
+
+/// One published host port, as the datapaths consume it (the lab file's
+/// ranges expanded port for port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// None: every address of the host side.
+    pub host_address: Option<Ipv4Addr>,
+    pub host_port: u16,
+    /// IP protocol number (6 or 17).
+    pub protocol: u8,
+    /// The namespace's address and port.
+    pub address: Ipv4Addr,
+    pub port: u16,
 }

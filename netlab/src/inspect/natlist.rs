@@ -26,6 +26,9 @@ pub struct Filter {
 /// (`sport`, `translated_sport`) and 0.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NatRow {
+    /// "out": masquerade (a namespace's connection leaving the lab);
+    /// "in": a published port (a client's connection coming in).
+    pub direction: String,
     pub proto: String,
     pub state: String,
     /// The endpoint namespace the flow comes from, when known.
@@ -113,6 +116,7 @@ pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
         .iter()
         .filter(|f| keep(f, &resolved))
         .map(|f| NatRow {
+            direction: if f.dnat { "in" } else { "out" }.into(),
             proto: f.proto.to_string(),
             state: f.state.to_string(),
             namespace: lab
@@ -140,6 +144,7 @@ pub fn render(rows: &[NatRow]) -> String {
         return "no NAT translations\n".into();
     }
     let mut t = super::table([
+        "dir",
         "proto",
         "state",
         "from",
@@ -160,6 +165,7 @@ pub fn render(rows: &[NatRow]) -> String {
             format!(":{}", r.translated_sport)
         };
         t.add_row(vec![
+            r.direction.clone(),
             r.proto.clone(),
             format!("{}{}", r.state, if r.complete { "" } else { " (half)" }),
             r.namespace.clone().unwrap_or_else(|| "-".into()),

@@ -177,7 +177,7 @@ mod tests {
             addr: u32::from_ne_bytes([203, 0, 113, 1]),
             port: (40000 + proto as u16 * 10 + state as u16).to_be(),
             state,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: seen,
         };
         let rval = NatEntry {
