@@ -60,6 +60,12 @@ impl ContainerPlan {
         format!("cni:{} ({})", self.short_id(), self.netns)
     }
 
+    /// The name its published ports (`portMappings`) are recorded under,
+    /// where a lab namespace's name would be: `cni:<id>/<ifname>`.
+    pub fn publish_name(&self) -> String {
+        format!("cni:{}/{}", self.container_id, self.ifname)
+    }
+
     pub fn is(&self, container_id: &str, ifname: &str) -> bool {
         self.container_id == container_id && self.ifname == ifname
     }
@@ -87,6 +93,10 @@ impl Containers {
 
     pub fn by_peer(&self, peer: &str) -> Option<&ContainerPlan> {
         self.attachments.iter().find(|c| c.peer == peer)
+    }
+
+    pub fn by_publish_name(&self, name: &str) -> Option<&ContainerPlan> {
+        self.attachments.iter().find(|c| c.publish_name() == name)
     }
 
     pub fn by_address(&self, address: Ipv4Addr) -> Option<&ContainerPlan> {

@@ -191,7 +191,9 @@ pub fn container_port_plan(c: &ContainerPlan) -> PortPlan {
         role: PortRole::Endpoint,
         mac: c.mac,
         ipv4: c.address,
-        namespace: Some(c.label()),
+        // The path: the datapath enters it (published ports' socket hooks
+        // know a namespace by its cookie); `netns` resolves paths.
+        namespace: Some(c.netns.clone()),
         deliver_dev: None,
     }
 }

@@ -1,5 +1,6 @@
 //! A real container runtime on the eBPF datapath: podman (CNI backend, runc)
-//! runs busybox containers on a netlab lab through `netlab-cni`. Lab
+//! runs busybox containers on a netlab lab through `netlab-cni`, with `-p`
+//! published through the lab's published ports. Lab
 //! `c12p`, 10.112.21.0/24; containers `netlab-c12-…`.
 //!
 //! The lab's host side is its sandbox namespace, and podman's netavark is
@@ -19,6 +20,8 @@ use serde_json::json;
 /// What podman or CNI could leave in the root namespace: link names with
 /// these prefixes, firewall lines with these words.
 const ROOT_LINK_PREFIXES: &[&str] = &["cni", "podman", "nlc"];
+/// `-p 8080:80` as the lab's internet server sees it.
+const PUBLISHED_URL: &str = "http://203.0.113.1:8080/";
 const FIREWALL_WORDS: &[&str] = &["CNI", "NETAVARK", "podman", "10.112.21."];
 
 /// The parts of the root namespace's network that podman or the plugin
@@ -68,6 +71,8 @@ fn podman_runs_a_busybox_container_on_the_lab_and_rm_leaves_nothing() {
         "netlab-c12-web",
         "--network",
         &lab.name,
+        "-p",
+        "8080:80",
         "--rootfs",
         rootfs,
         "/bin/busybox",
@@ -143,6 +148,14 @@ fn podman_runs_a_busybox_container_on_the_lab_and_rm_leaves_nothing() {
     });
     assert!(served, "no HTTP answer from {url}");
     assert_eq!(body, "hello from a netlab container\n");
+    // `-p 8080:80` arrived as portMappings: the internet namespace reaches
+    // it on the uplink address, through the published port.
+    let out = in_netns(&lab.inet_ns(), &["curl", "-s", "-m", "5", PUBLISHED_URL]);
+    assert!(out.status.success(), "{PUBLISHED_URL}: {}", describe(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "hello from a netlab container\n"
+    );
     assert_eq!(root_network(), root_before, "the root namespace changed");
 
     // podman rm -f: DEL removes the port, the address, the NAT flows.
@@ -160,6 +173,13 @@ fn podman_runs_a_busybox_container_on_the_lab_and_rm_leaves_nothing() {
             .any(|f| f["src"] == ip.to_string().as_str())
     );
     assert!(!std::path::Path::new(&netns).exists(), "{netns} is left");
+    assert_eq!(lab.state().unwrap()["plan"]["publications"], json!([]));
+    let out = in_netns(&lab.inet_ns(), &["curl", "-s", "-m", "2", PUBLISHED_URL]);
+    assert!(
+        !out.status.success(),
+        "still published after rm: {}",
+        describe(&out)
+    );
     let cache = format!("/var/lib/cni/results/{}-{id}-eth0", lab.name);
     assert!(
         !std::path::Path::new(&cache).exists(),

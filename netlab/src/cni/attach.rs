@@ -19,8 +19,9 @@ use super::{ipam, sandbox};
 use crate::config::{LabPlan, format_mac, mac_for};
 use crate::containers::ContainerPlan;
 use crate::datapath::{self, DatapathKind, kernel};
-use crate::lab::container_port_plan;
+use crate::lab::{LabError, container_port_plan};
 use crate::netns;
+use crate::publish::PortSpec;
 use crate::state::{LabLock, LabState, Owned};
 use crate::topology::with_netlink;
 
@@ -50,6 +51,7 @@ pub fn add(
     att: &Attachment,
     netns_path: &str,
     netns_fd: &OwnedFd,
+    ports: &[PortSpec],
 ) -> CniResult<ContainerPlan> {
     if let Some(old) = state.plan.containers.find(&att.container_id, &att.ifname) {
         if old.complete {
@@ -125,9 +127,12 @@ pub fn add(
     save(lock, state)?;
     super::fault_point("recorded");
 
-    match wire(&plan, &container, netns_fd) {
+    let wired = wire(&plan, &container, netns_fd).and_then(|()| {
+        super::fault_point("wired");
+        publish(lock, state, &container, ports)
+    });
+    match wired {
         Ok(()) => {
-            super::fault_point("wired");
             let c = state
                 .plan
                 .containers
@@ -147,6 +152,31 @@ pub fn add(
             Err(failure)
         }
     }
+}
+
+/// Publishes the container's `portMappings` through the lab's published
+/// ports (checked like `netlab publish`: collisions, the NAT range, ports
+/// in use on the host side).
+fn publish(
+    lock: &LabLock,
+    state: &mut LabState,
+    c: &ContainerPlan,
+    ports: &[PortSpec],
+) -> CniResult<()> {
+    if ports.is_empty() {
+        return Ok(());
+    }
+    crate::publish::ops::publish_locked(lock, state, &c.publish_name(), ports).map_err(|e| {
+        let code = match e {
+            LabError::Config(_) => code::INVALID_CONFIG,
+            _ => code::LAB_FAILURE,
+        };
+        CniError::new(
+            code,
+            "cannot publish the container's portMappings",
+            format!("{:#}", anyhow::Error::new(e)),
+        )
+    })
 }
 
 /// Creates the veth pair, configures the container's end and joins the
@@ -190,6 +220,19 @@ fn wire(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> CniResult<()> 
 /// pair (by its host end, which works whether or not the container's
 /// namespace still exists), then its record, releasing the address.
 pub fn remove(lock: &LabLock, state: &mut LabState, c: &ContainerPlan) -> CniResult<()> {
+    // Its published ports first, with their translations (and rules).
+    let name = c.publish_name();
+    if state.plan.publications.iter().any(|p| p.namespace == name) {
+        let left = state
+            .plan
+            .publications
+            .iter()
+            .filter(|p| p.namespace != name)
+            .cloned()
+            .collect();
+        crate::publish::ops::apply(lock, state, left)
+            .map_err(|e| CniError::lab("cannot unpublish the container's ports", e))?;
+    }
     let plan = state.plan.clone();
     let host = plan.host_netns();
     let host_there = host.is_none_or(netns::exists);

@@ -123,8 +123,9 @@ fn add(conf: &NetConf, att: &Attachment) -> CniResult<Value> {
     // Validate everything before touching the lab.
     let fd = sandbox::open(netns)?;
     let prev = conf.prev_result()?;
+    let ports = conf.port_specs()?;
     let (lock, mut state) = running_lab(conf)?;
-    let c = attach::add(&lock, &mut state, att, netns, &fd)?;
+    let c = attach::add(&lock, &mut state, att, netns, &fd, &ports)?;
     let mine = result_of(&state.plan, &c, conf);
     let result = match prev {
         Some(prev) => prev.chain(mine),

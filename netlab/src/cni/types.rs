@@ -12,6 +12,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::{CniError, code};
+use crate::publish::{PortSpec, Protocol};
+use std::net::Ipv4Addr;
 
 /// Spec versions this plugin speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
@@ -134,6 +136,42 @@ impl NetConf {
             ));
         }
         Ok(conf)
+    }
+
+    /// `runtimeConfig.portMappings` as published-port specs. An address
+    /// of "" or 0.0.0.0 means every host address; IPv6 host addresses and
+    /// protocols other than tcp and udp are refused (code 2), naming them.
+    pub fn port_specs(&self) -> Result<Vec<PortSpec>, CniError> {
+        let unsupported = |m: &PortMapping, why: String| {
+            CniError::new(
+                code::UNSUPPORTED_FIELD,
+                "unsupported port mapping",
+                format!(
+                    "runtimeConfig.portMappings {}:{}/{}: {why}",
+                    m.host_port, m.container_port, m.protocol
+                ),
+            )
+        };
+        self.runtime_config
+            .port_mappings
+            .iter()
+            .map(|m| {
+                let protocol: Protocol = m.protocol.parse().map_err(|e| unsupported(m, e))?;
+                let host_address = match m.host_ip.as_deref() {
+                    None | Some("") | Some("0.0.0.0") => None,
+                    Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
+                        unsupported(m, format!("hostIP {ip:?} is not an IPv4 address"))
+                    })?),
+                };
+                if m.host_port == 0 || m.container_port == 0 {
+                    return Err(unsupported(m, "port 0".into()));
+                }
+                Ok(PortSpec {
+                    host_address,
+                    ..PortSpec::new(m.host_port, m.container_port, protocol)
+                })
+            })
+            .collect()
     }
 
     /// The lab's name: `lab`, else the network's name.
