@@ -277,22 +277,6 @@ impl Sandbox {
             .success()
     }
 
-    /// The CNI environment for `command` on this container.
-    pub fn env<'a>(
-        &'a self,
-        command: &'a str,
-        id: &'a str,
-        path: &'a str,
-    ) -> Vec<(&'a str, &'a str)> {
-        vec![
-            ("CNI_COMMAND", command),
-            ("CNI_CONTAINERID", id),
-            ("CNI_NETNS", path),
-            ("CNI_IFNAME", "eth0"),
-            ("CNI_PATH", "/opt/cni/bin"),
-        ]
-    }
-
     pub fn remove(&self) {
         let _ = netlab::netns::delete(&self.name);
     }

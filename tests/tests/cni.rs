@@ -582,6 +582,32 @@ fn port_mappings_are_published_on_add_and_removed_on_del_for_every_version() {
             "the refused container kept an interface"
         );
 
+        // CHECK knows the mapping: fine now, an error once it is gone.
+        let with_prev = |prev: &Value| {
+            let mut c = mappings.clone();
+            c["prevResult"] = prev.clone();
+            c
+        };
+        invoke(
+            &env("CHECK", &id, &sb.path()),
+            &lab.conf(version, with_prev(&r)),
+        )
+        .expect_ok("CHECK with portMappings");
+        let spec = format!("{host_port}:80");
+        let out = lab.netlab(&["unpublish", &format!("cni:{id}/eth0"), &spec]);
+        assert!(out.status.success(), "{}", netlab_tests::describe(&out));
+        let err = invoke(
+            &env("CHECK", &id, &sb.path()),
+            &lab.conf(version, with_prev(&r)),
+        )
+        .expect_error("CHECK, mapping unpublished by hand", 103);
+        assert!(
+            err["details"].as_str().unwrap().contains("port mapping"),
+            "{err}"
+        );
+        let out = lab.netlab(&["publish", &format!("cni:{id}/eth0"), &spec]);
+        assert!(out.status.success(), "{}", netlab_tests::describe(&out));
+
         // DEL unpublishes.
         invoke(&env("DEL", &id, &sb.path()), &lab.conf(version, mappings)).expect_ok("DEL");
         assert!(

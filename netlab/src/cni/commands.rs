@@ -207,6 +207,7 @@ fn check(conf: &NetConf, att: &Attachment) -> CniResult<()> {
         )
     })?;
     let fd = sandbox::open(netns)?;
+    let ports = conf.port_specs()?;
     let name = conf.lab_name();
     let state = state::peek(name)
         .map_err(|e| CniError::lab(format!("cannot read the state of lab {name}"), e))?
@@ -244,6 +245,17 @@ fn check(conf: &NetConf, att: &Attachment) -> CniResult<()> {
     }
     if !prev.interfaces.iter().any(|i| i.name == c.ifname) {
         wrong.push(format!("prevResult does not list interface {}", c.ifname));
+    }
+    let published = c.publish_name();
+    for spec in &ports {
+        if !state
+            .plan
+            .publications
+            .iter()
+            .any(|p| p.namespace == published && p.spec == *spec)
+        {
+            wrong.push(format!("port mapping {spec} is not published"));
+        }
     }
     if wrong.is_empty() {
         Ok(())
