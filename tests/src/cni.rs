@@ -287,3 +287,57 @@ impl Drop for Sandbox {
         self.remove();
     }
 }
+
+// ----------------------------------------------------------------------
+// One operation, as the tests use them
+
+/// The `CNI_*` variables libcni sets for `command` on interface eth0.
+pub fn env<'a>(command: &'a str, id: &'a str, netns: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("CNI_COMMAND", command),
+        ("CNI_CONTAINERID", id),
+        ("CNI_NETNS", netns),
+        ("CNI_IFNAME", "eth0"),
+        ("CNI_PATH", "/opt/cni/bin"),
+    ]
+}
+
+/// ADD with the lab's plain configuration.
+pub fn add(lab: &CniLab, sb: &Sandbox, version: &str, id: &str) -> Invocation {
+    invoke(&env("ADD", id, &sb.path()), &lab.conf(version, json!({})))
+}
+
+/// DEL with the lab's plain configuration.
+pub fn del(lab: &CniLab, sb: &Sandbox, version: &str, id: &str) -> Invocation {
+    invoke(&env("DEL", id, &sb.path()), &lab.conf(version, json!({})))
+}
+
+/// CHECK with `prev` as prevResult.
+pub fn check(lab: &CniLab, sb: &Sandbox, version: &str, id: &str, prev: &Value) -> Invocation {
+    invoke(
+        &env("CHECK", id, &sb.path()),
+        &lab.conf(version, json!({ "prevResult": prev })),
+    )
+}
+
+/// The container's address from an ADD result ("10.112.k.n/24" -> "10.112.k.n").
+pub fn address_of(result: &Value) -> String {
+    let ips = result["ips"].as_array().expect("ips");
+    ips.last().expect("an IP")["address"]
+        .as_str()
+        .expect("address")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// Whether `netlab fdb` holds the MAC netlab gives `address` (02:4e:<IPv4>).
+pub fn fdb_has_mac_of(lab: &CniLab, address: &str) -> bool {
+    let octets: Vec<u8> = address.split('.').map(|o| o.parse().unwrap()).collect();
+    let mac = format!(
+        "02:4e:{:02x}:{:02x}:{:02x}:{:02x}",
+        octets[0], octets[1], octets[2], octets[3]
+    );
+    lab.fdb().iter().any(|r| r["mac"] == mac.as_str())
+}
