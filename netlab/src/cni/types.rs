@@ -416,6 +416,43 @@ mod tests {
     }
 
     #[test]
+    fn port_mappings_become_published_port_specs() {
+        let c = conf(
+            r#"{"cniVersion":"1.0.0","name":"n","type":"netlab-cni","runtimeConfig":{"portMappings":[
+                {"hostPort":8080,"containerPort":80,"protocol":"tcp","hostIP":""},
+                {"hostPort":5353,"containerPort":53,"protocol":"udp","hostIP":"203.0.113.1"},
+                {"hostPort":9000,"containerPort":90}]}}"#,
+        )
+        .unwrap();
+        let specs: Vec<String> = c
+            .port_specs()
+            .unwrap()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(
+            specs,
+            ["8080:80/tcp", "203.0.113.1:5353:53/udp", "9000:90/tcp"]
+        );
+        for (bad, named) in [
+            (
+                r#"{"hostPort":1,"containerPort":2,"protocol":"sctp"}"#,
+                "sctp",
+            ),
+            (r#"{"hostPort":1,"containerPort":2,"hostIP":"::"}"#, "::"),
+            (r#"{"hostPort":0,"containerPort":2}"#, "port 0"),
+        ] {
+            let c = conf(&format!(
+                r#"{{"cniVersion":"1.0.0","name":"n","type":"netlab-cni","runtimeConfig":{{"portMappings":[{bad}]}}}}"#
+            ))
+            .unwrap();
+            let e = c.port_specs().unwrap_err();
+            assert_eq!(e.code, code::UNSUPPORTED_FIELD);
+            assert!(e.details.contains(named), "{e}");
+        }
+    }
+
+    #[test]
     fn versions_compare_numerically() {
         assert!(version_at_least("1.1.0", "1.0.0"));
         assert!(version_at_least("1.0.0", "1.0.0"));
