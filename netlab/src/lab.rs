@@ -73,6 +73,13 @@ pub enum LabError {
         #[source]
         source: Box<LabError>,
     },
+    #[error("lab {lab}: {what} refused, nothing changed:\n  {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    PublishRefused {
+        lab: String,
+        /// "publish" or "unpublish".
+        what: &'static str,
+        problems: Vec<crate::config::Problem>,
+    },
     #[error("namespace {namespace} is not an endpoint of lab {lab}")]
     NoSuchEndpoint { lab: String, namespace: String },
     #[error("injected failure after step `{0}` ({FAIL_AT_ENV})")]

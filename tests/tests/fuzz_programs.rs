@@ -33,7 +33,10 @@ use netlab::{
 };
 use netlab_common::{
     counters::Counter,
-    nat::{NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry, NatFragKey, NatKey},
+    nat::{
+        NAT_ENTRY_DNAT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry,
+        NatFragKey, NatKey,
+    },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
         PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
@@ -152,6 +155,19 @@ impl Loaded {
             frames::FAST_PATH_IFINDEX,
         )
         .expect("fast-path endpoint");
+        let published: Vec<_> = frames::PUBLISHED
+            .iter()
+            .map(
+                |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
+                    host_address: None,
+                    host_port,
+                    protocol,
+                    address,
+                    port,
+                },
+            )
+            .collect();
+        nat::sync_published(&dir, &published).expect("published ports");
         Self {
             ebpf: Some(ebpf),
             dir,
@@ -242,6 +258,8 @@ struct Tally {
     created: u64,
     /// Later fragments translated with their datagram's recorded address.
     fragments: u64,
+    /// Translations created by a packet to a published port.
+    published: u64,
     failures: u64,
 }
 
@@ -289,13 +307,54 @@ struct Observed {
     frag_after: Option<NatFragEntry>,
 }
 
+/// Whether an inbound packet meets a published port (`nat_publish`)
+/// rather than an existing translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dnat {
+    /// No: an existing translation, or the host's.
+    No,
+    /// The first packet of a published flow: both entries are created.
+    New,
+    /// The flow's `nat_orig` entry is there but its reply entry is not
+    /// (evicted): the reply entry is created again.
+    Rebuilt,
+}
+
+/// Classifies an inbound packet the model calls a reply (`Reverse`) for
+/// which `nat_reply` holds nothing: a published port's first packet gets
+/// the namespace's address and port (returned as the entry the checks
+/// compare against), unless `nat_orig` holds its tuple for another flow,
+/// which makes it a drop.
+fn classify_dnat(lab: &Loaded, key: &NatKey) -> Result<(Dnat, Option<NatEntry>), Counter> {
+    let external = u32::from_ne_bytes(frames::EXTERNAL.octets());
+    let Some((addr, port)) = frames::published(key.dport, key.proto)
+        .filter(|_| key.daddr == external && matches!(key.proto, 6 | 17))
+    else {
+        return Ok((Dnat::No, None));
+    };
+    let to_namespace = NatEntry {
+        addr,
+        port,
+        ..Default::default()
+    };
+    match lab.lookup(NAT_ORIG_MAP, &key.orig_key(&to_namespace)) {
+        None => Ok((Dnat::New, Some(to_namespace))),
+        Some(e) if e.flags & NAT_ENTRY_DNAT != 0 && e.addr == key.daddr && e.port == key.dport => {
+            Ok((Dnat::Rebuilt, Some(to_namespace)))
+        }
+        Some(_) => Err(Counter::DnatDropConflict),
+    }
+}
+
 /// Checks one case of a NAT program; returns the problems found.
+#[allow(clippy::too_many_arguments)]
 fn check_nat_case(
     lab: &Loaded,
     dir: Dir,
     frame: &[u8],
     expect: Expect,
     found: Option<NatEntry>,
+    dnat: Dnat,
     seen: &Observed,
     tally: &mut Tally,
 ) -> Vec<String> {
@@ -425,7 +484,19 @@ fn check_nat_case(
             if verdict == TC_ACT_SHOT {
                 p.push(format!("dropped a packet of a known flow ({expect:?})"));
             }
-            if !moved_ok(&[want]) {
+            if dnat == Dnat::New {
+                let delta = |c: Counter| seen.counter_delta[c as usize];
+                if moved.len() != 2
+                    || delta(Counter::NatReversed) != 1
+                    || delta(Counter::DnatCreated) != 1
+                {
+                    p.push(format!(
+                        "counted {moved:?}, expected NatReversed and DnatCreated"
+                    ));
+                }
+                want_new_flow = true;
+                tally.published += 1;
+            } else if !moved_ok(&[want]) {
                 p.push(format!("counted {moved:?}, expected {want:?}"));
             }
             true
@@ -443,9 +514,14 @@ fn check_nat_case(
 
     // State: only a new, well-formed lab flow creates entries.
     let want_delta = want_new_flow as i64;
-    if (seen.orig_delta, seen.reply_delta) != (want_delta, want_delta) {
+    let (want_orig, want_reply) = if dnat == Dnat::Rebuilt {
+        (0, 1)
+    } else {
+        (want_delta, want_delta)
+    };
+    if (seen.orig_delta, seen.reply_delta) != (want_orig, want_reply) {
         p.push(format!(
-            "NAT maps changed by {}/{} entries (orig/reply), expected {want_delta}/{want_delta}",
+            "NAT maps changed by {}/{} entries (orig/reply), expected {want_orig}/{want_reply}",
             seen.orig_delta, seen.reply_delta
         ));
     }
@@ -678,7 +754,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         };
 
         let mut expect = nat_model::expect(dir, &frame);
-        let found = match expect {
+        let mut found = match expect {
             Expect::Translate { key, .. } => lab.lookup(NAT_ORIG_MAP, &key),
             Expect::Reverse { key, .. } => lab.lookup(NAT_REPLY_MAP, &key),
             Expect::IcmpError { key, .. } => lab.lookup(
@@ -696,6 +772,15 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
             }),
             _ => None,
         };
+        let mut dnat = Dnat::No;
+        if let Expect::Reverse { key, .. } = expect
+            && found.is_none()
+        {
+            match classify_dnat(&lab, &key) {
+                Ok((kind, entry)) => (dnat, found) = (kind, entry),
+                Err(reason) => expect = Expect::Drop(reason),
+            }
+        }
         match expect {
             Expect::Reverse { .. } if found.is_none() => expect = Expect::Pass,
             Expect::IcmpError { .. } if found.is_none() => expect = nat_model::not_ours(dir),
@@ -731,7 +816,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         };
         let tally = tallies.entry(program).or_default();
         tally.cases += 1;
-        let problems = check_nat_case(&lab, dir, &frame, expect, found, &seen, tally);
+        let problems = check_nat_case(&lab, dir, &frame, expect, found, dnat, &seen, tally);
         if !problems.is_empty() {
             tally.failures += 1;
             failures.push(Failure {
@@ -771,7 +856,10 @@ fn report(seed: u64, cases: u64, tallies: &BTreeMap<&'static str, Tally>, failur
     for (program, t) in tallies {
         // Only the NAT programs track fragments.
         let fragments = if program.starts_with("netlab_uplink") {
-            format!("{} later fragments translated, ", t.fragments)
+            format!(
+                "{} later fragments translated, {} published-port translations, ",
+                t.fragments, t.published
+            )
         } else {
             String::new()
         };

@@ -1225,6 +1225,23 @@ fn a_published_port_is_translated_both_ways_with_correct_checksums() {
     let x = translate_ok(&lab, &reply);
     assert_eq!(x.sport_or_id(), 5353);
 
+    // Out: NS2 says "port unreachable" about the client's datagram (as it
+    // got it): the error leaves from the published address, quoting the
+    // datagram as the client sent it.
+    let as_received = parse_frame(&out).unwrap().2.packet;
+    let unreachable = out_frame(
+        &Ip::new(NS2, REMOTE, PROTO_ICMP),
+        &icmp_error(ICMP_DEST_UNREACH, 3, 0, &as_received),
+    );
+    let (verdict, out_err) = lab.run(EGRESS, &unreachable);
+    assert_eq!(verdict, TC_ACT_OK);
+    verify_checksums(&out_err).unwrap_or_else(|e| panic!("outbound ICMP error: {e}"));
+    let (_, _, e) = parse_frame(&out_err).unwrap();
+    assert_eq!((e.src, e.dst), (EXTERNAL, REMOTE));
+    let sent = &query[14..];
+    let header_len = parse_ipv4(sent).unwrap().header_len;
+    assert_eq!(&e.payload()[8..], &sent[..header_len + 8], "quoted as sent");
+
     assert_eq!(lab.counter(Counter::DnatCreated), 2);
     assert_eq!(lab.counter(Counter::NatCreated), 0, "no SNAT was involved");
     let flows = lab.flows();

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use netlab_common::counters::Counter;
 use netlab_tests::traffic::{
-    TcpEchoServer, UdpEchoServer, tcp_connect, tcp_echo, udp_echo, udp_socket, wait_until,
+    NsProcess, TcpEchoServer, UdpEchoServer, run_in_ns, tcp_connect, tcp_echo, udp_echo,
+    udp_socket, wait_listening, wait_until,
 };
 use netlab_tests::{INTERNET_ADDRESS, TestLab, UPLINK_ADDRESS, bpftool_keys, describe};
 
@@ -303,4 +304,75 @@ fn ebpf_established_published_connections_survive_up_and_other_changes() {
     drop(stream);
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
+}
+
+/// What the "done when" says, as a new user would try it:
+/// `publish = ["8080:80"]` on a namespace, `python3 -m http.server 80` in
+/// it, `curl` from the internet namespace and from the host side.
+fn curl_reaches_a_published_http_server(k: u8, datapath: &str) {
+    let lab = lab(
+        k,
+        &format!(
+            "datapath = \"{datapath}\"\n{}",
+            publish_table(k, "\"8080:80\"")
+        ),
+    );
+    lab.ok(&["up"]);
+    let (ns1, inet, host) = (lab.ns(1), lab.inet_ns(), lab.host_ns());
+    let dir = std::env::temp_dir().join(format!("netlab-test-{}-www", lab.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("index.html"), "published page\n").unwrap();
+    let _server = NsProcess::spawn(
+        &ns1,
+        &[
+            "/usr/bin/python3",
+            "-m",
+            "http.server",
+            "80",
+            "--directory",
+            dir.to_str().unwrap(),
+        ],
+    );
+    wait_listening(&ns1, 80);
+    for (ns, url) in [
+        (&inet, format!("http://{UPLINK_ADDRESS}:8080/")),
+        (&host, format!("http://{UPLINK_ADDRESS}:8080/")),
+        (&host, "http://127.0.0.1:8080/".to_string()),
+    ] {
+        let out = run_in_ns(
+            ns,
+            &["curl", "-s", "-m", "5", &url],
+            Duration::from_secs(10),
+        );
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout) == "published page\n",
+            "{datapath}: curl {url} from {ns}: {}",
+            describe(&out)
+        );
+    }
+    let ports = String::from_utf8(lab.ok(&["ports"]).stdout).unwrap();
+    assert!(
+        ports.contains("0.0.0.0:8080") && ports.contains(&ns1),
+        "{ports}"
+    );
+    if datapath == "ebpf" {
+        lab.assert_no_firewall_rules("curl through a published port");
+        let nat = String::from_utf8(lab.ok(&["nat", "list"]).stdout).unwrap();
+        assert!(nat.contains(&format!("{UPLINK_ADDRESS}:8080")), "{nat}");
+    } else {
+        assert_eq!(netlab_rules(&lab).len(), 4);
+    }
+    lab.ok(&["down"]);
+    lab.assert_nothing_left("after down");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn curl_reaches_a_published_http_server_on_ebpf() {
+    curl_reaches_a_published_http_server(5, "ebpf");
+}
+
+#[test]
+fn curl_reaches_a_published_http_server_on_kernel() {
+    curl_reaches_a_published_http_server(6, "kernel");
 }

@@ -16,9 +16,11 @@
 //! source), ICMP errors about the flow are translated both ways by the
 //! existing ICMP code, and expiry and `nat list` treat both kinds alike.
 //!
-//! A namespace connection that already uses the same tuple (`nat_orig`
-//! has the key: the namespace talks to the client from that very port) is
-//! not overwritten: the packet is dropped and counted.
+//! A tuple `nat_orig` already holds for something else (the namespace
+//! talks to the client from that very port in a masqueraded flow, or the
+//! client reached the same namespace port through another publication
+//! from the same source port) is not overwritten: the packet is dropped
+//! and counted.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use netlab_common::{
@@ -91,11 +93,22 @@ pub fn inbound(key: &NatKey, now: u64, tcp_flags: Option<u8>) -> Published {
         .insert(orig_key, to_client, BPF_NOEXIST as u64)
         .is_err()
     {
-        // Either another CPU created this very flow a moment ago, or the
-        // namespace already talks from that tuple (a masqueraded flow).
+        // This flow's own translation (another CPU created it a moment
+        // ago, or its reply entry went first): complete it. Anything else
+        // holding the tuple (a masqueraded flow of the namespace, another
+        // publication to the same namespace port) keeps it.
         // SAFETY: copied out at once.
-        return match unsafe { NAT_ORIG.get(orig_key) } {
-            Some(e) if e.flags & NAT_ENTRY_DNAT != 0 => Published::Translate(to_namespace),
+        return match unsafe { NAT_ORIG.get(orig_key) }.copied() {
+            Some(e)
+                if e.flags & NAT_ENTRY_DNAT != 0
+                    && e.addr == to_client.addr
+                    && e.port == to_client.port =>
+            {
+                match NAT_REPLY.insert(key, to_namespace, 0) {
+                    Ok(()) => Published::Translate(to_namespace),
+                    Err(_) => Published::Drop(Counter::NatDropMapFull),
+                }
+            }
             Some(_) => Published::Drop(Counter::DnatDropConflict),
             None => Published::Drop(Counter::NatDropMapFull),
         };

@@ -10,15 +10,19 @@
 //! the lab's state.
 
 use super::{PortSpec, Publication, check, expand, host, portmap};
-use crate::config::{ConfigError, LabPlan};
+use crate::config::LabPlan;
 use crate::datapath::{self, DatapathKind};
 use crate::lab::{self, LabError};
 use crate::netns;
 use crate::state::{LabLock, LabState, Owned};
 use crate::sysctl;
 
-fn invalid(problems: Vec<crate::config::Problem>) -> LabError {
-    LabError::Config(ConfigError::Invalid(problems))
+fn refused(lab: &str, what: &'static str, problems: Vec<crate::config::Problem>) -> LabError {
+    LabError::PublishRefused {
+        lab: lab.to_string(),
+        what,
+        problems,
+    }
 }
 
 /// Publishes `specs` for `namespace` on the running lab `lab`. All or
@@ -65,7 +69,7 @@ pub(crate) fn publish_locked(
         problems = host::check(&state.plan, &facts, &existing, &new);
     }
     if !problems.is_empty() {
-        return Err(invalid(problems));
+        return Err(refused(lab, "publish", problems));
     }
     let mut wanted = existing;
     wanted.extend(new.into_iter().map(|(_, p)| p));
@@ -102,7 +106,7 @@ pub fn unpublish(
         }
     }
     if !problems.is_empty() {
-        return Err(invalid(problems));
+        return Err(refused(lab, "unpublish", problems));
     }
     apply(&lock, &mut state, wanted)?;
     Ok(state.plan.publications)
