@@ -168,7 +168,7 @@ fn publish(
     }
     crate::publish::ops::publish_locked(lock, state, &c.publish_name(), ports).map_err(|e| {
         let code = match e {
-            LabError::Config(_) => code::INVALID_CONFIG,
+            LabError::Config(_) | LabError::PublishRefused { .. } => code::INVALID_CONFIG,
             _ => code::LAB_FAILURE,
         };
         CniError::new(

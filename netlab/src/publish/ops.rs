@@ -69,7 +69,7 @@ pub(crate) fn publish_locked(
         problems = host::check(&state.plan, &facts, &existing, &new);
     }
     if !problems.is_empty() {
-        return Err(refused(lab, "publish", problems));
+        return Err(refused(&state.lab, "publish", problems));
     }
     let mut wanted = existing;
     wanted.extend(new.into_iter().map(|(_, p)| p));
