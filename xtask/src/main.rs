@@ -186,10 +186,11 @@ fn run(root: &Path, datapath: Option<String>, file: Option<PathBuf>) -> Result<(
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
     setup::require_root("cargo xtask test")?;
-    // The integration tests drive the real binary; build it first and tell
-    // them where it is.
-    status(cargo(root).args(["build", "-p", "netlab", "--bin", "netlab"]))?;
+    // The integration tests drive the real binaries (netlab, and the CNI
+    // plugin netlab-cni); build them first and tell the tests where they are.
+    status(cargo(root).args(["build", "-p", "netlab", "--bins"]))?;
     let netlab = root.join("target/debug/netlab");
+    let netlab_cni = root.join("target/debug/netlab-cni");
     status(
         cargo(root)
             .args([
@@ -201,7 +202,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             ])
             .arg("--")
             .args(args)
-            .env("NETLAB_BIN", &netlab),
+            .env("NETLAB_BIN", &netlab)
+            .env("NETLAB_CNI_BIN", &netlab_cni),
     )
 }
 
