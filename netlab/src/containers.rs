@@ -91,6 +91,17 @@ impl Containers {
         self.attachments.iter().find(|c| c.is(container_id, ifname))
     }
 
+    /// A container as a user names it: its id, short id, netns path or
+    /// published-ports name.
+    pub fn find_by_name(&self, name: &str) -> Option<&ContainerPlan> {
+        self.attachments.iter().find(|c| {
+            c.container_id == name
+                || c.short_id() == name
+                || c.netns == name
+                || c.publish_name() == name
+        })
+    }
+
     pub fn by_peer(&self, peer: &str) -> Option<&ContainerPlan> {
         self.attachments.iter().find(|c| c.peer == peer)
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use netlab_tests::cni::{
     CniLab, Invocation, Sandbox, VERSIONS, add, address_of, check, del, env, fdb_has_mac_of, invoke,
 };
-use serde_json::json;
+use serde_json::{Value, json};
 
 #[test]
 fn add_gives_the_spec_result_and_a_working_interface_and_del_removes_it_for_every_version() {
@@ -68,6 +68,12 @@ fn add_gives_the_spec_result_and_a_working_interface_and_del_removes_it_for_ever
             nat.iter()
                 .any(|f| f["src"] == addr.as_str() && f["namespace"] == label.as_str()),
             "nat list does not name the container: {nat:?}"
+        );
+        let out = lab.netlab(&["nat", "list", "--json", "--namespace", &id[..12]]);
+        let mine: Vec<Value> = serde_json::from_slice(&out.stdout).expect("nat list --json");
+        assert!(
+            !mine.is_empty() && mine.iter().all(|f| f["src"] == addr.as_str()),
+            "nat list --namespace <short id>: {mine:?}"
         );
         let host_end = ifs[0]["name"].as_str().unwrap().to_string();
         assert!(lab.container_ports().contains(&host_end));
