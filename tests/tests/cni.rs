@@ -457,27 +457,3 @@ fn chained_prev_result_is_passed_on_and_version_answers_in_kind() {
         assert_eq!(supported, VERSIONS);
     }
 }
-
-#[test]
-fn the_kernel_datapath_takes_containers_too() {
-    let lab = CniLab::with_file("h", 8, "10.112.8.0/24", "datapath = \"kernel\"");
-    let sb = Sandbox::new("c12h-ct0");
-    let r = add(&lab, &sb, "1.1.0", "kernel0").expect_ok("ADD");
-    let port = r["interfaces"][0]["name"].as_str().unwrap().to_string();
-    let shown = std::process::Command::new("ip")
-        .args(["-n", &lab.host_ns(), "-o", "link", "show", &port])
-        .output()
-        .unwrap();
-    let shown = String::from_utf8_lossy(&shown.stdout);
-    assert!(
-        shown.contains("master vbridge"),
-        "not a bridge port: {shown}"
-    );
-    assert!(sb.ping(&lab.address(1)), "container -> lab namespace");
-    assert!(sb.ping("203.0.113.2"), "container -> internet (MASQUERADE)");
-    check(&lab, &sb, "1.1.0", "kernel0", &r).expect_ok("CHECK");
-    del(&lab, &sb, "1.1.0", "kernel0").expect_ok("DEL");
-    assert!(lab.container_ports().is_empty());
-    assert!(!sb.links().contains(&"eth0".to_string()));
-    assert!(lab.containers().is_empty());
-}

@@ -100,6 +100,17 @@ fn running_lab(conf: &NetConf) -> CniResult<(LabLock, LabState)> {
         let lock = lock(name)?;
         match load(&lock, name)? {
             Some(state) if state.complete => return Ok((lock, state)),
+            // An `up` killed half way (an earlier ADD's, say): no container
+            // can be on it, so remove it as `netlab down` would, and build
+            // it again.
+            Some(state) if state.plan.containers.is_empty() => {
+                drop(lock);
+                log::warn!("lab {name} is half built (an interrupted up); removing it first");
+                lab::down(name).map_err(|e| {
+                    CniError::lab(format!("cannot remove half-built lab {name}"), e)
+                })?;
+                continue;
+            }
             Some(_) => return Err(half_built(name)),
             None => {}
         }

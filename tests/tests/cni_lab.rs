@@ -1,0 +1,76 @@
+//! The lab behind a CNI network: a kernel-datapath lab takes containers
+//! too, and an ADD killed while it was building the lab leaves a half-built
+//! lab that the next ADD removes and builds again. Labs `c12h`, `c12j` on
+//! 10.112.8.0/24 and 10.112.10.0/24.
+
+use netlab_tests::cni::{CniLab, Sandbox, add, check, del, env};
+use serde_json::json;
+
+#[test]
+fn the_kernel_datapath_takes_containers_too() {
+    let lab = CniLab::with_file("h", 8, "10.112.8.0/24", "datapath = \"kernel\"");
+    let sb = Sandbox::new("c12h-ct0");
+    let r = add(&lab, &sb, "1.1.0", "kernel0").expect_ok("ADD");
+    let port = r["interfaces"][0]["name"].as_str().unwrap().to_string();
+    let shown = std::process::Command::new("ip")
+        .args(["-n", &lab.host_ns(), "-o", "link", "show", &port])
+        .output()
+        .unwrap();
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown.contains("master vbridge"),
+        "not a bridge port: {shown}"
+    );
+    assert!(sb.ping(&lab.address(1)), "container -> lab namespace");
+    assert!(sb.ping("203.0.113.2"), "container -> internet (MASQUERADE)");
+    check(&lab, &sb, "1.1.0", "kernel0", &r).expect_ok("CHECK");
+    del(&lab, &sb, "1.1.0", "kernel0").expect_ok("DEL");
+    assert!(lab.container_ports().is_empty());
+    assert!(!sb.links().contains(&"eth0".to_string()));
+    assert!(lab.containers().is_empty());
+}
+
+#[test]
+fn an_add_killed_while_building_the_lab_is_cleaned_by_the_next_add() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::process::{Command, Stdio};
+    let lab = CniLab::new("j", 10);
+    let sb = Sandbox::new("c12j-ct0");
+    let path = sb.path();
+    // An ADD that stops right after the lab's datapath step, before the
+    // lab is marked complete, and is killed there.
+    let mut child = Command::new(netlab_tests::cni::cni_bin())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .envs(env("ADD", "first", &path))
+        .env(netlab::lab::PAUSE_AT_ENV, "datapath")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start netlab-cni");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(lab.conf("1.1.0", json!({})).as_bytes())
+        .unwrap();
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let paused = stderr
+        .lines()
+        .map_while(Result::ok)
+        .any(|l| l.contains("paused after"));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(paused, "the plugin never paused while building the lab");
+    assert_eq!(lab.state().expect("a state file")["complete"], false);
+
+    // The next ADD removes the half-built lab, builds it and attaches.
+    let r = add(&lab, &sb, "1.1.0", "second").expect_ok("ADD after a killed ADD");
+    assert_eq!(lab.state().unwrap()["complete"], true);
+    assert!(sb.ping("203.0.113.2"), "container -> internet");
+    assert_eq!(lab.containers().len(), 1);
+    del(&lab, &sb, "1.1.0", "first").expect_ok("DEL of the killed ADD");
+    del(&lab, &sb, "1.1.0", "second").expect_ok("DEL");
+    assert!(lab.containers().is_empty(), "{r}");
+}
