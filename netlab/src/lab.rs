@@ -152,16 +152,20 @@ impl LabPlan {
     }
 
     /// What the eBPF datapath needs. The MACs are the ones `up` sets
-    /// (02:4e:<IPv4>), so this is a pure function of the plan.
+    /// (02:4e:<IPv4>); apart from CNI containers whose namespace is gone,
+    /// this is a pure function of the plan.
     pub fn switch_plan(&self) -> SwitchPlan {
         let mut ports: Vec<PortPlan> = self.endpoints.iter().map(|e| self.port_plan(e)).collect();
         // CNI containers are ports like endpoints (once their ADD finished),
-        // so a re-install (repair) keeps them.
+        // so a re-install (repair) keeps them. One whose namespace is gone
+        // (its runtime died before calling DEL) has no port left to link:
+        // a re-install drops its map entries, and its DEL or GC removes the
+        // rest.
         ports.extend(
             self.containers
                 .attachments
                 .iter()
-                .filter(|c| c.complete)
+                .filter(|c| c.complete && netns::exists(&c.netns))
                 .map(container_port_plan),
         );
         ports.push(PortPlan {

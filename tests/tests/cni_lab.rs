@@ -1,9 +1,10 @@
 //! The lab behind a CNI network: a kernel-datapath lab takes containers
-//! too, and an ADD killed while it was building the lab leaves a half-built
-//! lab that the next ADD removes and builds again. Labs `c12h`, `c12j` on
-//! 10.112.8.0/24 and 10.112.10.0/24.
+//! too; an ADD killed while it was building the lab leaves a half-built
+//! lab that the next ADD removes and builds again; a container whose
+//! namespace vanished without DEL does not stop `netlab up` repairing the
+//! lab. Labs `c12h`, `c12j`, `c12k` on 10.112.{8,10,11}.0/24.
 
-use netlab_tests::cni::{CniLab, Sandbox, add, check, del, env};
+use netlab_tests::cni::{CniLab, Sandbox, add, check, del, env, invoke};
 use serde_json::json;
 
 #[test]
@@ -73,4 +74,45 @@ fn an_add_killed_while_building_the_lab_is_cleaned_by_the_next_add() {
     del(&lab, &sb, "1.1.0", "first").expect_ok("DEL of the killed ADD");
     del(&lab, &sb, "1.1.0", "second").expect_ok("DEL");
     assert!(lab.containers().is_empty(), "{r}");
+}
+
+#[test]
+fn a_container_gone_without_del_does_not_stop_a_repair() {
+    let lab = CniLab::new("k", 11);
+    let sb = Sandbox::new("c12k-ct0");
+    let kept = Sandbox::new("c12k-ct1");
+    add(&lab, &sb, "1.1.0", "vanished").expect_ok("ADD");
+    let r = add(&lab, &kept, "1.1.0", "kept").expect_ok("ADD");
+    // The runtime died: the namespace is gone, DEL never came.
+    sb.remove();
+    // Something `netlab up` repairs (the lab namespace), so the datapath is
+    // re-installed with the vanished container still recorded.
+    netlab::netns::delete(&lab.lab_ns()).unwrap();
+    let out = lab.netlab(&["up"]);
+    assert!(
+        out.status.success(),
+        "repair failed: {}",
+        netlab_tests::describe(&out)
+    );
+    let status = lab.netlab(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(status["missing"], json!([]), "{status}");
+    // The living container still works; the vanished one's DEL cleans up.
+    assert!(
+        kept.ping(&lab.address(1)),
+        "kept container -> rebuilt namespace"
+    );
+    check(&lab, &kept, "1.1.0", "kept", &r).expect_ok("CHECK of the kept container");
+    let gone = invoke(
+        &[
+            ("CNI_COMMAND", "DEL"),
+            ("CNI_CONTAINERID", "vanished"),
+            ("CNI_IFNAME", "eth0"),
+            ("CNI_PATH", "/opt/cni/bin"),
+        ],
+        &lab.conf("1.1.0", json!({})),
+    );
+    gone.expect_ok("DEL of the vanished container");
+    del(&lab, &kept, "1.1.0", "kept").expect_ok("DEL");
+    assert!(lab.containers().is_empty());
 }
