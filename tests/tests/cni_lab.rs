@@ -2,7 +2,9 @@
 //! too; an ADD killed while it was building the lab leaves a half-built
 //! lab that the next ADD removes and builds again; a container whose
 //! namespace vanished without DEL does not stop `netlab up` repairing the
-//! lab. Labs `c12h`, `c12j`, `c12k` on 10.112.{8,10,11}.0/24.
+//! lab; a namespace known only as `/proc/PID/ns/net` (containerd's way) is
+//! attached like a named one. Labs `c12h`, `c12j`, `c12k`, `c12l` on
+//! 10.112.{8,10,11,12}.0/24.
 
 use netlab_tests::cni::{CniLab, Sandbox, add, check, del, env, invoke};
 use serde_json::json;
@@ -115,4 +117,60 @@ fn a_container_gone_without_del_does_not_stop_a_repair() {
     gone.expect_ok("DEL of the vanished container");
     del(&lab, &kept, "1.1.0", "kept").expect_ok("DEL");
     assert!(lab.containers().is_empty());
+}
+
+/// A process in a network namespace of its own, as containerd/runc make
+/// them: no name under /run/netns, only `/proc/PID/ns/net`. Killed on drop.
+struct NamespacedProcess(std::process::Child);
+
+impl NamespacedProcess {
+    fn start() -> Self {
+        let child = std::process::Command::new("unshare")
+            .args(["--net", "sleep", "600"])
+            .spawn()
+            .expect("start unshare");
+        let p = Self(child);
+        // Wait until the child is in its own namespace (unshare execs sleep).
+        let own = std::fs::read_link("/proc/self/ns/net").unwrap();
+        let path = p.netns();
+        let moved = netlab_tests::traffic::wait_until(std::time::Duration::from_secs(10), || {
+            std::fs::read_link(&path).is_ok_and(|l| l != own)
+                && std::fs::read_to_string(format!("/proc/{}/comm", p.0.id()))
+                    .is_ok_and(|c| c.trim() == "sleep")
+        });
+        assert!(moved, "unshare never entered its namespace");
+        p
+    }
+
+    fn netns(&self) -> String {
+        format!("/proc/{}/ns/net", self.0.id())
+    }
+}
+
+impl Drop for NamespacedProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_namespace_known_only_by_proc_path_is_attached_and_detached() {
+    let lab = CniLab::new("l", 12);
+    let proc_ns = NamespacedProcess::start();
+    let path = proc_ns.netns();
+    let r = invoke(&env("ADD", "byproc", &path), &lab.conf("1.0.0", json!({})))
+        .expect_ok("ADD by /proc path");
+    assert_eq!(r["interfaces"][1]["sandbox"], path.as_str());
+    let ping = std::process::Command::new("nsenter")
+        .arg(format!("--net={path}"))
+        .args(["ping", "-c", "1", "-W", "2", "203.0.113.2"])
+        .output()
+        .unwrap();
+    assert!(ping.status.success(), "{}", netlab_tests::describe(&ping));
+    let status = lab.netlab(&["status"]);
+    assert!(String::from_utf8_lossy(&status.stdout).contains(&path));
+    invoke(&env("DEL", "byproc", &path), &lab.conf("1.0.0", json!({}))).expect_ok("DEL");
+    assert!(lab.containers().is_empty());
+    assert!(lab.container_ports().is_empty());
 }
