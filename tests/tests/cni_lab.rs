@@ -3,8 +3,9 @@
 //! lab that the next ADD removes and builds again; a container whose
 //! namespace vanished without DEL does not stop `netlab up` repairing the
 //! lab; a namespace known only as `/proc/PID/ns/net` (containerd's way) is
-//! attached like a named one. Labs `c12h`, `c12j`, `c12k`, `c12l` on
-//! 10.112.{8,10,11,12}.0/24.
+//! attached like a named one; the switch's source check holds for
+//! containers. Labs `c12h`, `c12j`, `c12k`, `c12l`, `c12m` on
+//! 10.112.{8,10,11,12,13}.0/24.
 
 use netlab_tests::cni::{CniLab, Sandbox, add, check, del, env, invoke};
 use serde_json::json;
@@ -173,4 +174,43 @@ fn a_namespace_known_only_by_proc_path_is_attached_and_detached() {
     invoke(&env("DEL", "byproc", &path), &lab.conf("1.0.0", json!({}))).expect_ok("DEL");
     assert!(lab.containers().is_empty());
     assert!(lab.container_ports().is_empty());
+}
+
+#[test]
+fn a_container_cannot_use_another_endpoints_address() {
+    use netlab_common::counters::Counter;
+    let lab = CniLab::new("m", 13);
+    let sb = Sandbox::new("c12m-ct0");
+    add(&lab, &sb, "1.1.0", "spoofer").expect_ok("ADD");
+    assert!(sb.ping(&lab.gateway()), "from its own address");
+    let spoofed =
+        |lab: &CniLab| netlab::datapath::ebpf::counter(&lab.name, Counter::DropSpoofed).unwrap();
+    let before = spoofed(&lab);
+    // The lab namespace's address, claimed inside the container.
+    sb.ip(&[
+        "addr",
+        "add",
+        &format!("{}/32", lab.address(1)),
+        "dev",
+        "eth0",
+    ]);
+    let out = netlab_tests::in_netns(
+        &sb.name,
+        &[
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            "-I",
+            &lab.address(1),
+            &lab.gateway(),
+        ],
+    );
+    assert!(!out.status.success(), "a spoofed ping got through");
+    assert!(
+        spoofed(&lab) > before,
+        "the switch did not count the spoofed frame"
+    );
+    del(&lab, &sb, "1.1.0", "spoofer").expect_ok("DEL");
 }
