@@ -247,6 +247,12 @@ fn ebpf_published_ports_answer_the_host_side_and_hairpin() {
     // The namespace to its own published port: its own address.
     let seen = tcp_round_trip(&ns1, uplink, &tcp);
     assert_eq!(*seen.ip(), ip1, "{ns1} -> itself seen as {seen}");
+    // A namespace attached later is one of the lab's sockets' namespaces too.
+    let ns3 = lab.ns(3);
+    let ip3: Ipv4Addr = lab.address(3).parse().unwrap();
+    lab.ok(&["attach", &ns3, &ip3.to_string()]);
+    let seen = tcp_round_trip(&ns3, uplink, &tcp);
+    assert_eq!(*seen.ip(), ip3, "attached {ns3} -> uplink seen as {seen}");
 
     // UDP, unconnected: the answers come back from the published address.
     let published = SocketAddrV4::new(UPLINK_ADDRESS, 5353);
@@ -262,7 +268,7 @@ fn ebpf_published_ports_answer_the_host_side_and_hairpin() {
         "{:?}",
         udp.peers()
     );
-    assert!(lab.counter(Counter::SockPublished) >= 7);
+    assert!(lab.counter(Counter::SockPublished) >= 8);
     assert!(lab.counter(Counter::SockRestored) >= 2);
     lab.assert_no_firewall_rules("host-side and hairpin access on the eBPF datapath");
 
