@@ -89,10 +89,14 @@ pub enum Counter {
     /// UDP answers whose source the socket hook reported as the published
     /// address and port.
     SockRestored,
+    // --- events (`netlab monitor`) ---
+    /// Events that found the `events` ring buffer full (the monitor did
+    /// not keep up): reported by `netlab monitor` as "lost: N".
+    EventsLost,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 35;
+    pub const COUNT: u32 = 36;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -130,6 +134,7 @@ impl Counter {
         Counter::DnatDropConflict,
         Counter::SockPublished,
         Counter::SockRestored,
+        Counter::EventsLost,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -170,6 +175,7 @@ impl Counter {
             Counter::DnatDropConflict => "dnat_drop_conflict",
             Counter::SockPublished => "sock_published",
             Counter::SockRestored => "sock_restored",
+            Counter::EventsLost => "events_lost",
         }
     }
 }

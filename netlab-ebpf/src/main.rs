@@ -6,6 +6,7 @@
 mod btf_map;
 mod counters;
 mod csum;
+mod events;
 mod hdr;
 mod log;
 mod nat;
@@ -32,6 +33,14 @@ pub fn netlab_uplink_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netlab_uplink_ingress(ctx: TcContext) -> i32 {
     nat::ingress(ctx)
+}
+
+/// Not attached anywhere: `netlab daemon` runs it with BPF_PROG_TEST_RUN
+/// to put the NAT expiries its sweep finds into the event stream.
+#[classifier]
+pub fn netlab_event_inject(ctx: TcContext) -> i32 {
+    events::inject(&ctx);
+    aya_ebpf::bindings::TC_ACT_OK
 }
 
 /// cgroup connect4: the lab's sockets connecting to a published port.

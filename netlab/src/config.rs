@@ -104,7 +104,10 @@ pub enum HostMode {
     /// Namespaces play the host and the internet; nothing touches the machine.
     #[default]
     Sandbox,
-    /// The machine's root namespace is the host; the uplink is a real device.
+    /// The host side is the network namespace netlab runs in (on a machine
+    /// its root namespace, in a container the container's), and the uplink
+    /// is a device there. `"current"` says the same.
+    #[serde(alias = "current")]
     Root,
 }
 
@@ -921,8 +924,8 @@ impl LabConfig {
 }
 
 impl LabPlan {
-    /// The namespace holding the host-side devices; None = the machine's
-    /// root namespace.
+    /// The namespace holding the host-side devices; None = root mode: the
+    /// namespace netlab runs in (recorded at `up`, see crate::hostns).
     pub fn host_netns(&self) -> Option<&str> {
         match &self.host {
             HostPlan::Sandbox(s) => Some(&s.namespace),

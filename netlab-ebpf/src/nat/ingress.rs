@@ -10,7 +10,7 @@ use netlab_common::{
 };
 
 use super::{
-    config_and_ipv4, dnat, drop_packet, frag, icmp_error,
+    TCX_NEXT, config_and_ipv4, dnat, drop_packet, frag, icmp_error,
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -33,7 +33,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
     if ip.daddr != cfg.external {
         if ip.daddr & cfg.mask == cfg.subnet {
             // The lab is reachable from outside only through translations.
-            return drop_packet(Counter::NatDropUnsolicited);
+            return drop_packet(&ctx, Counter::NatDropUnsolicited);
         }
         return pass_host();
     }
@@ -48,7 +48,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
         return pass_host();
     }
     let Some(head) = load_ptr::<L4Head>(&ctx, ip.l4_off) else {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(&ctx, Counter::NatDropMalformed);
     };
     // SAFETY: bounds checked by load_ptr.
     let head = unsafe { *head };
@@ -63,7 +63,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
     match ip.proto {
         IPPROTO_TCP => {
             let Some(flags) = tcp_flags(&ctx, ip.l4_off) else {
-                return drop_packet(Counter::NatDropMalformed);
+                return drop_packet(&ctx, Counter::NatDropMalformed);
             };
             reverse(
                 &ctx,
@@ -95,7 +95,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
                 match icmp_error::translate_inbound(&ctx, &ip) {
                     Ok(Some(orig_addr)) => deliver(&ctx, &cfg, &ip, orig_addr),
                     Ok(None) => pass_host(),
-                    Err(reason) => drop_packet(reason),
+                    Err(reason) => drop_packet(&ctx, reason),
                 }
             }
             _ => pass_host(),
@@ -113,10 +113,10 @@ pub fn ingress(ctx: TcContext) -> i32 {
 fn later_fragment(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4) -> i32 {
     let Some(orig_addr) = frag::lookup(ip, NAT_FRAG_IN, now_ns()) else {
         count(Counter::NatFragUntracked);
-        return TC_ACT_OK;
+        return TCX_NEXT;
     };
     if frag::rewrite_address(ctx, IP_DADDR, ip.daddr, orig_addr).is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFragTranslated);
     deliver(ctx, cfg, ip, orig_addr)
@@ -150,7 +150,7 @@ fn reverse(
         None if key.proto != IPPROTO_ICMP => match dnat::inbound(key, now, tcp_flags) {
             dnat::Published::Translate(entry) => entry,
             dnat::Published::No => return pass_host(),
-            dnat::Published::Drop(reason) => return drop_packet(reason),
+            dnat::Published::Drop(reason) => return drop_packet(ctx, reason),
         },
         None => return pass_host(),
     };
@@ -171,7 +171,7 @@ fn reverse(
         Ok(())
     })();
     if rewritten.is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     if ip.first_fragment {
         // The rest of the reply follows without ports: it goes to the same
@@ -208,7 +208,7 @@ fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
         || ctx.store(0, &ep.mac, 0).is_err()
         || ctx.store(6, &cfg.gateway_mac, 0).is_err()
     {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFastPath);
     // SAFETY: plain helper call.

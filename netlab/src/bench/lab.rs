@@ -199,15 +199,13 @@ impl NetlabLab {
         // From here on drop runs `down`: a failed `up` rolls back by itself,
         // and `down` of a half-made lab removes what its state file recorded.
         lab.is_up = true;
+        // On the eBPF datapath `up` also starts the control loop (NAT
+        // expiry, as conntrack's own timers do for the kernel lab); `down`
+        // stops it.
         run_netlab(
             &lab.netlab,
             &["up", "-f", &file, "--datapath", lab.spec.datapath],
         )?;
-        if lab.spec.datapath == "ebpf" {
-            // NAT expiry, as conntrack's own timers do for the kernel lab;
-            // `down` stops it.
-            run_netlab(&lab.netlab, &["-f", &file, "daemon", "--background"])?;
-        }
         Ok(lab)
     }
 

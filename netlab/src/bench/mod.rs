@@ -25,8 +25,8 @@ use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::progress::Progress;
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use lab::{BenchLab, Endpoints};
 use nsexec::NsCpu;
@@ -105,7 +105,7 @@ pub fn run_plan(plan: &Plan) -> anyhow::Result<BenchReport> {
 /// Progress and the collected samples.
 struct Run<'a> {
     plan: &'a Plan,
-    bar: ProgressBar,
+    bar: Progress,
     samples: Vec<Sample>,
     failures: Vec<Failure>,
     nat: NatDrain,
@@ -126,10 +126,8 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
 
     let warmups = plan.datapaths.len() as u64;
     let total = warmups + plan.measurements_per_round() * plan.rounds as u64;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
-            .expect("valid progress template"),
-    );
+    // A bar on a terminal, a plain line every few seconds in a log.
+    let bar = Progress::new("bench", Some(total));
     let nat = NatDrain {
         bar: bar.clone(),
         stuck: BTreeSet::new(),
@@ -277,7 +275,7 @@ const DRAIN_BELOW: u64 = plan::PREFILL_FLOWS as u64 / 10;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct NatDrain {
-    bar: ProgressBar,
+    bar: Progress,
     stuck: BTreeSet<BenchDatapath>,
 }
 

@@ -11,6 +11,7 @@ use std::os::fd::AsFd;
 use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray, PerCpuValues};
 use netlab_common::{
     counters::{Counter, PortStats},
+    events::{EVENTS_MAP, EVENTS_RING_SIZE},
     maps::{
         COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS_SIZE, FDB_MAP, FDB_SIZE, FLOOD_MAP, HOST_ADDRS_MAP,
         HOST_ADDRS_SIZE, MAX_PORTS, PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
@@ -97,9 +98,23 @@ pub const NAT_MAPS: [MapSpec; 8] = [
     ),
 ];
 
+/// The event stream's ring buffer (`netlab monitor`): no key or value,
+/// `max_entries` is its size in bytes.
+pub const EVENT_MAPS: [MapSpec; 1] = [MapSpec {
+    name: EVENTS_MAP,
+    map_type: MapType::RingBuf,
+    key_size: 0,
+    value_size: 0,
+    max_entries: EVENTS_RING_SIZE,
+    fixed_entries: true,
+}];
+
 /// Every map netlab pins, switch first.
 pub fn all_specs() -> impl Iterator<Item = &'static MapSpec> {
-    SWITCH_MAPS.iter().chain(NAT_MAPS.iter())
+    SWITCH_MAPS
+        .iter()
+        .chain(NAT_MAPS.iter())
+        .chain(EVENT_MAPS.iter())
 }
 
 /// The spec of the map called `name`.

@@ -428,7 +428,19 @@ pub fn uninstall(lab: &str) -> Result<()> {
 
 /// Switches the programs' aya-log trace events on or off, at run time.
 pub fn set_trace(lab: &str, on: bool) -> Result<()> {
-    update_config(lab, |c| c.trace = u32::from(on))
+    set_trace_bit(lab, netlab_common::switch::TRACE_LOG, on)
+}
+
+/// Sets or clears one `SwitchConfig::trace` bit (TRACE_LOG: `netlab
+/// trace`; TRACE_EVENTS: `netlab monitor`), leaving the others.
+pub fn set_trace_bit(lab: &str, bit: u32, on: bool) -> Result<()> {
+    update_config(lab, |c| {
+        if on {
+            c.trace |= bit;
+        } else {
+            c.trace &= !bit;
+        }
+    })
 }
 
 /// Switches MAC learning on or off, at run time.
@@ -826,13 +838,15 @@ fn validate_ports(ports: &[PortPlan]) -> Result<()> {
 }
 
 /// Refuses to run from the wrong network namespace: ifindexes and tcx
-/// attachments would silently refer to other devices.
+/// attachments would silently refer to other devices. `None` (root mode)
+/// is the namespace of the netlab process itself, the one it was started
+/// in or entered at start (crate::hostns), whatever PID 1's is.
 fn check_namespace(expected: Option<&str>) -> Result<()> {
     let (path, name) = match expected {
         Some(ns) => (PathBuf::from("/run/netns").join(ns), ns.to_owned()),
         None => (
-            PathBuf::from("/proc/1/ns/net"),
-            "the root namespace".to_owned(),
+            PathBuf::from("/proc/self/ns/net"),
+            "the netlab process's own namespace (mode = \"root\")".to_owned(),
         ),
     };
     let wrong = || Error::WrongNamespace {

@@ -24,8 +24,9 @@ use netlab_common::{
         PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
-        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, FdbEntry, FdbKey,
+        HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo,
+        SwitchConfig, TRACE_EVENTS, TRACE_LOG,
     },
 };
 use serde_json::Value;
@@ -101,7 +102,10 @@ pub fn fdb_flags(flags: u8) -> String {
     if flags & FDB_FLAG_LEARNED != 0 {
         v.push("learned".to_string());
     }
-    let rest = flags & !(FDB_FLAG_STATIC | FDB_FLAG_LEARNED);
+    if flags & FDB_FLAG_MANUAL != 0 {
+        v.push("manual".to_string());
+    }
+    let rest = flags & !(FDB_FLAG_STATIC | FDB_FLAG_LEARNED | FDB_FLAG_MANUAL);
     if rest != 0 {
         v.push(format!("{rest:#x}"));
     }
@@ -421,7 +425,11 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: SwitchConfig = read(one()?)?;
             plain(
                 fields! { "index" => k },
-                fields! { "trace" => v.trace != 0, "learning" => v.learning != 0 },
+                fields! {
+                    "trace" => v.trace & TRACE_LOG != 0,
+                    "events" => v.trace & TRACE_EVENTS != 0,
+                    "learning" => v.learning != 0
+                },
             )
         }
         HOST_ADDRS_MAP => {

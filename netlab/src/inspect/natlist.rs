@@ -105,8 +105,9 @@ fn keep(flow: &NatFlow, r: &Resolved) -> bool {
         })
 }
 
-pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
-    let resolved = resolve(lab, filter)?;
+/// The lab's NAT table, opened after checking that the pinned maps have
+/// this build's layout (so nothing is misread, or deleted by a wrong key).
+pub fn open_table(lab: &Lab) -> anyhow::Result<NatTable> {
     if !lab.dir.join(NAT_ORIG_MAP).exists() {
         bail!(
             "lab {} has no source NAT (no {NAT_ORIG_MAP} map pinned)",
@@ -116,12 +117,26 @@ pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
     for map in [NAT_ORIG_MAP, NAT_REPLY_MAP] {
         super::maps::open(lab, map)?.check_layout()?;
     }
-    let flows = NatTable::open(&lab.dir)?.flows()?;
+    Ok(NatTable::open(&lab.dir)?)
+}
+
+/// The flows `filter` selects, sorted for display. The filter is checked
+/// (namespace, protocol) before the table is read.
+pub fn flows(lab: &Lab, table: &NatTable, filter: &Filter) -> anyhow::Result<Vec<NatFlow>> {
+    let resolved = resolve(lab, filter)?;
+    let mut flows = table.flows()?;
+    flows.retain(|f| keep(f, &resolved));
+    Ok(flows)
+}
+
+pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
+    resolve(lab, filter)?;
+    let table = open_table(lab)?;
+    let flows = flows(lab, &table, filter)?;
     let now = crate::nat::monotonic_now_ns();
     let timeouts = &lab.plan.nat.timeouts;
     Ok(flows
         .iter()
-        .filter(|f| keep(f, &resolved))
         .map(|f| NatRow {
             direction: if f.dnat { "in" } else { "out" }.into(),
             proto: f.proto.to_string(),

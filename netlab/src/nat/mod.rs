@@ -31,7 +31,7 @@ pub use config::{
 };
 pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
-    timeout_for,
+    sweep_reporting, timeout_for,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, sync_published};

@@ -289,6 +289,22 @@ impl NatTable {
             .map(|e| e.last_seen_ns)
     }
 
+    /// Deletes both directions' entries of `flow`: the original direction
+    /// first, so that once its port is free (the reply entry gone) no
+    /// packet can still be translated with it. Safe while traffic flows: a
+    /// packet of the flow arriving after this creates a new translation.
+    /// Returns whether anything was there to delete.
+    pub fn remove_flow(&mut self, flow: &NatFlow) -> Result<bool, NatError> {
+        let mut removed = false;
+        if let Some(k) = flow.orig_key {
+            removed |= self.remove(&k, false)?;
+        }
+        if let Some(k) = flow.reply_key {
+            removed |= self.remove(&k, true)?;
+        }
+        Ok(removed)
+    }
+
     /// Deletes one direction's entry; a missing entry is not an error.
     pub(super) fn remove(&mut self, key: &NatKey, reply: bool) -> Result<bool, NatError> {
         let name = self.map(reply).1;

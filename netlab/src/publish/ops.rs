@@ -210,7 +210,7 @@ fn apply_rules(
         .cloned()
         .collect();
     for obj in stale {
-        lab::remove_object(&plan.name, &obj)?;
+        lab::remove_object(&plan.name, &obj, false)?;
         state.objects.retain(|o| *o != obj);
         lock.save(state)?;
     }
