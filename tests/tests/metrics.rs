@@ -195,7 +195,10 @@ fn a_taken_or_remote_address_is_refused_and_changes_nothing() {
 
     // `up --metrics` checks the policy before it creates anything.
     let out = lab.netlab(&["up", "--metrics", "0.0.0.0:0"]);
-    assert!(!out.status.success(), "up accepted a non-local metrics address");
+    assert!(
+        !out.status.success(),
+        "up accepted a non-local metrics address"
+    );
     assert!(
         String::from_utf8_lossy(&out.stderr).contains("--metrics-allow-remote"),
         "{}",
@@ -248,7 +251,10 @@ fn up_hands_its_metrics_address_to_the_daemon_it_starts() {
         .status
         .success()
     });
-    assert!(served, "the daemon up started (pid {pid}) never served {addr}");
+    assert!(
+        served,
+        "the daemon up started (pid {pid}) never served {addr}"
+    );
     let text = scrape(&addr);
     promtool_check(&text);
     assert!(text.contains("netlab_datapath_total"), "{text}");
