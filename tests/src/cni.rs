@@ -217,6 +217,8 @@ impl CniLab {
 
     pub fn teardown(&self) {
         let _ = self.netlab(&["down"]);
+        // The control loop an ADD started, should `down` have failed.
+        let _ = netlab::daemon::stop(&self.name);
         for ns in [self.host_ns(), self.inet_ns(), self.lab_ns()] {
             let _ = netlab::netns::delete(&ns);
         }

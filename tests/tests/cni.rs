@@ -17,6 +17,17 @@ fn add_gives_the_spec_result_and_a_working_interface_and_del_removes_it_for_ever
         let sb = Sandbox::new(&format!("c12a-ct{i}"));
         let id = format!("cont{i}abcdef0123456789");
         let r = add(&lab, &sb, version, &id).expect_ok("ADD");
+        if i == 0 {
+            // The ADD that created the lab started its control loop, as
+            // `netlab up` does (netlab-cni run as `netlab daemon`).
+            let pid = netlab::daemon::running_pid(&lab.name)
+                .expect("the ADD that created the lab started no daemon");
+            let exe = std::fs::read_link(format!("/proc/{pid}/exe")).expect("daemon exe");
+            assert!(
+                exe.to_string_lossy().ends_with("netlab-cni"),
+                "the daemon is {exe:?}, not the plugin binary"
+            );
+        }
 
         // Result shape (SPEC.md "ADD Success"), in the version asked.
         assert_eq!(r["cniVersion"], *version, "{r}");

@@ -117,7 +117,10 @@ fn running_lab(conf: &NetConf) -> CniResult<(LabLock, LabState)> {
         drop(lock);
         let plan = lab_plan(conf)?;
         match lab::up(&plan) {
-            Ok(_) => log::info!("lab {name} created for containers"),
+            Ok(_) => {
+                log::info!("lab {name} created for containers");
+                start_control_loop(&plan);
+            }
             Err(LabError::State(StateError::Busy { .. })) => {}
             Err(e) => return Err(CniError::lab(format!("cannot create lab {name}"), e)),
         }
@@ -127,6 +130,22 @@ fn running_lab(conf: &NetConf) -> CniResult<(LabLock, LabState)> {
         "the lab is busy",
         format!("lab {name} kept changing while this ADD waited for it"),
     ))
+}
+
+/// The eBPF datapath's control loop (NAT expiry), as `netlab up` starts it.
+/// A lab that runs without it still forwards, so a failure is a warning,
+/// not a failed ADD.
+fn start_control_loop(plan: &LabPlan) {
+    if plan.datapath != crate::datapath::DatapathKind::Ebpf {
+        return;
+    }
+    if let Err(e) = crate::supervise::ensure_running(&plan.name, None) {
+        log::warn!(
+            "lab {}: the control loop did not start ({e:#}); NAT entries expire only while \
+             `netlab daemon` runs",
+            plan.name
+        );
+    }
 }
 
 fn add(conf: &NetConf, att: &Attachment) -> CniResult<Value> {
