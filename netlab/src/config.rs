@@ -67,6 +67,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::cidr::Ipv4Cidr;
+use crate::containers::Containers;
 use crate::datapath::{DatapathKind, NatTimeouts};
 
 /// Linux IFNAMSIZ is 16 including the terminating NUL.
@@ -168,6 +169,9 @@ pub struct LabPlan {
     pub allow_host_access: bool,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
+    /// Containers attached by the CNI plugin (none in a lab file).
+    #[serde(default, skip_serializing_if = "Containers::is_empty")]
+    pub containers: Containers,
     /// Published ports (lab file, `netlab publish`). Absent in state files
     /// written before they existed.
     #[serde(default)]
@@ -579,6 +583,7 @@ impl LabConfig {
                     .unwrap_or(false),
                 endpoints,
                 nat,
+                containers: Containers::default(),
                 publications: Vec::new(),
             };
             let new = self.publications(&mut p);
@@ -994,6 +999,12 @@ impl LabPlan {
                 "address",
                 address,
                 format!("already used by namespace {}", e.namespace),
+            );
+        } else if let Some(c) = self.containers.by_address(address) {
+            p.push(
+                "address",
+                address,
+                format!("already used by container {}", c.label()),
             );
         }
         let index = self.endpoints.iter().map(|e| e.index).max().unwrap_or(0) + 1;

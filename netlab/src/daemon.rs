@@ -135,6 +135,10 @@ pub fn log_path(lab: &str) -> PathBuf {
     Path::new(state::STATE_DIR).join(format!("{lab}.daemon.log"))
 }
 
+/// The executables a daemon runs as: the CLI, and the CNI plugin, which is
+/// the CLI when run with arguments (an ADD that creates a lab starts it).
+const DAEMON_EXECUTABLES: [&str; 2] = ["netlab", "netlab-cni"];
+
 /// The pid of the lab's running daemon, if there is one. A pid file whose
 /// process is gone, or is not a netlab daemon, does not count.
 pub fn running_pid(lab: &str) -> Option<i32> {
@@ -145,10 +149,11 @@ pub fn running_pid(lab: &str) -> Option<i32> {
         .ok()?;
     let cmdline = fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-    let is_daemon = args
-        .first()
-        .is_some_and(|a| String::from_utf8_lossy(a).ends_with("netlab"))
-        && args.iter().any(|a| *a == b"daemon");
+    let is_daemon = args.first().is_some_and(|a| {
+        let exe = String::from_utf8_lossy(a);
+        let name = exe.rsplit('/').next().unwrap_or_default();
+        DAEMON_EXECUTABLES.contains(&name)
+    }) && args.iter().any(|a| *a == b"daemon");
     is_daemon.then_some(pid)
 }
 

@@ -109,7 +109,8 @@ fn stats_json(lab: &TestLab) -> Value {
 #[test]
 fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
     let lab = lab(5, 2);
-    lab.ok(&["up"]);
+    // The test runs its own daemon (to read the address it picked).
+    lab.ok(&["up", "--no-daemon"]);
     let (daemon, addr) = start_daemon_with_metrics(&lab);
 
     // While traffic flows: valid, and the counters move.
@@ -189,9 +190,23 @@ fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
 #[test]
 fn a_taken_or_remote_address_is_refused_and_changes_nothing() {
     let lab = lab(6, 1);
-    lab.ok(&["up"]);
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
+
+    // `up --metrics` checks the policy before it creates anything.
+    let out = lab.netlab(&["up", "--metrics", "0.0.0.0:0"]);
+    assert!(
+        !out.status.success(),
+        "up accepted a non-local metrics address"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--metrics-allow-remote"),
+        "{}",
+        describe(&out)
+    );
+    lab.assert_nothing_left("after up refused its metrics address");
+
+    lab.ok(&["up", "--no-daemon"]);
     let out = lab.netlab(&["daemon", "--metrics", &addr]);
     assert!(!out.status.success(), "bound a taken address");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -215,4 +230,38 @@ fn a_taken_or_remote_address_is_refused_and_changes_nothing() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an address"));
     drop(taken);
     lab.ok(&["down"]);
+}
+
+/// `up --metrics ADDR`: the daemon `up` starts serves the endpoint.
+#[test]
+fn up_hands_its_metrics_address_to_the_daemon_it_starts() {
+    let lab = lab(7, 1);
+    // A free port: bound, then released for the daemon.
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    lab.ok(&["up", "--metrics", &addr]);
+    let pid = netlab_tests::netlab::daemon::running_pid(&lab.name).expect("up started a daemon");
+    let served = wait_until(Duration::from_secs(30), || {
+        run(Command::new("curl")
+            .args(["-sS", "--fail", "--max-time", "5"])
+            .arg(format!("http://{addr}/metrics")))
+        .status
+        .success()
+    });
+    assert!(
+        served,
+        "the daemon up started (pid {pid}) never served {addr}"
+    );
+    let text = scrape(&addr);
+    promtool_check(&text);
+    assert!(text.contains("netlab_datapath_total"), "{text}");
+    lab.ok(&["down"]);
+    assert_eq!(
+        netlab_tests::netlab::daemon::running_pid(&lab.name),
+        None,
+        "down left the daemon running"
+    );
 }
