@@ -162,18 +162,7 @@ impl Loaded {
             frames::FAST_PATH_IFINDEX,
         )
         .expect("fast-path endpoint");
-        let published: Vec<_> = frames::PUBLISHED
-            .iter()
-            .map(
-                |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
-                    host_address: None,
-                    host_port,
-                    protocol,
-                    address,
-                    port,
-                },
-            )
-            .collect();
+        let published = netlab_tests::published_ports(&frames::PUBLISHED);
         nat::sync_published(&lab.dir, &published).expect("published ports");
         lab.ebpf = Some(ebpf);
         lab
