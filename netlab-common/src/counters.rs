@@ -78,10 +78,22 @@ pub enum Counter {
     /// fragment: passed to the host (its own datagram, or a reply whose
     /// first fragment has not arrived).
     NatFragUntracked,
+    /// Inbound packets claiming a lab source address (the lab's own
+    /// traffic leaves translated), dropped by the uplink TC ingress.
+    NatDropLabSource,
+    // --- uplink XDP (before the skb; see also the TC counters above) ---
+    /// Passed on to the kernel (and the uplink TC ingress).
+    XdpPass,
+    /// Dropped at XDP: to the lab subnet with no translation.
+    XdpDropUnsolicited,
+    /// Dropped at XDP: claiming a lab source address.
+    XdpDropLabSource,
+    /// Dropped at XDP: truncated or malformed IPv4/L4 headers.
+    XdpDropMalformed,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 31;
+    pub const COUNT: u32 = 36;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -115,6 +127,11 @@ impl Counter {
         Counter::NatDropUnsolicited,
         Counter::NatFragTranslated,
         Counter::NatFragUntracked,
+        Counter::NatDropLabSource,
+        Counter::XdpPass,
+        Counter::XdpDropUnsolicited,
+        Counter::XdpDropLabSource,
+        Counter::XdpDropMalformed,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -151,6 +168,11 @@ impl Counter {
             Counter::NatDropUnsolicited => "nat_drop_unsolicited",
             Counter::NatFragTranslated => "nat_frag_translated",
             Counter::NatFragUntracked => "nat_frag_untracked",
+            Counter::NatDropLabSource => "nat_drop_lab_source",
+            Counter::XdpPass => "xdp_pass",
+            Counter::XdpDropUnsolicited => "xdp_drop_unsolicited",
+            Counter::XdpDropLabSource => "xdp_drop_lab_source",
+            Counter::XdpDropMalformed => "xdp_drop_malformed",
         }
     }
 }

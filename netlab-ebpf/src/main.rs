@@ -10,8 +10,12 @@ mod hdr;
 mod log;
 mod nat;
 mod switch;
+mod xdp;
 
-use aya_ebpf::{macros::classifier, programs::TcContext};
+use aya_ebpf::{
+    macros::{classifier, xdp},
+    programs::{TcContext, XdpContext},
+};
 
 /// TC ingress (tcx) of every switch port: `veth-N-br` and the gateway port.
 #[classifier]
@@ -29,6 +33,13 @@ pub fn netlab_uplink_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netlab_uplink_ingress(ctx: TcContext) -> i32 {
     nat::ingress(ctx)
+}
+
+/// XDP on the uplink's receive side: drops what can only be dropped
+/// before an skb exists, passes the rest to the TC ingress.
+#[xdp]
+pub fn netlab_uplink_xdp(ctx: XdpContext) -> u32 {
+    xdp::uplink::uplink(&ctx)
 }
 
 #[cfg(not(test))]

@@ -32,6 +32,10 @@
 //!                                 # routed through the host (NAT) is not affected. The kernel
 //!                                 # datapath (the walkthrough) has no such rule: there the
 //!                                 # namespaces always reach every host address.
+//! uplink_xdp = true               # eBPF datapath: drop what can only be dropped (unsolicited,
+//!                                 # lab sources, malformed) in XDP on the uplink, before an skb
+//!                                 # exists. Native XDP only: where the device refuses it, netlab
+//!                                 # says so in one line and the TC ingress filters alone.
 //!
 //! [[namespaces]]                  # default: ns1..ns3 at .1 .2 .3
 //! name = "ns1"
@@ -110,6 +114,7 @@ pub struct HostConfig {
     pub uplink_address: Option<String>,
     pub internet_address: Option<String>,
     pub allow_host_access: Option<bool>,
+    pub uplink_xdp: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -154,6 +159,11 @@ pub struct LabPlan {
     /// then read as the default.
     #[serde(default)]
     pub allow_host_access: bool,
+    /// `[host] uplink_xdp` (default true): the eBPF datapath attaches its
+    /// uplink XDP program where the device supports native XDP. State
+    /// files written before it existed read as true.
+    #[serde(default = "default_true")]
+    pub uplink_xdp: bool,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
 }
@@ -561,6 +571,11 @@ impl LabConfig {
                     .as_ref()
                     .and_then(|h| h.allow_host_access)
                     .unwrap_or(false),
+                uplink_xdp: self
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.uplink_xdp)
+                    .unwrap_or(true),
                 endpoints,
                 nat,
             })
@@ -968,6 +983,11 @@ impl LabPlan {
             Err(ConfigError::Invalid(p.0))
         }
     }
+}
+
+/// serde default for flags that are on unless the file says otherwise.
+fn default_true() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -169,6 +169,7 @@ impl LabPlan {
                 timeouts: self.nat.timeouts,
             }),
             allow_host_access: self.allow_host_access,
+            uplink_xdp: self.uplink_xdp,
         }
     }
 }

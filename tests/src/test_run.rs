@@ -35,3 +35,20 @@ pub fn test_run(
     out.truncate(res.data_size_out as usize);
     Ok((res.return_value, out))
 }
+
+/// Runs an XDP program on `frame` (BPF_PROG_TEST_RUN with an `xdp_md` of
+/// the kernel's choosing). Returns (verdict, the frame as the program
+/// left it).
+pub fn test_run_xdp(
+    prog: &aya::programs::Xdp,
+    frame: &[u8],
+) -> Result<(u32, Vec<u8>), ProgramError> {
+    let mut out = vec![0u8; frame.len() + OUT_SLACK];
+    let res = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ..TestRunOptions::default()
+    })?;
+    out.truncate(res.data_size_out as usize);
+    Ok((res.return_value, out))
+}

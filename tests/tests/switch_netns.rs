@@ -252,6 +252,7 @@ impl TestLab {
             ports,
             nat: None,
             allow_host_access: false,
+            uplink_xdp: true,
         }
     }
 

@@ -17,9 +17,10 @@ mod alloc;
 mod egress;
 mod frag;
 mod icmp_error;
+pub(crate) mod inbound;
 mod ingress;
 mod maps;
-mod parse;
+pub(crate) mod parse;
 mod state;
 
 pub use egress::egress;
@@ -62,7 +63,7 @@ fn config_and_ipv4(
 
 /// The NAT configuration, if the control plane has enabled it.
 #[inline(always)]
-fn config() -> Option<netlab_common::nat::NatConfig> {
+pub(crate) fn config() -> Option<netlab_common::nat::NatConfig> {
     let cfg = maps::NAT_CONFIG.get(0)?;
     if cfg.flags & netlab_common::nat::NAT_FLAG_ENABLED == 0 {
         return None;

@@ -69,10 +69,18 @@ pub fn load_classifier<'a>(
 /// process that runs child processes; libbpf retries BPF_PROG_LOAD the same
 /// way. Any other error is returned at once.
 pub fn load_retrying(program: &mut SchedClassifier) -> std::result::Result<(), ProgramError> {
+    retry_eagain(|| program.load())
+}
+
+/// Runs a program `load`, retrying as [`load_retrying`] explains (for any
+/// program type).
+pub fn retry_eagain(
+    mut load: impl FnMut() -> std::result::Result<(), ProgramError>,
+) -> std::result::Result<(), ProgramError> {
     const ATTEMPTS: usize = 5;
     let mut attempt = 1;
     loop {
-        match program.load() {
+        match load() {
             Err(ProgramError::LoadError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS =>
             {

@@ -82,7 +82,7 @@ pub fn install(plan: &SwitchPlan) -> Result<()> {
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
     let host_access = HostAccess::of(plan);
-    install_in(&dir, &ports, nat, &host_access)
+    install_in(&dir, &ports, nat, &host_access, plan.uplink_xdp)
         .inspect_err(|_| rollback(&dir, &before, created_dir))
 }
 
@@ -197,6 +197,7 @@ fn install_nat(
     nat: &super::NatPlan,
     external: Ipv4Addr,
     ports: &[ResolvedPort<'_>],
+    uplink_xdp: bool,
 ) -> Result<()> {
     let gateway_mac = ports
         .iter()
@@ -208,6 +209,14 @@ fn install_nat(
         crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
     }
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
+    let xdp = super::xdp::attach_uplink(ebpf, dir, &nat.uplink_dev, uplink_xdp)?;
+    if let super::xdp::UplinkXdp::Fallback { reason } = &xdp {
+        eprintln!(
+            "netlab: no XDP on the uplink {}: {reason}; its TC ingress filters alone",
+            nat.uplink_dev
+        );
+    }
+    log::debug!("uplink XDP: {xdp:?}");
     Ok(())
 }
 
@@ -216,12 +225,13 @@ fn install_in(
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
     host_access: &HostAccess,
+    uplink_xdp: bool,
 ) -> Result<()> {
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.
-        install_nat(&mut ebpf, dir, plan, external, ports)?;
+        install_nat(&mut ebpf, dir, plan, external, ports, uplink_xdp)?;
     }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 

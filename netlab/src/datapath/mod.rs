@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ebpf;
 pub mod kernel;
+pub mod xdp;
 
 /// Which datapath joins the ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -108,4 +109,7 @@ pub struct SwitchPlan {
     /// own addresses other than the gateway's (`host_addrs`, filled at
     /// install and kept in step by the daemon). true: the map stays empty.
     pub allow_host_access: bool,
+    /// `[host] uplink_xdp`: attach the uplink XDP program (native mode;
+    /// where the device refuses, the TC ingress filters alone).
+    pub uplink_xdp: bool,
 }

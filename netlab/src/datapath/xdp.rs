@@ -1,0 +1,147 @@
+//! The uplink's XDP program (`netlab_uplink_xdp`): attached in native mode
+//! to the uplink's receive side as a pinned bpf_link, so it survives the
+//! control plane like the tcx links, and removed with the lab's pins.
+//!
+//! Native only: generic (skb) XDP runs after the skb is built, which is
+//! what the TC ingress already does, so where the driver has no native XDP
+//! (or refuses it, e.g. a veth whose peer's MTU is above veth's XDP limit)
+//! netlab does not attach anything and says so in one line; the uplink TC
+//! ingress applies the same rule on its own. Never half attached: the link
+//! exists only once it is pinned.
+//!
+//! What XDP_PASS on a veth needs: nothing netlab must change. Attaching a
+//! program turns on the veth's NAPI receive path by itself (and the kernel
+//! takes GSO away from the peer and caps the peer's MTU while it is there);
+//! only XDP_REDIRECT *into* a veth needs NAPI on the receiving side (GRO or
+//! a program there), which the uplink program never does.
+
+use std::{io, path::Path};
+
+use aya::{
+    Ebpf,
+    programs::{
+        ProgramError, Xdp, XdpMode,
+        links::{FdLink, PinnedLink},
+        xdp::XdpLink,
+    },
+};
+
+use crate::bpf::{Error, Result, fs::remove_pin, loader::retry_eagain};
+
+/// The program's name in the eBPF object.
+pub const UPLINK_XDP_PROGRAM: &str = "netlab_uplink_xdp";
+/// Its link's pin name in the lab's pin directory.
+pub const UPLINK_XDP_LINK_PIN: &str = "link_uplink_xdp";
+/// How the uplink program is attached (the only mode netlab uses).
+pub const ATTACH_MODE: &str = "xdp native";
+
+/// What [`attach_uplink`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum UplinkXdp {
+    /// Attached in native mode (or the pinned link now runs this object's
+    /// program).
+    Attached,
+    /// `[host] uplink_xdp = false`: not attached (an old link removed).
+    Off,
+    /// The device refused native XDP: the TC ingress filters alone.
+    Fallback { reason: String },
+}
+
+/// Attaches (or re-adopts) the uplink XDP program on `dev`, in the calling
+/// thread's namespace, pinned at `<dir>/link_uplink_xdp`; with `wanted`
+/// false, removes it. A refusal by the device is not an error: it is
+/// returned as [`UplinkXdp::Fallback`] with nothing attached.
+pub fn attach_uplink(ebpf: &mut Ebpf, dir: &Path, dev: &str, wanted: bool) -> Result<UplinkXdp> {
+    let pin = dir.join(UPLINK_XDP_LINK_PIN);
+    if !wanted {
+        remove_pin(&pin)?;
+        return Ok(UplinkXdp::Off);
+    }
+    let perr = |source| Error::Program {
+        program: UPLINK_XDP_PROGRAM,
+        source,
+    };
+    let prog: &mut Xdp = ebpf
+        .program_mut(UPLINK_XDP_PROGRAM)
+        .ok_or(Error::MissingProgram(UPLINK_XDP_PROGRAM))?
+        .try_into()
+        .map_err(perr)?;
+    if prog.fd().is_err() {
+        retry_eagain(|| prog.load()).map_err(|e| Error::from_load(UPLINK_XDP_PROGRAM, e))?;
+    }
+    if pin.exists() {
+        if adopt(prog, &pin).is_ok() {
+            return Ok(UplinkXdp::Attached);
+        }
+        // Stale (its device was deleted) or not an XDP link: replace it.
+        log::info!("replacing stale link pin {}", pin.display());
+        remove_pin(&pin)?;
+    }
+    let id = match prog.attach(dev, XdpMode::Driver) {
+        Ok(id) => id,
+        Err(e) => {
+            return Ok(UplinkXdp::Fallback {
+                reason: refusal(&e),
+            });
+        }
+    };
+    let link = prog.take_link(id).map_err(perr)?;
+    let link = match FdLink::try_from(link) {
+        Ok(link) => link,
+        Err(e) => {
+            // aya fell back to a netlink attachment (no bpf_link for XDP
+            // here), which cannot be pinned and which aya does not detach
+            // once the link is converted: take it off with iproute2 rather
+            // than leave it half owned.
+            let off = std::process::Command::new("ip")
+                .args(["link", "set", "dev", dev, "xdpdrv", "off"])
+                .status();
+            if !off.is_ok_and(|s| s.success()) {
+                return Err(Error::InvalidPlan(format!(
+                    "XDP on {dev} was attached through netlink and could not be removed \
+                     (`ip link set dev {dev} xdpdrv off`)"
+                )));
+            }
+            return Ok(UplinkXdp::Fallback {
+                reason: format!("no XDP bpf_link on this kernel ({e})"),
+            });
+        }
+    };
+    // If pinning fails the link is dropped here and detaches with its fd.
+    link.pin(&pin).map_err(|e| Error::Pin {
+        what: "cannot pin link",
+        path: pin.clone(),
+        source: io::Error::other(e.to_string()),
+    })?;
+    Ok(UplinkXdp::Attached)
+}
+
+/// Points the pinned link at `prog` (an atomic swap: no packet sees the
+/// uplink without a program).
+fn adopt(prog: &mut Xdp, pin: &Path) -> std::result::Result<(), String> {
+    let link: FdLink = PinnedLink::from_pin(pin).map_err(|e| e.to_string())?.into();
+    let link = XdpLink::try_from(link).map_err(|e| e.to_string())?;
+    let id = prog.attach_to_link(link).map_err(|e| e.to_string())?;
+    // The pin keeps the link; our fd goes when the taken link drops.
+    drop(prog.take_link(id).map_err(|e| e.to_string())?);
+    Ok(())
+}
+
+/// Why the device refused, in the user's terms.
+fn refusal(e: &ProgramError) -> String {
+    let errno = match e {
+        ProgramError::SyscallError(s) => s.io_error.raw_os_error(),
+        _ => None,
+    };
+    match errno {
+        Some(libc::ERANGE) => {
+            "its MTU (for a veth: its peer's) is above the XDP limit of one page per frame".into()
+        }
+        Some(libc::EOPNOTSUPP) => "the driver has no native XDP".into(),
+        Some(libc::ENOSPC) => {
+            "it has fewer receive queues than its peer has transmit queues".into()
+        }
+        Some(libc::EBUSY) | Some(libc::EEXIST) => "another XDP program is attached to it".into(),
+        _ => e.to_string(),
+    }
+}
