@@ -90,10 +90,23 @@ pub enum Counter {
     XdpDropLabSource,
     /// Dropped at XDP: truncated or malformed IPv4/L4 headers.
     XdpDropMalformed,
+    // --- switch port XDP (datapath "ebpf-xdp"; drops use the reasons above) ---
+    /// Frames seen by the XDP port program.
+    XdpPortRx,
+    /// Unicast redirected to a port through the devmap.
+    XdpPortRedirect,
+    /// Broadcast/multicast/unknown unicast flooded through the devmap
+    /// (one per frame; the copies are the kernel's).
+    XdpPortFlood,
+    /// ARP requests answered with XDP_TX (also counted `arp_answered`).
+    XdpPortArpTx,
+    /// Passed on to the TC port program (VLAN tags, learning or tracing
+    /// on, a target missing from the devmap).
+    XdpPortToTc,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 36;
+    pub const COUNT: u32 = 41;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -132,6 +145,11 @@ impl Counter {
         Counter::XdpDropUnsolicited,
         Counter::XdpDropLabSource,
         Counter::XdpDropMalformed,
+        Counter::XdpPortRx,
+        Counter::XdpPortRedirect,
+        Counter::XdpPortFlood,
+        Counter::XdpPortArpTx,
+        Counter::XdpPortToTc,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -173,6 +191,11 @@ impl Counter {
             Counter::XdpDropUnsolicited => "xdp_drop_unsolicited",
             Counter::XdpDropLabSource => "xdp_drop_lab_source",
             Counter::XdpDropMalformed => "xdp_drop_malformed",
+            Counter::XdpPortRx => "xdp_port_rx",
+            Counter::XdpPortRedirect => "xdp_port_redirect",
+            Counter::XdpPortFlood => "xdp_port_flood",
+            Counter::XdpPortArpTx => "xdp_port_arp_tx",
+            Counter::XdpPortToTc => "xdp_port_to_tc",
         }
     }
 }

@@ -42,6 +42,13 @@ pub fn netlab_uplink_xdp(ctx: XdpContext) -> u32 {
     xdp::uplink::uplink(&ctx)
 }
 
+/// XDP of every switch port on the "ebpf-xdp" datapath: the switch before
+/// an skb exists; what it passes goes on to `netlab_port`.
+#[xdp]
+pub fn netlab_xdp_port(ctx: XdpContext) -> u32 {
+    xdp::port::port(&ctx)
+}
+
 #[cfg(not(test))]
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo) -> ! {

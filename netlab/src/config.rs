@@ -12,6 +12,9 @@
 //! gateway = "192.168.28.5"        # default: host .5 of the subnet
 //! gateway_device = "vbridge"      # holds the gateway address on the host side
 //! gateway_port = "vbridge-p"      # eBPF datapath: the switch port peered with vbridge
+//! switch = "tc"                   # eBPF datapath: "tc" (default) | "xdp": the switch also as an
+//!                                 # XDP program on every port (redirects through a devmap, GRO
+//!                                 # turned on in the namespaces' veths and vbridge for NAPI)
 //!                                 # (default: "<gateway_device>-p")
 //!
 //! # Shorthand instead of [[namespaces]]: `namespace_count` namespaces named
@@ -92,6 +95,20 @@ pub struct LabConfig {
     pub host: Option<HostConfig>,
     pub namespaces: Option<Vec<NamespaceConfig>>,
     pub nat: Option<NatConfig>,
+    pub switch: Option<SwitchHook>,
+}
+
+/// Where the eBPF datapath's switch runs (`switch = ...`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchHook {
+    /// The TC port program on every port's tcx ingress (the reference).
+    #[default]
+    Tc,
+    /// Also an XDP program on every port, before the skb: unicast through
+    /// a devmap, floods by devmap broadcast; the TC program gets what it
+    /// passes. Falls back to TC alone where a port refuses native XDP.
+    Xdp,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -164,6 +181,9 @@ pub struct LabPlan {
     /// files written before it existed read as true.
     #[serde(default = "default_true")]
     pub uplink_xdp: bool,
+    /// `switch` (eBPF datapath): where the switch runs.
+    #[serde(default)]
+    pub switch: SwitchHook,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
 }
@@ -576,6 +596,7 @@ impl LabConfig {
                     .as_ref()
                     .and_then(|h| h.uplink_xdp)
                     .unwrap_or(true),
+                switch: self.switch.unwrap_or_default(),
                 endpoints,
                 nat,
             })

@@ -140,6 +140,7 @@ impl LabPlan {
             ipv4: e.address,
             namespace: Some(e.namespace.clone()),
             deliver_dev: None,
+            peer_dev: Some(e.veth.clone()),
         }
     }
 
@@ -154,6 +155,7 @@ impl LabPlan {
             ipv4: self.gateway,
             namespace: None,
             deliver_dev: Some(self.gateway_device.clone()),
+            peer_dev: None,
         });
         SwitchPlan {
             lab: self.name.clone(),
@@ -170,6 +172,7 @@ impl LabPlan {
             }),
             allow_host_access: self.allow_host_access,
             uplink_xdp: self.uplink_xdp,
+            switch_xdp: self.switch == crate::config::SwitchHook::Xdp,
         }
     }
 }

@@ -235,3 +235,100 @@ fn uplink_xdp_falls_back_to_tc_when_the_device_refuses() {
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
 }
+
+/// Probes of `check` on a 3-namespace lab: 3 × (2 others + gateway + internet).
+const PROBES_3: usize = 12;
+
+/// GRO (and with it veth NAPI) on `dev` in `ns`, as ethtool reports it.
+fn gro_on(ns: &str, dev: &str) -> bool {
+    let out = in_netns(ns, &["ethtool", "-k", dev]);
+    assert!(out.status.success(), "{}", describe(&out));
+    String::from_utf8_lossy(&out.stdout).contains("generic-receive-offload: on")
+}
+
+/// `switch = "xdp"`: the XDP switch on every port in native mode (the TC
+/// port program behind it), GRO on where its redirects arrive, the whole
+/// check table passing, namespace-to-namespace traffic switched in XDP
+/// (the TC port program sees exactly what XDP passed it), a spoofed source
+/// dropped in XDP; `down` leaves nothing.
+#[test]
+fn xdp_switch_passes_the_check_table() {
+    let lab = TestLab::in_net("x4", 113, 4, 3, "switch = \"xdp\"");
+    lab.ok(&["up", "--datapath", "ebpf"]);
+    let out = lab.ok(&["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+    let mut xdp_ports: Vec<String> = status["ebpf"]["programs"]
+        .as_array()
+        .expect("programs")
+        .iter()
+        .filter(|p| p["program"] == "netlab_xdp_port" && p["hook"] == "xdp native")
+        .map(|p| p["device"].as_str().unwrap_or_default().to_string())
+        .collect();
+    xdp_ports.sort();
+    assert_eq!(
+        xdp_ports,
+        ["vbridge-p", "veth-1-br", "veth-2-br", "veth-3-br"],
+        "XDP switch ports"
+    );
+    for n in 1..=3 {
+        assert!(
+            gro_on(&lab.ns(n), &format!("veth-{n}")),
+            "GRO off on veth-{n}"
+        );
+    }
+    assert!(gro_on(&lab.host_ns(), "vbridge"), "GRO off on vbridge");
+
+    let (ok, report) = lab.check();
+    assert_all_ok(&report, PROBES_3);
+    assert!(ok);
+
+    let snapshot = || {
+        [
+            Counter::XdpPortRedirect,
+            Counter::PortRx,
+            Counter::XdpPortToTc,
+        ]
+        .map(|c| counter(&lab, c))
+    };
+    let before = snapshot();
+    assert!(ping(&lab.ns(1), &lab.address(2)));
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            let now = snapshot();
+            now[1] - before[1] == now[2] - before[2]
+        }),
+        "the TC port program saw frames the XDP switch did not pass it"
+    );
+    let after = snapshot();
+    assert!(
+        after[0] >= before[0] + 6,
+        "XDP redirects {} -> {}",
+        before[0],
+        after[0]
+    );
+
+    // ns1 claiming ns2's MAC: dropped by the XDP switch.
+    let spoofed_before = counter(&lab, Counter::DropSpoofed);
+    let ns2_mac = lab.mac(2);
+    let frame = ethernet(
+        lab.mac(3),
+        ns2_mac,
+        ETH_P_IP,
+        &ipv4(
+            &Ip::new(lab.ip(2), lab.ip(3), PROTO_UDP),
+            &udp(lab.ip(2), lab.ip(3), 1000, 7, b"spoof", true),
+        ),
+    );
+    send_frames(&lab.ns(1), "veth-1", &[frame]);
+    assert!(
+        wait_until(Duration::from_secs(5), || counter(
+            &lab,
+            Counter::DropSpoofed
+        ) == spoofed_before + 1),
+        "spoofed frame not counted"
+    );
+
+    lab.ok(&["down"]);
+    lab.assert_nothing_left("after down");
+    assert!(!lab.pin_dir().exists());
+}

@@ -6,7 +6,10 @@
 //!   where the uplink TC ingress translates replies. The TC program stays
 //!   complete on its own: where XDP is not attached it applies the same
 //!   rule.
+//! * [`port`]: the switch as an XDP program on every port (datapath
+//!   "ebpf-xdp"), the TC port program behind it for what it passes.
 
+pub mod port;
 pub mod uplink;
 
 use aya_ebpf::programs::XdpContext;

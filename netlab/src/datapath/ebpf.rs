@@ -82,7 +82,7 @@ pub fn install(plan: &SwitchPlan) -> Result<()> {
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
     let host_access = HostAccess::of(plan);
-    install_in(&dir, &ports, nat, &host_access, plan.uplink_xdp)
+    install_in(&dir, &ports, nat, &host_access, plan)
         .inspect_err(|_| rollback(&dir, &before, created_dir))
 }
 
@@ -225,8 +225,9 @@ fn install_in(
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
     host_access: &HostAccess,
-    uplink_xdp: bool,
+    plan: &SwitchPlan,
 ) -> Result<()> {
+    let uplink_xdp = plan.uplink_xdp;
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
@@ -260,7 +261,17 @@ fn install_in(
         PORT_PROGRAM,
         &fs::prog_pin(dir),
         &fs::prog_pin_new(dir),
-    )
+    )?;
+    // In front of the TC links, once they are all there.
+    let xdp_ports: Vec<super::xdp::XdpPort> = ports.iter().map(ResolvedPort::xdp).collect();
+    let outcome = super::xdp::attach_ports(&mut ebpf, dir, &xdp_ports, plan.switch_xdp)?;
+    if let super::xdp::PortsXdp::Fallback { dev, reason } = &outcome {
+        eprintln!(
+            "netlab: no XDP switch: port {dev} refused it: {reason}; the TC switch works alone"
+        );
+    }
+    log::debug!("XDP switch: {outcome:?}");
+    Ok(())
 }
 
 /// Removes what a failed install pinned: entries that were not there before
@@ -356,6 +367,7 @@ fn nat_installed(dir: &Path) -> bool {
 pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     validate_lab(lab)?;
     let dir = installed_dir(lab)?;
+    super::xdp::detach_port(&dir, &port.port_dev)?;
     loader::detach_pinned(&fs::link_pin(&dir, &port.port_dev))?;
 
     let mut maps = SwitchMaps::open(&dir)?;
@@ -483,6 +495,22 @@ struct ResolvedPort<'a> {
 }
 
 impl ResolvedPort<'_> {
+    fn xdp(&self) -> super::xdp::XdpPort {
+        let (peer_netns, peer_dev) = match self.plan.role {
+            PortRole::Endpoint => (
+                self.plan.namespace.clone(),
+                self.plan.peer_dev.clone().unwrap_or_default(),
+            ),
+            PortRole::Gateway => (None, self.plan.deliver_dev.clone().unwrap_or_default()),
+        };
+        super::xdp::XdpPort {
+            dev: self.plan.port_dev.clone(),
+            ifindex: self.ifindex,
+            peer_netns,
+            peer_dev,
+        }
+    }
+
     fn info(&self, slot: u32) -> PortInfo {
         PortInfo {
             ifindex: self.ifindex,
@@ -837,6 +865,7 @@ mod tests {
             ipv4: Ipv4Addr::new(10, 0, 0, ip_last),
             namespace: None,
             deliver_dev: (role == PortRole::Gateway).then(|| "vbridge".to_owned()),
+            peer_dev: None,
         }
     }
 

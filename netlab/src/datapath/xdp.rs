@@ -145,3 +145,187 @@ fn refusal(e: &ProgramError) -> String {
         _ => e.to_string(),
     }
 }
+
+// ----------------------------------------------------------------------
+// The switch in XDP (`switch = "xdp"`)
+
+/// The XDP port program's name in the eBPF object.
+pub const PORT_XDP_PROGRAM: &str = "netlab_xdp_port";
+/// Prefix of its links' pins (`link_xdp_port_<dev>`).
+pub const PORT_XDP_LINK_PREFIX: &str = "link_xdp_port_";
+
+/// The pin of the XDP link on port `dev`.
+pub fn port_link_pin(dir: &Path, dev: &str) -> std::path::PathBuf {
+    dir.join(format!(
+        "{PORT_XDP_LINK_PREFIX}{}",
+        crate::bpf::fs::encode_name(dev)
+    ))
+}
+
+/// A switch port as the XDP switch needs it.
+#[derive(Clone, Debug)]
+pub struct XdpPort {
+    /// The port device (host side) and its ifindex.
+    pub dev: String,
+    pub ifindex: u32,
+    /// Where the port's frames arrive: the namespace's veth (in `peer_netns`),
+    /// or `vbridge` (in the host namespace, `peer_netns` None). An XDP
+    /// redirect into a veth needs NAPI on that receiving end, which GRO
+    /// turns on.
+    pub peer_netns: Option<String>,
+    pub peer_dev: String,
+}
+
+/// What [`attach_ports`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PortsXdp {
+    /// Every port runs the XDP switch in native mode.
+    Attached,
+    /// `switch = "tc"`: none does (any older XDP switch removed).
+    Off,
+    /// A port refused native XDP: none runs it, the TC switch works alone.
+    Fallback { dev: String, reason: String },
+}
+
+/// Puts the XDP switch on every port of `ports` (calling thread in the
+/// host namespace), all or nothing, with `xdp_ports` listing them and GRO
+/// on at every receiving end; with `wanted` false, takes it off every port.
+/// Ports not in `ports` lose their XDP link. The TC port program stays
+/// attached behind it either way.
+pub fn attach_ports(
+    ebpf: &mut Ebpf,
+    dir: &Path,
+    ports: &[XdpPort],
+    wanted: bool,
+) -> Result<PortsXdp> {
+    let keep: std::collections::BTreeSet<std::path::PathBuf> = if wanted {
+        ports.iter().map(|p| port_link_pin(dir, &p.dev)).collect()
+    } else {
+        Default::default()
+    };
+    remove_port_links(dir, |pin| !keep.contains(pin))?;
+    sync_devmap(ebpf, if wanted { ports } else { &[] })?;
+    if !wanted {
+        for p in ports {
+            // Best effort: a port whose device is gone has nothing to restore.
+            let _ = set_gro(p, false);
+        }
+        return Ok(PortsXdp::Off);
+    }
+    let prog: &mut Xdp = ebpf
+        .program_mut(PORT_XDP_PROGRAM)
+        .ok_or(Error::MissingProgram(PORT_XDP_PROGRAM))?
+        .try_into()
+        .map_err(|source| Error::Program {
+            program: PORT_XDP_PROGRAM,
+            source,
+        })?;
+    if prog.fd().is_err() {
+        retry_eagain(|| prog.load()).map_err(|e| Error::from_load(PORT_XDP_PROGRAM, e))?;
+    }
+    for p in ports {
+        if let Err(reason) = set_gro(p, true) {
+            return fall_back(ebpf, dir, ports, &p.dev, reason);
+        }
+    }
+    for p in ports {
+        let pin = port_link_pin(dir, &p.dev);
+        if pin.exists() && adopt(prog, &pin).is_ok() {
+            continue;
+        }
+        remove_pin(&pin)?;
+        match prog.attach(&p.dev, XdpMode::Driver) {
+            Ok(id) => {
+                let link = prog.take_link(id).map_err(|source| Error::Program {
+                    program: PORT_XDP_PROGRAM,
+                    source,
+                })?;
+                let Ok(link) = FdLink::try_from(link) else {
+                    let reason = "no XDP bpf_link on this kernel".to_owned();
+                    return fall_back(ebpf, dir, ports, &p.dev, reason);
+                };
+                link.pin(&pin).map_err(|e| Error::Pin {
+                    what: "cannot pin link",
+                    path: pin.clone(),
+                    source: io::Error::other(e.to_string()),
+                })?;
+            }
+            Err(e) => return fall_back(ebpf, dir, ports, &p.dev, refusal(&e)),
+        }
+    }
+    Ok(PortsXdp::Attached)
+}
+
+/// Undoes a partial [`attach_ports`]: no port keeps the XDP switch.
+fn fall_back(
+    ebpf: &mut Ebpf,
+    dir: &Path,
+    ports: &[XdpPort],
+    dev: &str,
+    reason: String,
+) -> Result<PortsXdp> {
+    attach_ports(ebpf, dir, ports, false)?;
+    Ok(PortsXdp::Fallback {
+        dev: dev.to_owned(),
+        reason,
+    })
+}
+
+/// Removes the XDP port links whose pin `drop` selects.
+fn remove_port_links(dir: &Path, drop: impl Fn(&Path) -> bool) -> Result<()> {
+    for name in crate::bpf::fs::entries(dir)? {
+        let pin = dir.join(&name);
+        if name.starts_with(PORT_XDP_LINK_PREFIX) && drop(&pin) {
+            remove_pin(&pin)?;
+        }
+    }
+    Ok(())
+}
+
+/// Removes the XDP link of one port (`netlab detach`); fine when absent.
+pub fn detach_port(dir: &Path, dev: &str) -> Result<()> {
+    remove_pin(&port_link_pin(dir, dev))
+}
+
+/// Makes `xdp_ports` hold exactly `ports` (ifindex → ifindex).
+fn sync_devmap(ebpf: &mut Ebpf, ports: &[XdpPort]) -> Result<()> {
+    let name = netlab_common::maps::XDP_PORTS_MAP;
+    let map = ebpf.map_mut(name).ok_or(Error::MissingProgram(name))?;
+    let mut devmap = aya::maps::DevMapHash::try_from(map).map_err(Error::map(name))?;
+    let old: Vec<u32> = devmap.keys().filter_map(|k| k.ok()).collect();
+    for p in ports {
+        devmap
+            .insert(p.ifindex, p.ifindex, None, 0)
+            .map_err(|e| Error::InvalidPlan(format!("{name}: port {}: {e}", p.dev)))?;
+    }
+    for k in old {
+        if !ports.iter().any(|p| p.ifindex == k) {
+            devmap.remove(k).map_err(Error::map(name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Turns GRO (and with it veth NAPI) on or off at the receiving end of a
+/// port. These devices are the lab's own (created by `up`, deleted by
+/// `down`), and veth's default is off, which is what "off" restores.
+fn set_gro(port: &XdpPort, on: bool) -> std::result::Result<(), String> {
+    let mut cmd = match &port.peer_netns {
+        Some(ns) => {
+            let mut c = std::process::Command::new("ip");
+            c.args(["netns", "exec", ns, "ethtool"]);
+            c
+        }
+        None => std::process::Command::new("ethtool"),
+    };
+    cmd.args(["-K", &port.peer_dev, "gro", if on { "on" } else { "off" }]);
+    match cmd.output() {
+        Ok(out) if out.status.success() => Ok(()),
+        Ok(out) => Err(format!(
+            "ethtool -K {} gro: {}",
+            port.peer_dev,
+            String::from_utf8_lossy(&out.stderr).trim()
+        )),
+        Err(e) => Err(format!("ethtool (install it: cargo xtask setup): {e}")),
+    }
+}

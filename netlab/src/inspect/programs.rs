@@ -56,6 +56,7 @@ fn full_name(kernel: &str) -> String {
         crate::nat::EGRESS_PROGRAM,
         crate::nat::INGRESS_PROGRAM,
         crate::datapath::xdp::UPLINK_XDP_PROGRAM,
+        crate::datapath::xdp::PORT_XDP_PROGRAM,
     ]
     .into_iter()
     .find(|full| !kernel.is_empty() && kernel != "?" && full.starts_with(kernel))
@@ -98,6 +99,12 @@ pub fn attached(dir: &Path, uplink: &str) -> (Vec<ProgramRow>, Vec<String>) {
         let path = dir.join(name);
         let found = if let Some(dev) = name.strip_prefix(fs::LINK_PORT_PREFIX) {
             link_row(&path, fs::decode_name(dev), "tcx ingress")
+        } else if let Some(dev) = name.strip_prefix(crate::datapath::xdp::PORT_XDP_LINK_PREFIX) {
+            link_row(
+                &path,
+                fs::decode_name(dev),
+                crate::datapath::xdp::ATTACH_MODE,
+            )
         } else if name == crate::nat::EGRESS_LINK_PIN {
             link_row(&path, uplink.to_string(), "tcx egress")
         } else if name == crate::nat::INGRESS_LINK_PIN {
