@@ -96,7 +96,7 @@ impl XdpLab {
             .unwrap()
             .try_into()
             .unwrap();
-        test_run::test_run_xdp(p, frame).expect("XDP test run")
+        test_run::test_run_xdp(p, frame, None).expect("XDP test run")
     }
 
     fn tc(&self, frame: &[u8]) -> u32 {
