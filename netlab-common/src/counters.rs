@@ -98,15 +98,13 @@ pub enum Counter {
     /// Broadcast/multicast/unknown unicast flooded through the devmap
     /// (one per frame; the copies are the kernel's).
     XdpPortFlood,
-    /// ARP requests answered with XDP_TX (also counted `arp_answered`).
-    XdpPortArpTx,
-    /// Passed on to the TC port program (VLAN tags, learning or tracing
-    /// on, a target missing from the devmap).
+    /// Passed on to the TC port program (ARP, VLAN tags, learning or
+    /// tracing on, a target missing from the devmap).
     XdpPortToTc,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 41;
+    pub const COUNT: u32 = 40;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -148,7 +146,6 @@ impl Counter {
         Counter::XdpPortRx,
         Counter::XdpPortRedirect,
         Counter::XdpPortFlood,
-        Counter::XdpPortArpTx,
         Counter::XdpPortToTc,
     ];
 
@@ -194,7 +191,6 @@ impl Counter {
             Counter::XdpPortRx => "xdp_port_rx",
             Counter::XdpPortRedirect => "xdp_port_redirect",
             Counter::XdpPortFlood => "xdp_port_flood",
-            Counter::XdpPortArpTx => "xdp_port_arp_tx",
             Counter::XdpPortToTc => "xdp_port_to_tc",
         }
     }

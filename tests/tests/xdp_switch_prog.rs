@@ -1,13 +1,13 @@
 //! The XDP port program (`netlab_xdp_port`, the `switch = "xdp"` flavour)
 //! under BPF_PROG_TEST_RUN: the real object in the real kernel, its maps
 //! filled as the control plane fills them, crafted frames in; verdicts,
-//! rewrites and counters out.
+//! frames (switching rewrites nothing) and counters out.
 //!
 //! `xdp_md.ingress_ifindex` must name a device of the caller's namespace
 //! and devmap entries must be real devices, so every test runs on a thread
 //! in a private network namespace with throwaway veth devices as ports
-//! (`netlab_tests::private_netns`). Under test_run, XDP_REDIRECT and
-//! XDP_TX are only verdicts: no frame is sent.
+//! (`netlab_tests::private_netns`). Under test_run, XDP_REDIRECT is only
+//! a verdict: no frame is sent.
 
 use std::path::PathBuf;
 
@@ -28,14 +28,13 @@ use netlab_common::{
     },
 };
 use netlab_tests::{
-    frames::{self, ARP_REPLY, BROADCAST, Mac},
+    frames::{self, BROADCAST, Mac},
     private_netns::{add_veth_port, assert_private_netns, in_private_netns},
     test_run,
 };
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
-const XDP_TX: u32 = 3;
 const XDP_REDIRECT: u32 = 4;
 
 const A_IF: u32 = 111;
@@ -172,26 +171,23 @@ fn xdp_unicast_is_redirected_to_its_port_untouched() {
     });
 }
 
+/// ARP is the TC program's (sender check, responder): passed untouched;
+/// unknown unicast floods by devmap broadcast.
 #[test]
-fn xdp_arp_request_is_answered_with_xdp_tx() {
+fn xdp_leaves_arp_to_tc_and_floods_unknown_unicast() {
     in_private_netns(|| {
         let sw = XdpSwitch::new("arp");
-        let request = frames::arp_request(A_MAC, A_IP, B_IP);
-        let (verdict, out) = sw.run(A_IF, &request);
-        assert_eq!(verdict, XDP_TX, "back out of the port it came in on");
-        let reply = frames::parse_arp(&out).expect("an ARP frame");
-        assert_eq!(reply.op, ARP_REPLY);
-        assert_eq!((reply.eth_dst, reply.eth_src), (A_MAC, B_MAC));
-        assert_eq!(
-            (reply.sha, reply.spa, reply.tha, reply.tpa),
-            (B_MAC, B_IP, A_MAC, A_IP)
-        );
-        assert_eq!(out.len(), request.len());
-        assert_eq!(sw.count(Counter::ArpAnswered), 1);
-        assert_eq!(sw.count(Counter::XdpPortArpTx), 1);
+        for request in [
+            frames::arp_request(A_MAC, A_IP, B_IP),
+            // A sender lie: still TC's to drop.
+            frames::arp_request(A_MAC, B_IP, GW_IP),
+        ] {
+            assert_eq!(sw.run(A_IF, &request), (XDP_PASS, request.clone()));
+        }
+        assert_eq!(sw.count(Counter::XdpPortToTc), 2);
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
 
-        // Unknown address: flooded, unchanged.
-        let unknown = frames::arp_request(A_MAC, A_IP, [10, 113, 0, 77]);
+        let unknown = udp([0x02, 0, 0, 0, 0, 0x77], A_MAC, A_IP, [10, 113, 0, 77]);
         let (verdict, out) = sw.run(A_IF, &unknown);
         assert_eq!(verdict, XDP_REDIRECT, "devmap broadcast");
         assert_eq!(out, unknown);
@@ -204,16 +200,15 @@ fn xdp_arp_request_is_answered_with_xdp_tx() {
 fn xdp_spoofed_sources_are_dropped() {
     in_private_netns(|| {
         let sw = XdpSwitch::new("spoof");
-        // B's MAC from A's port; A's MAC with B's address; an ARP sender lie.
+        // B's MAC from A's port; A's MAC with B's address.
         for frame in [
             udp(GW_MAC, B_MAC, B_IP, GW_IP),
             udp(GW_MAC, A_MAC, B_IP, GW_IP),
-            frames::arp_request(A_MAC, B_IP, GW_IP),
         ] {
             assert_eq!(sw.run(A_IF, &frame).0, XDP_DROP);
         }
-        assert_eq!(sw.count(Counter::DropSpoofed), 3);
-        assert_eq!(sw.maps.port_stats(0).unwrap().drops, 3);
+        assert_eq!(sw.count(Counter::DropSpoofed), 2);
+        assert_eq!(sw.maps.port_stats(0).unwrap().drops, 2);
         // The gateway port is not source-checked.
         assert_eq!(
             sw.run(GW_IF, &udp(A_MAC, GW_MAC, [203, 0, 113, 2], A_IP)).0,

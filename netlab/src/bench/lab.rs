@@ -19,6 +19,8 @@ pub const INET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 
 /// The uplink device of the generated labs (the lab file's default).
 pub const UPLINK_DEV: &str = "uplink";
+/// Its address (host side of the sandbox uplink).
+pub const UPLINK_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 
 /// Everything needed to write one lab file.
 #[derive(Clone, Debug, PartialEq)]
@@ -39,27 +41,39 @@ pub struct LabSpec {
     pub nat_port_min: u16,
     pub nat_port_max: u16,
     pub nat_max_entries: u32,
+    /// `switch = "xdp"` (ebpf-xdp).
+    pub switch_xdp: bool,
+    /// `[host] uplink_xdp` (on for ebpf-xdp only: `ebpf` is the TC
+    /// reference path).
+    pub uplink_xdp: bool,
 }
 
 impl LabSpec {
     /// The lab for one netlab datapath: one subnet per datapath
-    /// (10.201.1.0/24 kernel, 10.201.2.0/24 ebpf; direct uses 10.201.3.0/24)
+    /// (10.201.1.0/24 kernel, 10.201.2.0/24 ebpf, 10.201.4.0/24 ebpf-xdp;
+    /// direct uses 10.201.3.0/24)
     /// and namespace names that say which bench and datapath they belong to.
     pub fn for_datapath(prefix: &str, datapath: BenchDatapath) -> Option<LabSpec> {
         let octet = match datapath {
             BenchDatapath::Kernel => 1,
             BenchDatapath::Ebpf => 2,
+            BenchDatapath::EbpfXdp => 4,
             BenchDatapath::Direct => return None,
         };
+        let xdp = datapath == BenchDatapath::EbpfXdp;
         let name = format!("{prefix}-{}", datapath.as_str());
         Some(LabSpec {
-            datapath: datapath.as_str(),
+            datapath: if datapath == BenchDatapath::Kernel {
+                "kernel"
+            } else {
+                "ebpf"
+            },
             subnet: format!("10.201.{octet}.0/24"),
             gateway: Ipv4Addr::new(10, 201, octet, 254),
             host_ns: format!("{name}-host"),
             inet_ns: format!("{name}-inet"),
             internet_address: format!("{INET_ADDR}/24"),
-            uplink_address: "203.0.113.1/24".into(),
+            uplink_address: format!("{UPLINK_ADDR}/24"),
             client_ns: format!("{name}-ns1"),
             client_addr: Ipv4Addr::new(10, 201, octet, 1),
             server_ns: format!("{name}-ns2"),
@@ -68,6 +82,8 @@ impl LabSpec {
             nat_port_max: 60999,
             // Room for the 100 000 prefilled flows plus the measured ones.
             nat_max_entries: 262_144,
+            switch_xdp: xdp,
+            uplink_xdp: xdp,
             name,
         })
     }
@@ -81,6 +97,7 @@ name = "{name}"
 datapath = "{datapath}"
 subnet = "{subnet}"
 gateway = "{gateway}"
+switch = "{switch}"
 
 [host]
 mode = "sandbox"
@@ -88,6 +105,7 @@ namespace = "{host_ns}"
 internet_namespace = "{inet_ns}"
 internet_address = "{internet_address}"
 uplink_address = "{uplink_address}"
+uplink_xdp = {uplink_xdp}
 
 [[namespaces]]
 name = "{client_ns}"
@@ -106,6 +124,8 @@ max_entries = {nat_max_entries}
         datapath = spec.datapath,
         subnet = spec.subnet,
         gateway = spec.gateway,
+        switch = if spec.switch_xdp { "xdp" } else { "tc" },
+        uplink_xdp = spec.uplink_xdp,
         host_ns = spec.host_ns,
         inet_ns = spec.inet_ns,
         internet_address = spec.internet_address,

@@ -25,20 +25,27 @@ use serde::{Deserialize, Serialize};
 pub enum BenchDatapath {
     /// netlab's lab on the Linux bridge + iptables MASQUERADE (the baseline).
     Kernel,
-    /// netlab's lab on the eBPF switch + eBPF NAT (the product).
+    /// netlab's lab on the eBPF switch + eBPF NAT, TC programs only (the
+    /// product's reference path; the uplink XDP program is switched off).
     Ebpf,
+    /// The same lab with XDP wherever netlab has it: the switch as an XDP
+    /// program on every port (`switch = "xdp"`) and the uplink XDP filter.
+    #[serde(rename = "ebpf-xdp")]
+    #[value(name = "ebpf-xdp")]
+    EbpfXdp,
     /// Two namespaces joined by a bare veth pair: no switching, no NAT, the
     /// ceiling any datapath can reach on this machine.
     Direct,
 }
 
 impl BenchDatapath {
-    pub const ALL: [BenchDatapath; 3] = [Self::Kernel, Self::Ebpf, Self::Direct];
+    pub const ALL: [BenchDatapath; 4] = [Self::Kernel, Self::Ebpf, Self::EbpfXdp, Self::Direct];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Kernel => "kernel",
             Self::Ebpf => "ebpf",
+            Self::EbpfXdp => "ebpf-xdp",
             Self::Direct => "direct",
         }
     }
@@ -116,10 +123,16 @@ pub enum Workload {
     #[serde(rename = "inet_conn_rate_prefilled")]
     #[value(name = "inet_conn_rate_prefilled")]
     InetConnRatePrefilled,
+    /// Unsolicited 64-byte UDP from the internet to a lab address, as fast
+    /// as one pinned sender can (sendmmsg): packets/s the host side's uplink
+    /// takes in and disposes of (kernel: forwards; eBPF: drops).
+    #[serde(rename = "inet_flood")]
+    #[value(name = "inet_flood")]
+    InetFlood,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 9] = [
+    pub const ALL: [Workload; 10] = [
         Self::NsTcp1,
         Self::NsTcp2,
         Self::NsUdp64,
@@ -129,6 +142,7 @@ impl Workload {
         Self::InetRr,
         Self::InetConnRate,
         Self::InetConnRatePrefilled,
+        Self::InetFlood,
     ];
 
     /// Stable identifier (JSON, SVG, table).
@@ -143,6 +157,7 @@ impl Workload {
             Self::InetRr => "inet_rr",
             Self::InetConnRate => "inet_conn_rate",
             Self::InetConnRatePrefilled => "inet_conn_rate_prefilled",
+            Self::InetFlood => "inet_flood",
         }
     }
 
@@ -157,6 +172,7 @@ impl Workload {
             Self::InetRr => "ns→inet TCP ping-pong (NAT)",
             Self::InetConnRate => "ns→inet new TCP conns (NAT)",
             Self::InetConnRatePrefilled => "ns→inet new TCP conns, NAT table prefilled",
+            Self::InetFlood => "inet→lab unsolicited UDP 64 B flood",
         }
     }
 
@@ -171,7 +187,7 @@ impl Workload {
     pub fn metrics(self) -> &'static [Metric] {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 => &[Metric::BitsPerSecond],
-            Self::NsUdp64 | Self::InetUdp64 => &[Metric::PacketsPerSecond],
+            Self::NsUdp64 | Self::InetUdp64 | Self::InetFlood => &[Metric::PacketsPerSecond],
             Self::NsRr | Self::InetRr => &[
                 Metric::RttP50Us,
                 Metric::RttP99Us,
@@ -482,9 +498,16 @@ mod tests {
         let ns: Vec<_> = plan.datapaths_for(Workload::NsTcp1).collect();
         assert_eq!(ns, BenchDatapath::ALL.to_vec());
         let inet: Vec<_> = plan.datapaths_for(Workload::InetConnRate).collect();
-        assert_eq!(inet, vec![BenchDatapath::Kernel, BenchDatapath::Ebpf]);
-        // 4 ns workloads x 3 + 5 inet workloads x 2
-        assert_eq!(plan.measurements_per_round(), 22);
+        assert_eq!(
+            inet,
+            vec![
+                BenchDatapath::Kernel,
+                BenchDatapath::Ebpf,
+                BenchDatapath::EbpfXdp
+            ]
+        );
+        // 4 ns workloads x 4 + 6 inet workloads x 3
+        assert_eq!(plan.measurements_per_round(), 34);
     }
 
     #[test]

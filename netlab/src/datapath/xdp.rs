@@ -188,8 +188,8 @@ pub enum PortsXdp {
 }
 
 /// Puts the XDP switch on every port of `ports` (calling thread in the
-/// host namespace), all or nothing, with `xdp_ports` listing them and GRO
-/// on at every receiving end; with `wanted` false, takes it off every port.
+/// host namespace), all or nothing, with `xdp_ports` listing them and the
+/// far ends' offloads set for it ([`set_offloads`]); with `wanted` false, takes it off every port.
 /// Ports not in `ports` lose their XDP link. The TC port program stays
 /// attached behind it either way.
 pub fn attach_ports(
@@ -208,7 +208,7 @@ pub fn attach_ports(
     if !wanted {
         for p in ports {
             // Best effort: a port whose device is gone has nothing to restore.
-            let _ = set_gro(p, false);
+            let _ = set_offloads(p, false);
         }
         return Ok(PortsXdp::Off);
     }
@@ -224,7 +224,7 @@ pub fn attach_ports(
         retry_eagain(|| prog.load()).map_err(|e| Error::from_load(PORT_XDP_PROGRAM, e))?;
     }
     for p in ports {
-        if let Err(reason) = set_gro(p, true) {
+        if let Err(reason) = set_offloads(p, true) {
             return fall_back(ebpf, dir, ports, &p.dev, reason);
         }
     }
@@ -306,10 +306,18 @@ fn sync_devmap(ebpf: &mut Ebpf, ports: &[XdpPort]) -> Result<()> {
     Ok(())
 }
 
-/// Turns GRO (and with it veth NAPI) on or off at the receiving end of a
-/// port. These devices are the lab's own (created by `up`, deleted by
-/// `down`), and veth's default is off, which is what "off" restores.
-fn set_gro(port: &XdpPort, on: bool) -> std::result::Result<(), String> {
+/// What a port's far end (the namespace's veth, or `vbridge`) needs while
+/// the XDP switch runs, or (`xdp` false) veth's defaults back:
+/// * GRO on: an XDP redirect into a veth is refused unless the receiving
+///   end runs NAPI, which GRO turns on;
+/// * transmit checksum offload off: a frame redirected in XDP becomes an
+///   xdp_frame, which carries no "checksum to be completed" state, so a
+///   TCP/UDP packet sent with a partial checksum would arrive with a wrong
+///   one. The sender computes it in full instead (and loses TSO with it,
+///   which XDP on the port costs it anyway).
+///
+/// These devices are the lab's own (created by `up`, deleted by `down`).
+fn set_offloads(port: &XdpPort, xdp: bool) -> std::result::Result<(), String> {
     let mut cmd = match &port.peer_netns {
         Some(ns) => {
             let mut c = std::process::Command::new("ip");
@@ -318,11 +326,12 @@ fn set_gro(port: &XdpPort, on: bool) -> std::result::Result<(), String> {
         }
         None => std::process::Command::new("ethtool"),
     };
-    cmd.args(["-K", &port.peer_dev, "gro", if on { "on" } else { "off" }]);
+    let (gro, tx) = if xdp { ("on", "off") } else { ("off", "on") };
+    cmd.args(["-K", &port.peer_dev, "gro", gro, "tx", tx]);
     match cmd.output() {
         Ok(out) if out.status.success() => Ok(()),
         Ok(out) => Err(format!(
-            "ethtool -K {} gro: {}",
+            "ethtool -K {} gro {gro} tx {tx}: {}",
             port.peer_dev,
             String::from_utf8_lossy(&out.stderr).trim()
         )),
