@@ -168,6 +168,13 @@ fn xdp_unicast_is_redirected_to_its_port_untouched() {
         assert_eq!(sw.count(Counter::XdpPortToTc), 0);
         let a = sw.maps.port_stats(0).unwrap();
         assert_eq!((a.rx_packets, a.rx_bytes), (1, a_bytes));
+        let b = sw.maps.port_stats(1).unwrap();
+        assert_eq!((b.tx_packets, b.tx_bytes), (1, a_bytes), "B's port sent it");
+        assert_eq!(
+            sw.maps.port_stats(2).unwrap().tx_packets,
+            1,
+            "the gateway's"
+        );
     });
 }
 

@@ -69,7 +69,7 @@ pub fn port(ctx: &XdpContext) -> u32 {
         return XDP_PASS;
     }
     let len = (ctx.data_end() - ctx.data()) as u32;
-    let outcome = match switch_frame(ctx, ingress, &port) {
+    let outcome = match switch_frame(ctx, ingress, &port, len) {
         Ok(outcome) => outcome,
         Err(reason) => Outcome::Dropped(reason),
     };
@@ -95,7 +95,12 @@ pub fn port(ctx: &XdpContext) -> u32 {
 }
 
 #[inline(always)]
-fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<Outcome, Counter> {
+fn switch_frame(
+    ctx: &XdpContext,
+    ingress: u32,
+    port: &PortInfo,
+    len: u32,
+) -> Result<Outcome, Counter> {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
         return Ok(Outcome::ToTc);
     };
@@ -128,7 +133,7 @@ fn switch_frame(ctx: &XdpContext, ingress: u32, port: &PortInfo) -> Result<Outco
     } else {
         count(Counter::OtherEtherType);
     }
-    forward(ingress, &dst, ipv4_dst)
+    forward(ingress, &dst, ipv4_dst, len)
 }
 
 #[inline(always)]
@@ -137,11 +142,17 @@ fn is_vlan(ethertype_be: u16) -> bool {
     t == 0x8100 || t == 0x88a8 || t == 0x9100
 }
 
-/// As the TC switch's `forward`: known unicast to its port, the rest flooded;
-/// frames for the host stack (the gateway port, floods) pass the
-/// host-access rule first.
+/// As the TC switch's `forward`: known unicast to its port (counted in the
+/// target's tx statistics), the rest flooded (the kernel makes the copies:
+/// no per-port tx counts); frames for the host stack (the gateway port,
+/// floods) pass the host-access rule first.
 #[inline(always)]
-fn forward(ingress: u32, dst: &[u8; 6], ipv4_dst: Option<u32>) -> Result<Outcome, Counter> {
+fn forward(
+    ingress: u32,
+    dst: &[u8; 6],
+    ipv4_dst: Option<u32>,
+    len: u32,
+) -> Result<Outcome, Counter> {
     if !mac::is_group(dst) {
         // SAFETY: the values are copied out at once.
         if let Some(entry) = unsafe { FDB.get(FdbKey::new(*dst)).copied() } {
@@ -155,6 +166,7 @@ fn forward(ingress: u32, dst: &[u8; 6], ipv4_dst: Option<u32>) -> Result<Outcome
                 if XDP_PORTS.redirect(target.ifindex, u64::from(XDP_PASS)) != XDP_REDIRECT {
                     return Ok(Outcome::ToTc);
                 }
+                stats::tx(target.slot, len);
                 count(if target.kind == PORT_KIND_GATEWAY {
                     Counter::ToHost
                 } else {
