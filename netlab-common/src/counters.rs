@@ -78,6 +78,21 @@ pub enum Counter {
     /// fragment: passed to the host (its own datagram, or a reply whose
     /// first fragment has not arrived).
     NatFragUntracked,
+    /// Translations created by a packet to a published port (`nat_publish`).
+    DnatCreated,
+    /// A packet to a published port whose translation would overwrite a
+    /// masqueraded flow of the namespace with the same tuple: dropped.
+    DnatDropConflict,
+    /// Connections and datagrams of lab sockets to a published port at a
+    /// host address, sent straight to the namespace by the socket hooks.
+    SockPublished,
+    /// UDP answers whose source the socket hook reported as the published
+    /// address and port.
+    SockRestored,
+    // --- events (`netlab monitor`) ---
+    /// Events that found the `events` ring buffer full (the monitor did
+    /// not keep up): reported by `netlab monitor` as "lost: N".
+    EventsLost,
     /// Inbound packets claiming a lab source address (the lab's own
     /// traffic leaves translated), dropped by the uplink TC ingress.
     NatDropLabSource,
@@ -104,7 +119,7 @@ pub enum Counter {
 }
 
 impl Counter {
-    pub const COUNT: u32 = 40;
+    pub const COUNT: u32 = 45;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -138,6 +153,11 @@ impl Counter {
         Counter::NatDropUnsolicited,
         Counter::NatFragTranslated,
         Counter::NatFragUntracked,
+        Counter::DnatCreated,
+        Counter::DnatDropConflict,
+        Counter::SockPublished,
+        Counter::SockRestored,
+        Counter::EventsLost,
         Counter::NatDropLabSource,
         Counter::XdpPass,
         Counter::XdpDropUnsolicited,
@@ -183,6 +203,11 @@ impl Counter {
             Counter::NatDropUnsolicited => "nat_drop_unsolicited",
             Counter::NatFragTranslated => "nat_frag_translated",
             Counter::NatFragUntracked => "nat_frag_untracked",
+            Counter::DnatCreated => "dnat_created",
+            Counter::DnatDropConflict => "dnat_drop_conflict",
+            Counter::SockPublished => "sock_published",
+            Counter::SockRestored => "sock_restored",
+            Counter::EventsLost => "events_lost",
             Counter::NatDropLabSource => "nat_drop_lab_source",
             Counter::XdpPass => "xdp_pass",
             Counter::XdpDropUnsolicited => "xdp_drop_unsolicited",

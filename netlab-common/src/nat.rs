@@ -66,6 +66,36 @@ pub const NAT_FLAG_ENABLED: u32 = 1;
 /// the destination, instead of handing them to the host stack.
 pub const NAT_FLAG_FAST_PATH: u32 = 2;
 
+/// [`PublishKey`] (host address, host port, protocol) → [`PublishEntry`]
+/// (the namespace's address and port): the published ports.
+pub const NAT_PUBLISH_MAP: &str = "nat_publish";
+/// Capacity of `nat_publish`: published ports (ranges expanded) per lab.
+pub const NAT_PUBLISH_SIZE: u32 = 4096;
+
+/// Network namespace cookie (`bpf_get_netns_cookie`) → [`PublishNetns`]:
+/// the lab's namespaces whose sockets the socket hooks translate (the host
+/// side and every endpoint namespace). Sockets of any other namespace
+/// (the machine's own, other labs') are never touched.
+pub const PUBLISH_NETNS_MAP: &str = "publish_netns";
+/// Capacity of `publish_netns`: the host side plus the endpoints.
+pub const PUBLISH_NETNS_SIZE: u32 = 257;
+/// [`PublishSockKey`] (a UDP socket and the namespace address it was sent
+/// to) → [`PublishSockEntry`] (the published address it was sent to), so
+/// `recvmsg` reports the answer as coming from the published address.
+pub const PUBLISH_SOCKS_MAP: &str = "publish_socks";
+/// Capacity of `publish_socks` (LRU: the oldest sockets go first).
+pub const PUBLISH_SOCKS_SIZE: u32 = 16384;
+
+/// `NatEntry::flags`: the translation is a published port's (destination
+/// NAT, created by a packet arriving on the uplink); without it, a source
+/// NAT created by a packet leaving the lab. Both kinds share the maps: a
+/// published flow's `nat_orig` entry (keyed by the reply as it leaves the
+/// namespace) restores the published address and port on the way out, its
+/// `nat_reply` entry (keyed by the client's packets) translates the rest
+/// of the flow on the way in, and ICMP errors, expiry, `nat list` and
+/// the fast path work on both alike.
+pub const NAT_ENTRY_DNAT: u8 = 1;
+
 /// IP protocol numbers the NAT translates.
 pub const IPPROTO_ICMP: u8 = 1;
 pub const IPPROTO_TCP: u8 = 6;
@@ -127,7 +157,8 @@ pub struct NatEntry {
     pub port: u16,
     /// NAT_STATE_* (kept equal in both directions' entries).
     pub state: u8,
-    pub _pad: u8,
+    /// NAT_ENTRY_* (equal in both directions' entries).
+    pub flags: u8,
     /// Last packet seen in this entry's direction, `bpf_ktime_get_ns`
     /// (CLOCK_MONOTONIC, nanoseconds).
     pub last_seen_ns: u64,
@@ -212,7 +243,74 @@ impl NatKey {
     }
 }
 
-user_pod!(NatConfig, NatKey, NatEntry, NatFragKey, NatFragEntry);
+/// A published port as packets address it. `addr` 0 = every address of
+/// the host side (the program looks the exact address up first).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PublishKey {
+    /// Host address, network order; 0 = any.
+    pub addr: u32,
+    /// Host port, network order.
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Where a published port leads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublishEntry {
+    /// The namespace's address, network order.
+    pub addr: u32,
+    /// The port inside the namespace, network order.
+    pub port: u16,
+    pub _pad: [u8; 2],
+}
+
+/// A lab namespace, as the socket hooks see it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublishNetns {
+    /// The lab's gateway address (network order): a host address seen
+    /// from every lab namespace.
+    pub gateway: u32,
+    /// 1: the host side (127.0.0.0/8 is a host address there too).
+    pub host: u8,
+    pub _pad: [u8; 3],
+}
+
+/// A UDP socket (`bpf_get_socket_cookie`) and the namespace address and
+/// port its datagram was redirected to (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct PublishSockKey {
+    pub cookie: u64,
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// The published address and port the socket addressed (network order).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PublishSockEntry {
+    pub addr: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+user_pod!(
+    PublishNetns,
+    PublishSockKey,
+    PublishSockEntry,
+    NatConfig,
+    NatKey,
+    NatEntry,
+    NatFragKey,
+    NatFragEntry,
+    PublishKey,
+    PublishEntry
+);
 
 #[cfg(test)]
 mod tests {
@@ -240,6 +338,14 @@ mod tests {
         assert_eq!(size_of::<NatFragEntry>(), 16);
         assert_eq!(offset_of!(NatFragEntry, last_seen_ns), 8);
         assert_eq!(align_of::<NatFragEntry>(), 8);
+        assert_eq!(offset_of!(NatEntry, flags), 7);
+        assert_eq!(size_of::<PublishKey>(), 8);
+        assert_eq!(offset_of!(PublishKey, proto), 6);
+        assert_eq!(size_of::<PublishEntry>(), 8);
+        assert_eq!(size_of::<PublishNetns>(), 8);
+        assert_eq!(size_of::<PublishSockKey>(), 16);
+        assert_eq!(offset_of!(PublishSockKey, port), 12);
+        assert_eq!(size_of::<PublishSockEntry>(), 8);
     }
 
     #[test]

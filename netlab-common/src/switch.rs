@@ -11,6 +11,9 @@ pub const PORT_KIND_GATEWAY: u8 = 2;
 pub const FDB_FLAG_STATIC: u8 = 1;
 /// FDB entry learned from a source MAC.
 pub const FDB_FLAG_LEARNED: u8 = 2;
+/// FDB entry added by hand (`netlab fdb add`): not static, so learning may
+/// move it and `netlab fdb del` may remove it.
+pub const FDB_FLAG_MANUAL: u8 = 4;
 
 /// `host_addrs` value: an address assigned to one of the host's interfaces.
 pub const HOST_ADDR_LOCAL: u8 = 1;
@@ -77,11 +80,19 @@ pub struct Endpoint {
     pub port_ifindex: u32,
 }
 
+/// `SwitchConfig::trace` bit: the port program emits aya-log debug
+/// lines (`netlab trace`).
+pub const TRACE_LOG: u32 = 1;
+/// `SwitchConfig::trace` bit: every program writes typed events into the
+/// `events` ring buffer (`netlab monitor`, see `crate::events`).
+pub const TRACE_EVENTS: u32 = 2;
+
 /// Runtime switches, one entry.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SwitchConfig {
-    /// Non-zero: programs emit aya-log debug events (`netlab trace`).
+    /// TRACE_* bits: who is watching the datapath. (A field of bits rather
+    /// than two fields so the pinned map keeps its layout.)
     pub trace: u32,
     /// Non-zero: learn unknown source MACs (never overrides static entries).
     pub learning: u32,

@@ -6,6 +6,7 @@
 mod btf_map;
 mod counters;
 mod csum;
+mod events;
 mod hdr;
 mod log;
 mod nat;
@@ -13,8 +14,8 @@ mod switch;
 mod xdp;
 
 use aya_ebpf::{
-    macros::{classifier, xdp},
-    programs::{TcContext, XdpContext},
+    macros::{cgroup_sock_addr, classifier, xdp},
+    programs::{SockAddrContext, TcContext, XdpContext},
 };
 
 /// TC ingress (tcx) of every switch port: `veth-N-br` and the gateway port.
@@ -33,6 +34,32 @@ pub fn netlab_uplink_egress(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn netlab_uplink_ingress(ctx: TcContext) -> i32 {
     nat::ingress(ctx)
+}
+
+/// Not attached anywhere: `netlab daemon` runs it with BPF_PROG_TEST_RUN
+/// to put the NAT expiries its sweep finds into the event stream.
+#[classifier]
+pub fn netlab_event_inject(ctx: TcContext) -> i32 {
+    events::inject(&ctx);
+    aya_ebpf::bindings::TC_ACT_OK
+}
+
+/// cgroup connect4: the lab's sockets connecting to a published port.
+#[cgroup_sock_addr(connect4)]
+pub fn netlab_sock_connect4(ctx: SockAddrContext) -> i32 {
+    nat::sock::connect4(&ctx)
+}
+
+/// cgroup sendmsg4: the lab's unconnected UDP to a published port.
+#[cgroup_sock_addr(sendmsg4)]
+pub fn netlab_sock_sendmsg4(ctx: SockAddrContext) -> i32 {
+    nat::sock::sendmsg4(&ctx)
+}
+
+/// cgroup recvmsg4: answers reported from the published address.
+#[cgroup_sock_addr(recvmsg4)]
+pub fn netlab_sock_recvmsg4(ctx: SockAddrContext) -> i32 {
+    nat::sock::recvmsg4(&ctx)
 }
 
 /// XDP on the uplink's receive side: drops what can only be dropped

@@ -28,6 +28,13 @@ pub struct Cli {
     /// Lab file (TOML); without it, the built-in walkthrough lab.
     #[arg(short = 'f', long = "file", global = true, value_name = "LAB.TOML")]
     pub file: Option<PathBuf>,
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG
+    /// (e.g. `RUST_LOG=netlab=debug`) overrides both flags.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors in the log (warnings are shown by default).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -39,10 +46,25 @@ pub enum Command {
         /// Overrides the lab file's `datapath`.
         #[arg(long, value_enum)]
         datapath: Option<DatapathKind>,
+        /// eBPF datapath: do not start the control loop (`netlab daemon`),
+        /// which `up` otherwise starts in the background (or restarts, on
+        /// a running lab whose daemon died). Without it NAT entries never
+        /// expire.
+        #[arg(long)]
+        no_daemon: bool,
+        /// eBPF datapath: the daemon `up` starts serves Prometheus metrics
+        /// at http://ADDR/metrics (as `netlab daemon --metrics`; a daemon
+        /// that already runs is left as it is).
+        #[arg(long, value_name = "ADDR", conflicts_with = "no_daemon")]
+        metrics: Option<String>,
+        /// Allow --metrics on an address other than loopback.
+        #[arg(long, requires = "metrics")]
+        metrics_allow_remote: bool,
     },
     /// Remove everything the lab created (recorded in /run/netlab/LAB.json).
     Down,
-    /// Show the lab's namespaces, links, addresses and routes.
+    /// Show the lab's namespaces, links, addresses and routes, and whether
+    /// its control loop runs.
     Status {
         #[arg(long)]
         json: bool,
@@ -65,28 +87,60 @@ pub enum Command {
     },
     /// Remove an endpoint namespace from a running lab.
     Detach { namespace: String },
+    /// Publish ports of a namespace on the host side (like `docker run -p`):
+    /// [HOST_ADDRESS:]HOST_PORT[-LAST]:PORT[-LAST][/tcp|/udp].
+    Publish {
+        namespace: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<crate::publish::PortSpec>,
+    },
+    /// Remove published ports (and their live translations).
+    Unpublish {
+        namespace: String,
+        #[arg(required = true, value_name = "SPEC")]
+        specs: Vec<crate::publish::PortSpec>,
+    },
+    /// The lab's published ports (like `docker port`).
+    Ports {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run the eBPF datapath's control loop: expire idle NAT entries and
     /// follow the uplink's address (runs until Ctrl-C or `netlab down`).
     Daemon {
         /// Seconds between expiry sweeps.
-        #[arg(long, default_value_t = 1.0)]
+        #[arg(long, default_value_t = daemon::DEFAULT_INTERVAL.as_secs_f64())]
         interval: f64,
         /// Detach and run in the background (pid in /run/netlab/LAB.daemon.pid,
         /// log in /run/netlab/LAB.daemon.log); `netlab down` stops it.
         #[arg(long)]
         background: bool,
+        /// Serve Prometheus metrics at http://ADDR/metrics (IP:PORT, or a
+        /// port on 127.0.0.1; port 0 picks a free one), in the namespace the
+        /// daemon runs in.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
+        /// Allow --metrics on an address other than loopback (the metrics
+        /// have no authentication).
+        #[arg(long, requires = "metrics")]
+        metrics_allow_remote: bool,
     },
     /// Measure the eBPF datapath against the kernel bridge and a direct veth pair.
     Bench(crate::bench::BenchArgs),
     /// The eBPF datapath's pinned maps (list, dump decoded).
     #[command(subcommand)]
     Map(crate::inspect::commands::MapCommand),
-    /// The eBPF switch's forwarding database (like `bridge fdb show`).
+    /// The eBPF switch's forwarding database (like `bridge fdb show`);
+    /// `fdb add` / `fdb del` change non-static entries by hand.
+    #[command(args_conflicts_with_subcommands = true)]
     Fdb {
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        edit: Option<crate::edit::FdbCommand>,
     },
-    /// The eBPF source NAT's translations (like `conntrack -L`).
+    /// The eBPF source NAT's translations: list (like `conntrack -L`),
+    /// flush, delete.
     #[command(subcommand)]
     Nat(crate::inspect::commands::NatCommand),
     /// The eBPF datapath's counters by reason and per port.
@@ -101,12 +155,28 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Stream the eBPF programs' per-frame events until Ctrl-C.
+    /// Stream the eBPF programs' per-frame aya-log debug lines until Ctrl-C
+    /// (for debugging the switch program; `monitor` is the typed event stream).
     Trace,
+    /// The eBPF datapath's events, live: drops and why, NAT flows created,
+    /// expired or refused, MACs learned, ARP answered (until Ctrl-C).
+    Monitor(crate::monitor::MonitorArgs),
     /// The live topology as Graphviz DOT (or SVG with --svg, when `dot` is installed).
     Diagram {
         #[arg(long, value_name = "FILE")]
         svg: Option<PathBuf>,
+    },
+    /// Print a shell completion script, e.g.
+    /// `netlab completions bash > /etc/bash_completion.d/netlab`.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff: `netlab man | man -l -`), or with --dir
+    /// write netlab.1 and a page per subcommand there.
+    Man {
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -117,7 +187,12 @@ pub fn main() -> ExitCode {
     // (a stricter one is kept).
     let inherited = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o022));
     nix::sys::stat::umask(inherited | nix::sys::stat::Mode::from_bits_truncate(0o022));
+    // Still one thread: the only moment a mount namespace can be joined.
+    if let Err(e) = crate::bpf::fs::join_outer_bpffs() {
+        eprintln!("netlab: warning: {e:#}");
+    }
     let cli = Cli::parse();
+    crate::logging::init(cli.verbose, cli.quiet);
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -187,9 +262,44 @@ fn running_state(lab: &str) -> anyhow::Result<state::LabState> {
     })
 }
 
+/// Root mode: moves this process into the namespace lab `lab` was brought
+/// up in when it is elsewhere and the namespace has an `ip netns` name
+/// (crate::hostns); refuses when it cannot be reached. Runs on the main
+/// thread before any other starts, so every thread and child (the daemon,
+/// iptables) works there. `down` may go on when the namespace is gone: it
+/// then removes what did not go with it.
+fn enter_lab_host(lab: &str, down: bool) -> anyhow::Result<()> {
+    let Some(state) = state::peek(lab)? else {
+        return Ok(());
+    };
+    let Some(host) = &state.host else {
+        return Ok(());
+    };
+    require_privileges()?;
+    match crate::hostns::enter(lab, host)? {
+        crate::hostns::Placement::Gone if !down => bail!(
+            "lab {lab}'s host side, {host}, is gone; `netlab down --lab {lab}` removes what is left"
+        ),
+        _ => Ok(()),
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(lab) = lab_of_command(&cli)? {
+        enter_lab_host(&lab, matches!(cli.command, Command::Down))?;
+    }
     match &cli.command {
-        Command::Up { datapath } => {
+        Command::Up {
+            datapath,
+            no_daemon,
+            metrics,
+            metrics_allow_remote,
+        } => {
+            // Checked before anything is created.
+            let metrics = metrics
+                .as_deref()
+                .map(|a| crate::metrics::server::parse_address(a, *metrics_allow_remote))
+                .transpose()?;
             let mut config = load_config(&cli)?;
             if let Some(l) = &cli.lab {
                 config.name = Some(l.clone());
@@ -219,6 +329,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     e
                 }
             })?;
+            let (lab, running_datapath) = match &outcome {
+                UpOutcome::Created(p) | UpOutcome::Repaired { plan: p, .. } => {
+                    (p.name.clone(), p.datapath)
+                }
+                UpOutcome::AlreadyUp(p) => (p.name.clone(), p.datapath),
+            };
             match outcome {
                 UpOutcome::Created(plan) => print_up(&plan),
                 UpOutcome::Repaired { plan, repaired } => {
@@ -238,6 +354,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
+            }
+            if running_datapath == DatapathKind::Ebpf {
+                println!("{}", crate::supervise::after_up(&lab, *no_daemon, metrics)?);
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -312,11 +431,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Daemon {
             interval,
             background,
+            metrics,
+            metrics_allow_remote,
         } => {
             let lab = lab_name(&cli)?;
+            let metrics = metrics
+                .as_deref()
+                .map(|a| crate::metrics::server::parse_address(a, *metrics_allow_remote))
+                .transpose()?;
             require_privileges()?;
             let opts = daemon::Options {
                 interval: std::time::Duration::from_secs_f64(interval.max(0.05)),
+                metrics,
             };
             if *background {
                 let pid = daemon::spawn_background(&lab, &opts)?;
@@ -332,7 +458,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Map(cmd) => inspect(&cli, Inspect::Map(cmd)),
-        Command::Fdb { json } => inspect(&cli, Inspect::Fdb { json: *json }),
+        Command::Fdb { json, edit } => inspect(
+            &cli,
+            Inspect::Fdb {
+                json: *json,
+                edit: edit.as_ref(),
+            },
+        ),
         Command::Nat(cmd) => inspect(&cli, Inspect::Nat(cmd)),
         Command::Stats { json, watch, all } => inspect(
             &cli,
@@ -343,7 +475,48 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         Command::Trace => inspect(&cli, Inspect::Trace),
+        Command::Monitor(args) => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            crate::monitor::run(&lab, args)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Diagram { svg } => inspect(&cli, Inspect::Diagram { svg: svg.as_ref() }),
+        Command::Publish { namespace, specs } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            crate::publish::ops::publish(&lab, namespace, specs)?;
+            for spec in specs {
+                println!("published {namespace} {spec} in lab {lab}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Unpublish { namespace, specs } => {
+            let lab = lab_name(&cli)?;
+            require_privileges()?;
+            crate::publish::ops::unpublish(&lab, namespace, specs)?;
+            for spec in specs {
+                println!("unpublished {namespace} {spec} in lab {lab}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Ports { json } => {
+            let lab = lab_name(&cli)?;
+            let state = running_state(&lab)?;
+            print!("{}", crate::publish::show::render(&state.plan, *json));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Completions { shell } => {
+            crate::cli_docs::completions(*shell, &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man { dir } => {
+            match dir {
+                Some(dir) => crate::cli_docs::man_pages(dir)?,
+                None => crate::cli_docs::man_page(&mut std::io::stdout())?,
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Detach { namespace } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;
@@ -352,6 +525,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The lab a command works on (None: `exec`, `bench`, which name none).
+fn lab_of_command(cli: &Cli) -> anyhow::Result<Option<String>> {
+    Ok(match &cli.command {
+        Command::Exec { .. } | Command::Bench(_) => None,
+        _ => Some(lab_name(cli)?),
+    })
 }
 
 /// The inspection commands (crate::inspect): read-only views of a lab.
@@ -373,7 +554,10 @@ fn print_up(plan: &LabPlan) {
             "  host side: namespace {} (uplink {} {}), internet: namespace {} ({})",
             s.namespace, s.uplink, s.uplink_address, s.internet_namespace, s.internet_address
         ),
-        None => println!("  host side: the root namespace (uplink {})", plan.uplink()),
+        None => println!(
+            "  host side: this network namespace, the one netlab runs in (uplink {})",
+            plan.uplink()
+        ),
     }
     println!(
         "  gateway: {} {}/{}",

@@ -45,6 +45,10 @@
 //! address = "192.168.28.1"        # default: next free host address, skipping the gateway
 //! veth = "veth-1"                 # default: veth-N (N = position, 1-based), inside the namespace
 //! peer = "veth-1-br"              # default: veth-N-br, on the host side
+//! publish = ["8080:80"]           # published ports (crate::publish); default none
+//!
+//! [publish]                       # the same by namespace name (namespace_count labs)
+//! ns2 = ["5353:53/udp"]
 //!
 //! [nat]                           # the eBPF datapath's source NAT
 //! port_min = 20000                # ports / ICMP ids handed out, inclusive (>= 1024)
@@ -95,6 +99,9 @@ pub struct LabConfig {
     pub host: Option<HostConfig>,
     pub namespaces: Option<Vec<NamespaceConfig>>,
     pub nat: Option<NatConfig>,
+    /// Published ports by namespace name (for `namespace_count` labs);
+    /// `[[namespaces]] publish` says the same per namespace.
+    pub publish: Option<std::collections::BTreeMap<String, Vec<String>>>,
     pub switch: Option<SwitchHook>,
 }
 
@@ -117,7 +124,10 @@ pub enum HostMode {
     /// Namespaces play the host and the internet; nothing touches the machine.
     #[default]
     Sandbox,
-    /// The machine's root namespace is the host; the uplink is a real device.
+    /// The host side is the network namespace netlab runs in (on a machine
+    /// its root namespace, in a container the container's), and the uplink
+    /// is a device there. `"current"` says the same.
+    #[serde(alias = "current")]
     Root,
 }
 
@@ -141,6 +151,8 @@ pub struct NamespaceConfig {
     pub address: Option<String>,
     pub veth: Option<String>,
     pub peer: Option<String>,
+    /// Published ports: `["8080:80/tcp", "127.0.0.1:9000:9000"]`.
+    pub publish: Option<Vec<String>>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -186,6 +198,10 @@ pub struct LabPlan {
     pub switch: SwitchHook,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
+    /// Published ports (lab file, `netlab publish`). Absent in state files
+    /// written before they existed.
+    #[serde(default)]
+    pub publications: Vec<crate::publish::Publication>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -578,7 +594,7 @@ impl LabConfig {
         }
 
         if p.0.is_empty() {
-            Ok(LabPlan {
+            let mut plan = LabPlan {
                 name,
                 datapath,
                 subnet: subnet.expect("checked"),
@@ -599,10 +615,53 @@ impl LabConfig {
                 switch: self.switch.unwrap_or_default(),
                 endpoints,
                 nat,
-            })
+                publications: Vec::new(),
+            };
+            let new = self.publications(&mut p);
+            p.0.extend(crate::publish::check(
+                &plan,
+                &[],
+                &new,
+                crate::publish::planned_host_addresses(&plan).as_deref(),
+            ));
+            plan.publications = new.into_iter().map(|(_, x)| x).collect();
+            if p.0.is_empty() {
+                Ok(plan)
+            } else {
+                Err(ConfigError::Invalid(p.0))
+            }
         } else {
             Err(ConfigError::Invalid(p.0))
         }
+    }
+
+    /// The lab file's published ports, parsed, each with its field.
+    fn publications(&self, p: &mut Problems) -> Vec<(String, crate::publish::Publication)> {
+        let mut listed: Vec<(String, String, String)> = Vec::new();
+        for (i, ns) in self.namespaces.iter().flatten().enumerate() {
+            for (j, spec) in ns.publish.iter().flatten().enumerate() {
+                listed.push((
+                    format!("namespaces[{i}].publish[{j}]"),
+                    ns.name.clone(),
+                    spec.clone(),
+                ));
+            }
+        }
+        for (ns, specs) in self.publish.iter().flatten() {
+            for (j, spec) in specs.iter().enumerate() {
+                listed.push((format!("publish.{ns}[{j}]"), ns.clone(), spec.clone()));
+            }
+        }
+        listed
+            .into_iter()
+            .filter_map(|(field, namespace, text)| match text.parse() {
+                Ok(spec) => Some((field, crate::publish::Publication { namespace, spec })),
+                Err(why) => {
+                    p.push(field, &text, why);
+                    None
+                }
+            })
+            .collect()
     }
 
     fn resolve_host(
@@ -896,8 +955,8 @@ impl LabConfig {
 }
 
 impl LabPlan {
-    /// The namespace holding the host-side devices; None = the machine's
-    /// root namespace.
+    /// The namespace holding the host-side devices; None = root mode: the
+    /// namespace netlab runs in (recorded at `up`, see crate::hostns).
     pub fn host_netns(&self) -> Option<&str> {
         match &self.host {
             HostPlan::Sandbox(s) => Some(&s.namespace),

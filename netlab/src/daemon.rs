@@ -64,11 +64,18 @@ use crate::{
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
 
+/// The sweep interval of a daemon started by `netlab up` (and the default
+/// of `netlab daemon --interval`).
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// How the loop runs.
 #[derive(Clone, Debug)]
 pub struct Options {
     /// Time between expiry sweeps (the shortest; see [`next_sweep_delay`]).
     pub interval: Duration,
+    /// Serve Prometheus metrics there (`crate::metrics`), already checked
+    /// against the address policy.
+    pub metrics: Option<std::net::SocketAddr>,
 }
 
 /// A sweep may cost at most 1/SWEEP_COST_SHARE of one CPU: after a sweep
@@ -115,6 +122,9 @@ fn shortest_timeout(t: &crate::datapath::NatTimeouts) -> Duration {
     Duration::from_secs(secs).min(nat::FRAG_TIMEOUT)
 }
 
+/// How long `spawn_background` waits for the daemon's pid file.
+const SPAWN_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// The daemon's pid file.
 pub fn pid_path(lab: &str) -> PathBuf {
     Path::new(state::STATE_DIR).join(format!("{lab}.daemon.pid"))
@@ -157,6 +167,7 @@ pub fn stop(lab: &str) -> anyhow::Result<()> {
         }
     }
     let _ = fs::remove_file(pid_path(lab));
+    crate::supervise::remove_record(lab);
     // The log belongs to the lab too; `down` leaves nothing of it behind.
     let _ = fs::remove_file(log_path(lab));
     Ok(())
@@ -210,7 +221,26 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     if !ebpf::is_installed(lab) {
         bail!("lab {lab}'s eBPF datapath is not installed; run `netlab up`");
     }
+    // Bound before the lab is claimed: a taken address changes nothing.
+    let metrics_listener = opts.metrics.map(crate::metrics::server::bind).transpose()?;
     let _pid_file = PidFile::claim(lab)?;
+    let _metrics = match metrics_listener {
+        Some(l) => {
+            let server = crate::metrics::server::MetricsServer::start(lab, l)?;
+            say(&format!("metrics at http://{}/metrics", server.address));
+            Some(server)
+        }
+        None => None,
+    };
+    let mut expiries = crate::monitor::inject::ExpiryReporter::new(
+        lab,
+        target.pin_dir.clone(),
+        target.nat.clone(),
+    );
+    // What `status` shows: alive, last sweep; stays behind as "died" if
+    // this process is killed.
+    let mut record = crate::supervise::Recorder::start(lab, opts.interval)
+        .context("cannot write the daemon's state file")?;
     for sig in [Signal::SIGINT, Signal::SIGTERM] {
         // SAFETY: the handler only stores to an atomic.
         unsafe { signal::signal(sig, SigHandler::Handler(on_signal)) }?;
@@ -262,18 +292,33 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
                 break Err(anyhow::anyhow!("the address watcher stopped"));
             }
         }
+        // A monitor killed with SIGKILL left the event gate open.
+        if let Ok(true) = crate::monitor::gate::clear_if_orphaned(lab, &target.pin_dir) {
+            say("no monitor listens any more (one was killed): events switched off");
+        }
         if Instant::now() >= next_sweep {
             let start = Instant::now();
-            let swept = nat::sweep(
+            let mut expired = Vec::new();
+            let report = expiries.wanted();
+            let swept = nat::sweep_reporting(
                 &target.pin_dir,
                 &target.nat.timeouts,
                 nat::monotonic_now_ns(),
+                &mut |flow| {
+                    if report {
+                        expired.push(flow.clone());
+                    }
+                },
             );
             let took = start.elapsed();
+            if let Err(e) = expiries.report(&expired) {
+                say(&format!("cannot report expiries to the monitor: {e:#}"));
+            }
             let delay = next_sweep_delay(opts.interval, took, shortest);
             next_sweep = start + delay;
             match swept {
                 Ok(s) => {
+                    record.swept(s.flows, s.expired);
                     if s.expired > 0 || s.fragments_expired > 0 {
                         say(&format!(
                             "expired {} of {} NAT flows ({} refreshed while sweeping), \
@@ -299,6 +344,9 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
     watcher_stop.store(true, Ordering::SeqCst);
     let _ = watcher.join();
     say(&format!("lab {lab}: daemon stopped"));
+    if result.is_ok() {
+        record.stopped();
+    }
     result
 }
 
@@ -423,8 +471,15 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
     cmd.args(["--lab", lab, "daemon", "--interval"])
-        .arg(opts.interval.as_secs_f64().to_string())
-        .stdin(Stdio::null())
+        .arg(opts.interval.as_secs_f64().to_string());
+    if let Some(addr) = opts.metrics {
+        // Already checked here; the child checks again and must not refuse.
+        cmd.arg("--metrics").arg(addr.to_string());
+        if !addr.ip().is_loopback() {
+            cmd.arg("--metrics-allow-remote");
+        }
+    }
+    cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log);
     // SAFETY: setsid is async-signal-safe; it detaches the daemon from the
@@ -436,23 +491,40 @@ pub fn spawn_background(lab: &str, opts: &Options) -> anyhow::Result<i32> {
         })
     };
     let mut child = cmd.spawn().context("cannot start the daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // It starts in milliseconds; the margin is for a machine under load
+    // (`up` fails if the daemon does not come up).
+    let deadline = Instant::now() + SPAWN_TIMEOUT;
     while Instant::now() < deadline {
         if let Some(pid) = running_pid(lab) {
             return Ok(pid);
         }
         if let Some(status) = child.try_wait()? {
-            bail!(
-                "the daemon exited at once ({status}); see {}",
-                log_path(lab).display()
-            );
+            // Another `up` may have started one at the same moment.
+            if let Some(pid) = running_pid(lab) {
+                return Ok(pid);
+            }
+            bail!("the daemon exited at once ({status}); {}", log_tail(lab));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
     bail!(
-        "the daemon did not start within 5 s; see {}",
-        log_path(lab).display()
+        "the daemon did not start within {SPAWN_TIMEOUT:?}; {}",
+        log_tail(lab)
     )
+}
+
+/// The end of the daemon's log, for an error message (the log itself goes
+/// with `netlab down`).
+fn log_tail(lab: &str) -> String {
+    let path = log_path(lab);
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    let tail = lines[lines.len().saturating_sub(5)..].join("\n  ");
+    if tail.is_empty() {
+        format!("its log {} is empty", path.display())
+    } else {
+        format!("the end of its log ({}):\n  {tail}", path.display())
+    }
 }
 
 fn say(msg: &str) {

@@ -116,6 +116,9 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
         NAT_REPLY_MAP,
         NAT_ENDPOINTS_MAP,
         NAT_FRAGS_MAP,
+        NAT_PUBLISH_MAP,
+        PUBLISH_NETNS_MAP,
+        PUBLISH_SOCKS_MAP,
         crate::nat::EGRESS_LINK_PIN,
         crate::nat::INGRESS_LINK_PIN,
     ]
@@ -129,6 +132,10 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
             .iter()
             .map(|p| fs::link_pin(&dir, &p.port_dev)),
     );
+    // The published ports' socket hooks, where the machine has cgroup v2.
+    if crate::nat::cgroup2_root().is_some() {
+        v.extend(crate::nat::SOCK_HOOKS.iter().map(|(_, pin)| dir.join(pin)));
+    }
     v
 }
 

@@ -17,6 +17,7 @@ use std::net::Ipv4Addr;
 
 use crate::config::{ConfigError, EndpointPlan, HostPlan, LabPlan, mac_for};
 use crate::datapath::{self, DatapathKind, NatPlan, PortPlan, PortRole, SwitchPlan, kernel};
+use crate::hostns::{self, HostnsError, Placement};
 use crate::netns::{self, NetnsError};
 use crate::state::{LabLock, LabState, Owned, StateError};
 use crate::sysctl::{self, SysctlError};
@@ -43,6 +44,8 @@ pub enum LabError {
     State(#[from] StateError),
     #[error(transparent)]
     Netns(#[from] NetnsError),
+    #[error(transparent)]
+    Hostns(#[from] HostnsError),
     #[error(transparent)]
     Topology(#[from] TopologyError),
     #[error(transparent)]
@@ -71,6 +74,13 @@ pub enum LabError {
         lab: String,
         #[source]
         source: Box<LabError>,
+    },
+    #[error("lab {lab}: {what} refused, nothing changed:\n  {}", .problems.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
+    PublishRefused {
+        lab: String,
+        /// "publish" or "unpublish".
+        what: &'static str,
+        problems: Vec<crate::config::Problem>,
     },
     #[error("namespace {namespace} is not an endpoint of lab {lab}")]
     NoSuchEndpoint { lab: String, namespace: String },
@@ -173,13 +183,15 @@ impl LabPlan {
             allow_host_access: self.allow_host_access,
             uplink_xdp: self.uplink_xdp,
             switch_xdp: self.switch == crate::config::SwitchHook::Xdp,
+            published: crate::publish::expand(self, &self.publications),
         }
     }
 }
 
 /// Checks the plan against the running system: namespace names taken by
 /// something the lab does not own, the root-mode uplink, host-side names
-/// already in use in the root namespace, iptables for the kernel datapath.
+/// already in use in the host namespace (root mode: the calling thread's),
+/// iptables for the kernel datapath.
 pub fn check_environment(plan: &LabPlan, owned: &[Owned]) -> Result<(), LabError> {
     let mut problems = Vec::new();
     let owns_ns = |n: &str| {
@@ -233,7 +245,7 @@ pub fn check_environment(plan: &LabPlan, owned: &[Owned]) -> Result<(), LabError
                     .any(|o| matches!(o, Owned::Link { name: n, .. } if n == name));
                 if !owned_link && nl.link_index(name)?.is_some() {
                     taken.push(format!(
-                        "{field} = {name:?}: the root namespace already has an interface {name}"
+                        "{field} = {name:?}: this network namespace (the lab's host side) already has an interface {name}"
                     ));
                 }
             }
@@ -241,7 +253,7 @@ pub fn check_environment(plan: &LabPlan, owned: &[Owned]) -> Result<(), LabError
         })?;
         if !found.0 {
             problems.push(format!(
-                "host.uplink = {uplink:?}: no such interface in the root namespace"
+                "host.uplink = {uplink:?}: no such interface in this network namespace (mode = \"root\" uses the namespace netlab runs in)"
             ));
         }
         problems.extend(found.1);
@@ -300,7 +312,7 @@ impl Builder {
         }
     }
 
-    /// Records a link in the root namespace (root mode); links inside the
+    /// Records a link in the host namespace (root mode); links inside the
     /// lab's own namespaces go away with them.
     fn record_host_link(&mut self, name: &str) -> Result<(), LabError> {
         if self.plan().host_netns().is_none() {
@@ -309,6 +321,29 @@ impl Builder {
                 name: name.into(),
             })?;
         }
+        Ok(())
+    }
+
+    /// Sets sysctl `key` in `host` to `new(old value)`, recording the old
+    /// value first so `down` (or a rollback) writes it back. `None`, or the
+    /// value it already has: nothing is changed and nothing recorded (in
+    /// root mode these are the user's settings).
+    fn change_sysctl(
+        &mut self,
+        host: Option<&str>,
+        key: &str,
+        new: impl FnOnce(&str) -> Option<String>,
+    ) -> Result<(), LabError> {
+        let old_value = sysctl::read(host, key)?;
+        let Some(value) = new(&old_value).filter(|v| *v != old_value) else {
+            return Ok(());
+        };
+        self.record(Owned::Sysctl {
+            netns: host.map(str::to_string),
+            key: key.into(),
+            old_value,
+        })?;
+        sysctl::write(host, key, &value)?;
         Ok(())
     }
 
@@ -353,14 +388,7 @@ impl Builder {
         }
         after_step("uplink")?;
 
-        let key = "net.ipv4.ip_forward";
-        let old_value = sysctl::read(host, key)?;
-        self.record(Owned::Sysctl {
-            netns: host.map(str::to_string),
-            key: key.into(),
-            old_value,
-        })?;
-        sysctl::write(host, key, "1")?;
+        self.change_sysctl(host, "net.ipv4.ip_forward", |_| Some("1".into()))?;
         after_step("ip-forward")?;
 
         for e in &plan.endpoints {
@@ -384,6 +412,11 @@ impl Builder {
                         .iter()
                         .try_for_each(|e| kernel::enslave(nl, &plan, &e.peer)))
                 })??;
+                if !kernel::nat_table_exists(host)? {
+                    self.record(Owned::NatTable {
+                        netns: host.map(str::to_string),
+                    })?;
+                }
                 self.record(Owned::Masquerade {
                     netns: host.map(str::to_string),
                     subnet: plan.subnet.to_string(),
@@ -391,23 +424,13 @@ impl Builder {
                 kernel::add_masquerade(host, &plan.subnet)?;
             }
             DatapathKind::Ebpf => {
-                // DESIGN §2: the NAT port range is reserved on the host so
-                // host sockets never pick a port the NAT hands out. Added to
-                // (not replacing) any existing list; down restores it.
-                let key = "net.ipv4.ip_local_reserved_ports";
-                let old_value = sysctl::read(host, key)?;
-                let range = format!("{}-{}", plan.nat.port_min, plan.nat.port_max);
-                let value = if old_value.is_empty() {
-                    range
-                } else {
-                    format!("{old_value},{range}")
-                };
-                self.record(Owned::Sysctl {
-                    netns: host.map(str::to_string),
-                    key: key.into(),
-                    old_value,
+                // The NAT port range is reserved on the host so host
+                // sockets never pick a port the NAT hands out. Added to (not
+                // replacing) any existing list; down restores it.
+                let (min, max) = (plan.nat.port_min, plan.nat.port_max);
+                self.change_sysctl(host, "net.ipv4.ip_local_reserved_ports", |old| {
+                    crate::nat::merge_reserved_ports(old, min, max)
                 })?;
-                sysctl::write(host, key, &value)?;
                 self.record(Owned::EbpfDatapath {
                     netns: host.map(str::to_string),
                 })?;
@@ -416,6 +439,22 @@ impl Builder {
             }
         }
         after_step("datapath")?;
+
+        if !plan.publications.is_empty() {
+            // The lab file's published ports: the host side's sockets are
+            // checked now that it exists (root mode: the machine's).
+            let facts = crate::publish::host::read(host)?;
+            let listed: Vec<_> = plan
+                .publications
+                .iter()
+                .map(|p| (format!("publish {p}"), p.clone()))
+                .collect();
+            let problems = crate::publish::host::check(&plan, &facts, &[], &listed);
+            if !problems.is_empty() {
+                return Err(ConfigError::Invalid(problems).into());
+            }
+            crate::publish::ops::apply(&self.lock, &mut self.state, plan.publications.clone())?;
+        }
         Ok(())
     }
 
@@ -464,9 +503,15 @@ fn create_gateway_veth(nl: &Netlink, plan: &LabPlan) -> Result<(), TopologyError
     nl.set_up(&plan.gateway_device)
 }
 
-/// Removes one recorded object; absent objects are fine.
-fn remove(lab: &str, obj: &Owned) -> Result<(), LabError> {
-    let gone = |ns: &Option<String>| ns.as_deref().is_some_and(|n| !netns::exists(n));
+/// Removes one recorded object; absent objects are fine. `host_gone`: the
+/// root-mode host namespace no longer exists, so what lived in it
+/// (`netns: None`) went with it and the calling thread's namespace, which
+/// is another one, must not be touched.
+pub(crate) fn remove_object(lab: &str, obj: &Owned, host_gone: bool) -> Result<(), LabError> {
+    let gone = |ns: &Option<String>| match ns.as_deref() {
+        Some(n) => !netns::exists(n),
+        None => host_gone,
+    };
     match obj {
         Owned::Namespace { name } => netns::delete(name)?,
         Owned::Link { netns: ns, name } => {
@@ -484,12 +529,30 @@ fn remove(lab: &str, obj: &Owned) -> Result<(), LabError> {
             }
         }
         Owned::Masquerade { netns: ns, subnet } => {
+            if gone(ns) {
+                return Ok(());
+            }
             let subnet = subnet.parse().map_err(|m: String| {
                 LabError::Teardown(vec![format!(
                     "bad subnet {subnet:?} in the state file: {m}"
                 )])
             })?;
             kernel::remove_masquerade(ns.as_deref(), &subnet)?;
+        }
+        Owned::NatTable { netns: ns } => {
+            if !gone(ns) {
+                kernel::remove_nat_table_if_empty(ns.as_deref())?;
+            }
+        }
+        Owned::IptablesRule {
+            netns: ns,
+            table,
+            chain,
+            args,
+        } => {
+            if !gone(ns) {
+                kernel::remove_rule(ns.as_deref(), table, chain, args)?;
+            }
         }
         Owned::EbpfDatapath { netns: ns } => {
             // Pins live in bpffs, not in the namespace: uninstall even when
@@ -503,17 +566,27 @@ fn remove(lab: &str, obj: &Owned) -> Result<(), LabError> {
 
 /// Removes every recorded object, newest first, saving progress after each
 /// so an interrupted teardown can be resumed. Keeps going past failures and
-/// reports them all.
-fn teardown(lock: &LabLock, state: &mut LabState) -> Result<Vec<Owned>, LabError> {
+/// reports them all. Must run in the lab's host namespace unless
+/// `host_gone` (see [`remove`]).
+fn teardown(lock: &LabLock, state: &mut LabState, host_gone: bool) -> Result<Vec<Owned>, LabError> {
     let mut removed = Vec::new();
     let mut failed = Vec::new();
     let mut failures = Vec::new();
     while let Some(obj) = state.objects.pop() {
-        match remove(&state.lab, &obj) {
-            Ok(()) => removed.push(obj),
-            Err(e) => {
-                failures.push(format!("{obj:?}: {e}"));
-                failed.push(obj);
+        // Root mode: a setting another lab here still relies on goes to
+        // that lab instead of being restored now.
+        if let Some(host) = state.host.as_ref().filter(|_| !host_gone)
+            && let Some(to) = crate::handover::hand_over(&state.lab, host, &obj)
+        {
+            log::info!("lab {}: {obj:?} handed over to lab {to}", state.lab);
+            removed.push(obj);
+        } else {
+            match remove_object(&state.lab, &obj, host_gone) {
+                Ok(()) => removed.push(obj),
+                Err(e) => {
+                    failures.push(format!("{obj:?}: {e}"));
+                    failed.push(obj);
+                }
             }
         }
         // Save what is left (failures stay recorded for the next down).
@@ -539,6 +612,7 @@ pub fn up(plan: &LabPlan) -> Result<UpOutcome, LabError> {
     // Not waiting: a second `up` of the same lab reports it busy.
     let lock = LabLock::try_acquire(&plan.name)?;
     if let Some(state) = lock.load()? {
+        require_host(&state)?;
         return if state.complete {
             // Already up: repair what was removed by hand, if anything.
             crate::repair::repair(lock, state)
@@ -547,10 +621,13 @@ pub fn up(plan: &LabPlan) -> Result<UpOutcome, LabError> {
         };
     }
     check_environment(plan, &[])?;
-    let mut b = Builder {
-        lock,
-        state: LabState::new(plan.clone()),
-    };
+    let mut state = LabState::new(plan.clone());
+    if plan.sandbox().is_none() {
+        // Root mode: the host side is this thread's namespace; later
+        // commands find (or refuse) it by this record.
+        state.host = Some(hostns::current()?);
+    }
+    let mut b = Builder { lock, state };
     b.lock.save(&b.state)?;
     match b.build() {
         Ok(()) => {
@@ -558,7 +635,7 @@ pub fn up(plan: &LabPlan) -> Result<UpOutcome, LabError> {
             b.lock.save(&b.state)?;
             Ok(UpOutcome::Created(b.state.plan))
         }
-        Err(failure) => match teardown(&b.lock, &mut b.state) {
+        Err(failure) => match teardown(&b.lock, &mut b.state, false) {
             Ok(_) => {
                 b.lock.remove()?;
                 Err(failure)
@@ -582,14 +659,42 @@ pub fn down(lab: &str) -> Result<DownOutcome, LabError> {
     let Some(mut state) = lock.load()? else {
         return Ok(DownOutcome::NothingThere);
     };
-    let removed = teardown(&lock, &mut state)?;
+    let host_gone = match &state.host {
+        None => false,
+        Some(host) => match hostns::place(lab, host)? {
+            Placement::Here => false,
+            Placement::Gone => {
+                log::warn!(
+                    "lab {lab}: its host side, {host}, is gone (and its devices with it); \
+                     removing what is left"
+                );
+                true
+            }
+            Placement::Reachable(_) => {
+                hostns::require_here(lab, host)?;
+                false
+            }
+        },
+    };
+    let removed = teardown(&lock, &mut state, host_gone)?;
     lock.remove()?;
     Ok(DownOutcome::Removed(removed))
 }
 
-fn running(lock: &LabLock, lab: &str) -> Result<LabState, LabError> {
+/// Refuses to act on a root-mode lab from another namespace than its host's.
+fn require_host(state: &LabState) -> Result<(), LabError> {
+    match &state.host {
+        Some(host) => Ok(hostns::require_here(&state.lab, host)?),
+        None => Ok(()),
+    }
+}
+
+pub(crate) fn running(lock: &LabLock, lab: &str) -> Result<LabState, LabError> {
     match lock.load()? {
-        Some(s) if s.complete => Ok(s),
+        Some(s) if s.complete => {
+            require_host(&s)?;
+            Ok(s)
+        }
         Some(_) => Err(LabError::HalfBuilt(lab.into())),
         None => Err(LabError::NotUp(lab.into())),
     }
@@ -635,7 +740,7 @@ pub fn attach(lab: &str, namespace: &str, address: Ipv4Addr) -> Result<EndpointP
                 objects: b.state.objects.split_off(first_new),
                 ..b.state.clone()
             };
-            let rb = teardown(&b.lock, &mut mine);
+            let rb = teardown(&b.lock, &mut mine, false);
             b.state.objects.append(&mut mine.objects);
             b.lock.save(&b.state)?;
             match rb {
@@ -661,6 +766,22 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
         });
     };
     let host = state.plan.host_netns().map(str::to_string);
+    if state
+        .plan
+        .publications
+        .iter()
+        .any(|p| p.namespace == namespace)
+    {
+        // Its published ports go first, with their translations and rules.
+        let left = state
+            .plan
+            .publications
+            .iter()
+            .filter(|p| p.namespace != namespace)
+            .cloned()
+            .collect();
+        crate::publish::ops::apply(&lock, &mut state, left)?;
+    }
     if state.plan.datapath == DatapathKind::Ebpf {
         let port = state.plan.port_plan(&e);
         netns::run_in(host.as_deref(), || datapath::ebpf::remove_port(lab, &port))?
@@ -678,7 +799,7 @@ pub fn detach(lab: &str, namespace: &str) -> Result<EndpointPlan, LabError> {
         .cloned()
         .collect();
     for obj in mine.iter().rev() {
-        remove(lab, obj)?;
+        remove_object(lab, obj, false)?;
         state.objects.retain(|o| o != obj);
         lock.save(&state)?;
     }

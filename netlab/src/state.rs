@@ -16,6 +16,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use crate::config::LabPlan;
+use crate::hostns::HostNamespace;
 
 pub const STATE_DIR: &str = "/run/netlab";
 /// Bumped when the file format changes incompatibly.
@@ -49,7 +50,8 @@ fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StateError {
 pub enum Owned {
     /// A named network namespace (and with it every device inside).
     Namespace { name: String },
-    /// A link outside the lab's own namespaces (root mode host side).
+    /// A link outside the lab's own namespaces (root mode host side;
+    /// `netns: None` is the recorded host namespace, [`LabState::host`]).
     Link { netns: Option<String>, name: String },
     /// A sysctl changed from `old_value`; `down` writes `old_value` back.
     Sysctl {
@@ -57,6 +59,10 @@ pub enum Owned {
         key: String,
         old_value: String,
     },
+    /// The iptables `nat` table, which did not exist in `netns` before the
+    /// MASQUERADE rule made it (iptables-nft creates it on first use);
+    /// `down` deletes it again if it holds no rules.
+    NatTable { netns: Option<String> },
     /// `iptables -t nat -A POSTROUTING -s SUBNET -j MASQUERADE` in `netns`.
     Masquerade {
         netns: Option<String>,
@@ -64,6 +70,14 @@ pub enum Owned {
     },
     /// The eBPF datapath's pins (`datapath::ebpf::uninstall(lab)`).
     EbpfDatapath { netns: Option<String> },
+    /// One iptables rule of a published port on the kernel datapath
+    /// (`publish::portmap`); removed with `iptables -D` and the same args.
+    IptablesRule {
+        netns: Option<String>,
+        table: String,
+        chain: String,
+        args: Vec<String>,
+    },
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -75,6 +89,10 @@ pub struct LabState {
     pub plan: LabPlan,
     /// In creation order; `down` removes them in reverse.
     pub objects: Vec<Owned>,
+    /// Root mode: the namespace `up` ran in, whose devices and sysctls the
+    /// records with `netns: None` name. Recorded before anything is made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostNamespace>,
 }
 
 impl LabState {
@@ -85,6 +103,7 @@ impl LabState {
             complete: false,
             plan,
             objects: Vec::new(),
+            host: None,
         }
     }
 }

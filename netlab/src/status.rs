@@ -13,7 +13,7 @@ use crate::topology::{LinkInfoView, RouteView, with_netlink};
 
 #[derive(Clone, Debug, Serialize)]
 pub struct NamespaceStatus {
-    /// None: the machine's root namespace (root mode).
+    /// None: root mode's host side, the namespace netlab runs in.
     pub name: Option<String>,
     /// "host", "internet" or "endpoint".
     pub role: String,
@@ -26,6 +26,8 @@ pub struct NamespaceStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct LabStatus {
     pub lab: String,
+    /// Root mode: the host side's namespace, as `up` recorded it.
+    pub host_namespace: Option<crate::hostns::HostNamespace>,
     /// False: an `up` was interrupted; `down` cleans up.
     pub complete: bool,
     pub datapath: DatapathKind,
@@ -38,6 +40,9 @@ pub struct LabStatus {
     pub owned: Vec<crate::state::Owned>,
     /// eBPF datapath only: attached programs and pinned maps.
     pub ebpf: Option<crate::inspect::programs::EbpfStatus>,
+    /// eBPF datapath only: the control loop (`netlab daemon`): running,
+    /// died, stopped or not started, and its last sweep.
+    pub daemon: Option<crate::supervise::DaemonStatus>,
     /// Parts of the lab that are gone (removed by hand, ...); `netlab up`
     /// repairs them. Empty for a healthy lab (see health.rs).
     pub missing: Vec<crate::health::Missing>,
@@ -93,6 +98,7 @@ pub fn collect(state: &LabState) -> LabStatus {
     }
     LabStatus {
         lab: plan.name.clone(),
+        host_namespace: state.host.clone(),
         complete: state.complete,
         datapath: plan.datapath,
         host_mode: match plan.host {
@@ -105,6 +111,7 @@ pub fn collect(state: &LabState) -> LabStatus {
         namespaces,
         owned: state.objects.clone(),
         ebpf: ebpf_status(state),
+        daemon: (plan.datapath == DatapathKind::Ebpf).then(|| crate::supervise::status(&plan.name)),
         missing: crate::health::missing(state),
     }
 }
@@ -143,6 +150,10 @@ pub fn render(s: &LabStatus) -> String {
             " -- HALF BUILT: run `netlab down`"
         },
     ));
+    if let Some(d) = &s.daemon {
+        out.push_str(&crate::supervise::render(d));
+        out.push('\n');
+    }
     if !s.missing.is_empty() {
         out.push_str(&format!(
             "MISSING ({} part{}; `netlab up` repairs them):\n",
@@ -154,7 +165,11 @@ pub fn render(s: &LabStatus) -> String {
         }
     }
     for ns in &s.namespaces {
-        let name = ns.name.as_deref().unwrap_or("(root namespace)");
+        let name = match (&ns.name, &s.host_namespace) {
+            (Some(n), _) => n.clone(),
+            (None, Some(h)) => format!("({h})"),
+            (None, None) => "(the current namespace)".into(),
+        };
         out.push_str(&format!("\n{} [{}]", name, ns.role));
         if !ns.present {
             out.push_str(": MISSING\n");

@@ -165,7 +165,61 @@ impl TestLab {
         if self.pin_dir().exists() {
             v.push(format!("pin directory {}", self.pin_dir().display()));
         }
+        for file in [
+            netlab::daemon::pid_path(&self.name),
+            netlab::daemon::log_path(&self.name),
+        ] {
+            if file.exists() {
+                v.push(format!("daemon file {}", file.display()));
+            }
+        }
+        for (pid, cmdline) in self.netlab_processes() {
+            v.push(format!("process {pid}: {cmdline}"));
+        }
         v
+    }
+
+    /// Every running process of the netlab under test that works on this
+    /// lab (a `daemon`, a stuck `up` ...): its command line names the lab
+    /// (`--lab NAME`) or this test's lab file. Read from /proc, so a daemon
+    /// whose pid file is gone is found too.
+    pub fn netlab_processes(&self) -> Vec<(u32, String)> {
+        let config = self.config_path.to_string_lossy().into_owned();
+        let bin = std::fs::canonicalize(netlab_bin()).unwrap_or_else(|_| netlab_bin());
+        let mut found = Vec::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return found;
+        };
+        for entry in dir.flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|s| s.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            let args: Vec<String> = raw
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            // The binary under test only: other checkouts' tests on this
+            // machine may run labs of the same name with their own build.
+            let is_netlab = args
+                .first()
+                .and_then(|a| std::fs::canonicalize(a).ok())
+                .is_some_and(|a| a == bin);
+            let names_lab = args.windows(2).any(|w| {
+                (w[0] == "--lab" && w[1] == self.name) || (w[0] == "-f" && w[1] == config)
+            });
+            if is_netlab && names_lab {
+                found.push((pid, args.join(" ")));
+            }
+        }
+        found
     }
 
     pub fn assert_nothing_left(&self, when: &str) {
@@ -285,6 +339,8 @@ pub mod private_netns;
 
 pub mod soak;
 
+pub mod stand_in;
+pub mod tcx_counter;
 pub mod test_run;
 
 /// The sandbox's default uplink address (host side) and internet server.
@@ -318,8 +374,11 @@ impl TestLab {
 
     /// Starts `netlab daemon --interval SECS` in the foreground as a child
     /// of the test (killed by its PID when dropped) and waits until it has
-    /// written its pid file.
+    /// written its pid file. The background daemon `netlab up` started for
+    /// this lab, if any, is stopped first (by its recorded PID), so the
+    /// test's own daemon is the lab's only one.
     pub fn start_daemon(&self, interval: &str) -> traffic::ChildGuard {
+        netlab::daemon::stop(&self.name).expect("stop the lab's background daemon");
         let child = self
             .command(&["daemon", "--interval", interval])
             .stdin(Stdio::null())

@@ -759,12 +759,21 @@ fn churn(
     let up_every = opts.up_every.max(1);
     let mut next_restart = started + opts.restart_every;
     let mut next_nat_sample = started;
+    // Seconds of traffic done; a line every few seconds where there is no
+    // terminal (CI logs).
+    let progress = netlab::progress::Progress::new("soak", Some(opts.duration.as_secs()));
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(200));
         daemon.sample();
         if Instant::now() >= next_nat_sample {
             next_nat_sample += Duration::from_secs(1);
-            report.nat_peak_flows = report.nat_peak_flows.max(lab.nat_flows().len());
+            let flows = lab.nat_flows().len();
+            report.nat_peak_flows = report.nat_peak_flows.max(flows);
+            progress.set_position(started.elapsed().as_secs());
+            progress.set_message(format!(
+                "{} daemon restarts, {flows} NAT flows",
+                report.daemon_restarts
+            ));
         }
         // No restart in the last second: the last one is seen under traffic.
         if Instant::now() < next_restart || Instant::now() + Duration::from_secs(1) >= end {
@@ -793,6 +802,7 @@ fn churn(
             }
         }
     }
+    progress.finish_and_clear();
     daemon
 }
 
@@ -860,7 +870,9 @@ fn drain(lab: &TestLab, daemon: &mut WatchedDaemon, timeout: Duration, report: &
 
 /// `netlab up` on the running lab: must find it whole and change nothing.
 fn up_again(lab: &TestLab, restart: u32, tally: &mut Tally) {
-    let out = lab.netlab(&["up"]);
+    // --no-daemon: the soak kills and restarts its own daemon (and samples
+    // its memory); `up` must not start another one in between.
+    let out = lab.netlab(&["up", "--no-daemon"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     if out.status.success() && stdout.contains("already up") {
         tally.done += 1;

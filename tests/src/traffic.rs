@@ -479,6 +479,18 @@ pub fn send_frames(ns: &str, dev: &str, frames: &[Vec<u8>]) {
     }
 }
 
+/// Sends one raw Ethernet frame out of `dev` inside `ns`; the kernel's
+/// answer (bytes sent, or the error it refused the frame with).
+pub fn try_send_frame(ns: &str, dev: &str, frame: &[u8]) -> io::Result<usize> {
+    let fd = packet_socket(ns, dev)?;
+    // SAFETY: sending a buffer of the given length on a bound socket.
+    let n = unsafe { libc::send(fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(n as usize)
+}
+
 /// What a capture saw.
 #[derive(Debug, Default, Clone)]
 pub struct CaptureSummary {

@@ -155,3 +155,106 @@ fn connection_rate_and_prefill_on_a_veth_pair() {
     drop(pair);
     assert!(!netns_exists("bt-conn-direct-ns1"));
 }
+
+/// `netlab bench` as a user runs it, on the two netlab datapaths: every
+/// workload once (1 round of 1 s), and every figure of every workload is
+/// there for both, positive, with its ebpf/kernel ratio; on the eBPF lab
+/// the kernel's run-time statistics give a positive cost per packet for
+/// each program the workload crosses. The labs (`q18-kernel`, `q18-ebpf`,
+/// on the bench's own 10.201.1/2.0/24 inside their sandbox namespaces) are
+/// gone afterwards.
+#[test]
+fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
+    let prefix = "q18";
+    let dir = std::env::temp_dir().join(format!("netlab-bench-q18-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let json_path = dir.join("bench.json");
+    let out = netlab_tests::traffic::run_bounded(
+        std::process::Command::new(netlab_tests::netlab_bin())
+            .args([
+                "bench",
+                "--datapaths",
+                "kernel,ebpf",
+                "--rounds",
+                "1",
+                "--duration",
+                "1",
+                "--prefix",
+                prefix,
+                "--json",
+            ])
+            .arg(&json_path)
+            .env("NO_COLOR", "1"),
+        std::time::Duration::from_secs(600),
+    );
+    let labs = ["kernel", "ebpf"].map(|d| format!("{prefix}-{d}"));
+    for lab in &labs {
+        for ns in ["host", "inet", "ns1", "ns2"] {
+            assert!(
+                !netns_exists(&format!("{lab}-{ns}")),
+                "bench left {lab}-{ns} behind"
+            );
+        }
+        assert!(!Path::new(&format!("/run/netlab/{lab}.json")).exists());
+        assert!(!Path::new(&format!("/sys/fs/bpf/netlab/{lab}")).exists());
+    }
+    assert!(
+        out.status.success(),
+        "netlab bench failed: {}",
+        netlab_tests::describe(&out)
+    );
+    let json: Value = serde_json::from_str(&std::fs::read_to_string(&json_path).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(
+        json["failures"],
+        serde_json::json!([]),
+        "{}",
+        json["failures"]
+    );
+    assert_eq!(
+        json["skipped"],
+        serde_json::json!([]),
+        "{}",
+        json["skipped"]
+    );
+
+    let summaries = json["summaries"].as_array().unwrap();
+    let mut figures = 0;
+    for w in Workload::ALL {
+        for m in w.metrics() {
+            let id = format!("{}.{}", w.id(), m.id());
+            let s = summaries
+                .iter()
+                .find(|s| s["figure"] == id.as_str())
+                .unwrap_or_else(|| panic!("no summary for {id}"));
+            for datapath in ["kernel", "ebpf"] {
+                let d = &s["datapaths"][datapath];
+                assert_eq!(d["n"], 1, "{id} on {datapath}: {d}");
+                let median = d["median"].as_f64().unwrap_or(0.0);
+                assert!(median > 0.0, "{id} on {datapath}: {d}");
+            }
+            let ratio = s["ratios"]["ebpf/kernel"]["median"].as_f64().unwrap_or(0.0);
+            assert!(ratio > 0.0, "{id}: no ebpf/kernel ratio: {s}");
+            figures += 1;
+        }
+    }
+    assert_eq!(figures, summaries.len(), "{summaries:#?}");
+
+    // One sample per workload and datapath; on eBPF, what each program the
+    // traffic crosses cost per packet.
+    let samples = json["samples"].as_array().unwrap();
+    assert_eq!(samples.len(), Workload::ALL.len() * 2);
+    for s in samples.iter().filter(|s| s["datapath"] == "ebpf") {
+        let w = s["workload"].as_str().unwrap();
+        let mut programs = vec!["netlab_port"];
+        if w.starts_with("inet") {
+            programs.push("netlab_uplink_egress");
+        }
+        for p in programs {
+            let cost = s["details"][format!("bpf_ns_per_run.{p}")]
+                .as_f64()
+                .unwrap_or(0.0);
+            assert!(cost > 0.0, "{w}: no cost per packet for {p}: {s}");
+        }
+    }
+}

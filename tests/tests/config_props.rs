@@ -318,6 +318,62 @@ fn structured_file(rng: &mut Rng) -> String {
     t
 }
 
+/// A lab file valid by construction (every field consistent with the
+/// others), and what its plan must say: (subnet, gateway, namespaces).
+fn valid_file(rng: &mut Rng) -> (String, String, Ipv4Addr, usize) {
+    let prefix = rng.range(16, 28) as u8;
+    let host_bits = 32 - prefix as u32;
+    // 10.<a>.<b>.0 with the host bits cleared.
+    let raw = u32::from(Ipv4Addr::new(
+        10,
+        rng.range(0, 255) as u8,
+        rng.range(0, 255) as u8,
+        0,
+    ));
+    let network = raw & !((1u32 << host_bits) - 1);
+    let subnet = format!("{}/{prefix}", Ipv4Addr::from(network));
+    let hosts = (1u32 << host_bits) - 2;
+    let gateway = Ipv4Addr::from(network + 1 + rng.below(hosts as usize) as u32);
+    let name = format!("v{}", rng.below(100_000));
+    let count = rng.range(1, 9).min(hosts as usize - 1);
+    let mut t = format!(
+        "name = \"{name}\"\ndatapath = \"{}\"\nsubnet = \"{subnet}\"\ngateway = \"{gateway}\"\n",
+        rng.pick(&["ebpf", "kernel"])
+    );
+    if rng.chance(50) {
+        t.push_str(&format!(
+            "namespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n"
+        ));
+    }
+    let port_min = rng.range(1024, 60000);
+    let port_max = rng.range(port_min, 65535);
+    t.push_str(&format!(
+        "[host]\nmode = \"sandbox\"\nuplink_address = \"198.51.100.1/24\"\ninternet_address = \"198.51.100.{}/24\"\n\
+         [nat]\nport_min = {port_min}\nport_max = {port_max}\nmax_entries = {}\nudp_timeout = {}\n",
+        rng.range(2, 254),
+        rng.range(1, 1 << 20),
+        rng.range(1, 3600),
+    ));
+    if !t.contains("namespace_count") {
+        // An explicit list: distinct names, distinct addresses, none the
+        // gateway's.
+        let mut used = vec![gateway];
+        for i in 0..count {
+            let address = loop {
+                let a = Ipv4Addr::from(network + 1 + rng.below(hosts as usize) as u32);
+                if !used.contains(&a) {
+                    break a;
+                }
+            };
+            used.push(address);
+            t.push_str(&format!(
+                "[[namespaces]]\nname = \"{name}-e{i}\"\naddress = \"{address}\"\n"
+            ));
+        }
+    }
+    (t, subnet, gateway, count)
+}
+
 /// A valid file with one to five character edits.
 fn edited_file(rng: &mut Rng) -> String {
     let mut chars: Vec<char> = structured_file(rng).chars().collect();
@@ -551,6 +607,47 @@ fn structured_files_never_panic_and_every_rejection_names_its_field() {
 #[test]
 fn edited_files_never_panic_and_errors_point_somewhere() {
     run_cases("edited lab files", 2, edited_file, check_file);
+}
+
+/// Files valid by construction are all accepted, and their plan is the
+/// file's: a validator that rejected good files (however well it named
+/// the field) fails here.
+#[test]
+fn generated_valid_files_are_all_accepted() {
+    let (seed, cases) = seed_and_cases();
+    let mut failures = Vec::new();
+    for i in 0..cases {
+        let (text, subnet, gateway, count) = valid_file(&mut Rng::for_case(seed, 5, i));
+        let plan = LabConfig::from_toml(&text, "valid.toml").and_then(|c| c.resolve());
+        match plan {
+            Ok(plan) => {
+                if plan.subnet.to_string() != subnet
+                    || plan.gateway != gateway
+                    || plan.endpoints.len() != count
+                {
+                    failures.push(format!(
+                        "case {i}: plan {} gw {} with {} endpoints, the file says {subnet} gw {gateway} with {count}\n{text}",
+                        plan.subnet,
+                        plan.gateway,
+                        plan.endpoints.len()
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("case {i}: rejected: {e}\n--- input\n{text}---")),
+        }
+    }
+    println!(
+        "valid lab files: {cases} (seed {seed:#x}), {} not accepted as written",
+        failures.len()
+    );
+    for f in failures.iter().take(10) {
+        println!("{f}");
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {cases} valid lab files were not accepted as written (seed {seed:#x})",
+        failures.len()
+    );
 }
 
 #[test]

@@ -255,10 +255,37 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         Ipv4Addr::BROADCAST,
         b"SPOOF broadcast",
     ));
+    let spoofed_frames = frames.len() as u64;
+    // Barriers: after the spoofed frames, on the same socket, one datagram
+    // under ns3's own identity to every receiver (and to ns2). Once each
+    // has arrived, any spoofed frame let through ahead of it has too.
+    let sink_ns2 = UdpEchoServer::sink(&ns2, SocketAddrV4::new(ip2, 7000));
+    let barrier_targets = targets
+        .iter()
+        .map(|(name, dst_mac, dst_ip, sink)| (*name, *dst_mac, *dst_ip, *sink))
+        .chain([("ns2", mac2, ip2, &sink_ns2)]);
+    let mut barriers = Vec::new();
+    for (name, dst_mac, dst_ip, sink) in barrier_targets {
+        let marker = format!("BARRIER-{name}").into_bytes();
+        frames.push(probe(mac3, ip3, dst_mac, dst_ip, &marker));
+        barriers.push((name, sink, marker));
+    }
     traffic::send_frames(&ns3, "veth-3", &frames);
 
-    // Absence cannot be polled for: give the frames time to arrive.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Absence is checked behind the barriers, not after a pause.
+    for (name, sink, marker) in &barriers {
+        assert!(
+            wait_until(Duration::from_secs(10), || got(sink, marker)),
+            "the barrier datagram never reached {name}"
+        );
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            lab.counter(Counter::DropSpoofed) - before >= spoofed_frames
+        }),
+        "DropSpoofed grew by {} for {spoofed_frames} spoofed frames",
+        lab.counter(Counter::DropSpoofed) - before
+    );
     for (name, _, _, sink) in targets {
         let spoofed: Vec<String> = sink
             .received()
@@ -277,11 +304,9 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         "ns2 saw spoofed frames: {:02x?}",
         at_ns2.kept
     );
-    let dropped = lab.counter(Counter::DropSpoofed) - before;
     assert!(
-        dropped >= frames.len() as u64,
-        "DropSpoofed grew by {dropped} for {} spoofed frames",
-        frames.len()
+        sink_ns2.received().iter().all(|p| !p.starts_with(b"SPOOF")),
+        "ns2 received spoofed datagrams"
     );
 
     // The impersonated namespace is unharmed: its FDB entry still points

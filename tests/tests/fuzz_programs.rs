@@ -2,7 +2,8 @@
 //! bytes, mutated valid frames; tests/src/fuzz/). Per case:
 //!
 //! * the verdict is one the program documents (TC_ACT_OK, TC_ACT_SHOT,
-//!   TC_ACT_REDIRECT), and the one the design asks for (tests/src/fuzz/
+//!   TC_ACT_REDIRECT, and for the uplink programs TCX_NEXT on traffic that
+//!   is not the lab's), and the one the design asks for (tests/src/fuzz/
 //!   nat_model.rs); a frame the kernel refuses to run (EINVAL: shorter
 //!   than its Ethernet/IPv4 header) must be one the model says it refuses;
 //! * exactly one reason counter moved, the expected one, and the fast-path
@@ -33,7 +34,10 @@ use netlab::{
 };
 use netlab_common::{
     counters::Counter,
-    nat::{NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry, NatFragKey, NatKey},
+    nat::{
+        NAT_ENTRY_DNAT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry,
+        NatFragKey, NatKey,
+    },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
         PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
@@ -51,6 +55,9 @@ use netlab_tests::fuzz::{
 use netlab_tests::private_netns::{add_veth_port, assert_private_netns, in_private_netns};
 
 const TC_ACT_OK: u32 = 0;
+/// TC_ACT_UNSPEC (-1) as the test run reports it: the uplink programs hand
+/// traffic that is not the lab's to the next program in the tcx chain.
+const TCX_NEXT: u32 = u32::MAX;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 const EINVAL: i32 = 22;
@@ -127,6 +134,9 @@ impl Loaded {
     /// fast path on and one endpoint known to it.
     fn nat(name: &str) -> Self {
         let dir = Self::pin_dir(name);
+        // Owned (removed on drop) before anything can fail.
+        let mut lab = Self { ebpf: None, dir };
+        let dir = lab.dir.clone();
         let plan = nat_plan();
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&dir);
@@ -152,10 +162,21 @@ impl Loaded {
             frames::FAST_PATH_IFINDEX,
         )
         .expect("fast-path endpoint");
-        Self {
-            ebpf: Some(ebpf),
-            dir,
-        }
+        let published: Vec<_> = frames::PUBLISHED
+            .iter()
+            .map(
+                |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
+                    host_address: None,
+                    host_port,
+                    protocol,
+                    address,
+                    port,
+                },
+            )
+            .collect();
+        nat::sync_published(&lab.dir, &published).expect("published ports");
+        lab.ebpf = Some(ebpf);
+        lab
     }
 
     fn ebpf(&self) -> &Ebpf {
@@ -242,6 +263,8 @@ struct Tally {
     created: u64,
     /// Later fragments translated with their datagram's recorded address.
     fragments: u64,
+    /// Translations created by a packet to a published port.
+    published: u64,
     failures: u64,
 }
 
@@ -253,19 +276,47 @@ struct Failure {
     problems: Vec<String>,
 }
 
-/// The translations the maps hold, for building replies and errors.
+/// The translations the maps hold, for building replies and errors: read
+/// from `nat_orig` (the lab's tuple and its port), so the replies built
+/// from them are what the design says a reply is, whatever key the
+/// program filed the reply direction under.
 fn translations(lab: &Loaded) -> Vec<Translation> {
-    lab.entries(NAT_REPLY_MAP)
+    lab.entries(NAT_ORIG_MAP)
         .into_iter()
-        .map(|(k, v)| Translation {
-            proto: k.proto,
-            lab: std::net::Ipv4Addr::from(v.addr.to_ne_bytes()),
-            lab_port: u16::from_be(v.port),
-            remote: std::net::Ipv4Addr::from(k.saddr.to_ne_bytes()),
-            remote_port: u16::from_be(k.sport),
-            external_port: u16::from_be(k.dport),
-        })
+        .map(|(k, v)| nat_model::translation_of(&k, v.port))
         .collect()
+}
+
+/// The allocator probes at most this many candidate ports for a new flow
+/// (the design's bounded probe).
+const ALLOC_PROBES: usize = 32;
+
+/// Why a new flow may be refused, exactly: every candidate port can be
+/// taken only when at least min(probes, range) translations already share
+/// its reply side (remote address, remote port, protocol); a map can only
+/// refuse when it holds `max_entries`. With the fuzzer's 1 000 ports,
+/// <= MAX_FLOWS flows and 4 096 entries, neither happens: a drop there
+/// fails the case.
+fn allowed_new_flow_drops(lab: &Loaded, key: &NatKey) -> Vec<Counter> {
+    let orig = lab.entries(NAT_ORIG_MAP);
+    let same_reply_side = orig
+        .iter()
+        .filter(|(k, _)| {
+            k.proto == key.proto
+                && k.daddr == key.daddr
+                && (k.proto == netlab_tests::packets::PROTO_ICMP || k.dport == key.dport)
+        })
+        .count();
+    let range = (frames::PORT_MAX - frames::PORT_MIN) as usize + 1;
+    let mut allowed = Vec::new();
+    if same_reply_side >= ALLOC_PROBES.min(range) {
+        allowed.push(Counter::NatDropNoPort);
+    }
+    let max_entries = nat_plan().max_entries as usize;
+    if orig.len() >= max_entries || lab.entries(NAT_REPLY_MAP).len() >= max_entries {
+        allowed.push(Counter::NatDropMapFull);
+    }
+    allowed
 }
 
 fn raw_ip(f: &[u8], at: usize) -> u32 {
@@ -289,13 +340,54 @@ struct Observed {
     frag_after: Option<NatFragEntry>,
 }
 
+/// Whether an inbound packet meets a published port (`nat_publish`)
+/// rather than an existing translation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Dnat {
+    /// No: an existing translation, or the host's.
+    No,
+    /// The first packet of a published flow: both entries are created.
+    New,
+    /// The flow's `nat_orig` entry is there but its reply entry is not
+    /// (evicted): the reply entry is created again.
+    Rebuilt,
+}
+
+/// Classifies an inbound packet the model calls a reply (`Reverse`) for
+/// which `nat_reply` holds nothing: a published port's first packet gets
+/// the namespace's address and port (returned as the entry the checks
+/// compare against), unless `nat_orig` holds its tuple for another flow,
+/// which makes it a drop.
+fn classify_dnat(lab: &Loaded, key: &NatKey) -> Result<(Dnat, Option<NatEntry>), Counter> {
+    let external = u32::from_ne_bytes(frames::EXTERNAL.octets());
+    let Some((addr, port)) = frames::published(key.dport, key.proto)
+        .filter(|_| key.daddr == external && matches!(key.proto, 6 | 17))
+    else {
+        return Ok((Dnat::No, None));
+    };
+    let to_namespace = NatEntry {
+        addr,
+        port,
+        ..Default::default()
+    };
+    match lab.lookup(NAT_ORIG_MAP, &key.orig_key(&to_namespace)) {
+        None => Ok((Dnat::New, Some(to_namespace))),
+        Some(e) if e.flags & NAT_ENTRY_DNAT != 0 && e.addr == key.daddr && e.port == key.dport => {
+            Ok((Dnat::Rebuilt, Some(to_namespace)))
+        }
+        Some(_) => Err(Counter::DnatDropConflict),
+    }
+}
+
 /// Checks one case of a NAT program; returns the problems found.
+#[allow(clippy::too_many_arguments)]
 fn check_nat_case(
     lab: &Loaded,
     dir: Dir,
     frame: &[u8],
     expect: Expect,
     found: Option<NatEntry>,
+    dnat: Dnat,
     seen: &Observed,
     tally: &mut Tally,
 ) -> Vec<String> {
@@ -319,7 +411,7 @@ fn check_nat_case(
         (Ok((v, out)), _) => (*v, out.as_slice()),
     };
     *tally.verdicts.entry(verdict).or_default() += 1;
-    if ![TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT].contains(&verdict) {
+    if ![TC_ACT_OK, TCX_NEXT, TC_ACT_SHOT, TC_ACT_REDIRECT].contains(&verdict) {
         p.push(format!("undocumented verdict {verdict}"));
     }
     if out.len() != frame.len() {
@@ -347,7 +439,7 @@ fn check_nat_case(
     let rewrite = match expect {
         Expect::Refused => unreachable!(),
         Expect::Pass => {
-            if verdict != TC_ACT_OK || out != frame {
+            if verdict != TCX_NEXT || out != frame {
                 p.push(format!(
                     "the host's packet must pass untouched (verdict {verdict}, changed: {})",
                     out != frame
@@ -359,7 +451,7 @@ fn check_nat_case(
             false
         }
         Expect::PassUntracked => {
-            if verdict != TC_ACT_OK || out != frame {
+            if verdict != TCX_NEXT || out != frame {
                 p.push(format!(
                     "an untracked later fragment must pass untouched (verdict {verdict}, changed: {})",
                     out != frame
@@ -400,9 +492,15 @@ fn check_nat_case(
         }
         Expect::Translate { .. } => {
             if verdict == TC_ACT_SHOT {
-                // The range can run out; then nothing may be created.
-                if !moved_ok(&[Counter::NatDropNoPort, Counter::NatDropMapFull]) {
-                    p.push(format!("dropped a new flow, counted {moved:?}"));
+                // Only an exhausted range or a full map may refuse it.
+                let Expect::Translate { key, .. } = expect else {
+                    unreachable!()
+                };
+                let allowed = allowed_new_flow_drops(lab, &key);
+                if !moved_ok(&allowed) {
+                    p.push(format!(
+                        "dropped a new flow, counted {moved:?}; the model allows {allowed:?}"
+                    ));
                 }
                 false
             } else {
@@ -425,7 +523,19 @@ fn check_nat_case(
             if verdict == TC_ACT_SHOT {
                 p.push(format!("dropped a packet of a known flow ({expect:?})"));
             }
-            if !moved_ok(&[want]) {
+            if dnat == Dnat::New {
+                let delta = |c: Counter| seen.counter_delta[c as usize];
+                if moved.len() != 2
+                    || delta(Counter::NatReversed) != 1
+                    || delta(Counter::DnatCreated) != 1
+                {
+                    p.push(format!(
+                        "counted {moved:?}, expected NatReversed and DnatCreated"
+                    ));
+                }
+                want_new_flow = true;
+                tally.published += 1;
+            } else if !moved_ok(&[want]) {
                 p.push(format!("counted {moved:?}, expected {want:?}"));
             }
             true
@@ -443,9 +553,14 @@ fn check_nat_case(
 
     // State: only a new, well-formed lab flow creates entries.
     let want_delta = want_new_flow as i64;
-    if (seen.orig_delta, seen.reply_delta) != (want_delta, want_delta) {
+    let (want_orig, want_reply) = if dnat == Dnat::Rebuilt {
+        (0, 1)
+    } else {
+        (want_delta, want_delta)
+    };
+    if (seen.orig_delta, seen.reply_delta) != (want_orig, want_reply) {
         p.push(format!(
-            "NAT maps changed by {}/{} entries (orig/reply), expected {want_delta}/{want_delta}",
+            "NAT maps changed by {}/{} entries (orig/reply), expected {want_orig}/{want_reply}",
             seen.orig_delta, seen.reply_delta
         ));
     }
@@ -527,10 +642,13 @@ fn check_rewrite(
                 if e.addr != u32::from_ne_bytes(frames::EXTERNAL.octets()) {
                     p.push("new translation does not use the external address".into());
                 }
-                match lab.lookup(NAT_REPLY_MAP, &key.reply_key(&e)) {
+                // Where a reply will look, by the model, not by the
+                // program's own key function.
+                let reply = nat_model::reply_key(&nat_model::translation_of(&key, e.port));
+                match lab.lookup(NAT_REPLY_MAP, &reply) {
                     Some(back) if back.addr == key.saddr && back.port == key.sport => {}
                     other => p.push(format!(
-                        "the reply entry of a new translation is wrong: {other:?} for {key:?}"
+                        "the reply entry of a new translation is wrong: {other:?} under {reply:?} for {key:?}"
                     )),
                 }
                 e
@@ -649,7 +767,10 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
     let (mut n_orig, mut n_reply, mut n_frags) = (0i64, 0i64, 0i64);
     let mut done = [0u64; 2];
     let mut index = 0u64;
+    // A line every few seconds where there is no terminal (CI logs).
+    let progress = netlab_tests::netlab::progress::Progress::new("fuzz uplink", Some(2 * cases));
     while done.iter().any(|d| *d < cases) {
+        progress.set_position(done[0] + done[1]);
         let mut rng = Rng::for_case(seed, STREAM_NAT, index);
         let mut dir = if rng.chance(50) {
             Dir::Egress
@@ -678,7 +799,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         };
 
         let mut expect = nat_model::expect(dir, &frame);
-        let found = match expect {
+        let mut found = match expect {
             Expect::Translate { key, .. } => lab.lookup(NAT_ORIG_MAP, &key),
             Expect::Reverse { key, .. } => lab.lookup(NAT_REPLY_MAP, &key),
             Expect::IcmpError { key, .. } => lab.lookup(
@@ -696,6 +817,15 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
             }),
             _ => None,
         };
+        let mut dnat = Dnat::No;
+        if let Expect::Reverse { key, .. } = expect
+            && found.is_none()
+        {
+            match classify_dnat(&lab, &key) {
+                Ok((kind, entry)) => (dnat, found) = (kind, entry),
+                Err(reason) => expect = Expect::Drop(reason),
+            }
+        }
         match expect {
             Expect::Reverse { .. } if found.is_none() => expect = Expect::Pass,
             Expect::IcmpError { .. } if found.is_none() => expect = nat_model::not_ours(dir),
@@ -731,7 +861,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         };
         let tally = tallies.entry(program).or_default();
         tally.cases += 1;
-        let problems = check_nat_case(&lab, dir, &frame, expect, found, &seen, tally);
+        let problems = check_nat_case(&lab, dir, &frame, expect, found, dnat, &seen, tally);
         if !problems.is_empty() {
             tally.failures += 1;
             failures.push(Failure {
@@ -762,6 +892,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         done[dir as usize] += 1;
         index += 1;
     }
+    progress.finish_and_clear();
     (tallies, failures)
 }
 
@@ -771,7 +902,10 @@ fn report(seed: u64, cases: u64, tallies: &BTreeMap<&'static str, Tally>, failur
     for (program, t) in tallies {
         // Only the NAT programs track fragments.
         let fragments = if program.starts_with("netlab_uplink") {
-            format!("{} later fragments translated, ", t.fragments)
+            format!(
+                "{} later fragments translated, {} published-port translations, ",
+                t.fragments, t.published
+            )
         } else {
             String::new()
         };
@@ -840,7 +974,7 @@ fn short_packets_of_other_protocols_to_the_host_pass_untouched() {
         );
         let before = lab.counters()[Counter::NatPassHost as usize];
         let (verdict, out) = lab.run(nat::INGRESS_PROGRAM, &frame).expect("test run");
-        assert_eq!((verdict, &out), (TC_ACT_OK, &frame), "protocol {proto}");
+        assert_eq!((verdict, &out), (TCX_NEXT, &frame), "protocol {proto}");
         assert_eq!(
             lab.counters()[Counter::NatPassHost as usize],
             before + 1,
@@ -869,14 +1003,15 @@ impl SwitchLab {
     fn new(name: &str) -> Self {
         // bpf_clone_redirect (flooding) really transmits on the ports.
         assert_private_netns("the switch fuzzer");
-        let dir = Loaded::pin_dir(name);
-        let mut ebpf = netlab::bpf::loader::load_object(&dir, None).expect("load object");
+        // Owned (removed on drop) before anything can fail.
+        let mut loaded = Loaded {
+            ebpf: None,
+            dir: Loaded::pin_dir(name),
+        };
+        let mut ebpf = netlab::bpf::loader::load_object(&loaded.dir, None).expect("load object");
         netlab::bpf::loader::load_classifier(&mut ebpf, netlab::bpf::loader::PORT_PROGRAM)
             .expect("verifier accepts the port program");
-        let loaded = Loaded {
-            ebpf: Some(ebpf),
-            dir,
-        };
+        loaded.ebpf = Some(ebpf);
         let mut maps = netlab::bpf::maps::SwitchMaps::open(&loaded.dir).expect("maps");
         let counters = netlab::bpf::maps::Counters::open(&loaded.dir).expect("counters");
         let index = |dev: &str| nix::net::if_::if_nametoindex(dev).expect("ifindex");
@@ -1166,7 +1301,9 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
     let mut counters = sw.counters();
     let mut learning = false;
     let mut host_addrs: &[std::net::Ipv4Addr] = &[];
+    let progress = netlab_tests::netlab::progress::Progress::new("fuzz port", Some(cases));
     for index in 0..cases {
+        progress.set_position(index);
         let mut rng = Rng::for_case(seed, STREAM_SWITCH, index);
         let learn_now = rng.chance(30);
         if learn_now != learning {
@@ -1257,6 +1394,7 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
         }
     }
     let host_drops = sw.counters()[Counter::DropHostAccess as usize];
+    progress.finish_and_clear();
     (tally, failures, host_drops)
 }
 

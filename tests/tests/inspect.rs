@@ -60,8 +60,13 @@ fn serve_once(lab: &TestLab) -> mpsc::Receiver<std::net::SocketAddr> {
             let (mut s, peer) = l.accept().expect("accept");
             peer_tx.send(peer).unwrap();
             let mut buf = [0u8; 64];
-            // Until the client closes.
-            while matches!(s.read(&mut buf), Ok(n) if n > 0) {}
+            // Echo until the client closes: the client reading its bytes
+            // back is how it knows the exchange has crossed the NAT.
+            while let Ok(n @ 1..) = s.read(&mut buf) {
+                if s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
         })
         .expect("internet namespace thread");
     });
@@ -93,9 +98,17 @@ fn rows_after_known_traffic() {
         .recv_timeout(Duration::from_secs(5))
         .expect("accepted");
     let sport = client.local_addr().unwrap().port();
-    // The handshake's last ACK made the entry ESTABLISHED; give the
-    // server's ACK of our data time to pass as well.
-    std::thread::sleep(Duration::from_millis(200));
+    // The echo coming back means the handshake's last ACK (which made the
+    // entry ESTABLISHED) and our data crossed the egress, and the server's
+    // segments the ingress: what the rows below show has happened.
+    client
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut echoed = [0u8; 5];
+    client
+        .read_exact(&mut echoed)
+        .expect("the server's echo through the NAT");
+    assert_eq!(&echoed, b"hello");
 
     let (if1, if2, ifgw) = (
         ifindex(&lab, "veth-1-br"),
@@ -122,7 +135,7 @@ fn rows_after_known_traffic() {
     assert_eq!(rows.len(), 1, "{nat:#}");
     let row = &rows[0];
     let expected = json!({
-        "proto": "tcp", "state": "ESTABLISHED", "namespace": lab.ns(1),
+        "direction": "out", "proto": "tcp", "state": "ESTABLISHED", "namespace": lab.ns(1),
         "src": addr(k, 1), "sport": sport, "dst": "203.0.113.2", "dport": 8080,
         "translated_src": "203.0.113.1", "translated_sport": seen_by_server.port(),
         "complete": true,
@@ -334,11 +347,21 @@ fn rows_after_known_traffic() {
             "nat_orig",
             "nat_reply",
             "nat_endpoints",
-            "nat_frags"
+            "nat_frags",
+            "nat_publish",
+            "publish_netns",
+            "publish_socks",
+            "events"
         ]
     );
     for m in list.as_array().unwrap() {
         assert_eq!(m["layout"], "ok", "{m:#}");
+        if m["name"] == "events" {
+            // A ring buffer has no key or value for BTF to describe.
+            assert_eq!(m["type"], "ringbuf", "{m:#}");
+            assert_eq!(m["max_entries"], 256 * 1024, "{m:#}");
+            continue;
+        }
         assert_eq!(m["btf"], true, "{m:#}");
     }
     let fdb_row = &list[0];
@@ -399,7 +422,7 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 13);
+    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 17);
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();
@@ -413,13 +436,19 @@ fn rows_after_known_traffic() {
     ] {
         assert!(dot.contains(want), "{want} missing from\n{dot}");
     }
-    if which_dot() {
-        let svg = std::env::temp_dir().join(format!("netlab-test-{}.svg", lab.name));
-        lab.ok(&["diagram", "--svg", svg.to_str().unwrap()]);
-        let text = std::fs::read_to_string(&svg).unwrap();
-        let _ = std::fs::remove_file(&svg);
-        assert!(text.contains("<svg") && text.contains("eBPF switch"));
-    }
+    // Graphviz is a prerequisite the set-up installs: missing, it fails.
+    assert!(
+        which_dot(),
+        "Graphviz's `dot` is not installed (package graphviz; `cargo xtask setup` installs it)"
+    );
+    let svg = std::env::temp_dir().join(format!("netlab-test-{}.svg", lab.name));
+    lab.ok(&["diagram", "--svg", svg.to_str().unwrap()]);
+    let text = std::fs::read_to_string(&svg).unwrap();
+    let _ = std::fs::remove_file(&svg);
+    assert!(
+        text.contains("<svg") && text.contains("eBPF switch"),
+        "{text}"
+    );
 
     // stats --watch --json: one line of rates per interval until SIGINT.
     let mut child = lab
@@ -478,26 +507,18 @@ fn trace_shows_one_ping_and_switches_itself_off() {
     let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);
     assert_eq!(config["entries"][0]["value"]["trace"], true);
 
-    ping(&lab, 1, &addr(k, 2));
-    std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let mut rest = String::new();
-    stderr.read_to_string(&mut rest).unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "trace exit {status}: {rest}");
-    assert!(rest.contains("switched off"), "{rest}");
+    // trace's output, line by line, as it comes.
+    let (line_tx, line_rx) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let reader = std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            if line_tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
 
+    ping(&lab, 1, &addr(k, 2));
     let request = format!(
         "port veth-1-br ({}): {} > {} type 0x0800 IPv4: unicast to port veth-2-br ({})",
         lab.ns(1),
@@ -512,8 +533,39 @@ fn trace_shows_one_ping_and_switches_itself_off() {
         mac(k, 1),
         lab.ns(1)
     );
+    // Until both events are seen (or a deadline): then Ctrl-C.
+    let mut out = String::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !(out.contains(&request) && out.contains(&reply)) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match line_rx.recv_timeout(left) {
+            Ok(line) => {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    // Streamed: seen while tracing runs, not only when it stops.
+    let streamed = out.contains(&request) && out.contains(&reply);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    reader.join().unwrap();
+    out.extend(line_rx.try_iter().map(|l| l + "\n"));
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "trace exit {status}: {rest}");
+    assert!(rest.contains("switched off"), "{rest}");
     assert!(out.contains(&request), "request missing from:\n{out}");
     assert!(out.contains(&reply), "reply missing from:\n{out}");
+    assert!(
+        streamed,
+        "the ping's events came only after Ctrl-C, not while tracing:\n{out}"
+    );
 
     // Tracing is off again.
     let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);

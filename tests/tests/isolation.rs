@@ -89,10 +89,14 @@ fn two_labs(a: &TestLab, b: &TestLab, datapath: &str) {
     b.ok(&["up", "--datapath", datapath]);
     let filter = format!("net {}", a.subnet());
     let before_b = (datapath == "ebpf").then(|| ebpf::counters(&b.name).expect("B's counters"));
+    // B is idle: any IPv4 ICMP in B is A's (A's translated pings carry
+    // A's uplink address, not A's subnet), and so is anything from A's
+    // subnet.
+    let leak = format!("icmp or {filter}");
     let captures = [
-        Capture::start(&b.host_ns(), &filter),
-        Capture::start(&b.ns(1), &filter),
-        Capture::start(&b.inet_ns(), &format!("icmp or {filter}")),
+        Capture::start(&b.host_ns(), &leak),
+        Capture::start(&b.ns(1), &leak),
+        Capture::start(&b.inet_ns(), &leak),
     ];
     let control = Capture::start(&a.host_ns(), &filter);
 
@@ -101,10 +105,11 @@ fn two_labs(a: &TestLab, b: &TestLab, datapath: &str) {
         ping(&a.ns(1), "203.0.113.2"),
         "{datapath}: A to its internet"
     );
-    assert!(
-        !ping(&a.ns(1), &b.address(1)),
-        "{datapath}: lab A reached lab B's namespace"
-    );
+    // A aims at B's addresses. Nothing routes there from A (its pings
+    // fail by construction, so their failure proves nothing); the proof
+    // is below: B's captures, counters and tables do not move.
+    let _ = ping(&a.ns(1), &b.address(1));
+    let _ = ping(&a.ns(1), &b.address(5));
 
     for c in captures {
         let what = c.what.clone();

@@ -1,6 +1,7 @@
 //! Lab lifecycle: rollback on failure at every step, SIGKILL during `up`,
 //! validation that creates nothing, names the lab does not own, and the
-//! eBPF datapath's `up` (complete, or nothing left).
+//! eBPF datapath's `up` (complete, and rolled back after an injected
+//! failure at every step).
 
 use netlab_tests::netlab::lab::{FAIL_AT_ENV, STEPS};
 use netlab_tests::netlab::netns;
@@ -145,52 +146,75 @@ fn a_namespace_the_lab_does_not_own_is_left_alone() {
     run(Command::new("ip").args(["netns", "del", &foreign]));
 }
 
-/// Meaningful now (the eBPF datapath is not there yet: up must fail and
-/// leave nothing) and later (up succeeds: every goal reachable, no bridge,
-/// no iptables rule, and down leaves nothing).
+/// The eBPF datapath's `up` succeeds (a failure fails the test, whatever
+/// it says): every goal reachable, no bridge, no iptables rule, the NAT
+/// range reserved on the host side; `down` leaves nothing.
 #[test]
-fn ebpf_up_is_complete_or_leaves_nothing() {
+fn ebpf_up_is_complete_and_down_leaves_nothing() {
     let lab = TestLab::new("l4", 23);
-    let out = lab.netlab(&["up", "--datapath", "ebpf"]);
-    if out.status.success() {
-        let (ok, report) = lab.check();
-        assert_all_ok(&report, 12);
-        assert!(ok);
-        let links = run(Command::new("ip").args(["-n", &lab.host_ns(), "-d", "link"]));
-        let text = String::from_utf8_lossy(&links.stdout);
+    lab.ok(&["up", "--datapath", "ebpf"]);
+    let (ok, report) = lab.check();
+    assert_all_ok(&report, 12);
+    assert!(ok);
+    let links = run(Command::new("ip").args(["-n", &lab.host_ns(), "-d", "link"]));
+    let text = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !text.contains("bridge forward_delay"),
+        "a Linux bridge in the eBPF datapath: {text}"
+    );
+    assert!(text.contains("vbridge-p"), "{text}");
+    let rules = in_netns(
+        &lab.host_ns(),
+        &["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
+    );
+    assert!(
+        !String::from_utf8_lossy(&rules.stdout).contains("MASQUERADE"),
+        "{}",
+        describe(&rules)
+    );
+    let reserved = in_netns(
+        &lab.host_ns(),
+        &["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&reserved.stdout).trim(),
+        "20000-29999",
+        "the NAT range is not reserved on the host side"
+    );
+    lab.ok(&["down"]);
+    lab.assert_nothing_left("after the eBPF up/down");
+}
+
+/// `NETLAB_FAIL_AT` on the eBPF datapath: a failure after every step rolls
+/// back everything, pins and reserved ports included, and a clean `up`
+/// works afterwards.
+#[test]
+fn injected_failure_at_each_step_rolls_back_everything_ebpf() {
+    let lab = TestLab::in_net("q1", 118, 1, 2, "");
+    let mut steps: Vec<String> = STEPS.iter().map(|s| s.to_string()).collect();
+    steps.insert(4, format!("endpoint:{}", lab.ns(2)));
+    for step in &steps {
+        let out = run(lab
+            .command(&["up", "--datapath", "ebpf"])
+            .env(FAIL_AT_ENV, step));
         assert!(
-            !text.contains("bridge forward_delay"),
-            "a Linux bridge in the eBPF datapath: {text}"
-        );
-        assert!(text.contains("vbridge-p"), "{text}");
-        let rules = in_netns(
-            &lab.host_ns(),
-            &["iptables", "-w", "-t", "nat", "-S", "POSTROUTING"],
-        );
-        assert!(
-            !String::from_utf8_lossy(&rules.stdout).contains("MASQUERADE"),
-            "{}",
-            describe(&rules)
-        );
-        let reserved = in_netns(
-            &lab.host_ns(),
-            &["cat", "/proc/sys/net/ipv4/ip_local_reserved_ports"],
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&reserved.stdout).trim(),
-            "20000-29999"
-        );
-        lab.ok(&["down"]);
-    } else {
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            err.contains("eBPF"),
-            "unexpected failure: {}",
+            !out.status.success(),
+            "up with {FAIL_AT_ENV}={step} succeeded: {}",
             describe(&out)
         );
-        assert!(err.contains("removed"), "{err}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&format!("injected failure after step `{step}`")),
+            "{err}"
+        );
+        lab.assert_nothing_left(&format!("after a failure at {step} (ebpf)"));
     }
-    lab.assert_nothing_left("after the eBPF up/down");
+    lab.ok(&["up", "--datapath", "ebpf"]);
+    let (ok, report) = lab.check();
+    assert_all_ok(&report, 2 * 3);
+    assert!(ok, "{report:#}");
+    lab.ok(&["down"]);
+    lab.assert_nothing_left("after down (ebpf)");
 }
 
 #[test]

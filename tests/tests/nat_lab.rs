@@ -600,13 +600,18 @@ fn errors_come_back_translated_and_the_host_is_left_alone() {
     let big = udp_socket(&ns1, SocketAddrV4::new(lab.ip(1), 0));
     let payload = vec![7u8; 3000];
     big.send_to(&payload, udp_server.addr).unwrap();
-    assert!(wait_until(Duration::from_secs(10), || {
-        lab.counter(Counter::NatDropFragment) > frags || udp_server.received().contains(&payload)
-    }));
+    assert!(
+        wait_until(Duration::from_secs(10), || udp_server
+            .received()
+            .contains(&payload)),
+        "a 3000-byte datagram never reached the internet (fragments dropped: {})",
+        lab.counter(Counter::NatDropFragment) - frags
+    );
+    assert_eq!(lab.counter(Counter::NatDropFragment), frags);
 
     // Unsolicited packets to the lab from outside are dropped: give the
     // internet a route to the lab and aim at a namespace directly.
-    let sink = UdpEchoServer::sink(&ns3, SocketAddrV4::new(lab.ip(3), 7000));
+    let sink = udp_socket(&ns3, SocketAddrV4::new(lab.ip(3), 7000));
     let route = run(Command::new("ip").args([
         "-n",
         &lab.inet_ns(),
@@ -627,10 +632,33 @@ fn errors_come_back_translated_and_the_host_is_left_alone() {
     assert!(wait_until(Duration::from_secs(10), || {
         lab.counter(Counter::NatDropUnsolicited) >= unsolicited + 5
     }));
-    std::thread::sleep(Duration::from_millis(500));
+    // A barrier instead of a pause: ns3 opens a flow to the sender, whose
+    // answer (let in by the NAT) then follows the unsolicited datagrams
+    // to the same socket. Whatever of those got through is read before it.
+    let outside_addr = match outside.local_addr().unwrap() {
+        SocketAddr::V4(a) => a,
+        SocketAddr::V6(a) => panic!("IPv6 address {a}"),
+    };
+    sink.send_to(b"open", outside_addr).unwrap();
+    outside
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let (_, translated) = outside.recv_from(&mut buf).expect("ns3's datagram");
+    outside.send_to(b"barrier", translated).unwrap();
+    sink.set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let mut before_barrier = Vec::new();
+    loop {
+        let (n, _) = sink.recv_from(&mut buf).expect("the barrier datagram");
+        if &buf[..n] == b"barrier" {
+            break;
+        }
+        before_barrier.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+    }
     assert!(
-        sink.received().is_empty(),
-        "unsolicited datagrams reached ns3"
+        before_barrier.is_empty(),
+        "unsolicited datagrams reached ns3: {before_barrier:?}"
     );
 
     let seen = capture.finish();

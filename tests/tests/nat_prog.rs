@@ -31,6 +31,9 @@ use netlab_common::{
 use netlab_tests::packets::*;
 
 const TC_ACT_OK: u32 = 0;
+/// TC_ACT_UNSPEC (-1) as the test run reports it: not the NAT's, the next
+/// program in the uplink's tcx chain decides.
+const TCX_NEXT: u32 = u32::MAX;
 const TC_ACT_SHOT: u32 = 2;
 const TC_ACT_REDIRECT: u32 = 7;
 
@@ -80,6 +83,12 @@ impl NatLab {
     }
 
     fn with_plan(name: &str, plan: &NatPlan) -> Self {
+        Self::with_pins(name, plan, |_| {})
+    }
+
+    /// As [`NatLab::with_plan`], with `pin` run on the empty pin directory
+    /// first: maps pinned there are adopted by name instead of created.
+    fn with_pins(name: &str, plan: &NatPlan, pin: impl FnOnce(&Path)) -> Self {
         ensure_bpffs();
         let dir = PathBuf::from(format!(
             "/sys/fs/bpf/netlab-test-nat-{}-{name}",
@@ -88,6 +97,7 @@ impl NatLab {
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("pin dir");
         let mut lab = NatLab { ebpf: None, dir };
+        pin(&lab.dir);
         lab.load(plan);
         nat::configure(lab.ebpf(), plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
         lab
@@ -316,7 +326,7 @@ fn icmp_echo_id_is_translated_and_the_reply_restored() {
         &icmp_echo(ICMP_ECHO_REQUEST, xid, 1, b"x"),
     );
     let (verdict, out) = lab.run(INGRESS, &ping_host);
-    assert_eq!((verdict, out), (TC_ACT_OK, ping_host));
+    assert_eq!((verdict, out), (TCX_NEXT, ping_host));
     let flows = lab.flows();
     assert_eq!(flows.len(), 1);
     assert_eq!(flows[0].proto, Proto::Icmp);
@@ -441,7 +451,7 @@ fn icmp_errors_quoting_tcp_udp_and_echo_are_translated() {
         &Ip::new(REMOTE, EXTERNAL, PROTO_ICMP),
         &icmp_error(ICMP_DEST_UNREACH, 3, 0, &foreign),
     );
-    assert_eq!(lab.run(INGRESS, &err), (TC_ACT_OK, err.clone()));
+    assert_eq!(lab.run(INGRESS, &err), (TCX_NEXT, err.clone()));
 }
 
 #[test]
@@ -552,6 +562,76 @@ fn an_exhausted_range_drops_new_flows_but_keeps_existing_ones() {
     // Existing flows keep working.
     translate_ok(&lab, &tcp_out(NS1, 1234, TCP_ACK));
     assert_eq!(lab.counter(Counter::NatCreated), 4);
+}
+
+/// A full map refuses a new translation: the packet is dropped and counted
+/// as `nat_drop_map_full`, nothing is half created (a claimed reply entry
+/// is released), and the flow is never sent untranslated. The lab's own
+/// NAT maps are LRU maps, which evict the least recently used entry
+/// instead of refusing, so a lab never fills up; here the map that refuses
+/// is a plain hash map of the same layout with one entry, pinned where
+/// the program adopts it, and the insert the kernel refuses is real.
+#[test]
+fn a_full_map_drops_a_new_flow_and_creates_nothing() {
+    for full in [NAT_REPLY_MAP, NAT_ORIG_MAP] {
+        let lab = NatLab::with_pins(&format!("full-{full}"), &plan(PORT_MIN, PORT_MAX), |dir| {
+            let out = std::process::Command::new("bpftool")
+                .args(["map", "create"])
+                .arg(dir.join(full))
+                .args([
+                    "type", "hash", "key", "16", "value", "16", "entries", "1", "name", full,
+                ])
+                .output()
+                .expect("bpftool");
+            assert!(
+                out.status.success(),
+                "{full}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        });
+        // Fill it with another flow's entry.
+        let other = NatKey {
+            saddr: u32::from_ne_bytes(Ipv4Addr::new(192, 168, 28, 77).octets()),
+            daddr: u32::from_ne_bytes(REMOTE.octets()),
+            sport: 999u16.to_be(),
+            dport: 80u16.to_be(),
+            proto: PROTO_TCP,
+            _pad: [0; 3],
+        };
+        let entries = |lab: &mut NatLab, name: &str| -> Vec<NatKey> {
+            let map: BpfHashMap<_, NatKey, NatEntry> =
+                BpfHashMap::try_from(lab.ebpf().map_mut(name).unwrap()).unwrap();
+            map.keys().map(|k| k.unwrap()).collect()
+        };
+        let mut lab = lab;
+        {
+            let mut map: BpfHashMap<_, NatKey, NatEntry> =
+                BpfHashMap::try_from(lab.ebpf().map_mut(full).unwrap()).unwrap();
+            map.insert(other, NatEntry::default(), 0).unwrap();
+        }
+
+        let frame = tcp_out(NS1, 1234, TCP_SYN);
+        let (verdict, out) = lab.run(EGRESS, &frame);
+        assert_eq!(
+            verdict, TC_ACT_SHOT,
+            "{full} full: the new flow was not dropped"
+        );
+        assert_eq!(out, frame, "{full} full: a dropped packet was rewritten");
+        assert_eq!(lab.counter(Counter::NatDropMapFull), 1, "{full} full");
+        assert_eq!(lab.counter(Counter::NatDropNoPort), 0, "{full} full");
+        assert_eq!(lab.counter(Counter::NatCreated), 0, "{full} full");
+        assert_eq!(entries(&mut lab, full), vec![other], "{full} full");
+        let the_other = if full == NAT_REPLY_MAP {
+            NAT_ORIG_MAP
+        } else {
+            NAT_REPLY_MAP
+        };
+        assert_eq!(
+            entries(&mut lab, the_other),
+            Vec::<NatKey>::new(),
+            "{full} full: half a translation was left in {the_other}"
+        );
+    }
 }
 
 /// The bytes at which two frames differ.
@@ -823,7 +903,7 @@ fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
     let stranger = reply_frames(0x7777, 64);
     assert_eq!(
         lab.run(INGRESS, &stranger[2]),
-        (TC_ACT_OK, stranger[2].clone())
+        (TCX_NEXT, stranger[2].clone())
     );
     assert_eq!(lab.counter(Counter::NatFragUntracked), 1);
     assert_eq!(lab.counter(Counter::NatPassHost), pass_host);
@@ -836,7 +916,7 @@ fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
             .map(|p| ethernet(UPLINK_MAC, INET_MAC, ETH_P_IP, p))
             .collect();
     for f in &host_frags {
-        assert_eq!(lab.run(INGRESS, f), (TC_ACT_OK, f.clone()));
+        assert_eq!(lab.run(INGRESS, f), (TCX_NEXT, f.clone()));
     }
     assert_eq!(lab.counter(Counter::NatPassHost), pass_host + 1);
     assert_eq!(lab.counter(Counter::NatFragUntracked), 3);
@@ -849,16 +929,16 @@ fn host_traffic_passes_untouched() {
         &Ip::new(EXTERNAL, REMOTE, PROTO_TCP),
         &tcp(EXTERNAL, REMOTE, 33000, 80, TCP_SYN, b""),
     );
-    assert_eq!(lab.run(EGRESS, &host_out), (TC_ACT_OK, host_out.clone()));
+    assert_eq!(lab.run(EGRESS, &host_out), (TCX_NEXT, host_out.clone()));
     let arp = ethernet([0xff; 6], UPLINK_MAC, ETH_P_ARP, &[0u8; 28]);
-    assert_eq!(lab.run(EGRESS, &arp), (TC_ACT_OK, arp.clone()));
-    assert_eq!(lab.run(INGRESS, &arp), (TC_ACT_OK, arp.clone()));
+    assert_eq!(lab.run(EGRESS, &arp), (TCX_NEXT, arp.clone()));
+    assert_eq!(lab.run(INGRESS, &arp), (TCX_NEXT, arp.clone()));
     // Replies to the host's own socket: no entry, untouched.
     let host_in = tcp_in(33000, TCP_SYN | TCP_ACK);
-    assert_eq!(lab.run(INGRESS, &host_in), (TC_ACT_OK, host_in.clone()));
+    assert_eq!(lab.run(INGRESS, &host_in), (TCX_NEXT, host_in.clone()));
     // GRE to the host is the host's business too.
     let gre = in_frame(&Ip::new(REMOTE, EXTERNAL, 47), &[0u8; 8]);
-    assert_eq!(lab.run(INGRESS, &gre), (TC_ACT_OK, gre.clone()));
+    assert_eq!(lab.run(INGRESS, &gre), (TCX_NEXT, gre.clone()));
     assert_eq!(lab.counter(Counter::NatPassHost), 5);
     assert_eq!(lab.counter(Counter::NatCreated), 0);
     assert!(lab.flows().is_empty());
@@ -1009,7 +1089,7 @@ fn tcp_close_expires_early_and_sweep_removes_both_directions() {
     // The closed flow's reply no longer matches: host's (pass), and its
     // port is free again for a new flow.
     let late = tcp_in(closing, TCP_ACK);
-    assert_eq!(lab.run(INGRESS, &late), (TC_ACT_OK, late.clone()));
+    assert_eq!(lab.run(INGRESS, &late), (TCX_NEXT, late.clone()));
     let stats = nat::sweep(lab.pin_dir(), &t, now + 1_001_000_000_000).unwrap();
     assert_eq!(stats.expired, 1);
     assert!(lab.flows().is_empty());
@@ -1031,7 +1111,7 @@ fn synthetic_flow(i: u32, last_seen_ns: u64) -> (NatKey, NatEntry) {
         addr: u32::from(EXTERNAL).to_be(),
         port: (20_000 + (i % 40_000) as u16).to_be(),
         state: NAT_STATE_NONE,
-        _pad: 0,
+        flags: 0,
         last_seen_ns,
     };
     (key, entry)
@@ -1144,4 +1224,145 @@ fn a_reloaded_program_keeps_the_pinned_translations() {
     let after = translate_ok(&lab, &tcp_out(NS1, 2000, TCP_ACK)).sport_or_id();
     assert_eq!(before, after);
     assert_eq!(lab.flows().len(), 1);
+}
+
+// ----------------------------------------------------------------------
+// Published ports (destination NAT on the uplink ingress)
+
+fn publish(lab: &NatLab, ports: &[(u16, u8, Ipv4Addr, u16)]) -> usize {
+    let ports: Vec<netlab::datapath::PublishedPort> = ports
+        .iter()
+        .map(
+            |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
+                host_address: None,
+                host_port,
+                protocol,
+                address,
+                port,
+            },
+        )
+        .collect();
+    nat::sync_published(lab.pin_dir(), &ports).expect("sync nat_publish")
+}
+
+#[test]
+fn a_published_port_is_translated_both_ways_with_correct_checksums() {
+    let lab = NatLab::new("dnat");
+    assert_eq!(publish(&lab, &[(8080, 6, NS1, 80), (5353, 17, NS2, 53)]), 0);
+
+    // In: the client's SYN to the published port reaches NS1:80, its
+    // source untouched (the service sees the real client).
+    let syn = in_frame(
+        &Ip::new(REMOTE, EXTERNAL, PROTO_TCP),
+        &tcp(REMOTE, EXTERNAL, 40123, 8080, TCP_SYN, b""),
+    );
+    let (verdict, out) = lab.run(INGRESS, &syn);
+    assert_eq!(verdict, TC_ACT_OK);
+    verify_checksums(&out).unwrap_or_else(|e| panic!("DNAT in: {e}"));
+    let (_, _, ip) = parse_frame(&out).unwrap();
+    assert_eq!((ip.src, ip.sport_or_id()), (REMOTE, 40123));
+    assert_eq!((ip.dst, ip.dport()), (NS1, 80));
+
+    // Out: the answer leaves with the published address and port.
+    let answer = tcp_syn_ack_from(NS1, 80, 40123);
+    let x = translate_ok(&lab, &answer);
+    assert_eq!((x.sport_or_id(), x.dst, x.dport()), (8080, REMOTE, 40123));
+
+    // An ICMP error about the answer (quoting it as it left) reaches NS1
+    // with the quoted packet restored to what NS1 sent.
+    let quoted = parse_frame(&ethernet_payload(&lab, &answer))
+        .unwrap()
+        .2
+        .packet;
+    let err = in_frame(
+        &Ip::new(ROUTER, EXTERNAL, PROTO_ICMP),
+        &icmp_error(ICMP_DEST_UNREACH, 4, 1400, &quoted),
+    );
+    let (verdict, out) = lab.run(INGRESS, &err);
+    assert_eq!(verdict, TC_ACT_OK);
+    verify_checksums(&out).unwrap_or_else(|e| panic!("ICMP error: {e}"));
+    let (_, _, r) = parse_frame(&out).unwrap();
+    assert_eq!(r.dst, NS1);
+    let sent = &answer[14..];
+    let header_len = parse_ipv4(sent).unwrap().header_len;
+    assert_eq!(&r.payload()[8..], &sent[..header_len + 8]);
+
+    // UDP, without a checksum: stays without one, both ways.
+    let query = in_frame(
+        &Ip::new(REMOTE, EXTERNAL, PROTO_UDP),
+        &udp(REMOTE, EXTERNAL, 5000, 5353, b"query", false),
+    );
+    let (verdict, out) = lab.run(INGRESS, &query);
+    assert_eq!(verdict, TC_ACT_OK);
+    verify_checksums(&out).unwrap();
+    let (_, _, q) = parse_frame(&out).unwrap();
+    assert_eq!((q.dst, q.dport()), (NS2, 53));
+    assert_eq!(&q.payload()[6..8], &[0, 0]);
+    let reply = out_frame(
+        &Ip::new(NS2, REMOTE, PROTO_UDP),
+        &udp(NS2, REMOTE, 53, 5000, b"answer", true),
+    );
+    let x = translate_ok(&lab, &reply);
+    assert_eq!(x.sport_or_id(), 5353);
+
+    // Out: NS2 says "port unreachable" about the client's datagram (as it
+    // got it): the error leaves from the published address, quoting the
+    // datagram as the client sent it.
+    let as_received = parse_frame(&out).unwrap().2.packet;
+    let unreachable = out_frame(
+        &Ip::new(NS2, REMOTE, PROTO_ICMP),
+        &icmp_error(ICMP_DEST_UNREACH, 3, 0, &as_received),
+    );
+    let (verdict, out_err) = lab.run(EGRESS, &unreachable);
+    assert_eq!(verdict, TC_ACT_OK);
+    verify_checksums(&out_err).unwrap_or_else(|e| panic!("outbound ICMP error: {e}"));
+    let (_, _, e) = parse_frame(&out_err).unwrap();
+    assert_eq!((e.src, e.dst), (EXTERNAL, REMOTE));
+    let sent = &query[14..];
+    let header_len = parse_ipv4(sent).unwrap().header_len;
+    assert_eq!(&e.payload()[8..], &sent[..header_len + 8], "quoted as sent");
+
+    assert_eq!(lab.counter(Counter::DnatCreated), 2);
+    assert_eq!(lab.counter(Counter::NatCreated), 0, "no SNAT was involved");
+    let flows = lab.flows();
+    assert_eq!(flows.len(), 2, "{flows:?}");
+
+    // Unpublished: both translations go, and the next packet is the host's.
+    assert_eq!(publish(&lab, &[]), 2);
+    assert!(lab.flows().is_empty());
+    let (verdict, out) = lab.run(INGRESS, &query);
+    assert_eq!((verdict, out), (TCX_NEXT, query.clone()));
+}
+
+#[test]
+fn a_published_port_never_overwrites_a_masqueraded_flow() {
+    let lab = NatLab::new("dnatclash");
+    publish(&lab, &[(8080, 6, NS1, 80)]);
+    // NS1 talks from port 80 to the client's port 40999 (masqueraded)...
+    let out = out_frame(
+        &Ip::new(NS1, REMOTE, PROTO_TCP),
+        &tcp(NS1, REMOTE, 80, 40999, TCP_SYN, b""),
+    );
+    translate_ok(&lab, &out);
+    // ...so a client connection from 40999 to the published port would
+    // take over that tuple: dropped and counted instead.
+    let syn = in_frame(
+        &Ip::new(REMOTE, EXTERNAL, PROTO_TCP),
+        &tcp(REMOTE, EXTERNAL, 40999, 8080, TCP_SYN, b""),
+    );
+    assert_eq!(lab.run(INGRESS, &syn).0, TC_ACT_SHOT);
+    assert_eq!(lab.counter(Counter::DnatDropConflict), 1);
+    assert_eq!(lab.counter(Counter::DnatCreated), 0);
+}
+
+fn tcp_syn_ack_from(src: Ipv4Addr, sport: u16, dport: u16) -> Vec<u8> {
+    out_frame(
+        &Ip::new(src, REMOTE, PROTO_TCP),
+        &tcp(src, REMOTE, sport, dport, TCP_SYN | TCP_ACK, b""),
+    )
+}
+
+/// What egress makes of `frame` (the frame as it leaves the uplink).
+fn ethernet_payload(lab: &NatLab, frame: &[u8]) -> Vec<u8> {
+    lab.run(EGRESS, frame).1
 }

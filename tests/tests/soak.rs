@@ -31,7 +31,8 @@ fn soak_through_nat_while_the_control_plane_restarts() {
     let seconds = long_run.unwrap_or(SUITE_SECONDS);
     let k = if long_run.is_some() { 2 } else { 1 };
     let lab = TestLab::in_net(&format!("s{k}"), 81, k, 3, LAB_NAT_TIMEOUTS);
-    lab.ok(&["up"]);
+    // The soak runs (kills, restarts) its own daemon.
+    lab.ok(&["up", "--no-daemon"]);
 
     let opts = SoakOptions::for_duration(Duration::from_secs(seconds));
     let report = soak::run(&lab, &opts);

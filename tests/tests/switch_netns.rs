@@ -256,6 +256,7 @@ impl TestLab {
             allow_host_access: false,
             uplink_xdp: true,
             switch_xdp: false,
+            published: Vec::new(),
         }
     }
 

@@ -26,9 +26,11 @@ use netlab::bpf::{
 };
 use netlab_common::{
     counters::Counter,
+    events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENTS_MAP, Event, PROGRAM_PORT},
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
         HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        TRACE_EVENTS,
     },
 };
 use netlab_tests::{
@@ -598,6 +600,106 @@ fn trace_events_follow_the_run_time_switch() {
             collector.0.lock().unwrap().len(),
             2,
             "off again without reloading"
+        );
+    });
+}
+
+/// Every record waiting in the lab's event ring buffer.
+fn drain_events(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event> {
+    let mut out = Vec::new();
+    while let Some(item) = ring.next() {
+        out.push(Event::from_bytes(&item).expect("a whole event"));
+    }
+    out
+}
+
+#[test]
+fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
+    in_private_netns(|| {
+        let mut sw = TestSwitch::lab("events");
+        let data = aya::maps::MapData::from_pin(sw.dir.join(EVENTS_MAP)).expect("events pin");
+        let mut ring = aya::maps::RingBuf::try_from(aya::maps::Map::from_map_data(data).unwrap())
+            .expect("a ring buffer");
+        let spoofed = frames::ipv4_udp(B_MAC, A_MAC, [10, 99, 0, 77], B_IP, b"x");
+        let forwarded = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+
+        assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
+        assert!(
+            drain_events(&mut ring).is_empty(),
+            "the gate is closed by default"
+        );
+
+        sw.set_config(SwitchConfig {
+            trace: TRACE_EVENTS,
+            learning: 0,
+        });
+        assert_eq!(sw.run(A_IF, &forwarded).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
+        assert_eq!(
+            sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP)).0,
+            TC_ACT_REDIRECT
+        );
+        let events = drain_events(&mut ring);
+        assert_eq!(events.len(), 2, "a forwarded frame is no event: {events:?}");
+        let drop = events[0];
+        assert_eq!((drop.kind, drop.program), (EVENT_DROP, PROGRAM_PORT));
+        assert_eq!(drop.reason, Counter::DropSpoofed as u32);
+        assert_eq!(drop.ifindex, A_IF);
+        assert_eq!((drop.src_mac, drop.dst_mac), (A_MAC, B_MAC));
+        assert_eq!(drop.saddr, u32::from_ne_bytes([10, 99, 0, 77]));
+        assert_eq!(drop.daddr, u32::from_ne_bytes(B_IP));
+        assert_eq!(
+            (drop.proto, drop.sport, drop.dport),
+            (17, 40000u16.to_be(), 7u16.to_be())
+        );
+        let arp = events[1];
+        assert_eq!(arp.kind, EVENT_ARP_ANSWERED);
+        assert_eq!(
+            (arp.saddr, arp.daddr),
+            (u32::from_ne_bytes(A_IP), u32::from_ne_bytes(GW_IP))
+        );
+        assert_eq!(
+            (arp.src_mac, arp.dst_mac),
+            (A_MAC, GW_MAC),
+            "asker, then the answer"
+        );
+        assert!(arp.ts_ns >= drop.ts_ns);
+
+        // A MAC the switch learns (behind the gateway port) is an event.
+        sw.set_config(SwitchConfig {
+            trace: TRACE_EVENTS,
+            learning: 1,
+        });
+        let stranger: Mac = [0x02, 0, 0, 0, 0, 0x42];
+        sw.run(GW_IF, &frames::ipv4_udp(A_MAC, stranger, GW_IP, A_IP, b"x"));
+        let learned = drain_events(&mut ring);
+        assert_eq!(learned.len(), 1, "{learned:?}");
+        assert_eq!(learned[0].kind, EVENT_FDB_LEARNED);
+        assert_eq!((learned[0].src_mac, learned[0].ifindex), (stranger, GW_IF));
+        sw.set_config(SwitchConfig {
+            trace: TRACE_EVENTS,
+            learning: 0,
+        });
+
+        // Nobody reads: the ring fills, and what does not fit is counted.
+        let lost_before = sw.count(Counter::EventsLost);
+        for _ in 0..5000 {
+            sw.run(A_IF, &spoofed);
+        }
+        let lost = sw.count(Counter::EventsLost) - lost_before;
+        let kept = drain_events(&mut ring).len() as u64;
+        assert!(lost > 0, "5000 events fit in the ring buffer?");
+        assert_eq!(
+            kept + lost,
+            5000,
+            "every event is either in the ring or counted"
+        );
+
+        sw.set_config(SwitchConfig::default());
+        sw.run(A_IF, &spoofed);
+        assert!(
+            drain_events(&mut ring).is_empty(),
+            "closed again without reloading"
         );
     });
 }

@@ -24,7 +24,8 @@ use netlab_tests::{packets::*, test_run};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
-const TC_ACT_OK: u32 = 0;
+/// TC_ACT_UNSPEC: not the lab's, the rest of the tcx chain decides.
+const TCX_NEXT: u32 = u32::MAX;
 const TC_ACT_SHOT: u32 = 2;
 
 const EXTERNAL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
@@ -151,7 +152,8 @@ struct Case {
     what: &'static str,
     frame: Vec<u8>,
     xdp: (u32, Counter),
-    tc: (u32, Counter),
+    /// None: BPF_PROG_TEST_RUN refuses the frame for TC (not run).
+    tc: Option<(u32, Counter)>,
 }
 
 fn cases() -> Vec<Case> {
@@ -175,7 +177,7 @@ fn cases() -> Vec<Case> {
             what: "UDP to a lab address",
             frame: udp_frame(REMOTE, LAB_1, 7),
             xdp: drop_unsolicited,
-            tc: (TC_ACT_SHOT, Counter::NatDropUnsolicited),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropUnsolicited)),
         },
         Case {
             what: "TCP SYN to a lab address nobody has",
@@ -184,7 +186,7 @@ fn cases() -> Vec<Case> {
                 &tcp(REMOTE, LAB_9, 4000, 22, TCP_SYN, b""),
             ),
             xdp: drop_unsolicited,
-            tc: (TC_ACT_SHOT, Counter::NatDropUnsolicited),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropUnsolicited)),
         },
         Case {
             what: "ICMP echo request to a lab address",
@@ -193,49 +195,49 @@ fn cases() -> Vec<Case> {
                 &icmp_echo(8, 7, 1, b"ping"),
             ),
             xdp: drop_unsolicited,
-            tc: (TC_ACT_SHOT, Counter::NatDropUnsolicited),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropUnsolicited)),
         },
         Case {
             what: "a lab source to the external address",
             frame: udp_frame(LAB_1, EXTERNAL, 40001),
             xdp: drop_lab_source,
-            tc: (TC_ACT_SHOT, Counter::NatDropLabSource),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropLabSource)),
         },
         Case {
             what: "a lab source to another host",
             frame: udp_frame(LAB_9, REMOTE, 53),
             xdp: drop_lab_source,
-            tc: (TC_ACT_SHOT, Counter::NatDropLabSource),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropLabSource)),
         },
         Case {
             what: "IHL 4",
             frame: ihl4,
             xdp: drop_malformed,
-            tc: (TC_ACT_SHOT, Counter::NatDropMalformed),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropMalformed)),
         },
         Case {
             what: "IP version 6 behind the IPv4 EtherType",
             frame: version6,
             xdp: drop_malformed,
-            tc: (TC_ACT_SHOT, Counter::NatDropMalformed),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropMalformed)),
         },
         Case {
             what: "UDP to the external address, 3 bytes of header",
             frame: short_udp,
             xdp: drop_malformed,
-            tc: (TC_ACT_SHOT, Counter::NatDropMalformed),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropMalformed)),
         },
         Case {
             what: "TCP to the external address, 12 bytes of header",
             frame: short_tcp,
             xdp: drop_malformed,
-            tc: (TC_ACT_SHOT, Counter::NatDropMalformed),
+            tc: Some((TC_ACT_SHOT, Counter::NatDropMalformed)),
         },
         Case {
             what: "a UDP reply to the external address (no flow: the host's)",
             frame: udp_frame(REMOTE, EXTERNAL, 40001),
             xdp: pass,
-            tc: (TC_ACT_OK, Counter::NatPassHost),
+            tc: Some((TCX_NEXT, Counter::NatPassHost)),
         },
         Case {
             what: "TCP to another host address",
@@ -244,19 +246,19 @@ fn cases() -> Vec<Case> {
                 &tcp(REMOTE, OTHER_HOST_ADDR, 80, 4000, TCP_ACK, b"x"),
             ),
             xdp: pass,
-            tc: (TC_ACT_OK, Counter::NatPassHost),
+            tc: Some((TCX_NEXT, Counter::NatPassHost)),
         },
         Case {
             what: "a later fragment to the external address (no L4 header)",
             frame: frame_from(&later_fragment, b"rest"),
             xdp: pass,
-            tc: (TC_ACT_OK, Counter::NatFragUntracked),
+            tc: Some((TCX_NEXT, Counter::NatFragUntracked)),
         },
         Case {
             what: "GRE to the external address, short",
             frame: frame_from(&Ip::new(REMOTE, EXTERNAL, 47), &[0, 0]),
             xdp: pass,
-            tc: (TC_ACT_OK, Counter::NatPassHost),
+            tc: Some((TCX_NEXT, Counter::NatPassHost)),
         },
         Case {
             what: "ARP",
@@ -267,7 +269,7 @@ fn cases() -> Vec<Case> {
                 &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0x22, 203, 0, 113, 2],
             ),
             xdp: pass,
-            tc: (TC_ACT_OK, Counter::NatPassHost),
+            tc: Some((TCX_NEXT, Counter::NatPassHost)),
         },
         Case {
             what: "IPv4 EtherType, 10 bytes of IPv4 header",
@@ -277,8 +279,8 @@ fn cases() -> Vec<Case> {
                 f
             },
             xdp: drop_malformed,
-            // BPF_PROG_TEST_RUN refuses such a frame for TC (not run).
-            tc: (u32::MAX, Counter::NatDropMalformed),
+            // BPF_PROG_TEST_RUN refuses such a frame for TC.
+            tc: None,
         },
     ]
 }
@@ -300,15 +302,15 @@ fn xdp_drops_what_tc_would_drop_and_passes_the_rest() {
             "{}: XDP counters",
             case.what
         );
-        if case.tc.0 == u32::MAX {
+        let Some((tc_verdict, tc_counter)) = case.tc else {
             continue;
-        }
+        };
         let verdict = lab.tc(&case.frame);
         let after_tc = lab.counters();
-        assert_eq!(verdict, case.tc.0, "{}: TC verdict", case.what);
+        assert_eq!(verdict, tc_verdict, "{}: TC verdict", case.what);
         assert_eq!(
             moved(&after, &after_tc),
-            vec![(case.tc.1.name(), 1)],
+            vec![(tc_counter.name(), 1)],
             "{}: TC counters",
             case.what
         );

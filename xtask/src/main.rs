@@ -1,4 +1,4 @@
-//! `cargo xtask setup | run | test | lint | fuzz | soak`: the project's own commands.
+//! `cargo xtask setup | run | test | lint | fuzz | soak | man`: the project's own commands.
 //!
 //! Every command runs `setup` first, which is cheap when the machine is
 //! already prepared, so a fresh machine needs nothing by hand.
@@ -60,6 +60,12 @@ enum Task {
         #[arg(long, default_value_t = 60)]
         seconds: u64,
     },
+    /// Write netlab's man pages (netlab.1 and one per subcommand).
+    Man {
+        /// Where to write them.
+        #[arg(long, default_value = "target/man")]
+        out: PathBuf,
+    },
 }
 
 fn main() -> Result<()> {
@@ -87,7 +93,28 @@ fn main() -> Result<()> {
             setup::run(&root)?;
             soak::run(&root, seconds)
         }
+        Task::Man { out } => {
+            setup::run(&root)?;
+            man(&root, &out)
+        }
     }
+}
+
+/// The pages come from the CLI's own definition (`netlab man --dir`), so
+/// they never drift from `--help`.
+fn man(root: &Path, out: &Path) -> Result<()> {
+    status(cargo(root).args(["build", "-p", "netlab", "--bin", "netlab"]))?;
+    let out = root.join(out);
+    status(
+        Command::new(root.join("target/debug/netlab"))
+            .args(["man", "--dir"])
+            .arg(&out),
+    )?;
+    println!(
+        "man pages written to {0}; read them with `man -l {0}/netlab.1`",
+        out.display()
+    );
+    Ok(())
 }
 
 fn workspace_root() -> PathBuf {
@@ -127,18 +154,8 @@ fn run(root: &Path, datapath: Option<String>, file: Option<PathBuf>) -> Result<(
     if let Some(datapath) = &datapath {
         up.args(["--datapath", datapath]);
     }
+    // On the eBPF datapath `up` also starts the control loop (netlab daemon).
     status(&mut up)?;
-    if datapath.as_deref() != Some("kernel") {
-        // The eBPF datapath's control loop (NAT expiry, uplink address);
-        // a no-op when the lab file chose the kernel datapath.
-        let mut daemon = Command::new(&netlab);
-        if let Some(file) = &file {
-            daemon.arg("-f").arg(file);
-        }
-        if let Err(e) = status(daemon.args(["daemon", "--background"])) {
-            eprintln!("note: {e}");
-        }
-    }
     let mut check = Command::new(&netlab);
     check.arg("check");
     if let Some(file) = &file {

@@ -42,6 +42,10 @@ const PACKAGES: &[(&str, &str)] = &[
     ("python3-scapy", "scapy"),
     // `promtool check metrics` validates the metrics endpoint.
     ("prometheus", "promtool"),
+    // The tests render `netlab man` with `man -l` and syntax-check the
+    // zsh completion script with `zsh -n`.
+    ("man-db", "man"),
+    ("zsh", "zsh"),
 ];
 
 const NIGHTLY: &str = "nightly";

@@ -25,7 +25,16 @@ pub fn run(root: &Path, seconds: u64) -> Result<()> {
     println!("soak: {seconds} s of traffic while the control plane restarts");
     let result = status(
         cargo(root)
-            .args(["test", "-p", "netlab-tests", "--test", "soak"])
+            // --nocapture: the soak's progress lines (every few seconds).
+            .args([
+                "test",
+                "-p",
+                "netlab-tests",
+                "--test",
+                "soak",
+                "--",
+                "--nocapture",
+            ])
             .env("NETLAB_BIN", root.join("target/debug/netlab"))
             .env("NETLAB_SOAK_SECONDS", seconds.to_string())
             .env("NETLAB_SOAK_SUMMARY", &summary),

@@ -68,14 +68,14 @@ pub fn create(key: &NatKey, cfg: &NatConfig, now: u64, state: u8) -> Result<Crea
         addr: cfg.external,
         port: 0,
         state,
-        _pad: 0,
+        flags: 0,
         last_seen_ns: now,
     };
     let back = NatEntry {
         addr: key.saddr,
         port: key.sport,
         state,
-        _pad: 0,
+        flags: 0,
         last_seen_ns: now,
     };
     let mut i: u32 = 0;

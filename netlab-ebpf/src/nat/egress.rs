@@ -3,6 +3,7 @@
 use aya_ebpf::{bindings::TC_ACT_OK, programs::TcContext};
 use netlab_common::{
     counters::Counter,
+    events::EVENT_NAT_CREATED,
     nat::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_FRAG_OUT, NAT_STATE_NONE, NatConfig, NatKey,
     },
@@ -10,7 +11,7 @@ use netlab_common::{
 
 use super::{
     alloc::{self, Created},
-    config_and_ipv4, drop_packet, frag, icmp_error,
+    config_and_ipv4, drop_packet, drop_untranslated, frag, icmp_error,
     maps::{NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -21,7 +22,7 @@ use super::{
     pass_host,
     state::{next_tcp_state, touch},
 };
-use crate::{counters::count, csum};
+use crate::{counters::count, csum, events};
 
 /// Entry point of `netlab_uplink_egress`.
 #[inline(always)]
@@ -42,12 +43,12 @@ pub fn egress(ctx: TcContext) -> i32 {
     match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             let Some(head) = l4_head(&ctx, &ip) else {
-                return drop_packet(Counter::NatDropMalformed);
+                return drop_packet(&ctx, Counter::NatDropMalformed);
             };
             let (check_off, tcp_flags) = if ip.proto == IPPROTO_TCP {
                 match tcp_flags(&ctx, ip.l4_off) {
                     Some(f) => (ip.l4_off + TCP_CHECK, Some(f)),
-                    None => return drop_packet(Counter::NatDropMalformed),
+                    None => return drop_packet(&ctx, Counter::NatDropMalformed),
                 }
             } else {
                 (ip.l4_off + UDP_CHECK, None)
@@ -64,7 +65,7 @@ pub fn egress(ctx: TcContext) -> i32 {
         }
         IPPROTO_ICMP => {
             let Some(head) = l4_head(&ctx, &ip) else {
-                return drop_packet(Counter::NatDropMalformed);
+                return drop_packet(&ctx, Counter::NatDropMalformed);
             };
             match head.w0[0] {
                 ICMP_ECHO_REQUEST => {
@@ -84,10 +85,10 @@ pub fn egress(ctx: TcContext) -> i32 {
                 }
                 // Echo replies, timestamps, ...: nothing outside asked a lab
                 // namespace (it is not reachable from outside).
-                _ => drop_packet(Counter::NatDropUnknownProto),
+                _ => drop_packet(&ctx, Counter::NatDropUnknownProto),
             }
         }
-        _ => drop_packet(Counter::NatDropUnknownProto),
+        _ => drop_packet(&ctx, Counter::NatDropUnknownProto),
     }
 }
 
@@ -96,10 +97,10 @@ pub fn egress(ctx: TcContext) -> i32 {
 #[inline(always)]
 fn later_fragment(ctx: &TcContext, ip: &Ipv4) -> i32 {
     let Some(xaddr) = frag::lookup(ip, NAT_FRAG_OUT, now_ns()) else {
-        return drop_packet(Counter::NatDropFragment);
+        return drop_packet(ctx, Counter::NatDropFragment);
     };
     if frag::rewrite_address(ctx, IP_SADDR, ip.saddr, xaddr).is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFragTranslated);
     TC_ACT_OK
@@ -146,18 +147,19 @@ fn translate(
             match alloc::create(key, cfg, now, state) {
                 Ok(Created::New(xlat)) => {
                     count(Counter::NatCreated);
+                    events::nat_flow(EVENT_NAT_CREATED, key, &xlat, 0);
                     xlat
                 }
                 Ok(Created::Raced(xlat)) => {
                     count(Counter::NatHit);
                     xlat
                 }
-                Err(reason) => return drop_packet(reason),
+                Err(reason) => return drop_untranslated(key, reason),
             }
         }
     };
     if rewrite(ctx, ip, key, xlat.addr, xlat.port, check_off, port_off).is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     if ip.first_fragment {
         // The rest of the datagram follows without ports: it gets the

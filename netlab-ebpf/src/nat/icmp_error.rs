@@ -66,8 +66,8 @@ pub fn translate_inbound(ctx: &TcContext, ip: &Ipv4) -> Result<Option<u32>, Coun
 pub fn translate_outbound(ctx: &TcContext, ip: &Ipv4) -> i32 {
     match translate(ctx, ip, Dir::Outbound) {
         Ok(Some(_)) => TC_ACT_OK,
-        Ok(None) => drop_packet(Counter::NatDropUnknownProto),
-        Err(reason) => drop_packet(reason),
+        Ok(None) => drop_packet(ctx, Counter::NatDropUnknownProto),
+        Err(reason) => drop_packet(ctx, reason),
     }
 }
 

@@ -1,4 +1,5 @@
-//! Uplink TC ingress: restore the original destination of replies.
+//! Uplink TC ingress: restore the original destination of replies, and
+//! translate packets to published ports (see `dnat`).
 
 use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext};
 use netlab_common::{
@@ -9,7 +10,7 @@ use netlab_common::{
 };
 
 use super::{
-    config_and_ipv4, drop_packet, frag, icmp_error,
+    TCX_NEXT, config_and_ipv4, dnat, drop_packet, frag, icmp_error,
     inbound::{self, Refusal},
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
@@ -31,10 +32,13 @@ pub fn ingress(ctx: TcContext) -> i32 {
         Err(verdict) => return verdict,
     };
     if let Some(refusal) = inbound::refusal(&cfg, ip.saddr, ip.daddr) {
-        return drop_packet(match refusal {
-            Refusal::LabSource => Counter::NatDropLabSource,
-            Refusal::Unsolicited => Counter::NatDropUnsolicited,
-        });
+        return drop_packet(
+            &ctx,
+            match refusal {
+                Refusal::LabSource => Counter::NatDropLabSource,
+                Refusal::Unsolicited => Counter::NatDropUnsolicited,
+            },
+        );
     }
     if ip.daddr != cfg.external {
         return pass_host();
@@ -50,7 +54,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
         return pass_host();
     }
     let Some(head) = load_ptr::<L4Head>(&ctx, ip.l4_off) else {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(&ctx, Counter::NatDropMalformed);
     };
     // SAFETY: bounds checked by load_ptr.
     let head = unsafe { *head };
@@ -65,7 +69,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
     match ip.proto {
         IPPROTO_TCP => {
             let Some(flags) = tcp_flags(&ctx, ip.l4_off) else {
-                return drop_packet(Counter::NatDropMalformed);
+                return drop_packet(&ctx, Counter::NatDropMalformed);
             };
             reverse(
                 &ctx,
@@ -97,7 +101,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
                 match icmp_error::translate_inbound(&ctx, &ip) {
                     Ok(Some(orig_addr)) => deliver(&ctx, &cfg, &ip, orig_addr),
                     Ok(None) => pass_host(),
-                    Err(reason) => drop_packet(reason),
+                    Err(reason) => drop_packet(&ctx, reason),
                 }
             }
             _ => pass_host(),
@@ -115,10 +119,10 @@ pub fn ingress(ctx: TcContext) -> i32 {
 fn later_fragment(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4) -> i32 {
     let Some(orig_addr) = frag::lookup(ip, NAT_FRAG_IN, now_ns()) else {
         count(Counter::NatFragUntracked);
-        return TC_ACT_OK;
+        return TCX_NEXT;
     };
     if frag::rewrite_address(ctx, IP_DADDR, ip.daddr, orig_addr).is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFragTranslated);
     deliver(ctx, cfg, ip, orig_addr)
@@ -137,18 +141,24 @@ fn reverse(
     port_off: usize,
     tcp_flags: Option<u8>,
 ) -> i32 {
-    let Some(entry) = NAT_REPLY.get_ptr_mut(key) else {
-        return pass_host();
-    };
     let now = now_ns();
-    // SAFETY: map value pointer from the lookup.
-    let orig = unsafe {
-        if let Some(state) = touch(entry, now, tcp_flags)
-            && let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry))
-        {
-            (*other).state = state;
-        }
-        *entry
+    let orig = match NAT_REPLY.get_ptr_mut(key) {
+        // SAFETY: map value pointer from the lookup.
+        Some(entry) => unsafe {
+            if let Some(state) = touch(entry, now, tcp_flags)
+                && let Some(other) = NAT_ORIG.get_ptr_mut(key.orig_key(&*entry))
+            {
+                (*other).state = state;
+            }
+            *entry
+        },
+        // No translation yet: a published port's first packet, or the host's.
+        None if key.proto != IPPROTO_ICMP => match dnat::inbound(key, now, tcp_flags) {
+            dnat::Published::Translate(entry) => entry,
+            dnat::Published::No => return pass_host(),
+            dnat::Published::Drop(reason) => return drop_packet(ctx, reason),
+        },
+        None => return pass_host(),
     };
     let l4_pseudo = key.proto != IPPROTO_ICMP;
     let udp = key.proto == IPPROTO_UDP;
@@ -167,7 +177,7 @@ fn reverse(
         Ok(())
     })();
     if rewritten.is_err() {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     if ip.first_fragment {
         // The rest of the reply follows without ports: it goes to the same
@@ -204,7 +214,7 @@ fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
         || ctx.store(0, &ep.mac, 0).is_err()
         || ctx.store(6, &cfg.gateway_mac, 0).is_err()
     {
-        return drop_packet(Counter::NatDropMalformed);
+        return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFastPath);
     // SAFETY: plain helper call.

@@ -6,8 +6,9 @@ use crate::btf_map::{Array, HashMap, LruHashMap};
 use aya_ebpf::macros::btf_map;
 use netlab_common::{
     nat::{
-        NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NAT_FRAGS_SIZE, NatConfig, NatEntry,
-        NatFragEntry, NatFragKey, NatKey,
+        NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_SIZE, NAT_FRAGS_SIZE, NAT_PUBLISH_SIZE, NatConfig,
+        NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_SIZE, PUBLISH_SOCKS_SIZE,
+        PublishEntry, PublishKey, PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::Endpoint,
 };
@@ -37,3 +38,25 @@ pub static NAT_ENDPOINTS: HashMap<u32, Endpoint, { NAT_ENDPOINTS_SIZE as usize }
 #[btf_map(name = "nat_frags")]
 pub static NAT_FRAGS: LruHashMap<NatFragKey, NatFragEntry, { NAT_FRAGS_SIZE as usize }> =
     LruHashMap::new();
+
+/// Published ports: (host address or 0, host port, protocol) → the
+/// namespace's address and port. Filled by the control plane; read by the
+/// uplink ingress for packets no translation knows yet (see `dnat`).
+#[btf_map(name = "nat_publish")]
+pub static NAT_PUBLISH: HashMap<PublishKey, PublishEntry, { NAT_PUBLISH_SIZE as usize }> =
+    HashMap::new();
+
+/// Network namespace cookie → the lab namespace it is: whose sockets the
+/// socket hooks translate (see `sock`).
+#[btf_map(name = "publish_netns")]
+pub static PUBLISH_NETNS: HashMap<u64, PublishNetns, { PUBLISH_NETNS_SIZE as usize }> =
+    HashMap::new();
+
+/// A UDP socket and the namespace address its datagrams were redirected
+/// to → the published address it addressed (see `sock`).
+#[btf_map(name = "publish_socks")]
+pub static PUBLISH_SOCKS: LruHashMap<
+    PublishSockKey,
+    PublishSockEntry,
+    { PUBLISH_SOCKS_SIZE as usize },
+> = LruHashMap::new();

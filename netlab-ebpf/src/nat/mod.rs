@@ -6,14 +6,25 @@
 //!   translated packet) get the original destination back and are delivered
 //!   to the host stack or, on the fast path, straight into the endpoint's
 //!   namespace;
+//! * [`dnat`]: the first packet to a published port creates a translation
+//!   in the same maps, so the rest of the flow is restored like replies;
+//! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
+//!   published port (host side, hairpin) straight to the namespace;
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
 //!   translation of its first fragment.
 //!
 //! The host's own traffic is never touched: the port range is reserved on
 //! the host (`ip_local_reserved_ports`), so a packet to the external address
 //! with no reply entry is the host's.
+//!
+//! The uplink is the user's device and its tcx hooks may hold other
+//! programs: traffic that is not the lab's is handed to the next program in
+//! the chain ([`TCX_NEXT`]) instead of ending it, so a firewall or monitor
+//! attached after netlab still sees the host's packets. The lab's own
+//! packets (translated, or dropped) end the chain here.
 
 mod alloc;
+mod dnat;
 mod egress;
 mod frag;
 mod icmp_error;
@@ -21,42 +32,63 @@ pub(crate) mod inbound;
 mod ingress;
 mod maps;
 pub(crate) mod parse;
+pub mod sock;
 mod state;
 
 pub use egress::egress;
 pub use ingress::ingress;
 
-use aya_ebpf::bindings::{TC_ACT_OK, TC_ACT_SHOT};
+use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
 use netlab_common::counters::Counter;
 
-use crate::counters::count;
+use crate::{counters::count, events};
 
-/// Counts `reason` and drops the packet.
+/// Counts `reason` and drops the packet (an event for `netlab monitor`
+/// when one listens).
 #[inline(always)]
-fn drop_packet(reason: Counter) -> i32 {
+fn drop_packet(ctx: &aya_ebpf::programs::TcContext, reason: Counter) -> i32 {
     count(reason);
+    events::nat_drop(ctx, reason);
     TC_ACT_SHOT
 }
 
-/// Counts the packet as the host's own and lets it through untouched.
+/// Counts `reason` (no port, full maps) and drops the packet whose flow
+/// `key` could not be translated; its event names the flow.
+#[inline(always)]
+fn drop_untranslated(key: &netlab_common::nat::NatKey, reason: Counter) -> i32 {
+    count(reason);
+    events::nat_flow(
+        netlab_common::events::EVENT_NAT_EXHAUSTED,
+        key,
+        &netlab_common::nat::NatEntry::default(),
+        reason as u32,
+    );
+    TC_ACT_SHOT
+}
+
+/// `TCX_NEXT`: not ours, let the rest of the tcx chain decide (with no
+/// program after this one the kernel passes the packet, as for TC_ACT_OK).
+pub(crate) const TCX_NEXT: i32 = TC_ACT_UNSPEC;
+
+/// Counts the packet as the host's own and hands it on untouched.
 #[inline(always)]
 fn pass_host() -> i32 {
     count(Counter::NatPassHost);
-    TC_ACT_OK
+    TCX_NEXT
 }
 
 /// What both uplink programs start with: the NAT configuration and the
 /// packet's IPv4 header. `Err` is the verdict when there is nothing to
-/// translate: NAT disabled (pass), not IPv4 (the host's), or a malformed
+/// translate: NAT disabled (next program), not IPv4 (the host's), or a malformed
 /// IPv4 header (dropped and counted).
 #[inline(always)]
 fn config_and_ipv4(
     ctx: &aya_ebpf::programs::TcContext,
 ) -> Result<(netlab_common::nat::NatConfig, parse::Ipv4), i32> {
-    let cfg = config().ok_or(TC_ACT_OK)?;
+    let cfg = config().ok_or(TCX_NEXT)?;
     match parse::parse_ipv4(ctx) {
         parse::Parsed::NotIpv4 => Err(pass_host()),
-        parse::Parsed::Malformed => Err(drop_packet(Counter::NatDropMalformed)),
+        parse::Parsed::Malformed => Err(drop_packet(ctx, Counter::NatDropMalformed)),
         parse::Parsed::Ipv4(ip) => Ok((cfg, ip)),
     }
 }

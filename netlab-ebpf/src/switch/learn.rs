@@ -13,7 +13,7 @@ use netlab_common::{
 };
 
 use super::{mac, maps::FDB};
-use crate::counters::count;
+use crate::{counters::count, events};
 
 #[inline(always)]
 pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
@@ -30,6 +30,7 @@ pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
                     (*entry).port_ifindex = ingress;
                     (*entry).kind = port.kind;
                     count(Counter::Learned);
+                    events::fdb_learned(src, ingress);
                 }
             }
         }
@@ -44,6 +45,7 @@ pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
             // the static one stays.
             if FDB.insert(key, entry, u64::from(BPF_NOEXIST)).is_ok() {
                 count(Counter::Learned);
+                events::fdb_learned(src, ingress);
             }
         }
     }

@@ -32,12 +32,13 @@ use aya_ebpf::{
 };
 use netlab_common::{
     counters::Counter,
-    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
+    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, TRACE_EVENTS, TRACE_LOG},
 };
 use network_types::eth::{EthHdr, EtherType};
 
 use crate::{
     counters::count,
+    events,
     hdr::{make_linear, ptr_at},
     log,
 };
@@ -97,7 +98,14 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
             TC_ACT_SHOT
         }
     };
-    if config.trace != 0 {
+    if config.trace & TRACE_EVENTS != 0 {
+        match outcome {
+            Outcome::Dropped(reason) => events::port_drop(ctx, ingress, reason),
+            Outcome::ArpAnswered { .. } => events::arp_answered(ctx, ingress),
+            _ => {}
+        }
+    }
+    if config.trace & TRACE_LOG != 0 {
         log::frame(ctx, ingress, &frame, &outcome);
     }
     verdict

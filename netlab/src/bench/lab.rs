@@ -19,8 +19,12 @@ pub const INET_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 
 /// The uplink device of the generated labs (the lab file's default).
 pub const UPLINK_DEV: &str = "uplink";
-/// Its address (host side of the sandbox uplink).
+/// The host side's uplink address: where the published ports are.
 pub const UPLINK_ADDR: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
+/// Host ports the server namespace's sockperf and accept servers are
+/// published on (below the bench's NAT range).
+pub const PUBLISHED_RR_PORT: u16 = 8081;
+pub const PUBLISHED_ACCEPT_PORT: u16 = 8080;
 
 /// Everything needed to write one lab file.
 #[derive(Clone, Debug, PartialEq)]
@@ -114,6 +118,7 @@ address = "{client_addr}"
 [[namespaces]]
 name = "{server_ns}"
 address = "{server_addr}"
+publish = ["{PUBLISHED_RR_PORT}:{rr_port}", "{PUBLISHED_ACCEPT_PORT}:{accept_port}"]
 
 [nat]
 port_min = {nat_port_min}
@@ -137,6 +142,8 @@ max_entries = {nat_max_entries}
         nat_port_min = spec.nat_port_min,
         nat_port_max = spec.nat_port_max,
         nat_max_entries = spec.nat_max_entries,
+        rr_port = super::workload::SOCKPERF_PORT,
+        accept_port = super::workload::ACCEPT_PORT,
     )
 }
 
@@ -210,15 +217,13 @@ impl NetlabLab {
         // From here on drop runs `down`: a failed `up` rolls back by itself,
         // and `down` of a half-made lab removes what its state file recorded.
         lab.is_up = true;
+        // On the eBPF datapath `up` also starts the control loop (NAT
+        // expiry, as conntrack's own timers do for the kernel lab); `down`
+        // stops it.
         run_netlab(
             &lab.netlab,
             &["up", "-f", &file, "--datapath", lab.spec.datapath],
         )?;
-        if lab.spec.datapath == "ebpf" {
-            // NAT expiry, as conntrack's own timers do for the kernel lab;
-            // `down` stops it.
-            run_netlab(&lab.netlab, &["-f", &file, "daemon", "--background"])?;
-        }
         Ok(lab)
     }
 

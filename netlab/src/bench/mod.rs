@@ -26,8 +26,8 @@ use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::progress::Progress;
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
 
 use lab::{BenchLab, Endpoints};
 use nsexec::NsCpu;
@@ -106,7 +106,7 @@ pub fn run_plan(plan: &Plan) -> anyhow::Result<BenchReport> {
 /// Progress and the collected samples.
 struct Run<'a> {
     plan: &'a Plan,
-    bar: ProgressBar,
+    bar: Progress,
     samples: Vec<Sample>,
     failures: Vec<Failure>,
     nat: NatDrain,
@@ -127,10 +127,8 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
 
     let warmups = plan.datapaths.len() as u64;
     let total = warmups + plan.measurements_per_round() * plan.rounds as u64;
-    let bar = ProgressBar::new(total).with_style(
-        ProgressStyle::with_template("{bar:30} {pos}/{len} {elapsed_precise} {msg}")
-            .expect("valid progress template"),
-    );
+    // A bar on a terminal, a plain line every few seconds in a log.
+    let bar = Progress::new("bench", Some(total));
     let nat = NatDrain {
         bar: bar.clone(),
         stuck: BTreeSet::new(),
@@ -242,10 +240,21 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
 fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Servers>> {
     let mut all = Vec::new();
     let needs_inet = plan.workloads.iter().any(|w| w.path() == plan::Path::Inet);
+    let needs_published = plan
+        .workloads
+        .iter()
+        .any(|w| w.path() == plan::Path::Published);
     for ep in endpoints {
         // The lab-side servers always run: the warm-up uses them.
         let ns = NsCpu::new(&ep.server_namespace, plan.server_cpu);
-        all.push(Servers::start(&ns, false).with_context(|| format!("servers in {}", ns.netns))?);
+        let mut servers =
+            Servers::start(&ns, false).with_context(|| format!("servers in {}", ns.netns))?;
+        if needs_published && ep.internet.is_some() {
+            // The published connection-rate target (the internet side has
+            // its own for the NAT workloads).
+            servers.start_accept(&ns)?;
+        }
+        all.push(servers);
         if let Some(inet) = &ep.internet {
             let ns = NsCpu::new(&inet.namespace, plan.server_cpu);
             all.push(
@@ -267,7 +276,7 @@ const DRAIN_BELOW: u64 = plan::PREFILL_FLOWS as u64 / 10;
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(120);
 
 struct NatDrain {
-    bar: ProgressBar,
+    bar: Progress,
     stuck: BTreeSet<BenchDatapath>,
 }
 
@@ -323,6 +332,25 @@ fn measure_one(
         Workload::InetTcp1 => workload::tcp_throughput(&client, inet()?.address, 1, secs),
         Workload::InetUdp64 => workload::udp_small_packets(&client, inet()?.address, secs),
         Workload::InetRr => workload::request_response(&client, inet()?.address, secs),
+        Workload::PubRr => {
+            let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
+            workload::request_response_at(&client, lab::UPLINK_ADDR, lab::PUBLISHED_RR_PORT, secs)
+        }
+        Workload::PubConnRate => {
+            let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
+            let target = SocketAddrV4::new(lab::UPLINK_ADDR, lab::PUBLISHED_ACCEPT_PORT);
+            let rate = workload::connection_rate(&client, target, secs)?;
+            let mut m = Measured::default();
+            m.values.push((
+                plan::Metric::ConnectionsPerSecond,
+                rate.connections as f64 / rate.seconds,
+            ));
+            m.details
+                .insert("connections".into(), rate.connections as f64);
+            m.details.insert("failures".into(), rate.failures as f64);
+            m.details.insert("seconds".into(), rate.seconds);
+            Ok(m)
+        }
         Workload::InetConnRate | Workload::InetConnRatePrefilled => {
             let inet = inet()?;
             let mut m = Measured::default();

@@ -70,6 +70,9 @@ pub enum Path {
     Ns,
     /// Namespace to the internet namespace through the gateway and source NAT.
     Inet,
+    /// The internet namespace to a published port of a namespace, at the
+    /// uplink address (destination NAT).
+    Published,
 }
 
 /// One kind of measurement.
@@ -123,6 +126,14 @@ pub enum Workload {
     #[serde(rename = "inet_conn_rate_prefilled")]
     #[value(name = "inet_conn_rate_prefilled")]
     InetConnRatePrefilled,
+    /// internet→published port (uplink address) TCP ping-pong, through DNAT.
+    #[serde(rename = "pub_rr")]
+    #[value(name = "pub_rr")]
+    PubRr,
+    /// internet→published port new TCP connections per second, through DNAT.
+    #[serde(rename = "pub_conn_rate")]
+    #[value(name = "pub_conn_rate")]
+    PubConnRate,
     /// Unsolicited 64-byte UDP from the internet to a lab address, as fast
     /// as one pinned sender can (sendmmsg): packets/s the host side's uplink
     /// takes in and disposes of (kernel: forwards; eBPF: drops).
@@ -132,7 +143,7 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 10] = [
+    pub const ALL: [Workload; 12] = [
         Self::NsTcp1,
         Self::NsTcp2,
         Self::NsUdp64,
@@ -142,6 +153,8 @@ impl Workload {
         Self::InetRr,
         Self::InetConnRate,
         Self::InetConnRatePrefilled,
+        Self::PubRr,
+        Self::PubConnRate,
         Self::InetFlood,
     ];
 
@@ -157,6 +170,8 @@ impl Workload {
             Self::InetRr => "inet_rr",
             Self::InetConnRate => "inet_conn_rate",
             Self::InetConnRatePrefilled => "inet_conn_rate_prefilled",
+            Self::PubRr => "pub_rr",
+            Self::PubConnRate => "pub_conn_rate",
             Self::InetFlood => "inet_flood",
         }
     }
@@ -172,6 +187,8 @@ impl Workload {
             Self::InetRr => "ns→inet TCP ping-pong (NAT)",
             Self::InetConnRate => "ns→inet new TCP conns (NAT)",
             Self::InetConnRatePrefilled => "ns→inet new TCP conns, NAT table prefilled",
+            Self::PubRr => "inet→published port TCP ping-pong (DNAT)",
+            Self::PubConnRate => "inet→published port new TCP conns (DNAT)",
             Self::InetFlood => "inet→lab unsolicited UDP 64 B flood",
         }
     }
@@ -179,6 +196,7 @@ impl Workload {
     pub fn path(self) -> Path {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::NsUdp64 | Self::NsRr => Path::Ns,
+            Self::PubRr | Self::PubConnRate => Path::Published,
             _ => Path::Inet,
         }
     }
@@ -188,18 +206,20 @@ impl Workload {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 => &[Metric::BitsPerSecond],
             Self::NsUdp64 | Self::InetUdp64 | Self::InetFlood => &[Metric::PacketsPerSecond],
-            Self::NsRr | Self::InetRr => &[
+            Self::NsRr | Self::InetRr | Self::PubRr => &[
                 Metric::RttP50Us,
                 Metric::RttP99Us,
                 Metric::TransactionsPerSecond,
             ],
-            Self::InetConnRate | Self::InetConnRatePrefilled => &[Metric::ConnectionsPerSecond],
+            Self::InetConnRate | Self::InetConnRatePrefilled | Self::PubConnRate => {
+                &[Metric::ConnectionsPerSecond]
+            }
         }
     }
 
     /// Why the workload does not apply to a datapath, if it does not.
     pub fn skip_reason(self, datapath: BenchDatapath) -> Option<&'static str> {
-        (self.path() == Path::Inet && !datapath.has_nat())
+        (self.path() != Path::Ns && !datapath.has_nat())
             .then_some("no gateway/NAT on a bare veth pair")
     }
 }
@@ -498,16 +518,16 @@ mod tests {
         let ns: Vec<_> = plan.datapaths_for(Workload::NsTcp1).collect();
         assert_eq!(ns, BenchDatapath::ALL.to_vec());
         let inet: Vec<_> = plan.datapaths_for(Workload::InetConnRate).collect();
-        assert_eq!(
-            inet,
-            vec![
-                BenchDatapath::Kernel,
-                BenchDatapath::Ebpf,
-                BenchDatapath::EbpfXdp
-            ]
-        );
-        // 4 ns workloads x 4 + 6 inet workloads x 3
-        assert_eq!(plan.measurements_per_round(), 34);
+        let netlab_labs = vec![
+            BenchDatapath::Kernel,
+            BenchDatapath::Ebpf,
+            BenchDatapath::EbpfXdp,
+        ];
+        assert_eq!(inet, netlab_labs);
+        let published: Vec<_> = plan.datapaths_for(Workload::PubRr).collect();
+        assert_eq!(published, netlab_labs);
+        // 4 ns workloads x 4 + 6 inet and 2 published-port workloads x 3
+        assert_eq!(plan.measurements_per_round(), 40);
     }
 
     #[test]

@@ -128,6 +128,13 @@ impl Servers {
         Ok(servers)
     }
 
+    /// Adds the connection-rate accept loop (a lab-side server whose port
+    /// is published).
+    pub fn start_accept(&mut self, ns: &NsCpu) -> anyhow::Result<()> {
+        self.accept = Some(AcceptServer::start(ns, ACCEPT_PORT)?);
+        Ok(())
+    }
+
     /// PIDs of the server processes (for the log).
     pub fn pids(&self) -> Vec<u32> {
         self.processes
@@ -232,13 +239,23 @@ pub fn udp_small_packets(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow:
 
 /// TCP ping-pong, one 64-byte message in flight (sockperf --full-rtt).
 pub fn request_response(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow::Result<Measured> {
+    request_response_at(client, server, SOCKPERF_PORT, secs)
+}
+
+/// [`request_response`] against `server:port` (a published port).
+pub fn request_response_at(
+    client: &NsCpu,
+    server: Ipv4Addr,
+    port: u16,
+    secs: u64,
+) -> anyhow::Result<Measured> {
     let args = strings(&[
         "ping-pong",
         "--tcp",
         "-i",
         &server.to_string(),
         "-p",
-        &SOCKPERF_PORT.to_string(),
+        &port.to_string(),
         "-t",
         &secs.to_string(),
         "-m",

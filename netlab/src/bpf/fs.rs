@@ -54,6 +54,79 @@ pub fn ensure_bpffs() -> Result<()> {
     Ok(())
 }
 
+/// Whether `path` is a bpffs mount (directory inside one).
+fn is_bpffs(path: &Path) -> bool {
+    statfs(path).is_ok_and(|st| st.filesystem_type() == BPF_FS_MAGIC)
+}
+
+/// The mount namespace a `/proc/PID/ns/mnt` file names (device, inode).
+fn mount_ns(pid: &str) -> io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = fs::metadata(format!("/proc/{pid}/ns/mnt"))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// The parent of process `pid` (field 4 of /proc/PID/stat, after the
+/// parenthesised command name, which may itself hold spaces).
+fn parent_of(pid: &str) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.split_whitespace().nth(1).map(str::to_string)
+}
+
+/// `ip netns exec NS netlab ...` runs netlab in a private mount namespace
+/// whose /sys is a fresh sysfs: the machine's bpffs is not mounted there,
+/// and a bpffs netlab mounted there would vanish, with every pin (and so
+/// every program and map), when the command exits. So when /sys/fs/bpf is
+/// not bpffs here but is in the mount namespace of the nearest ancestor
+/// process that has another one (the shell that ran `ip netns exec`),
+/// netlab joins that mount namespace. Only mounts change: the network
+/// namespace stays the one the user chose, and the working directory is
+/// kept. Returns the pid whose namespace was joined.
+///
+/// Must run while the process has a single thread (`setns` of a mount
+/// namespace requires it): first thing in `main`.
+pub fn join_outer_bpffs() -> Result<Option<i32>> {
+    if is_bpffs(Path::new(BPFFS_ROOT)) {
+        return Ok(None);
+    }
+    let Ok(own) = mount_ns("self") else {
+        return Ok(None);
+    };
+    let mut pid = nix::unistd::getppid().as_raw().to_string();
+    // Bounded: a process tree is shallow, and /proc may change under us.
+    for _ in 0..64 {
+        if pid == "0" {
+            break;
+        }
+        let Ok(ns) = mount_ns(&pid) else { break };
+        if ns != own {
+            let outer = PathBuf::from(format!("/proc/{pid}/root{BPFFS_ROOT}"));
+            if !is_bpffs(&outer) {
+                break;
+            }
+            let cwd = std::env::current_dir().ok();
+            let join = |source: io::Error| Error::Bpffs {
+                path: outer.clone(),
+                source,
+            };
+            let nsfile = fs::File::open(format!("/proc/{pid}/ns/mnt")).map_err(join)?;
+            nix::sched::setns(nsfile, nix::sched::CloneFlags::CLONE_NEWNS)
+                .map_err(|e| join(e.into()))?;
+            if let Some(cwd) = cwd {
+                // Best effort: the same path in the joined namespace.
+                let _ = std::env::set_current_dir(cwd);
+            }
+            return Ok(pid.parse().ok());
+        }
+        match parent_of(&pid) {
+            Some(parent) => pid = parent,
+            None => break,
+        }
+    }
+    Ok(None)
+}
+
 /// `/sys/fs/bpf/netlab/<lab>`.
 pub fn lab_dir(lab: &str) -> PathBuf {
     Path::new(NETLAB_PIN_ROOT).join(lab)

@@ -11,14 +11,17 @@ use std::os::fd::AsFd;
 use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray, PerCpuValues};
 use netlab_common::{
     counters::{Counter, PortStats},
+    events::{EVENTS_MAP, EVENTS_RING_SIZE},
     maps::{
         COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS_SIZE, FDB_MAP, FDB_SIZE, FLOOD_MAP, HOST_ADDRS_MAP,
         HOST_ADDRS_SIZE, MAX_PORTS, PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     nat::{
         NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
-        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig, NatEntry,
-        NatFragEntry, NatFragKey, NatKey,
+        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_PUBLISH_SIZE,
+        NAT_REPLY_MAP, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP,
+        PUBLISH_NETNS_SIZE, PUBLISH_SOCKS_MAP, PUBLISH_SOCKS_SIZE, PublishEntry, PublishKey,
+        PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
@@ -72,7 +75,7 @@ pub const SWITCH_MAPS: [MapSpec; 8] = [
 ];
 
 /// The source NAT's pinned maps.
-pub const NAT_MAPS: [MapSpec; 5] = [
+pub const NAT_MAPS: [MapSpec; 8] = [
     spec::<u32, NatConfig>(NAT_CONFIG_MAP, MapType::Array, 1),
     sized_at_load(spec::<NatKey, NatEntry>(
         NAT_ORIG_MAP,
@@ -86,11 +89,32 @@ pub const NAT_MAPS: [MapSpec; 5] = [
     )),
     spec::<u32, Endpoint>(NAT_ENDPOINTS_MAP, MapType::Hash, NAT_ENDPOINTS_SIZE),
     spec::<NatFragKey, NatFragEntry>(NAT_FRAGS_MAP, MapType::LruHash, NAT_FRAGS_SIZE),
+    spec::<PublishKey, PublishEntry>(NAT_PUBLISH_MAP, MapType::Hash, NAT_PUBLISH_SIZE),
+    spec::<u64, PublishNetns>(PUBLISH_NETNS_MAP, MapType::Hash, PUBLISH_NETNS_SIZE),
+    spec::<PublishSockKey, PublishSockEntry>(
+        PUBLISH_SOCKS_MAP,
+        MapType::LruHash,
+        PUBLISH_SOCKS_SIZE,
+    ),
 ];
+
+/// The event stream's ring buffer (`netlab monitor`): no key or value,
+/// `max_entries` is its size in bytes.
+pub const EVENT_MAPS: [MapSpec; 1] = [MapSpec {
+    name: EVENTS_MAP,
+    map_type: MapType::RingBuf,
+    key_size: 0,
+    value_size: 0,
+    max_entries: EVENTS_RING_SIZE,
+    fixed_entries: true,
+}];
 
 /// Every map netlab pins, switch first.
 pub fn all_specs() -> impl Iterator<Item = &'static MapSpec> {
-    SWITCH_MAPS.iter().chain(NAT_MAPS.iter())
+    SWITCH_MAPS
+        .iter()
+        .chain(NAT_MAPS.iter())
+        .chain(EVENT_MAPS.iter())
 }
 
 /// The spec of the map called `name`.

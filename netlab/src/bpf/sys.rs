@@ -170,16 +170,77 @@ pub struct RawEntry {
     pub values: Vec<Vec<u8>>,
 }
 
+/// The value(s) stored under `key` in the map behind `fd` (one per CPU for
+/// per-CPU maps); `None` when there is no such entry. `key` must be
+/// exactly the map's key size (checked: the kernel would read past it).
+pub fn lookup(
+    fd: BorrowedFd<'_>,
+    info: &RawMapInfo,
+    key: &[u8],
+) -> io::Result<Option<Vec<Vec<u8>>>> {
+    if key.len() != info.key_size as usize {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!(
+                "a key of {} bytes for a map whose keys are {}",
+                key.len(),
+                info.key_size
+            ),
+        ));
+    }
+    lookup_sized(fd, info, key, &ValueShape::of(info)?)
+}
+
+/// How a map's values come back from a lookup: one per CPU, each padded
+/// to 8 bytes, for per-CPU maps.
+struct ValueShape {
+    cpus: usize,
+    stride: usize,
+}
+
+impl ValueShape {
+    fn of(info: &RawMapInfo) -> io::Result<Self> {
+        let per_cpu = is_per_cpu(info.map_type);
+        Ok(Self {
+            cpus: if per_cpu { possible_cpus()? } else { 1 },
+            stride: if per_cpu {
+                (info.value_size as usize).div_ceil(8) * 8
+            } else {
+                info.value_size as usize
+            },
+        })
+    }
+}
+
+fn lookup_sized(
+    fd: BorrowedFd<'_>,
+    info: &RawMapInfo,
+    key: &[u8],
+    shape: &ValueShape,
+) -> io::Result<Option<Vec<Vec<u8>>>> {
+    let mut value = vec![0u8; shape.stride * shape.cpus];
+    let mut attr = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        key: key.as_ptr() as u64,
+        value: value.as_mut_ptr() as u64,
+        ..Default::default()
+    };
+    match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
+        Ok(_) => Ok(Some(
+            value
+                .chunks(shape.stride.max(1))
+                .map(|c| c[..info.value_size as usize].to_vec())
+                .collect(),
+        )),
+        Err(e) if e.raw_os_error() == Some(libc::ENOENT) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Every entry of the map behind `fd`, as bytes. Entries deleted while we
 /// iterate are skipped.
 pub fn dump(fd: BorrowedFd<'_>, info: &RawMapInfo) -> io::Result<Vec<RawEntry>> {
-    let per_cpu = is_per_cpu(info.map_type);
-    let cpus = if per_cpu { possible_cpus()? } else { 1 };
-    let stride = if per_cpu {
-        (info.value_size as usize).div_ceil(8) * 8
-    } else {
-        info.value_size as usize
-    };
+    let shape = ValueShape::of(info)?;
     let key_size = info.key_size as usize;
     let mut out = Vec::new();
     let mut prev: Option<Vec<u8>> = None;
@@ -196,23 +257,11 @@ pub fn dump(fd: BorrowedFd<'_>, info: &RawMapInfo) -> io::Result<Vec<RawEntry>> 
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => break,
             Err(e) => return Err(e),
         }
-        let mut value = vec![0u8; stride * cpus];
-        let mut attr = ElemAttr {
-            map_fd: fd.as_raw_fd() as u32,
-            key: next.as_ptr() as u64,
-            value: value.as_mut_ptr() as u64,
-            ..Default::default()
-        };
-        match bpf(BPF_MAP_LOOKUP_ELEM, &mut attr) {
-            Ok(_) => out.push(RawEntry {
+        if let Some(values) = lookup_sized(fd, info, &next, &shape)? {
+            out.push(RawEntry {
                 key: next.clone(),
-                values: value
-                    .chunks(stride.max(1))
-                    .map(|c| c[..info.value_size as usize].to_vec())
-                    .collect(),
-            }),
-            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {}
-            Err(e) => return Err(e),
+                values,
+            });
         }
         prev = Some(next);
         if out.len() > info.max_entries as usize + 1 {

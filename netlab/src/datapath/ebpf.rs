@@ -217,6 +217,19 @@ fn install_nat(
         );
     }
     log::debug!("uplink XDP: {xdp:?}");
+    // Published ports for the lab's own sockets (host side, hairpin): the
+    // namespaces first, then the hooks that read them.
+    let gateway = ports
+        .iter()
+        .find(|p| p.plan.role == PortRole::Gateway)
+        .map(|p| p.plan.ipv4)
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let endpoints: Vec<&str> = ports
+        .iter()
+        .filter_map(|p| p.plan.namespace.as_deref())
+        .collect();
+    crate::nat::sync_netns(dir, &crate::nat::lab_netns(&endpoints, gateway)?)?;
+    crate::nat::attach_sock_hooks(ebpf, dir)?;
     Ok(())
 }
 
@@ -225,14 +238,15 @@ fn install_in(
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
     host_access: &HostAccess,
-    plan: &SwitchPlan,
+    switch: &SwitchPlan,
 ) -> Result<()> {
-    let uplink_xdp = plan.uplink_xdp;
+    let uplink_xdp = switch.uplink_xdp;
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.
         install_nat(&mut ebpf, dir, plan, external, ports, uplink_xdp)?;
+        crate::nat::sync_published(dir, &switch.published)?;
     }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 
@@ -264,7 +278,7 @@ fn install_in(
     )?;
     // In front of the TC links, once they are all there.
     let xdp_ports: Vec<super::xdp::XdpPort> = ports.iter().map(ResolvedPort::xdp).collect();
-    let outcome = super::xdp::attach_ports(&mut ebpf, dir, &xdp_ports, plan.switch_xdp)?;
+    let outcome = super::xdp::attach_ports(&mut ebpf, dir, &xdp_ports, switch.switch_xdp)?;
     if let super::xdp::PortsXdp::Fallback { dev, reason } = &outcome {
         eprintln!(
             "netlab: no XDP switch: port {dev} refused it: {reason}; the TC switch works alone"
@@ -351,8 +365,21 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     if port.role == PortRole::Endpoint && nat_installed(&dir) {
         crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
+        if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
+            let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
+            crate::nat::set_netns(&dir, cookie, Some(value))?;
+        }
     }
     Ok(())
+}
+
+/// The gateway port's address, from the ports map.
+fn gateway_of(maps: &SwitchMaps) -> Result<Option<Ipv4Addr>> {
+    Ok(maps
+        .ports()?
+        .into_iter()
+        .find(|(_, p)| p.kind == PORT_KIND_GATEWAY)
+        .map(|(_, p)| Ipv4Addr::from(p.ipv4.to_ne_bytes())))
 }
 
 /// Whether the lab's datapath includes the source NAT (its config is pinned).
@@ -388,7 +415,28 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     if nat_installed(&dir) {
         crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
+        // While the namespace still exists (detach removes it after).
+        if let Some(ns) = &port.namespace
+            && crate::netns::exists(ns)
+        {
+            let (cookie, _) = crate::nat::endpoint_netns(ns, Ipv4Addr::UNSPECIFIED)?;
+            crate::nat::set_netns(&dir, cookie, None)?;
+        }
     }
+    Ok(())
+}
+
+/// Makes the lab's published ports exactly `published` (`netlab
+/// publish/unpublish`); translations of ports that went away are dropped.
+/// Runs in any namespace (maps only).
+pub fn set_published(lab: &str, published: &[super::PublishedPort]) -> Result<()> {
+    validate_lab(lab)?;
+    let dir = installed_dir(lab)?;
+    let dropped = crate::nat::sync_published(&dir, published)?;
+    log::debug!(
+        "published ports: {} set, {dropped} translations dropped",
+        published.len()
+    );
     Ok(())
 }
 
@@ -401,7 +449,19 @@ pub fn uninstall(lab: &str) -> Result<()> {
 
 /// Switches the programs' aya-log trace events on or off, at run time.
 pub fn set_trace(lab: &str, on: bool) -> Result<()> {
-    update_config(lab, |c| c.trace = u32::from(on))
+    set_trace_bit(lab, netlab_common::switch::TRACE_LOG, on)
+}
+
+/// Sets or clears one `SwitchConfig::trace` bit (TRACE_LOG: `netlab
+/// trace`; TRACE_EVENTS: `netlab monitor`), leaving the others.
+pub fn set_trace_bit(lab: &str, bit: u32, on: bool) -> Result<()> {
+    update_config(lab, |c| {
+        if on {
+            c.trace |= bit;
+        } else {
+            c.trace &= !bit;
+        }
+    })
 }
 
 /// Switches MAC learning on or off, at run time.
@@ -815,13 +875,15 @@ fn validate_ports(ports: &[PortPlan]) -> Result<()> {
 }
 
 /// Refuses to run from the wrong network namespace: ifindexes and tcx
-/// attachments would silently refer to other devices.
+/// attachments would silently refer to other devices. `None` (root mode)
+/// is the namespace of the netlab process itself, the one it was started
+/// in or entered at start (crate::hostns), whatever PID 1's is.
 fn check_namespace(expected: Option<&str>) -> Result<()> {
     let (path, name) = match expected {
         Some(ns) => (PathBuf::from("/run/netns").join(ns), ns.to_owned()),
         None => (
-            PathBuf::from("/proc/1/ns/net"),
-            "the root namespace".to_owned(),
+            PathBuf::from("/proc/self/ns/net"),
+            "the netlab process's own namespace (mode = \"root\")".to_owned(),
         ),
     };
     let wrong = || Error::WrongNamespace {

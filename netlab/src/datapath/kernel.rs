@@ -102,6 +102,71 @@ pub fn add_masquerade(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<(), Kern
     run_checked(netns, &rule_args("-A", subnet))
 }
 
+/// The `nat` table's lines of `iptables-save` in `netns` (from `*nat` to
+/// its `COMMIT`), or None when the table does not exist. (`iptables-save
+/// -t nat` would print an empty table even when there is none.)
+fn saved_nat_table(netns: Option<&str>) -> Result<Option<Vec<String>>, KernelError> {
+    let mut cmd = Command::new("iptables-save");
+    if let Some(ns) = netns {
+        netns::command_in(&mut cmd, ns, false)?;
+    }
+    let out = cmd.output().map_err(KernelError::Spawn)?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines().skip_while(|l| *l != "*nat");
+    if lines.next().is_none() {
+        return Ok(None);
+    }
+    Ok(Some(
+        lines
+            .take_while(|l| *l != "COMMIT")
+            .map(str::to_string)
+            .collect(),
+    ))
+}
+
+/// Whether the `nat` table exists in `netns`. With iptables-nft (Debian's
+/// default) it does not until a rule needs it, and then it stays, empty,
+/// after the rule is deleted; `up` records that it made it.
+pub fn nat_table_exists(netns: Option<&str>) -> Result<bool, KernelError> {
+    Ok(saved_nat_table(netns)?.is_some())
+}
+
+/// Deletes the `nat` table that `up` caused to exist, if it holds no rule
+/// and no chain of anyone else's (`nft delete table ip nat`, the one
+/// command that removes an iptables-nft table). With iptables-legacy, or
+/// without nft, the empty table stays: it filters nothing.
+pub fn remove_nat_table_if_empty(netns: Option<&str>) -> Result<(), KernelError> {
+    if let Some(ns) = netns
+        && !netns::exists(ns)
+    {
+        return Ok(());
+    }
+    let Some(table) = saved_nat_table(netns)? else {
+        return Ok(());
+    };
+    let builtin = [":PREROUTING ", ":INPUT ", ":OUTPUT ", ":POSTROUTING "];
+    let in_use = table.iter().any(|l| {
+        l.starts_with("-A ") || (l.starts_with(':') && !builtin.iter().any(|b| l.starts_with(b)))
+    });
+    if in_use {
+        return Ok(());
+    }
+    let mut cmd = Command::new("nft");
+    cmd.args(["delete", "table", "ip", "nat"]);
+    if let Some(ns) = netns {
+        netns::command_in(&mut cmd, ns, false)?;
+    }
+    match cmd.output() {
+        Ok(out) if !out.status.success() => log::info!(
+            "the empty iptables nat table stays: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Ok(_) => {}
+        Err(e) => log::info!("the empty iptables nat table stays (cannot run nft: {e})"),
+    }
+    Ok(())
+}
+
 /// Deletes one MASQUERADE rule for `subnet`; nothing to do when the rule
 /// or the namespace is gone.
 pub fn remove_masquerade(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<(), KernelError> {
@@ -112,6 +177,54 @@ pub fn remove_masquerade(netns: Option<&str>, subnet: &Ipv4Cidr) -> Result<(), K
     }
     if masquerade_present(netns, subnet)? {
         run_checked(netns, &rule_args("-D", subnet))?;
+    }
+    Ok(())
+}
+
+fn generic_args(op: &str, table: &str, chain: &str, args: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = ["-w", "-t", table, op, chain]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    v.extend(args.iter().cloned());
+    v
+}
+
+/// Appends `args` to `table`/`chain` in `netns` unless the same rule is
+/// already there (published ports, `publish::portmap`).
+pub fn add_rule(
+    netns: Option<&str>,
+    table: &str,
+    chain: &str,
+    args: &[String],
+) -> Result<(), KernelError> {
+    if iptables(netns, &generic_args("-C", table, chain, args))?
+        .status
+        .success()
+    {
+        return Ok(());
+    }
+    run_checked(netns, &generic_args("-A", table, chain, args))
+}
+
+/// Deletes the rule `args` from `table`/`chain`; nothing to do when it or
+/// the namespace is gone.
+pub fn remove_rule(
+    netns: Option<&str>,
+    table: &str,
+    chain: &str,
+    args: &[String],
+) -> Result<(), KernelError> {
+    if let Some(ns) = netns
+        && !netns::exists(ns)
+    {
+        return Ok(());
+    }
+    if iptables(netns, &generic_args("-C", table, chain, args))?
+        .status
+        .success()
+    {
+        run_checked(netns, &generic_args("-D", table, chain, args))?;
     }
     Ok(())
 }

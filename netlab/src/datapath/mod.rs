@@ -120,4 +120,21 @@ pub struct SwitchPlan {
     /// `switch = "xdp"`: the switch also runs as an XDP program on every
     /// port (the TC port program stays behind it).
     pub switch_xdp: bool,
+    /// Published ports (`nat_publish`), expanded port by port.
+    #[serde(default)]
+    pub published: Vec<PublishedPort>,
+}
+
+/// One published host port, as the datapaths consume it (the lab file's
+/// ranges expanded port for port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// None: every address of the host side.
+    pub host_address: Option<Ipv4Addr>,
+    pub host_port: u16,
+    /// IP protocol number (6 or 17).
+    pub protocol: u8,
+    /// The namespace's address and port.
+    pub address: Ipv4Addr,
+    pub port: u16,
 }

@@ -1,5 +1,7 @@
 //! The inspection subcommands' arguments and their dispatch (the CLI's
-//! match arms call [`run`]).
+//! match arms call [`run`]). The subcommands that change state (`nat
+//! flush/delete`, `fdb add/del`) are dispatched here too, to `crate::edit`,
+//! since they share their parent commands with the read-only ones.
 
 use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
@@ -21,6 +23,17 @@ pub enum MapCommand {
         #[arg(long)]
         json: bool,
     },
+    /// One entry, looked up by its key and decoded. KEY is written as `map
+    /// dump` shows keys: a MAC (fdb), an IPv4 address (endpoints,
+    /// host_addrs), `PROTO SRC:PORT DST:PORT` (nat_orig, nat_reply), a
+    /// counter name or index (counters), ...; or `hex:BYTES` for any map.
+    Lookup {
+        name: String,
+        #[arg(required = true, num_args = 1.., value_name = "KEY")]
+        key: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,6 +52,12 @@ pub enum NatCommand {
         #[arg(long, value_name = "ADDRESS")]
         address: Option<Ipv4Addr>,
     },
+    /// Remove flows (all, or those of a namespace / protocol), like
+    /// `conntrack -F`; their ports are free again at once.
+    Flush(crate::edit::NatFlushArgs),
+    /// Remove one flow (both directions, freeing its port), like
+    /// `conntrack -D`.
+    Delete(crate::edit::NatDeleteArgs),
 }
 
 /// One inspection command.
@@ -47,6 +66,8 @@ pub enum Inspect<'a> {
     Map(&'a MapCommand),
     Fdb {
         json: bool,
+        /// `fdb add` / `fdb del` (crate::edit); None: list the FDB.
+        edit: Option<&'a crate::edit::FdbCommand>,
     },
     Nat(&'a NatCommand),
     Stats {
@@ -72,6 +93,16 @@ pub fn run(lab: &str, cmd: Inspect<'_>) -> anyhow::Result<()> {
                 Ok(())
             }
         }
+        Inspect::Map(MapCommand::Lookup { name, key, json }) => {
+            let words: Vec<&str> = key.iter().map(String::as_str).collect();
+            let found = maps::lookup(&ebpf_lab(lab)?, name, &words)?;
+            if *json {
+                print_json(&found)
+            } else {
+                print!("{}", maps::render_lookup(&found));
+                Ok(())
+            }
+        }
         Inspect::Map(MapCommand::Dump { name, json }) => {
             let dump = maps::dump(&ebpf_lab(lab)?, name)?;
             if *json {
@@ -81,7 +112,22 @@ pub fn run(lab: &str, cmd: Inspect<'_>) -> anyhow::Result<()> {
                 Ok(())
             }
         }
-        Inspect::Fdb { json } => {
+        Inspect::Nat(NatCommand::Flush(args)) => {
+            let removed = crate::edit::nat::flush(&ebpf_lab(lab)?, args)?;
+            crate::edit::nat::print(&removed, args.json, "nat flush")
+        }
+        Inspect::Nat(NatCommand::Delete(args)) => {
+            let removed = crate::edit::nat::delete(&ebpf_lab(lab)?, args)?;
+            crate::edit::nat::print(&removed, args.json, "nat delete")
+        }
+        Inspect::Fdb {
+            json,
+            edit: Some(cmd),
+        } => {
+            let _ = json;
+            crate::edit::fdb::run(&ebpf_lab(lab)?, cmd)
+        }
+        Inspect::Fdb { json, edit: None } => {
             let rows = fdb::rows(&ebpf_lab(lab)?)?;
             if json {
                 print_json(&rows)

@@ -18,12 +18,15 @@ use netlab_common::{
     nat::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP,
         NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP,
-        NAT_ORIG_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED,
-        NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey,
+        NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING,
+        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry,
+        NatFragKey, NatKey, PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP, PublishEntry, PublishKey,
+        PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
-        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, FdbEntry, FdbKey,
+        HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo,
+        SwitchConfig, TRACE_EVENTS, TRACE_LOG,
     },
 };
 use serde_json::Value;
@@ -99,7 +102,10 @@ pub fn fdb_flags(flags: u8) -> String {
     if flags & FDB_FLAG_LEARNED != 0 {
         v.push("learned".to_string());
     }
-    let rest = flags & !(FDB_FLAG_STATIC | FDB_FLAG_LEARNED);
+    if flags & FDB_FLAG_MANUAL != 0 {
+        v.push("manual".to_string());
+    }
+    let rest = flags & !(FDB_FLAG_STATIC | FDB_FLAG_LEARNED | FDB_FLAG_MANUAL);
     if rest != 0 {
         v.push(format!("{rest:#x}"));
     }
@@ -272,8 +278,34 @@ fn nat_entry(e: &NatEntry, cx: &Context) -> Fields {
         "addr" => ipv4(e.addr).to_string(),
         "port" => port(e.port),
         "state" => nat_state(e.state),
+        "kind" => nat_kind(e.flags),
         "last_seen_ns" => e.last_seen_ns,
         "age_ms" => age.as_millis() as u64,
+    }
+}
+
+/// What created a translation: `snat` (a packet leaving the lab) or
+/// `dnat` (a packet to a published port).
+pub fn nat_kind(flags: u8) -> &'static str {
+    if flags & netlab_common::nat::NAT_ENTRY_DNAT != 0 {
+        "dnat"
+    } else {
+        "snat"
+    }
+}
+
+fn publish_key(k: &PublishKey) -> Fields {
+    fields! {
+        "addr" => if k.addr == 0 { "0.0.0.0".to_string() } else { ipv4(k.addr).to_string() },
+        "port" => port(k.port),
+        "proto" => proto(k.proto),
+    }
+}
+
+fn publish_entry(e: &PublishEntry) -> Fields {
+    fields! {
+        "addr" => ipv4(e.addr).to_string(),
+        "port" => port(e.port),
     }
 }
 
@@ -393,7 +425,11 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: SwitchConfig = read(one()?)?;
             plain(
                 fields! { "index" => k },
-                fields! { "trace" => v.trace != 0, "learning" => v.learning != 0 },
+                fields! {
+                    "trace" => v.trace & TRACE_LOG != 0,
+                    "events" => v.trace & TRACE_EVENTS != 0,
+                    "learning" => v.learning != 0
+                },
             )
         }
         HOST_ADDRS_MAP => {
@@ -429,6 +465,37 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let k: NatFragKey = read(key)?;
             let v: NatFragEntry = read(one()?)?;
             plain(nat_frag_key(&k), nat_frag_entry(&v, cx))
+        }
+        PUBLISH_NETNS_MAP => {
+            let k: u64 = read(key)?;
+            let v: PublishNetns = read(one()?)?;
+            plain(
+                fields! { "netns_cookie" => k },
+                fields! {
+                    "gateway" => ipv4(v.gateway).to_string(),
+                    "host_side" => v.host != 0,
+                },
+            )
+        }
+        PUBLISH_SOCKS_MAP => {
+            let k: PublishSockKey = read(key)?;
+            let v: PublishSockEntry = read(one()?)?;
+            plain(
+                fields! {
+                    "socket_cookie" => k.cookie,
+                    "addr" => ipv4(k.addr).to_string(),
+                    "port" => port(k.port),
+                },
+                fields! {
+                    "published_addr" => ipv4(v.addr).to_string(),
+                    "published_port" => port(v.port),
+                },
+            )
+        }
+        NAT_PUBLISH_MAP => {
+            let k: PublishKey = read(key)?;
+            let v: PublishEntry = read(one()?)?;
+            plain(publish_key(&k), publish_entry(&v))
         }
         other => return Err(format!("no decoder for map {other}")),
     })
@@ -546,7 +613,7 @@ mod tests {
         assert_eq!(
             d.value.to_json(),
             json!({ "addr": "203.0.113.1", "port": 20001, "state": "ESTABLISHED",
-                    "last_seen_ns": 7_500_000_000u64, "age_ms": 2500 })
+                    "kind": "snat", "last_seen_ns": 7_500_000_000u64, "age_ms": 2500 })
         );
     }
 

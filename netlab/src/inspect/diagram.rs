@@ -35,7 +35,7 @@ fn link_label(l: &LinkInfoView) -> String {
 /// The DOT text for a lab's live state.
 pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRow]) -> String {
     let plan = &lab.plan;
-    let host_ns = plan.host_netns().unwrap_or("root namespace").to_string();
+    let host_ns = plan.host_netns().unwrap_or("current namespace").to_string();
     let mut g = String::new();
     let _ = writeln!(g, "digraph \"netlab {}\" {{", esc(&plan.name));
     let _ = writeln!(

@@ -46,6 +46,12 @@ pub struct OpenMap {
 impl OpenMap {
     /// Every entry as bytes.
     pub fn raw(&self) -> anyhow::Result<Vec<RawEntry>> {
+        if self.spec.map_type == aya::maps::MapType::RingBuf {
+            bail!(
+                "map {} is a ring buffer of events, not a table: read it with `netlab monitor`",
+                self.spec.name
+            );
+        }
         sys::dump(self.data.fd().as_fd(), &self.info)
             .with_context(|| format!("cannot read map {}", self.spec.name))
     }
@@ -120,11 +126,14 @@ pub fn list(lab: &Lab) -> anyhow::Result<Vec<MapRow>> {
         }
         let map = open(lab, spec.name)?;
         let layout = layout_mismatch(spec, &map.info).unwrap_or_else(|| "ok".into());
-        let entries = map
-            .raw()?
-            .iter()
-            .filter(|e| !decode::is_empty_slot(spec.name, &e.values))
-            .count();
+        let entries = if spec.map_type == aya::maps::MapType::RingBuf {
+            0 // a stream, not entries (`max` is its size in bytes)
+        } else {
+            map.raw()?
+                .iter()
+                .filter(|e| !decode::is_empty_slot(spec.name, &e.values))
+                .count()
+        };
         rows.push(row(spec.name, &map.info, entries, layout, &path));
     }
     let known: Vec<&str> = all_specs().map(|s| s.name).collect();
@@ -261,4 +270,66 @@ fn f64_ms(v: Option<&serde_json::Value>) -> String {
     v.and_then(serde_json::Value::as_u64)
         .map(|ms| decode::duration(std::time::Duration::from_millis(ms)))
         .unwrap_or_default()
+}
+
+/// `map lookup NAME KEY --json`: the entry found under the key.
+#[derive(Clone, Debug, Serialize)]
+pub struct MapLookup {
+    pub map: String,
+    /// The key as the kernel sees it (hex), whatever notation it was given in.
+    pub key_hex: String,
+    pub entry: decode::Decoded,
+}
+
+/// Looks one key up, written in the map's key notation (see `keys`). A key
+/// of the wrong shape, and a key with no entry, are errors.
+pub fn lookup(lab: &Lab, name: &str, words: &[&str]) -> anyhow::Result<MapLookup> {
+    let map = open(lab, name)?;
+    map.check_layout()?;
+    let cx = lab.decode_context();
+    let key = super::keys::parse(map.spec.name, words, &cx.ifnames)
+        .map_err(|e| anyhow::anyhow!("bad key for map {}: {e}", map.spec.name))?;
+    if key.len() != map.info.key_size as usize {
+        bail!(
+            "bad key for map {}: {} bytes, but its keys are {} bytes ({})",
+            map.spec.name,
+            key.len(),
+            map.info.key_size,
+            super::keys::shape(map.spec.name)
+        );
+    }
+    let key_hex: String = key.iter().map(|b| format!("{b:02x}")).collect();
+    let values = sys::lookup(map.data.fd().as_fd(), &map.info, &key)
+        .with_context(|| format!("cannot read map {}", map.spec.name))?
+        .with_context(|| {
+            format!(
+                "map {} has no entry for key {} (hex:{key_hex})",
+                map.spec.name,
+                words.join(" ")
+            )
+        })?;
+    let entry = decode::entry(map.spec.name, &key, &values, &cx)
+        .map_err(|why| anyhow::anyhow!("map {}: {why}", map.spec.name))?;
+    Ok(MapLookup {
+        map: map.spec.name.to_string(),
+        key_hex,
+        entry,
+    })
+}
+
+/// The entry as `field value` lines, key first.
+pub fn render_lookup(l: &MapLookup) -> String {
+    let mut t = super::table(["field", "value"]);
+    for (k, v) in &l.entry.key.0 {
+        t.add_row(vec![format!("key.{k}"), decode::cell(v)]);
+    }
+    for (k, v) in &l.entry.value.0 {
+        let shown = if *k == "age_ms" {
+            f64_ms(Some(v))
+        } else {
+            decode::cell(v)
+        };
+        t.add_row(vec![k.to_string(), shown]);
+    }
+    format!("map {} key hex:{}\n{t}\n", l.map, l.key_hex)
 }

@@ -2,7 +2,9 @@
 //! list`, `stats`, `trace`, `diagram`, and the eBPF part of `status`.
 //!
 //! Everything here only reads the pinned maps (and the lab's state file),
-//! except `trace`, which flips `switch_config.trace` on and back off.
+//! except `trace`, which flips `switch_config.trace` on and back off; the
+//! commands that change state (`nat flush/delete`, `fdb add/del`) live in
+//! `crate::edit` and share the lab lookup, key notation and printing.
 //! Conventions: tables for people, `--json` with stable field names for
 //! programs, errors (to stderr, non-zero exit) that say what to do.
 
@@ -10,6 +12,7 @@ pub mod commands;
 pub mod decode;
 pub mod diagram;
 pub mod fdb;
+pub mod keys;
 pub mod maps;
 pub mod natlist;
 pub mod programs;

@@ -26,6 +26,9 @@ pub struct Filter {
 /// (`sport`, `translated_sport`) and 0.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NatRow {
+    /// "out": masquerade (a namespace's connection leaving the lab);
+    /// "in": a published port (a client's connection coming in).
+    pub direction: String,
     pub proto: String,
     pub state: String,
     /// The endpoint namespace the flow comes from, when known.
@@ -95,8 +98,9 @@ fn keep(flow: &NatFlow, r: &Resolved) -> bool {
         })
 }
 
-pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
-    let resolved = resolve(lab, filter)?;
+/// The lab's NAT table, opened after checking that the pinned maps have
+/// this build's layout (so nothing is misread, or deleted by a wrong key).
+pub fn open_table(lab: &Lab) -> anyhow::Result<NatTable> {
     if !lab.dir.join(NAT_ORIG_MAP).exists() {
         bail!(
             "lab {} has no source NAT (no {NAT_ORIG_MAP} map pinned)",
@@ -106,13 +110,28 @@ pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
     for map in [NAT_ORIG_MAP, NAT_REPLY_MAP] {
         super::maps::open(lab, map)?.check_layout()?;
     }
-    let flows = NatTable::open(&lab.dir)?.flows()?;
+    Ok(NatTable::open(&lab.dir)?)
+}
+
+/// The flows `filter` selects, sorted for display. The filter is checked
+/// (namespace, protocol) before the table is read.
+pub fn flows(lab: &Lab, table: &NatTable, filter: &Filter) -> anyhow::Result<Vec<NatFlow>> {
+    let resolved = resolve(lab, filter)?;
+    let mut flows = table.flows()?;
+    flows.retain(|f| keep(f, &resolved));
+    Ok(flows)
+}
+
+pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
+    resolve(lab, filter)?;
+    let table = open_table(lab)?;
+    let flows = flows(lab, &table, filter)?;
     let now = crate::nat::monotonic_now_ns();
     let timeouts = &lab.plan.nat.timeouts;
     Ok(flows
         .iter()
-        .filter(|f| keep(f, &resolved))
         .map(|f| NatRow {
+            direction: if f.dnat { "in" } else { "out" }.into(),
             proto: f.proto.to_string(),
             state: f.state.to_string(),
             namespace: lab
@@ -139,6 +158,7 @@ pub fn render(rows: &[NatRow]) -> String {
         return "no NAT translations\n".into();
     }
     let mut t = super::table([
+        "dir",
         "proto",
         "state",
         "from",
@@ -159,6 +179,7 @@ pub fn render(rows: &[NatRow]) -> String {
             format!(":{}", r.translated_sport)
         };
         t.add_row(vec![
+            r.direction.clone(),
             r.proto.clone(),
             format!("{}{}", r.state, if r.complete { "" } else { " (half)" }),
             r.namespace.clone().unwrap_or_else(|| "-".into()),

@@ -37,6 +37,9 @@ pub struct EbpfStatus {
     /// Whether `switch_config.trace` is on (a `netlab trace` is running, or
     /// one was killed without cleaning up).
     pub trace: Option<bool>,
+    /// Whether the event gate is open (a `netlab monitor` is running, or
+    /// one was killed and no daemon has closed it yet).
+    pub events: Option<bool>,
     pub programs: Vec<ProgramRow>,
     pub maps: Vec<super::maps::MapRow>,
     /// Problems met while reading (the rest is still shown).
@@ -139,13 +142,13 @@ pub fn status(lab: &super::Lab) -> EbpfStatus {
         errors.push(format!("{e:#}"));
         Vec::new()
     });
-    let trace = crate::datapath::ebpf::config(&lab.name)
-        .map(|c| c.trace != 0)
+    let config = crate::datapath::ebpf::config(&lab.name)
         .map_err(|e| errors.push(e.to_string()))
         .ok();
     EbpfStatus {
         pin_dir: lab.dir.display().to_string(),
-        trace,
+        trace: config.map(|c| c.trace & netlab_common::switch::TRACE_LOG != 0),
+        events: config.map(|c| c.trace & netlab_common::switch::TRACE_EVENTS != 0),
         programs,
         maps,
         errors,
@@ -154,10 +157,14 @@ pub fn status(lab: &super::Lab) -> EbpfStatus {
 
 pub fn render(s: &EbpfStatus) -> String {
     let mut out = format!(
-        "\neBPF datapath: pins in {}{}\n",
+        "\neBPF datapath: pins in {}{}{}\n",
         s.pin_dir,
         match s.trace {
             Some(true) => ", tracing ON (`netlab trace` running?)",
+            _ => "",
+        },
+        match s.events {
+            Some(true) => ", events ON (`netlab monitor` running)",
             _ => "",
         }
     );

@@ -63,6 +63,17 @@ pub struct SweepStats {
 /// Cost: the table is read in batches (a few syscalls per map, see
 /// `bpf::bulk`), then two syscalls per expired entry (check, delete).
 pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<SweepStats, NatError> {
+    sweep_reporting(pin_dir, timeouts, now_ns, &mut |_| {})
+}
+
+/// [`sweep`], calling `expired` with each flow it removed (`netlab
+/// monitor` shows expiries as events).
+pub fn sweep_reporting(
+    pin_dir: &Path,
+    timeouts: &NatTimeouts,
+    now_ns: u64,
+    expired: &mut dyn FnMut(&NatFlow),
+) -> Result<SweepStats, NatError> {
     let mut table = NatTable::open(pin_dir)?;
     let flows = table.flows_unordered()?;
     let mut stats = SweepStats {
@@ -98,6 +109,7 @@ pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<Swee
             table.remove(&k, true)?;
         }
         stats.expired += 1;
+        expired(flow);
     }
     stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?;
     Ok(stats)
@@ -116,12 +128,7 @@ pub fn flush_other_addresses(
         if *flow.translated.ip() == external {
             continue;
         }
-        if let Some(k) = flow.orig_key {
-            table.remove(&k, false)?;
-        }
-        if let Some(k) = flow.reply_key {
-            table.remove(&k, true)?;
-        }
+        table.remove_flow(&flow)?;
         flushed += 1;
     }
     Ok(flushed)
@@ -155,7 +162,7 @@ mod tests {
             addr: u32::from_ne_bytes([203, 0, 113, 1]),
             port: (40000 + proto as u16 * 10 + state as u16).to_be(),
             state,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: seen,
         };
         let rval = NatEntry {

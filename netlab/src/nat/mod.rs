@@ -17,6 +17,8 @@ mod config;
 mod expiry;
 mod frags;
 mod maps;
+mod publish;
+mod sock;
 mod sysctl;
 mod table;
 
@@ -28,9 +30,15 @@ pub use config::{
     remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
 };
 pub use expiry::{
-    SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, timeout_for,
+    SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, sweep_reporting,
+    timeout_for,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
+pub use publish::{published, sync_published};
+pub use sock::{
+    SOCK_HOOKS, attach_sock_hooks, cgroup2_root, endpoint_netns, lab_netns, netns_cookie_here,
+    set_netns, sync_netns,
+};
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
 pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
 

@@ -102,6 +102,9 @@ pub struct NatFlow {
     /// What the remote sees: the external address and translated port/id.
     pub translated: SocketAddrV4,
     pub state: FlowState,
+    /// A published port's translation (created by the client's packet
+    /// arriving on the uplink), not a masqueraded one.
+    pub dnat: bool,
     /// Later of the two directions' last-seen times (CLOCK_MONOTONIC ns).
     pub last_seen_ns: u64,
     /// The map keys, for deletion. `None` when that direction's entry is missing.
@@ -177,6 +180,7 @@ fn join(
             remote: sock(okey.daddr, okey.dport),
             translated: sock(oval.addr, oval.port),
             state: FlowState::from_raw(state),
+            dnat: oval.flags & netlab_common::nat::NAT_ENTRY_DNAT != 0,
             last_seen_ns,
             orig_key: Some(okey),
             reply_key: rval.map(|_| rkey),
@@ -192,6 +196,7 @@ fn join(
             remote: sock(rkey.saddr, rkey.sport),
             translated: sock(rkey.daddr, rkey.dport),
             state: FlowState::from_raw(rval.state),
+            dnat: rval.flags & netlab_common::nat::NAT_ENTRY_DNAT != 0,
             last_seen_ns: rval.last_seen_ns,
             orig_key: None,
             reply_key: Some(rkey),
@@ -284,6 +289,22 @@ impl NatTable {
             .map(|e| e.last_seen_ns)
     }
 
+    /// Deletes both directions' entries of `flow`: the original direction
+    /// first, so that once its port is free (the reply entry gone) no
+    /// packet can still be translated with it. Safe while traffic flows: a
+    /// packet of the flow arriving after this creates a new translation.
+    /// Returns whether anything was there to delete.
+    pub fn remove_flow(&mut self, flow: &NatFlow) -> Result<bool, NatError> {
+        let mut removed = false;
+        if let Some(k) = flow.orig_key {
+            removed |= self.remove(&k, false)?;
+        }
+        if let Some(k) = flow.reply_key {
+            removed |= self.remove(&k, true)?;
+        }
+        Ok(removed)
+    }
+
     /// Deletes one direction's entry; a missing entry is not an error.
     pub(super) fn remove(&mut self, key: &NatKey, reply: bool) -> Result<bool, NatError> {
         let name = self.map(reply).1;
@@ -326,7 +347,7 @@ mod tests {
             addr: be([203, 0, 113, 1]),
             port: xport.to_be(),
             state,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: seen,
         };
         let rkey = okey.reply_key(&oval);
@@ -334,7 +355,7 @@ mod tests {
             addr: okey.saddr,
             port: okey.sport,
             state,
-            _pad: 0,
+            flags: 0,
             last_seen_ns: seen,
         };
         [(okey, oval), (rkey, rval)]

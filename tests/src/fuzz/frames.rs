@@ -45,6 +45,27 @@ pub const FAST_PATH_HOST: Ipv4Addr = LAB_HOSTS[0];
 pub const FAST_PATH_MAC: [u8; 6] = [0x02, 0x4e, 10, 78, 200, 1];
 pub const FAST_PATH_IFINDEX: u32 = 4242;
 
+/// Published ports the fuzzed NAT has (`nat_publish`, any host address):
+/// (host port, protocol, namespace address, namespace port). The first
+/// leads to the fast-path endpoint; the last two share a namespace port
+/// (a client reaching it through both from one source port meets the
+/// first's translation: a conflict).
+pub const PUBLISHED: [(u16, u8, Ipv4Addr, u16); 4] = [
+    (8080, PROTO_TCP, FAST_PATH_HOST, 80),
+    (5353, PROTO_UDP, LAB_HOSTS[1], 53),
+    (8081, PROTO_TCP, LAB_HOSTS[1], 80),
+    (8082, PROTO_TCP, LAB_HOSTS[1], 80),
+];
+
+/// The published port a packet to `dport`/`proto` at the external address
+/// reaches: (namespace address, port), network order as in `NatEntry`.
+pub fn published(dport_raw: u16, proto: u8) -> Option<(u32, u16)> {
+    PUBLISHED
+        .iter()
+        .find(|(p, pr, ..)| p.to_be() == dport_raw && *pr == proto)
+        .map(|(_, _, a, port)| (u32::from_ne_bytes(a.octets()), port.to_be()))
+}
+
 /// Addresses mutations put into headers: every class the programs
 /// distinguish.
 pub const INTERESTING_ADDRS: [Ipv4Addr; 10] = [
@@ -385,6 +406,15 @@ pub fn valid_frame(
             let p = if proto == 47 {
                 let data = payload(rng);
                 ipv4(&Ip::new(src, EXTERNAL, 47), &data)
+            } else if proto != PROTO_ICMP && rng.chance(40) {
+                // A client of a published port (or of one with the other
+                // protocol: the host's).
+                let (port, ..) = *rng.pick(&PUBLISHED);
+                let p = l4_packet(rng, proto, src, sport, EXTERNAL, port, true);
+                return (
+                    frame_of(dir, &p),
+                    format!("to published port {port}, proto {proto}"),
+                );
             } else {
                 let request = rng.chance(50);
                 l4_packet(rng, proto, src, sport, EXTERNAL, dport, request)

@@ -32,7 +32,7 @@ use netlab_common::{
     nat::{NAT_FRAG_IN, NAT_FRAG_OUT, NatFragKey, NatKey},
 };
 
-use super::frames::{Dir, EXTERNAL, PREFIX_LEN, SUBNET};
+use super::frames::{Dir, EXTERNAL, PREFIX_LEN, SUBNET, Translation};
 use crate::packets::{ETH_P_IP, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 const IP: usize = 14;
@@ -55,7 +55,8 @@ pub enum Expect {
     /// Ethernet header, or an IPv4 (IPv6) EtherType without a whole IPv4
     /// (IPv6) header.
     Refused,
-    /// Not the NAT's: TC_ACT_OK, untouched, counted `nat_pass_host`.
+    /// Not the NAT's: TCX_NEXT (-1, the next tcx program decides), untouched,
+    /// counted `nat_pass_host`.
     Pass,
     /// TC_ACT_SHOT, counted under this reason.
     Drop(Counter),
@@ -86,7 +87,7 @@ pub enum Expect {
     /// [`fragment_not_tracked`].
     LaterFragment { key: NatFragKey },
     /// Ingress: a later fragment of a datagram the NAT does not know:
-    /// TC_ACT_OK, untouched, counted `nat_frag_untracked`.
+    /// TCX_NEXT, untouched, counted `nat_frag_untracked`.
     PassUntracked,
     /// An ICMP error quoting a flow, if the map of this direction
     /// (egress: `nat_orig`, ingress: `nat_reply`) holds `key`. Otherwise
@@ -129,6 +130,40 @@ fn key(saddr: Ipv4Addr, daddr: Ipv4Addr, sport: u16, dport: u16, proto: u8) -> N
         proto,
         _pad: [0; 3],
     }
+}
+
+/// The translation a `nat_orig` entry (`key` → translated port `port`,
+/// network order) stands for: the lab's tuple and the port it was given.
+pub fn translation_of(orig: &NatKey, port: u16) -> Translation {
+    Translation {
+        proto: orig.proto,
+        lab: Ipv4Addr::from(orig.saddr.to_ne_bytes()),
+        lab_port: u16::from_be(orig.sport),
+        remote: Ipv4Addr::from(orig.daddr.to_ne_bytes()),
+        remote_port: u16::from_be(orig.dport),
+        external_port: u16::from_be(port),
+    }
+}
+
+/// The key a reply to translation `t` has, as [`expect`] reads it off the
+/// reply's headers: from the remote (its port; 0 for ICMP echo) to the
+/// external address and the translated port (echo id). Derived from what
+/// a reply looks like, not from the programs' own key layout, so a
+/// translation recorded under another key is a failure, not a reply that
+/// agrees with it.
+pub fn reply_key(t: &Translation) -> NatKey {
+    let remote_port = if t.proto == PROTO_ICMP {
+        0
+    } else {
+        t.remote_port.to_be()
+    };
+    key(
+        t.remote,
+        EXTERNAL,
+        remote_port,
+        t.external_port.to_be(),
+        t.proto,
+    )
 }
 
 /// The expected outcome of running the `dir` program on `f`.

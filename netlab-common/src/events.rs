@@ -1,0 +1,142 @@
+//! The datapath's event stream (`netlab monitor`): one typed record per
+//! event, written by every program into the `events` BPF ring buffer.
+//!
+//! Events are off unless a monitor listens: the programs emit only while
+//! [`crate::switch::TRACE_EVENTS`] is set in `switch_config`, and only on
+//! the paths that are events (a drop, a new translation, a learned MAC, an
+//! answered ARP request): a packet that is simply forwarded never reads the
+//! flag. A record that does not fit in the ring buffer is counted in
+//! `Counter::EventsLost`, so losses are reported, never silent.
+//!
+//! The drop reasons are the counters' ([`crate::counters::Counter`]): one
+//! list of reasons for `netlab stats`, `netlab monitor` and the metrics.
+
+use crate::user_pod;
+
+/// Pin name of the ring buffer (`/sys/fs/bpf/netlab/<lab>/events`).
+pub const EVENTS_MAP: &str = "events";
+/// Size of the ring buffer in bytes (a power of two, a multiple of the
+/// page size). Each record takes `size_of::<Event>()` plus an 8-byte
+/// header: 4096 events fit, a burst far larger than one poll round sees.
+pub const EVENTS_RING_SIZE: u32 = 256 * 1024;
+
+/// A packet was dropped; `reason` says why.
+pub const EVENT_DROP: u8 = 1;
+/// A new NAT translation: `saddr:sport -> daddr:dport` (the original
+/// tuple) leaves as `xaddr:xport`.
+pub const EVENT_NAT_CREATED: u8 = 2;
+/// No translation could be made for the original tuple (`reason`:
+/// `NatDropNoPort`, the port range is exhausted, or `NatDropMapFull`); the
+/// packet was dropped. Counts as a drop and as a NAT event.
+pub const EVENT_NAT_EXHAUSTED: u8 = 3;
+/// A translation expired (reported by the control plane's sweep, which
+/// injects it into the same ring buffer: see `netlab_event_inject`).
+pub const EVENT_NAT_EXPIRED: u8 = 4;
+/// A source MAC was learned (or moved) on port `ifindex`.
+pub const EVENT_FDB_LEARNED: u8 = 5;
+/// An ARP request from `saddr` (MAC `src_mac`) for `daddr` was answered.
+pub const EVENT_ARP_ANSWERED: u8 = 6;
+
+/// `Event::program`: which program emitted the event.
+pub const PROGRAM_PORT: u8 = 1;
+pub const PROGRAM_NAT_EGRESS: u8 = 2;
+pub const PROGRAM_NAT_INGRESS: u8 = 3;
+/// The control plane (through `netlab_event_inject`).
+pub const PROGRAM_CONTROL: u8 = 4;
+
+/// One event. Addresses and ports in network byte order (as in the
+/// packet), like every map key; fields an event kind does not use are 0.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Event {
+    /// `bpf_ktime_get_ns()`: CLOCK_MONOTONIC, nanoseconds.
+    pub ts_ns: u64,
+    /// EVENT_*.
+    pub kind: u8,
+    /// PROGRAM_*.
+    pub program: u8,
+    /// IP protocol of the packet (0: not IPv4).
+    pub proto: u8,
+    pub _pad0: u8,
+    /// Drops and exhausted ranges: the `Counter` index; otherwise 0.
+    pub reason: u32,
+    /// The interface the program runs on (a switch port's ingress, the
+    /// uplink); for learned MACs, the port the MAC now lives behind.
+    pub ifindex: u32,
+    /// EtherType, host order (0: unknown).
+    pub ethertype: u16,
+    pub _pad1: u16,
+    pub src_mac: [u8; 6],
+    pub dst_mac: [u8; 6],
+    pub saddr: u32,
+    pub daddr: u32,
+    pub sport: u16,
+    pub dport: u16,
+    /// NAT: the translated source address and port (created, expired).
+    pub xaddr: u32,
+    pub xport: u16,
+    pub _pad2: u16,
+}
+
+impl Event {
+    /// Size of a record in bytes (what `netlab_event_inject` copies).
+    pub const SIZE: usize = core::mem::size_of::<Event>();
+
+    /// The record as bytes (the control plane injects expiry events so).
+    pub fn as_bytes(&self) -> &[u8; Self::SIZE] {
+        // SAFETY: repr(C), no implicit padding (asserted below), plain data.
+        unsafe { &*(core::ptr::from_ref(self).cast::<[u8; Self::SIZE]>()) }
+    }
+
+    /// Reads a record written by a program (`None` when too short).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Event> {
+        if bytes.len() < Self::SIZE {
+            return None;
+        }
+        // SAFETY: long enough; every bit pattern is a valid Event; the read
+        // is unaligned because ring buffer records are only 8-aligned by
+        // contract and slices carry no alignment at all.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+    }
+}
+
+user_pod!(Event);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use core::mem::{align_of, offset_of, size_of};
+
+    #[test]
+    fn layout() {
+        assert_eq!(size_of::<Event>(), 56);
+        assert_eq!(align_of::<Event>(), 8);
+        assert_eq!(offset_of!(Event, kind), 8);
+        assert_eq!(offset_of!(Event, reason), 12);
+        assert_eq!(offset_of!(Event, ifindex), 16);
+        assert_eq!(offset_of!(Event, ethertype), 20);
+        assert_eq!(offset_of!(Event, src_mac), 24);
+        assert_eq!(offset_of!(Event, dst_mac), 30);
+        assert_eq!(offset_of!(Event, saddr), 36);
+        assert_eq!(offset_of!(Event, sport), 44);
+        assert_eq!(offset_of!(Event, xaddr), 48);
+        assert_eq!(offset_of!(Event, xport), 52);
+        // The sum of the fields: no implicit padding anywhere.
+        assert_eq!(8 + 4 + 4 + 4 + 4 + 12 + 8 + 4 + 8, size_of::<Event>());
+        assert_eq!(EVENTS_RING_SIZE % 4096, 0);
+        assert!(EVENTS_RING_SIZE.is_power_of_two());
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let e = Event {
+            ts_ns: 7,
+            kind: EVENT_NAT_CREATED,
+            saddr: 0x0102_0304,
+            xport: 9,
+            ..Default::default()
+        };
+        assert_eq!(Event::from_bytes(e.as_bytes()), Some(e));
+        assert_eq!(Event::from_bytes(&e.as_bytes()[..10]), None);
+    }
+}

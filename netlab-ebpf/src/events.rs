@@ -1,0 +1,258 @@
+//! Typed events into the `events` ring buffer (`netlab monitor`; the
+//! record is `netlab_common::events::Event`).
+//!
+//! Cost: nothing on a forwarded packet. Events are emitted only where
+//! something happens (a drop, a new translation, a learned MAC, an answered
+//! ARP request), and there the gate (`TRACE_EVENTS` in `switch_config`,
+//! set while `netlab monitor` runs) is read first; with nobody listening
+//! that one array lookup is all. The work behind the gate (reading the
+//! packet's headers, filling the record, the ring buffer) lives in
+//! functions that are never inlined: they exist once in each program as a
+//! BPF subprogram instead of being copied into every drop site.
+
+use aya_ebpf::{
+    bindings::__sk_buff, helpers::bpf_ktime_get_ns, macros::map, maps::RingBuf, programs::TcContext,
+};
+use netlab_common::{
+    counters::Counter,
+    events::{
+        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, EVENTS_RING_SIZE,
+        Event, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS, PROGRAM_PORT,
+    },
+    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NatEntry, NatKey},
+    switch::TRACE_EVENTS,
+};
+
+use crate::{counters::count, hdr::ptr_at, switch::maps::config};
+
+/// Pinned by name: `netlab_common::events::EVENTS_MAP`. (A legacy map
+/// definition: aya-ebpf's ring buffer is one, and a ring buffer has no
+/// key or value type for BTF to describe.)
+#[map(name = "events")]
+static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
+
+const ETH_HLEN: usize = 14;
+const ETH_P_IP: u16 = 0x0800;
+const ETH_P_ARP: u16 = 0x0806;
+
+/// Whether a monitor listens.
+#[inline(always)]
+pub fn enabled() -> bool {
+    config().trace & TRACE_EVENTS != 0
+}
+
+/// The switch dropped the frame (the gate was read by the caller, which
+/// has the switch configuration at hand).
+#[inline(always)]
+pub fn port_drop(ctx: &TcContext, ingress: u32, reason: Counter) {
+    packet_event(
+        ctx.skb.skb,
+        PROGRAM_PORT,
+        EVENT_DROP,
+        reason as u32,
+        ingress,
+    );
+}
+
+/// The switch answered an ARP request; the frame is the reply by now.
+#[inline(always)]
+pub fn arp_answered(ctx: &TcContext, ingress: u32) {
+    packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_ARP_ANSWERED, 0, ingress);
+}
+
+/// A NAT program dropped the packet. (Called from every drop site of the
+/// NAT programs: one call instruction each, the rest is a subprogram.)
+#[inline(always)]
+pub fn nat_drop(ctx: &TcContext, reason: Counter) {
+    nat_drop_event(ctx.skb.skb, reason as u32);
+}
+
+#[inline(never)]
+fn nat_drop_event(skb: *mut __sk_buff, reason: u32) {
+    if !enabled() {
+        return;
+    }
+    // SAFETY: reading fields of the context the kernel handed us.
+    let (ifindex, ingress) = unsafe { ((*skb).ifindex, (*skb).ingress_ifindex) };
+    // On the uplink's TC ingress the packet came in on the uplink itself;
+    // on its egress it came from elsewhere (or from a local socket,
+    // ingress_ifindex 0).
+    let program = if ingress == ifindex {
+        PROGRAM_NAT_INGRESS
+    } else {
+        PROGRAM_NAT_EGRESS
+    };
+    write_packet_event(skb, program, EVENT_DROP, reason, ifindex);
+}
+
+/// A NAT flow event of the egress program: created (`xlat` is the
+/// translation) or exhausted (`reason`, `xlat` zero).
+#[inline(never)]
+pub fn nat_flow(kind: u8, key: &NatKey, xlat: &NatEntry, reason: u32) {
+    if !enabled() {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    let event = entry.write(Event::default());
+    // SAFETY: helper without arguments.
+    event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    event.kind = kind;
+    event.program = PROGRAM_NAT_EGRESS;
+    event.proto = key.proto;
+    event.reason = reason;
+    event.ethertype = ETH_P_IP;
+    event.saddr = key.saddr;
+    event.daddr = key.daddr;
+    event.sport = key.sport;
+    event.dport = key.dport;
+    event.xaddr = xlat.addr;
+    event.xport = xlat.port;
+    entry.submit(0);
+}
+
+/// A MAC learned on `port` (the switch's learning is on).
+#[inline(never)]
+pub fn fdb_learned(mac: &[u8; 6], port: u32) {
+    if !enabled() {
+        return;
+    }
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    let event = entry.write(Event::default());
+    // SAFETY: helper without arguments.
+    event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    event.kind = EVENT_FDB_LEARNED;
+    event.program = PROGRAM_PORT;
+    event.ifindex = port;
+    event.src_mac = *mac;
+    entry.submit(0);
+}
+
+/// `netlab_event_inject`: the control plane hands an expiry event in as
+/// the "packet" of a BPF_PROG_TEST_RUN, so that events it sees (its sweep
+/// removing a flow) reach the same ring buffer, in order, and the same
+/// lost counter. Only NAT expiry can be injected.
+#[inline(always)]
+pub fn inject(ctx: &TcContext) {
+    if !enabled() {
+        return;
+    }
+    let Ok(mut event) = ctx.load::<Event>(0) else {
+        return;
+    };
+    if event.kind != EVENT_NAT_EXPIRED {
+        return;
+    }
+    event.program = PROGRAM_CONTROL;
+    // SAFETY: helper without arguments.
+    event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    if EVENTS.output::<Event>(&event, 0).is_err() {
+        count(Counter::EventsLost);
+    }
+}
+
+/// One event describing the packet itself: its Ethernet, IPv4 or ARP
+/// addresses and its ports (ICMP echo: the identifier as `sport`). Written
+/// straight into the ring buffer and read with direct packet access: the
+/// NAT programs leave little of the 512-byte stack to a subprogram.
+#[inline(never)]
+fn packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex: u32) {
+    write_packet_event(skb, program, kind, reason, ifindex);
+}
+
+/// The body of [`packet_event`], shared with [`nat_drop_event`] (each a
+/// subprogram of its own, so no subprogram calls another: the NAT
+/// programs' stack has room for one frame).
+#[inline(always)]
+fn write_packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex: u32) {
+    let ctx = TcContext::new(skb);
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    let event = entry.write(Event::default());
+    // SAFETY: helper without arguments.
+    event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    event.kind = kind;
+    event.program = program;
+    event.reason = reason;
+    event.ifindex = ifindex;
+    if let Some(eth) = ptr_at::<[u8; ETH_HLEN]>(&ctx, 0) {
+        // SAFETY: bounds checked by ptr_at.
+        let eth = unsafe { &*eth };
+        event.dst_mac.copy_from_slice(&eth[0..6]);
+        event.src_mac.copy_from_slice(&eth[6..12]);
+        event.ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+    }
+    if event.ethertype == ETH_P_IP {
+        ipv4(&ctx, event);
+    } else if event.ethertype == ETH_P_ARP {
+        arp(&ctx, event);
+    }
+    entry.submit(0);
+}
+
+#[inline(always)]
+fn ipv4(ctx: &TcContext, event: &mut Event) {
+    let Some(ip) = ptr_at::<[u8; 20]>(ctx, ETH_HLEN) else {
+        return;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let ip = unsafe { &*ip };
+    event.proto = ip[9];
+    event.saddr = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
+    event.daddr = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
+    let later_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
+    if later_fragment {
+        return;
+    }
+    // IHL is 5..=15 words; anything below 5 is malformed (no ports read).
+    let ihl = (ip[0] & 0x0f) as usize;
+    if ihl < 5 {
+        return;
+    }
+    let Some(head) = ptr_at::<[u8; 8]>(ctx, ETH_HLEN + ihl * 4) else {
+        return;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let head = unsafe { &*head };
+    match event.proto {
+        IPPROTO_TCP | IPPROTO_UDP => {
+            event.sport = u16::from_ne_bytes([head[0], head[1]]);
+            event.dport = u16::from_ne_bytes([head[2], head[3]]);
+        }
+        // The echo id in `sport`, type and code in `dport` (as in the
+        // packet, like every port: type is the high byte in host order).
+        IPPROTO_ICMP => {
+            event.sport = u16::from_ne_bytes([head[4], head[5]]);
+            event.dport = u16::from_ne_bytes([head[0], head[1]]);
+        }
+        _ => {}
+    }
+}
+
+/// ARP: sender and target protocol addresses. An answered request is the
+/// reply by the time the event is written, so its sender and target are
+/// swapped back: the event names the asker as source and the address (and
+/// MAC) asked for as destination.
+#[inline(always)]
+fn arp(ctx: &TcContext, event: &mut Event) {
+    let Some(body) = ptr_at::<[u8; 28]>(ctx, ETH_HLEN) else {
+        return;
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let body = unsafe { &*body };
+    let spa = u32::from_ne_bytes([body[14], body[15], body[16], body[17]]);
+    let tpa = u32::from_ne_bytes([body[24], body[25], body[26], body[27]]);
+    if event.kind == EVENT_ARP_ANSWERED {
+        (event.saddr, event.daddr) = (tpa, spa);
+        core::mem::swap(&mut event.src_mac, &mut event.dst_mac);
+    } else {
+        (event.saddr, event.daddr) = (spa, tpa);
+    }
+}

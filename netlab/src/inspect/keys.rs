@@ -1,0 +1,282 @@
+//! Map keys written by hand (`netlab map lookup NAME KEY`, `nat delete`,
+//! `fdb add/del`): each map's key in the notation `map dump` prints, turned
+//! into the exact bytes the programs use, or an error that says what shape
+//! that map's key has. `hex:` followed by the raw key bytes works for any
+//! map (its length is checked against the map's key size).
+//!
+//! A key of the wrong shape is refused here, before any syscall: the
+//! kernel would accept any bytes of the right length, and a lookup with
+//! garbage finds nothing, but a delete or an update with it could hit or
+//! plant a wrong entry.
+
+use std::net::{Ipv4Addr, SocketAddrV4};
+
+use netlab_common::{
+    counters::Counter,
+    maps::{
+        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_STATS_MAP, PORTS_MAP,
+        SWITCH_CONFIG_MAP,
+    },
+    nat::{
+        NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP, NAT_ORIG_MAP,
+        NAT_REPLY_MAP, NatFragKey, NatKey,
+    },
+    switch::FdbKey,
+};
+
+use super::decode::{self, IfNames};
+
+/// The notation of each map's key, for help and errors.
+pub fn shape(map: &str) -> &'static str {
+    match map {
+        FDB_MAP => "a MAC address, e.g. 02:4e:c0:a8:1c:01",
+        PORTS_MAP => "a port's ifindex or device name (in the host namespace), e.g. veth-1-br",
+        FLOOD_MAP | PORT_STATS_MAP => "a slot number (0..)",
+        COUNTERS_MAP => "a counter name (as in `netlab stats --all`) or index",
+        SWITCH_CONFIG_MAP | NAT_CONFIG_MAP => "the index 0",
+        ENDPOINTS_MAP | NAT_ENDPOINTS_MAP | HOST_ADDRS_MAP => "an IPv4 address",
+        NAT_ORIG_MAP => {
+            "PROTO SRC:PORT DST:PORT as the endpoint sent it, e.g. udp 192.168.28.1:5000 203.0.113.2:53 \
+             (ICMP echo: the echo id as SRC's port, 0 as DST's)"
+        }
+        NAT_REPLY_MAP => {
+            "PROTO REMOTE:PORT EXTERNAL:PORT as the reply arrives, e.g. udp 203.0.113.2:53 203.0.113.1:20001"
+        }
+        NAT_FRAGS_MAP => {
+            "DIR PROTO SRC DST ID, e.g. out udp 192.168.28.1 203.0.113.2 4242 (DIR: out|in)"
+        }
+        _ => "hex:BYTES",
+    }
+}
+
+/// The bytes of a `#[repr(C)]` map type (all netlab's map types have
+/// explicit padding, so every byte is defined).
+pub fn bytes_of<T: aya::Pod>(v: &T) -> Vec<u8> {
+    // SAFETY: T is Pod: plain data with no uninitialised padding.
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }.to_vec()
+}
+
+/// Parses `02:4e:c0:a8:1c:01`.
+pub fn parse_mac(s: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = s.split([':', '-']).collect();
+    let bad = || format!("{s:?} is not a MAC address (six hex bytes, e.g. 02:4e:c0:a8:1c:01)");
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        if p.is_empty() || p.len() > 2 {
+            return Err(bad());
+        }
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
+}
+
+fn parse_ipv4(s: &str) -> Result<Ipv4Addr, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not an IPv4 address"))
+}
+
+fn parse_sock(s: &str) -> Result<SocketAddrV4, String> {
+    s.parse()
+        .map_err(|_| format!("{s:?} is not ADDRESS:PORT (e.g. 192.168.28.1:5000)"))
+}
+
+fn parse_u32(s: &str, what: &str) -> Result<u32, String> {
+    s.parse().map_err(|_| format!("{s:?} is not {what}"))
+}
+
+/// The key bytes of an IPv4 address as the maps hold it (network order).
+fn ipv4_raw(ip: Ipv4Addr) -> u32 {
+    u32::from_ne_bytes(ip.octets())
+}
+
+fn proto(s: &str) -> Result<u8, String> {
+    decode::proto_number(s)
+        .ok_or_else(|| format!("unknown protocol {s:?}: use tcp, udp, icmp or a protocol number"))
+}
+
+/// A NAT table key (`nat_orig` or `nat_reply`) from `PROTO SRC:PORT DST:PORT`.
+pub fn nat_key(words: &[&str]) -> Result<NatKey, String> {
+    let [p, src, dst] = words else {
+        return Err(format!(
+            "a NAT key is three words, PROTO SRC:PORT DST:PORT; got {}",
+            words.len()
+        ));
+    };
+    let (src, dst) = (parse_sock(src)?, parse_sock(dst)?);
+    Ok(NatKey {
+        saddr: ipv4_raw(*src.ip()),
+        daddr: ipv4_raw(*dst.ip()),
+        sport: src.port().to_be(),
+        dport: dst.port().to_be(),
+        proto: proto(p)?,
+        _pad: [0; 3],
+    })
+}
+
+fn hex(s: &str) -> Result<Vec<u8>, String> {
+    let digits: String = s
+        .chars()
+        .filter(|c| !c.is_whitespace() && *c != ':')
+        .collect();
+    if !digits.len().is_multiple_of(2) {
+        return Err(format!("hex:{s} has an odd number of hex digits"));
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&digits[i..i + 2], 16)
+                .map_err(|_| format!("hex:{s} is not hexadecimal"))
+        })
+        .collect()
+}
+
+/// The key bytes of `map` written as `words`. Interface names (the
+/// `ports` map) are resolved with `ifnames`.
+pub fn parse(map: &str, words: &[&str], ifnames: &IfNames) -> Result<Vec<u8>, String> {
+    if let [w] = words
+        && let Some(h) = w.strip_prefix("hex:")
+    {
+        return hex(h);
+    }
+    let one = || match words {
+        [w] => Ok(*w),
+        _ => Err(format!(
+            "map {map} takes one word as key ({}); got {}",
+            shape(map),
+            words.len()
+        )),
+    };
+    Ok(match map {
+        FDB_MAP => bytes_of(&FdbKey::new(parse_mac(one()?)?)),
+        PORTS_MAP => {
+            let w = one()?;
+            let ifindex = match w.parse::<u32>() {
+                Ok(i) => i,
+                Err(_) => ifnames
+                    .0
+                    .iter()
+                    .find(|(_, n)| n.as_str() == w)
+                    .map(|(i, _)| *i)
+                    .ok_or_else(|| format!("no device {w:?} in the lab's host namespace"))?,
+            };
+            ifindex.to_ne_bytes().to_vec()
+        }
+        FLOOD_MAP | PORT_STATS_MAP | SWITCH_CONFIG_MAP | NAT_CONFIG_MAP => {
+            parse_u32(one()?, "a number")?.to_ne_bytes().to_vec()
+        }
+        COUNTERS_MAP => {
+            let w = one()?;
+            let index = match Counter::ALL.iter().position(|c| c.name() == w) {
+                Some(i) => i as u32,
+                None => parse_u32(w, "a counter name (see `netlab stats --all`) or index")?,
+            };
+            index.to_ne_bytes().to_vec()
+        }
+        ENDPOINTS_MAP | NAT_ENDPOINTS_MAP | HOST_ADDRS_MAP => {
+            ipv4_raw(parse_ipv4(one()?)?).to_ne_bytes().to_vec()
+        }
+        NAT_ORIG_MAP | NAT_REPLY_MAP => {
+            bytes_of(&nat_key(words).map_err(|e| format!("{e} (map {map}: {})", shape(map)))?)
+        }
+        NAT_FRAGS_MAP => {
+            let [dir, p, src, dst, id] = words else {
+                return Err(format!(
+                    "map {map} takes five words ({}); got {}",
+                    shape(map),
+                    words.len()
+                ));
+            };
+            let dir = match *dir {
+                "out" => NAT_FRAG_OUT,
+                "in" => NAT_FRAG_IN,
+                other => return Err(format!("direction {other:?}: use out or in")),
+            };
+            let id: u16 = id
+                .parse()
+                .map_err(|_| format!("{id:?} is not an IPv4 id (0..=65535)"))?;
+            bytes_of(&NatFragKey {
+                saddr: ipv4_raw(parse_ipv4(src)?),
+                daddr: ipv4_raw(parse_ipv4(dst)?),
+                id: id.to_be(),
+                proto: proto(p)?,
+                dir,
+            })
+        }
+        other => return Err(format!("map {other}: keys only as hex:BYTES")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_names() -> IfNames {
+        IfNames::default()
+    }
+
+    #[test]
+    fn keys_come_out_as_the_programs_lay_them() {
+        assert_eq!(
+            parse(FDB_MAP, &["02:4e:0a:72:01:01"], &no_names()).unwrap(),
+            vec![2, 0x4e, 10, 0x72, 1, 1, 0, 0]
+        );
+        assert_eq!(
+            parse(HOST_ADDRS_MAP, &["10.114.1.5"], &no_names()).unwrap(),
+            vec![10, 114, 1, 5]
+        );
+        let k = parse(
+            NAT_ORIG_MAP,
+            &["udp", "10.114.1.1:5000", "203.0.113.2:53"],
+            &no_names(),
+        )
+        .unwrap();
+        assert_eq!(
+            k,
+            vec![
+                10, 114, 1, 1, 203, 0, 113, 2, 0x13, 0x88, 0, 53, 17, 0, 0, 0
+            ]
+        );
+        assert_eq!(
+            parse(
+                NAT_ORIG_MAP,
+                &["hex:0a720101cb007102138800351100 0000"],
+                &no_names()
+            )
+            .unwrap(),
+            k
+        );
+        let counter = Counter::ALL[1];
+        assert_eq!(
+            parse(COUNTERS_MAP, &[counter.name()], &no_names()).unwrap(),
+            1u32.to_ne_bytes()
+        );
+    }
+
+    #[test]
+    fn keys_of_the_wrong_shape_say_what_is_expected() {
+        let e = parse(FDB_MAP, &["02:4e:zz:00:00:01"], &no_names()).unwrap_err();
+        assert!(e.contains("not a MAC address"), "{e}");
+        let e = parse(NAT_ORIG_MAP, &["udp", "10.114.1.1"], &no_names()).unwrap_err();
+        assert!(e.contains("three words"), "{e}");
+        let e = parse(
+            NAT_ORIG_MAP,
+            &["udp", "10.114.1.1", "1.2.3.4:5"],
+            &no_names(),
+        )
+        .unwrap_err();
+        assert!(e.contains("ADDRESS:PORT"), "{e}");
+        let e = parse(
+            NAT_ORIG_MAP,
+            &["gre", "1.1.1.1:1", "1.2.3.4:5"],
+            &no_names(),
+        )
+        .unwrap_err();
+        assert!(e.contains("unknown protocol"), "{e}");
+        let e = parse(HOST_ADDRS_MAP, &["1.2.3.4", "5"], &no_names()).unwrap_err();
+        assert!(e.contains("one word"), "{e}");
+        assert!(parse(FDB_MAP, &["hex:abc"], &no_names()).is_err());
+    }
+}

@@ -1,0 +1,329 @@
+//! `netlab monitor`: the datapath's event stream, live.
+//!
+//! Every program writes typed events (`netlab_common::events::Event`) into
+//! the lab's pinned `events` ring buffer while a monitor listens ([`gate`]);
+//! NAT expiries come from the daemon's sweep, which injects them into the
+//! same ring buffer ([`inject`]), so one stream holds everything in order.
+//! Events that found the ring buffer full are counted by the programs
+//! (`events_lost`) and reported here as `lost: N`.
+//!
+//! `netlab trace` stays what it was: the switch's aya-log debug lines, one
+//! per frame, for debugging the program itself; `monitor` is the typed,
+//! filterable stream.
+
+pub mod gate;
+pub mod inject;
+pub mod view;
+
+use std::{
+    io::Write,
+    os::fd::{AsFd, AsRawFd},
+    path::Path,
+    sync::atomic::{AtomicBool, Ordering},
+    time::{Duration, Instant},
+};
+
+use anyhow::{Context as _, bail};
+use aya::maps::{Map, MapData, RingBuf};
+use netlab_common::{counters::Counter, events::EVENTS_MAP, events::Event};
+use nix::sys::signal::{SigHandler, Signal, signal};
+use serde::Serialize;
+
+use crate::inspect::{Lab, decode, ebpf_lab};
+use view::{EventType, Filter, Names};
+
+/// `netlab monitor`'s options.
+#[derive(Clone, Debug, Default, clap::Args)]
+pub struct MonitorArgs {
+    /// Only these kinds of event (repeat or separate with commas).
+    #[arg(long = "type", value_enum, value_delimiter = ',', value_name = "TYPE")]
+    pub types: Vec<EventType>,
+    /// Only events concerning this endpoint namespace ("gateway": the gateway port).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
+    /// Only events on this interface: a switch port (`veth-1-br`, the
+    /// gateway port) or the uplink.
+    #[arg(long, value_name = "DEV")]
+    pub port: Option<String>,
+    /// Only this IP protocol: tcp, udp, icmp or a number.
+    #[arg(long, value_name = "PROTO")]
+    pub proto: Option<String>,
+    /// One JSON object per line (shape in the README).
+    #[arg(long)]
+    pub json: bool,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    STOP.store(true, Ordering::SeqCst);
+}
+
+/// Validates the filters against the lab (before anything is switched on).
+fn resolve_filter(lab: &Lab, args: &MonitorArgs) -> anyhow::Result<Filter> {
+    if let Some(ns) = &args.namespace
+        && ns != "gateway"
+        && lab.plan.endpoint(ns).is_none()
+    {
+        bail!(
+            "--namespace {ns}: not an endpoint of lab {} (its endpoints: {}, or \"gateway\")",
+            lab.name,
+            endpoint_names(lab)
+        );
+    }
+    let ports = port_names(lab);
+    if let Some(p) = &args.port
+        && !ports.contains(p)
+    {
+        bail!(
+            "--port {p}: not an interface of lab {}'s datapath (its ports: {})",
+            lab.name,
+            ports.join(", ")
+        );
+    }
+    let proto = match &args.proto {
+        None => None,
+        Some(p) => Some(decode::proto_number(p).with_context(|| {
+            format!("--proto {p:?}: unknown protocol; use tcp, udp, icmp or a protocol number")
+        })?),
+    };
+    Ok(Filter {
+        types: args.types.clone(),
+        namespace: args.namespace.clone(),
+        port: args.port.clone(),
+        proto,
+    })
+}
+
+fn endpoint_names(lab: &Lab) -> String {
+    lab.plan
+        .endpoints
+        .iter()
+        .map(|e| e.namespace.as_str())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The interfaces the programs run on: switch ports and the uplink.
+fn port_names(lab: &Lab) -> Vec<String> {
+    let mut v: Vec<String> = lab.plan.endpoints.iter().map(|e| e.peer.clone()).collect();
+    v.push(lab.plan.gateway_port.clone());
+    v.push(lab.plan.uplink().to_string());
+    v
+}
+
+fn names(lab: &Lab) -> Names {
+    Names {
+        ifnames: lab.ifnames(),
+        port_owners: lab
+            .plan
+            .endpoints
+            .iter()
+            .map(|e| (e.peer.clone(), e.namespace.clone()))
+            .chain([(lab.plan.gateway_port.clone(), "gateway".to_string())])
+            .collect(),
+        endpoints: lab
+            .plan
+            .endpoints
+            .iter()
+            .map(|e| (e.address, e.namespace.clone()))
+            .collect(),
+    }
+}
+
+/// Converts the programs' clock (`bpf_ktime_get_ns`, CLOCK_MONOTONIC) to
+/// local wall-clock time: wall = realtime now − (monotonic now − stamp).
+/// Re-read for every batch, so a clock step is followed.
+pub struct Clock {
+    offset_ns: i128,
+    tz: jiff::tz::TimeZone,
+}
+
+impl Clock {
+    pub fn new() -> Self {
+        let mut c = Self {
+            offset_ns: 0,
+            tz: jiff::tz::TimeZone::system(),
+        };
+        c.sync();
+        c
+    }
+
+    pub fn sync(&mut self) {
+        let mono = crate::nat::monotonic_now_ns() as i128;
+        let real = jiff::Timestamp::now().as_nanosecond();
+        self.offset_ns = real - mono;
+    }
+
+    pub fn zoned(&self, ts_ns: u64) -> jiff::ZonedDateTime {
+        let wall = jiff::Timestamp::from_nanosecond(ts_ns as i128 + self.offset_ns)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        wall.to_zoned_datetime(self.tz.clone())
+    }
+
+    /// RFC 3339 with the local offset (JSON).
+    pub fn rfc3339(&self, ts_ns: u64) -> String {
+        self.zoned(ts_ns)
+            .strftime("%Y-%m-%dT%H:%M:%S%.6f%:z")
+            .to_string()
+    }
+
+    /// `HH:MM:SS.micro` local time (text lines).
+    pub fn time_of_day(&self, ts_ns: u64) -> String {
+        self.zoned(ts_ns).strftime("%H:%M:%S%.6f").to_string()
+    }
+}
+
+impl Default for Clock {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[derive(Serialize)]
+struct LostLine {
+    time: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    lost: u64,
+    lost_total: u64,
+}
+
+fn open_ring(dir: &Path, lab: &str) -> anyhow::Result<RingBuf<MapData>> {
+    let path = dir.join(EVENTS_MAP);
+    if !path.exists() {
+        bail!(
+            "lab {lab} has no event stream ({} is missing: it was brought up by a netlab \
+             without `monitor`); run `netlab down` and `netlab up` to rebuild it",
+            path.display()
+        );
+    }
+    let data =
+        MapData::from_pin(&path).with_context(|| format!("cannot open {}", path.display()))?;
+    let map = Map::from_map_data(data).context("cannot open the events map")?;
+    RingBuf::try_from(map).context("the events map is not a ring buffer")
+}
+
+fn lost_total(lab: &str) -> u64 {
+    crate::datapath::ebpf::counter(lab, Counter::EventsLost).unwrap_or(0)
+}
+
+/// Runs the monitor until Ctrl-C, SIGTERM, a closed stdout or the lab
+/// going down.
+pub fn run(lab_name: &str, args: &MonitorArgs) -> anyhow::Result<()> {
+    let lab = ebpf_lab(lab_name)?;
+    let filter = resolve_filter(&lab, args)?;
+    let mut ring = open_ring(&lab.dir, lab_name)?;
+    let names = names(&lab);
+    let mut clock = Clock::new();
+
+    STOP.store(false, Ordering::SeqCst);
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        signal(Signal::SIGINT, SigHandler::Handler(on_signal))?;
+        signal(Signal::SIGTERM, SigHandler::Handler(on_signal))?;
+    }
+    // Whatever an earlier monitor left unread is not news: drop it before
+    // the gate opens.
+    let _listening = gate::Listening::claim(lab_name, &lab.dir, || {
+        while ring.next().is_some() {}
+        Ok(())
+    })?;
+    let lost_at_start = lost_total(lab_name);
+    let mut lost_reported = lost_at_start;
+    // Read by the tests (and scripts) to know events are being captured.
+    eprintln!(
+        "netlab monitor: listening to lab {lab_name}'s events{}; Ctrl-C stops",
+        if args.json {
+            " (JSON lines on stdout)"
+        } else {
+            ""
+        }
+    );
+
+    let mut shown: u64 = 0;
+    let mut out = std::io::stdout().lock();
+    let mut last_lost_check = Instant::now();
+    let result = loop {
+        if STOP.load(Ordering::SeqCst) {
+            break Ok(());
+        }
+        if !lab.dir.exists() {
+            eprintln!("netlab monitor: lab {lab_name} went down");
+            break Ok(());
+        }
+        let mut pfd = libc::pollfd {
+            fd: ring.as_fd().as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut pfd, 1, 200) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() != std::io::ErrorKind::Interrupted {
+                break Err(e).context("waiting for events");
+            }
+        }
+        clock.sync();
+        let mut write_failed = false;
+        while let Some(item) = ring.next() {
+            let Some(event) = Event::from_bytes(&item) else {
+                continue;
+            };
+            drop(item);
+            let time = if args.json {
+                clock.rfc3339(event.ts_ns)
+            } else {
+                clock.time_of_day(event.ts_ns)
+            };
+            let Some(v) = view::view(&event, &names, time) else {
+                continue;
+            };
+            if !filter.matches(&v) {
+                continue;
+            }
+            let line = if args.json {
+                serde_json::to_string(&v)?
+            } else {
+                view::text(&v)
+            };
+            if writeln!(out, "{line}").is_err() {
+                write_failed = true;
+                break;
+            }
+            shown += 1;
+        }
+        if last_lost_check.elapsed() >= Duration::from_millis(200) {
+            last_lost_check = Instant::now();
+            let total = lost_total(lab_name);
+            if total > lost_reported {
+                let lost = total - lost_reported;
+                lost_reported = total;
+                let line = if args.json {
+                    serde_json::to_string(&LostLine {
+                        time: clock.rfc3339(crate::nat::monotonic_now_ns()),
+                        kind: "lost",
+                        lost,
+                        lost_total: total - lost_at_start,
+                    })?
+                } else {
+                    format!(
+                        "{} lost: {lost} events (the ring buffer was full; {} since start)",
+                        clock.time_of_day(crate::nat::monotonic_now_ns()),
+                        total - lost_at_start
+                    )
+                };
+                write_failed |= writeln!(out, "{line}").is_err();
+            }
+        }
+        if write_failed || out.flush().is_err() {
+            break Ok(()); // stdout closed (`| head`): a normal end
+        }
+    };
+    eprintln!(
+        "netlab monitor: stopped; {shown} events shown, lost: {}",
+        lost_total(lab_name).saturating_sub(lost_at_start)
+    );
+    result
+}

@@ -1,0 +1,199 @@
+//! What the running host side says about publications: the addresses it
+//! has, the ports its sockets already use, and the port reservation
+//! (`net.ipv4.ip_local_reserved_ports`) that keeps its sockets off the
+//! published ports afterwards.
+
+use std::net::Ipv4Addr;
+
+use super::{Publication, problem};
+use crate::config::{LabPlan, Problem};
+use crate::netns::{self, NetnsError};
+
+/// A socket of the host side holding a local port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UsedPort {
+    pub protocol: u8,
+    /// 0.0.0.0 for a wildcard bind.
+    pub address: Ipv4Addr,
+    pub port: u16,
+}
+
+/// The host side as it is now.
+#[derive(Clone, Debug, Default)]
+pub struct HostFacts {
+    pub addresses: Vec<Ipv4Addr>,
+    /// TCP sockets in LISTEN, and every bound UDP socket.
+    pub used: Vec<UsedPort>,
+}
+
+/// One line of /proc/net/{tcp,udp}: "sl local_address rem_address st ...",
+/// addresses as 8 hex digits in host byte order, ports as 4 hex digits.
+fn parse_proc_net(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
+    text.lines()
+        .skip(1)
+        .filter_map(|line| {
+            let mut cols = line.split_whitespace();
+            let local = cols.nth(1)?;
+            let state = cols.nth(1)?;
+            // 0A = TCP_LISTEN.
+            if listen_only && state != "0A" {
+                return None;
+            }
+            let (addr, port) = local.split_once(':')?;
+            let addr = u32::from_str_radix(addr, 16).ok()?;
+            Some(UsedPort {
+                protocol,
+                address: Ipv4Addr::from(addr.to_ne_bytes()),
+                port: u16::from_str_radix(port, 16).ok()?,
+            })
+        })
+        .collect()
+}
+
+/// Reads the facts in the calling thread's namespace. /proc/thread-self
+/// (not /proc/self, which follows the thread group leader) shows the
+/// sockets of the namespace this thread entered.
+fn read_here() -> std::io::Result<HostFacts> {
+    let addresses = nix::ifaddrs::getifaddrs()
+        .map_err(std::io::Error::from)?
+        .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+        .collect();
+    let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp")?;
+    let udp = std::fs::read_to_string("/proc/thread-self/net/udp")?;
+    let mut used = parse_proc_net(&tcp, 6, true);
+    used.extend(parse_proc_net(&udp, 17, false));
+    Ok(HostFacts { addresses, used })
+}
+
+/// Reads the host side's facts (None: the root namespace).
+pub fn read(host_netns: Option<&str>) -> Result<HostFacts, NetnsError> {
+    netns::run_in(host_netns, read_here)?.map_err(|source| NetnsError::Io {
+        context: "cannot read the host side's addresses and sockets".into(),
+        source,
+    })
+}
+
+/// Problems of `new` against the running host: a host address it does not
+/// have, a host port one of its sockets already uses (a listener on that
+/// address or on every address). Ports already published by the lab are
+/// netlab's, not the host's, and are skipped.
+pub fn check(
+    plan: &LabPlan,
+    facts: &HostFacts,
+    existing: &[Publication],
+    new: &[(String, Publication)],
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    let mut known = facts.addresses.clone();
+    known.push(Ipv4Addr::LOCALHOST);
+    if let Some(s) = plan.sandbox() {
+        known.push(s.uplink_address.addr);
+    }
+    for (field, p) in new {
+        let value = p.spec.to_string();
+        if let Some(addr) = p.spec.host_address
+            && !known.contains(&addr)
+        {
+            problems.push(problem(
+                field,
+                &value,
+                format!("host address {addr} is not an address of the host side"),
+            ));
+        }
+        let ours = |u: &UsedPort| {
+            existing.iter().any(|q| {
+                q.spec.protocol.number() == u.protocol
+                    && q.spec.host_ports.ports().any(|x| x == u.port)
+            })
+        };
+        let taken = facts.used.iter().find(|u| {
+            u.protocol == p.spec.protocol.number()
+                && p.spec.host_ports.ports().any(|x| x == u.port)
+                && (u.address.is_unspecified()
+                    || p.spec.host_address.is_none_or(|a| a == u.address))
+                && !ours(u)
+        });
+        if let Some(u) = taken {
+            problems.push(problem(
+                field,
+                &value,
+                format!(
+                    "the host side already listens on {}:{}/{}",
+                    u.address,
+                    u.port,
+                    if u.protocol == 6 { "tcp" } else { "udp" }
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+/// `net.ipv4.ip_local_reserved_ports`.
+pub const RESERVED_PORTS_KEY: &str = "net.ipv4.ip_local_reserved_ports";
+
+/// The reservation a lab wants: the value it found (`original`, kept:
+/// the host's own settings are not ours to drop), the NAT's range (eBPF
+/// datapath) and every published host port, so no host socket can take a
+/// published port (it would shadow the publication, or be shadowed).
+pub fn reserved_ports(
+    original: &str,
+    nat: Option<(u16, u16)>,
+    publications: &[Publication],
+) -> String {
+    let mut items: Vec<String> = original
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some((min, max)) = nat {
+        items.push(format!("{min}-{max}"));
+    }
+    let mut ports: Vec<_> = publications.iter().map(|p| p.spec.host_ports).collect();
+    ports.sort();
+    ports.dedup();
+    items.extend(ports.iter().map(|r| r.to_string()));
+    items.join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_proc_net_lines() {
+        let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
+        let used = parse_proc_net(tcp, 6, true);
+        assert_eq!(
+            used,
+            vec![UsedPort {
+                protocol: 6,
+                address: Ipv4Addr::LOCALHOST,
+                port: 8080
+            }]
+        );
+        assert_eq!(parse_proc_net(tcp, 17, false).len(), 2);
+    }
+
+    #[test]
+    fn reservation_keeps_the_original_and_adds_ports() {
+        let p = |s: &str| Publication {
+            namespace: "ns1".into(),
+            spec: s.parse().unwrap(),
+        };
+        assert_eq!(
+            reserved_ports(
+                "22",
+                Some((20000, 29999)),
+                &[p("8080:80"), p("8000-8009:80-89")]
+            ),
+            "22,20000-29999,8000-8009,8080"
+        );
+        assert_eq!(reserved_ports("", None, &[]), "");
+        assert_eq!(
+            reserved_ports("", None, &[p("8080:80"), p("8080:80/udp")]),
+            "8080"
+        );
+    }
+}
