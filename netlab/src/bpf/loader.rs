@@ -17,7 +17,7 @@ use crate::datapath::NatPlan;
 use super::{
     error::{Error, Result},
     fs::remove_pin,
-    maps::{EVENT_MAPS, NAT_MAPS, SWITCH_MAPS, check_pinned_layouts},
+    maps::{EVENT_MAPS, NAT_MAPS, SWITCH_MAPS, XDP_MAPS, check_pinned_layouts},
 };
 
 /// The switch port program (TC ingress of every port).
@@ -33,6 +33,7 @@ pub fn load_object(pin_dir: &Path, nat: Option<&NatPlan>) -> Result<Ebpf> {
     check_pinned_layouts(pin_dir, &SWITCH_MAPS)?;
     check_pinned_layouts(pin_dir, &NAT_MAPS)?;
     check_pinned_layouts(pin_dir, &EVENT_MAPS)?;
+    check_pinned_layouts(pin_dir, &XDP_MAPS)?;
     // No aya-log logger here: the log ring buffer stays inside `Ebpf` until
     // the programs are loaded (they keep a reference to it), and `netlab
     // trace` attaches to it later through the pinned program's map ids.
