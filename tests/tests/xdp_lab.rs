@@ -328,6 +328,22 @@ fn xdp_switch_passes_the_check_table() {
         "spoofed frame not counted"
     );
 
+    // A namespace attached later joins the XDP switch's devmap (GRO and
+    // checksums set in it) and is reached from the XDP ports; its own
+    // frames take the TC program until the lab is installed again.
+    let new_ns = lab.ns(4);
+    lab.ok(&["attach", &new_ns, &lab.address(9)]);
+    assert!(gro_on(&new_ns, "veth-4"), "GRO off on the attached veth-4");
+    let redirected = counter(&lab, Counter::XdpPortRedirect);
+    assert!(
+        ping(&lab.ns(1), &lab.address(9)),
+        "ns1 to the attached namespace"
+    );
+    assert!(counter(&lab, Counter::XdpPortRedirect) >= redirected + 3);
+    let (ok, report) = lab.check();
+    assert_all_ok(&report, 4 * 5);
+    assert!(ok);
+
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
     assert!(!lab.pin_dir().exists());

@@ -363,6 +363,7 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         }
         return Err(e);
     }
+    super::xdp::join_port(&dir, &resolved.xdp())?;
     if port.role == PortRole::Endpoint && nat_installed(&dir) {
         crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
         if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {

@@ -287,6 +287,30 @@ pub fn detach_port(dir: &Path, dev: &str) -> Result<()> {
     remove_pin(&port_link_pin(dir, dev))
 }
 
+/// A port added to a running lab (`netlab attach`) whose switch runs in
+/// XDP (some port has an XDP link): its far end gets the offloads and it
+/// joins `xdp_ports`, so the XDP ports' unicast and floods reach it; its
+/// own ingress stays on the TC port program (the XDP program is not
+/// pinned for later attachments) until the lab is installed again.
+/// Nothing to do on a TC-only lab.
+pub fn join_port(dir: &Path, port: &XdpPort) -> Result<()> {
+    let on_xdp = crate::bpf::fs::entries(dir)?
+        .iter()
+        .any(|n| n.starts_with(PORT_XDP_LINK_PREFIX));
+    if !on_xdp {
+        return Ok(());
+    }
+    set_offloads(port, true).map_err(Error::InvalidPlan)?;
+    let name = netlab_common::maps::XDP_PORTS_MAP;
+    let path = dir.join(name);
+    let data = aya::maps::MapData::from_pin(&path).map_err(Error::map(name))?;
+    let mut devmap = aya::maps::DevMapHash::try_from(aya::maps::Map::DevMapHash(data))
+        .map_err(Error::map(name))?;
+    devmap
+        .insert(port.ifindex, port.ifindex, None, 0)
+        .map_err(|e| Error::InvalidPlan(format!("{name}: port {}: {e}", port.dev)))
+}
+
 /// Makes `xdp_ports` hold exactly `ports` (ifindex → ifindex).
 fn sync_devmap(ebpf: &mut Ebpf, ports: &[XdpPort]) -> Result<()> {
     let name = netlab_common::maps::XDP_PORTS_MAP;
