@@ -261,6 +261,18 @@ fn cases() -> Vec<Case> {
             tc: Some((TCX_NEXT, Counter::NatPassHost)),
         },
         Case {
+            // Found by the fuzzer: GRE whose IHL (8) runs past the packet.
+            // Not the NAT's to read, so not XDP's to judge either.
+            what: "GRE to the external address, IHL past the end",
+            frame: {
+                let mut f = frame_from(&Ip::new(REMOTE, EXTERNAL, 47), &[0; 4]);
+                f[14] = 0x48;
+                f
+            },
+            xdp: pass,
+            tc: Some((TCX_NEXT, Counter::NatPassHost)),
+        },
+        Case {
             what: "ARP",
             frame: ethernet(
                 [0xff; 6],

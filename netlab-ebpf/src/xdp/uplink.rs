@@ -79,7 +79,14 @@ fn verdict(ctx: &XdpContext, cfg: &netlab_common::nat::NatConfig) -> Result<(), 
         // The host's, or a later fragment (no L4 header): TC decides.
         return Ok(());
     }
-    let l4_end = IP_OFF + ihl * 4 + inbound::l4_needed(ip.proto);
+    let needed = inbound::l4_needed(ip.proto);
+    if needed == 0 {
+        // GRE, ESP, ... to the external address are the host's: the NAT
+        // reads nothing of theirs, so no length of theirs is its to judge
+        // (not even an IHL that runs past the packet).
+        return Ok(());
+    }
+    let l4_end = IP_OFF + ihl * 4 + needed;
     if ctx.data() + l4_end > ctx.data_end() {
         return Err(Counter::XdpDropMalformed);
     }
