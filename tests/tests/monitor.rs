@@ -148,8 +148,8 @@ fn spoofed_frame(lab: &TestLab, n: u8, fake: u8) -> Vec<u8> {
 fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expiry() {
     // One NAT port: the second flow to the same server finds none. The
     // uplink XDP filter is off: the unsolicited packet below is to reach
-    // the TC ingress, whose drops are in the event stream (the XDP
-    // program's are counted, not streamed).
+    // the TC ingress and its event (the XDP filter's event is checked in
+    // xdp_lab.rs).
     let lab = lab(
         1,
         2,

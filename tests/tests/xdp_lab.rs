@@ -70,6 +70,70 @@ fn route_to_lab(lab: &TestLab) {
     assert!(route.status.success(), "{}", describe(&route));
 }
 
+/// A running `netlab monitor --json`, killed (by its PID) on drop.
+struct Monitor {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<serde_json::Value>,
+}
+
+impl Monitor {
+    /// Starts it and waits until its event gate is open.
+    fn start(lab: &TestLab) -> Self {
+        use std::io::BufRead;
+        let mut child = lab
+            .command(&["monitor", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start netlab monitor");
+        let out = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str(&line)
+                    && tx.send(v).is_err()
+                {
+                    break;
+                }
+            }
+        });
+        let open = || {
+            ebpf::config(&lab.name)
+                .map(|c| c.trace & netlab_common::switch::TRACE_EVENTS != 0)
+                .unwrap_or(false)
+        };
+        assert!(
+            wait_until(Duration::from_secs(20), open),
+            "the monitor never opened its gate"
+        );
+        Monitor { child, lines }
+    }
+
+    /// The first event `want` accepts, within `timeout`.
+    fn wait_for(
+        &self,
+        timeout: Duration,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let deadline = std::time::Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(v) if want(&v) => return v,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no such event within {timeout:?}");
+    }
+}
+
+impl Drop for Monitor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 fn counter(lab: &TestLab, c: Counter) -> u64 {
     ebpf::counter(&lab.name, c).unwrap()
 }
@@ -124,10 +188,18 @@ fn uplink_xdp_drops_unsolicited_traffic_before_tc() {
     ]
     .map(|c| counter(&lab, c));
     let xdp_before = counter(&lab, Counter::XdpDropUnsolicited);
+    let monitor = Monitor::start(&lab);
     assert!(
         !ping(&lab.inet_ns(), &lab.address(1)),
         "the internet reached a lab namespace unsolicited"
     );
+    // The drop is in the event stream too, named after the XDP program.
+    let event = monitor.wait_for(Duration::from_secs(20), |v| {
+        v["reason"] == "xdp_drop_unsolicited"
+    });
+    assert_eq!(event["program"], "uplink_xdp", "{event}");
+    assert_eq!(event["dst"], lab.address(1), "{event}");
+    drop(monitor);
     let xdp_after = counter(&lab, Counter::XdpDropUnsolicited);
     assert!(
         xdp_after >= xdp_before + 3,

@@ -9,6 +9,7 @@
 //! * [`port`]: the switch as an XDP program on every port (datapath
 //!   "ebpf-xdp"), the TC port program behind it for what it passes.
 
+mod events;
 pub mod port;
 pub mod uplink;
 

@@ -21,6 +21,7 @@ use aya_ebpf::{
 };
 use netlab_common::{
     counters::Counter,
+    events::PROGRAM_XDP_PORT,
     maps::MAX_PORTS,
     switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
 };
@@ -85,6 +86,7 @@ pub fn port(ctx: &XdpContext) -> u32 {
         }
         Outcome::Dropped(reason) => {
             count(reason);
+            super::events::drop(ctx, PROGRAM_XDP_PORT, reason);
             stats::rx(port.slot, len);
             stats::drop(port.slot);
             return XDP_DROP;

@@ -13,7 +13,7 @@ use aya_ebpf::{
     bindings::xdp_action::{XDP_DROP, XDP_PASS},
     programs::XdpContext,
 };
-use netlab_common::counters::Counter;
+use netlab_common::{counters::Counter, events::PROGRAM_UPLINK_XDP};
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use super::ptr_at;
@@ -44,6 +44,7 @@ pub fn uplink(ctx: &XdpContext) -> u32 {
         }
         Err(reason) => {
             count(reason);
+            super::events::drop(ctx, PROGRAM_UPLINK_XDP, reason);
             XDP_DROP
         }
     }
