@@ -74,6 +74,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::cidr::Ipv4Cidr;
+use crate::containers::Containers;
 use crate::datapath::{DatapathKind, NatTimeouts};
 
 /// Linux IFNAMSIZ is 16 including the terminating NUL.
@@ -198,6 +199,9 @@ pub struct LabPlan {
     pub switch: SwitchHook,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
+    /// Containers attached by the CNI plugin (none in a lab file).
+    #[serde(default, skip_serializing_if = "Containers::is_empty")]
+    pub containers: Containers,
     /// Published ports (lab file, `netlab publish`). Absent in state files
     /// written before they existed.
     #[serde(default)]
@@ -615,6 +619,7 @@ impl LabConfig {
                 switch: self.switch.unwrap_or_default(),
                 endpoints,
                 nat,
+                containers: Containers::default(),
                 publications: Vec::new(),
             };
             let new = self.publications(&mut p);
@@ -1030,6 +1035,12 @@ impl LabPlan {
                 "address",
                 address,
                 format!("already used by namespace {}", e.namespace),
+            );
+        } else if let Some(c) = self.containers.by_address(address) {
+            p.push(
+                "address",
+                address,
+                format!("already used by container {}", c.label()),
             );
         }
         let index = self.endpoints.iter().map(|e| e.index).max().unwrap_or(0) + 1;

@@ -16,6 +16,7 @@
 use std::net::Ipv4Addr;
 
 use crate::config::{ConfigError, EndpointPlan, HostPlan, LabPlan, mac_for};
+use crate::containers::ContainerPlan;
 use crate::datapath::{self, DatapathKind, NatPlan, PortPlan, PortRole, SwitchPlan, kernel};
 use crate::hostns::{self, HostnsError, Placement};
 use crate::netns::{self, NetnsError};
@@ -155,9 +156,22 @@ impl LabPlan {
     }
 
     /// What the eBPF datapath needs. The MACs are the ones `up` sets
-    /// (02:4e:<IPv4>), so this is a pure function of the plan.
+    /// (02:4e:<IPv4>); apart from CNI containers whose namespace is gone,
+    /// this is a pure function of the plan.
     pub fn switch_plan(&self) -> SwitchPlan {
         let mut ports: Vec<PortPlan> = self.endpoints.iter().map(|e| self.port_plan(e)).collect();
+        // CNI containers are ports like endpoints (once their ADD finished),
+        // so a re-install (repair) keeps them. One whose namespace is gone
+        // (its runtime died before calling DEL) has no port left to link:
+        // a re-install drops its map entries, and its DEL or GC removes the
+        // rest.
+        ports.extend(
+            self.containers
+                .attachments
+                .iter()
+                .filter(|c| c.complete && netns::exists(&c.netns))
+                .map(container_port_plan),
+        );
         ports.push(PortPlan {
             port_dev: self.gateway_port.clone(),
             role: PortRole::Gateway,
@@ -185,6 +199,21 @@ impl LabPlan {
             switch_xdp: self.switch == crate::config::SwitchHook::Xdp,
             published: crate::publish::expand(self, &self.publications),
         }
+    }
+}
+
+/// The switch port of a CNI container: its host-side veth end.
+pub fn container_port_plan(c: &ContainerPlan) -> PortPlan {
+    PortPlan {
+        port_dev: c.peer.clone(),
+        role: PortRole::Endpoint,
+        mac: c.mac,
+        ipv4: c.address,
+        // The path: the datapath enters it (published ports' socket hooks
+        // know a namespace by its cookie); `netns` resolves paths.
+        namespace: Some(c.netns.clone()),
+        deliver_dev: None,
+        peer_dev: Some(c.ifname.clone()),
     }
 }
 

@@ -47,7 +47,14 @@ fn sys(context: impl Into<String>) -> impl FnOnce(Errno) -> NetnsError {
     move |source| NetnsError::Sys { context, source }
 }
 
+/// Where namespace `name` is mounted. A name that is an absolute path is
+/// that path: CNI containers' namespaces are passed by path
+/// (`/run/netns/netns-…`, `/proc/PID/ns/net`), and lab namespace names
+/// never hold a '/'.
 pub fn path(name: &str) -> PathBuf {
+    if name.starts_with('/') {
+        return PathBuf::from(name);
+    }
     Path::new(NETNS_RUN_DIR).join(name)
 }
 

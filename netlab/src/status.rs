@@ -46,6 +46,24 @@ pub struct LabStatus {
     /// Parts of the lab that are gone (removed by hand, ...); `netlab up`
     /// repairs them. Empty for a healthy lab (see health.rs).
     pub missing: Vec<crate::health::Missing>,
+    /// Containers attached by the CNI plugin.
+    pub containers: Vec<ContainerStatus>,
+}
+
+/// One CNI container, as the state file records it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ContainerStatus {
+    /// The container id, shortened as `podman ps` does.
+    pub id: String,
+    pub container_id: String,
+    pub netns: String,
+    pub ifname: String,
+    pub address: String,
+    pub mac: String,
+    /// The host-side veth end: its switch port.
+    pub port: String,
+    /// False: its ADD was interrupted; DEL or GC cleans it.
+    pub complete: bool,
 }
 
 fn inspect(name: Option<&str>, role: &str, only: Option<&[String]>) -> NamespaceStatus {
@@ -85,6 +103,7 @@ pub fn collect(state: &LabState) -> LabStatus {
         }
         HostPlan::Root { uplink } => {
             let mut only: Vec<String> = plan.endpoints.iter().map(|e| e.peer.clone()).collect();
+            only.extend(plan.containers.attachments.iter().map(|c| c.peer.clone()));
             only.extend([
                 plan.gateway_device.clone(),
                 plan.gateway_port.clone(),
@@ -113,6 +132,21 @@ pub fn collect(state: &LabState) -> LabStatus {
         ebpf: ebpf_status(state),
         daemon: (plan.datapath == DatapathKind::Ebpf).then(|| crate::supervise::status(&plan.name)),
         missing: crate::health::missing(state),
+        containers: plan
+            .containers
+            .attachments
+            .iter()
+            .map(|c| ContainerStatus {
+                id: c.short_id().to_string(),
+                container_id: c.container_id.clone(),
+                netns: c.netns.clone(),
+                ifname: c.ifname.clone(),
+                address: format!("{}/{}", c.address, plan.subnet.prefix_len),
+                mac: format_mac(&c.mac),
+                port: c.peer.clone(),
+                complete: c.complete,
+            })
+            .collect(),
     }
 }
 
@@ -220,6 +254,37 @@ pub fn render(s: &LabStatus) -> String {
                     .unwrap_or_default(),
             ));
         }
+    }
+    if !s.containers.is_empty() {
+        out.push_str("\ncontainers (CNI)\n");
+        let mut t = Table::new();
+        t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED);
+        t.set_header(vec![
+            "container",
+            "netns",
+            "interface",
+            "address",
+            "mac",
+            "port",
+            "state",
+        ]);
+        for c in &s.containers {
+            t.add_row(vec![
+                Cell::new(&c.id),
+                Cell::new(&c.netns),
+                Cell::new(&c.ifname),
+                Cell::new(&c.address),
+                Cell::new(&c.mac),
+                Cell::new(&c.port),
+                Cell::new(if c.complete {
+                    "attached"
+                } else {
+                    "ADD interrupted"
+                }),
+            ]);
+        }
+        out.push_str(&t.to_string());
+        out.push('\n');
     }
     if let Some(ebpf) = &s.ebpf {
         out.push_str(&crate::inspect::programs::render(ebpf));

@@ -330,7 +330,9 @@ pub fn assert_all_ok(report: &serde_json::Value, expected_probes: usize) {
 
 pub mod fuzz;
 pub mod packets;
+pub mod podman;
 
+pub mod cni;
 pub mod frames;
 
 pub mod traffic;

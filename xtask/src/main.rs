@@ -1,9 +1,11 @@
-//! `cargo xtask setup | run | test | lint | fuzz | soak | man`: the project's own commands.
+//! `cargo xtask setup | run | test | lint | fuzz | soak | man | install-cni`: the project's
+//! own commands.
 //!
 //! Every command runs `setup` first, which is cheap when the machine is
 //! already prepared, so a fresh machine needs nothing by hand.
 
 mod fuzz;
+mod install_cni;
 mod setup;
 mod soak;
 
@@ -53,6 +55,22 @@ enum Task {
         #[arg(long, value_parser = fuzz::parse_seed)]
         seed: Option<u64>,
     },
+    /// Build `netlab-cni`, install it for container runtimes and write a
+    /// network configuration list for a lab.
+    InstallCni {
+        /// Where the plugin goes (runtimes' CNI plugin directory).
+        #[arg(long, default_value = install_cni::DEFAULT_BIN_DIR)]
+        dir: PathBuf,
+        /// Where the conflist goes (runtimes' CNI configuration directory).
+        #[arg(long, default_value = install_cni::DEFAULT_CONF_DIR)]
+        conf_dir: PathBuf,
+        /// The lab (and network) name.
+        #[arg(long, default_value = "netlab")]
+        lab: String,
+        /// The lab file ADD builds the lab from when it is not up.
+        #[arg(short = 'f', long)]
+        file: Option<PathBuf>,
+    },
     /// Traffic through the NAT from every namespace while the control
     /// plane restarts; prints connections, restarts, daemon memory.
     Soak {
@@ -89,6 +107,20 @@ fn main() -> Result<()> {
             setup::run(&root)?;
             fuzz::run(&root, cases, seed)
         }
+        Task::InstallCni {
+            dir,
+            conf_dir,
+            lab,
+            file,
+        } => install_cni::run(
+            &root,
+            &install_cni::Options {
+                dir,
+                conf_dir,
+                lab,
+                lab_file: file,
+            },
+        ),
         Task::Soak { seconds } => {
             setup::run(&root)?;
             soak::run(&root, seconds)
@@ -172,10 +204,11 @@ fn run(root: &Path, datapath: Option<String>, file: Option<PathBuf>) -> Result<(
 
 fn test(root: &Path, args: &[String]) -> Result<()> {
     setup::require_root("cargo xtask test")?;
-    // The integration tests drive the real binary; build it first and tell
-    // them where it is.
-    status(cargo(root).args(["build", "-p", "netlab", "--bin", "netlab"]))?;
+    // The integration tests drive the real binaries (netlab, and the CNI
+    // plugin netlab-cni); build them first and tell the tests where they are.
+    status(cargo(root).args(["build", "-p", "netlab", "--bins"]))?;
     let netlab = root.join("target/debug/netlab");
+    let netlab_cni = root.join("target/debug/netlab-cni");
     status(
         cargo(root)
             .args([
@@ -187,7 +220,8 @@ fn test(root: &Path, args: &[String]) -> Result<()> {
             ])
             .arg("--")
             .args(args)
-            .env("NETLAB_BIN", &netlab),
+            .env("NETLAB_BIN", &netlab)
+            .env("NETLAB_CNI_BIN", &netlab_cni),
     )
 }
 

@@ -343,6 +343,12 @@ fn sync_devmap(ebpf: &mut Ebpf, ports: &[XdpPort]) -> Result<()> {
 /// These devices are the lab's own (created by `up`, deleted by `down`).
 fn set_offloads(port: &XdpPort, xdp: bool) -> std::result::Result<(), String> {
     let mut cmd = match &port.peer_netns {
+        // A CNI container's namespace is a path (a runtime's netns file).
+        Some(ns) if ns.starts_with('/') => {
+            let mut c = std::process::Command::new("nsenter");
+            c.arg(format!("--net={ns}")).arg("ethtool");
+            c
+        }
         Some(ns) => {
             let mut c = std::process::Command::new("ip");
             c.args(["netns", "exec", ns, "ethtool"]);

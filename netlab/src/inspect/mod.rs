@@ -105,6 +105,7 @@ impl Lab {
             .iter()
             .find(|e| e.peer == port_dev)
             .map(|e| e.namespace.clone())
+            .or_else(|| self.plan.containers.by_peer(port_dev).map(|c| c.label()))
     }
 
     /// A decoding context (names, clock) for this lab.

@@ -55,18 +55,25 @@ struct Resolved {
 fn resolve(lab: &Lab, f: &Filter) -> anyhow::Result<Resolved> {
     let namespace_addr = match &f.namespace {
         None => None,
-        Some(ns) => Some(lab.plan.endpoint(ns).map(|e| e.address).with_context(|| {
-            format!(
-                "namespace {ns} is not an endpoint of lab {}; its endpoints: {}",
-                lab.name,
-                lab.plan
-                    .endpoints
-                    .iter()
-                    .map(|e| e.namespace.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?),
+        Some(ns) => Some(
+            lab.plan
+                .endpoint(ns)
+                .map(|e| e.address)
+                .or_else(|| lab.plan.containers.find_by_name(ns).map(|c| c.address))
+                .with_context(|| {
+                    format!(
+                        "namespace {ns} is not an endpoint or a CNI container of lab {}; its endpoints: {}",
+                        lab.name,
+                        lab.plan
+                            .endpoints
+                            .iter()
+                            .map(|e| e.namespace.clone())
+                            .chain(lab.plan.containers.attachments.iter().map(|c| c.short_id().to_string()))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
+                })?,
+        ),
     };
     let proto = match &f.proto {
         None => None,
@@ -139,7 +146,8 @@ pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
                 .endpoints
                 .iter()
                 .find(|e| e.address == *f.orig_src.ip())
-                .map(|e| e.namespace.clone()),
+                .map(|e| e.namespace.clone())
+                .or_else(|| (lab.plan.containers.by_address(*f.orig_src.ip())).map(|c| c.label())),
             src: f.orig_src.ip().to_string(),
             sport: f.orig_src.port(),
             dst: f.remote.ip().to_string(),

@@ -137,6 +137,13 @@ pub fn run(lab: &Lab) -> anyhow::Result<()> {
         .endpoints
         .iter()
         .map(|e| (e.peer.clone(), e.namespace.clone()))
+        .chain(
+            lab.plan
+                .containers
+                .attachments
+                .iter()
+                .map(|c| (c.peer.clone(), c.label())),
+        )
         .chain([(lab.plan.gateway_port.clone(), "gateway".to_string())])
         .collect();
     let printer = Printer {

@@ -134,6 +134,28 @@ pub fn flush_other_addresses(
     Ok(flushed)
 }
 
+/// Removes every flow whose original source is `source` (an endpoint left
+/// the lab: its flows would otherwise live on until they expire, and
+/// replies would reach whoever gets the address next). Returns how many
+/// flows went.
+pub fn flush_source(pin_dir: &Path, source: std::net::Ipv4Addr) -> Result<usize, NatError> {
+    let mut table = NatTable::open(pin_dir)?;
+    let mut flushed = 0;
+    for flow in table.flows_unordered()? {
+        if *flow.orig_src.ip() != source {
+            continue;
+        }
+        if let Some(k) = flow.orig_key {
+            table.remove(&k, false)?;
+        }
+        if let Some(k) = flow.reply_key {
+            table.remove(&k, true)?;
+        }
+        flushed += 1;
+    }
+    Ok(flushed)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

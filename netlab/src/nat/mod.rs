@@ -30,8 +30,8 @@ pub use config::{
     remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
 };
 pub use expiry::{
-    SweepStats, flush_other_addresses, monotonic_now_ns, select_expired, sweep, sweep_reporting,
-    timeout_for,
+    SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
+    sweep_reporting, timeout_for,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, sync_published};

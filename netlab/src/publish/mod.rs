@@ -84,7 +84,7 @@ pub fn check(
         .sum();
     for (field, p) in new {
         let value = p.spec.to_string();
-        if plan.endpoint(&p.namespace).is_none() {
+        if target_address(plan, &p.namespace).is_none() {
             problems.push(problem(
                 field,
                 &p.namespace,
@@ -141,6 +141,18 @@ pub fn check(
     problems
 }
 
+/// The address behind a publication's `namespace`: a lab namespace's, or
+/// a CNI container's (published under [`ContainerPlan::publish_name`]).
+///
+/// [`ContainerPlan::publish_name`]: crate::containers::ContainerPlan::publish_name
+fn target_address(plan: &LabPlan, namespace: &str) -> Option<Ipv4Addr> {
+    plan.endpoint(namespace).map(|e| e.address).or_else(|| {
+        plan.containers
+            .by_publish_name(namespace)
+            .map(|c| c.address)
+    })
+}
+
 /// The host addresses a lab file may name before the lab exists: the
 /// gateway's, loopback's and, in a sandbox, the uplink's (the sandbox
 /// host namespace has no other). In root mode the machine's addresses
@@ -156,7 +168,7 @@ pub fn planned_host_addresses(plan: &LabPlan) -> Option<Vec<Ipv4Addr>> {
 pub fn expand(plan: &LabPlan, publications: &[Publication]) -> Vec<PublishedPort> {
     let mut out = Vec::new();
     for p in publications {
-        let Some(e) = plan.endpoint(&p.namespace) else {
+        let Some(address) = target_address(plan, &p.namespace) else {
             continue;
         };
         for (host_port, port) in p.spec.pairs() {
@@ -164,7 +176,7 @@ pub fn expand(plan: &LabPlan, publications: &[Publication]) -> Vec<PublishedPort
                 host_address: p.spec.host_address,
                 host_port,
                 protocol: p.spec.protocol.number(),
-                address: e.address,
+                address,
                 port,
             });
         }

@@ -38,6 +38,18 @@ pub fn publish(
 ) -> Result<Vec<Publication>, LabError> {
     let lock = LabLock::acquire(lab)?;
     let mut state = lab::running(&lock, lab)?;
+    publish_locked(&lock, &mut state, namespace, specs)?;
+    Ok(state.plan.publications)
+}
+
+/// [`publish`] with the lab lock already held (the CNI plugin publishes a
+/// container's `portMappings` inside its ADD).
+pub(crate) fn publish_locked(
+    lock: &LabLock,
+    state: &mut LabState,
+    namespace: &str,
+    specs: &[PortSpec],
+) -> Result<(), LabError> {
     let existing = state.plan.publications.clone();
     let new: Vec<(String, Publication)> = specs
         .iter()
@@ -49,7 +61,7 @@ pub fn publish(
         .map(|p| (format!("publish {}", p.spec), p))
         .collect();
     if new.is_empty() {
-        return Ok(existing);
+        return Ok(());
     }
     let mut problems = check(&state.plan, &existing, &new, None);
     if problems.is_empty() {
@@ -57,12 +69,11 @@ pub fn publish(
         problems = host::check(&state.plan, &facts, &existing, &new);
     }
     if !problems.is_empty() {
-        return Err(refused(lab, "publish", problems));
+        return Err(refused(&state.lab, "publish", problems));
     }
     let mut wanted = existing;
     wanted.extend(new.into_iter().map(|(_, p)| p));
-    apply(&lock, &mut state, wanted)?;
-    Ok(state.plan.publications)
+    apply(lock, state, wanted)
 }
 
 /// Removes `specs` of `namespace` from the running lab; their
