@@ -33,7 +33,7 @@ use crate::{counters::count, hdr::ptr_at, switch::maps::config};
 /// definition: aya-ebpf's ring buffer is one, and a ring buffer has no
 /// key or value type for BTF to describe.)
 #[map(name = "events")]
-static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
