@@ -93,10 +93,33 @@ pub enum Counter {
     /// Events that found the `events` ring buffer full (the monitor did
     /// not keep up): reported by `netlab monitor` as "lost: N".
     EventsLost,
+    /// Inbound packets claiming a lab source address (the lab's own
+    /// traffic leaves translated), dropped by the uplink TC ingress.
+    NatDropLabSource,
+    // --- uplink XDP (before the skb; see also the TC counters above) ---
+    /// Passed on to the kernel (and the uplink TC ingress).
+    XdpPass,
+    /// Dropped at XDP: to the lab subnet with no translation.
+    XdpDropUnsolicited,
+    /// Dropped at XDP: claiming a lab source address.
+    XdpDropLabSource,
+    /// Dropped at XDP: truncated or malformed IPv4/L4 headers.
+    XdpDropMalformed,
+    // --- switch port XDP (datapath "ebpf-xdp"; drops use the reasons above) ---
+    /// Frames seen by the XDP port program.
+    XdpPortRx,
+    /// Unicast redirected to a port through the devmap.
+    XdpPortRedirect,
+    /// Broadcast/multicast/unknown unicast flooded through the devmap
+    /// (one per frame; the copies are the kernel's).
+    XdpPortFlood,
+    /// Passed on to the TC port program (ARP, VLAN tags, learning or
+    /// tracing on, a target missing from the devmap).
+    XdpPortToTc,
 }
 
 impl Counter {
-    pub const COUNT: u32 = 36;
+    pub const COUNT: u32 = 45;
 
     pub const ALL: [Counter; Self::COUNT as usize] = [
         Counter::PortRx,
@@ -135,6 +158,15 @@ impl Counter {
         Counter::SockPublished,
         Counter::SockRestored,
         Counter::EventsLost,
+        Counter::NatDropLabSource,
+        Counter::XdpPass,
+        Counter::XdpDropUnsolicited,
+        Counter::XdpDropLabSource,
+        Counter::XdpDropMalformed,
+        Counter::XdpPortRx,
+        Counter::XdpPortRedirect,
+        Counter::XdpPortFlood,
+        Counter::XdpPortToTc,
     ];
 
     /// Stable name used by `netlab stats` and its JSON.
@@ -176,6 +208,15 @@ impl Counter {
             Counter::SockPublished => "sock_published",
             Counter::SockRestored => "sock_restored",
             Counter::EventsLost => "events_lost",
+            Counter::NatDropLabSource => "nat_drop_lab_source",
+            Counter::XdpPass => "xdp_pass",
+            Counter::XdpDropUnsolicited => "xdp_drop_unsolicited",
+            Counter::XdpDropLabSource => "xdp_drop_lab_source",
+            Counter::XdpDropMalformed => "xdp_drop_malformed",
+            Counter::XdpPortRx => "xdp_port_rx",
+            Counter::XdpPortRedirect => "xdp_port_redirect",
+            Counter::XdpPortFlood => "xdp_port_flood",
+            Counter::XdpPortToTc => "xdp_port_to_tc",
         }
     }
 }

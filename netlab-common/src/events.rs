@@ -43,6 +43,10 @@ pub const PROGRAM_NAT_EGRESS: u8 = 2;
 pub const PROGRAM_NAT_INGRESS: u8 = 3;
 /// The control plane (through `netlab_event_inject`).
 pub const PROGRAM_CONTROL: u8 = 4;
+/// The uplink's XDP filter (`netlab_uplink_xdp`).
+pub const PROGRAM_UPLINK_XDP: u8 = 5;
+/// The XDP switch (`netlab_xdp_port`).
+pub const PROGRAM_XDP_PORT: u8 = 6;
 
 /// One event. Addresses and ports in network byte order (as in the
 /// packet), like every map key; fields an event kind does not use are 0.

@@ -21,6 +21,9 @@ pub const SWITCH_CONFIG_MAP: &str = "switch_config";
 /// that endpoints may not reach (every one but the gateway's). Empty when
 /// the lab allows host access.
 pub const HOST_ADDRS_MAP: &str = "host_addrs";
+/// Datapath "ebpf-xdp": port ifindex → ifindex, the targets of the XDP
+/// port program's redirects (a `BPF_MAP_TYPE_DEVMAP_HASH`).
+pub const XDP_PORTS_MAP: &str = "xdp_ports";
 
 /// Most switch ports (endpoints + gateway) one lab can have; bounds the
 /// flood loop, which the verifier must see terminate.

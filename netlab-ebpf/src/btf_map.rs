@@ -14,7 +14,8 @@ use core::{borrow::Borrow, ffi::c_void, ptr::NonNull};
 
 use aya_ebpf::{
     bindings::bpf_map_type::{
-        BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH, BPF_MAP_TYPE_PERCPU_ARRAY,
+        BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_DEVMAP_HASH, BPF_MAP_TYPE_HASH, BPF_MAP_TYPE_LRU_HASH,
+        BPF_MAP_TYPE_PERCPU_ARRAY,
     },
     helpers::{bpf_map_delete_elem, bpf_map_lookup_elem, bpf_map_update_elem},
 };
@@ -57,6 +58,8 @@ macro_rules! pinned_btf_map {
                 core::ptr::from_ref(self).cast_mut().cast()
             }
 
+            // Not every map type uses these (a devmap is only redirected to).
+            #[allow(dead_code)]
             #[inline(always)]
             fn lookup(&self, key: &$key) -> Option<NonNull<$value>> {
                 // SAFETY: the helper takes the map (relocated by the loader)
@@ -67,6 +70,7 @@ macro_rules! pinned_btf_map {
                 .cast())
             }
 
+            #[allow(dead_code)]
             #[inline(always)]
             fn update(&self, key: &$key, value: &$value, flags: u64) -> Result<(), i32> {
                 // SAFETY: as in `lookup`; the value has the map's value size.
@@ -183,3 +187,20 @@ pinned_btf_map!(
     PerCpuArray<T>, BPF_MAP_TYPE_PERCPU_ARRAY, key: u32, value: T
 );
 array_api!(PerCpuArray);
+
+pinned_btf_map!(
+    /// `BPF_MAP_TYPE_DEVMAP_HASH` (key: ifindex), pinned by name: the
+    /// targets of XDP redirects.
+    DevMapHash<V>, BPF_MAP_TYPE_DEVMAP_HASH, key: u32, value: V
+);
+
+#[allow(dead_code)]
+impl<V, const MAX_ENTRIES: usize> DevMapHash<V, MAX_ENTRIES> {
+    /// `bpf_redirect_map`: the XDP verdict (XDP_REDIRECT, or the low bits
+    /// of `flags` when `key` is not in the map).
+    #[inline(always)]
+    pub fn redirect(&self, key: u32, flags: u64) -> u32 {
+        // SAFETY: the helper takes the map (relocated by the loader).
+        unsafe { aya_ebpf::helpers::bpf_redirect_map(self.as_ptr(), u64::from(key), flags) as u32 }
+    }
+}

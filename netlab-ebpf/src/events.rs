@@ -11,7 +11,11 @@
 //! BPF subprogram instead of being copied into every drop site.
 
 use aya_ebpf::{
-    bindings::__sk_buff, helpers::bpf_ktime_get_ns, macros::map, maps::RingBuf, programs::TcContext,
+    bindings::__sk_buff,
+    helpers::bpf_ktime_get_ns,
+    macros::map,
+    maps::{RingBuf, ring_buf::RingBufEntry},
+    programs::TcContext,
 };
 use netlab_common::{
     counters::Counter,
@@ -29,7 +33,7 @@ use crate::{counters::count, hdr::ptr_at, switch::maps::config};
 /// definition: aya-ebpf's ring buffer is one, and a ring buffer has no
 /// key or value type for BTF to describe.)
 #[map(name = "events")]
-static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
+pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
 
 const ETH_HLEN: usize = 14;
 const ETH_P_IP: u16 = 0x0800;
@@ -85,6 +89,24 @@ fn nat_drop_event(skb: *mut __sk_buff, reason: u32) {
     write_packet_event(skb, program, EVENT_DROP, reason, ifindex);
 }
 
+/// A record in the ring buffer, stamped and typed, to be filled in and
+/// submitted; `None` (counted in `events_lost`) when the ring is full.
+#[inline(always)]
+fn reserve(kind: u8, program: u8) -> Option<RingBufEntry<Event>> {
+    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
+        count(Counter::EventsLost);
+        return None;
+    };
+    entry.write(Event {
+        // SAFETY: helper without arguments.
+        ts_ns: unsafe { bpf_ktime_get_ns() },
+        kind,
+        program,
+        ..Event::default()
+    });
+    Some(entry)
+}
+
 /// A NAT flow event of the egress program: created (`xlat` is the
 /// translation) or exhausted (`reason`, `xlat` zero).
 #[inline(never)]
@@ -92,15 +114,11 @@ pub fn nat_flow(kind: u8, key: &NatKey, xlat: &NatEntry, reason: u32) {
     if !enabled() {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count(Counter::EventsLost);
+    let Some(mut entry) = reserve(kind, PROGRAM_NAT_EGRESS) else {
         return;
     };
-    let event = entry.write(Event::default());
-    // SAFETY: helper without arguments.
-    event.ts_ns = unsafe { bpf_ktime_get_ns() };
-    event.kind = kind;
-    event.program = PROGRAM_NAT_EGRESS;
+    // SAFETY: `reserve` initialised the record.
+    let event = unsafe { entry.assume_init_mut() };
     event.proto = key.proto;
     event.reason = reason;
     event.ethertype = ETH_P_IP;
@@ -119,15 +137,11 @@ pub fn fdb_learned(mac: &[u8; 6], port: u32) {
     if !enabled() {
         return;
     }
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count(Counter::EventsLost);
+    let Some(mut entry) = reserve(EVENT_FDB_LEARNED, PROGRAM_PORT) else {
         return;
     };
-    let event = entry.write(Event::default());
-    // SAFETY: helper without arguments.
-    event.ts_ns = unsafe { bpf_ktime_get_ns() };
-    event.kind = EVENT_FDB_LEARNED;
-    event.program = PROGRAM_PORT;
+    // SAFETY: `reserve` initialised the record.
+    let event = unsafe { entry.assume_init_mut() };
     event.ifindex = port;
     event.src_mac = *mac;
     entry.submit(0);
@@ -171,15 +185,11 @@ fn packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex
 #[inline(always)]
 fn write_packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex: u32) {
     let ctx = TcContext::new(skb);
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count(Counter::EventsLost);
+    let Some(mut entry) = reserve(kind, program) else {
         return;
     };
-    let event = entry.write(Event::default());
-    // SAFETY: helper without arguments.
-    event.ts_ns = unsafe { bpf_ktime_get_ns() };
-    event.kind = kind;
-    event.program = program;
+    // SAFETY: `reserve` initialised the record.
+    let event = unsafe { entry.assume_init_mut() };
     event.reason = reason;
     event.ifindex = ifindex;
     if let Some(eth) = ptr_at::<[u8; ETH_HLEN]>(&ctx, 0) {

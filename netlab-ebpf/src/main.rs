@@ -11,10 +11,11 @@ mod hdr;
 mod log;
 mod nat;
 mod switch;
+mod xdp;
 
 use aya_ebpf::{
-    macros::{cgroup_sock_addr, classifier},
-    programs::{SockAddrContext, TcContext},
+    macros::{cgroup_sock_addr, classifier, xdp},
+    programs::{SockAddrContext, TcContext, XdpContext},
 };
 
 /// TC ingress (tcx) of every switch port: `veth-N-br` and the gateway port.
@@ -59,6 +60,20 @@ pub fn netlab_sock_sendmsg4(ctx: SockAddrContext) -> i32 {
 #[cgroup_sock_addr(recvmsg4)]
 pub fn netlab_sock_recvmsg4(ctx: SockAddrContext) -> i32 {
     nat::sock::recvmsg4(&ctx)
+}
+
+/// XDP on the uplink's receive side: drops what can only be dropped
+/// before an skb exists, passes the rest to the TC ingress.
+#[xdp]
+pub fn netlab_uplink_xdp(ctx: XdpContext) -> u32 {
+    xdp::uplink::uplink(&ctx)
+}
+
+/// XDP of every switch port on the "ebpf-xdp" datapath: the switch before
+/// an skb exists; what it passes goes on to `netlab_port`.
+#[xdp]
+pub fn netlab_xdp_port(ctx: XdpContext) -> u32 {
+    xdp::port::port(&ctx)
 }
 
 #[cfg(not(test))]

@@ -12,6 +12,9 @@
 //! gateway = "192.168.28.5"        # default: host .5 of the subnet
 //! gateway_device = "vbridge"      # holds the gateway address on the host side
 //! gateway_port = "vbridge-p"      # eBPF datapath: the switch port peered with vbridge
+//! switch = "tc"                   # eBPF datapath: "tc" (default) | "xdp": the switch also as an
+//!                                 # XDP program on every port (redirects through a devmap, GRO
+//!                                 # turned on in the namespaces' veths and vbridge for NAPI)
 //!                                 # (default: "<gateway_device>-p")
 //!
 //! # Shorthand instead of [[namespaces]]: `namespace_count` namespaces named
@@ -32,6 +35,10 @@
 //!                                 # routed through the host (NAT) is not affected. The kernel
 //!                                 # datapath (the walkthrough) has no such rule: there the
 //!                                 # namespaces always reach every host address.
+//! uplink_xdp = true               # eBPF datapath: drop what can only be dropped (unsolicited,
+//!                                 # lab sources, malformed) in XDP on the uplink, before an skb
+//!                                 # exists. Native XDP only: where the device refuses it, netlab
+//!                                 # says so in one line and the TC ingress filters alone.
 //!
 //! [[namespaces]]                  # default: ns1..ns3 at .1 .2 .3
 //! name = "ns1"
@@ -96,6 +103,20 @@ pub struct LabConfig {
     /// Published ports by namespace name (for `namespace_count` labs);
     /// `[[namespaces]] publish` says the same per namespace.
     pub publish: Option<std::collections::BTreeMap<String, Vec<String>>>,
+    pub switch: Option<SwitchHook>,
+}
+
+/// Where the eBPF datapath's switch runs (`switch = ...`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwitchHook {
+    /// The TC port program on every port's tcx ingress (the reference).
+    #[default]
+    Tc,
+    /// Also an XDP program on every port, before the skb: unicast through
+    /// a devmap, floods by devmap broadcast; the TC program gets what it
+    /// passes. Falls back to TC alone where a port refuses native XDP.
+    Xdp,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
@@ -121,6 +142,7 @@ pub struct HostConfig {
     pub uplink_address: Option<String>,
     pub internet_address: Option<String>,
     pub allow_host_access: Option<bool>,
+    pub uplink_xdp: Option<bool>,
 }
 
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
@@ -167,6 +189,14 @@ pub struct LabPlan {
     /// then read as the default.
     #[serde(default)]
     pub allow_host_access: bool,
+    /// `[host] uplink_xdp` (default true): the eBPF datapath attaches its
+    /// uplink XDP program where the device supports native XDP. State
+    /// files written before it existed read as true.
+    #[serde(default = "default_true")]
+    pub uplink_xdp: bool,
+    /// `switch` (eBPF datapath): where the switch runs.
+    #[serde(default)]
+    pub switch: SwitchHook,
     pub endpoints: Vec<EndpointPlan>,
     pub nat: NatSettings,
     /// Containers attached by the CNI plugin (none in a lab file).
@@ -581,6 +611,12 @@ impl LabConfig {
                     .as_ref()
                     .and_then(|h| h.allow_host_access)
                     .unwrap_or(false),
+                uplink_xdp: self
+                    .host
+                    .as_ref()
+                    .and_then(|h| h.uplink_xdp)
+                    .unwrap_or(true),
+                switch: self.switch.unwrap_or_default(),
                 endpoints,
                 nat,
                 containers: Containers::default(),
@@ -1038,6 +1074,11 @@ impl LabPlan {
             Err(ConfigError::Invalid(p.0))
         }
     }
+}
+
+/// serde default for flags that are on unless the file says otherwise.
+fn default_true() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -151,6 +151,7 @@ impl LabPlan {
             ipv4: e.address,
             namespace: Some(e.namespace.clone()),
             deliver_dev: None,
+            peer_dev: Some(e.veth.clone()),
         }
     }
 
@@ -178,6 +179,7 @@ impl LabPlan {
             ipv4: self.gateway,
             namespace: None,
             deliver_dev: Some(self.gateway_device.clone()),
+            peer_dev: None,
         });
         SwitchPlan {
             lab: self.name.clone(),
@@ -193,6 +195,8 @@ impl LabPlan {
                 timeouts: self.nat.timeouts,
             }),
             allow_host_access: self.allow_host_access,
+            uplink_xdp: self.uplink_xdp,
+            switch_xdp: self.switch == crate::config::SwitchHook::Xdp,
             published: crate::publish::expand(self, &self.publications),
         }
     }
@@ -209,6 +213,7 @@ pub fn container_port_plan(c: &ContainerPlan) -> PortPlan {
         // know a namespace by its cookie); `netns` resolves paths.
         namespace: Some(c.netns.clone()),
         deliver_dev: None,
+        peer_dev: Some(c.ifname.clone()),
     }
 }
 

@@ -24,6 +24,7 @@ pub mod mutate;
 pub mod nat_model;
 pub mod switch_model;
 pub mod verify;
+pub mod xdp_model;
 
 /// xorshift64* (Vigna): tiny, fast, and good enough to pick mutations.
 #[derive(Clone, Debug)]

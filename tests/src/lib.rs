@@ -455,3 +455,22 @@ pub fn bpftool_keys(path: &Path) -> (Vec<Vec<u8>>, String) {
         .collect();
     (keys, text)
 }
+
+/// Published ports on every host address, as the program tests load them
+/// into `nat_publish`: (host port, protocol, namespace address, port).
+pub fn published_ports(
+    ports: &[(u16, u8, std::net::Ipv4Addr, u16)],
+) -> Vec<netlab::datapath::PublishedPort> {
+    ports
+        .iter()
+        .map(
+            |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
+                host_address: None,
+                host_port,
+                protocol,
+                address,
+                port,
+            },
+        )
+        .collect()
+}

@@ -35,3 +35,31 @@ pub fn test_run(
     out.truncate(res.data_size_out as usize);
     Ok((res.return_value, out))
 }
+
+/// Runs an XDP program on `frame`; with `ingress`, as if it arrived on
+/// that ifindex (`xdp_md.ingress_ifindex`, queue 0: the device must exist
+/// in the caller's namespace). Returns (verdict, the frame as the program
+/// left it). Redirects and XDP_TX only return their verdict here.
+pub fn test_run_xdp(
+    prog: &aya::programs::Xdp,
+    frame: &[u8],
+    ingress: Option<u32>,
+) -> Result<(u32, Vec<u8>), ProgramError> {
+    // struct xdp_md: data, data_end, data_meta, ingress_ifindex,
+    // rx_queue_index, egress_ifindex. The kernel wants data_end = the
+    // frame's length and no metadata.
+    let mut ctx = [0u8; 24];
+    ctx[4..8].copy_from_slice(&(frame.len() as u32).to_ne_bytes());
+    if let Some(ifindex) = ingress {
+        ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
+    }
+    let mut out = vec![0u8; frame.len() + OUT_SLACK];
+    let res = prog.test_run(TestRunOptions {
+        data_in: Some(frame),
+        data_out: Some(&mut out),
+        ctx_in: ingress.map(|_| &ctx[..]),
+        ..TestRunOptions::default()
+    })?;
+    out.truncate(res.data_size_out as usize);
+    Ok((res.return_value, out))
+}

@@ -247,7 +247,10 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
     for s in samples.iter().filter(|s| s["datapath"] == "ebpf") {
         let w = s["workload"].as_str().unwrap();
         let mut programs = vec!["netlab_port"];
-        if w.starts_with("inet") {
+        if w == "inet_flood" {
+            // Dropped on the uplink's receive side: no switch, no egress.
+            programs = vec!["netlab_uplink_ingress"];
+        } else if w.starts_with("inet") {
             programs.push("netlab_uplink_egress");
         }
         for p in programs {

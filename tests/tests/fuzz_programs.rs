@@ -51,10 +51,14 @@ use netlab_tests::fuzz::{
     parse_seed,
     switch_model::{self, SwCase, SwExpect, SwOutcome, SwPort},
     verify,
+    xdp_model::{self, XdpExpect},
 };
 use netlab_tests::private_netns::{add_veth_port, assert_private_netns, in_private_netns};
 
 const TC_ACT_OK: u32 = 0;
+const UPLINK_XDP: &str = netlab::datapath::xdp::UPLINK_XDP_PROGRAM;
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
 /// TC_ACT_UNSPEC (-1) as the test run reports it: the uplink programs hand
 /// traffic that is not the lab's to the next program in the tcx chain.
 const TCX_NEXT: u32 = u32::MAX;
@@ -147,6 +151,10 @@ impl Loaded {
             netlab::bpf::loader::load_retrying(p)
                 .unwrap_or_else(|e| panic!("verifier rejected {prog}: {e:?}"));
         }
+        let xdp: &mut aya::programs::Xdp =
+            ebpf.program_mut(UPLINK_XDP).unwrap().try_into().unwrap();
+        netlab::bpf::loader::retry_eagain(|| xdp.load())
+            .unwrap_or_else(|e| panic!("verifier rejected {UPLINK_XDP}: {e:?}"));
         nat::configure(
             &mut ebpf,
             &plan,
@@ -162,18 +170,7 @@ impl Loaded {
             frames::FAST_PATH_IFINDEX,
         )
         .expect("fast-path endpoint");
-        let published: Vec<_> = frames::PUBLISHED
-            .iter()
-            .map(
-                |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
-                    host_address: None,
-                    host_port,
-                    protocol,
-                    address,
-                    port,
-                },
-            )
-            .collect();
+        let published = netlab_tests::published_ports(&frames::PUBLISHED);
         nat::sync_published(&lab.dir, &published).expect("published ports");
         lab.ebpf = Some(ebpf);
         lab
@@ -192,6 +189,12 @@ impl Loaded {
     fn run(&self, prog: &str, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
         let p: &SchedClassifier = self.ebpf().program(prog).unwrap().try_into().unwrap();
         netlab_tests::test_run::test_run(p, frame, None).map_err(|e| format!("{e:?}"))
+    }
+
+    /// Runs the uplink XDP program on `frame`.
+    fn run_xdp(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
+        let p: &aya::programs::Xdp = self.ebpf().program(UPLINK_XDP).unwrap().try_into().unwrap();
+        netlab_tests::test_run::test_run_xdp(p, frame, None).map_err(|e| format!("{e:?}"))
     }
 
     /// Every counter, summed over the CPUs.
@@ -841,6 +844,23 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
         };
         let frag_before = frag_key.and_then(|k| lab.frag_lookup(&k));
 
+        if dir == Dir::Ingress {
+            // The uplink XDP program sees the frame first (where it is
+            // attached): its own model, and the TC ingress's agreement.
+            let tally = tallies.entry(UPLINK_XDP).or_default();
+            let problems = check_xdp_case(&lab, &frame, &expect, &mut counters, tally);
+            tally.cases += 1;
+            if !problems.is_empty() {
+                tally.failures += 1;
+                failures.push(Failure {
+                    program: UPLINK_XDP,
+                    index,
+                    origin: origin.clone(),
+                    frame: frame.clone(),
+                    problems,
+                });
+            }
+        }
         let result = lab.run(program, &frame);
         let after = lab.counters();
         let orig_now = lab.entries(NAT_ORIG_MAP).len() as i64;
@@ -896,6 +916,70 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
     (tallies, failures)
 }
 
+/// Runs the uplink XDP program on `frame` and checks it against
+/// `xdp_model`: the verdict, the frame left untouched, exactly its counter
+/// moved by one, and (a drop) the TC ingress's expectation `tc` dropping
+/// too. Updates `counters` to the values after the run.
+fn check_xdp_case(
+    lab: &Loaded,
+    frame: &[u8],
+    tc: &Expect,
+    counters: &mut Vec<u64>,
+    tally: &mut Tally,
+) -> Vec<String> {
+    let mut problems = Vec::new();
+    let want = xdp_model::expect(frame);
+    let result = lab.run_xdp(frame);
+    match &result {
+        Ok((v, _)) => *tally.verdicts.entry(*v).or_default() += 1,
+        Err(_) => tally.refused += 1,
+    }
+    let after = lab.counters();
+    let moved: Vec<(&str, i64)> = Counter::ALL
+        .iter()
+        .zip(after.iter().zip(counters.iter()))
+        .filter(|(_, (a, b))| a != b)
+        .map(|(c, (a, b))| (c.name(), *a as i64 - *b as i64))
+        .collect();
+    *counters = after;
+    let (verdict, counter) = match want {
+        XdpExpect::Refused => {
+            if result.is_ok() {
+                problems.push(format!("expected a refused test run, got {result:?}"));
+            }
+            return problems;
+        }
+        XdpExpect::Pass => (XDP_PASS, Counter::XdpPass),
+        XdpExpect::Drop(reason) => {
+            if !xdp_model::tc_agrees(reason, tc) {
+                problems.push(format!(
+                    "XDP drops for {} but the TC ingress expects {tc:?}",
+                    reason.name()
+                ));
+            }
+            (XDP_DROP, reason)
+        }
+    };
+    match result {
+        Ok((v, out)) => {
+            if v != verdict {
+                problems.push(format!("XDP verdict {v}, expected {verdict} ({want:?})"));
+            }
+            if out != frame {
+                problems.push("XDP changed the frame".into());
+            }
+        }
+        Err(e) => problems.push(format!("XDP test run failed: {e}")),
+    }
+    if moved != [(counter.name(), 1)] {
+        problems.push(format!(
+            "XDP counters moved {moved:?}, expected {} by 1",
+            counter.name()
+        ));
+    }
+    problems
+}
+
 /// Prints the figures and every failure (with what reproduces it), then
 /// fails the test if there was any.
 fn report(seed: u64, cases: u64, tallies: &BTreeMap<&'static str, Tally>, failures: &[Failure]) {
@@ -942,6 +1026,10 @@ fn nat_programs_survive_fuzzed_frames() {
     // The run must have exercised the interesting paths, or it proves little.
     let egress = &tallies[nat::EGRESS_PROGRAM];
     let ingress = &tallies[nat::INGRESS_PROGRAM];
+    assert_eq!(
+        tallies[UPLINK_XDP].cases, ingress.cases,
+        "XDP saw every ingress case"
+    );
     if failures.is_empty() && cases >= 1000 {
         assert!(egress.created > 0 && egress.rewritten > egress.created);
         assert!(ingress.rewritten > 0);
@@ -949,6 +1037,10 @@ fn nat_programs_survive_fuzzed_frames() {
         assert!(egress.fragments > 0 && ingress.fragments > 0);
         for t in [egress, ingress] {
             assert!(t.refused > 0 && t.verdicts.get(&TC_ACT_SHOT).copied().unwrap_or(0) > 0);
+        }
+        let xdp = &tallies[UPLINK_XDP];
+        for v in [XDP_DROP, XDP_PASS] {
+            assert!(xdp.verdicts.get(&v).copied().unwrap_or(0) > 0, "XDP {v}");
         }
     }
     report(seed, cases, &tallies, &failures);

@@ -351,7 +351,9 @@ fn rows_after_known_traffic() {
             "nat_publish",
             "publish_netns",
             "publish_socks",
-            "events"
+            "events",
+            // The XDP switch's devmap (filled on `switch = "xdp"` labs only).
+            "xdp_ports"
         ]
     );
     for m in list.as_array().unwrap() {
@@ -360,6 +362,12 @@ fn rows_after_known_traffic() {
             // A ring buffer has no key or value for BTF to describe.
             assert_eq!(m["type"], "ringbuf", "{m:#}");
             assert_eq!(m["max_entries"], 256 * 1024, "{m:#}");
+            continue;
+        }
+        if m["name"] == "xdp_ports" {
+            // A devmap: its values are the kernel's struct bpf_devmap_val,
+            // and it is created without BTF.
+            assert_eq!(m["type"], "devmap_hash", "{m:#}");
             continue;
         }
         assert_eq!(m["btf"], true, "{m:#}");
@@ -420,9 +428,12 @@ fn rows_after_known_traffic() {
             t("netlab_port", "veth-2-br", "tcx ingress"),
             t("netlab_uplink_egress", "uplink", "tcx egress"),
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
+            // On by default: `[host] uplink_xdp`.
+            t("netlab_uplink_xdp", "uplink", "xdp native"),
         ]
     );
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 17);
+    // 17 and the XDP switch's devmap.
+    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 18);
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();

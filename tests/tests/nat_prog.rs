@@ -1230,18 +1230,7 @@ fn a_reloaded_program_keeps_the_pinned_translations() {
 // Published ports (destination NAT on the uplink ingress)
 
 fn publish(lab: &NatLab, ports: &[(u16, u8, Ipv4Addr, u16)]) -> usize {
-    let ports: Vec<netlab::datapath::PublishedPort> = ports
-        .iter()
-        .map(
-            |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
-                host_address: None,
-                host_port,
-                protocol,
-                address,
-                port,
-            },
-        )
-        .collect();
+    let ports = netlab_tests::published_ports(ports);
     nat::sync_published(lab.pin_dir(), &ports).expect("sync nat_publish")
 }
 

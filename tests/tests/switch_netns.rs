@@ -233,6 +233,7 @@ impl TestLab {
             ipv4: ep.ip,
             namespace: Some(ep.ns.clone()),
             deliver_dev: None,
+            peer_dev: None,
         }
     }
 
@@ -245,6 +246,7 @@ impl TestLab {
             ipv4: self.gateway_ip(),
             namespace: None,
             deliver_dev: Some("vbridge".into()),
+            peer_dev: None,
         });
         SwitchPlan {
             lab: self.lab.clone(),
@@ -252,6 +254,8 @@ impl TestLab {
             ports,
             nat: None,
             allow_host_access: false,
+            uplink_xdp: true,
+            switch_xdp: false,
             published: Vec::new(),
         }
     }

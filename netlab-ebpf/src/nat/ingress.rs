@@ -11,6 +11,7 @@ use netlab_common::{
 
 use super::{
     TCX_NEXT, config_and_ipv4, dnat, drop_packet, frag, icmp_error,
+    inbound::{self, Refusal},
     maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
@@ -30,11 +31,16 @@ pub fn ingress(ctx: TcContext) -> i32 {
         Ok(found) => found,
         Err(verdict) => return verdict,
     };
+    if let Some(refusal) = inbound::refusal(&cfg, ip.saddr, ip.daddr) {
+        return drop_packet(
+            &ctx,
+            match refusal {
+                Refusal::LabSource => Counter::NatDropLabSource,
+                Refusal::Unsolicited => Counter::NatDropUnsolicited,
+            },
+        );
+    }
     if ip.daddr != cfg.external {
-        if ip.daddr & cfg.mask == cfg.subnet {
-            // The lab is reachable from outside only through translations.
-            return drop_packet(&ctx, Counter::NatDropUnsolicited);
-        }
         return pass_host();
     }
     if ip.later_fragment {

@@ -18,12 +18,12 @@
 
 mod arp;
 mod deliver;
-mod host;
+pub(crate) mod host;
 mod learn;
-mod mac;
+pub(crate) mod mac;
 pub mod maps;
 mod source;
-mod stats;
+pub(crate) mod stats;
 mod vlan;
 
 use aya_ebpf::{

@@ -45,21 +45,33 @@ pub struct LabSpec {
     pub nat_port_min: u16,
     pub nat_port_max: u16,
     pub nat_max_entries: u32,
+    /// `switch = "xdp"` (ebpf-xdp).
+    pub switch_xdp: bool,
+    /// `[host] uplink_xdp` (on for ebpf-xdp only: `ebpf` is the TC
+    /// reference path).
+    pub uplink_xdp: bool,
 }
 
 impl LabSpec {
     /// The lab for one netlab datapath: one subnet per datapath
-    /// (10.201.1.0/24 kernel, 10.201.2.0/24 ebpf; direct uses 10.201.3.0/24)
+    /// (10.201.1.0/24 kernel, 10.201.2.0/24 ebpf, 10.201.4.0/24 ebpf-xdp;
+    /// direct uses 10.201.3.0/24)
     /// and namespace names that say which bench and datapath they belong to.
     pub fn for_datapath(prefix: &str, datapath: BenchDatapath) -> Option<LabSpec> {
         let octet = match datapath {
             BenchDatapath::Kernel => 1,
             BenchDatapath::Ebpf => 2,
+            BenchDatapath::EbpfXdp => 4,
             BenchDatapath::Direct => return None,
         };
+        let xdp = datapath == BenchDatapath::EbpfXdp;
         let name = format!("{prefix}-{}", datapath.as_str());
         Some(LabSpec {
-            datapath: datapath.as_str(),
+            datapath: if datapath == BenchDatapath::Kernel {
+                "kernel"
+            } else {
+                "ebpf"
+            },
             subnet: format!("10.201.{octet}.0/24"),
             gateway: Ipv4Addr::new(10, 201, octet, 254),
             host_ns: format!("{name}-host"),
@@ -74,6 +86,8 @@ impl LabSpec {
             nat_port_max: 60999,
             // Room for the 100 000 prefilled flows plus the measured ones.
             nat_max_entries: 262_144,
+            switch_xdp: xdp,
+            uplink_xdp: xdp,
             name,
         })
     }
@@ -87,6 +101,7 @@ name = "{name}"
 datapath = "{datapath}"
 subnet = "{subnet}"
 gateway = "{gateway}"
+switch = "{switch}"
 
 [host]
 mode = "sandbox"
@@ -94,6 +109,7 @@ namespace = "{host_ns}"
 internet_namespace = "{inet_ns}"
 internet_address = "{internet_address}"
 uplink_address = "{uplink_address}"
+uplink_xdp = {uplink_xdp}
 
 [[namespaces]]
 name = "{client_ns}"
@@ -113,6 +129,8 @@ max_entries = {nat_max_entries}
         datapath = spec.datapath,
         subnet = spec.subnet,
         gateway = spec.gateway,
+        switch = if spec.switch_xdp { "xdp" } else { "tc" },
+        uplink_xdp = spec.uplink_xdp,
         host_ns = spec.host_ns,
         inet_ns = spec.inet_ns,
         internet_address = spec.internet_address,

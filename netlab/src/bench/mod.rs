@@ -10,6 +10,7 @@
 //! ratios are taken within a round and then their median reported.
 
 pub mod direct;
+pub mod flood;
 pub mod interrupt;
 pub mod lab;
 pub mod nattable;
@@ -382,6 +383,18 @@ fn measure_one(
                 m.details.insert("nat_entries_after".into(), n as f64);
             }
             Ok(m)
+        }
+        Workload::InetFlood => {
+            let inet = inet()?;
+            let sender = NsCpu::new(&inet.namespace, plan.client_cpu);
+            flood::inbound_flood(
+                &sender,
+                &inet.host_namespace,
+                lab::UPLINK_DEV,
+                lab::UPLINK_ADDR,
+                ep.client_address,
+                secs,
+            )
         }
     }
 }

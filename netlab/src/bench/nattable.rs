@@ -28,7 +28,9 @@ pub fn entries(datapath: BenchDatapath, lab: &str, host_ns: &str) -> Option<u64>
                     .context("parsing nf_conntrack_count")
             })
             .ok(),
-        BenchDatapath::Ebpf => ebpf_nat_entries(&Path::new("/sys/fs/bpf/netlab").join(lab)),
+        BenchDatapath::Ebpf | BenchDatapath::EbpfXdp => {
+            ebpf_nat_entries(&Path::new("/sys/fs/bpf/netlab").join(lab))
+        }
         BenchDatapath::Direct => None,
     }
 }

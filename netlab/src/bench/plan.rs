@@ -25,20 +25,27 @@ use serde::{Deserialize, Serialize};
 pub enum BenchDatapath {
     /// netlab's lab on the Linux bridge + iptables MASQUERADE (the baseline).
     Kernel,
-    /// netlab's lab on the eBPF switch + eBPF NAT (the product).
+    /// netlab's lab on the eBPF switch + eBPF NAT, TC programs only (the
+    /// product's reference path; the uplink XDP program is switched off).
     Ebpf,
+    /// The same lab with XDP wherever netlab has it: the switch as an XDP
+    /// program on every port (`switch = "xdp"`) and the uplink XDP filter.
+    #[serde(rename = "ebpf-xdp")]
+    #[value(name = "ebpf-xdp")]
+    EbpfXdp,
     /// Two namespaces joined by a bare veth pair: no switching, no NAT, the
     /// ceiling any datapath can reach on this machine.
     Direct,
 }
 
 impl BenchDatapath {
-    pub const ALL: [BenchDatapath; 3] = [Self::Kernel, Self::Ebpf, Self::Direct];
+    pub const ALL: [BenchDatapath; 4] = [Self::Kernel, Self::Ebpf, Self::EbpfXdp, Self::Direct];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Kernel => "kernel",
             Self::Ebpf => "ebpf",
+            Self::EbpfXdp => "ebpf-xdp",
             Self::Direct => "direct",
         }
     }
@@ -127,10 +134,16 @@ pub enum Workload {
     #[serde(rename = "pub_conn_rate")]
     #[value(name = "pub_conn_rate")]
     PubConnRate,
+    /// Unsolicited 64-byte UDP from the internet to a lab address, as fast
+    /// as one pinned sender can (sendmmsg): packets/s the host side's uplink
+    /// takes in and disposes of (kernel: forwards; eBPF: drops).
+    #[serde(rename = "inet_flood")]
+    #[value(name = "inet_flood")]
+    InetFlood,
 }
 
 impl Workload {
-    pub const ALL: [Workload; 11] = [
+    pub const ALL: [Workload; 12] = [
         Self::NsTcp1,
         Self::NsTcp2,
         Self::NsUdp64,
@@ -142,6 +155,7 @@ impl Workload {
         Self::InetConnRatePrefilled,
         Self::PubRr,
         Self::PubConnRate,
+        Self::InetFlood,
     ];
 
     /// Stable identifier (JSON, SVG, table).
@@ -158,6 +172,7 @@ impl Workload {
             Self::InetConnRatePrefilled => "inet_conn_rate_prefilled",
             Self::PubRr => "pub_rr",
             Self::PubConnRate => "pub_conn_rate",
+            Self::InetFlood => "inet_flood",
         }
     }
 
@@ -174,6 +189,7 @@ impl Workload {
             Self::InetConnRatePrefilled => "ns→inet new TCP conns, NAT table prefilled",
             Self::PubRr => "inet→published port TCP ping-pong (DNAT)",
             Self::PubConnRate => "inet→published port new TCP conns (DNAT)",
+            Self::InetFlood => "inet→lab unsolicited UDP 64 B flood",
         }
     }
 
@@ -189,7 +205,7 @@ impl Workload {
     pub fn metrics(self) -> &'static [Metric] {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 => &[Metric::BitsPerSecond],
-            Self::NsUdp64 | Self::InetUdp64 => &[Metric::PacketsPerSecond],
+            Self::NsUdp64 | Self::InetUdp64 | Self::InetFlood => &[Metric::PacketsPerSecond],
             Self::NsRr | Self::InetRr | Self::PubRr => &[
                 Metric::RttP50Us,
                 Metric::RttP99Us,
@@ -502,11 +518,16 @@ mod tests {
         let ns: Vec<_> = plan.datapaths_for(Workload::NsTcp1).collect();
         assert_eq!(ns, BenchDatapath::ALL.to_vec());
         let inet: Vec<_> = plan.datapaths_for(Workload::InetConnRate).collect();
-        assert_eq!(inet, vec![BenchDatapath::Kernel, BenchDatapath::Ebpf]);
+        let netlab_labs = vec![
+            BenchDatapath::Kernel,
+            BenchDatapath::Ebpf,
+            BenchDatapath::EbpfXdp,
+        ];
+        assert_eq!(inet, netlab_labs);
         let published: Vec<_> = plan.datapaths_for(Workload::PubRr).collect();
-        assert_eq!(published, vec![BenchDatapath::Kernel, BenchDatapath::Ebpf]);
-        // 4 ns workloads x 3 + 5 inet and 2 published-port workloads x 2
-        assert_eq!(plan.measurements_per_round(), 26);
+        assert_eq!(published, netlab_labs);
+        // 4 ns workloads x 4 + 6 inet and 2 published-port workloads x 3
+        assert_eq!(plan.measurements_per_round(), 40);
     }
 
     #[test]

@@ -15,9 +15,10 @@ use super::stats::{RatioSummary, Summary, round_ratios};
 pub const SCHEMA: &str = "netlab-bench/1";
 
 /// The ratios reported, as (numerator, denominator).
-pub const RATIOS: [(BenchDatapath, BenchDatapath); 2] = [
+pub const RATIOS: [(BenchDatapath, BenchDatapath); 3] = [
     (BenchDatapath::Ebpf, BenchDatapath::Kernel),
     (BenchDatapath::Ebpf, BenchDatapath::Direct),
+    (BenchDatapath::EbpfXdp, BenchDatapath::Ebpf),
 ];
 
 #[derive(Clone, Debug, Serialize)]

@@ -16,6 +16,7 @@ fn colour(d: BenchDatapath) -> &'static str {
     match d {
         BenchDatapath::Kernel => "#7f8c8d",
         BenchDatapath::Ebpf => "#e67e22",
+        BenchDatapath::EbpfXdp => "#c0392b",
         BenchDatapath::Direct => "#2980b9",
     }
 }
@@ -303,9 +304,9 @@ mod tests {
                 s.figure
             );
         }
-        // Bars: 3 datapaths for 4 ns figures, 2 for the NAT one; direct gets "n/a".
-        assert_eq!(svg.matches(r#"class="bar""#).count(), 4 * 3 + 2);
-        assert_eq!(svg.matches(r#"class="whisker""#).count(), 4 * 3 + 2);
+        // Bars: 4 datapaths for 4 ns figures, 3 for the NAT one; direct gets "n/a".
+        assert_eq!(svg.matches(r#"class="bar""#).count(), 4 * 4 + 3);
+        assert_eq!(svg.matches(r#"class="whisker""#).count(), 4 * 4 + 3);
         assert!(svg.contains(">n/a<"));
         // Text was escaped.
         assert!(svg.contains("&lt;test &amp; co&gt;"));

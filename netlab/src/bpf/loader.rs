@@ -17,7 +17,7 @@ use crate::datapath::NatPlan;
 use super::{
     error::{Error, Result},
     fs::remove_pin,
-    maps::{EVENT_MAPS, NAT_MAPS, SWITCH_MAPS, check_pinned_layouts},
+    maps::{EVENT_MAPS, NAT_MAPS, SWITCH_MAPS, XDP_MAPS, check_pinned_layouts},
 };
 
 /// The switch port program (TC ingress of every port).
@@ -33,6 +33,7 @@ pub fn load_object(pin_dir: &Path, nat: Option<&NatPlan>) -> Result<Ebpf> {
     check_pinned_layouts(pin_dir, &SWITCH_MAPS)?;
     check_pinned_layouts(pin_dir, &NAT_MAPS)?;
     check_pinned_layouts(pin_dir, &EVENT_MAPS)?;
+    check_pinned_layouts(pin_dir, &XDP_MAPS)?;
     // No aya-log logger here: the log ring buffer stays inside `Ebpf` until
     // the programs are loaded (they keep a reference to it), and `netlab
     // trace` attaches to it later through the pinned program's map ids.
@@ -70,10 +71,18 @@ pub fn load_classifier<'a>(
 /// process that runs child processes; libbpf retries BPF_PROG_LOAD the same
 /// way. Any other error is returned at once.
 pub fn load_retrying(program: &mut SchedClassifier) -> std::result::Result<(), ProgramError> {
+    retry_eagain(|| program.load())
+}
+
+/// Runs a program `load`, retrying as [`load_retrying`] explains (for any
+/// program type).
+pub fn retry_eagain(
+    mut load: impl FnMut() -> std::result::Result<(), ProgramError>,
+) -> std::result::Result<(), ProgramError> {
     const ATTEMPTS: usize = 5;
     let mut attempt = 1;
     loop {
-        match program.load() {
+        match load() {
             Err(ProgramError::LoadError { io_error, .. })
                 if io_error.raw_os_error() == Some(libc::EAGAIN) && attempt < ATTEMPTS =>
             {

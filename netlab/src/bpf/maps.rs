@@ -109,12 +109,21 @@ pub const EVENT_MAPS: [MapSpec; 1] = [MapSpec {
     fixed_entries: true,
 }];
 
+/// The XDP switch's devmap (`switch = "xdp"`): port ifindex → `struct
+/// bpf_devmap_val` (ifindex, program fd/id), the targets of its redirects.
+pub const XDP_MAPS: [MapSpec; 1] = [spec::<u32, [u32; 2]>(
+    netlab_common::maps::XDP_PORTS_MAP,
+    MapType::DevMapHash,
+    MAX_PORTS,
+)];
+
 /// Every map netlab pins, switch first.
 pub fn all_specs() -> impl Iterator<Item = &'static MapSpec> {
     SWITCH_MAPS
         .iter()
         .chain(NAT_MAPS.iter())
         .chain(EVENT_MAPS.iter())
+        .chain(XDP_MAPS.iter())
 }
 
 /// The spec of the map called `name`.
@@ -164,6 +173,11 @@ fn object_btf() -> Option<&'static Btf> {
 }
 
 fn btf_mismatch(spec: &MapSpec, info: &RawMapInfo) -> Option<String> {
+    if spec.map_type == MapType::DevMapHash {
+        // Created without BTF (its value is the kernel's own struct
+        // bpf_devmap_val): type and sizes are all there is to compare.
+        return None;
+    }
     // An object built without BTF (AYA_BUILD_SKIP) has nothing to compare.
     let ours = object_btf()?;
     let (k, v) = ours.map_types(spec.name)?;

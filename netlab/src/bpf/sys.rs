@@ -147,6 +147,7 @@ pub fn map_type_name(map_type: u32) -> String {
         6 => "percpu_array".into(),
         9 => "lru_hash".into(),
         10 => "lru_percpu_hash".into(),
+        25 => "devmap_hash".into(),
         27 => "ringbuf".into(),
         n => format!("type-{n}"),
     }

@@ -82,7 +82,7 @@ pub fn install(plan: &SwitchPlan) -> Result<()> {
     let before = fs::entries(&dir)?;
     let created_dir = fs::create_lab_dir(&dir)?;
     let host_access = HostAccess::of(plan);
-    install_in(&dir, &ports, nat, &host_access, &plan.published)
+    install_in(&dir, &ports, nat, &host_access, plan)
         .inspect_err(|_| rollback(&dir, &before, created_dir))
 }
 
@@ -197,6 +197,7 @@ fn install_nat(
     nat: &super::NatPlan,
     external: Ipv4Addr,
     ports: &[ResolvedPort<'_>],
+    uplink_xdp: bool,
 ) -> Result<()> {
     let gateway_mac = ports
         .iter()
@@ -208,6 +209,14 @@ fn install_nat(
         crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
     }
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
+    let xdp = super::xdp::attach_uplink(ebpf, dir, &nat.uplink_dev, uplink_xdp)?;
+    if let super::xdp::UplinkXdp::Fallback { reason } = &xdp {
+        eprintln!(
+            "netlab: no XDP on the uplink {}: {reason}; its TC ingress filters alone",
+            nat.uplink_dev
+        );
+    }
+    log::debug!("uplink XDP: {xdp:?}");
     // Published ports for the lab's own sockets (host side, hairpin): the
     // namespaces first, then the hooks that read them.
     let gateway = ports
@@ -229,14 +238,15 @@ fn install_in(
     ports: &[ResolvedPort<'_>],
     nat: Option<(&super::NatPlan, Ipv4Addr)>,
     host_access: &HostAccess,
-    published: &[super::PublishedPort],
+    switch: &SwitchPlan,
 ) -> Result<()> {
+    let uplink_xdp = switch.uplink_xdp;
     let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.
-        install_nat(&mut ebpf, dir, plan, external, ports)?;
-        crate::nat::sync_published(dir, published)?;
+        install_nat(&mut ebpf, dir, plan, external, ports, uplink_xdp)?;
+        crate::nat::sync_published(dir, &switch.published)?;
     }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 
@@ -265,7 +275,17 @@ fn install_in(
         PORT_PROGRAM,
         &fs::prog_pin(dir),
         &fs::prog_pin_new(dir),
-    )
+    )?;
+    // In front of the TC links, once they are all there.
+    let xdp_ports: Vec<super::xdp::XdpPort> = ports.iter().map(ResolvedPort::xdp).collect();
+    let outcome = super::xdp::attach_ports(&mut ebpf, dir, &xdp_ports, switch.switch_xdp)?;
+    if let super::xdp::PortsXdp::Fallback { dev, reason } = &outcome {
+        eprintln!(
+            "netlab: no XDP switch: port {dev} refused it: {reason}; the TC switch works alone"
+        );
+    }
+    log::debug!("XDP switch: {outcome:?}");
+    Ok(())
 }
 
 /// Removes what a failed install pinned: entries that were not there before
@@ -343,6 +363,7 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         }
         return Err(e);
     }
+    super::xdp::join_port(&dir, &resolved.xdp())?;
     if port.role == PortRole::Endpoint && nat_installed(&dir) {
         crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
         if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
@@ -374,6 +395,7 @@ fn nat_installed(dir: &Path) -> bool {
 pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     validate_lab(lab)?;
     let dir = installed_dir(lab)?;
+    super::xdp::detach_port(&dir, &port.port_dev)?;
     loader::detach_pinned(&fs::link_pin(&dir, &port.port_dev))?;
 
     let mut maps = SwitchMaps::open(&dir)?;
@@ -534,6 +556,22 @@ struct ResolvedPort<'a> {
 }
 
 impl ResolvedPort<'_> {
+    fn xdp(&self) -> super::xdp::XdpPort {
+        let (peer_netns, peer_dev) = match self.plan.role {
+            PortRole::Endpoint => (
+                self.plan.namespace.clone(),
+                self.plan.peer_dev.clone().unwrap_or_default(),
+            ),
+            PortRole::Gateway => (None, self.plan.deliver_dev.clone().unwrap_or_default()),
+        };
+        super::xdp::XdpPort {
+            dev: self.plan.port_dev.clone(),
+            ifindex: self.ifindex,
+            peer_netns,
+            peer_dev,
+        }
+    }
+
     fn info(&self, slot: u32) -> PortInfo {
         PortInfo {
             ifindex: self.ifindex,
@@ -890,6 +928,7 @@ mod tests {
             ipv4: Ipv4Addr::new(10, 0, 0, ip_last),
             namespace: None,
             deliver_dev: (role == PortRole::Gateway).then(|| "vbridge".to_owned()),
+            peer_dev: None,
         }
     }
 

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 pub mod ebpf;
 pub mod kernel;
+pub mod xdp;
 
 /// Which datapath joins the ports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
@@ -50,6 +51,11 @@ pub struct PortPlan {
     /// `bpf_redirect(.., BPF_F_INGRESS)` (`vbridge`). Endpoint ports deliver
     /// with `bpf_redirect_peer` on `port_dev` itself.
     pub deliver_dev: Option<String>,
+    /// Endpoint only: the namespace's end of the veth pair (in
+    /// `namespace`), where the XDP switch's redirects arrive. Absent in
+    /// state files written before the XDP switch existed.
+    #[serde(default)]
+    pub peer_dev: Option<String>,
 }
 
 /// Per-protocol NAT timeouts in seconds (defaults follow the kernel's
@@ -108,6 +114,12 @@ pub struct SwitchPlan {
     /// own addresses other than the gateway's (`host_addrs`, filled at
     /// install and kept in step by the daemon). true: the map stays empty.
     pub allow_host_access: bool,
+    /// `[host] uplink_xdp`: attach the uplink XDP program (native mode;
+    /// where the device refuses, the TC ingress filters alone).
+    pub uplink_xdp: bool,
+    /// `switch = "xdp"`: the switch also runs as an XDP program on every
+    /// port (the TC port program stays behind it).
+    pub switch_xdp: bool,
     /// Published ports (`nat_publish`), expanded port by port.
     #[serde(default)]
     pub published: Vec<PublishedPort>,

@@ -80,9 +80,24 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRo
                 .filter(|p| p.program == crate::bpf::loader::PORT_PROGRAM)
                 .map(|p| esc(&format!("{} (prog {})", p.device, p.id)))
                 .collect();
+            // The XDP switch (`switch = "xdp"`) in front of the TC one.
+            let xdp: Vec<String> = programs
+                .iter()
+                .filter(|p| p.program == crate::datapath::xdp::PORT_XDP_PROGRAM)
+                .map(|p| esc(&format!("{} (prog {})", p.device, p.id)))
+                .collect();
+            let xdp = if xdp.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "\\nnetlab_xdp_port ({}) in front:\\n{}",
+                    crate::datapath::xdp::ATTACH_MODE,
+                    xdp.join("\\n")
+                )
+            };
             let _ = writeln!(
                 g,
-                "    switch [shape=component, style=filled, fillcolor=lightyellow, label=\"eBPF switch\\nnetlab_port on tcx ingress:\\n{}\"];",
+                "    switch [shape=component, style=filled, fillcolor=lightyellow, label=\"eBPF switch\\nnetlab_port on tcx ingress:\\n{}{xdp}\"];",
                 progs.join("\\n")
             );
         }

@@ -21,7 +21,7 @@ pub struct ProgramRow {
     pub id: u32,
     /// The device it is attached to, in the lab's host namespace.
     pub device: String,
-    /// `tcx ingress` or `tcx egress`.
+    /// `tcx ingress`, `tcx egress` or `xdp native`.
     pub hook: String,
     /// Kernel link id (`bpftool link show id N`).
     pub link_id: u32,
@@ -58,6 +58,8 @@ fn full_name(kernel: &str) -> String {
         crate::bpf::loader::PORT_PROGRAM,
         crate::nat::EGRESS_PROGRAM,
         crate::nat::INGRESS_PROGRAM,
+        crate::datapath::xdp::UPLINK_XDP_PROGRAM,
+        crate::datapath::xdp::PORT_XDP_PROGRAM,
     ]
     .into_iter()
     .find(|full| !kernel.is_empty() && kernel != "?" && full.starts_with(kernel))
@@ -100,10 +102,18 @@ pub fn attached(dir: &Path, uplink: &str) -> (Vec<ProgramRow>, Vec<String>) {
         let path = dir.join(name);
         let found = if let Some(dev) = name.strip_prefix(fs::LINK_PORT_PREFIX) {
             link_row(&path, fs::decode_name(dev), "tcx ingress")
+        } else if let Some(dev) = name.strip_prefix(crate::datapath::xdp::PORT_XDP_LINK_PREFIX) {
+            link_row(
+                &path,
+                fs::decode_name(dev),
+                crate::datapath::xdp::ATTACH_MODE,
+            )
         } else if name == crate::nat::EGRESS_LINK_PIN {
             link_row(&path, uplink.to_string(), "tcx egress")
         } else if name == crate::nat::INGRESS_LINK_PIN {
             link_row(&path, uplink.to_string(), "tcx ingress")
+        } else if name == crate::datapath::xdp::UPLINK_XDP_LINK_PIN {
+            link_row(&path, uplink.to_string(), crate::datapath::xdp::ATTACH_MODE)
         } else {
             continue;
         };

@@ -28,7 +28,7 @@ use netlab_common::{
     events::{
         EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_CREATED, EVENT_NAT_EXHAUSTED,
         EVENT_NAT_EXPIRED, Event, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
-        PROGRAM_PORT,
+        PROGRAM_PORT, PROGRAM_UPLINK_XDP, PROGRAM_XDP_PORT,
     },
     nat::IPPROTO_ICMP,
 };
@@ -81,6 +81,8 @@ fn program_name(p: u8) -> &'static str {
         PROGRAM_NAT_EGRESS => "nat_egress",
         PROGRAM_NAT_INGRESS => "nat_ingress",
         PROGRAM_CONTROL => "control",
+        PROGRAM_UPLINK_XDP => "uplink_xdp",
+        PROGRAM_XDP_PORT => "xdp_port",
         _ => "unknown",
     }
 }

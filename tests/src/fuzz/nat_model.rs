@@ -9,7 +9,8 @@
 //! * ingress: a packet to the external address that matches a translation
 //!   (a reply, or an ICMP error quoting a translated packet) gets the lab
 //!   destination back; one addressed to the lab subnet directly is dropped
-//!   (unsolicited); everything else is the host's and passes untouched;
+//!   (unsolicited), as is one claiming a lab source; everything else is
+//!   the host's and passes untouched;
 //! * headers the program needs but cannot read (truncated, IHL < 5,
 //!   version != 4) make the packet malformed: dropped and counted;
 //! * fragments: the first fragment of a datagram (MF set, offset 0) is
@@ -245,6 +246,10 @@ pub fn expect(dir: Dir, f: &[u8]) -> Expect {
             }
         }
         Dir::Ingress => {
+            if in_subnet(src) {
+                // Nothing from outside can carry a lab source.
+                return Expect::Drop(Counter::NatDropLabSource);
+            }
             if dst != EXTERNAL {
                 return if in_subnet(dst) {
                     Expect::Drop(Counter::NatDropUnsolicited)

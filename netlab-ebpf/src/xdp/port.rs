@@ -1,0 +1,187 @@
+//! The switch in XDP (datapath "ebpf-xdp"): the same FDB, source check,
+//! ARP responder, host-access rule and flood semantics as the TC port
+//! program, before an skb exists. Unicast goes to the target port with
+//! `bpf_redirect_map` through `xdp_ports` (a devmap: the frame is
+//! transmitted on the port and arrives in its peer, the namespace's veth
+//! or `vbridge`); floods with `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS` to
+//! every port in the devmap but the one it came from.
+//!
+//! The TC port program stays attached behind it and gets what this one
+//! passes (XDP_PASS): ARP (its sender check and responder), VLAN-tagged
+//! frames, frames while learning or tracing is on, ports or targets it
+//! does not know. Those rules exist once, there.
+
+use aya_ebpf::{
+    bindings::{
+        BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS,
+        xdp_action::{XDP_DROP, XDP_PASS, XDP_REDIRECT},
+    },
+    macros::btf_map,
+    programs::XdpContext,
+};
+use netlab_common::{
+    counters::Counter,
+    events::PROGRAM_XDP_PORT,
+    maps::MAX_PORTS,
+    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
+};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+
+use super::ptr_at;
+use crate::{
+    btf_map::DevMapHash,
+    counters::count,
+    switch::{
+        host, mac,
+        maps::{self, FDB},
+        stats,
+    },
+};
+
+/// Port ifindex → `struct bpf_devmap_val` (ifindex, program: none).
+/// `netlab_common::maps::XDP_PORTS_MAP`.
+#[btf_map(name = "xdp_ports")]
+static XDP_PORTS: DevMapHash<[u32; 2], { MAX_PORTS as usize }> = DevMapHash::new();
+
+const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
+const ETH_P_ARP_BE: u16 = 0x0806u16.to_be();
+
+/// What happened to a frame.
+enum Outcome {
+    /// For the TC port program.
+    ToTc,
+    Redirected,
+    Flooded,
+    Dropped(Counter),
+}
+
+/// Entry point of `netlab_xdp_port`.
+#[inline(always)]
+pub fn port(ctx: &XdpContext) -> u32 {
+    count(Counter::XdpPortRx);
+    let ingress = ctx.ingress_ifindex() as u32;
+    let Some(port) = maps::port(ingress) else {
+        count(Counter::XdpPortToTc);
+        return XDP_PASS;
+    };
+    let config = maps::config();
+    if config.learning != 0 || config.trace != 0 {
+        count(Counter::XdpPortToTc);
+        return XDP_PASS;
+    }
+    let len = (ctx.data_end() - ctx.data()) as u32;
+    let outcome = match switch_frame(ctx, ingress, &port, len) {
+        Ok(outcome) => outcome,
+        Err(reason) => Outcome::Dropped(reason),
+    };
+    match outcome {
+        Outcome::ToTc => {
+            count(Counter::XdpPortToTc);
+            return XDP_PASS;
+        }
+        Outcome::Redirected => count(Counter::XdpPortRedirect),
+        Outcome::Flooded => {
+            count(Counter::XdpPortFlood);
+            count(Counter::Flooded);
+        }
+        Outcome::Dropped(reason) => {
+            count(reason);
+            super::events::drop(ctx, PROGRAM_XDP_PORT, reason);
+            stats::rx(port.slot, len);
+            stats::drop(port.slot);
+            return XDP_DROP;
+        }
+    }
+    stats::rx(port.slot, len);
+    XDP_REDIRECT
+}
+
+#[inline(always)]
+fn switch_frame(
+    ctx: &XdpContext,
+    ingress: u32,
+    port: &PortInfo,
+    len: u32,
+) -> Result<Outcome, Counter> {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        return Ok(Outcome::ToTc);
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let (dst, src, ethertype) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
+    if port.kind == PORT_KIND_ENDPOINT && !mac::eq(&src, &port.mac) {
+        return Err(Counter::DropSpoofed);
+    }
+    let mut ipv4_dst = None;
+    if ethertype == ETH_P_ARP_BE {
+        // ARP goes to the TC program (its sender check and responder). An
+        // answer sent back with XDP_TX into the veth was lost now and then
+        // on this kernel (the namespace's neighbour entry stayed
+        // INCOMPLETE and its connection timed out); ARP is rare enough
+        // that XDP buys nothing there.
+        return Ok(Outcome::ToTc);
+    } else if ethertype == ETH_P_IP_BE {
+        let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
+        if port.kind == PORT_KIND_ENDPOINT {
+            // SAFETY: bounds checked by ptr_at.
+            let (s, d) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+            if u32::from_ne_bytes(s) != port.ipv4 {
+                return Err(Counter::DropSpoofed);
+            }
+            ipv4_dst = Some(u32::from_ne_bytes(d));
+        }
+    } else if is_vlan(ethertype) {
+        // Tags: the TC program's rules (it sees them as the kernel left them).
+        return Ok(Outcome::ToTc);
+    } else {
+        count(Counter::OtherEtherType);
+    }
+    forward(ingress, &dst, ipv4_dst, len)
+}
+
+#[inline(always)]
+fn is_vlan(ethertype_be: u16) -> bool {
+    let t = u16::from_be(ethertype_be);
+    t == 0x8100 || t == 0x88a8 || t == 0x9100
+}
+
+/// As the TC switch's `forward`: known unicast to its port (counted in the
+/// target's tx statistics), the rest flooded (the kernel makes the copies:
+/// no per-port tx counts); frames for the host stack (the gateway port,
+/// floods) pass the host-access rule first.
+#[inline(always)]
+fn forward(
+    ingress: u32,
+    dst: &[u8; 6],
+    ipv4_dst: Option<u32>,
+    len: u32,
+) -> Result<Outcome, Counter> {
+    if !mac::is_group(dst) {
+        // SAFETY: the values are copied out at once.
+        if let Some(entry) = unsafe { FDB.get(FdbKey::new(*dst)).copied() } {
+            if entry.port_ifindex == ingress {
+                return Err(Counter::DropHairpin);
+            }
+            if let Some(target) = maps::port(entry.port_ifindex) {
+                if target.kind == PORT_KIND_GATEWAY {
+                    host::check(ipv4_dst)?;
+                }
+                if XDP_PORTS.redirect(target.ifindex, u64::from(XDP_PASS)) != XDP_REDIRECT {
+                    return Ok(Outcome::ToTc);
+                }
+                stats::tx(target.slot, len);
+                count(if target.kind == PORT_KIND_GATEWAY {
+                    Counter::ToHost
+                } else {
+                    Counter::RedirectPeer
+                });
+                return Ok(Outcome::Redirected);
+            }
+        }
+    }
+    host::check(ipv4_dst)?;
+    let flags = u64::from(BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) | u64::from(XDP_PASS);
+    if XDP_PORTS.redirect(0, flags) != XDP_REDIRECT {
+        return Ok(Outcome::ToTc);
+    }
+    Ok(Outcome::Flooded)
+}

@@ -1,0 +1,95 @@
+//! Uplink XDP: drop, before an skb exists, what the uplink TC ingress
+//! would drop without looking at any map: packets claiming a lab source,
+//! packets to the lab subnet that are no translation's, and IPv4 or L4
+//! headers too short for the NAT to read. Everything else (replies of NAT
+//! flows included) is passed to the kernel; the TC ingress translates it.
+//!
+//! Why replies are not translated and redirected here: see the README
+//! ("Uplink XDP"); the TC fast path already delivers them with
+//! `bpf_redirect_peer`, and an XDP redirect into a veth needs NAPI on the
+//! endpoint's side and costs the endpoint's GSO.
+
+use aya_ebpf::{
+    bindings::xdp_action::{XDP_DROP, XDP_PASS},
+    programs::XdpContext,
+};
+use netlab_common::{counters::Counter, events::PROGRAM_UPLINK_XDP};
+use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+
+use super::ptr_at;
+use crate::{
+    counters::count,
+    nat::{
+        config,
+        inbound::{self, Refusal},
+        parse::IP_OFF,
+    },
+};
+
+const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
+/// Fragment offset bits of the IPv4 `frag_off` field (host order).
+const IP_OFFSET_MASK: u16 = 0x1fff;
+
+/// Entry point of `netlab_uplink_xdp`.
+#[inline(always)]
+pub fn uplink(ctx: &XdpContext) -> u32 {
+    let Some(cfg) = config() else {
+        // NAT disabled: nothing of the lab's to protect.
+        return XDP_PASS;
+    };
+    match verdict(ctx, &cfg) {
+        Ok(()) => {
+            count(Counter::XdpPass);
+            XDP_PASS
+        }
+        Err(reason) => {
+            count(reason);
+            super::events::drop(ctx, PROGRAM_UPLINK_XDP, reason);
+            XDP_DROP
+        }
+    }
+}
+
+/// `Err(counter)`: drop for that reason.
+#[inline(always)]
+fn verdict(ctx: &XdpContext, cfg: &netlab_common::nat::NatConfig) -> Result<(), Counter> {
+    let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {
+        // Shorter than Ethernet: the kernel drops it (not ours to count).
+        return Ok(());
+    };
+    // SAFETY: bounds checked by ptr_at.
+    if unsafe { (*eth).ether_type } != ETH_P_IP_BE {
+        return Ok(());
+    }
+    let ip = ptr_at::<Ipv4Hdr>(ctx, IP_OFF).ok_or(Counter::XdpDropMalformed)?;
+    // SAFETY: bounds checked by ptr_at.
+    let ip = unsafe { *ip };
+    let ihl = (ip.vihl & 0x0f) as usize;
+    if ip.vihl >> 4 != 4 || ihl < 5 {
+        return Err(Counter::XdpDropMalformed);
+    }
+    let saddr = u32::from_ne_bytes(ip.src_addr);
+    let daddr = u32::from_ne_bytes(ip.dst_addr);
+    if let Some(refusal) = inbound::refusal(cfg, saddr, daddr) {
+        return Err(match refusal {
+            Refusal::LabSource => Counter::XdpDropLabSource,
+            Refusal::Unsolicited => Counter::XdpDropUnsolicited,
+        });
+    }
+    if daddr != cfg.external || u16::from_be_bytes(ip.frags) & IP_OFFSET_MASK != 0 {
+        // The host's, or a later fragment (no L4 header): TC decides.
+        return Ok(());
+    }
+    let needed = inbound::l4_needed(ip.proto);
+    if needed == 0 {
+        // GRE, ESP, ... to the external address are the host's: the NAT
+        // reads nothing of theirs, so no length of theirs is its to judge
+        // (not even an IHL that runs past the packet).
+        return Ok(());
+    }
+    let l4_end = IP_OFF + ihl * 4 + needed;
+    if ctx.data() + l4_end > ctx.data_end() {
+        return Err(Counter::XdpDropMalformed);
+    }
+    Ok(())
+}

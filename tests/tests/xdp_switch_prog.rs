@@ -1,0 +1,260 @@
+//! The XDP port program (`netlab_xdp_port`, the `switch = "xdp"` flavour)
+//! under BPF_PROG_TEST_RUN: the real object in the real kernel, its maps
+//! filled as the control plane fills them, crafted frames in; verdicts,
+//! frames (switching rewrites nothing) and counters out.
+//!
+//! `xdp_md.ingress_ifindex` must name a device of the caller's namespace
+//! and devmap entries must be real devices, so every test runs on a thread
+//! in a private network namespace with throwaway veth devices as ports
+//! (`netlab_tests::private_netns`). Under test_run, XDP_REDIRECT is only
+//! a verdict: no frame is sent.
+
+use std::path::PathBuf;
+
+use aya::{Ebpf, maps::DevMapHash, programs::Xdp};
+use netlab::{
+    bpf::{
+        fs, loader,
+        maps::{Counters, SwitchMaps},
+    },
+    datapath::xdp::PORT_XDP_PROGRAM,
+};
+use netlab_common::{
+    counters::Counter,
+    maps::XDP_PORTS_MAP,
+    switch::{
+        Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY,
+        PortInfo, SwitchConfig,
+    },
+};
+use netlab_tests::{
+    frames::{self, BROADCAST, Mac},
+    private_netns::{add_veth_port, assert_private_netns, in_private_netns},
+    test_run,
+};
+
+const XDP_DROP: u32 = 1;
+const XDP_PASS: u32 = 2;
+const XDP_REDIRECT: u32 = 4;
+
+const A_IF: u32 = 111;
+const B_IF: u32 = 112;
+const GW_IF: u32 = 113;
+const A_MAC: Mac = [0x02, 0, 0, 0, 0, 0x01];
+const B_MAC: Mac = [0x02, 0, 0, 0, 0, 0x02];
+const GW_MAC: Mac = [0x02, 0, 0, 0, 0, 0x05];
+const A_IP: [u8; 4] = [10, 113, 0, 1];
+const B_IP: [u8; 4] = [10, 113, 0, 2];
+const GW_IP: [u8; 4] = [10, 113, 0, 5];
+
+/// The object loaded with its maps pinned in a private directory (removed
+/// on drop) and a made-up lab: endpoints A, B and the gateway, each port a
+/// veth device of the private namespace, all in `xdp_ports`.
+struct XdpSwitch {
+    dir: PathBuf,
+    ebpf: Ebpf,
+    maps: SwitchMaps,
+    counters: Counters,
+}
+
+impl XdpSwitch {
+    fn new(name: &str) -> Self {
+        assert_private_netns("the XDP port program under test_run");
+        for (dev, ifindex) in [("xsa", A_IF), ("xsb", B_IF), ("xsgw", GW_IF)] {
+            add_veth_port(dev, Some(ifindex));
+        }
+        fs::ensure_bpffs().expect("bpffs");
+        let dir = PathBuf::from(format!(
+            "{}/netlab-test-xdpsw-{}-{name}",
+            fs::BPFFS_ROOT,
+            std::process::id()
+        ));
+        let _ = fs::remove_lab_dir(&dir);
+        std::fs::create_dir_all(&dir).expect("pin dir");
+        let mut ebpf = loader::load_object(&dir, None).expect("load object");
+        let prog: &mut Xdp = ebpf
+            .program_mut(PORT_XDP_PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        loader::retry_eagain(|| prog.load()).expect("verifier accepts the XDP port program");
+        let mut sw = Self {
+            maps: SwitchMaps::open(&dir).expect("maps"),
+            counters: Counters::open(&dir).expect("counters"),
+            dir,
+            ebpf,
+        };
+        sw.port(A_IF, PORT_KIND_ENDPOINT, A_MAC, A_IP, 0);
+        sw.port(B_IF, PORT_KIND_ENDPOINT, B_MAC, B_IP, 1);
+        sw.port(GW_IF, PORT_KIND_GATEWAY, GW_MAC, GW_IP, 2);
+        let mut devmap =
+            DevMapHash::try_from(sw.ebpf.map_mut(XDP_PORTS_MAP).expect("xdp_ports")).unwrap();
+        for i in [A_IF, B_IF, GW_IF] {
+            devmap.insert(i, i, None, 0).expect("devmap entry");
+        }
+        sw
+    }
+
+    fn port(&mut self, ifindex: u32, kind: u8, mac: Mac, ip: [u8; 4], slot: u32) {
+        let info = PortInfo {
+            ifindex,
+            deliver_ifindex: ifindex,
+            ipv4: u32::from_ne_bytes(ip),
+            slot,
+            mac,
+            kind,
+            _pad: 0,
+        };
+        self.maps.ports.insert(ifindex, info, 0).unwrap();
+        self.maps.flood_ports.set(slot, info, 0).unwrap();
+        let endpoint = Endpoint {
+            mac,
+            _pad: [0; 2],
+            port_ifindex: ifindex,
+        };
+        self.maps
+            .endpoints
+            .insert(u32::from_ne_bytes(ip), endpoint, 0)
+            .unwrap();
+        let entry = FdbEntry {
+            port_ifindex: ifindex,
+            kind,
+            flags: FDB_FLAG_STATIC,
+            _pad: [0; 2],
+        };
+        self.maps.fdb.insert(FdbKey::new(mac), entry, 0).unwrap();
+    }
+
+    fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {
+        let p: &Xdp = self
+            .ebpf
+            .program(PORT_XDP_PROGRAM)
+            .unwrap()
+            .try_into()
+            .unwrap();
+        test_run::test_run_xdp(p, frame, Some(ingress)).expect("test_run")
+    }
+
+    fn count(&self, c: Counter) -> u64 {
+        self.counters.get(c).unwrap()
+    }
+}
+
+impl Drop for XdpSwitch {
+    fn drop(&mut self) {
+        let _ = fs::remove_lab_dir(&self.dir);
+    }
+}
+
+fn udp(dst_mac: Mac, src_mac: Mac, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
+    frames::ipv4_udp(dst_mac, src_mac, src, dst, b"payload")
+}
+
+#[test]
+fn xdp_unicast_is_redirected_to_its_port_untouched() {
+    in_private_netns(|| {
+        let sw = XdpSwitch::new("unicast");
+        let frame = udp(B_MAC, A_MAC, A_IP, B_IP);
+        let (verdict, out) = sw.run(A_IF, &frame);
+        assert_eq!(verdict, XDP_REDIRECT);
+        assert_eq!(out, frame, "switching does not rewrite");
+        let a_bytes = frame.len() as u64;
+        // To the host: through the gateway port.
+        let frame = udp(GW_MAC, B_MAC, B_IP, [203, 0, 113, 2]);
+        assert_eq!(sw.run(B_IF, &frame).0, XDP_REDIRECT);
+        assert_eq!(sw.count(Counter::XdpPortRedirect), 2);
+        assert_eq!(sw.count(Counter::RedirectPeer), 1);
+        assert_eq!(sw.count(Counter::ToHost), 1);
+        assert_eq!(sw.count(Counter::XdpPortToTc), 0);
+        let a = sw.maps.port_stats(0).unwrap();
+        assert_eq!((a.rx_packets, a.rx_bytes), (1, a_bytes));
+        let b = sw.maps.port_stats(1).unwrap();
+        assert_eq!((b.tx_packets, b.tx_bytes), (1, a_bytes), "B's port sent it");
+        assert_eq!(
+            sw.maps.port_stats(2).unwrap().tx_packets,
+            1,
+            "the gateway's"
+        );
+    });
+}
+
+/// ARP is the TC program's (sender check, responder): passed untouched;
+/// unknown unicast floods by devmap broadcast.
+#[test]
+fn xdp_leaves_arp_to_tc_and_floods_unknown_unicast() {
+    in_private_netns(|| {
+        let sw = XdpSwitch::new("arp");
+        for request in [
+            frames::arp_request(A_MAC, A_IP, B_IP),
+            // A sender lie: still TC's to drop.
+            frames::arp_request(A_MAC, B_IP, GW_IP),
+        ] {
+            assert_eq!(sw.run(A_IF, &request), (XDP_PASS, request.clone()));
+        }
+        assert_eq!(sw.count(Counter::XdpPortToTc), 2);
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
+
+        let unknown = udp([0x02, 0, 0, 0, 0, 0x77], A_MAC, A_IP, [10, 113, 0, 77]);
+        let (verdict, out) = sw.run(A_IF, &unknown);
+        assert_eq!(verdict, XDP_REDIRECT, "devmap broadcast");
+        assert_eq!(out, unknown);
+        assert_eq!(sw.count(Counter::XdpPortFlood), 1);
+        assert_eq!(sw.count(Counter::Flooded), 1);
+    });
+}
+
+#[test]
+fn xdp_spoofed_sources_are_dropped() {
+    in_private_netns(|| {
+        let sw = XdpSwitch::new("spoof");
+        // B's MAC from A's port; A's MAC with B's address.
+        for frame in [
+            udp(GW_MAC, B_MAC, B_IP, GW_IP),
+            udp(GW_MAC, A_MAC, B_IP, GW_IP),
+        ] {
+            assert_eq!(sw.run(A_IF, &frame).0, XDP_DROP);
+        }
+        assert_eq!(sw.count(Counter::DropSpoofed), 2);
+        assert_eq!(sw.maps.port_stats(0).unwrap().drops, 2);
+        // The gateway port is not source-checked.
+        assert_eq!(
+            sw.run(GW_IF, &udp(A_MAC, GW_MAC, [203, 0, 113, 2], A_IP)).0,
+            XDP_REDIRECT
+        );
+        // A frame back to its own port.
+        assert_eq!(sw.run(A_IF, &udp(A_MAC, A_MAC, A_IP, A_IP)).0, XDP_DROP);
+        assert_eq!(sw.count(Counter::DropHairpin), 1);
+    });
+}
+
+#[test]
+fn xdp_passes_to_tc_what_tc_handles() {
+    in_private_netns(|| {
+        let mut sw = XdpSwitch::new("to-tc");
+        // VLAN-tagged.
+        let tagged = frames::vlan(B_MAC, A_MAC, 7, 0x0800, &[0u8; 28]);
+        assert_eq!(sw.run(A_IF, &tagged), (XDP_PASS, tagged.clone()));
+        // Not a port.
+        add_veth_port("xsz", Some(119));
+        let frame = udp(B_MAC, A_MAC, A_IP, B_IP);
+        assert_eq!(sw.run(119, &frame).0, XDP_PASS);
+        // Learning or tracing on: the TC program's job.
+        sw.maps
+            .set_config(SwitchConfig {
+                trace: 0,
+                learning: 1,
+            })
+            .unwrap();
+        assert_eq!(sw.run(A_IF, &frame).0, XDP_PASS);
+        sw.maps.set_config(SwitchConfig::default()).unwrap();
+        // A target missing from the devmap.
+        let mut devmap = DevMapHash::try_from(sw.ebpf.map_mut(XDP_PORTS_MAP).unwrap()).unwrap();
+        devmap.remove(B_IF).unwrap();
+        assert_eq!(sw.run(A_IF, &frame).0, XDP_PASS);
+        assert_eq!(sw.count(Counter::XdpPortToTc), 4);
+        assert_eq!(sw.count(Counter::XdpPortRedirect), 0);
+        // Broadcast still floods to the ports that are there.
+        let bcast = udp(BROADCAST, A_MAC, A_IP, [10, 113, 0, 255]);
+        assert_eq!(sw.run(A_IF, &bcast).0, XDP_REDIRECT);
+    });
+}
