@@ -428,8 +428,6 @@ fn rows_after_known_traffic() {
             t("netlab_port", "veth-2-br", "tcx ingress"),
             t("netlab_uplink_egress", "uplink", "tcx egress"),
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
-            // On by default: `[host] uplink_xdp`.
-            t("netlab_uplink_xdp", "uplink", "xdp native"),
         ]
     );
     // 17 and the XDP switch's devmap.

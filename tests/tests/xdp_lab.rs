@@ -21,6 +21,9 @@ const REMOTE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 /// Probes of `check` on a 2-namespace lab: 2 × (1 other + gateway + internet).
 const PROBES_2: usize = 6;
 
+/// The uplink filter, off by default on the sandbox's veth uplink.
+const UPLINK_XDP_ON: &str = "[host]\nuplink_xdp = true";
+
 fn lab(k: u8, extra: &str) -> TestLab {
     TestLab::in_net(&format!("x{k}"), 113, k, 2, extra)
 }
@@ -171,7 +174,7 @@ fn mac_of(ns: &str, dev: &str) -> [u8; 6] {
 /// nothing.
 #[test]
 fn uplink_xdp_drops_unsolicited_traffic_before_tc() {
-    let lab = lab(1, "");
+    let lab = lab(1, UPLINK_XDP_ON);
     lab.ok(&["up", "--datapath", "ebpf"]);
     assert_eq!(uplink_xdp_mode(&lab).as_deref(), Some("xdp"));
     let (hook, link_id) = status_xdp(&lab).expect("status lists the uplink XDP program");
@@ -245,11 +248,12 @@ fn uplink_xdp_drops_unsolicited_traffic_before_tc() {
     assert!(!lab.pin_dir().exists());
 }
 
-/// `[host] uplink_xdp = false`: nothing on the uplink's XDP hook, and the
-/// TC ingress drops the same traffic on its own.
+/// A sandbox lab by default (`[host] uplink_xdp` false on a veth uplink):
+/// nothing on the uplink's XDP hook, and the TC ingress drops the same
+/// traffic on its own.
 #[test]
 fn uplink_xdp_off_leaves_the_tc_ingress_to_drop() {
-    let lab = lab(2, "[host]\nuplink_xdp = false");
+    let lab = lab(2, "");
     lab.ok(&["up", "--datapath", "ebpf"]);
     assert_eq!(uplink_xdp_mode(&lab), None);
     assert_eq!(status_xdp(&lab), None);
@@ -270,7 +274,7 @@ fn uplink_xdp_off_leaves_the_tc_ingress_to_drop() {
 /// kernel refuses that MTU while XDP is attached).
 #[test]
 fn uplink_xdp_falls_back_to_tc_when_the_device_refuses() {
-    let lab = lab(3, "");
+    let lab = lab(3, UPLINK_XDP_ON);
     lab.ok(&["up", "--datapath", "ebpf"]);
     assert_eq!(uplink_xdp_mode(&lab).as_deref(), Some("xdp"));
     std::fs::remove_file(lab.pin_dir().join("link_uplink_xdp")).expect("unpin the XDP link");
@@ -325,7 +329,13 @@ fn gro_on(ns: &str, dev: &str) -> bool {
 /// dropped in XDP; `down` leaves nothing.
 #[test]
 fn xdp_switch_passes_the_check_table() {
-    let lab = TestLab::in_net("x4", 113, 4, 3, "switch = \"xdp\"");
+    let lab = TestLab::in_net(
+        "x4",
+        113,
+        4,
+        3,
+        &format!("switch = \"xdp\"\n{UPLINK_XDP_ON}"),
+    );
     lab.ok(&["up", "--datapath", "ebpf"]);
     let out = lab.ok(&["status", "--json"]);
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
