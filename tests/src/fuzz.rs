@@ -11,7 +11,8 @@
 //!   truncation, flipped bits, bad lengths, IP options, IHL < 5, fragments,
 //!   VLAN tags, IPv6, bad checksums, odd protocols, addresses and types.
 //! * [`nat_model`]: what the NAT programs must do with a frame, written
-//!   from the design (DESIGN.md §2), not from the programs' code.
+//!   from the design (netlab/doc/ARCHITECTURE.md §3.2-§3.3), not from the
+//!   programs' code.
 //! * [`switch_model`]: the same for the switch port program, with a
 //!   made-up lab of ports and the frames that enter on them.
 //! * [`verify`]: checks on a rewritten frame, from scratch: checksums

@@ -29,7 +29,9 @@ fn add_gives_the_spec_result_and_a_working_interface_and_del_removes_it_for_ever
             );
         }
 
-        // Result shape (SPEC.md "ADD Success"), in the version asked.
+        // Result shape (the CNI specification's "ADD Success",
+        // https://github.com/containernetworking/cni/blob/main/SPEC.md),
+        // in the version asked.
         assert_eq!(r["cniVersion"], *version, "{r}");
         let ifs = r["interfaces"].as_array().expect("interfaces");
         assert_eq!(ifs.len(), 2, "host end and container interface: {r}");

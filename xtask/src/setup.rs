@@ -1,7 +1,8 @@
 //! Machine preparation, idempotent: each step checks before it acts.
 //!
 //! 1. the nightly toolchain's `rust-src` (the eBPF crate builds `core` itself);
-//! 2. bpf-linker 0.13 built against the nightly's own libLLVM (DESIGN.md §3);
+//! 2. bpf-linker 0.13 built against the nightly's own libLLVM
+//!    (netlab/doc/ARCHITECTURE.md §9, "Toolchain");
 //! 3. the Debian packages the lab, the tests and the benchmark use;
 //! 4. bpffs mounted on /sys/fs/bpf.
 

@@ -1,4 +1,5 @@
-//! IPv4 fragments (the idea of Cilium's `bpf/lib/ipfrag.h`).
+//! IPv4 fragments (the idea of Cilium's `bpf/lib/ipfrag.h`,
+//! <https://github.com/cilium/cilium/blob/main/bpf/lib/ipfrag.h>).
 //!
 //! A datagram larger than the MTU is fragmented by its sender (a lab
 //! namespace on the way out, the remote peer for replies); nothing on the

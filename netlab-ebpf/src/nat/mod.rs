@@ -1,4 +1,4 @@
-//! Source NAT on the uplink (DESIGN.md §2).
+//! Source NAT on the uplink (netlab/doc/ARCHITECTURE.md §3.2-§3.4).
 //!
 //! * [`egress`] (uplink TC egress): packets from the masqueraded subnet leave
 //!   with the external address and a port/echo id from the configured range;

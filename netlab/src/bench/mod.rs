@@ -1,5 +1,7 @@
 //! `netlab bench`: the eBPF datapath against the kernel bridge + iptables
-//! datapath and a bare veth pair, measured side by side (DESIGN.md §5).
+//! datapath and a bare veth pair, measured side by side (why so:
+//! netlab/doc/ARCHITECTURE.md §9, "Benchmark"; figures: README.md,
+//! Performance).
 //!
 //! Method: every datapath's lab is built once; a warm-up run; then for each
 //! round, for each workload, each datapath in turn (A B C A B C …), so slow

@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-/// The spec's well-known codes (SPEC.md, "Error"), and netlab's own (100+).
+/// The spec's well-known codes (the CNI specification,
+/// <https://github.com/containernetworking/cni/blob/main/SPEC.md>, "Error"),
+/// and netlab's own (100+).
 pub mod code {
     pub const INCOMPATIBLE_VERSION: u32 = 1;
     pub const UNSUPPORTED_FIELD: u32 = 2;

@@ -1,4 +1,5 @@
-//! Userspace control of the eBPF source NAT (DESIGN.md §2): configuration
+//! Userspace control of the eBPF source NAT (netlab/doc/ARCHITECTURE.md
+//! §3.2-§3.6): configuration
 //! (`nat_config`, `nat_endpoints`), the uplink's program attachment, a typed
 //! view of the translation table (`netlab nat list`), expiry, and the
 //! reservation of the NAT port range on the host.

@@ -1,5 +1,6 @@
 //! What the uplink NAT programs must do with a frame, from the design
-//! (DESIGN.md §2 and the counters' documented meanings), independent of the
+//! (netlab/doc/ARCHITECTURE.md §3.2-§3.3 and the counters' documented
+//! meanings, §5.1), independent of the
 //! programs' code:
 //!
 //! * egress: a packet from the lab subnet leaves translated or not at all

@@ -1,7 +1,7 @@
 //! The switch port program (`netlab_port`) for the fuzzer: a made-up lab of
 //! ports, frames entering on them, and what the program must do with each
-//! frame, from the design (DESIGN.md §2) and the rules the switch documents
-//! for short and foreign frames:
+//! frame, from the design (netlab/doc/ARCHITECTURE.md §3.1) and the rules
+//! the switch documents for short and foreign frames:
 //!
 //! * a frame entering on an endpoint's port must carry the endpoint's MAC,
 //!   and for IPv4 its address (ARP: sender MAC and address, 0.0.0.0 probes
