@@ -8,6 +8,7 @@
 //! netlab's object. The link lives as long as the [`TcxCounter`]: dropping
 //! it closes the link's fd, which detaches the program.
 
+use netlab::bpf::sys::bpf;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
@@ -36,24 +37,6 @@ pub enum Hook {
 pub enum Place {
     First,
     Last,
-}
-
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
-    // SAFETY: `attr` is the bpf_attr member `cmd` expects, and every
-    // pointer inside points to a live buffer of the stated size.
-    let ret = unsafe {
-        libc::syscall(
-            libc::SYS_bpf,
-            cmd,
-            std::ptr::from_mut(attr),
-            size_of::<T>() as libc::c_uint,
-        )
-    };
-    if ret < 0 {
-        Err(io::Error::last_os_error())
-    } else {
-        Ok(ret)
-    }
 }
 
 /// `struct bpf_insn`.

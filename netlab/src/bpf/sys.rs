@@ -68,7 +68,9 @@ struct InfoAttr {
     info: u64,
 }
 
-fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
+/// bpf(2) with `attr` as the command's union member. Public for the tests'
+/// hand-assembled programs, which aya cannot load (they have no ELF).
+pub fn bpf<T>(cmd: libc::c_long, attr: &mut T) -> io::Result<libc::c_long> {
     // SAFETY: `attr` is a properly laid out bpf_attr member for `cmd`, and
     // every pointer inside it points to a live buffer of the stated size.
     let ret = unsafe {
