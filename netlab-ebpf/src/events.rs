@@ -35,8 +35,8 @@ use crate::{counters::count, hdr::ptr_at, switch::maps::config};
 #[map(name = "events")]
 pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
 
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
+pub(crate) const ETH_HLEN: usize = 14;
+pub(crate) const ETH_P_IP: u16 = 0x0800;
 const ETH_P_ARP: u16 = 0x0806;
 
 /// Whether a monitor listens.
@@ -92,7 +92,7 @@ fn nat_drop_event(skb: *mut __sk_buff, reason: u32) {
 /// A record in the ring buffer, stamped and typed, to be filled in and
 /// submitted; `None` (counted in `events_lost`) when the ring is full.
 #[inline(always)]
-fn reserve(kind: u8, program: u8) -> Option<RingBufEntry<Event>> {
+pub(crate) fn reserve(kind: u8, program: u8) -> Option<RingBufEntry<Event>> {
     let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
         count(Counter::EventsLost);
         return None;
@@ -194,10 +194,7 @@ fn write_packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, i
     event.ifindex = ifindex;
     if let Some(eth) = ptr_at::<[u8; ETH_HLEN]>(&ctx, 0) {
         // SAFETY: bounds checked by ptr_at.
-        let eth = unsafe { &*eth };
-        event.dst_mac.copy_from_slice(&eth[0..6]);
-        event.src_mac.copy_from_slice(&eth[6..12]);
-        event.ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+        fill_ethernet(event, unsafe { &*eth });
     }
     if event.ethertype == ETH_P_IP {
         ipv4(&ctx, event);
@@ -213,24 +210,44 @@ fn ipv4(ctx: &TcContext, event: &mut Event) {
         return;
     };
     // SAFETY: bounds checked by ptr_at.
-    let ip = unsafe { &*ip };
+    let Some(l4) = fill_ipv4(event, unsafe { &*ip }) else {
+        return;
+    };
+    if let Some(head) = ptr_at::<[u8; 8]>(ctx, l4) {
+        // SAFETY: bounds checked by ptr_at.
+        fill_ports(event, unsafe { &*head });
+    }
+}
+
+// The frame's header fields as an event carries them, from bytes already
+// bounds-checked by the caller (TC and XDP read the packet through
+// different contexts; the layout is read here once for both).
+
+/// MACs and EtherType from the Ethernet header.
+#[inline(always)]
+pub(crate) fn fill_ethernet(event: &mut Event, eth: &[u8; ETH_HLEN]) {
+    event.dst_mac.copy_from_slice(&eth[0..6]);
+    event.src_mac.copy_from_slice(&eth[6..12]);
+    event.ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+}
+
+/// Protocol and addresses from the IPv4 header at `ETH_HLEN`; the offset
+/// of the L4 header when its ports are worth reading (a first fragment
+/// with a valid IHL).
+#[inline(always)]
+pub(crate) fn fill_ipv4(event: &mut Event, ip: &[u8; 20]) -> Option<usize> {
     event.proto = ip[9];
     event.saddr = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
     event.daddr = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
     let later_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
-    if later_fragment {
-        return;
-    }
     // IHL is 5..=15 words; anything below 5 is malformed (no ports read).
     let ihl = (ip[0] & 0x0f) as usize;
-    if ihl < 5 {
-        return;
-    }
-    let Some(head) = ptr_at::<[u8; 8]>(ctx, ETH_HLEN + ihl * 4) else {
-        return;
-    };
-    // SAFETY: bounds checked by ptr_at.
-    let head = unsafe { &*head };
+    (!later_fragment && ihl >= 5).then_some(ETH_HLEN + ihl * 4)
+}
+
+/// Ports from the first 8 bytes of the L4 header.
+#[inline(always)]
+pub(crate) fn fill_ports(event: &mut Event, head: &[u8; 8]) {
     match event.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             event.sport = u16::from_ne_bytes([head[0], head[1]]);

@@ -2,21 +2,11 @@
 //! record and the gate are `crate::events`'s; this reads the frame through
 //! the XDP context instead of an skb).
 
-use aya_ebpf::{bindings::xdp_md, helpers::bpf_ktime_get_ns, programs::XdpContext};
-use netlab_common::{
-    counters::Counter,
-    events::{EVENT_DROP, Event},
-    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
-};
+use aya_ebpf::{bindings::xdp_md, programs::XdpContext};
+use netlab_common::{counters::Counter, events::EVENT_DROP};
 
 use super::ptr_at;
-use crate::{
-    counters::count,
-    events::{EVENTS, enabled},
-};
-
-const ETH_HLEN: usize = 14;
-const ETH_P_IP: u16 = 0x0800;
+use crate::events::{ETH_HLEN, ETH_P_IP, enabled, fill_ethernet, fill_ipv4, fill_ports, reserve};
 
 /// `program` (a `PROGRAM_*`) dropped the frame for `reason`. One call at
 /// the drop site; the gate and the work are a subprogram.
@@ -31,52 +21,25 @@ fn drop_event(md: *mut xdp_md, program: u8, reason: u32) {
         return;
     }
     let ctx = XdpContext::new(md);
-    let Some(mut entry) = EVENTS.reserve::<Event>(0) else {
-        count(Counter::EventsLost);
+    let Some(mut entry) = reserve(EVENT_DROP, program) else {
         return;
     };
-    let event = entry.write(Event::default());
-    // SAFETY: helper without arguments.
-    event.ts_ns = unsafe { bpf_ktime_get_ns() };
-    event.kind = EVENT_DROP;
-    event.program = program;
+    // SAFETY: `reserve` initialised the record.
+    let event = unsafe { entry.assume_init_mut() };
     event.reason = reason;
     event.ifindex = ctx.ingress_ifindex() as u32;
     if let Some(eth) = ptr_at::<[u8; ETH_HLEN]>(&ctx, 0) {
         // SAFETY: bounds checked by ptr_at.
-        let eth = unsafe { &*eth };
-        event.dst_mac.copy_from_slice(&eth[0..6]);
-        event.src_mac.copy_from_slice(&eth[6..12]);
-        event.ethertype = u16::from_be_bytes([eth[12], eth[13]]);
+        fill_ethernet(event, unsafe { &*eth });
     }
     if event.ethertype == ETH_P_IP
         && let Some(ip) = ptr_at::<[u8; 20]>(&ctx, ETH_HLEN)
+        // SAFETY: bounds checked by ptr_at.
+        && let Some(l4) = fill_ipv4(event, unsafe { &*ip })
+        && let Some(head) = ptr_at::<[u8; 8]>(&ctx, l4)
     {
         // SAFETY: bounds checked by ptr_at.
-        let ip = unsafe { &*ip };
-        event.proto = ip[9];
-        event.saddr = u32::from_ne_bytes([ip[12], ip[13], ip[14], ip[15]]);
-        event.daddr = u32::from_ne_bytes([ip[16], ip[17], ip[18], ip[19]]);
-        let ihl = (ip[0] & 0x0f) as usize;
-        let later_fragment = u16::from_be_bytes([ip[6], ip[7]]) & 0x1fff != 0;
-        if ihl >= 5
-            && !later_fragment
-            && let Some(head) = ptr_at::<[u8; 8]>(&ctx, ETH_HLEN + ihl * 4)
-        {
-            // SAFETY: bounds checked by ptr_at.
-            let head = unsafe { &*head };
-            match event.proto {
-                IPPROTO_TCP | IPPROTO_UDP => {
-                    event.sport = u16::from_ne_bytes([head[0], head[1]]);
-                    event.dport = u16::from_ne_bytes([head[2], head[3]]);
-                }
-                IPPROTO_ICMP => {
-                    event.sport = u16::from_ne_bytes([head[4], head[5]]);
-                    event.dport = u16::from_ne_bytes([head[0], head[1]]);
-                }
-                _ => {}
-            }
-        }
+        fill_ports(event, unsafe { &*head });
     }
     entry.submit(0);
 }
