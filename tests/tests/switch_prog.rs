@@ -28,9 +28,8 @@ use netlab_common::{
     counters::Counter,
     events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENTS_MAP, Event, PROGRAM_PORT},
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST,
-        HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
-        TRACE_EVENTS,
+        FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
+        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig, TRACE_EVENTS,
     },
 };
 use netlab_tests::{
@@ -130,33 +129,7 @@ impl TestSwitch {
             kind,
             _pad: 0,
         };
-        self.maps.ports.insert(ifindex, info, 0).unwrap();
-        self.maps.flood_ports.set(slot, info, 0).unwrap();
-        self.maps
-            .endpoints
-            .insert(
-                u32::from_ne_bytes(ip),
-                Endpoint {
-                    mac,
-                    _pad: [0; 2],
-                    port_ifindex: ifindex,
-                },
-                0,
-            )
-            .unwrap();
-        self.maps
-            .fdb
-            .insert(
-                FdbKey::new(mac),
-                FdbEntry {
-                    port_ifindex: ifindex,
-                    kind,
-                    flags: FDB_FLAG_STATIC,
-                    _pad: [0; 2],
-                },
-                0,
-            )
-            .unwrap();
+        self.maps.write_port(&info).unwrap();
     }
 
     fn program(&self) -> &SchedClassifier {

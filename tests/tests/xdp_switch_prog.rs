@@ -22,10 +22,7 @@ use netlab::{
 use netlab_common::{
     counters::Counter,
     maps::XDP_PORTS_MAP,
-    switch::{
-        Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY,
-        PortInfo, SwitchConfig,
-    },
+    switch::{PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig},
 };
 use netlab_tests::{
     frames::{self, BROADCAST, Mac},
@@ -105,24 +102,7 @@ impl XdpSwitch {
             kind,
             _pad: 0,
         };
-        self.maps.ports.insert(ifindex, info, 0).unwrap();
-        self.maps.flood_ports.set(slot, info, 0).unwrap();
-        let endpoint = Endpoint {
-            mac,
-            _pad: [0; 2],
-            port_ifindex: ifindex,
-        };
-        self.maps
-            .endpoints
-            .insert(u32::from_ne_bytes(ip), endpoint, 0)
-            .unwrap();
-        let entry = FdbEntry {
-            port_ifindex: ifindex,
-            kind,
-            flags: FDB_FLAG_STATIC,
-            _pad: [0; 2],
-        };
-        self.maps.fdb.insert(FdbKey::new(mac), entry, 0).unwrap();
+        self.maps.write_port(&info).unwrap();
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {

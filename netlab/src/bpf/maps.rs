@@ -23,7 +23,7 @@ use netlab_common::{
         PUBLISH_NETNS_SIZE, PUBLISH_SOCKS_MAP, PUBLISH_SOCKS_SIZE, PublishEntry, PublishKey,
         PublishNetns, PublishSockEntry, PublishSockKey,
     },
-    switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig},
+    switch::{Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
 
 use super::{
@@ -314,6 +314,41 @@ impl SwitchMaps {
                 tx_bytes: sum.tx_bytes + s.tx_bytes,
                 drops: sum.drops + s.drops,
             }))
+    }
+
+    /// Registers a port as the control plane does: its `ports` and
+    /// `flood_ports` rows, its endpoint (address -> MAC, port) and its
+    /// static FDB entry.
+    pub fn write_port(&mut self, info: &PortInfo) -> Result<()> {
+        self.ports
+            .insert(info.ifindex, *info, 0)
+            .map_err(Error::map(PORTS_MAP))?;
+        self.flood_ports
+            .set(info.slot, *info, 0)
+            .map_err(Error::map(FLOOD_MAP))?;
+        self.endpoints
+            .insert(
+                info.ipv4,
+                Endpoint {
+                    mac: info.mac,
+                    _pad: [0; 2],
+                    port_ifindex: info.ifindex,
+                },
+                0,
+            )
+            .map_err(Error::map(ENDPOINTS_MAP))?;
+        self.fdb
+            .insert(
+                FdbKey::new(info.mac),
+                FdbEntry {
+                    port_ifindex: info.ifindex,
+                    kind: info.kind,
+                    flags: FDB_FLAG_STATIC,
+                    _pad: [0; 2],
+                },
+                0,
+            )
+            .map_err(Error::map(FDB_MAP))
     }
 
     /// Zeroes a slot's statistics (a new port took the slot).

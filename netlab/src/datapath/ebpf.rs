@@ -28,8 +28,8 @@ use netlab_common::{
     counters::{Counter, PortStats},
     maps::MAX_PORTS,
     switch::{
-        Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
-        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        FDB_FLAG_STATIC, FdbEntry, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT,
+        PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
     },
 };
 
@@ -349,7 +349,7 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         maps.reset_port_stats(slot)?;
     }
     let info = resolved.info(slot);
-    write_port(&mut maps, &info)?;
+    maps.write_port(&info)?;
 
     let mut program = loader::open_pinned_classifier(&fs::prog_pin(&dir))?;
     let attached = loader::attach_pinned(
@@ -627,7 +627,7 @@ fn sync_maps(maps: &mut SwitchMaps, ports: &[ResolvedPort<'_>]) -> Result<()> {
         infos.push(port.info(slot));
     }
     for info in &infos {
-        write_port(maps, info)?;
+        maps.write_port(info)?;
     }
 
     let keep_ports: BTreeSet<u32> = infos.iter().map(|p| p.ifindex).collect();
@@ -676,41 +676,6 @@ fn slot_for(ifindex: u32, assigned: &BTreeMap<u32, u32>) -> Result<(u32, bool)> 
         .find(|s| !used.contains(s))
         .map(|s| (s, true))
         .ok_or_else(|| Error::InvalidPlan(format!("more than {MAX_PORTS} switch ports")))
-}
-
-/// Writes one port everywhere the program looks: ports, flood list, the
-/// ARP responder's addresses and the static FDB entry.
-fn write_port(maps: &mut SwitchMaps, info: &PortInfo) -> Result<()> {
-    use netlab_common::maps::{ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, PORTS_MAP};
-    maps.ports
-        .insert(info.ifindex, *info, 0)
-        .map_err(Error::map(PORTS_MAP))?;
-    maps.flood_ports
-        .set(info.slot, *info, 0)
-        .map_err(Error::map(FLOOD_MAP))?;
-    maps.endpoints
-        .insert(
-            info.ipv4,
-            Endpoint {
-                mac: info.mac,
-                _pad: [0; 2],
-                port_ifindex: info.ifindex,
-            },
-            0,
-        )
-        .map_err(Error::map(ENDPOINTS_MAP))?;
-    maps.fdb
-        .insert(
-            FdbKey::new(info.mac),
-            FdbEntry {
-                port_ifindex: info.ifindex,
-                kind: info.kind,
-                flags: FDB_FLAG_STATIC,
-                _pad: [0; 2],
-            },
-            0,
-        )
-        .map_err(Error::map(FDB_MAP))
 }
 
 /// Deletes every map entry of the port with `ifindex`.
