@@ -1,7 +1,7 @@
 //! Running a TC program under BPF_PROG_TEST_RUN: one wrapper for every
 //! program test and the fuzzer.
 
-use aya::programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions};
+use aya::programs::{ProgramError, SchedClassifier, TestRun, TestRunOptions, TestRunResult};
 
 /// Offset of `ingress_ifindex` in the UAPI `struct __sk_buff` (len,
 /// pkt_type, mark, queue_mapping, protocol, vlan_present, vlan_tci,
@@ -25,15 +25,7 @@ pub fn test_run(
     if let Some(ifindex) = ingress {
         ctx[SKB_INGRESS_IFINDEX..SKB_INGRESS_IFINDEX + 4].copy_from_slice(&ifindex.to_ne_bytes());
     }
-    let mut out = vec![0u8; frame.len() + OUT_SLACK];
-    let res = prog.test_run(TestRunOptions {
-        data_in: Some(frame),
-        data_out: Some(&mut out),
-        ctx_in: ingress.map(|_| &ctx[..]),
-        ..TestRunOptions::default()
-    })?;
-    out.truncate(res.data_size_out as usize);
-    Ok((res.return_value, out))
+    run_packet(prog, frame, ingress.map(|_| &ctx[..]))
 }
 
 /// Runs an XDP program on `frame`; with `ingress`, as if it arrived on
@@ -53,11 +45,20 @@ pub fn test_run_xdp(
     if let Some(ifindex) = ingress {
         ctx[12..16].copy_from_slice(&ifindex.to_ne_bytes());
     }
+    run_packet(prog, frame, ingress.map(|_| &ctx[..]))
+}
+
+/// One packet through a packet program (TC or XDP), with the context
+/// `ctx` when given: (verdict, the frame as the program left it).
+fn run_packet<P>(prog: &P, frame: &[u8], ctx: Option<&[u8]>) -> Result<(u32, Vec<u8>), ProgramError>
+where
+    P: for<'a> TestRun<Opts<'a> = TestRunOptions<'a>, Result = TestRunResult>,
+{
     let mut out = vec![0u8; frame.len() + OUT_SLACK];
     let res = prog.test_run(TestRunOptions {
         data_in: Some(frame),
         data_out: Some(&mut out),
-        ctx_in: ingress.map(|_| &ctx[..]),
+        ctx_in: ctx,
         ..TestRunOptions::default()
     })?;
     out.truncate(res.data_size_out as usize);
