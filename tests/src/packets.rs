@@ -280,6 +280,21 @@ pub fn ethernet(dst: [u8; 6], src: [u8; 6], ethertype: u16, payload: &[u8]) -> V
     f
 }
 
+/// A UDP datagram to port 7000 of `dst_ip`, as raw Ethernet with correct
+/// checksums, carrying `marker`: what the real-lab tests inject on a port
+/// (raw socket) to see where it lands.
+pub fn udp_probe(
+    src_mac: [u8; 6],
+    src_ip: Ipv4Addr,
+    dst_mac: [u8; 6],
+    dst_ip: Ipv4Addr,
+    marker: &[u8],
+) -> Vec<u8> {
+    let udp = udp(src_ip, dst_ip, 40_000, 7000, marker, true);
+    let ip = ipv4(&Ip::new(src_ip, dst_ip, PROTO_UDP), &udp);
+    ethernet(dst_mac, src_mac, 0x0800, &ip)
+}
+
 // ----------------------------------------------------------------- parsing
 
 /// The fields of an IPv4 packet the tests look at.

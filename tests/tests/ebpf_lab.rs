@@ -165,20 +165,6 @@ fn check_table_passes_with_no_bridge_and_no_firewall_rule() {
     assert!(!lab.pin_dir().exists(), "pins left after down");
 }
 
-/// A UDP datagram to port 7000 of `dst_ip`, as raw Ethernet, with correct
-/// checksums, carrying `marker`.
-fn probe(
-    src_mac: [u8; 6],
-    src_ip: Ipv4Addr,
-    dst_mac: [u8; 6],
-    dst_ip: Ipv4Addr,
-    marker: &[u8],
-) -> Vec<u8> {
-    let udp = packets::udp(src_ip, dst_ip, 40_000, 7000, marker, true);
-    let ip = packets::ipv4(&packets::Ip::new(src_ip, dst_ip, packets::PROTO_UDP), &udp);
-    packets::ethernet(dst_mac, src_mac, 0x0800, &ip)
-}
-
 #[test]
 fn a_namespace_spoofing_another_reaches_no_one() {
     let lab = lab(2, 3);
@@ -205,7 +191,7 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         traffic::send_frames(
             &ns3,
             "veth-3",
-            &[probe(mac3, ip3, dst_mac, dst_ip, &marker)],
+            &[packets::udp_probe(mac3, ip3, dst_mac, dst_ip, &marker)],
         );
         assert!(
             wait_until(Duration::from_secs(10), || got(sink, &marker)),
@@ -236,7 +222,9 @@ fn a_namespace_spoofing_another_reaches_no_one() {
     for (who, src_mac, src_ip) in identities {
         for (name, dst_mac, dst_ip, _) in targets {
             let marker = format!("SPOOF {who} to {name}").into_bytes();
-            frames.push(probe(src_mac, src_ip, dst_mac, dst_ip, &marker));
+            frames.push(packets::udp_probe(
+                src_mac, src_ip, dst_mac, dst_ip, &marker,
+            ));
         }
     }
     // Gratuitous ARP from ns3 claiming ns1's address, and a broadcast
@@ -248,7 +236,7 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         &netlab_tests::frames::arp_body(2, mac3, ip1.octets(), [0xff; 6], ip1.octets()),
     );
     frames.push(garp);
-    frames.push(probe(
+    frames.push(packets::udp_probe(
         mac3,
         ip2,
         [0xff; 6],
@@ -267,7 +255,7 @@ fn a_namespace_spoofing_another_reaches_no_one() {
     let mut barriers = Vec::new();
     for (name, dst_mac, dst_ip, sink) in barrier_targets {
         let marker = format!("BARRIER-{name}").into_bytes();
-        frames.push(probe(mac3, ip3, dst_mac, dst_ip, &marker));
+        frames.push(packets::udp_probe(mac3, ip3, dst_mac, dst_ip, &marker));
         barriers.push((name, sink, marker));
     }
     traffic::send_frames(&ns3, "veth-3", &frames);
@@ -332,7 +320,7 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         traffic::send_frames(
             &ns3,
             "veth-3",
-            &[probe(mac3, ip3, dst_mac, dst_ip, &marker)],
+            &[packets::udp_probe(mac3, ip3, dst_mac, dst_ip, &marker)],
         );
         assert!(
             wait_until(Duration::from_secs(10), || got(sink, &marker)),

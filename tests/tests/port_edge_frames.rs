@@ -13,20 +13,6 @@ use netlab_common::counters::Counter;
 use netlab_tests::traffic::{self, Capture, UdpEchoServer, wait_until};
 use netlab_tests::{TestLab, packets};
 
-/// A UDP datagram to port 7000 of `dst_ip`, as raw Ethernet, with correct
-/// checksums, carrying `marker`.
-fn probe(
-    src_mac: [u8; 6],
-    src_ip: Ipv4Addr,
-    dst_mac: [u8; 6],
-    dst_ip: Ipv4Addr,
-    marker: &[u8],
-) -> Vec<u8> {
-    let udp = packets::udp(src_ip, dst_ip, 40_000, 7000, marker, true);
-    let ip = packets::ipv4(&packets::Ip::new(src_ip, dst_ip, packets::PROTO_UDP), &udp);
-    packets::ethernet(dst_mac, src_mac, 0x0800, &ip)
-}
-
 /// A singly tagged 802.1Q frame from a namespace, on a real port: the
 /// kernel strips the tag into the skb's metadata before the port program
 /// runs, so the frame is checked like an untagged one. Under the sender's
@@ -45,7 +31,7 @@ fn a_single_tagged_frame_is_checked_like_an_untagged_one() {
     let (ip1, ip2, ip3) = (lab.ip(1), lab.ip(2), lab.ip(3));
     let sink = UdpEchoServer::sink(&ns1, SocketAddrV4::new(ip1, 7000));
     let tagged = |src_mac: [u8; 6], src_ip: Ipv4Addr, marker: &[u8]| {
-        let untagged = probe(src_mac, src_ip, mac1, ip1, marker);
+        let untagged = packets::udp_probe(src_mac, src_ip, mac1, ip1, marker);
         // dst, src, then the tag (TPID 0x8100, priority 5, VLAN 0), then
         // the rest.
         let mut f = untagged[..12].to_vec();
@@ -130,7 +116,7 @@ fn the_shortest_frames_a_port_can_carry_are_not_runts() {
     let mut header = short.clone();
     header.push(0xb5);
     assert_eq!(header.len(), 14);
-    let barrier = probe(mac1, lab.ip(1), mac2, lab.ip(2), b"BARRIER");
+    let barrier = packets::udp_probe(mac1, lab.ip(1), mac2, lab.ip(2), b"BARRIER");
     traffic::send_frames(&ns1, "veth-1", &[header, barrier]);
     assert!(
         wait_until(Duration::from_secs(10), || sink
