@@ -341,16 +341,8 @@ fn measure_one(
         Workload::PubConnRate => {
             let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
             let target = SocketAddrV4::new(lab::UPLINK_ADDR, lab::PUBLISHED_ACCEPT_PORT);
-            let rate = workload::connection_rate(&client, target, secs)?;
             let mut m = Measured::default();
-            m.values.push((
-                plan::Metric::ConnectionsPerSecond,
-                rate.connections as f64 / rate.seconds,
-            ));
-            m.details
-                .insert("connections".into(), rate.connections as f64);
-            m.details.insert("failures".into(), rate.failures as f64);
-            m.details.insert("seconds".into(), rate.seconds);
+            workload::connection_rate(&client, target, secs)?.record(&mut m);
             Ok(m)
         }
         Workload::InetConnRate | Workload::InetConnRatePrefilled => {
@@ -370,15 +362,7 @@ fn measure_one(
                 m.details.insert("nat_entries_before".into(), n as f64);
             }
             let target = SocketAddrV4::new(inet.address, workload::ACCEPT_PORT);
-            let rate = workload::connection_rate(&client, target, secs)?;
-            m.values.push((
-                plan::Metric::ConnectionsPerSecond,
-                rate.connections as f64 / rate.seconds,
-            ));
-            m.details
-                .insert("connections".into(), rate.connections as f64);
-            m.details.insert("failures".into(), rate.failures as f64);
-            m.details.insert("seconds".into(), rate.seconds);
+            workload::connection_rate(&client, target, secs)?.record(&mut m);
             if let Some(n) = nattable::entries(ep.datapath, &ep.lab, &inet.host_namespace) {
                 m.details.insert("nat_entries_after".into(), n as f64);
             }

@@ -286,6 +286,21 @@ pub struct ConnRate {
     pub seconds: f64,
 }
 
+impl ConnRate {
+    /// The connections-per-second figure and its raw counts, as every
+    /// connection workload reports them.
+    pub fn record(&self, m: &mut Measured) {
+        m.values.push((
+            Metric::ConnectionsPerSecond,
+            self.connections as f64 / self.seconds,
+        ));
+        m.details
+            .insert("connections".into(), self.connections as f64);
+        m.details.insert("failures".into(), self.failures as f64);
+        m.details.insert("seconds".into(), self.seconds);
+    }
+}
+
 /// New TCP connections per second for `secs` seconds, one after another:
 /// connect (1 s timeout), read the one byte the server sends, close with
 /// SO_LINGER 0 (an RST, so the client keeps no TIME_WAIT socket and does not
