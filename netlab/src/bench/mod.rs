@@ -136,7 +136,7 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         stuck: BTreeSet::new(),
     };
     // The kernel's per-program run-time statistics, on for this run only.
-    let _bpf_stats = progstats::enable();
+    let _bpf_stats = crate::bpf::runstats::enable();
     let mut run = Run {
         plan,
         bar,
