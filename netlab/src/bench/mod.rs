@@ -9,6 +9,7 @@
 //! Every raw sample is kept; the summaries are medians with min–max, and
 //! ratios are taken within a round and then their median reported.
 
+pub mod catalog;
 pub mod direct;
 pub mod flood;
 pub mod interrupt;
@@ -31,9 +32,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use crate::progress::Progress;
 use anyhow::{Context, bail};
 
+pub use catalog::{BenchDatapath, Workload};
 use lab::{BenchLab, Endpoints};
 use nsexec::NsCpu;
-pub use plan::{BenchArgs, BenchDatapath, Plan, Workload};
+pub use plan::{BenchArgs, Plan};
 use report::{BenchReport, Cpus, Failure, Method, Sample, Settings, Skipped};
 use workload::{Measured, Servers};
 
@@ -241,11 +243,14 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
 /// internet-side, pinned to the server CPU. Stopped by PID on drop.
 fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Servers>> {
     let mut all = Vec::new();
-    let needs_inet = plan.workloads.iter().any(|w| w.path() == plan::Path::Inet);
+    let needs_inet = plan
+        .workloads
+        .iter()
+        .any(|w| w.path() == catalog::Path::Inet);
     let needs_published = plan
         .workloads
         .iter()
-        .any(|w| w.path() == plan::Path::Published);
+        .any(|w| w.path() == catalog::Path::Published);
     for ep in endpoints {
         // The lab-side servers always run: the warm-up uses them.
         let ns = NsCpu::new(&ep.server_namespace, plan.server_cpu);
@@ -271,7 +276,7 @@ fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Ser
 /// The un-prefilled connection rate must not inherit the previous round's
 /// prefilled flows (kernel: unreplied UDP conntrack entries live 30 s), so
 /// it first waits for the NAT table to drain below `DRAIN_BELOW` entries.
-const DRAIN_BELOW: u64 = plan::PREFILL_FLOWS as u64 / 10;
+const DRAIN_BELOW: u64 = workload::PREFILL_FLOWS as u64 / 10;
 /// Longest wait; a datapath whose table did not drain in time is not waited
 /// for again (its expiry may not be running), and the sample records the
 /// entries it started with.
@@ -353,7 +358,8 @@ fn measure_one(
                 m.details.insert("nat_drain_wait_seconds".into(), waited);
             }
             if workload == Workload::InetConnRatePrefilled {
-                let p = workload::prefill_udp_flows(&client, inet.address, plan::PREFILL_FLOWS)?;
+                let p =
+                    workload::prefill_udp_flows(&client, inet.address, workload::PREFILL_FLOWS)?;
                 m.details.insert("prefill_sent".into(), p.sent as f64);
                 m.details.insert("prefill_errors".into(), p.errors as f64);
                 m.details.insert("prefill_seconds".into(), p.seconds);
@@ -481,10 +487,10 @@ fn method() -> Method {
              internet namespace; identical for every datapath; NAT table size recorded in \
              nat_entries_before/after (kernel: nf_conntrack_count in the host namespace; \
              ebpf: keys in the pinned NAT hash maps)",
-            plan::PREFILL_FLOWS,
-            plan::PREFILL_FLOWS / plan::PREFILL_DST_PORTS as u32,
+            workload::PREFILL_FLOWS,
+            workload::PREFILL_FLOWS / workload::PREFILL_DST_PORTS as u32,
             workload::PREFILL_SRC_PORT_BASE,
-            plan::PREFILL_DST_PORTS,
+            workload::PREFILL_DST_PORTS,
             workload::PREFILL_DST_PORT_BASE
         ),
     }
