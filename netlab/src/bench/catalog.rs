@@ -123,7 +123,7 @@ pub enum Workload {
     #[serde(rename = "inet_conn_rate")]
     #[value(name = "inet_conn_rate")]
     InetConnRate,
-    /// The same with the NAT table first filled with `workload::PREFILL_FLOWS` UDP flows.
+    /// The same with the NAT table first filled with `PREFILL_FLOWS` UDP flows.
     #[serde(rename = "inet_conn_rate_prefilled")]
     #[value(name = "inet_conn_rate_prefilled")]
     InetConnRatePrefilled,
