@@ -2,8 +2,6 @@
 //! else the lab file's name), root's capabilities, and, in root mode, the
 //! namespace the lab was brought up in.
 
-use std::io::IsTerminal;
-
 use anyhow::{Context, bail};
 
 use super::args::{Cli, Command};
@@ -11,10 +9,6 @@ use crate::{
     config::{DEFAULT_LAB_NAME, LabConfig},
     state,
 };
-
-pub fn color_enabled() -> bool {
-    std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()) && std::io::stdout().is_terminal()
-}
 
 /// CAP_NET_ADMIN (12) for devices and routes, CAP_SYS_ADMIN (21) for
 /// namespaces and mounts: checked up front so a plain user gets one clear

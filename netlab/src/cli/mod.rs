@@ -18,11 +18,10 @@ use anyhow::bail;
 use clap::Parser;
 
 pub use args::{Cli, Command};
-use context::{
-    color_enabled, enter_lab_host, lab_name, lab_of_command, require_privileges, running_state,
-};
+use context::{enter_lab_host, lab_name, lab_of_command, require_privileges, running_state};
 use inspect::Inspect;
 
+use crate::inspect::color_enabled;
 use crate::lab::{self, DownOutcome};
 use crate::{check, daemon, netns, status};
 
