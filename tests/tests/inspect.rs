@@ -429,8 +429,11 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    // 17 and the XDP switch's devmap.
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 18);
+    // Every map of the table, the XDP switch's devmap included.
+    assert_eq!(
+        status["ebpf"]["maps"].as_array().unwrap().len(),
+        netlab::bpf::maps::ALL_MAPS.len()
+    );
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();
