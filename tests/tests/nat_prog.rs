@@ -375,6 +375,18 @@ fn fast_path_redirects_to_a_known_endpoint() {
     lab.switch_maps().remove_endpoint(ipv4_key(NS1)).unwrap();
     lab.switch_maps().remove_endpoint(ipv4_key(NS1)).unwrap();
     assert_eq!(lab.run(INGRESS, &reply).0, TC_ACT_OK);
+
+    // `endpoints` is the switch's table and lists the gateway too: a reply
+    // to the gateway's own address (its MAC is the gateway's) is the host
+    // stack's, never redirected to its port.
+    let gw = translate_ok(&lab, &tcp_out(NS2, 40201, TCP_SYN));
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS2), GATEWAY_MAC, 4243)
+        .unwrap();
+    let (verdict, out) = lab.run(INGRESS, &tcp_in(gw.sport_or_id(), TCP_SYN | TCP_ACK));
+    assert_eq!(verdict, TC_ACT_OK);
+    assert_eq!(parse_frame(&out).unwrap().2.dst, NS2, "reverse-translated");
+    assert_eq!(lab.counter(Counter::NatFastPath), 1, "no fast path");
 }
 
 #[test]
