@@ -8,10 +8,9 @@ use netlab_common::{
         SWITCH_CONFIG_MAP,
     },
     nat::{
-        NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_PUBLISH_MAP,
-        NAT_REPLY_MAP, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP,
-        PUBLISH_SOCKS_MAP, PublishEntry, PublishKey, PublishNetns, PublishSockEntry,
-        PublishSockKey,
+        NAT_CONFIG_MAP, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NatConfig,
+        NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP,
+        PublishEntry, PublishKey, PublishNetns, PublishSockEntry, PublishSockKey,
     },
     switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig, TRACE_EVENTS, TRACE_LOG},
 };
@@ -89,7 +88,7 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: PortInfo = read(one()?)?;
             plain(fields! { "slot" => k }, port_info(&v, cx))
         }
-        ENDPOINTS_MAP | NAT_ENDPOINTS_MAP => {
+        ENDPOINTS_MAP => {
             let k: u32 = read(key)?;
             let v: Endpoint = read(one()?)?;
             plain(fields! { "ipv4" => ipv4(k).to_string() }, endpoint(&v, cx))
