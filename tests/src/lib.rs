@@ -333,7 +333,6 @@ pub mod packets;
 pub mod podman;
 
 pub mod cni;
-pub mod frames;
 
 pub mod traffic;
 

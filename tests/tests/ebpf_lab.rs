@@ -233,7 +233,7 @@ fn a_namespace_spoofing_another_reaches_no_one() {
         [0xff; 6],
         mac3,
         0x0806,
-        &netlab_tests::frames::arp_body(2, mac3, ip1.octets(), [0xff; 6], ip1.octets()),
+        &netlab_tests::packets::arp_body(2, mac3, ip1.octets(), [0xff; 6], ip1.octets()),
     );
     frames.push(garp);
     frames.push(packets::udp_probe(

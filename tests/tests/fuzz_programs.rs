@@ -53,6 +53,7 @@ use netlab_tests::fuzz::{
     verify,
     xdp_model::{self, XdpExpect},
 };
+use netlab_tests::packets;
 use netlab_tests::private_netns::{add_veth_port, assert_private_netns, in_private_netns};
 
 const TC_ACT_OK: u32 = 0;
@@ -753,7 +754,7 @@ fn check_rewrite(
         &verify::residuals(out, l4, quoted),
     ));
     let exact = u16::from_be_bytes([frame[ip + 2], frame[ip + 3]]) as usize + ip == frame.len();
-    if exact && verify::valid_checksums(frame) && !verify::valid_checksums(out) {
+    if exact && packets::valid_checksums(frame) && !packets::valid_checksums(out) {
         p.push("correct checksums in, wrong checksums out".into());
     }
     p

@@ -25,7 +25,7 @@ use netlab_common::{
     switch::{PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig},
 };
 use netlab_tests::{
-    frames::{self, BROADCAST, Mac},
+    packets::{self, BROADCAST, Mac},
     private_netns::{add_veth_port, assert_private_netns, in_private_netns},
     test_run,
 };
@@ -127,7 +127,7 @@ impl Drop for XdpSwitch {
 }
 
 fn udp(dst_mac: Mac, src_mac: Mac, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    frames::ipv4_udp(dst_mac, src_mac, src, dst, b"payload")
+    packets::ipv4_udp(dst_mac, src_mac, src, dst, b"payload")
 }
 
 #[test]
@@ -165,9 +165,9 @@ fn xdp_leaves_arp_to_tc_and_floods_unknown_unicast() {
     in_private_netns(|| {
         let sw = XdpSwitch::new("arp");
         for request in [
-            frames::arp_request(A_MAC, A_IP, B_IP),
+            packets::arp_request(A_MAC, A_IP, B_IP),
             // A sender lie: still TC's to drop.
-            frames::arp_request(A_MAC, B_IP, GW_IP),
+            packets::arp_request(A_MAC, B_IP, GW_IP),
         ] {
             assert_eq!(sw.run(A_IF, &request), (XDP_PASS, request.clone()));
         }
@@ -212,7 +212,7 @@ fn xdp_passes_to_tc_what_tc_handles() {
     in_private_netns(|| {
         let mut sw = XdpSwitch::new("to-tc");
         // VLAN-tagged.
-        let tagged = frames::vlan(B_MAC, A_MAC, 7, 0x0800, &[0u8; 28]);
+        let tagged = packets::vlan(B_MAC, A_MAC, 7, 0x0800, &[0u8; 28]);
         assert_eq!(sw.run(A_IF, &tagged), (XDP_PASS, tagged.clone()));
         // Not a port.
         add_veth_port("xsz", Some(119));
