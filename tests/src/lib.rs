@@ -340,6 +340,7 @@ pub mod private_netns;
 
 pub mod soak;
 
+pub mod harness;
 pub mod stand_in;
 pub mod tcx_counter;
 pub mod test_run;

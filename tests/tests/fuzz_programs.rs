@@ -18,17 +18,18 @@
 //! The run is seeded: `NETLAB_FUZZ_SEED` (default below) and
 //! `NETLAB_FUZZ_CASES` (per program) reproduce it; every failure names the
 //! seed and the case index. `cargo xtask fuzz --cases N [--seed S]` runs
-//! long ones. The object is loaded with its maps pinned in
+//! long ones. The object is loaded by the shared harness
+//! (`netlab_tests::harness`), its maps pinned in
 //! `/sys/fs/bpf/netlab-test-fuzz-<pid>-<name>/`, removed on drop.
 
-use std::{collections::BTreeMap, path::PathBuf};
+use std::collections::BTreeMap;
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::{HashMap, PerCpuArray},
-    programs::SchedClassifier,
-};
+use aya::{Ebpf, maps::HashMap};
 use netlab::{
+    bpf::{
+        loader::PORT_PROGRAM,
+        maps::{HostAddrs, SwitchMaps},
+    },
     datapath::{NatPlan, NatTimeouts},
     nat,
 };
@@ -39,8 +40,8 @@ use netlab_common::{
         NatFragKey, NatKey,
     },
     switch::{
-        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
-        PORT_KIND_GATEWAY, PortInfo, SwitchConfig,
+        FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL, PORT_KIND_GATEWAY,
+        SwitchConfig,
     },
 };
 use netlab_tests::fuzz::{
@@ -53,8 +54,11 @@ use netlab_tests::fuzz::{
     verify,
     xdp_model::{self, XdpExpect},
 };
-use netlab_tests::packets;
-use netlab_tests::private_netns::{add_veth_port, assert_private_netns, in_private_netns};
+use netlab_tests::{
+    harness::{Loaded, port_info},
+    packets,
+    private_netns::{add_veth_port, assert_private_netns, in_private_netns},
+};
 
 const TC_ACT_OK: u32 = 0;
 const UPLINK_XDP: &str = netlab::datapath::xdp::UPLINK_XDP_PROGRAM;
@@ -92,25 +96,6 @@ fn seed_and_cases() -> (u64, u64) {
     (seed, cases)
 }
 
-/// bpffs on /sys/fs/bpf, mounted by the library's own helper if needed.
-fn ensure_bpffs() {
-    netlab_tests::netlab::bpf::fs::ensure_bpffs().expect("bpffs on /sys/fs/bpf");
-}
-
-/// One loaded copy of the eBPF object, its maps pinned in a directory of
-/// its own (removed on drop).
-struct Loaded {
-    ebpf: Option<Ebpf>,
-    dir: PathBuf,
-}
-
-impl Drop for Loaded {
-    fn drop(&mut self) {
-        self.ebpf = None;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 fn nat_plan() -> NatPlan {
     NatPlan {
         uplink_dev: "uplink".into(),
@@ -123,41 +108,25 @@ fn nat_plan() -> NatPlan {
     }
 }
 
-impl Loaded {
-    fn pin_dir(name: &str) -> PathBuf {
-        ensure_bpffs();
-        let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/netlab-test-fuzz-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("pin dir");
-        dir
-    }
+/// The uplink programs (NAT egress and ingress, the XDP filter) loaded
+/// with the shared harness, and the NAT maps as the fuzzer reads them.
+struct NatLab {
+    loaded: Loaded,
+}
 
+impl NatLab {
     /// The NAT programs, configured for the fuzzer's addresses, with the
     /// fast path on and one endpoint known to it.
-    fn nat(name: &str) -> Self {
-        let dir = Self::pin_dir(name);
-        // Owned (removed on drop) before anything can fail.
-        let mut lab = Self { ebpf: None, dir };
-        let dir = lab.dir.clone();
+    fn new(name: &str) -> Self {
         let plan = nat_plan();
-        let mut loader = EbpfLoader::new();
-        loader.default_map_pin_directory(&dir);
-        nat::loader_tweaks(&mut loader, &plan);
-        let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
-        for prog in [nat::EGRESS_PROGRAM, nat::INGRESS_PROGRAM] {
-            let p: &mut SchedClassifier = ebpf.program_mut(prog).unwrap().try_into().unwrap();
-            netlab::bpf::loader::load_retrying(p)
-                .unwrap_or_else(|e| panic!("verifier rejected {prog}: {e:?}"));
-        }
-        let xdp: &mut aya::programs::Xdp =
-            ebpf.program_mut(UPLINK_XDP).unwrap().try_into().unwrap();
-        netlab::bpf::loader::retry_eagain(|| xdp.load())
-            .unwrap_or_else(|e| panic!("verifier rejected {UPLINK_XDP}: {e:?}"));
+        let mut loaded = Loaded::new(
+            "fuzz",
+            name,
+            Some(&plan),
+            &[nat::EGRESS_PROGRAM, nat::INGRESS_PROGRAM, UPLINK_XDP],
+        );
         nat::configure(
-            &mut ebpf,
+            loaded.ebpf_mut(),
             &plan,
             frames::EXTERNAL,
             frames::GATEWAY_MAC,
@@ -165,47 +134,43 @@ impl Loaded {
         )
         .expect("configure the NAT");
         nat::set_endpoint(
-            &mut ebpf,
+            loaded.ebpf_mut(),
             frames::FAST_PATH_HOST,
             frames::FAST_PATH_MAC,
             frames::FAST_PATH_IFINDEX,
         )
         .expect("fast-path endpoint");
         let published = netlab_tests::published_ports(&frames::PUBLISHED);
-        nat::sync_published(&lab.dir, &published).expect("published ports");
-        lab.ebpf = Some(ebpf);
-        lab
+        nat::sync_published(loaded.dir(), &published).expect("published ports");
+        Self { loaded }
     }
 
     fn ebpf(&self) -> &Ebpf {
-        self.ebpf.as_ref().unwrap()
+        self.loaded.ebpf()
     }
 
     fn ebpf_mut(&mut self) -> &mut Ebpf {
-        self.ebpf.as_mut().unwrap()
+        self.loaded.ebpf_mut()
     }
 
     /// Runs `prog` on `frame`: the verdict and the frame as the program
     /// left it, or the errno of a refused test run.
     fn run(&self, prog: &str, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
-        let p: &SchedClassifier = self.ebpf().program(prog).unwrap().try_into().unwrap();
-        netlab_tests::test_run::test_run(p, frame, None).map_err(|e| format!("{e:?}"))
+        self.loaded
+            .run_tc(prog, frame, None)
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Runs the uplink XDP program on `frame`.
     fn run_xdp(&self, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
-        let p: &aya::programs::Xdp = self.ebpf().program(UPLINK_XDP).unwrap().try_into().unwrap();
-        netlab_tests::test_run::test_run_xdp(p, frame, None).map_err(|e| format!("{e:?}"))
+        self.loaded
+            .run_xdp(UPLINK_XDP, frame, None)
+            .map_err(|e| format!("{e:?}"))
     }
 
     /// Every counter, summed over the CPUs.
     fn counters(&self) -> Vec<u64> {
-        let arr: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf().map("counters").expect("counters map")).unwrap();
-        Counter::ALL
-            .iter()
-            .map(|c| arr.get(&(*c as u32), 0).unwrap().iter().sum())
-            .collect()
+        self.loaded.counters()
     }
 
     fn nat_map(&self, name: &str) -> HashMap<&aya::maps::MapData, NatKey, NatEntry> {
@@ -284,7 +249,7 @@ struct Failure {
 /// from `nat_orig` (the lab's tuple and its port), so the replies built
 /// from them are what the design says a reply is, whatever key the
 /// program filed the reply direction under.
-fn translations(lab: &Loaded) -> Vec<Translation> {
+fn translations(lab: &NatLab) -> Vec<Translation> {
     lab.entries(NAT_ORIG_MAP)
         .into_iter()
         .map(|(k, v)| nat_model::translation_of(&k, v.port))
@@ -301,7 +266,7 @@ const ALLOC_PROBES: usize = 32;
 /// refuse when it holds `max_entries`. With the fuzzer's 1 000 ports,
 /// <= MAX_FLOWS flows and 4 096 entries, neither happens: a drop there
 /// fails the case.
-fn allowed_new_flow_drops(lab: &Loaded, key: &NatKey) -> Vec<Counter> {
+fn allowed_new_flow_drops(lab: &NatLab, key: &NatKey) -> Vec<Counter> {
     let orig = lab.entries(NAT_ORIG_MAP);
     let same_reply_side = orig
         .iter()
@@ -362,7 +327,7 @@ enum Dnat {
 /// the namespace's address and port (returned as the entry the checks
 /// compare against), unless `nat_orig` holds its tuple for another flow,
 /// which makes it a drop.
-fn classify_dnat(lab: &Loaded, key: &NatKey) -> Result<(Dnat, Option<NatEntry>), Counter> {
+fn classify_dnat(lab: &NatLab, key: &NatKey) -> Result<(Dnat, Option<NatEntry>), Counter> {
     let external = u32::from_ne_bytes(frames::EXTERNAL.octets());
     let Some((addr, port)) = frames::published(key.dport, key.proto)
         .filter(|_| key.daddr == external && matches!(key.proto, 6 | 17))
@@ -386,7 +351,7 @@ fn classify_dnat(lab: &Loaded, key: &NatKey) -> Result<(Dnat, Option<NatEntry>),
 /// Checks one case of a NAT program; returns the problems found.
 #[allow(clippy::too_many_arguments)]
 fn check_nat_case(
-    lab: &Loaded,
+    lab: &NatLab,
     dir: Dir,
     frame: &[u8],
     expect: Expect,
@@ -621,7 +586,7 @@ fn check_nat_case(
 
 /// Checks a translated frame: scope of the changes, values, checksums.
 fn check_rewrite(
-    lab: &Loaded,
+    lab: &NatLab,
     dir: Dir,
     frame: &[u8],
     out: &[u8],
@@ -762,7 +727,7 @@ fn check_rewrite(
 
 /// Runs `cases` cases per NAT program; returns the tallies and failures.
 fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failure>) {
-    let mut lab = Loaded::nat("nat");
+    let mut lab = NatLab::new("nat");
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut known = translations(&lab);
@@ -922,7 +887,7 @@ fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failur
 /// moved by one, and (a drop) the TC ingress's expectation `tc` dropping
 /// too. Updates `counters` to the values after the run.
 fn check_xdp_case(
-    lab: &Loaded,
+    lab: &NatLab,
     frame: &[u8],
     tc: &Expect,
     counters: &mut Vec<u64>,
@@ -1054,7 +1019,7 @@ fn nat_programs_survive_fuzzed_frames() {
 #[test]
 fn short_packets_of_other_protocols_to_the_host_pass_untouched() {
     use netlab_tests::packets::{ETH_P_IP, Ip, ethernet, ipv4};
-    let lab = Loaded::nat("foreign");
+    let lab = NatLab::new("foreign");
     for (proto, len) in [(47u8, 4usize), (59, 0), (50, 7), (132, 1)] {
         let frame = ethernet(
             frames::UPLINK_MAC,
@@ -1084,8 +1049,7 @@ const MAX_LEARNED: usize = 64;
 
 struct SwitchLab {
     loaded: Loaded,
-    maps: netlab::bpf::maps::SwitchMaps,
-    counters: netlab::bpf::maps::Counters,
+    maps: SwitchMaps,
     ports: Vec<SwPort>,
 }
 
@@ -1096,17 +1060,8 @@ impl SwitchLab {
     fn new(name: &str) -> Self {
         // bpf_clone_redirect (flooding) really transmits on the ports.
         assert_private_netns("the switch fuzzer");
-        // Owned (removed on drop) before anything can fail.
-        let mut loaded = Loaded {
-            ebpf: None,
-            dir: Loaded::pin_dir(name),
-        };
-        let mut ebpf = netlab::bpf::loader::load_object(&loaded.dir, None).expect("load object");
-        netlab::bpf::loader::load_classifier(&mut ebpf, netlab::bpf::loader::PORT_PROGRAM)
-            .expect("verifier accepts the port program");
-        loaded.ebpf = Some(ebpf);
-        let mut maps = netlab::bpf::maps::SwitchMaps::open(&loaded.dir).expect("maps");
-        let counters = netlab::bpf::maps::Counters::open(&loaded.dir).expect("counters");
+        let loaded = Loaded::new("fuzz", name, None, &[PORT_PROGRAM]);
+        let mut maps = SwitchMaps::open(loaded.dir()).expect("maps");
         let index = |dev: &str| nix::net::if_::if_nametoindex(dev).expect("ifindex");
         for dev in switch_model::PORTS
             .iter()
@@ -1128,68 +1083,25 @@ impl SwitchLab {
                 },
                 ..p
             };
-            let info = PortInfo {
-                ifindex,
-                deliver_ifindex: port.deliver,
-                ipv4: u32::from_ne_bytes(p.ip.octets()),
-                slot: p.slot,
-                mac: p.mac,
-                kind: p.kind,
-                _pad: 0,
-            };
-            maps.ports.insert(ifindex, info, 0).unwrap();
-            maps.flood_ports.set(p.slot, info, 0).unwrap();
-            maps.endpoints
-                .insert(
-                    u32::from_ne_bytes(p.ip.octets()),
-                    Endpoint {
-                        mac: p.mac,
-                        _pad: [0; 2],
-                        port_ifindex: ifindex,
-                    },
-                    0,
-                )
-                .unwrap();
-            maps.fdb
-                .insert(
-                    FdbKey::new(p.mac),
-                    FdbEntry {
-                        port_ifindex: ifindex,
-                        kind: p.kind,
-                        flags: FDB_FLAG_STATIC,
-                        _pad: [0; 2],
-                    },
-                    0,
-                )
-                .unwrap();
+            let info = port_info(ifindex, port.deliver, p.kind, p.mac, p.ip.octets(), p.slot);
+            maps.write_port(&info).expect("register a port");
             ports.push(port);
         }
         Self {
             loaded,
             maps,
-            counters,
             ports,
         }
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
-        let p: &SchedClassifier = self
-            .loaded
-            .ebpf()
-            .program(netlab::bpf::loader::PORT_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        netlab_tests::test_run::test_run(p, frame, Some(ingress)).map_err(|e| format!("{e:?}"))
+        self.loaded
+            .run_tc(PORT_PROGRAM, frame, Some(ingress))
+            .map_err(|e| format!("{e:?}"))
     }
 
     fn counters(&self) -> Vec<u64> {
-        self.counters
-            .all()
-            .unwrap()
-            .into_iter()
-            .map(|(_, v)| v)
-            .collect()
+        self.loaded.counters()
     }
 
     /// Lists `addrs` in `host_addrs` (empty: host access allowed), as the
@@ -1199,7 +1111,7 @@ impl SwitchLab {
             .iter()
             .map(|a| (u32::from_ne_bytes(a.octets()), HOST_ADDR_LOCAL))
             .collect();
-        netlab::bpf::maps::HostAddrs::open(&self.loaded.dir)
+        HostAddrs::open(self.loaded.dir())
             .unwrap()
             .sync(&wanted)
             .unwrap();

@@ -7,16 +7,9 @@
 //! on drop), so tests share no state and run in parallel. No packet leaves
 //! the test: test runs execute the program on a private skb.
 
-use std::{
-    net::Ipv4Addr,
-    path::{Path, PathBuf},
-};
+use std::{net::Ipv4Addr, path::Path};
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::{HashMap as BpfHashMap, PerCpuArray},
-    programs::SchedClassifier,
-};
+use aya::{Ebpf, maps::HashMap as BpfHashMap};
 use netlab::{
     datapath::{NatPlan, NatTimeouts},
     nat::{self, FlowState, NatTable, Proto},
@@ -28,7 +21,7 @@ use netlab_common::{
         NAT_STATE_NONE, NatEntry, NatFragEntry, NatFragKey, NatKey,
     },
 };
-use netlab_tests::packets::*;
+use netlab_tests::{harness::Loaded, packets::*};
 
 const TC_ACT_OK: u32 = 0;
 /// TC_ACT_UNSPEC (-1) as the test run reports it: not the NAT's, the next
@@ -54,11 +47,6 @@ const NS1_MAC: [u8; 6] = [0x02, 0, 0, 0, 0, 0x01];
 const PORT_MIN: u16 = 40000;
 const PORT_MAX: u16 = 40999;
 
-/// bpffs on /sys/fs/bpf, mounted by the library's own helper if needed.
-fn ensure_bpffs() {
-    netlab_tests::netlab::bpf::fs::ensure_bpffs().expect("bpffs on /sys/fs/bpf");
-}
-
 fn plan(port_min: u16, port_max: u16) -> NatPlan {
     NatPlan {
         uplink_dev: "uplink".into(),
@@ -71,10 +59,9 @@ fn plan(port_min: u16, port_max: u16) -> NatPlan {
     }
 }
 
-/// One loaded object with its pins; removes the pins on drop.
+/// One loaded object with its pins (the shared harness; removed on drop).
 struct NatLab {
-    ebpf: Option<Ebpf>,
-    dir: PathBuf,
+    loaded: Loaded,
 }
 
 impl NatLab {
@@ -89,15 +76,10 @@ impl NatLab {
     /// As [`NatLab::with_plan`], with `pin` run on the empty pin directory
     /// first: maps pinned there are adopted by name instead of created.
     fn with_pins(name: &str, plan: &NatPlan, pin: impl FnOnce(&Path)) -> Self {
-        ensure_bpffs();
-        let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/netlab-test-nat-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("pin dir");
-        let mut lab = NatLab { ebpf: None, dir };
-        pin(&lab.dir);
+        let mut lab = NatLab {
+            loaded: Loaded::empty("nat", name),
+        };
+        pin(lab.pin_dir());
         lab.load(plan);
         nat::configure(lab.ebpf(), plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
         lab
@@ -105,25 +87,15 @@ impl NatLab {
 
     /// Loads (or reloads, re-adopting the pinned maps) the object.
     fn load(&mut self, plan: &NatPlan) {
-        self.ebpf = None;
-        let mut loader = EbpfLoader::new();
-        loader.default_map_pin_directory(&self.dir);
-        nat::loader_tweaks(&mut loader, plan);
-        let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
-        for name in [EGRESS, INGRESS] {
-            let prog: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
-            netlab::bpf::loader::load_retrying(prog)
-                .unwrap_or_else(|e| panic!("verifier rejected {name}: {e:?}"));
-        }
-        self.ebpf = Some(ebpf);
+        self.loaded.load(Some(plan), &[EGRESS, INGRESS]);
     }
 
     fn ebpf(&mut self) -> &mut Ebpf {
-        self.ebpf.as_mut().unwrap()
+        self.loaded.ebpf_mut()
     }
 
     fn pin_dir(&self) -> &Path {
-        &self.dir
+        self.loaded.dir()
     }
 
     /// Runs `prog` on `frame`: the verdict and the frame as the program left it.
@@ -132,15 +104,7 @@ impl NatLab {
         prog: &str,
         frame: &[u8],
     ) -> Result<(u32, Vec<u8>), aya::programs::ProgramError> {
-        let p: &SchedClassifier = self
-            .ebpf
-            .as_ref()
-            .unwrap()
-            .program(prog)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        netlab_tests::test_run::test_run(p, frame, None)
+        self.loaded.run_tc(prog, frame, None)
     }
 
     fn run(&self, prog: &str, frame: &[u8]) -> (u32, Vec<u8>) {
@@ -148,25 +112,11 @@ impl NatLab {
     }
 
     fn counter(&self, c: Counter) -> u64 {
-        let map = self
-            .ebpf
-            .as_ref()
-            .unwrap()
-            .map("counters")
-            .expect("counters map");
-        let arr: PerCpuArray<_, u64> = PerCpuArray::try_from(map).unwrap();
-        arr.get(&(c as u32), 0).unwrap().iter().sum()
+        self.loaded.counter(c)
     }
 
     fn flows(&self) -> Vec<nat::NatFlow> {
-        NatTable::open(&self.dir).unwrap().flows().unwrap()
-    }
-}
-
-impl Drop for NatLab {
-    fn drop(&mut self) {
-        self.ebpf = None;
-        let _ = std::fs::remove_dir_all(&self.dir);
+        NatTable::open(self.pin_dir()).unwrap().flows().unwrap()
     }
 }
 
@@ -656,12 +606,7 @@ fn reassembled_frame(outs: &[Vec<u8>]) -> (Ipv4View, Vec<u8>) {
 }
 
 fn frag_entries(lab: &NatLab) -> Vec<(NatFragKey, NatFragEntry)> {
-    let map = lab
-        .ebpf
-        .as_ref()
-        .unwrap()
-        .map(NAT_FRAGS_MAP)
-        .expect("nat_frags map");
+    let map = lab.loaded.ebpf().map(NAT_FRAGS_MAP).expect("nat_frags map");
     let map: aya::maps::HashMap<_, NatFragKey, NatFragEntry> =
         aya::maps::HashMap::try_from(map).unwrap();
     map.iter().map(|r| r.unwrap()).collect()

@@ -13,26 +13,22 @@
 //! indexes, and [`TestSwitch`] refuses to load anywhere else: a frame can
 //! never leave on one of the machine's own interfaces.
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
-use aya::{Ebpf, programs::SchedClassifier};
 use netlab::bpf::{
-    fs,
-    loader::{self, PORT_PROGRAM},
-    maps::{Counters, HostAddrs, SwitchMaps},
+    loader::PORT_PROGRAM,
+    maps::{HostAddrs, SwitchMaps},
 };
 use netlab_common::{
     counters::Counter,
     events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENTS_MAP, Event, PROGRAM_PORT},
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
-        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig, TRACE_EVENTS,
+        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, SwitchConfig, TRACE_EVENTS,
     },
 };
 use netlab_tests::{
+    harness::{Loaded, port_info},
     packets::{self, ARP_REPLY, BROADCAST, ETH_P_ARP, ETH_P_IP, Mac},
     private_netns::{add_veth_port, assert_private_netns, in_private_netns, tx_packets},
 };
@@ -65,39 +61,18 @@ const HOST_BROADCAST: [u8; 4] = [203, 0, 113, 255];
 const OUTSIDE_IP: [u8; 4] = [203, 0, 113, 2];
 
 /// The port program loaded with its maps pinned in a private directory
-/// (removed on drop).
+/// (the shared harness, removed on drop).
 struct TestSwitch {
-    dir: PathBuf,
-    ebpf: Ebpf,
+    loaded: Loaded,
     maps: SwitchMaps,
-    counters: Counters,
 }
 
 impl TestSwitch {
     fn new(name: &str) -> Self {
         assert_private_netns("the switch port program under test_run");
-        fs::ensure_bpffs().expect("bpffs");
-        let dir = PathBuf::from(format!(
-            "{}/netlab-test-{}-{name}",
-            fs::BPFFS_ROOT,
-            std::process::id()
-        ));
-        let _ = fs::remove_lab_dir(&dir);
-        std::fs::create_dir_all(&dir).expect("pin dir");
-        // From here on the guard cleans up, even if loading fails.
-        let guard = DirGuard(dir.clone());
-        let mut ebpf = loader::load_object(&dir, None).expect("load object");
-        loader::load_classifier(&mut ebpf, PORT_PROGRAM)
-            .expect("verifier accepts the port program");
-        let maps = SwitchMaps::open(&dir).expect("maps");
-        let counters = Counters::open(&dir).expect("counters");
-        std::mem::forget(guard);
-        Self {
-            dir,
-            ebpf,
-            maps,
-            counters,
-        }
+        let loaded = Loaded::new("sw", name, None, &[PORT_PROGRAM]);
+        let maps = SwitchMaps::open(loaded.dir()).expect("maps");
+        Self { loaded, maps }
     }
 
     /// The standard made-up lab: A and B endpoints, the gateway, with veth
@@ -120,20 +95,8 @@ impl TestSwitch {
 
     /// Registers a port the way the control plane does.
     fn port(&mut self, ifindex: u32, deliver: u32, kind: u8, mac: Mac, ip: [u8; 4], slot: u32) {
-        let info = PortInfo {
-            ifindex,
-            deliver_ifindex: deliver,
-            ipv4: u32::from_ne_bytes(ip),
-            slot,
-            mac,
-            kind,
-            _pad: 0,
-        };
+        let info = port_info(ifindex, deliver, kind, mac, ip, slot);
         self.maps.write_port(&info).unwrap();
-    }
-
-    fn program(&self) -> &SchedClassifier {
-        self.ebpf.program(PORT_PROGRAM).unwrap().try_into().unwrap()
     }
 
     /// Runs `frame` as if it entered on port `ingress`: (verdict, frame after).
@@ -142,7 +105,7 @@ impl TestSwitch {
         ingress: u32,
         frame: &[u8],
     ) -> Result<(u32, Vec<u8>), aya::programs::ProgramError> {
-        netlab_tests::test_run::test_run(self.program(), frame, Some(ingress))
+        self.loaded.run_tc(PORT_PROGRAM, frame, Some(ingress))
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {
@@ -150,7 +113,7 @@ impl TestSwitch {
     }
 
     fn count(&self, counter: Counter) -> u64 {
-        self.counters.get(counter).unwrap()
+        self.loaded.counter(counter)
     }
 
     fn set_config(&mut self, config: SwitchConfig) {
@@ -164,23 +127,10 @@ impl TestSwitch {
             .iter()
             .map(|(ip, kind)| (u32::from_ne_bytes(*ip), *kind))
             .collect();
-        HostAddrs::open(&self.dir)
+        HostAddrs::open(self.loaded.dir())
             .unwrap()
             .sync(&wanted)
             .expect("sync host_addrs");
-    }
-}
-
-impl Drop for TestSwitch {
-    fn drop(&mut self) {
-        let _ = fs::remove_lab_dir(&self.dir);
-    }
-}
-
-struct DirGuard(PathBuf);
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        let _ = fs::remove_lab_dir(&self.0);
     }
 }
 
@@ -542,8 +492,9 @@ fn trace_events_follow_the_run_time_switch() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("trace");
         let collector = Arc::new(Collector::default());
-        let mut logger = aya_log::EbpfLogger::init_with_logger(&mut sw.ebpf, collector.clone())
-            .expect("log map");
+        let mut logger =
+            aya_log::EbpfLogger::init_with_logger(sw.loaded.ebpf_mut(), collector.clone())
+                .expect("log map");
         let frame = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
 
         sw.run(A_IF, &frame);
@@ -590,7 +541,8 @@ fn drain_events(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event>
 fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("events");
-        let data = aya::maps::MapData::from_pin(sw.dir.join(EVENTS_MAP)).expect("events pin");
+        let data =
+            aya::maps::MapData::from_pin(sw.loaded.dir().join(EVENTS_MAP)).expect("events pin");
         let mut ring = aya::maps::RingBuf::try_from(aya::maps::Map::from_map_data(data).unwrap())
             .expect("a ring buffer");
         let spoofed = packets::ipv4_udp(B_MAC, A_MAC, [10, 99, 0, 77], B_IP, b"x");
