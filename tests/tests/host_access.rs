@@ -246,19 +246,6 @@ fn the_kernel_baseline_reaches_the_hosts_other_addresses() {
     lab.ok(&["down"]);
 }
 
-/// A frame with two VLAN tags (802.1ad outside, 802.1Q inside, VLAN id 0:
-/// priority tags). The kernel strips the outer one before the port program
-/// runs; the program sees the inner tag, and the receiving stack would
-/// strip it too and deliver the packet.
-fn double_tagged(frame: &[u8]) -> Vec<u8> {
-    let dst: packets::Mac = frame[..6].try_into().unwrap();
-    let src: packets::Mac = frame[6..12].try_into().unwrap();
-    packets::outer_tag(
-        0,
-        &packets::vlan(dst, src, 0, packets::ETH_P_IP, &frame[14..]),
-    )
-}
-
 /// Found by a probe: double-tagged IPv4 from a namespace reached the host
 /// stack past the host-access rule and the IPv4 source check (the program
 /// switched it as "other EtherType"). Tagged frames from a namespace never
@@ -306,7 +293,11 @@ fn double_tagged_frames_from_a_namespace_never_reach_the_host() {
     let mut sent: Vec<Vec<u8>> = to_host
         .iter()
         .chain(&between)
-        .map(|f| double_tagged(f))
+        // Two VLAN tags (802.1ad outside, 802.1Q inside, VLAN id 0:
+        // priority tags). The kernel strips the outer one before the port
+        // program runs; the program sees the inner tag, and the receiving
+        // stack would strip it too and deliver the packet.
+        .map(|f| packets::double_tagged(f))
         .collect();
     sent.extend(markers);
     traffic::send_frames(&lab.ns(1), "veth-1", &sent);

@@ -875,7 +875,7 @@ fn host_traffic_passes_untouched() {
         &tcp(EXTERNAL, REMOTE, 33000, 80, TCP_SYN, b""),
     );
     assert_eq!(lab.run(EGRESS, &host_out), (TCX_NEXT, host_out.clone()));
-    let arp = ethernet([0xff; 6], UPLINK_MAC, ETH_P_ARP, &[0u8; 28]);
+    let arp = ethernet(BROADCAST, UPLINK_MAC, ETH_P_ARP, &[0u8; 28]);
     assert_eq!(lab.run(EGRESS, &arp), (TCX_NEXT, arp.clone()));
     assert_eq!(lab.run(INGRESS, &arp), (TCX_NEXT, arp.clone()));
     // Replies to the host's own socket: no entry, untouched.

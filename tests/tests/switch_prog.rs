@@ -734,12 +734,7 @@ fn vlan_tagged_frames_from_namespaces_never_reach_the_host() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("vlan");
         sw.set_host_addrs(&[(HOST_IP, HOST_ADDR_LOCAL)]);
-        let double = |frame: &[u8]| {
-            let dst: Mac = frame[..6].try_into().unwrap();
-            let src: Mac = frame[6..12].try_into().unwrap();
-            let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-            packets::outer_tag(0, &packets::vlan(dst, src, 0, ethertype, &frame[14..]))
-        };
+        let double = packets::double_tagged;
 
         // To the gateway MAC: dropped, whatever the inner destination, even
         // with a single tag left.

@@ -227,11 +227,18 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "ARP",
+            // A request cut short after the sender's addresses.
             frame: ethernet(
-                [0xff; 6],
+                BROADCAST,
                 INET_MAC,
-                0x0806,
-                &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0x22, 203, 0, 113, 2],
+                ETH_P_ARP,
+                &arp_body(
+                    ARP_REQUEST,
+                    INET_MAC,
+                    REMOTE.octets(),
+                    [0; 6],
+                    EXTERNAL.octets(),
+                )[..18],
             ),
             xdp: pass,
             tc: Some((TCX_NEXT, Counter::NatPassHost)),

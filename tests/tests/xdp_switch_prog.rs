@@ -178,7 +178,7 @@ fn xdp_passes_to_tc_what_tc_handles() {
     in_private_netns(|| {
         let mut sw = XdpSwitch::new("to-tc");
         // VLAN-tagged.
-        let tagged = packets::vlan(B_MAC, A_MAC, 7, 0x0800, &[0u8; 28]);
+        let tagged = packets::vlan(B_MAC, A_MAC, 7, packets::ETH_P_IP, &[0u8; 28]);
         assert_eq!(sw.run(A_IF, &tagged), (XDP_PASS, tagged.clone()));
         // Not a port.
         add_veth_port("xsz", Some(119));

@@ -52,6 +52,12 @@ pub fn outer_tag(vid: u16, inner: &[u8]) -> Vec<u8> {
     tag(ETH_P_8021AD, vid & 0x0fff, inner)
 }
 
+/// The untagged frame `frame` with two priority tags (VLAN 0): an 802.1ad
+/// S-tag outside, an 802.1Q C-tag inside.
+pub fn double_tagged(frame: &[u8]) -> Vec<u8> {
+    outer_tag(0, &tag(ETH_P_8021Q, 0, frame))
+}
+
 // --------------------------------------------------------------------- ARP
 
 /// The 28-byte Ethernet/IPv4 ARP body (RFC 826).

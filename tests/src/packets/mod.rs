@@ -89,6 +89,12 @@ mod tests {
         );
         let double = outer_tag(5, &vlan(BROADCAST, [2; 6], 7, ETH_P_IP, &[0; 20]));
         assert_eq!(&double[12..18], &[0x88, 0xa8, 0, 5, 0x81, 0x00]);
+        let priority_tags = double_tagged(&udp);
+        assert_eq!(
+            &priority_tags[12..22],
+            &[0x88, 0xa8, 0, 0, 0x81, 0x00, 0, 0, 0x08, 0x00]
+        );
+        assert_eq!(&priority_tags[22..], &udp[14..]);
     }
 
     #[test]
