@@ -12,6 +12,8 @@
 pub mod build;
 pub mod checksum;
 pub mod parse;
+#[cfg(test)]
+mod scapy_cross_check;
 
 pub use build::*;
 pub use checksum::*;
