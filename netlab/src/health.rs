@@ -100,7 +100,7 @@ fn expected_links(plan: &LabPlan) -> Vec<(Option<String>, Vec<String>)> {
 /// The pins the eBPF datapath keeps for `plan`.
 pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
     use crate::bpf::fs;
-    use netlab_common::{maps::*, nat::*};
+    use netlab_common::maps::*;
     let dir = fs::lab_dir(&plan.name);
     let mut v: Vec<PathBuf> = [
         FDB_MAP,
@@ -114,7 +114,6 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
         NAT_CONFIG_MAP,
         NAT_ORIG_MAP,
         NAT_REPLY_MAP,
-        NAT_ENDPOINTS_MAP,
         NAT_FRAGS_MAP,
         NAT_PUBLISH_MAP,
         PUBLISH_NETNS_MAP,

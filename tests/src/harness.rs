@@ -12,7 +12,8 @@
 //! a map of another type there on purpose (a plain hash map with one slot
 //! standing in for an LRU map, to see a real refused insert), which the
 //! control plane rightly refuses to adopt. The NAT plan's sizes are
-//! applied the way the control plane applies them (`nat::loader_tweaks`).
+//! applied the way the control plane applies them
+//! (`bpf::loader::set_map_sizes` with `nat::map_sizes`).
 
 use std::path::{Path, PathBuf};
 
@@ -22,7 +23,10 @@ use aya::{
     programs::{Program, ProgramError, SchedClassifier, Xdp},
 };
 use netlab::{
-    bpf::{fs, loader::retry_eagain},
+    bpf::{
+        fs,
+        loader::{retry_eagain, set_map_sizes},
+    },
     datapath::NatPlan,
     nat,
 };
@@ -90,7 +94,7 @@ impl Loaded {
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(self.dir());
         if let Some(plan) = nat {
-            nat::loader_tweaks(&mut loader, plan);
+            set_map_sizes(&mut loader, &nat::map_sizes(plan)).expect("size the NAT maps");
         }
         let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load the object");
         for &name in programs {

@@ -58,15 +58,14 @@ impl XdpLab {
     /// `nat_enabled: false` leaves `nat_config` as the loader made it
     /// (all zero: NAT off).
     fn new(name: &str, nat_enabled: bool) -> Self {
-        let mut loaded = Loaded::new(
+        let loaded = Loaded::new(
             "xdp",
             name,
             Some(&plan()),
             &[UPLINK_XDP_PROGRAM, nat::INGRESS_PROGRAM],
         );
         if nat_enabled {
-            nat::configure(loaded.ebpf_mut(), &plan(), EXTERNAL, GATEWAY_MAC, true)
-                .expect("configure");
+            nat::configure(loaded.dir(), &plan(), EXTERNAL, GATEWAY_MAC, true).expect("configure");
         }
         Self { loaded }
     }

@@ -26,27 +26,29 @@ impl NatLab {
     /// fast path on and one endpoint known to it.
     pub(crate) fn new(name: &str) -> Self {
         let plan = nat_plan();
-        let mut loaded = Loaded::new(
+        let loaded = Loaded::new(
             "fuzz",
             name,
             Some(&plan),
             &[nat::EGRESS_PROGRAM, nat::INGRESS_PROGRAM, UPLINK_XDP],
         );
         nat::configure(
-            loaded.ebpf_mut(),
+            loaded.dir(),
             &plan,
             frames::EXTERNAL,
             frames::GATEWAY_MAC,
             true,
         )
         .expect("configure the NAT");
-        nat::set_endpoint(
-            loaded.ebpf_mut(),
-            frames::FAST_PATH_HOST,
-            frames::FAST_PATH_MAC,
-            frames::FAST_PATH_IFINDEX,
-        )
-        .expect("fast-path endpoint");
+        SwitchMaps::open(loaded.dir())
+            .and_then(|mut maps| {
+                maps.set_endpoint(
+                    netlab::datapath::ebpf::ipv4_key(frames::FAST_PATH_HOST),
+                    frames::FAST_PATH_MAC,
+                    frames::FAST_PATH_IFINDEX,
+                )
+            })
+            .expect("fast-path endpoint");
         let published = netlab_tests::published_ports(&frames::PUBLISHED);
         nat::sync_published(loaded.dir(), &published).expect("published ports");
         Self { loaded }

@@ -169,7 +169,7 @@ fn later_fragments_leave_with_their_first_fragments_translation() {
 
 #[test]
 fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
-    let mut lab = NatLab::new("fragin");
+    let lab = NatLab::new("fragin");
     let x = translate_ok(
         &lab,
         &out_frame(
@@ -222,7 +222,9 @@ fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
 
     // Endpoint known: every fragment takes the fast path, each routed
     // (TTL - 1, MACs) and redirected like the first.
-    nat::set_endpoint(lab.ebpf(), NS1, NS1_MAC, 4242).unwrap();
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS1), NS1_MAC, 4242)
+        .unwrap();
     let frames = reply_frames(0x5555, 64);
     let mut outs = Vec::new();
     for (i, frame) in frames.iter().enumerate() {

@@ -6,7 +6,8 @@ pub(crate) use std::{net::Ipv4Addr, path::Path};
 
 pub(crate) use aya::{Ebpf, maps::HashMap as BpfHashMap};
 pub(crate) use netlab::{
-    datapath::{NatPlan, NatTimeouts},
+    bpf::maps::SwitchMaps,
+    datapath::{NatPlan, NatTimeouts, ebpf::ipv4_key},
     nat::{self, FlowState, NatTable, Proto},
 };
 pub(crate) use netlab_common::{
@@ -76,7 +77,7 @@ impl NatLab {
         };
         pin(lab.pin_dir());
         lab.load(plan);
-        nat::configure(lab.ebpf(), plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
+        nat::configure(lab.pin_dir(), plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
         lab
     }
 
@@ -91,6 +92,11 @@ impl NatLab {
 
     pub(crate) fn pin_dir(&self) -> &Path {
         self.loaded.dir()
+    }
+
+    /// The switch's maps: `endpoints` is the NAT fast path's table too.
+    pub(crate) fn switch_maps(&self) -> SwitchMaps {
+        SwitchMaps::open(self.pin_dir()).expect("switch maps")
     }
 
     /// Runs `prog` on `frame`: the verdict and the frame as the program left it.

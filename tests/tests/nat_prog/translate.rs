@@ -133,14 +133,16 @@ fn icmp_echo_id_is_translated_and_the_reply_restored() {
 
 #[test]
 fn fast_path_redirects_to_a_known_endpoint() {
-    let mut lab = NatLab::new("fast");
+    let lab = NatLab::new("fast");
     let x = translate_ok(&lab, &tcp_out(NS1, 40200, TCP_SYN));
     let reply = tcp_in(x.sport_or_id(), TCP_SYN | TCP_ACK);
     // Unknown endpoint: host stack.
     assert_eq!(lab.run(INGRESS, &reply).0, TC_ACT_OK);
     assert_eq!(lab.counter(Counter::NatFastPath), 0);
 
-    nat::set_endpoint(lab.ebpf(), NS1, NS1_MAC, 4242).unwrap();
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS1), NS1_MAC, 4242)
+        .unwrap();
     let (verdict, out) = lab.run(INGRESS, &reply);
     assert_eq!(verdict, TC_ACT_REDIRECT);
     verify_checksums(&out).unwrap();
@@ -161,9 +163,21 @@ fn fast_path_redirects_to_a_known_endpoint() {
     assert_eq!(parse_frame(&out).unwrap().2.ttl, 1);
 
     // The endpoint leaves: back to the host stack.
-    nat::remove_endpoint(lab.ebpf(), NS1).unwrap();
-    nat::remove_endpoint(lab.ebpf(), NS1).unwrap();
+    lab.switch_maps().remove_endpoint(ipv4_key(NS1)).unwrap();
+    lab.switch_maps().remove_endpoint(ipv4_key(NS1)).unwrap();
     assert_eq!(lab.run(INGRESS, &reply).0, TC_ACT_OK);
+
+    // `endpoints` is the switch's table and lists the gateway too: a reply
+    // to the gateway's own address (its MAC is the gateway's) is the host
+    // stack's, never redirected to its port.
+    let gw = translate_ok(&lab, &tcp_out(NS2, 40201, TCP_SYN));
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS2), GATEWAY_MAC, 4243)
+        .unwrap();
+    let (verdict, out) = lab.run(INGRESS, &tcp_in(gw.sport_or_id(), TCP_SYN | TCP_ACK));
+    assert_eq!(verdict, TC_ACT_OK);
+    assert_eq!(parse_frame(&out).unwrap().2.dst, NS2, "reverse-translated");
+    assert_eq!(lab.counter(Counter::NatFastPath), 1, "no fast path");
 }
 
 #[test]
