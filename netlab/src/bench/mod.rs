@@ -13,6 +13,7 @@ pub mod direct;
 pub mod flood;
 pub mod interrupt;
 pub mod lab;
+pub mod micro;
 pub mod nattable;
 pub mod nsexec;
 pub mod parse;
@@ -40,6 +41,9 @@ use workload::{Measured, Servers};
 /// `netlab bench`: run, print the table, write `--json` / `--svg`.
 /// Fails (after writing what it has) if any measurement failed.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.micro {
+        return run_micro(args);
+    }
     let plan = Plan::from_args(args)?;
     for path in [&args.json, &args.svg].into_iter().flatten() {
         check_writable(path)?;
@@ -68,6 +72,25 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
             "{} measurement(s) failed (see above)",
             report.failures.len()
         );
+    }
+    Ok(())
+}
+
+/// `netlab bench --micro`: print the tables, write `--json`.
+fn run_micro(args: &BenchArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.json {
+        check_writable(path)?;
+    }
+    let report = micro::measure(&micro::MicroArgs {
+        repeat: args.repeat,
+        runs: args.runs,
+        prefix: &args.prefix,
+    })?;
+    print!("{}", micro::table(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        println!("report: {}", path.display());
     }
     Ok(())
 }
