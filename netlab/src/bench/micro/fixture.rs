@@ -118,7 +118,11 @@ fn plan() -> NatPlan {
 
 /// Loads `programs` (TC) and `xdp_programs` and fills the maps as the
 /// control plane would. Must run inside [`enter_private_netns`].
-pub fn build(lab: &str, programs: &[&'static str], xdp_programs: &[&str]) -> anyhow::Result<Fixture> {
+pub fn build(
+    lab: &str,
+    programs: &[&'static str],
+    xdp_programs: &[&str],
+) -> anyhow::Result<Fixture> {
     fs::ensure_bpffs()?;
     let dir = fs::lab_dir(lab);
     if fs::entries(&dir)?.iter().any(|n| n.starts_with("link_")) {
@@ -167,20 +171,13 @@ pub fn build(lab: &str, programs: &[&'static str], xdp_programs: &[&str]) -> any
     switch.write_port(&port(a, a, PORT_KIND_ENDPOINT, A_MAC, A_IP, 0))?;
     switch.write_port(&port(b, b, PORT_KIND_ENDPOINT, B_MAC, B_IP, 1))?;
     switch.write_port(&port(gw, vbridge, PORT_KIND_GATEWAY, GW_MAC, GW_IP, 2))?;
-    let mut devmap: DevMapHash<MapData> =
-        crate::bpf::maps::open_pinned(&fx.dir, XDP_PORTS_MAP)?;
+    let mut devmap: DevMapHash<MapData> = crate::bpf::maps::open_pinned(&fx.dir, XDP_PORTS_MAP)?;
     for ifindex in [a, b, gw] {
         devmap
             .insert(ifindex, ifindex, None, 0)
             .with_context(|| format!("{XDP_PORTS_MAP}: {ifindex}"))?;
     }
-    crate::nat::configure(
-        &mut fx.ebpf,
-        &nat,
-        Ipv4Addr::from(EXTERNAL),
-        GW_MAC,
-        true,
-    )?;
+    crate::nat::configure(&mut fx.ebpf, &nat, Ipv4Addr::from(EXTERNAL), GW_MAC, true)?;
     crate::nat::set_endpoint(&mut fx.ebpf, Ipv4Addr::from(A_IP), A_MAC, a)?;
     Ok(fx)
 }

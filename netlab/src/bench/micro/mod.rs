@@ -114,7 +114,10 @@ pub fn measure(args: &MicroArgs<'_>) -> anyhow::Result<MicroReport> {
     }
     let lab = format!("{}-micro", args.prefix);
     if let Some(problem) = crate::config::lab_name_problem(&lab) {
-        bail!("--prefix {}: the micro lab name {lab}: {problem}", args.prefix);
+        bail!(
+            "--prefix {}: the micro lab name {lab}: {problem}",
+            args.prefix
+        );
     }
     let (repeat, runs) = (args.repeat, args.runs);
     std::thread::spawn(move || -> anyhow::Result<MicroReport> {
@@ -185,20 +188,62 @@ impl Measure<'_> {
         let sk = run::skb_ctx;
 
         self.warm(FLOOR, FLOOR, floor, &unicast, &sk(a), TC_ACT_OK)?;
-        self.warm("unicast ns->ns", PORT, port, &unicast, &sk(a), TC_ACT_REDIRECT)?;
+        self.warm(
+            "unicast ns->ns",
+            PORT,
+            port,
+            &unicast,
+            &sk(a),
+            TC_ACT_REDIRECT,
+        )?;
         self.warm("flood (broadcast)", PORT, port, &flood, &sk(a), TC_ACT_SHOT)?;
         let xctx = run::xdp_ctx(unicast.len(), a);
-        self.warm("XDP unicast ns->ns", XDP_PORT, xdp_port, &unicast, &xctx, XDP_REDIRECT)?;
+        self.warm(
+            "XDP unicast ns->ns",
+            XDP_PORT,
+            xdp_port,
+            &unicast,
+            &xctx,
+            XDP_REDIRECT,
+        )?;
         let xctx = run::xdp_ctx(reply.len(), uplink);
-        self.warm("XDP uplink reply", XDP_UPLINK, xdp_uplink, &reply, &xctx, XDP_PASS)?;
+        self.warm(
+            "XDP uplink reply",
+            XDP_UPLINK,
+            xdp_uplink,
+            &reply,
+            &xctx,
+            XDP_PASS,
+        )?;
 
         self.single(FLOOR, FLOOR, floor, |_| unicast.clone(), &sk(a), TC_ACT_OK)?;
-        self.single("ARP answer", PORT, port, |_| arp.clone(), &sk(a), TC_ACT_REDIRECT)?;
+        self.single(
+            "ARP answer",
+            PORT,
+            port,
+            |_| arp.clone(),
+            &sk(a),
+            TC_ACT_REDIRECT,
+        )?;
         self.new_flows("NAT new flow (empty table)", egress, 0)?;
         // The established flow: created once, then every run finds it.
         run::test_run(egress, &out, &[], 1)?;
-        self.single("NAT established", EGRESS, egress, |_| out.clone(), &[], TC_ACT_OK)?;
-        self.single("reverse NAT fast path", INGRESS, ingress, |_| reply.clone(), &[], TC_ACT_REDIRECT)?;
+        self.single(
+            "NAT established",
+            EGRESS,
+            egress,
+            |_| out.clone(),
+            &[],
+            TC_ACT_OK,
+        )?;
+        self.single(
+            "reverse NAT fast path",
+            INGRESS,
+            ingress,
+            |_| reply.clone(),
+            &[],
+            TC_ACT_REDIRECT,
+        )?;
         prefill_nat(fx, PREFILLED_FLOWS)?;
         self.new_flows("NAT new flow (100 000 flows)", egress, 1)?;
         Ok(())
