@@ -1156,7 +1156,7 @@ impl SwitchLab {
                         port_ifindex: ifindex,
                         kind: p.kind,
                         flags: FDB_FLAG_STATIC,
-                        _pad: [0; 2],
+                        slot: p.slot as u16,
                     },
                     0,
                 )
@@ -1309,6 +1309,7 @@ fn check_switch_case(
                     FdbEntry {
                         port_ifindex: case.ingress,
                         kind: port.kind,
+                        slot: port.slot as u16,
                         ..*e
                     },
                 );
@@ -1321,7 +1322,7 @@ fn check_switch_case(
                         port_ifindex: case.ingress,
                         kind: port.kind,
                         flags: FDB_FLAG_LEARNED,
-                        _pad: [0; 2],
+                        slot: port.slot as u16,
                     },
                 );
                 tally.created += 1;

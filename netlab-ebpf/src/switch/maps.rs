@@ -48,6 +48,16 @@ pub fn port(ifindex: u32) -> Option<PortInfo> {
     unsafe { PORTS.get(ifindex).copied() }
 }
 
+/// The port an FDB entry names, read from `flood_ports` by its slot (an
+/// array, which the verifier inlines, instead of a second `ports` hash
+/// lookup); `None` when the slot no longer holds that port (the port was
+/// removed, or a concurrent update is half-way): unknown unicast.
+#[inline(always)]
+pub fn fdb_target(entry: &FdbEntry) -> Option<PortInfo> {
+    let port = FLOOD_PORTS.get(u32::from(entry.slot))?;
+    (port.ifindex == entry.port_ifindex && port.ifindex != 0).then_some(*port)
+}
+
 /// The run-time switches (all off when the map is somehow unreadable).
 #[inline(always)]
 pub fn config() -> SwitchConfig {
