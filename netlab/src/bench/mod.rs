@@ -42,7 +42,7 @@ use workload::{Measured, Servers};
 /// Fails (after writing what it has) if any measurement failed.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     if args.micro {
-        return run_micro(args);
+        return micro::run(args);
     }
     let plan = Plan::from_args(args)?;
     for path in [&args.json, &args.svg].into_iter().flatten() {
@@ -76,27 +76,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `netlab bench --micro`: print the tables, write `--json`.
-fn run_micro(args: &BenchArgs) -> anyhow::Result<()> {
-    if let Some(path) = &args.json {
-        check_writable(path)?;
-    }
-    let report = micro::measure(&micro::MicroArgs {
-        repeat: args.repeat,
-        runs: args.runs,
-        prefix: &args.prefix,
-    })?;
-    print!("{}", micro::table(&report));
-    if let Some(path) = &args.json {
-        let text = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
-        println!("report: {}", path.display());
-    }
-    Ok(())
-}
-
 /// Refuse before a long run, not after it, when an output cannot be written.
-fn check_writable(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_writable(path: &Path) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

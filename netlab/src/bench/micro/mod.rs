@@ -107,6 +107,25 @@ pub struct MicroReport {
     pub programs: Vec<ProgramSize>,
 }
 
+/// `netlab bench --micro`: measure, print the tables, write `--json`.
+pub fn run(args: &super::BenchArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.json {
+        super::check_writable(path)?;
+    }
+    let report = measure(&MicroArgs {
+        repeat: args.repeat,
+        runs: args.runs,
+        prefix: &args.prefix,
+    })?;
+    print!("{}", table(&report));
+    if let Some(path) = &args.json {
+        let text = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, text + "\n").with_context(|| format!("writing {}", path.display()))?;
+        println!("report: {}", path.display());
+    }
+    Ok(())
+}
+
 /// Runs the micro-benchmark on a thread inside a private network namespace.
 pub fn measure(args: &MicroArgs<'_>) -> anyhow::Result<MicroReport> {
     if args.repeat == 0 || !(1..=MAX_RUNS).contains(&args.runs) {
