@@ -75,7 +75,7 @@ pub fn create(key: &NatKey, cfg: &NatConfig, now: u64, state: u8) -> Result<Crea
     let start = flow_hash(key);
     // Port by port in a small range (every port is probed) or one that
     // STRIDE divides (its multiples would all land on the start).
-    let stride = if range <= PROBES || range % STRIDE == 0 {
+    let stride = if range <= PROBES || range.is_multiple_of(STRIDE) {
         1
     } else {
         STRIDE
