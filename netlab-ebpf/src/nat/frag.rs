@@ -28,7 +28,8 @@ use netlab_common::nat::{NatFragEntry, NatFragKey};
 
 use super::{
     maps::NAT_FRAGS,
-    parse::{IP_CHECK, IP_OFF, Ipv4},
+    parse::{IP_SADDR, Ipv4},
+    rewrite::Ipv4Change,
 };
 use crate::csum;
 
@@ -73,7 +74,7 @@ pub fn lookup(ip: &Ipv4, dir: u8, now: u64) -> Option<u32> {
     }
 }
 
-/// Replaces the IPv4 address at `field_off` (source or destination) of a
+/// Replaces the IPv4 address at `field_off` (`IP_SADDR` or `IP_DADDR`) of a
 /// later fragment with `to`, fixing the header checksum; the fragment holds
 /// no L4 checksum.
 #[inline(always)]
@@ -86,7 +87,16 @@ pub fn rewrite_address(
     if from == to {
         return Ok(());
     }
-    csum::l3_replace4(ctx, IP_OFF + IP_CHECK, from, to)?;
-    ctx.store(IP_OFF + field_off, &to, 0)
-        .map_err(|_| csum::CsumError)
+    let change = if field_off == IP_SADDR {
+        Ipv4Change {
+            saddr: Some(to),
+            ..Ipv4Change::default()
+        }
+    } else {
+        Ipv4Change {
+            daddr: Some(to),
+            ..Ipv4Change::default()
+        }
+    };
+    super::rewrite::ipv4(ctx, change)
 }

@@ -32,6 +32,7 @@ pub(crate) mod inbound;
 mod ingress;
 mod maps;
 pub(crate) mod parse;
+mod rewrite;
 pub mod sock;
 mod state;
 
