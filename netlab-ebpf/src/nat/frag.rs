@@ -27,11 +27,10 @@ use aya_ebpf::{bindings::BPF_ANY, programs::TcContext};
 use netlab_common::nat::{NatFragEntry, NatFragKey};
 
 use super::{
-    maps::NAT_FRAGS,
     parse::{IP_SADDR, Ipv4},
     rewrite::Ipv4Change,
 };
-use crate::csum;
+use crate::{csum, maps::NAT_FRAGS};
 
 /// The identity of the datagram `ip` belongs to, seen in direction `dir`
 /// (`NAT_FRAG_OUT`/`NAT_FRAG_IN`).

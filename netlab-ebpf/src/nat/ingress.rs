@@ -12,7 +12,6 @@ use netlab_common::{
 use super::{
     TCX_NEXT, config_and_ipv4, dnat, drop_packet, frag, icmp_error,
     inbound::{self, Refusal},
-    maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ID, ICMP_PARAMETER_PROBLEM,
@@ -22,7 +21,11 @@ use super::{
     rewrite::{self, Ipv4Change},
     state::touch,
 };
-use crate::{counters::count, csum};
+use crate::{
+    counters::count,
+    csum,
+    maps::{ENDPOINTS, NAT_ORIG, NAT_REPLY},
+};
 
 /// Entry point of `netlab_uplink_ingress`.
 #[inline(always)]
@@ -204,10 +207,14 @@ fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32, new_daddr: O
         None
     } else {
         // SAFETY: copied out at once.
-        (unsafe { NAT_ENDPOINTS.get(daddr) })
-            .copied()
+        (unsafe { ENDPOINTS.get(daddr) }).copied().filter(|ep| {
             // TTL 1: the host stack sends the ICMP time exceeded.
-            .filter(|ep| ip.ttl > 1 && ep.port_ifindex != 0)
+            // `endpoints` is the switch's table and lists the gateway too:
+            // a reply to the host side's own address is the host stack's
+            // (its port's peer is in this namespace, where
+            // `bpf_redirect_peer` cannot go).
+            ip.ttl > 1 && ep.port_ifindex != 0 && ep.mac != cfg.gateway_mac
+        })
     };
     if let Some(ep) = &fast {
         change.ttl = Some(ip.ttl - 1);

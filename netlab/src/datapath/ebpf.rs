@@ -64,8 +64,8 @@ pub fn is_installed(lab: &str) -> bool {
 ///
 /// With `plan.nat`, the source NAT is installed from the same object and
 /// pin directory: `nat_config` (the uplink's current address, `vbridge`'s
-/// MAC for the fast path), `nat_endpoints`, and the two uplink programs as
-/// pinned tcx links. Its translations live in pinned maps too, so a
+/// MAC for the fast path, which reads the switch's `endpoints`) and the
+/// two uplink programs as pinned tcx links. Its translations live in pinned maps too, so a
 /// re-install keeps every established flow.
 pub fn install(plan: &SwitchPlan) -> Result<()> {
     validate_lab(&plan.lab)?;
@@ -204,10 +204,7 @@ fn install_nat(
         .find(|p| p.plan.role == PortRole::Gateway)
         .map(|p| p.plan.mac)
         .ok_or_else(|| Error::InvalidPlan("source NAT needs a gateway port".into()))?;
-    crate::nat::configure(ebpf, nat, external, gateway_mac, true)?;
-    for port in ports.iter().filter(|p| p.plan.role == PortRole::Endpoint) {
-        crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
-    }
+    crate::nat::configure(dir, nat, external, gateway_mac, true)?;
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
     let xdp = super::xdp::attach_uplink(ebpf, dir, &nat.uplink_dev, uplink_xdp)?;
     if let super::xdp::UplinkXdp::Fallback { reason } = &xdp {
@@ -241,7 +238,11 @@ fn install_in(
     switch: &SwitchPlan,
 ) -> Result<()> {
     let uplink_xdp = switch.uplink_xdp;
-    let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
+    let sizes = match nat {
+        Some((plan, _)) => crate::nat::map_sizes(plan).to_vec(),
+        None => Vec::new(),
+    };
+    let mut ebpf = loader::load_object(dir, &sizes)?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.
@@ -364,12 +365,12 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         return Err(e);
     }
     super::xdp::join_port(&dir, &resolved.xdp())?;
-    if port.role == PortRole::Endpoint && nat_installed(&dir) {
-        crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
-        if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
-            let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
-            crate::nat::set_netns(&dir, cookie, Some(value))?;
-        }
+    if port.role == PortRole::Endpoint
+        && nat_installed(&dir)
+        && let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?)
+    {
+        let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
+        crate::nat::set_netns(&dir, cookie, Some(value))?;
     }
     Ok(())
 }
@@ -415,7 +416,6 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
         erase_port(&mut maps, *ifindex)?;
     }
     if nat_installed(&dir) {
-        crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
         // While the namespace still exists (detach removes it after).
         if let Some(ns) = &port.namespace
             && crate::netns::exists(ns)

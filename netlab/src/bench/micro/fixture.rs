@@ -142,7 +142,7 @@ pub fn build(
     };
     let vbridge = add_veth("mqvbr")?;
     let nat = plan();
-    let ebpf = loader::load_object(&dir, Some(&nat))?;
+    let ebpf = loader::load_object(&dir, &crate::nat::map_sizes(&nat))?;
     // From here on the fixture's Drop removes the pins.
     let mut fx = Fixture { ebpf, dir, ports };
     for name in programs {
@@ -177,8 +177,7 @@ pub fn build(
             .insert(ifindex, ifindex, None, 0)
             .with_context(|| format!("{XDP_PORTS_MAP}: {ifindex}"))?;
     }
-    crate::nat::configure(&mut fx.ebpf, &nat, Ipv4Addr::from(EXTERNAL), GW_MAC, true)?;
-    crate::nat::set_endpoint(&mut fx.ebpf, Ipv4Addr::from(A_IP), A_MAC, a)?;
+    crate::nat::configure(&fx.dir, &nat, Ipv4Addr::from(EXTERNAL), GW_MAC, true)?;
     Ok(fx)
 }
 
