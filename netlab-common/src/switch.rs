@@ -45,7 +45,10 @@ pub struct FdbEntry {
     pub kind: u8,
     /// FDB_FLAG_*.
     pub flags: u8,
-    pub _pad: [u8; 2],
+    /// The port's slot (`PortInfo::slot`): the switch reads the target from
+    /// `flood_ports[slot]` (an array) instead of a second `ports` lookup, and
+    /// uses the entry only while that slot holds `port_ifindex`.
+    pub slot: u16,
 }
 
 /// A switch port, keyed by its ifindex in the host namespace.

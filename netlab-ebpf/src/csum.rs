@@ -5,7 +5,9 @@
 //! checksum) are updated with the kernel helpers, which keep that state
 //! coherent:
 //!
-//! * `bpf_l3_csum_replace` for the IPv4 header checksum;
+//! * `bpf_l3_csum_replace` for the IPv4 header checksum where a quoted
+//!   header is rewritten too (ICMP errors); the reply and translation paths
+//!   compute it here and store it with the fields (`nat/rewrite.rs`);
 //! * `bpf_l4_csum_replace` with `BPF_F_PSEUDO_HDR` when an address (part of
 //!   the TCP/UDP pseudo header) changes, without it for a port/id change and
 //!   for ICMP, which has no pseudo header;
@@ -33,13 +35,6 @@ pub struct CsumError;
 #[inline(always)]
 pub fn l3_replace4(ctx: &TcContext, check_off: usize, from: u32, to: u32) -> Result<(), CsumError> {
     ctx.l3_csum_replace(check_off, from as u64, to as u64, 4)
-        .map_err(|_| CsumError)
-}
-
-/// IPv4 header checksum at `check_off` after a 2-byte word changed.
-#[inline(always)]
-pub fn l3_replace2(ctx: &TcContext, check_off: usize, from: u16, to: u16) -> Result<(), CsumError> {
-    ctx.l3_csum_replace(check_off, from as u64, to as u64, 2)
         .map_err(|_| CsumError)
 }
 

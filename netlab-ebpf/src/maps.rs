@@ -6,11 +6,11 @@
 //! (aya-ebpf's ring buffer is one, and it has no key or value type for BTF
 //! to describe).
 //!
-//! Also the two reads every switch program makes: its port and the
-//! run-time switches.
+//! Also the reads every switch program makes: its port, an FDB entry's
+//! target and the run-time switches.
 
 use aya_ebpf::{macros::btf_map, macros::map, maps::RingBuf};
-use netlab_common::switch::{PortInfo, SwitchConfig};
+use netlab_common::switch::{FdbEntry, PortInfo, SwitchConfig};
 
 use crate::btf_map::{Array, DevMapHash, HashMap, LruHashMap, PerCpuArray};
 
@@ -67,6 +67,16 @@ pub fn port(ifindex: u32) -> Option<PortInfo> {
     // SAFETY: the control plane replaces entries whole; a concurrent update
     // at worst yields the old or the new value of a field.
     unsafe { PORTS.get(ifindex).copied() }
+}
+
+/// The port an FDB entry names, read from `flood_ports` by its slot (an
+/// array, which the verifier inlines, instead of a second `ports` hash
+/// lookup); `None` when the slot no longer holds that port (the port was
+/// removed, or a concurrent update is half-way): unknown unicast.
+#[inline(always)]
+pub fn fdb_target(entry: &FdbEntry) -> Option<PortInfo> {
+    let port = FLOOD_PORTS.get(u32::from(entry.slot))?;
+    (port.ifindex == entry.port_ifindex && port.ifindex != 0).then_some(*port)
 }
 
 /// The run-time switches (all off when the map is somehow unreadable).

@@ -261,3 +261,126 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
         }
     }
 }
+
+/// `netlab bench --micro` on a tiny repeat count: every case ran its
+/// program on its frame and got the verdict of the path it names (the
+/// bench checks every run; here the report is checked too), the floor is
+/// there in both modes, every program's size is read, and the pins are
+/// gone afterwards. Never timings.
+#[test]
+fn micro_bench_runs_every_program_on_its_path_and_cleans_up() {
+    use netlab::bench::micro::{self, FLOOR, MicroArgs, Mode};
+    let args = MicroArgs {
+        repeat: 3,
+        runs: 5,
+        prefix: "tq",
+    };
+    let result = micro::measure(&args);
+    assert!(
+        !Path::new("/sys/fs/bpf/netlab/tq-micro").exists(),
+        "the micro bench left its pins behind"
+    );
+    let report = result.expect("micro bench");
+    assert_eq!((report.repeat, report.runs), (3, 5));
+
+    const TC_ACT_OK: u32 = 0;
+    const TC_ACT_SHOT: u32 = 2;
+    const TC_ACT_REDIRECT: u32 = 7;
+    const XDP_PASS: u32 = 2;
+    const XDP_REDIRECT: u32 = 4;
+    let expected = [
+        (FLOOR, FLOOR, Mode::Warm, TC_ACT_OK),
+        ("unicast ns->ns", "netlab_port", Mode::Warm, TC_ACT_REDIRECT),
+        ("flood (broadcast)", "netlab_port", Mode::Warm, TC_ACT_SHOT),
+        (
+            "XDP unicast ns->ns",
+            "netlab_xdp_port",
+            Mode::Warm,
+            XDP_REDIRECT,
+        ),
+        (
+            "XDP uplink reply",
+            "netlab_uplink_xdp",
+            Mode::Warm,
+            XDP_PASS,
+        ),
+        (FLOOR, FLOOR, Mode::Single, TC_ACT_OK),
+        ("ARP answer", "netlab_port", Mode::Single, TC_ACT_REDIRECT),
+        (
+            "NAT new flow (empty table)",
+            "netlab_uplink_egress",
+            Mode::Single,
+            TC_ACT_OK,
+        ),
+        (
+            "NAT established",
+            "netlab_uplink_egress",
+            Mode::Single,
+            TC_ACT_OK,
+        ),
+        (
+            "reverse NAT fast path",
+            "netlab_uplink_ingress",
+            Mode::Single,
+            TC_ACT_REDIRECT,
+        ),
+        (
+            "NAT new flow (100 000 flows)",
+            "netlab_uplink_egress",
+            Mode::Single,
+            TC_ACT_OK,
+        ),
+    ];
+    let got: Vec<_> = report
+        .cases
+        .iter()
+        .map(|c| (c.name.as_str(), c.program.as_str(), c.mode, c.verdict))
+        .collect();
+    assert_eq!(got, expected, "cases, their programs, modes and verdicts");
+    for c in &report.cases {
+        assert!(c.ns_per_run > 0.0, "{}: no time measured", c.name);
+        assert!(c.ratio_to_floor > 0.0, "{}: no ratio", c.name);
+    }
+    for floor in report.cases.iter().filter(|c| c.program == FLOOR) {
+        assert_eq!(floor.ratio_to_floor, 1.0, "the floor is its own unit");
+    }
+
+    let names: Vec<_> = report.programs.iter().map(|p| p.program.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "netlab_port",
+            "netlab_uplink_egress",
+            "netlab_uplink_ingress",
+            "netlab_xdp_port",
+            "netlab_uplink_xdp"
+        ]
+    );
+    for p in &report.programs {
+        assert!(p.xlated_insns > 0 && p.jited_bytes > 0, "{p:?}");
+        assert!(p.verified_insns.is_some_and(|n| n > 0), "{p:?}");
+    }
+    let table = micro::table(&report);
+    assert!(table.contains("unicast ns->ns") && table.contains("xlated insns"));
+}
+
+#[test]
+fn micro_bench_refuses_bad_counts_before_loading_anything() {
+    use netlab::bench::micro::{self, MicroArgs};
+    for (repeat, runs) in [(0, 5), (3, 0), (3, 1_000_000)] {
+        let err = micro::measure(&MicroArgs {
+            repeat,
+            runs,
+            prefix: "tq",
+        })
+        .expect_err("bad counts must be refused");
+        assert!(err.to_string().contains("--runs"), "{err}");
+    }
+    let err = micro::measure(&MicroArgs {
+        repeat: 1,
+        runs: 1,
+        prefix: "bad/prefix",
+    })
+    .expect_err("a bad prefix must be refused");
+    assert!(err.to_string().contains("bad/prefix"), "{err}");
+}

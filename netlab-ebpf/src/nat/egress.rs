@@ -14,10 +14,10 @@ use super::{
     config_and_ipv4, drop_packet, drop_untranslated, frag, icmp_error, now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST, ICMP_ID, ICMP_PARAMETER_PROBLEM,
-        ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, TCP_CHECK, UDP_CHECK,
-        load_ptr, tcp_flags,
+        ICMP_TIME_EXCEEDED, IP_SADDR, Ipv4, L4Head, TCP_CHECK, UDP_CHECK, load_ptr, tcp_flags,
     },
     pass_host,
+    rewrite::{self, Ipv4Change},
     state::{next_tcp_state, touch},
 };
 use crate::{
@@ -194,12 +194,16 @@ fn rewrite(
     let l4_pseudo = key.proto != IPPROTO_ICMP;
     let udp = key.proto == IPPROTO_UDP;
     if xaddr != ip.saddr {
-        csum::l3_replace4(ctx, IP_OFF + IP_CHECK, ip.saddr, xaddr)?;
         if l4_pseudo {
             csum::l4_replace_addr(ctx, check_off, ip.saddr, xaddr, udp)?;
         }
-        ctx.store(IP_OFF + IP_SADDR, &xaddr, 0)
-            .map_err(|_| csum::CsumError)?;
+        rewrite::ipv4(
+            ctx,
+            Ipv4Change {
+                saddr: Some(xaddr),
+                ..Ipv4Change::default()
+            },
+        )?;
     }
     if xport != key.sport {
         csum::l4_replace2(ctx, check_off, key.sport, xport, udp)?;

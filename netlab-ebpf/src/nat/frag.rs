@@ -26,7 +26,10 @@
 use aya_ebpf::{bindings::BPF_ANY, programs::TcContext};
 use netlab_common::nat::{NatFragEntry, NatFragKey};
 
-use super::parse::{IP_CHECK, IP_OFF, Ipv4};
+use super::{
+    parse::{IP_SADDR, Ipv4},
+    rewrite::Ipv4Change,
+};
 use crate::{csum, maps::NAT_FRAGS};
 
 /// The identity of the datagram `ip` belongs to, seen in direction `dir`
@@ -70,7 +73,7 @@ pub fn lookup(ip: &Ipv4, dir: u8, now: u64) -> Option<u32> {
     }
 }
 
-/// Replaces the IPv4 address at `field_off` (source or destination) of a
+/// Replaces the IPv4 address at `field_off` (`IP_SADDR` or `IP_DADDR`) of a
 /// later fragment with `to`, fixing the header checksum; the fragment holds
 /// no L4 checksum.
 #[inline(always)]
@@ -83,7 +86,16 @@ pub fn rewrite_address(
     if from == to {
         return Ok(());
     }
-    csum::l3_replace4(ctx, IP_OFF + IP_CHECK, from, to)?;
-    ctx.store(IP_OFF + field_off, &to, 0)
-        .map_err(|_| csum::CsumError)
+    let change = if field_off == IP_SADDR {
+        Ipv4Change {
+            saddr: Some(to),
+            ..Ipv4Change::default()
+        }
+    } else {
+        Ipv4Change {
+            daddr: Some(to),
+            ..Ipv4Change::default()
+        }
+    };
+    super::rewrite::ipv4(ctx, change)
 }

@@ -15,10 +15,10 @@ use super::{
     now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ID, ICMP_PARAMETER_PROBLEM,
-        ICMP_TIME_EXCEEDED, IP_CHECK, IP_DADDR, IP_OFF, IP_TTL, Ipv4, L4Head, TCP_CHECK, UDP_CHECK,
-        load_ptr, tcp_flags,
+        ICMP_TIME_EXCEEDED, IP_DADDR, Ipv4, L4Head, TCP_CHECK, UDP_CHECK, load_ptr, tcp_flags,
     },
     pass_host,
+    rewrite::{self, Ipv4Change},
     state::touch,
 };
 use crate::{
@@ -102,7 +102,7 @@ pub fn ingress(ctx: TcContext) -> i32 {
             }
             ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => {
                 match icmp_error::translate_inbound(&ctx, &ip) {
-                    Ok(Some(orig_addr)) => deliver(&ctx, &cfg, &ip, orig_addr),
+                    Ok(Some(orig_addr)) => deliver(&ctx, &cfg, &ip, orig_addr, None),
                     Ok(None) => pass_host(),
                     Err(reason) => drop_packet(&ctx, reason),
                 }
@@ -128,7 +128,7 @@ fn later_fragment(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4) -> i32 {
         return drop_packet(ctx, Counter::NatDropMalformed);
     }
     count(Counter::NatFragTranslated);
-    deliver(ctx, cfg, ip, orig_addr)
+    deliver(ctx, cfg, ip, orig_addr, None)
 }
 
 /// Looks the reply tuple up and, when it is a translation's, restores the
@@ -165,13 +165,12 @@ fn reverse(
     };
     let l4_pseudo = key.proto != IPPROTO_ICMP;
     let udp = key.proto == IPPROTO_UDP;
+    // The L4 header here; the IPv4 header (destination, and the TTL on the
+    // fast path) in one store in `deliver`.
     let rewritten = (|| -> Result<(), csum::CsumError> {
-        csum::l3_replace4(ctx, IP_OFF + IP_CHECK, ip.daddr, orig.addr)?;
         if l4_pseudo {
             csum::l4_replace_addr(ctx, check_off, ip.daddr, orig.addr, udp)?;
         }
-        ctx.store(IP_OFF + IP_DADDR, &orig.addr, 0)
-            .map_err(|_| csum::CsumError)?;
         if orig.port != key.dport {
             csum::l4_replace2(ctx, check_off, key.dport, orig.port, udp)?;
             ctx.store(port_off, &orig.port, 0)
@@ -188,7 +187,7 @@ fn reverse(
         frag::remember(ip, NAT_FRAG_IN, orig.addr, now);
     }
     count(Counter::NatReversed);
-    deliver(ctx, cfg, ip, orig.addr)
+    deliver(ctx, cfg, ip, orig.addr, Some(orig.addr))
 }
 
 /// Hands a reverse-translated packet on. Fast path: when the endpoint
@@ -196,32 +195,43 @@ fn reverse(
 /// the packet straight into the endpoint's namespace with
 /// `bpf_redirect_peer` on its switch port (`veth-N-br`, in this namespace).
 /// Otherwise the host stack routes it to `vbridge` as usual.
+/// `new_daddr`: the destination still to be written into the IPv4 header
+/// (None: the caller has written it).
 #[inline(always)]
-fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
-    if cfg.flags & NAT_FLAG_FAST_PATH == 0 {
-        return TC_ACT_OK;
-    }
-    // SAFETY: copied out at once.
-    let Some(ep) = (unsafe { ENDPOINTS.get(daddr) }).copied() else {
-        return TC_ACT_OK;
+fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32, new_daddr: Option<u32>) -> i32 {
+    let mut change = Ipv4Change {
+        daddr: new_daddr,
+        ..Ipv4Change::default()
     };
-    // `endpoints` is the switch's table and lists the gateway too: a reply
-    // to the host side's own address is the host stack's (its port's peer
-    // is in this namespace, where `bpf_redirect_peer` cannot go).
-    if ip.ttl <= 1 || ep.port_ifindex == 0 || ep.mac == cfg.gateway_mac {
-        // The host stack sends the ICMP time exceeded.
-        return TC_ACT_OK;
+    let fast = if cfg.flags & NAT_FLAG_FAST_PATH == 0 {
+        None
+    } else {
+        // SAFETY: copied out at once.
+        (unsafe { ENDPOINTS.get(daddr) }).copied().filter(|ep| {
+            // TTL 1: the host stack sends the ICMP time exceeded.
+            // `endpoints` is the switch's table and lists the gateway too:
+            // a reply to the host side's own address is the host stack's
+            // (its port's peer is in this namespace, where
+            // `bpf_redirect_peer` cannot go).
+            ip.ttl > 1 && ep.port_ifindex != 0 && ep.mac != cfg.gateway_mac
+        })
+    };
+    if let Some(ep) = &fast {
+        change.ttl = Some(ip.ttl - 1);
+        // Destination and source MAC, one store.
+        let mut macs = [0u8; 12];
+        macs[..6].copy_from_slice(&ep.mac);
+        macs[6..].copy_from_slice(&cfg.gateway_mac);
+        if ctx.store(0, &macs, 0).is_err() {
+            return drop_packet(ctx, Counter::NatDropMalformed);
+        }
     }
-    // TTL and protocol share a 16-bit word of the header checksum.
-    let old = u16::from_ne_bytes([ip.ttl, ip.proto]);
-    let new = u16::from_ne_bytes([ip.ttl - 1, ip.proto]);
-    if csum::l3_replace2(ctx, IP_OFF + IP_CHECK, old, new).is_err()
-        || ctx.store(IP_OFF + IP_TTL, &(ip.ttl - 1), 0).is_err()
-        || ctx.store(0, &ep.mac, 0).is_err()
-        || ctx.store(6, &cfg.gateway_mac, 0).is_err()
-    {
+    if (change.daddr.is_some() || change.ttl.is_some()) && rewrite::ipv4(ctx, change).is_err() {
         return drop_packet(ctx, Counter::NatDropMalformed);
     }
+    let Some(ep) = fast else {
+        return TC_ACT_OK;
+    };
     count(Counter::NatFastPath);
     // SAFETY: plain helper call.
     unsafe { bpf_redirect_peer(ep.port_ifindex, 0) as i32 }

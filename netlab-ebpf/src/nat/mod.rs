@@ -31,6 +31,7 @@ mod icmp_error;
 pub(crate) mod inbound;
 mod ingress;
 pub(crate) mod parse;
+mod rewrite;
 pub mod sock;
 mod state;
 

@@ -29,6 +29,7 @@ pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
                 if (*entry).flags & FDB_FLAG_STATIC == 0 && (*entry).port_ifindex != ingress {
                     (*entry).port_ifindex = ingress;
                     (*entry).kind = port.kind;
+                    (*entry).slot = port.slot as u16;
                     count(Counter::Learned);
                     events::fdb_learned(src, ingress);
                 }
@@ -39,7 +40,7 @@ pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {
                 port_ifindex: ingress,
                 kind: port.kind,
                 flags: FDB_FLAG_LEARNED,
-                _pad: [0; 2],
+                slot: port.slot as u16,
             };
             // NOEXIST: if the control plane raced us with a static entry,
             // the static one stays.

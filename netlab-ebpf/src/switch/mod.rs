@@ -185,7 +185,7 @@ fn forward(
             }
             // An FDB entry whose port is gone (removed port, stale learned
             // entry) is treated as unknown unicast.
-            if let Some(target) = maps::port(entry.port_ifindex) {
+            if let Some(target) = maps::fdb_target(&entry) {
                 if target.kind == PORT_KIND_GATEWAY {
                     if tagged {
                         return Err(Counter::DropTaggedToHost);

@@ -150,7 +150,7 @@ fn forward(
             if entry.port_ifindex == ingress {
                 return Err(Counter::DropHairpin);
             }
-            if let Some(target) = maps::port(entry.port_ifindex) {
+            if let Some(target) = maps::fdb_target(&entry) {
                 if target.kind == PORT_KIND_GATEWAY {
                     host::check(ipv4_dst)?;
                 }

@@ -14,6 +14,7 @@ pub mod direct;
 pub mod flood;
 pub mod interrupt;
 pub mod lab;
+pub mod micro;
 pub mod nattable;
 pub mod nsexec;
 pub mod parse;
@@ -42,6 +43,9 @@ use workload::{Measured, Servers};
 /// `netlab bench`: run, print the table, write `--json` / `--svg`.
 /// Fails (after writing what it has) if any measurement failed.
 pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    if args.micro {
+        return micro::run(args);
+    }
     let plan = Plan::from_args(args)?;
     for path in [&args.json, &args.svg].into_iter().flatten() {
         check_writable(path)?;
@@ -75,7 +79,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Refuse before a long run, not after it, when an output cannot be written.
-fn check_writable(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn check_writable(path: &Path) -> anyhow::Result<()> {
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

@@ -37,6 +37,17 @@ pub struct BenchArgs {
     /// Prefix of the bench's lab and namespace names (`<prefix>-kernel`, ...).
     #[arg(long, default_value = "bench")]
     pub prefix: String,
+    /// Micro-benchmark instead: each eBPF program under BPF_PROG_TEST_RUN
+    /// against an empty classifier, and the programs' sizes (no labs, no
+    /// traffic; pins under `<prefix>-micro`).
+    #[arg(long)]
+    pub micro: bool,
+    /// --micro: runs per warm BPF_PROG_TEST_RUN call.
+    #[arg(long, default_value_t = 100_000, requires = "micro")]
+    pub repeat: u32,
+    /// --micro: calls per single-run case (rewritten frames, new NAT flows).
+    #[arg(long, default_value_t = 2_000, requires = "micro")]
+    pub runs: u32,
 }
 
 impl Default for BenchArgs {
@@ -51,6 +62,9 @@ impl Default for BenchArgs {
             svg: None,
             cpus: vec![0, 1],
             prefix: "bench".into(),
+            micro: false,
+            repeat: 100_000,
+            runs: 2_000,
         }
     }
 }

@@ -305,7 +305,7 @@ impl SwitchMaps {
                     port_ifindex: info.ifindex,
                     kind: info.kind,
                     flags: FDB_FLAG_STATIC,
-                    _pad: [0; 2],
+                    slot: info.slot as u16,
                 },
                 0,
             )

@@ -129,7 +129,7 @@ pub fn add(lab: &Lab, mac_text: &str, port: &str) -> anyhow::Result<FdbChange> {
         port_ifindex: ifindex,
         kind: info.kind,
         flags: FDB_FLAG_MANUAL,
-        _pad: [0; 2],
+        slot: info.slot as u16,
     };
     // NOEXIST for a new entry: if the control plane raced us with a static
     // entry, the static one stays. EXIST for a move: it must still be there.

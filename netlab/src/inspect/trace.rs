@@ -1,5 +1,6 @@
 //! `netlab trace`: switches the programs' aya-log events on, prints them
-//! decoded (port names, the namespace behind each port, EtherType names)
+//! decoded (port names, the namespace behind each port, EtherType names,
+//! drop reasons by name)
 //! until Ctrl-C or SIGTERM, and switches them off again.
 
 use std::{
@@ -12,6 +13,8 @@ use std::{
 use anyhow::Context as _;
 use aya_log::EbpfLogger;
 use nix::sys::signal::{SigHandler, Signal, signal};
+
+use netlab_common::counters::Counter;
 
 use super::{Lab, decode::IfNames};
 
@@ -47,12 +50,12 @@ impl Printer {
         let mut i = 0;
         while i < words.len() {
             let w = words[i];
-            if (w == "port" || w == "type") && i + 1 < words.len() {
+            if (w == "port" || w == "type" || w == "reason") && i + 1 < words.len() {
                 let (val, tail) = split_trailing(words[i + 1]);
-                let decoded = if w == "port" {
-                    self.port(val)
-                } else {
-                    ethertype(val)
+                let decoded = match w {
+                    "port" => self.port(val),
+                    "type" => ethertype(val),
+                    _ => reason(val),
                 };
                 out.push(format!("{w} {decoded}{tail}"));
                 i += 2;
@@ -68,6 +71,15 @@ impl Printer {
 fn split_trailing(w: &str) -> (&str, &str) {
     let end = w.trim_end_matches([':', ',', ')']).len();
     w.split_at(end)
+}
+
+/// A drop reason, sent as its `Counter` index: its name.
+fn reason(index: &str) -> String {
+    index
+        .parse::<u32>()
+        .ok()
+        .and_then(|n| Counter::ALL.iter().find(|c| **c as u32 == n))
+        .map_or_else(|| index.to_string(), |c| c.name().to_string())
 }
 
 fn ethertype(hex: &str) -> String {
@@ -217,6 +229,13 @@ mod tests {
         assert_eq!(
             p.decode("port 5: a > b type 806: flooded to 3 ports"),
             "port veth-1-br (ns1): a > b type 0x0806 ARP: flooded to 3 ports"
+        );
+        let spoofed = Counter::DropSpoofed as u32;
+        assert_eq!(
+            p.decode(&format!(
+                "port 5: a > b type 800: dropped, reason {spoofed}"
+            )),
+            "port veth-1-br (ns1): a > b type 0x0800 IPv4: dropped, reason drop_spoofed"
         );
     }
 }

@@ -402,14 +402,19 @@ pub fn expect(
                 port_ifindex: ingress,
                 kind: port.kind,
                 flags: 0,
-                _pad: [0; 2],
+                slot: port.slot as u16,
             });
         }
         if let Some(e) = entry {
             if e.port_ifindex == ingress {
                 return with(SwOutcome::Drop(Counter::DropHairpin));
             }
-            if let Some(to) = ports.iter().position(|p| p.ifindex == e.port_ifindex) {
+            // An entry names its port twice (ifindex and slot); it is used
+            // only while both agree, else the frame is unknown unicast.
+            if let Some(to) = ports
+                .iter()
+                .position(|p| p.ifindex == e.port_ifindex && p.slot == u32::from(e.slot))
+            {
                 if ports[to].kind == PORT_KIND_GATEWAY && tagged {
                     return with(SwOutcome::Drop(Counter::DropTaggedToHost));
                 }

@@ -181,6 +181,7 @@ fn check_switch_case(
                     FdbEntry {
                         port_ifindex: case.ingress,
                         kind: port.kind,
+                        slot: port.slot as u16,
                         ..*e
                     },
                 );
@@ -193,7 +194,7 @@ fn check_switch_case(
                         port_ifindex: case.ingress,
                         kind: port.kind,
                         flags: FDB_FLAG_LEARNED,
-                        _pad: [0; 2],
+                        slot: port.slot as u16,
                     },
                 );
                 tally.created += 1;

@@ -97,3 +97,45 @@ fn a_full_map_drops_a_new_flow_and_creates_nothing() {
         );
     }
 }
+
+/// One client's consecutive source ports are all kept, which leaves a long
+/// run of taken ports; another client's flows from the same ports must
+/// probe for others and still find one every time (the range is half
+/// free). Probes one after another fail whenever they start inside the run
+/// (about half of these flows); probes a stride apart jump over it.
+#[test]
+fn a_long_run_of_taken_ports_does_not_exhaust_the_probes() {
+    const MIN: u16 = 20000;
+    const RUN: u16 = 4000;
+    let mut plan = plan(MIN, MIN + 2 * RUN - 1);
+    plan.max_entries = 3 * u32::from(RUN);
+    let lab = NatLab::with_plan("strided", &plan);
+    let flow = |src: Ipv4Addr, sport: u16| {
+        out_frame(
+            &Ip::new(src, REMOTE, PROTO_UDP),
+            &udp(src, REMOTE, sport, 53, b"q", true),
+        )
+    };
+    for sport in MIN..MIN + RUN {
+        let out = translate_ok(&lab, &flow(NS1, sport));
+        assert_eq!(out.sport_or_id(), sport, "a free port in the range is kept");
+    }
+    let mut taken: std::collections::BTreeSet<u16> = (MIN..MIN + RUN).collect();
+    for sport in MIN..MIN + 500 {
+        let (verdict, out) = lab.run(EGRESS, &flow(NS2, sport));
+        assert_eq!(
+            verdict,
+            TC_ACT_OK,
+            "flow from {NS2}:{sport} not translated (drops: no port {})",
+            lab.counter(Counter::NatDropNoPort)
+        );
+        let port = parse_frame(&out).unwrap().2.sport_or_id();
+        assert!(
+            (MIN..MIN + 2 * RUN).contains(&port),
+            "{port} outside the range"
+        );
+        assert!(taken.insert(port), "port {port} handed out twice");
+    }
+    assert_eq!(lab.counter(Counter::NatDropNoPort), 0);
+    assert_eq!(lab.counter(Counter::NatCreated), u64::from(RUN) + 500);
+}
