@@ -6,7 +6,6 @@ pub mod bpf;
 pub mod check;
 pub mod cidr;
 pub mod cli;
-pub mod cli_docs;
 pub mod cni;
 pub mod config;
 pub mod containers;

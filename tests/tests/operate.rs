@@ -117,7 +117,7 @@ fn up_alone_expires_nat_entries_and_down_leaves_no_daemon() {
         "daemon {pid} survived down"
     );
     assert!(!netlab_tests::netlab::daemon::pid_path(&lab.name).exists());
-    assert!(!netlab_tests::netlab::supervise::record_path(&lab.name).exists());
+    assert!(!netlab_tests::netlab::daemon::record_path(&lab.name).exists());
     lab.assert_nothing_left("after down");
 }
 

@@ -1,7 +1,8 @@
 //! Kernel-side plumbing of the eBPF datapath: bpffs and the pin layout
 //! ([`fs`]), loading and attaching programs ([`loader`]), typed views of the
 //! pinned maps ([`maps`]), whole maps read in batches ([`bulk`]), raw bpf(2)
-//! commands aya lacks ([`sys`]) and the errors they report ([`error`]).
+//! commands aya lacks ([`sys`]) and the errors they report ([`error`]), the
+//! kernel's run-time statistics of the programs ([`runstats`]).
 
 pub mod btf;
 pub mod bulk;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod fs;
 pub mod loader;
 pub mod maps;
+pub mod runstats;
 pub mod sys;
 
 pub use error::{Error, Result};

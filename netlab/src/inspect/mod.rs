@@ -1,16 +1,16 @@
 //! Reading the running eBPF datapath: `netlab map list/dump`, `fdb`, `nat
-//! list`, `stats`, `trace`, `diagram`, and the eBPF part of `status`.
+//! list`, `stats`, `trace`, the programs of `status` and `diagram`.
 //!
 //! Everything here only reads the pinned maps (and the lab's state file),
 //! except `trace`, which flips `switch_config.trace` on and back off; the
 //! commands that change state (`nat flush/delete`, `fdb add/del`) live in
-//! `crate::edit` and share the lab lookup, key notation and printing.
+//! `crate::edit` and share the lab lookup, key notation and printing. The
+//! CLI dispatches both (`crate::cli`); nothing here imports `edit`,
+//! `status` or the CLI.
 //! Conventions: tables for people, `--json` with stable field names for
 //! programs, errors (to stderr, non-zero exit) that say what to do.
 
-pub mod commands;
 pub mod decode;
-pub mod diagram;
 pub mod fdb;
 pub mod keys;
 pub mod maps;

@@ -26,7 +26,6 @@ use prometheus_client::{
 };
 
 use crate::{
-    bench::progstats,
     inspect::{self, stats::Stats},
     nat::NatTable,
 };
@@ -61,7 +60,7 @@ impl Snapshot {
                     .or_insert(0) += 1;
             }
         }
-        let programs = progstats::snapshot(lab_name, lab.plan.uplink())
+        let programs = inspect::programs::run_totals(&lab.dir, lab.plan.uplink())
             .into_iter()
             .map(|(name, t)| (name, (t.runs, t.run_ns)))
             .collect();

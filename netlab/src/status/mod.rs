@@ -1,6 +1,9 @@
 //! `netlab status`: what the lab's state file records, and what the kernel
 //! shows for it: per namespace, links (ifindex, MAC, state, addresses,
 //! bridge) and IPv4 routes, read over netlink from inside each namespace.
+//! `netlab diagram` draws the same ([`diagram`]).
+
+pub mod diagram;
 
 use comfy_table::{Cell, Table};
 use serde::Serialize;

@@ -1,64 +1,17 @@
-//! The inspection subcommands' arguments and their dispatch (the CLI's
-//! match arms call [`run`]). The subcommands that change state (`nat
-//! flush/delete`, `fdb add/del`) are dispatched here too, to `crate::edit`,
-//! since they share their parent commands with the read-only ones.
+//! The inspection subcommands' dispatch: `map`, `fdb`, `nat`, `stats`,
+//! `trace` to the read-only views (`crate::inspect`), `diagram` to
+//! `crate::status::diagram`, and the subcommands that change state (`nat
+//! flush/delete`, `fdb add/del`) to `crate::edit`, since they share their
+//! parent commands with the read-only ones. The dispatch lives in the entry
+//! layer so that the views never import the edits.
 
-use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
+use std::{path::PathBuf, time::Duration};
 
-use clap::Subcommand;
-
-use super::{diagram, ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats, trace};
-
-#[derive(Debug, Subcommand)]
-pub enum MapCommand {
-    /// Every pinned map: type, key/value size, max entries, entries in use, fill.
-    List {
-        #[arg(long)]
-        json: bool,
-    },
-    /// One map's entries, decoded (addresses, MACs, ports, ages, interface names).
-    Dump {
-        /// The map's name (as in `netlab map list`).
-        name: String,
-        #[arg(long)]
-        json: bool,
-    },
-    /// One entry, looked up by its key and decoded. KEY is written as `map
-    /// dump` shows keys: a MAC (fdb), an IPv4 address (endpoints,
-    /// host_addrs), `PROTO SRC:PORT DST:PORT` (nat_orig, nat_reply), a
-    /// counter name or index (counters), ...; or `hex:BYTES` for any map.
-    Lookup {
-        name: String,
-        #[arg(required = true, num_args = 1.., value_name = "KEY")]
-        key: Vec<String>,
-        #[arg(long)]
-        json: bool,
-    },
-}
-
-#[derive(Debug, Subcommand)]
-pub enum NatCommand {
-    /// The source NAT's translations, like `conntrack -L`.
-    List {
-        #[arg(long)]
-        json: bool,
-        /// Only flows from this endpoint namespace.
-        #[arg(long, value_name = "NS")]
-        namespace: Option<String>,
-        /// Only this protocol: tcp, udp, icmp (or a number).
-        #[arg(long, value_name = "PROTO")]
-        proto: Option<String>,
-        /// Only flows where this address appears (source, remote or translated).
-        #[arg(long, value_name = "ADDRESS")]
-        address: Option<Ipv4Addr>,
-    },
-    /// Remove flows (all, or those of a namespace / protocol), like
-    /// `conntrack -F`; their ports are free again at once.
-    Flush(crate::edit::NatFlushArgs),
-    /// Remove one flow (both directions, freeing its port), like
-    /// `conntrack -D`.
-    Delete(crate::edit::NatDeleteArgs),
-}
+use super::args::{MapCommand, NatCommand};
+use crate::{
+    inspect::{ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats, trace},
+    status::diagram,
+};
 
 /// One inspection command.
 #[derive(Debug)]

@@ -1,14 +1,23 @@
 //! `netlab diagram`: the live topology as Graphviz DOT — namespaces with
 //! their interfaces and addresses (read over netlink now, not from the
 //! plan), the veth pairs, the eBPF switch with its attached programs or the
-//! Linux bridge, the uplink with the NAT, and the internet namespace.
+//! Linux bridge, the uplink with the NAT, and the internet namespace. A
+//! picture of what `status` collects, with the programs `crate::inspect`
+//! reads.
 
 use std::{fmt::Write as _, io::Write as _, path::Path, process::Stdio};
 
 use anyhow::{Context as _, bail};
 
-use super::Lab;
-use crate::{datapath::DatapathKind, status::LabStatus, topology::LinkInfoView};
+use super::{LabStatus, collect};
+use crate::{
+    datapath::DatapathKind,
+    inspect::{
+        Lab,
+        programs::{ProgramRow, attached},
+    },
+    topology::LinkInfoView,
+};
 
 fn id(ns: &str, dev: &str) -> String {
     format!("\"{ns}/{dev}\"")
@@ -33,7 +42,7 @@ fn link_label(l: &LinkInfoView) -> String {
 }
 
 /// The DOT text for a lab's live state.
-pub fn dot(lab: &Lab, status: &LabStatus, programs: &[super::programs::ProgramRow]) -> String {
+pub fn dot(lab: &Lab, status: &LabStatus, programs: &[ProgramRow]) -> String {
     let plan = &lab.plan;
     let host_ns = plan.host_netns().unwrap_or("current namespace").to_string();
     let mut g = String::new();
@@ -223,9 +232,9 @@ pub fn write_svg(dot_text: &str, file: &Path) -> anyhow::Result<()> {
 /// `netlab diagram [--svg FILE]`.
 pub fn run(lab: &Lab, svg: Option<&Path>) -> anyhow::Result<()> {
     let state = crate::state::peek(&lab.name)?.context("lab state vanished")?;
-    let status = crate::status::collect(&state);
+    let status = collect(&state);
     let programs = if lab.plan.datapath == DatapathKind::Ebpf {
-        super::programs::attached(&lab.dir, lab.plan.uplink()).0
+        attached(&lab.dir, lab.plan.uplink()).0
     } else {
         Vec::new()
     };

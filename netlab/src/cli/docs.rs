@@ -8,7 +8,7 @@ use std::{io::Write, path::Path};
 use anyhow::Context as _;
 use clap::CommandFactory;
 
-use crate::cli::Cli;
+use super::args::Cli;
 
 /// Writes the completion script for `shell` to `out`.
 pub fn completions(shell: clap_complete::Shell, out: &mut dyn Write) {
