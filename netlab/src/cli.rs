@@ -9,10 +9,11 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 
-use crate::config::{DEFAULT_LAB_NAME, LabConfig, LabPlan};
-use crate::datapath::DatapathKind;
+use crate::config::LabConfig;
 use crate::inspect::commands::Inspect;
 use crate::lab::{self, DownOutcome, UpOutcome};
+use crate::names::DEFAULT_LAB_NAME;
+use crate::plan::{DatapathKind, LabPlan};
 use crate::{check, daemon, netns, state, status};
 
 #[derive(Debug, Parser)]
@@ -92,13 +93,13 @@ pub enum Command {
     Publish {
         namespace: String,
         #[arg(required = true, value_name = "SPEC")]
-        specs: Vec<crate::publish::PortSpec>,
+        specs: Vec<crate::plan::PortSpec>,
     },
     /// Remove published ports (and their live translations).
     Unpublish {
         namespace: String,
         #[arg(required = true, value_name = "SPEC")]
-        specs: Vec<crate::publish::PortSpec>,
+        specs: Vec<crate::plan::PortSpec>,
     },
     /// The lab's published ports (like `docker port`).
     Ports {
@@ -423,7 +424,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 e.namespace,
                 e.veth,
                 e.address,
-                crate::config::format_mac(&e.mac),
+                crate::names::format_mac(&e.mac),
                 e.peer
             );
             Ok(ExitCode::SUCCESS)
@@ -485,7 +486,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish { namespace, specs } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;
-            crate::publish::ops::publish(&lab, namespace, specs)?;
+            crate::lab::publish::publish(&lab, namespace, specs)?;
             for spec in specs {
                 println!("published {namespace} {spec} in lab {lab}");
             }
@@ -494,7 +495,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpublish { namespace, specs } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;
-            crate::publish::ops::unpublish(&lab, namespace, specs)?;
+            crate::lab::publish::unpublish(&lab, namespace, specs)?;
             for spec in specs {
                 println!("unpublished {namespace} {spec} in lab {lab}");
             }
@@ -570,7 +571,7 @@ fn print_up(plan: &LabPlan) {
             e.veth,
             e.address,
             plan.subnet.prefix_len,
-            crate::config::format_mac(&e.mac),
+            crate::names::format_mac(&e.mac),
             e.peer
         );
     }

@@ -55,8 +55,10 @@ use nix::{
 };
 
 use crate::{
-    datapath::{NatPlan, PortRole, ebpf},
-    nat, netns, state,
+    datapath::ebpf,
+    nat, netns,
+    plan::{NatPlan, PortRole},
+    state,
 };
 
 /// rtnetlink multicast groups (linux/rtnetlink.h): link and IPv4 address
@@ -114,7 +116,7 @@ pub fn next_sweep_delay(
 }
 
 /// The shortest of the flow timeouts and the fragment timeout.
-fn shortest_timeout(t: &crate::datapath::NatTimeouts) -> Duration {
+fn shortest_timeout(t: &crate::plan::NatTimeouts) -> Duration {
     let secs = [t.tcp_established, t.tcp_closing, t.tcp_syn, t.udp, t.icmp]
         .into_iter()
         .min()
@@ -190,7 +192,7 @@ struct Target {
 fn target(lab: &str) -> anyhow::Result<Target> {
     let st = state::peek(lab)?
         .with_context(|| format!("lab {lab} is not up; start it with `netlab up`"))?;
-    if st.plan.datapath != crate::datapath::DatapathKind::Ebpf {
+    if st.plan.datapath != crate::plan::DatapathKind::Ebpf {
         bail!("lab {lab} runs the kernel datapath; the daemon serves the eBPF datapath only");
     }
     let plan = st.plan.switch_plan();
@@ -580,7 +582,7 @@ impl Drop for PidFile {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::NatTimeouts;
+    use crate::plan::NatTimeouts;
 
     const MS: Duration = Duration::from_millis(1);
     const S: Duration = Duration::from_secs(1);

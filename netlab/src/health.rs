@@ -19,9 +19,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{HostPlan, LabPlan};
-use crate::datapath::{DatapathKind, kernel};
+use crate::datapath::kernel;
 use crate::netns;
+use crate::plan::DatapathKind;
+use crate::plan::{HostPlan, LabPlan};
 use crate::state::LabState;
 use crate::topology::{LinkInfoView, with_netlink};
 

@@ -29,8 +29,8 @@ use aya::{
     programs::SchedClassifier,
 };
 use netlab::{
-    datapath::{NatPlan, NatTimeouts},
     nat,
+    plan::{NatPlan, NatTimeouts},
 };
 use netlab_common::{
     counters::Counter,

@@ -18,8 +18,8 @@ use aya::{
     programs::SchedClassifier,
 };
 use netlab::{
-    datapath::{NatPlan, NatTimeouts},
     nat::{self, FlowState, NatTable, Proto},
+    plan::{NatPlan, NatTimeouts},
 };
 use netlab_common::{
     counters::Counter,

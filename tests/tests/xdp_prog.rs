@@ -16,8 +16,9 @@ use aya::{
     programs::{SchedClassifier, Xdp},
 };
 use netlab::{
-    datapath::{NatPlan, NatTimeouts, xdp::UPLINK_XDP_PROGRAM},
+    datapath::xdp::UPLINK_XDP_PROGRAM,
     nat,
+    plan::{NatPlan, NatTimeouts},
 };
 use netlab_common::counters::Counter;
 use netlab_tests::{packets::*, test_run};

@@ -12,7 +12,7 @@ use aya::{
     },
 };
 
-use crate::datapath::NatPlan;
+use crate::plan::NatPlan;
 
 use super::{
     error::{Error, Result},

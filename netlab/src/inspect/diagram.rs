@@ -8,7 +8,7 @@ use std::{fmt::Write as _, io::Write as _, path::Path, process::Stdio};
 use anyhow::{Context as _, bail};
 
 use super::Lab;
-use crate::{datapath::DatapathKind, status::LabStatus, topology::LinkInfoView};
+use crate::{plan::DatapathKind, status::LabStatus, topology::LinkInfoView};
 
 fn id(ns: &str, dev: &str) -> String {
     format!("\"{ns}/{dev}\"")

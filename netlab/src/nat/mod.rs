@@ -32,7 +32,7 @@ pub use config::{
 };
 pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
-    sweep_reporting, timeout_for,
+    sweep_reporting,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, sync_published};
@@ -41,7 +41,7 @@ pub use sock::{
     set_netns, sync_netns,
 };
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
-pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
+pub use table::{FlowState, NatFlow, NatTable, Proto, decode, timeout_for};
 
 use std::path::PathBuf;
 

@@ -18,16 +18,17 @@
 //! namespace, the uplink, the gateway device). Everything else hangs off
 //! it, so `up` refuses and names them; `down` + `up` rebuilds the lab.
 
-use crate::config::LabPlan;
-use crate::datapath::{self, DatapathKind, kernel};
+use super::build::Builder;
+use super::result::{LabError, UpOutcome};
+use crate::datapath::{self, kernel};
 use crate::health::{self, Missing, PartKind};
-use crate::lab::{Builder, LabError, UpOutcome};
 use crate::netns;
+use crate::plan::{DatapathKind, EndpointPlan, LabPlan};
 use crate::state::{LabLock, LabState};
 use crate::topology::with_netlink;
 
 /// Whether `m` is a part of endpoint `e` (its namespace, veth or peer).
-fn part_of_endpoint(plan: &LabPlan, e: &crate::config::EndpointPlan, m: &Missing) -> bool {
+fn part_of_endpoint(plan: &LabPlan, e: &EndpointPlan, m: &Missing) -> bool {
     match m.kind {
         PartKind::Namespace => m.name == e.namespace,
         PartKind::Link => {
