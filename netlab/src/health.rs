@@ -1,7 +1,7 @@
 //! What of a running lab is missing: the plan in the state file compared
 //! with what the kernel shows. Used by `netlab status` (which reports it)
 //! and by `netlab up` on a lab that is already up (which repairs it, see
-//! [`crate::repair`]).
+//! [`crate::lab::repair`]).
 //!
 //! Checked, per datapath: the lab's namespaces; in each namespace that
 //! exists, the links the lab put there (host side: uplink, gateway device,

@@ -1,4 +1,4 @@
-//! Property tests of the lab file's parser and validator (config.rs), with
+//! Property tests of the lab file's parser and validator (`netlab::config`), with
 //! a seeded generator (no kernel involved):
 //!
 //! * nothing panics, whatever the input: random bytes, TOML-ish token soup,

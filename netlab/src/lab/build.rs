@@ -30,7 +30,7 @@ pub(super) fn after_step(step: &str) -> Result<(), LabError> {
     Ok(())
 }
 
-/// Builds a lab, recording as it goes. (crate-visible for repair.rs)
+/// Builds a lab, recording as it goes (also what `repair` rebuilds with).
 pub(crate) struct Builder {
     pub(crate) lock: LabLock,
     pub(crate) state: LabState,
