@@ -62,36 +62,15 @@ pub fn check_publications(
             ));
             continue;
         }
-        let nat = PortRange {
-            first: plan.nat.port_min,
-            last: plan.nat.port_max,
-        };
-        if p.spec.host_ports.overlaps(&nat) {
-            problems.push(Problem::new(
-                field,
-                &value,
-                format!(
-                    "host port {} lies in the NAT's port range {nat} (nat.port_min..nat.port_max)",
-                    p.spec.host_ports
-                ),
-            ));
-        }
-        if let (Some(addr), Some(known)) = (p.spec.host_address, known_host_addresses)
-            && !known.contains(&addr)
-        {
-            problems.push(Problem::new(
-                field,
-                &value,
-                format!(
-                    "host address {addr} is not an address of the host side ({})",
-                    known
-                        .iter()
-                        .map(Ipv4Addr::to_string)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            ));
-        }
+        problems.extend(
+            [
+                nat_range_clash(plan, p),
+                unknown_host_address(p, known_host_addresses),
+            ]
+            .into_iter()
+            .flatten()
+            .map(|why| Problem::new(field, &value, why)),
+        );
         if let Some((other, _)) = accepted.iter().find(|(_, q)| q.spec.collides_with(&p.spec)) {
             problems.push(Problem::new(
                 field,
@@ -110,6 +89,35 @@ pub fn check_publications(
         ));
     }
     problems
+}
+
+/// A host port inside the NAT's port range would be taken by translations.
+fn nat_range_clash(plan: &LabPlan, p: &Publication) -> Option<String> {
+    let nat = PortRange {
+        first: plan.nat.port_min,
+        last: plan.nat.port_max,
+    };
+    p.spec.host_ports.overlaps(&nat).then(|| {
+        format!(
+            "host port {} lies in the NAT's port range {nat} (nat.port_min..nat.port_max)",
+            p.spec.host_ports
+        )
+    })
+}
+
+/// A host address the lab does not know the host side has.
+fn unknown_host_address(p: &Publication, known: Option<&[Ipv4Addr]>) -> Option<String> {
+    let (addr, known) = (p.spec.host_address?, known?);
+    (!known.contains(&addr)).then(|| {
+        format!(
+            "host address {addr} is not an address of the host side ({})",
+            known
+                .iter()
+                .map(Ipv4Addr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    })
 }
 
 /// The address behind a publication's `namespace`: a lab namespace's, or

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::Ipv4Addr, path::Path};
 
-use netlab_common::switch::PORT_KIND_GATEWAY;
+use netlab_common::switch::{PORT_KIND_GATEWAY, PortInfo};
 
 use super::port_maps::{erase_port, resolve, slot_for};
 use super::validate::{installed_dir, validate_lab, validate_ports};
@@ -29,29 +29,7 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     let mut maps = SwitchMaps::open(&dir)?;
     let existing = maps.ports()?;
 
-    for (ifindex, info) in &existing {
-        if *ifindex == resolved.ifindex {
-            continue;
-        }
-        let clash = if info.mac == port.mac {
-            Some(format!("MAC {}", format_mac(&port.mac)))
-        } else if info.ipv4 == ipv4_key(port.ipv4) {
-            Some(format!("address {}", port.ipv4))
-        } else if port.role == PortRole::Gateway && info.kind == PORT_KIND_GATEWAY {
-            Some("the gateway role".to_owned())
-        } else {
-            None
-        };
-        if let Some(what) = clash {
-            return Err(Error::Conflict {
-                lab: lab.to_owned(),
-                detail: format!(
-                    "{what} of port {} is already used by the port with ifindex {ifindex}",
-                    port.port_dev
-                ),
-            });
-        }
-    }
+    refuse_clash(lab, port, resolved.ifindex, &existing)?;
 
     let was_present = existing.iter().any(|(i, _)| *i == resolved.ifindex);
     let used: BTreeMap<u32, u32> = existing.iter().map(|(i, p)| (*i, p.slot)).collect();
@@ -80,6 +58,40 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
             let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
             crate::nat::set_netns(&dir, cookie, Some(value))?;
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a port whose MAC, address or gateway role another port of the
+/// lab (not the one at `ifindex`, which it refreshes) already has.
+fn refuse_clash(
+    lab: &str,
+    port: &PortPlan,
+    ifindex: u32,
+    existing: &[(u32, PortInfo)],
+) -> Result<()> {
+    for (other, info) in existing {
+        if *other == ifindex {
+            continue;
+        }
+        let clash = if info.mac == port.mac {
+            Some(format!("MAC {}", format_mac(&port.mac)))
+        } else if info.ipv4 == ipv4_key(port.ipv4) {
+            Some(format!("address {}", port.ipv4))
+        } else if port.role == PortRole::Gateway && info.kind == PORT_KIND_GATEWAY {
+            Some("the gateway role".to_owned())
+        } else {
+            None
+        };
+        if let Some(what) = clash {
+            return Err(Error::Conflict {
+                lab: lab.to_owned(),
+                detail: format!(
+                    "{what} of port {} is already used by the port with ifindex {other}",
+                    port.port_dev
+                ),
+            });
         }
     }
     Ok(())

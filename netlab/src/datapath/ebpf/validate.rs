@@ -40,6 +40,9 @@ fn validate_ifname(what: &str, name: &str) -> Result<()> {
     }
 }
 
+/// The ports are a switch's: each valid on its own ([`validate_port`]),
+/// no device, MAC or address twice, at most one gateway, at most
+/// `MAX_PORTS`.
 pub(super) fn validate_ports(ports: &[PortPlan]) -> Result<()> {
     let invalid = |msg: String| Err(Error::InvalidPlan(msg));
     if ports.len() > MAX_PORTS as usize {
@@ -48,62 +51,57 @@ pub(super) fn validate_ports(ports: &[PortPlan]) -> Result<()> {
     let mut devs = BTreeSet::new();
     let mut macs = BTreeSet::new();
     let mut ips = BTreeSet::new();
-    let mut gateways = 0;
     for port in ports {
-        validate_ifname("port device", &port.port_dev)?;
-        let mac = format_mac(&port.mac);
-        if !is_unicast_mac(&port.mac) {
-            return invalid(format!(
-                "port {}: MAC {mac} is not a unicast address",
-                port.port_dev
-            ));
-        }
-        let ip = port.ipv4;
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
-            return invalid(format!(
-                "port {}: {ip} is not a host address",
-                port.port_dev
-            ));
-        }
-        match (port.role, &port.deliver_dev) {
-            (PortRole::Gateway, Some(dev)) => {
-                validate_ifname("gateway device", dev)?;
-                if *dev == port.port_dev {
-                    return invalid(format!(
-                        "gateway port {}: the delivery device must be the other end (vbridge)",
-                        port.port_dev
-                    ));
-                }
-                gateways += 1;
-            }
-            (PortRole::Gateway, None) => {
-                return invalid(format!(
-                    "gateway port {}: no delivery device (vbridge) given",
-                    port.port_dev
-                ));
-            }
-            (PortRole::Endpoint, Some(dev)) => {
-                return invalid(format!(
-                    "endpoint port {}: a delivery device ({dev}) is only for the gateway",
-                    port.port_dev
-                ));
-            }
-            (PortRole::Endpoint, None) => {}
-        }
+        validate_port(port)?;
         if !devs.insert(port.port_dev.as_str()) {
             return invalid(format!("port device {} listed twice", port.port_dev));
         }
         if !macs.insert(port.mac) {
-            return invalid(format!("MAC {mac} used by two ports"));
+            return invalid(format!("MAC {} used by two ports", format_mac(&port.mac)));
         }
-        if !ips.insert(ip) {
-            return invalid(format!("address {ip} used by two ports"));
+        if !ips.insert(port.ipv4) {
+            return invalid(format!("address {} used by two ports", port.ipv4));
         }
     }
+    let gateways = ports.iter().filter(|p| p.role == PortRole::Gateway).count();
     if gateways > 1 {
         return invalid(format!("{gateways} gateway ports; at most one"));
     }
     Ok(())
+}
+
+/// One port: a valid device name, a unicast MAC, a host address, and a
+/// delivery device exactly when it is the gateway port.
+fn validate_port(port: &PortPlan) -> Result<()> {
+    let invalid = |msg: String| Err(Error::InvalidPlan(msg));
+    let dev = &port.port_dev;
+    validate_ifname("port device", dev)?;
+    if !is_unicast_mac(&port.mac) {
+        let mac = format_mac(&port.mac);
+        return invalid(format!("port {dev}: MAC {mac} is not a unicast address"));
+    }
+    let ip = port.ipv4;
+    if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
+        return invalid(format!("port {dev}: {ip} is not a host address"));
+    }
+    match (port.role, &port.deliver_dev) {
+        (PortRole::Gateway, Some(deliver)) => {
+            validate_ifname("gateway device", deliver)?;
+            if deliver == dev {
+                return invalid(format!(
+                    "gateway port {dev}: the delivery device must be the other end (vbridge)"
+                ));
+            }
+            Ok(())
+        }
+        (PortRole::Gateway, None) => invalid(format!(
+            "gateway port {dev}: no delivery device (vbridge) given"
+        )),
+        (PortRole::Endpoint, Some(deliver)) => invalid(format!(
+            "endpoint port {dev}: a delivery device ({deliver}) is only for the gateway"
+        )),
+        (PortRole::Endpoint, None) => Ok(()),
+    }
 }
 
 /// Refuses to run from the wrong network namespace: ifindexes and tcx
