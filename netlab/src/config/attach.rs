@@ -3,7 +3,7 @@
 
 use std::net::Ipv4Addr;
 
-use super::ConfigError;
+use super::error::ConfigError;
 use super::problems::{Problems, lab_address_problem};
 use crate::names;
 use crate::plan::{EndpointPlan, LabPlan};

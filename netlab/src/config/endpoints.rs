@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use super::LabConfig;
 use super::problems::{Problems, lab_address_problem};
+use super::schema::LabConfig;
 use super::schema::NamespaceConfig;
 use crate::cidr::Ipv4Cidr;
 use crate::names;

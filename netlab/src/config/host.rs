@@ -2,8 +2,8 @@
 //! netlab runs in) or the sandbox (two namespaces and a veth pair that
 //! play the host and the internet).
 
-use super::LabConfig;
 use super::problems::Problems;
+use super::schema::LabConfig;
 use super::schema::{HostConfig, HostMode};
 use crate::cidr::Ipv4Cidr;
 use crate::names;

@@ -51,7 +51,7 @@
 //! address = "192.168.28.1"        # default: next free host address, skipping the gateway
 //! veth = "veth-1"                 # default: veth-N (N = position, 1-based), inside the namespace
 //! peer = "veth-1-br"              # default: veth-N-br, on the host side
-//! publish = ["8080:80"]           # published ports (crate::publish); default none
+//! publish = ["8080:80"]           # published ports (see README, "Published ports"); default none
 //!
 //! [publish]                       # the same by namespace name (namespace_count labs)
 //! ns2 = ["5353:53/udp"]
@@ -70,10 +70,11 @@
 //! Resolution ([`LabConfig::resolve`]) reports every problem at once, each
 //! naming the field and the offending value. Checks that need the running
 //! system (a namespace name already taken, the root-mode uplink missing) are
-//! done by [`crate::lab`] before anything is created.
+//! done by `lab::check_environment` before anything is created.
 
 mod attach;
 mod endpoints;
+mod error;
 mod host;
 mod problems;
 mod resolve;
@@ -81,50 +82,6 @@ pub mod schema;
 #[cfg(test)]
 mod tests;
 
-use std::path::Path;
-
 pub use attach::plan_endpoint;
+pub use error::ConfigError;
 pub use schema::{HostConfig, HostMode, LabConfig, NamespaceConfig, NatConfig};
-
-use crate::plan::Problem;
-
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("cannot read lab file {path}")]
-    Read {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("lab file {path} is not valid: {message}")]
-    Parse { path: String, message: String },
-    #[error("invalid lab:\n  {}", .0.iter().map(|p| p.to_string()).collect::<Vec<_>>().join("\n  "))]
-    Invalid(Vec<Problem>),
-}
-
-impl ConfigError {
-    /// The problems, for tests and for callers that want to match on fields.
-    pub fn problems(&self) -> &[Problem] {
-        match self {
-            ConfigError::Invalid(p) => p,
-            _ => &[],
-        }
-    }
-}
-
-impl LabConfig {
-    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: origin.to_string(),
-            message: e.to_string(),
-        })
-    }
-
-    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        Self::from_toml(&text, &path.display().to_string())
-    }
-}

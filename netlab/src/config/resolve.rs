@@ -5,8 +5,9 @@
 
 use std::net::Ipv4Addr;
 
+use super::error::ConfigError;
 use super::problems::{Problems, UniqueNames, lab_address_problem};
-use super::{ConfigError, LabConfig};
+use super::schema::LabConfig;
 use crate::cidr::Ipv4Cidr;
 use crate::names::{self, DEFAULT_LAB_NAME, interface_name_problem};
 use crate::plan::{

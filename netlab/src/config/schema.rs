@@ -1,10 +1,13 @@
-//! The lab file as written (serde): every field optional, unknown fields
-//! rejected. The defaults are decided by resolution, not here.
+//! The lab file as written (serde) and read: every field optional,
+//! unknown fields rejected. The defaults are decided by resolution, not
+//! here.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::error::ConfigError;
 use crate::plan::{DatapathKind, SwitchHook};
 
 /// The lab file as written: every field optional.
@@ -77,4 +80,21 @@ pub struct NatConfig {
     pub tcp_syn_timeout: Option<u64>,
     pub udp_timeout: Option<u64>,
     pub icmp_timeout: Option<u64>,
+}
+
+impl LabConfig {
+    pub fn from_toml(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::from_toml(&text, &path.display().to_string())
+    }
 }

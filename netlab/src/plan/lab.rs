@@ -6,7 +6,9 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Containers, NatSettings, Publication};
+use super::containers::Containers;
+use super::nat::NatSettings;
+use super::port_spec::Publication;
 use crate::cidr::Ipv4Cidr;
 use crate::names::mac_for;
 

@@ -22,9 +22,9 @@ pub use nat::{
     NAT_PORT_FLOOR, NatPlan, NatSettings, NatTimeouts, nat_entries_problem, nat_port_problem,
     nat_range_problem, nat_timeout_problem,
 };
-pub use port_spec::{PortRange, PortSpec, Protocol};
+pub use port_spec::{PortRange, PortSpec, Protocol, Publication};
 pub use problem::Problem;
 pub use publish::{
-    MAX_PUBLISHED_PORTS, Publication, check_publications, expand, planned_host_addresses,
+    MAX_PUBLISHED_PORTS, PublishedPort, check_publications, expand, planned_host_addresses,
 };
-pub use switch::{PortPlan, PortRole, PublishedPort, SwitchPlan};
+pub use switch::{PortPlan, PortRole, SwitchPlan};

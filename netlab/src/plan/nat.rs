@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::Problem;
+use super::problem::Problem;
 use crate::cidr::Ipv4Cidr;
 
 /// Per-protocol NAT timeouts in seconds (defaults follow the kernel's

@@ -1,30 +1,33 @@
-//! Published ports as the plan holds them: one [`Publication`] per spec
-//! and namespace, their checks against the lab (namespace, collisions, the
-//! NAT range, the map's size) and their expansion into per-port
-//! [`PublishedPort`]s, the form both datapaths consume. What needs the
+//! Published ports in the plan: the checks of [`Publication`]s against the
+//! lab (namespace, collisions, the NAT range, the map's size) and their
+//! expansion into per-port [`PublishedPort`]s, the form both datapaths
+//! consume. What needs the
 //! running host side (its addresses, its sockets) is `publish::host`'s.
 
 use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{LabPlan, PortRange, PortSpec, Problem, PublishedPort};
+use super::lab::LabPlan;
+use super::port_spec::{PortRange, Publication};
+use super::problem::Problem;
 
 /// Most published ports (after expanding ranges) one lab can have: the
 /// size of the eBPF datapath's `nat_publish` map.
 pub const MAX_PUBLISHED_PORTS: usize = netlab_common::nat::NAT_PUBLISH_SIZE as usize;
 
-/// One spec published for one namespace.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Publication {
-    pub namespace: String,
-    pub spec: PortSpec,
-}
-
-impl std::fmt::Display for Publication {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} {}", self.namespace, self.spec)
-    }
+/// One published host port, as the datapaths consume it (the lab file's
+/// ranges expanded port for port).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublishedPort {
+    /// None: every address of the host side.
+    pub host_address: Option<Ipv4Addr>,
+    pub host_port: u16,
+    /// IP protocol number (6 or 17).
+    pub protocol: u8,
+    /// The namespace's address and port.
+    pub address: Ipv4Addr,
+    pub port: u16,
 }
 
 /// Checks `new` (each with the field it came from) against the lab plan

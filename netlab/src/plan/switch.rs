@@ -5,7 +5,10 @@ use std::net::Ipv4Addr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{ContainerPlan, EndpointPlan, LabPlan, NatPlan, SwitchHook};
+use super::containers::ContainerPlan;
+use super::lab::{EndpointPlan, LabPlan, SwitchHook};
+use super::nat::NatPlan;
+use super::publish::PublishedPort;
 use crate::netns;
 
 /// A switch port's role.
@@ -69,20 +72,6 @@ pub struct SwitchPlan {
     /// Published ports (`nat_publish`), expanded port by port.
     #[serde(default)]
     pub published: Vec<PublishedPort>,
-}
-
-/// One published host port, as the datapaths consume it (the lab file's
-/// ranges expanded port for port).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PublishedPort {
-    /// None: every address of the host side.
-    pub host_address: Option<Ipv4Addr>,
-    pub host_port: u16,
-    /// IP protocol number (6 or 17).
-    pub protocol: u8,
-    /// The namespace's address and port.
-    pub address: Ipv4Addr,
-    pub port: u16,
 }
 
 impl LabPlan {
