@@ -181,5 +181,9 @@ mod tests {
         assert!(validate_lab("netlab").is_ok());
         assert!(validate_lab("../etc").is_err());
         assert!(validate_lab("").is_err());
+        // The lab file's limit, not a looser one of the datapath's own.
+        let longest = "a".repeat(crate::names::MAX_LAB_NAME_LEN);
+        assert!(validate_lab(&longest).is_ok());
+        assert!(validate_lab(&format!("{longest}a")).is_err());
     }
 }
