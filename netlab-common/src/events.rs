@@ -13,8 +13,8 @@
 
 use crate::user_pod;
 
-/// Pin name of the ring buffer (`/sys/fs/bpf/netlab/<lab>/events`).
-pub const EVENTS_MAP: &str = "events";
+// Pin name of the ring buffer, declared in the map table.
+pub use crate::maps::EVENTS_MAP;
 /// Size of the ring buffer in bytes (a power of two, a multiple of the
 /// page size). Each record takes `size_of::<Event>()` plus an 8-byte
 /// header: 4096 events fit, a burst far larger than one poll round sees.

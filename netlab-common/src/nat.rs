@@ -22,26 +22,15 @@
 
 use crate::user_pod;
 
-/// Array of one [`NatConfig`].
-pub const NAT_CONFIG_MAP: &str = "nat_config";
-/// [`NatKey`] (original tuple) → [`NatEntry`] (translated source).
-pub const NAT_ORIG_MAP: &str = "nat_orig";
-/// [`NatKey`] (reply tuple) → [`NatEntry`] (original source).
-pub const NAT_REPLY_MAP: &str = "nat_reply";
-/// IPv4 (network order) → [`crate::switch::Endpoint`]: where the fast path
-/// delivers a reverse-translated reply. Owned by the NAT (the switch has its
-/// own `endpoints` map for the ARP responder); the control plane fills both.
-pub const NAT_ENDPOINTS_MAP: &str = "nat_endpoints";
-
-/// [`NatFragKey`] (a fragmented datagram) → [`NatFragEntry`] (the address
-/// its later fragments get).
-pub const NAT_FRAGS_MAP: &str = "nat_frags";
+// The NAT's map names, declared in the map table.
+pub use crate::maps::{
+    NAT_CONFIG_MAP, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, PUBLISH_NETNS_MAP,
+    PUBLISH_SOCKS_MAP,
+};
 
 /// Default capacity of each of `nat_orig` / `nat_reply` (overridden from
 /// `NatPlan::max_entries` at load time).
 pub const NAT_DEFAULT_MAX_ENTRIES: u32 = 65_536;
-/// Capacity of `nat_endpoints`.
-pub const NAT_ENDPOINTS_SIZE: u32 = 256;
 /// Capacity of `nat_frags`: datagrams in flight in fragments at once (as
 /// Cilium's default). LRU: the oldest datagrams go first when it is full.
 pub const NAT_FRAGS_SIZE: u32 = 8192;
@@ -62,27 +51,20 @@ pub const NAT_FRAG_IN: u8 = 2;
 /// every packet untouched (an unconfigured map is all zeroes).
 pub const NAT_FLAG_ENABLED: u32 = 1;
 /// `NatConfig::flags`: deliver reverse-translated replies straight to the
-/// endpoint's switch port (`bpf_redirect_peer`) when `nat_endpoints` knows
-/// the destination, instead of handing them to the host stack.
+/// endpoint's switch port (`bpf_redirect_peer`) when `endpoints` (the
+/// switch's endpoint table) knows the destination, instead of handing them to the host stack.
 pub const NAT_FLAG_FAST_PATH: u32 = 2;
 
-/// [`PublishKey`] (host address, host port, protocol) → [`PublishEntry`]
-/// (the namespace's address and port): the published ports.
-pub const NAT_PUBLISH_MAP: &str = "nat_publish";
 /// Capacity of `nat_publish`: published ports (ranges expanded) per lab.
 pub const NAT_PUBLISH_SIZE: u32 = 4096;
 
-/// Network namespace cookie (`bpf_get_netns_cookie`) → [`PublishNetns`]:
-/// the lab's namespaces whose sockets the socket hooks translate (the host
-/// side and every endpoint namespace). Sockets of any other namespace
-/// (the machine's own, other labs') are never touched.
-pub const PUBLISH_NETNS_MAP: &str = "publish_netns";
+/// `publish_netns` holds the lab's namespaces whose sockets the socket
+/// hooks translate (the host side and every endpoint namespace). Sockets of
+/// any other namespace (the machine's own, other labs') are never touched.
 /// Capacity of `publish_netns`: the host side plus the endpoints.
 pub const PUBLISH_NETNS_SIZE: u32 = 257;
-/// [`PublishSockKey`] (a UDP socket and the namespace address it was sent
-/// to) → [`PublishSockEntry`] (the published address it was sent to), so
-/// `recvmsg` reports the answer as coming from the published address.
-pub const PUBLISH_SOCKS_MAP: &str = "publish_socks";
+/// `publish_socks` remembers the published address a UDP socket sent to,
+/// so `recvmsg` reports the answer as coming from it.
 /// Capacity of `publish_socks` (LRU: the oldest sockets go first).
 pub const PUBLISH_SOCKS_SIZE: u32 = 16384;
 

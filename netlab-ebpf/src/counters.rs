@@ -1,13 +1,8 @@
 //! Per-CPU counters by reason (`netlab stats`).
 
-use aya_ebpf::macros::btf_map;
-
-use crate::btf_map::PerCpuArray;
 use netlab_common::counters::Counter;
 
-/// Pinned by name: `netlab_common::maps::COUNTERS_MAP`.
-#[btf_map(name = "counters")]
-static COUNTERS: PerCpuArray<u64, { Counter::COUNT as usize }> = PerCpuArray::new();
+use crate::maps::COUNTERS;
 
 /// Adds one to `counter` on this CPU. Per-CPU slots need no atomics.
 #[inline(always)]

@@ -11,29 +11,24 @@
 //! BPF subprogram instead of being copied into every drop site.
 
 use aya_ebpf::{
-    bindings::__sk_buff,
-    helpers::bpf_ktime_get_ns,
-    macros::map,
-    maps::{RingBuf, ring_buf::RingBufEntry},
+    bindings::__sk_buff, helpers::bpf_ktime_get_ns, maps::ring_buf::RingBufEntry,
     programs::TcContext,
 };
 use netlab_common::{
     counters::Counter,
     events::{
-        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, EVENTS_RING_SIZE,
-        Event, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS, PROGRAM_PORT,
+        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, Event,
+        PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS, PROGRAM_PORT,
     },
     nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NatEntry, NatKey},
     switch::TRACE_EVENTS,
 };
 
-use crate::{counters::count, hdr::ptr_at, switch::maps::config};
-
-/// Pinned by name: `netlab_common::events::EVENTS_MAP`. (A legacy map
-/// definition: aya-ebpf's ring buffer is one, and a ring buffer has no
-/// key or value type for BTF to describe.)
-#[map(name = "events")]
-pub(crate) static EVENTS: RingBuf = RingBuf::pinned(EVENTS_RING_SIZE, 0);
+use crate::{
+    counters::count,
+    hdr::ptr_at,
+    maps::{EVENTS, config},
+};
 
 pub(crate) const ETH_HLEN: usize = 14;
 pub(crate) const ETH_P_IP: u16 = 0x0800;

@@ -9,6 +9,7 @@ mod csum;
 mod events;
 mod hdr;
 mod log;
+mod maps;
 mod nat;
 mod switch;
 mod xdp;

@@ -360,7 +360,7 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
 /// Writes the new external address into `nat_config` and flushes the flows
 /// translated to another address.
 fn follow_address(target: &Target, old: Option<Ipv4Addr>, new: Ipv4Addr) -> anyhow::Result<()> {
-    nat::configure_pinned(&target.pin_dir, &target.nat, new, target.gateway_mac, true)?;
+    nat::configure(&target.pin_dir, &target.nat, new, target.gateway_mac, true)?;
     let flushed = nat::flush_other_addresses(&target.pin_dir, new)?;
     match old {
         None => say(&format!("uplink address {new}")),

@@ -101,31 +101,17 @@ fn expected_links(plan: &LabPlan) -> Vec<(Option<String>, Vec<String>)> {
 /// The pins the eBPF datapath keeps for `plan`.
 pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
     use crate::bpf::fs;
-    use netlab_common::{maps::*, nat::*};
     let dir = fs::lab_dir(&plan.name);
-    let mut v: Vec<PathBuf> = [
-        FDB_MAP,
-        PORTS_MAP,
-        FLOOD_MAP,
-        ENDPOINTS_MAP,
-        COUNTERS_MAP,
-        PORT_STATS_MAP,
-        SWITCH_CONFIG_MAP,
-        HOST_ADDRS_MAP,
-        NAT_CONFIG_MAP,
-        NAT_ORIG_MAP,
-        NAT_REPLY_MAP,
-        NAT_ENDPOINTS_MAP,
-        NAT_FRAGS_MAP,
-        NAT_PUBLISH_MAP,
-        PUBLISH_NETNS_MAP,
-        PUBLISH_SOCKS_MAP,
-        crate::nat::EGRESS_LINK_PIN,
-        crate::nat::INGRESS_LINK_PIN,
-    ]
-    .iter()
-    .map(|n| dir.join(n))
-    .collect();
+    // Every map of the table is pinned by the loader, whatever the lab
+    // uses (an XDP-less lab still has an empty `xdp_ports`).
+    let mut v: Vec<PathBuf> = crate::bpf::maps::all_specs()
+        .map(|s| dir.join(s.name))
+        .chain(
+            [crate::nat::EGRESS_LINK_PIN, crate::nat::INGRESS_LINK_PIN]
+                .iter()
+                .map(|n| dir.join(n)),
+        )
+        .collect();
     v.push(fs::prog_pin(&dir));
     v.extend(
         plan.switch_plan()

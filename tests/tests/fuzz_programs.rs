@@ -144,7 +144,7 @@ impl Loaded {
         let plan = nat_plan();
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&dir);
-        nat::loader_tweaks(&mut loader, &plan);
+        netlab::bpf::loader::set_map_sizes(&mut loader, &nat::map_sizes(&plan)).expect("sizes");
         let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
         for prog in [nat::EGRESS_PROGRAM, nat::INGRESS_PROGRAM] {
             let p: &mut SchedClassifier = ebpf.program_mut(prog).unwrap().try_into().unwrap();
@@ -155,21 +155,17 @@ impl Loaded {
             ebpf.program_mut(UPLINK_XDP).unwrap().try_into().unwrap();
         netlab::bpf::loader::retry_eagain(|| xdp.load())
             .unwrap_or_else(|e| panic!("verifier rejected {UPLINK_XDP}: {e:?}"));
-        nat::configure(
-            &mut ebpf,
-            &plan,
-            frames::EXTERNAL,
-            frames::GATEWAY_MAC,
-            true,
-        )
-        .expect("configure the NAT");
-        nat::set_endpoint(
-            &mut ebpf,
-            frames::FAST_PATH_HOST,
-            frames::FAST_PATH_MAC,
-            frames::FAST_PATH_IFINDEX,
-        )
-        .expect("fast-path endpoint");
+        nat::configure(&dir, &plan, frames::EXTERNAL, frames::GATEWAY_MAC, true)
+            .expect("configure the NAT");
+        netlab::bpf::maps::SwitchMaps::open(&dir)
+            .and_then(|mut maps| {
+                maps.set_endpoint(
+                    netlab::bpf::key::ipv4_key(frames::FAST_PATH_HOST),
+                    frames::FAST_PATH_MAC,
+                    frames::FAST_PATH_IFINDEX,
+                )
+            })
+            .expect("fast-path endpoint");
         let published = netlab_tests::published_ports(&frames::PUBLISHED);
         nat::sync_published(&lab.dir, &published).expect("published ports");
         lab.ebpf = Some(ebpf);
@@ -1100,7 +1096,7 @@ impl SwitchLab {
             ebpf: None,
             dir: Loaded::pin_dir(name),
         };
-        let mut ebpf = netlab::bpf::loader::load_object(&loaded.dir, None).expect("load object");
+        let mut ebpf = netlab::bpf::loader::load_object(&loaded.dir, &[]).expect("load object");
         netlab::bpf::loader::load_classifier(&mut ebpf, netlab::bpf::loader::PORT_PROGRAM)
             .expect("verifier accepts the port program");
         loaded.ebpf = Some(ebpf);

@@ -346,7 +346,6 @@ fn rows_after_known_traffic() {
             "nat_config",
             "nat_orig",
             "nat_reply",
-            "nat_endpoints",
             "nat_frags",
             "nat_publish",
             "publish_netns",
@@ -430,8 +429,11 @@ fn rows_after_known_traffic() {
             t("netlab_uplink_ingress", "uplink", "tcx ingress"),
         ]
     );
-    // 17 and the XDP switch's devmap.
-    assert_eq!(status["ebpf"]["maps"].as_array().unwrap().len(), 18);
+    // Every map of the table, the XDP switch's devmap included.
+    assert_eq!(
+        status["ebpf"]["maps"].as_array().unwrap().len(),
+        netlab::bpf::maps::ALL_MAPS.len()
+    );
 
     // diagram: DOT from the live state, SVG through Graphviz.
     let dot = String::from_utf8(lab.ok(&["diagram"]).stdout).unwrap();
@@ -610,7 +612,7 @@ fn a_lab_that_is_not_up_says_how_to_bring_it_up() {
 fn maps_of_another_layout_are_refused() {
     use netlab::bpf::{
         Error,
-        maps::{SWITCH_MAPS, check_pinned_layouts},
+        maps::{ALL_MAPS, check_pinned_layouts},
     };
     let _ = netlab::bpf::fs::ensure_bpffs();
     let dir = std::path::PathBuf::from(format!(
@@ -640,12 +642,12 @@ fn maps_of_another_layout_are_refused() {
 
     // Same sizes, but no BTF: what netlab pinned before its maps carried it.
     create("fdb", "8", "8");
-    let err = check_pinned_layouts(&dir, &SWITCH_MAPS).unwrap_err();
+    let err = check_pinned_layouts(&dir, ALL_MAPS).unwrap_err();
     assert!(matches!(err, Error::IncompatibleMap { .. }), "{err}");
     assert!(err.to_string().contains("without BTF"), "{err}");
 
     // Other sizes.
     create("fdb", "6", "8");
-    let err = check_pinned_layouts(&dir, &SWITCH_MAPS).unwrap_err();
+    let err = check_pinned_layouts(&dir, ALL_MAPS).unwrap_err();
     assert!(err.to_string().contains("key/value size 6/8"), "{err}");
 }

@@ -17,6 +17,7 @@ use aya::{
     maps::{HashMap as BpfHashMap, PerCpuArray},
     programs::SchedClassifier,
 };
+use netlab::bpf::key::ipv4_key;
 use netlab::{
     nat::{self, FlowState, NatTable, Proto},
     plan::{NatPlan, NatTimeouts},
@@ -99,7 +100,7 @@ impl NatLab {
         let mut lab = NatLab { ebpf: None, dir };
         pin(&lab.dir);
         lab.load(plan);
-        nat::configure(lab.ebpf(), plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
+        nat::configure(&lab.dir, plan, EXTERNAL, GATEWAY_MAC, true).expect("configure");
         lab
     }
 
@@ -108,7 +109,7 @@ impl NatLab {
         self.ebpf = None;
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&self.dir);
-        nat::loader_tweaks(&mut loader, plan);
+        netlab::bpf::loader::set_map_sizes(&mut loader, &nat::map_sizes(plan)).expect("sizes");
         let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
         for name in [EGRESS, INGRESS] {
             let prog: &mut SchedClassifier = ebpf.program_mut(name).unwrap().try_into().unwrap();
@@ -124,6 +125,11 @@ impl NatLab {
 
     fn pin_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The switch's maps: `endpoints` is the NAT fast path's table too.
+    fn switch_maps(&self) -> netlab::bpf::maps::SwitchMaps {
+        netlab::bpf::maps::SwitchMaps::open(&self.dir).expect("switch maps")
     }
 
     /// Runs `prog` on `frame`: the verdict and the frame as the program left it.
@@ -336,14 +342,16 @@ fn icmp_echo_id_is_translated_and_the_reply_restored() {
 
 #[test]
 fn fast_path_redirects_to_a_known_endpoint() {
-    let mut lab = NatLab::new("fast");
+    let lab = NatLab::new("fast");
     let x = translate_ok(&lab, &tcp_out(NS1, 40200, TCP_SYN));
     let reply = tcp_in(x.sport_or_id(), TCP_SYN | TCP_ACK);
     // Unknown endpoint: host stack.
     assert_eq!(lab.run(INGRESS, &reply).0, TC_ACT_OK);
     assert_eq!(lab.counter(Counter::NatFastPath), 0);
 
-    nat::set_endpoint(lab.ebpf(), NS1, NS1_MAC, 4242).unwrap();
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS1), NS1_MAC, 4242)
+        .unwrap();
     let (verdict, out) = lab.run(INGRESS, &reply);
     assert_eq!(verdict, TC_ACT_REDIRECT);
     verify_checksums(&out).unwrap();
@@ -364,9 +372,21 @@ fn fast_path_redirects_to_a_known_endpoint() {
     assert_eq!(parse_frame(&out).unwrap().2.ttl, 1);
 
     // The endpoint leaves: back to the host stack.
-    nat::remove_endpoint(lab.ebpf(), NS1).unwrap();
-    nat::remove_endpoint(lab.ebpf(), NS1).unwrap();
+    lab.switch_maps().remove_endpoint(ipv4_key(NS1)).unwrap();
+    lab.switch_maps().remove_endpoint(ipv4_key(NS1)).unwrap();
     assert_eq!(lab.run(INGRESS, &reply).0, TC_ACT_OK);
+
+    // `endpoints` is the switch's table and lists the gateway too: a reply
+    // to the gateway's own address (its MAC is the gateway's) is the host
+    // stack's, never redirected to its port.
+    let gw = translate_ok(&lab, &tcp_out(NS2, 40201, TCP_SYN));
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS2), GATEWAY_MAC, 4243)
+        .unwrap();
+    let (verdict, out) = lab.run(INGRESS, &tcp_in(gw.sport_or_id(), TCP_SYN | TCP_ACK));
+    assert_eq!(verdict, TC_ACT_OK);
+    assert_eq!(parse_frame(&out).unwrap().2.dst, NS2, "reverse-translated");
+    assert_eq!(lab.counter(Counter::NatFastPath), 1, "no fast path");
 }
 
 #[test]
@@ -805,7 +825,7 @@ fn later_fragments_leave_with_their_first_fragments_translation() {
 
 #[test]
 fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
-    let mut lab = NatLab::new("fragin");
+    let lab = NatLab::new("fragin");
     let x = translate_ok(
         &lab,
         &out_frame(
@@ -858,7 +878,9 @@ fn later_fragments_of_a_reply_reach_the_first_fragments_destination() {
 
     // Endpoint known: every fragment takes the fast path, each routed
     // (TTL - 1, MACs) and redirected like the first.
-    nat::set_endpoint(lab.ebpf(), NS1, NS1_MAC, 4242).unwrap();
+    lab.switch_maps()
+        .set_endpoint(ipv4_key(NS1), NS1_MAC, 4242)
+        .unwrap();
     let frames = reply_frames(0x5555, 64);
     let mut outs = Vec::new();
     for (i, frame) in frames.iter().enumerate() {

@@ -86,7 +86,7 @@ impl TestSwitch {
         std::fs::create_dir_all(&dir).expect("pin dir");
         // From here on the guard cleans up, even if loading fails.
         let guard = DirGuard(dir.clone());
-        let mut ebpf = loader::load_object(&dir, None).expect("load object");
+        let mut ebpf = loader::load_object(&dir, &[]).expect("load object");
         loader::load_classifier(&mut ebpf, PORT_PROGRAM)
             .expect("verifier accepts the port program");
         let maps = SwitchMaps::open(&dir).expect("maps");

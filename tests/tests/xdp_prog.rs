@@ -70,7 +70,7 @@ impl XdpLab {
         std::fs::create_dir_all(&dir).expect("pin dir");
         let mut loader = EbpfLoader::new();
         loader.default_map_pin_directory(&dir);
-        nat::loader_tweaks(&mut loader, &plan());
+        netlab::bpf::loader::set_map_sizes(&mut loader, &nat::map_sizes(&plan())).expect("sizes");
         let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
         let xdp: &mut Xdp = ebpf
             .program_mut(UPLINK_XDP_PROGRAM)
@@ -86,7 +86,7 @@ impl XdpLab {
             .unwrap();
         netlab::bpf::loader::load_retrying(tc).expect("load the TC ingress");
         if nat_enabled {
-            nat::configure(&mut ebpf, &plan(), EXTERNAL, GATEWAY_MAC, true).expect("configure");
+            nat::configure(&dir, &plan(), EXTERNAL, GATEWAY_MAC, true).expect("configure");
         }
         Self { ebpf, dir }
     }

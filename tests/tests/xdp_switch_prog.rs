@@ -68,7 +68,7 @@ impl XdpSwitch {
         ));
         let _ = fs::remove_lab_dir(&dir);
         std::fs::create_dir_all(&dir).expect("pin dir");
-        let mut ebpf = loader::load_object(&dir, None).expect("load object");
+        let mut ebpf = loader::load_object(&dir, &[]).expect("load object");
         let prog: &mut Xdp = ebpf
             .program_mut(PORT_XDP_PROGRAM)
             .unwrap()

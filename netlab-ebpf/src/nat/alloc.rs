@@ -17,7 +17,7 @@ use netlab_common::{
     nat::{NatConfig, NatEntry, NatKey},
 };
 
-use super::maps::{NAT_ORIG, NAT_REPLY};
+use crate::maps::{NAT_ORIG, NAT_REPLY};
 
 /// Candidates tried before giving up (as Cilium's SNAT_COLLISION_RETRIES
 /// without large-program support): bounds the work per packet.

@@ -28,11 +28,9 @@ use netlab_common::{
     nat::{NAT_ENTRY_DNAT, NAT_STATE_NONE, NatEntry, NatKey, PublishKey},
 };
 
-use super::{
-    maps::{NAT_ORIG, NAT_PUBLISH, NAT_REPLY},
-    state::next_tcp_state,
-};
+use super::state::next_tcp_state;
 use crate::counters::count;
+use crate::maps::{NAT_ORIG, NAT_PUBLISH, NAT_REPLY};
 
 /// What [`inbound`] decided.
 pub enum Published {

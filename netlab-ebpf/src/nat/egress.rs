@@ -11,9 +11,7 @@ use netlab_common::{
 
 use super::{
     alloc::{self, Created},
-    config_and_ipv4, drop_packet, drop_untranslated, frag, icmp_error,
-    maps::{NAT_ORIG, NAT_REPLY},
-    now_ns,
+    config_and_ipv4, drop_packet, drop_untranslated, frag, icmp_error, now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REQUEST, ICMP_ID, ICMP_PARAMETER_PROBLEM,
         ICMP_TIME_EXCEEDED, IP_CHECK, IP_OFF, IP_SADDR, Ipv4, L4Head, TCP_CHECK, UDP_CHECK,
@@ -22,7 +20,11 @@ use super::{
     pass_host,
     state::{next_tcp_state, touch},
 };
-use crate::{counters::count, csum, events};
+use crate::{
+    counters::count,
+    csum, events,
+    maps::{NAT_ORIG, NAT_REPLY},
+};
 
 /// Entry point of `netlab_uplink_egress`.
 #[inline(always)]

@@ -26,11 +26,8 @@
 use aya_ebpf::{bindings::BPF_ANY, programs::TcContext};
 use netlab_common::nat::{NatFragEntry, NatFragKey};
 
-use super::{
-    maps::NAT_FRAGS,
-    parse::{IP_CHECK, IP_OFF, Ipv4},
-};
-use crate::csum;
+use super::parse::{IP_CHECK, IP_OFF, Ipv4};
+use crate::{csum, maps::NAT_FRAGS};
 
 /// The identity of the datagram `ip` belongs to, seen in direction `dir`
 /// (`NAT_FRAG_OUT`/`NAT_FRAG_IN`).

@@ -29,13 +29,16 @@ use network_types::ip::Ipv4Hdr;
 
 use super::{
     drop_packet,
-    maps::{NAT_ORIG, NAT_REPLY},
     parse::{
         ICMP_CHECK, ICMP_ECHO_REPLY, ICMP_ECHO_REQUEST, ICMP_ID, IP_CHECK, IP_DADDR, IP_OFF,
         IP_SADDR, Ipv4, L4Head, UDP_CHECK, load_ptr,
     },
 };
-use crate::{counters::count, csum};
+use crate::{
+    counters::count,
+    csum,
+    maps::{NAT_ORIG, NAT_REPLY},
+};
 
 /// Outer ICMP header (type, code, checksum, rest) before the quoted packet.
 const ICMP_HLEN: usize = 8;

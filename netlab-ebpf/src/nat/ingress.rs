@@ -12,7 +12,6 @@ use netlab_common::{
 use super::{
     TCX_NEXT, config_and_ipv4, dnat, drop_packet, frag, icmp_error,
     inbound::{self, Refusal},
-    maps::{NAT_ENDPOINTS, NAT_ORIG, NAT_REPLY},
     now_ns,
     parse::{
         ICMP_CHECK, ICMP_DEST_UNREACH, ICMP_ECHO_REPLY, ICMP_ID, ICMP_PARAMETER_PROBLEM,
@@ -22,7 +21,11 @@ use super::{
     pass_host,
     state::touch,
 };
-use crate::{counters::count, csum};
+use crate::{
+    counters::count,
+    csum,
+    maps::{ENDPOINTS, NAT_ORIG, NAT_REPLY},
+};
 
 /// Entry point of `netlab_uplink_ingress`.
 #[inline(always)]
@@ -199,10 +202,13 @@ fn deliver(ctx: &TcContext, cfg: &NatConfig, ip: &Ipv4, daddr: u32) -> i32 {
         return TC_ACT_OK;
     }
     // SAFETY: copied out at once.
-    let Some(ep) = (unsafe { NAT_ENDPOINTS.get(daddr) }).copied() else {
+    let Some(ep) = (unsafe { ENDPOINTS.get(daddr) }).copied() else {
         return TC_ACT_OK;
     };
-    if ip.ttl <= 1 || ep.port_ifindex == 0 {
+    // `endpoints` is the switch's table and lists the gateway too: a reply
+    // to the host side's own address is the host stack's (its port's peer
+    // is in this namespace, where `bpf_redirect_peer` cannot go).
+    if ip.ttl <= 1 || ep.port_ifindex == 0 || ep.mac == cfg.gateway_mac {
         // The host stack sends the ICMP time exceeded.
         return TC_ACT_OK;
     }

@@ -30,7 +30,6 @@ mod frag;
 mod icmp_error;
 pub(crate) mod inbound;
 mod ingress;
-mod maps;
 pub(crate) mod parse;
 pub mod sock;
 mod state;
@@ -96,7 +95,7 @@ fn config_and_ipv4(
 /// The NAT configuration, if the control plane has enabled it.
 #[inline(always)]
 pub(crate) fn config() -> Option<netlab_common::nat::NatConfig> {
-    let cfg = maps::NAT_CONFIG.get(0)?;
+    let cfg = crate::maps::NAT_CONFIG.get(0)?;
     if cfg.flags & netlab_common::nat::NAT_FLAG_ENABLED == 0 {
         return None;
     }

@@ -37,8 +37,8 @@ use netlab_common::{
     },
 };
 
-use super::maps::{NAT_CONFIG, NAT_PUBLISH, PUBLISH_NETNS, PUBLISH_SOCKS};
 use crate::counters::count;
+use crate::maps::{NAT_CONFIG, NAT_PUBLISH, PUBLISH_NETNS, PUBLISH_SOCKS};
 
 /// The verdict of a sock_addr program that lets the call proceed.
 const ALLOW: i32 = 1;

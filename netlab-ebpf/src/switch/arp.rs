@@ -11,8 +11,11 @@ use netlab_common::{
 };
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
-use super::{deliver, mac, maps::ENDPOINTS};
-use crate::hdr::{make_linear, ptr_at, ptr_at_mut};
+use super::{deliver, mac};
+use crate::{
+    hdr::{make_linear, ptr_at, ptr_at_mut},
+    maps::ENDPOINTS,
+};
 
 const ARPHRD_ETHER: u16 = 1;
 const ETH_P_IP: u16 = 0x0800;

@@ -17,8 +17,11 @@ use netlab_common::{
     switch::{PORT_KIND_GATEWAY, PortInfo},
 };
 
-use super::{maps::FLOOD_PORTS, stats};
-use crate::counters::{count, count_n};
+use super::stats;
+use crate::{
+    counters::{count, count_n},
+    maps::FLOOD_PORTS,
+};
 
 /// `PACKET_HOST` (linux/if_packet.h).
 const PACKET_HOST: u32 = 0;

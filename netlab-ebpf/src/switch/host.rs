@@ -15,7 +15,7 @@
 
 use netlab_common::counters::Counter;
 
-use super::maps::HOST_ADDRS;
+use crate::maps::HOST_ADDRS;
 
 /// `Err(DropHostAccess)` when `ipv4_dst` (network order; `None` for frames
 /// the rule does not apply to: not IPv4, or not from an endpoint) is one of

@@ -12,8 +12,8 @@ use netlab_common::{
     switch::{FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, PortInfo},
 };
 
-use super::{mac, maps::FDB};
-use crate::{counters::count, events};
+use super::mac;
+use crate::{counters::count, events, maps::FDB};
 
 #[inline(always)]
 pub fn learn(src: &[u8; 6], ingress: u32, port: &PortInfo) {

@@ -21,7 +21,6 @@ mod deliver;
 pub(crate) mod host;
 mod learn;
 pub(crate) mod mac;
-pub mod maps;
 mod source;
 pub(crate) mod stats;
 mod vlan;
@@ -40,7 +39,7 @@ use crate::{
     counters::count,
     events,
     hdr::{make_linear, ptr_at},
-    log,
+    log, maps,
 };
 
 /// What happened to a frame; turned into a TC verdict and, when tracing,

@@ -2,7 +2,7 @@
 
 use netlab_common::counters::PortStats;
 
-use super::maps::PORT_STATS;
+use crate::maps::PORT_STATS;
 
 #[inline(always)]
 fn with_slot(slot: u32, f: impl FnOnce(&mut PortStats)) {

@@ -16,32 +16,21 @@ use aya_ebpf::{
         BPF_F_BROADCAST, BPF_F_EXCLUDE_INGRESS,
         xdp_action::{XDP_DROP, XDP_PASS, XDP_REDIRECT},
     },
-    macros::btf_map,
     programs::XdpContext,
 };
 use netlab_common::{
     counters::Counter,
     events::PROGRAM_XDP_PORT,
-    maps::MAX_PORTS,
     switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
 };
 use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use super::ptr_at;
 use crate::{
-    btf_map::DevMapHash,
     counters::count,
-    switch::{
-        host, mac,
-        maps::{self, FDB},
-        stats,
-    },
+    maps::{self, FDB, XDP_PORTS},
+    switch::{host, mac, stats},
 };
-
-/// Port ifindex → `struct bpf_devmap_val` (ifindex, program: none).
-/// `netlab_common::maps::XDP_PORTS_MAP`.
-#[btf_map(name = "xdp_ports")]
-static XDP_PORTS: DevMapHash<[u32; 2], { MAX_PORTS as usize }> = DevMapHash::new();
 
 const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
 const ETH_P_ARP_BE: u16 = 0x0806u16.to_be();

@@ -23,8 +23,10 @@ pub enum Error {
     #[error("invalid datapath plan: {0}")]
     InvalidPlan(String),
 
+    /// An error of the NAT control plane (a layer above this one, which
+    /// converts its errors into this variant).
     #[error("source NAT: {0}")]
-    Nat(#[from] crate::nat::NatError),
+    Nat(#[source] Box<dyn std::error::Error + Send + Sync>),
 
     #[error("the uplink {dev} has no IPv4 address to masquerade with")]
     NoUplinkAddress { dev: String },

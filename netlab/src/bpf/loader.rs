@@ -12,39 +12,67 @@ use aya::{
     },
 };
 
-use crate::plan::NatPlan;
-
 use super::{
     error::{Error, Result},
     fs::remove_pin,
-    maps::{EVENT_MAPS, NAT_MAPS, SWITCH_MAPS, XDP_MAPS, check_pinned_layouts},
+    maps::{ALL_MAPS, Sizing, check_pinned_layouts, spec_of},
 };
 
 /// The switch port program (TC ingress of every port).
 pub const PORT_PROGRAM: &str = "netlab_port";
 
+/// The size of a map that the map table marks as sized at load time
+/// (`Sizing::AtLoad`), chosen by the caller (from the lab file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MapSize {
+    pub map: &'static str,
+    pub max_entries: u32,
+}
+
 /// Loads `netlab::EBPF_OBJECT`, creating its pinned maps in `pin_dir` or
 /// reusing the ones already there (that is what makes a restart pick up
-/// the running datapath's state). Programs are not loaded yet.
-pub fn load_object(pin_dir: &Path, nat: Option<&NatPlan>) -> Result<Ebpf> {
+/// the running datapath's state). `sizes` sizes the maps created now (a
+/// pinned map keeps the size it was created with). Programs are not
+/// loaded yet.
+pub fn load_object(pin_dir: &Path, sizes: &[MapSize]) -> Result<Ebpf> {
     if crate::EBPF_OBJECT.is_empty() {
         return Err(Error::EmptyObject);
     }
-    check_pinned_layouts(pin_dir, &SWITCH_MAPS)?;
-    check_pinned_layouts(pin_dir, &NAT_MAPS)?;
-    check_pinned_layouts(pin_dir, &EVENT_MAPS)?;
-    check_pinned_layouts(pin_dir, &XDP_MAPS)?;
+    check_pinned_layouts(pin_dir, ALL_MAPS)?;
     // No aya-log logger here: the log ring buffer stays inside `Ebpf` until
     // the programs are loaded (they keep a reference to it), and `netlab
     // trace` attaches to it later through the pinned program's map ids.
     let mut loader = EbpfLoader::new();
     loader.default_map_pin_directory(pin_dir);
-    if let Some(nat) = nat {
-        crate::nat::loader_tweaks(&mut loader, nat);
-    }
+    set_map_sizes(&mut loader, sizes)?;
     loader
         .load(crate::EBPF_OBJECT)
         .map_err(|source| Error::Load { source })
+}
+
+/// Sets the sizes on `loader` (for callers that build their own loader),
+/// refusing a size for a map that is not sized at load time, or a zero.
+pub fn set_map_sizes(loader: &mut EbpfLoader<'_>, sizes: &[MapSize]) -> Result<()> {
+    for size in sizes {
+        match spec_of(size.map) {
+            Some(spec) if spec.sizing == Sizing::AtLoad && size.max_entries > 0 => {
+                loader.map_max_entries(size.map, size.max_entries);
+            }
+            Some(spec) if spec.sizing == Sizing::AtLoad => {
+                return Err(Error::InvalidPlan(format!(
+                    "map {}: max_entries must be above 0",
+                    spec.name
+                )));
+            }
+            _ => {
+                return Err(Error::InvalidPlan(format!(
+                    "map {} is not sized at load time",
+                    size.map
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Loads one classifier of `ebpf` into the kernel; a verifier rejection

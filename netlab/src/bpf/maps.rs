@@ -11,17 +11,9 @@ use std::os::fd::AsFd;
 use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray, PerCpuValues};
 use netlab_common::{
     counters::{Counter, PortStats},
-    events::{EVENTS_MAP, EVENTS_RING_SIZE},
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS_SIZE, FDB_MAP, FDB_SIZE, FLOOD_MAP, HOST_ADDRS_MAP,
-        HOST_ADDRS_SIZE, MAX_PORTS, PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
-    },
-    nat::{
-        NAT_CONFIG_MAP, NAT_DEFAULT_MAX_ENTRIES, NAT_ENDPOINTS_MAP, NAT_ENDPOINTS_SIZE,
-        NAT_FRAGS_MAP, NAT_FRAGS_SIZE, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_PUBLISH_SIZE,
-        NAT_REPLY_MAP, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP,
-        PUBLISH_NETNS_SIZE, PUBLISH_SOCKS_MAP, PUBLISH_SOCKS_SIZE, PublishEntry, PublishKey,
-        PublishNetns, PublishSockEntry, PublishSockKey,
+        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, HOST_ADDRS_SIZE,
+        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     switch::{Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
@@ -32,98 +24,77 @@ use super::{
     sys::{self, RawMapInfo},
 };
 
-/// What a pinned map must look like to be reused (or decoded) by this build.
+/// Which programs a map belongs to (the table's `group`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MapGroup {
+    /// The switch port programs (TC and XDP) and every program's counters.
+    Switch,
+    /// The uplink's source NAT, published ports and socket hooks.
+    Nat,
+    /// The event stream (`netlab monitor`).
+    Events,
+    /// The XDP switch (datapath "ebpf-xdp").
+    Xdp,
+}
+
+/// How a map's `max_entries` is decided (the table's `sizing`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Sizing {
+    /// The object's size; a pinned map of another size is refused.
+    Fixed,
+    /// Given to the loader (from the lab file); the object's is a default
+    /// and a pinned map keeps the size it was created with.
+    AtLoad,
+}
+
+/// What a pinned map must look like to be reused (or decoded) by this build:
+/// one row of the map table (`netlab_common::map_table!`).
 #[derive(Clone, Copy, Debug)]
 pub struct MapSpec {
     pub name: &'static str,
     pub map_type: MapType,
     pub key_size: u32,
     pub value_size: u32,
-    /// The object's default; `None` in [`MapSpec::fixed_entries`] terms
-    /// when the loader sizes the map from the lab file (the NAT tables).
+    /// The object's `max_entries` (its default when sized at load time).
     pub max_entries: u32,
-    /// False: `max_entries` is set at load time and not compared.
-    pub fixed_entries: bool,
+    pub sizing: Sizing,
+    pub group: MapGroup,
+    pub doc: &'static str,
 }
 
-const fn spec<K, V>(name: &'static str, map_type: MapType, max_entries: u32) -> MapSpec {
-    MapSpec {
-        name,
-        map_type,
-        key_size: size_of::<K>() as u32,
-        value_size: size_of::<V>() as u32,
-        max_entries,
-        fixed_entries: true,
-    }
+/// The table's rows as [`MapSpec`]s.
+macro_rules! map_specs {
+    ($({
+        item: $item:ident, name_const: $name_const:ident, name: $name:literal, kind: $kind:ident,
+        key: $key:ty, value: $value:ty, max_entries: $max:expr, sizing: $sizing:ident,
+        group: $group:ident, doc: $doc:literal
+    })*) => {
+        /// Every map netlab pins, in table order (switch first).
+        pub const ALL_MAPS: &[MapSpec] = &[$(
+            MapSpec {
+                name: $name,
+                map_type: MapType::$kind,
+                key_size: size_of::<$key>() as u32,
+                value_size: size_of::<$value>() as u32,
+                max_entries: $max,
+                sizing: Sizing::$sizing,
+                group: MapGroup::$group,
+                doc: $doc,
+            },
+        )*];
+    };
 }
 
-const fn sized_at_load(mut spec: MapSpec) -> MapSpec {
-    spec.fixed_entries = false;
-    spec
-}
-
-/// The switch's pinned maps, as the programs declare them.
-pub const SWITCH_MAPS: [MapSpec; 8] = [
-    spec::<FdbKey, FdbEntry>(FDB_MAP, MapType::Hash, FDB_SIZE),
-    spec::<u32, PortInfo>(PORTS_MAP, MapType::Hash, MAX_PORTS),
-    spec::<u32, PortInfo>(FLOOD_MAP, MapType::Array, MAX_PORTS),
-    spec::<u32, Endpoint>(ENDPOINTS_MAP, MapType::Hash, ENDPOINTS_SIZE),
-    spec::<u32, u64>(COUNTERS_MAP, MapType::PerCpuArray, Counter::COUNT),
-    spec::<u32, PortStats>(PORT_STATS_MAP, MapType::PerCpuArray, MAX_PORTS),
-    spec::<u32, SwitchConfig>(SWITCH_CONFIG_MAP, MapType::Array, 1),
-    spec::<u32, u8>(HOST_ADDRS_MAP, MapType::Hash, HOST_ADDRS_SIZE),
-];
-
-/// The source NAT's pinned maps.
-pub const NAT_MAPS: [MapSpec; 8] = [
-    spec::<u32, NatConfig>(NAT_CONFIG_MAP, MapType::Array, 1),
-    sized_at_load(spec::<NatKey, NatEntry>(
-        NAT_ORIG_MAP,
-        MapType::LruHash,
-        NAT_DEFAULT_MAX_ENTRIES,
-    )),
-    sized_at_load(spec::<NatKey, NatEntry>(
-        NAT_REPLY_MAP,
-        MapType::LruHash,
-        NAT_DEFAULT_MAX_ENTRIES,
-    )),
-    spec::<u32, Endpoint>(NAT_ENDPOINTS_MAP, MapType::Hash, NAT_ENDPOINTS_SIZE),
-    spec::<NatFragKey, NatFragEntry>(NAT_FRAGS_MAP, MapType::LruHash, NAT_FRAGS_SIZE),
-    spec::<PublishKey, PublishEntry>(NAT_PUBLISH_MAP, MapType::Hash, NAT_PUBLISH_SIZE),
-    spec::<u64, PublishNetns>(PUBLISH_NETNS_MAP, MapType::Hash, PUBLISH_NETNS_SIZE),
-    spec::<PublishSockKey, PublishSockEntry>(
-        PUBLISH_SOCKS_MAP,
-        MapType::LruHash,
-        PUBLISH_SOCKS_SIZE,
-    ),
-];
-
-/// The event stream's ring buffer (`netlab monitor`): no key or value,
-/// `max_entries` is its size in bytes.
-pub const EVENT_MAPS: [MapSpec; 1] = [MapSpec {
-    name: EVENTS_MAP,
-    map_type: MapType::RingBuf,
-    key_size: 0,
-    value_size: 0,
-    max_entries: EVENTS_RING_SIZE,
-    fixed_entries: true,
-}];
-
-/// The XDP switch's devmap (`switch = "xdp"`): port ifindex → `struct
-/// bpf_devmap_val` (ifindex, program fd/id), the targets of its redirects.
-pub const XDP_MAPS: [MapSpec; 1] = [spec::<u32, [u32; 2]>(
-    netlab_common::maps::XDP_PORTS_MAP,
-    MapType::DevMapHash,
-    MAX_PORTS,
-)];
+netlab_common::map_table!(map_specs);
 
 /// Every map netlab pins, switch first.
 pub fn all_specs() -> impl Iterator<Item = &'static MapSpec> {
-    SWITCH_MAPS
-        .iter()
-        .chain(NAT_MAPS.iter())
-        .chain(EVENT_MAPS.iter())
-        .chain(XDP_MAPS.iter())
+    ALL_MAPS.iter()
+}
+
+/// The maps of one group.
+pub fn specs_of(group: MapGroup) -> impl Iterator<Item = &'static MapSpec> {
+    all_specs().filter(move |s| s.group == group)
 }
 
 /// The spec of the map called `name`.
@@ -151,7 +122,7 @@ pub fn layout_mismatch(spec: &MapSpec, info: &RawMapInfo) -> Option<String> {
             info.key_size, info.value_size, spec.key_size, spec.value_size
         ));
     }
-    if spec.fixed_entries && info.max_entries != spec.max_entries {
+    if spec.sizing == Sizing::Fixed && info.max_entries != spec.max_entries {
         problems.push(format!(
             "{} entries, this build uses {}",
             info.max_entries, spec.max_entries
@@ -326,17 +297,7 @@ impl SwitchMaps {
         self.flood_ports
             .set(info.slot, *info, 0)
             .map_err(Error::map(FLOOD_MAP))?;
-        self.endpoints
-            .insert(
-                info.ipv4,
-                Endpoint {
-                    mac: info.mac,
-                    _pad: [0; 2],
-                    port_ifindex: info.ifindex,
-                },
-                0,
-            )
-            .map_err(Error::map(ENDPOINTS_MAP))?;
+        self.set_endpoint(info.ipv4, info.mac, info.ifindex)?;
         self.fdb
             .insert(
                 FdbKey::new(info.mac),
@@ -349,6 +310,34 @@ impl SwitchMaps {
                 0,
             )
             .map_err(Error::map(FDB_MAP))
+    }
+
+    /// Records where the address `ipv4` (network-order key) lives: its MAC
+    /// and its switch port. The ARP responder answers from this table and
+    /// the NAT's fast path delivers replies through it.
+    pub fn set_endpoint(&mut self, ipv4: u32, mac: [u8; 6], port_ifindex: u32) -> Result<()> {
+        let value = Endpoint {
+            mac,
+            _pad: [0; 2],
+            port_ifindex,
+        };
+        self.endpoints
+            .insert(ipv4, value, 0)
+            .map_err(Error::map(ENDPOINTS_MAP))
+    }
+
+    /// Forgets the address `ipv4` (network-order key); succeeds when it was
+    /// not there.
+    pub fn remove_endpoint(&mut self, ipv4: u32) -> Result<()> {
+        match self.endpoints.remove(&ipv4) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(aya::maps::MapError::SyscallError(e))
+                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(Error::map(ENDPOINTS_MAP)(e)),
+        }
     }
 
     /// Zeroes a slot's statistics (a new port took the slot).
@@ -452,5 +441,46 @@ impl Counters {
             .iter()
             .map(|&c| Ok((c, self.get(c)?)))
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The map table and the object agree: every pinned map in the object
+    /// has a spec of the same type, key and value sizes and size, and every
+    /// spec is a pinned map of the object. (The object's statics come from
+    /// the same table, so this fails when an expansion drifts, e.g. a kind
+    /// expanding to the wrong map type, or a map declared outside it.)
+    #[test]
+    fn the_object_declares_exactly_the_table() {
+        assert!(
+            !crate::EBPF_OBJECT.is_empty(),
+            "built with AYA_BUILD_SKIP: no object to compare"
+        );
+        let object = aya_obj::Object::parse(crate::EBPF_OBJECT).expect("parse the object");
+        let pinned: std::collections::BTreeMap<&str, &aya_obj::Map> = object
+            .maps
+            .iter()
+            .filter(|(_, m)| m.pinning() == aya_obj::maps::PinningType::ByName)
+            .map(|(name, m)| (name.as_str(), m))
+            .collect();
+        for (name, map) in &pinned {
+            let spec =
+                spec_of(name).unwrap_or_else(|| panic!("{name}: pinned but not in the table"));
+            assert_eq!(map.map_type(), spec.map_type as u32, "{name}: type");
+            assert_eq!(map.key_size(), spec.key_size, "{name}: key size");
+            assert_eq!(map.value_size(), spec.value_size, "{name}: value size");
+            assert_eq!(map.max_entries(), spec.max_entries, "{name}: max_entries");
+        }
+        for spec in all_specs() {
+            assert!(
+                pinned.contains_key(spec.name),
+                "{}: in the table but not a pinned map of the object",
+                spec.name
+            );
+        }
+        assert_eq!(pinned.len(), ALL_MAPS.len());
     }
 }

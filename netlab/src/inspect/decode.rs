@@ -16,12 +16,12 @@ use netlab_common::{
         SWITCH_CONFIG_MAP,
     },
     nat::{
-        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP,
-        NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP,
-        NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING,
-        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry,
-        NatFragKey, NatKey, PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP, PublishEntry, PublishKey,
-        PublishNetns, PublishSockEntry, PublishSockKey,
+        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_CONFIG_MAP, NAT_FLAG_ENABLED,
+        NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP, NAT_ORIG_MAP,
+        NAT_PUBLISH_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED,
+        NAT_STATE_TCP_SYN, NatConfig, NatEntry, NatFragEntry, NatFragKey, NatKey,
+        PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP, PublishEntry, PublishKey, PublishNetns,
+        PublishSockEntry, PublishSockKey,
     },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, FdbEntry, FdbKey,
@@ -394,7 +394,7 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: PortInfo = read(one()?)?;
             plain(fields! { "slot" => k }, port_info(&v, cx))
         }
-        ENDPOINTS_MAP | NAT_ENDPOINTS_MAP => {
+        ENDPOINTS_MAP => {
             let k: u32 = read(key)?;
             let v: Endpoint = read(one()?)?;
             plain(fields! { "ipv4" => ipv4(k).to_string() }, endpoint(&v, cx))

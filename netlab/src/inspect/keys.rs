@@ -18,8 +18,8 @@ use netlab_common::{
         SWITCH_CONFIG_MAP,
     },
     nat::{
-        NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP, NAT_ORIG_MAP,
-        NAT_REPLY_MAP, NatFragKey, NatKey,
+        NAT_CONFIG_MAP, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP,
+        NatFragKey, NatKey,
     },
     switch::FdbKey,
 };
@@ -34,7 +34,7 @@ pub fn shape(map: &str) -> &'static str {
         FLOOD_MAP | PORT_STATS_MAP => "a slot number (0..)",
         COUNTERS_MAP => "a counter name (as in `netlab stats --all`) or index",
         SWITCH_CONFIG_MAP | NAT_CONFIG_MAP => "the index 0",
-        ENDPOINTS_MAP | NAT_ENDPOINTS_MAP | HOST_ADDRS_MAP => "an IPv4 address",
+        ENDPOINTS_MAP | HOST_ADDRS_MAP => "an IPv4 address",
         NAT_ORIG_MAP => {
             "PROTO SRC:PORT DST:PORT as the endpoint sent it, e.g. udp 192.168.28.1:5000 203.0.113.2:53 \
              (ICMP echo: the echo id as SRC's port, 0 as DST's)"
@@ -175,9 +175,7 @@ pub fn parse(map: &str, words: &[&str], ifnames: &IfNames) -> Result<Vec<u8>, St
             };
             index.to_ne_bytes().to_vec()
         }
-        ENDPOINTS_MAP | NAT_ENDPOINTS_MAP | HOST_ADDRS_MAP => {
-            ipv4_raw(parse_ipv4(one()?)?).to_ne_bytes().to_vec()
-        }
+        ENDPOINTS_MAP | HOST_ADDRS_MAP => ipv4_raw(parse_ipv4(one()?)?).to_ne_bytes().to_vec(),
         NAT_ORIG_MAP | NAT_REPLY_MAP => {
             bytes_of(&nat_key(words).map_err(|e| format!("{e} (map {map}: {})", shape(map)))?)
         }

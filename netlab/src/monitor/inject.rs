@@ -88,7 +88,7 @@ impl ExpiryReporter {
         if self.loaded.is_none() {
             // The object's maps are the lab's pinned ones (re-adopted by
             // name), so the program writes into the lab's ring buffer.
-            let mut ebpf = load_object(&self.pin_dir, Some(&self.nat))?;
+            let mut ebpf = load_object(&self.pin_dir, &crate::nat::map_sizes(&self.nat))?;
             load_classifier(&mut ebpf, INJECT_PROGRAM)?;
             self.loaded = Some(ebpf);
         }

@@ -1,29 +1,26 @@
-//! Writing the NAT's configuration (`nat_config`) and its endpoint table
-//! (`nat_endpoints`, the fast path's view of the lab).
+//! Writing the NAT's configuration (`nat_config`) and the sizes of its
+//! translation tables. The fast path's view of the lab is the switch's
+//! `endpoints` table, which the switch's control plane fills
+//! (`SwitchMaps`): one table, one writer.
 
 use std::{net::Ipv4Addr, path::Path};
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map},
-};
-use netlab_common::{
-    nat::{
-        NAT_CONFIG_MAP, NAT_ENDPOINTS_MAP, NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_ORIG_MAP,
-        NAT_REPLY_MAP, NatConfig,
-    },
-    switch::Endpoint,
+use aya::maps::Array;
+use netlab_common::nat::{
+    NAT_CONFIG_MAP, NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig,
 };
 
 use super::{NatError, maps};
-use crate::bpf::key::ipv4_key;
-use crate::plan::NatPlan;
+use crate::{bpf::loader::MapSize, plan::NatPlan};
 
-/// Sizes the NAT maps from the plan. Call on the loader before `load`.
-/// (Pinned maps that already exist keep the size they were created with.)
-pub fn loader_tweaks(loader: &mut EbpfLoader<'_>, plan: &NatPlan) {
-    loader.map_max_entries(NAT_ORIG_MAP, plan.max_entries);
-    loader.map_max_entries(NAT_REPLY_MAP, plan.max_entries);
+/// The sizes of the translation tables (`nat_orig`, `nat_reply`) for the
+/// loader. Pinned maps that already exist keep the size they were created
+/// with.
+pub fn map_sizes(plan: &NatPlan) -> [MapSize; 2] {
+    [NAT_ORIG_MAP, NAT_REPLY_MAP].map(|map| MapSize {
+        map,
+        max_entries: plan.max_entries,
+    })
 }
 
 /// The `nat_config` entry for `plan`, validated by the plan's own rules
@@ -62,122 +59,25 @@ pub fn nat_config(
     })
 }
 
-fn write_config(map: &mut Map, cfg: &NatConfig) -> Result<(), NatError> {
+/// Writes the pinned `nat_config` under `pin_dir` (validated first;
+/// nothing is written when the plan is invalid). The loader pinned the
+/// maps when it loaded the object, so the pins are the one place the
+/// installer, the daemon and the tests all write through.
+pub fn configure(
+    pin_dir: &Path,
+    plan: &NatPlan,
+    external: Ipv4Addr,
+    gateway_mac: [u8; 6],
+    fast_path: bool,
+) -> Result<(), NatError> {
+    let cfg = nat_config(plan, external, gateway_mac, fast_path)?;
     let name = NAT_CONFIG_MAP;
+    let mut map = maps::open_pinned(pin_dir, name)?;
     let mut array: Array<&mut aya::maps::MapData, NatConfig> =
-        Array::try_from(map).map_err(|source| NatError::Map { name, source })?;
+        Array::try_from(&mut map).map_err(|source| NatError::Map { name, source })?;
     array
         .set(0, cfg, 0)
         .map_err(|source| NatError::Map { name, source })
-}
-
-/// Writes `nat_config` of a loaded object (validated first; nothing is
-/// written when the plan is invalid).
-pub fn configure(
-    ebpf: &mut Ebpf,
-    plan: &NatPlan,
-    external: Ipv4Addr,
-    gateway_mac: [u8; 6],
-    fast_path: bool,
-) -> Result<(), NatError> {
-    let cfg = nat_config(plan, external, gateway_mac, fast_path)?;
-    write_config(maps::of_object(ebpf, NAT_CONFIG_MAP)?, &cfg)
-}
-
-/// Writes the pinned `nat_config` under `pin_dir`.
-pub fn configure_pinned(
-    pin_dir: &Path,
-    plan: &NatPlan,
-    external: Ipv4Addr,
-    gateway_mac: [u8; 6],
-    fast_path: bool,
-) -> Result<(), NatError> {
-    let cfg = nat_config(plan, external, gateway_mac, fast_path)?;
-    write_config(&mut maps::open_pinned(pin_dir, NAT_CONFIG_MAP)?, &cfg)
-}
-
-fn endpoints(map: &mut Map) -> Result<HashMap<&mut aya::maps::MapData, u32, Endpoint>, NatError> {
-    HashMap::try_from(map).map_err(|source| NatError::Map {
-        name: NAT_ENDPOINTS_MAP,
-        source,
-    })
-}
-
-fn put_endpoint(
-    map: &mut Map,
-    ipv4: Ipv4Addr,
-    mac: [u8; 6],
-    port_ifindex: u32,
-) -> Result<(), NatError> {
-    let value = Endpoint {
-        mac,
-        _pad: [0; 2],
-        port_ifindex,
-    };
-    endpoints(map)?
-        .insert(ipv4_key(ipv4), value, 0)
-        .map_err(|source| NatError::Map {
-            name: NAT_ENDPOINTS_MAP,
-            source,
-        })
-}
-
-fn delete_endpoint(map: &mut Map, ipv4: Ipv4Addr) -> Result<(), NatError> {
-    match endpoints(map)?.remove(&ipv4_key(ipv4)) {
-        Ok(()) => Ok(()),
-        Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        Err(aya::maps::MapError::SyscallError(s))
-            if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
-        {
-            Ok(())
-        }
-        Err(source) => Err(NatError::Map {
-            name: NAT_ENDPOINTS_MAP,
-            source,
-        }),
-    }
-}
-
-/// Tells the fast path where endpoint `ipv4` lives: its MAC and its switch
-/// port's ifindex (`veth-N-br`, in the host namespace).
-pub fn set_endpoint(
-    ebpf: &mut Ebpf,
-    ipv4: Ipv4Addr,
-    mac: [u8; 6],
-    port_ifindex: u32,
-) -> Result<(), NatError> {
-    put_endpoint(
-        maps::of_object(ebpf, NAT_ENDPOINTS_MAP)?,
-        ipv4,
-        mac,
-        port_ifindex,
-    )
-}
-
-/// [`set_endpoint`] on the pinned map.
-pub fn set_endpoint_pinned(
-    pin_dir: &Path,
-    ipv4: Ipv4Addr,
-    mac: [u8; 6],
-    port_ifindex: u32,
-) -> Result<(), NatError> {
-    put_endpoint(
-        &mut maps::open_pinned(pin_dir, NAT_ENDPOINTS_MAP)?,
-        ipv4,
-        mac,
-        port_ifindex,
-    )
-}
-
-/// Forgets endpoint `ipv4` (replies to it then take the host stack).
-/// Succeeds when it was not there.
-pub fn remove_endpoint(ebpf: &mut Ebpf, ipv4: Ipv4Addr) -> Result<(), NatError> {
-    delete_endpoint(maps::of_object(ebpf, NAT_ENDPOINTS_MAP)?, ipv4)
-}
-
-/// [`remove_endpoint`] on the pinned map.
-pub fn remove_endpoint_pinned(pin_dir: &Path, ipv4: Ipv4Addr) -> Result<(), NatError> {
-    delete_endpoint(&mut maps::open_pinned(pin_dir, NAT_ENDPOINTS_MAP)?, ipv4)
 }
 
 #[cfg(test)]

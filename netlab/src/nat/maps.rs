@@ -1,11 +1,8 @@
-//! Opening the NAT's maps, from a loaded object or from their pins.
+//! Opening the NAT's maps from their pins.
 
 use std::{os::fd::AsFd, path::Path};
 
-use aya::{
-    Ebpf,
-    maps::{Map, MapData},
-};
+use aya::maps::{Map, MapData};
 
 use super::NatError;
 
@@ -24,12 +21,6 @@ pub fn open_pinned(pin_dir: &Path, name: &'static str) -> Result<Map, NatError> 
         source => NatError::Map { name, source },
     })?;
     Map::from_map_data(data).map_err(|source| NatError::Map { name, source })
-}
-
-/// The map `name` of a loaded object.
-pub fn of_object<'a>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut Map, NatError> {
-    ebpf.map_mut(name)
-        .ok_or(NatError::MissingMap { name, path: None })
 }
 
 /// Every entry of the NAT hash map `map` (keys `K`, values `V`), read in

@@ -1,14 +1,15 @@
 //! Userspace control of the eBPF source NAT (netlab/doc/ARCHITECTURE.md
 //! §3.2-§3.6): configuration
-//! (`nat_config`, `nat_endpoints`), the uplink's program attachment, a typed
+//! (`nat_config`), the uplink's program attachment, a typed
 //! view of the translation table (`netlab nat list`), expiry, and the
 //! reservation of the NAT port range on the host.
 //!
 //! How the eBPF datapath's installer uses it (on a thread inside the host
 //! namespace):
-//! 1. [`loader_tweaks`] on the `EbpfLoader` before loading (map sizes);
-//! 2. [`configure`] with the plan, the uplink's address and `vbridge`'s MAC;
-//!    [`set_endpoint`] for every endpoint (fast path);
+//! 1. [`map_sizes`] for the loader (the translation tables' sizes);
+//! 2. [`configure`] with the plan, the uplink's address and `vbridge`'s MAC
+//!    (the fast path reads the switch's `endpoints`, which the switch's
+//!    control plane fills);
 //! 3. [`reserve_ports`] so host sockets never take a NAT port;
 //! 4. [`attach_uplink`] (tcx links, pinned, idempotent);
 //! 5. periodically [`sweep`] (expiry of flows and of fragment entries).
@@ -26,10 +27,7 @@ mod table;
 pub use attach::{
     EGRESS_LINK_PIN, EGRESS_PROGRAM, INGRESS_LINK_PIN, INGRESS_PROGRAM, attach_uplink,
 };
-pub use config::{
-    configure, configure_pinned, loader_tweaks, nat_config, remove_endpoint,
-    remove_endpoint_pinned, set_endpoint, set_endpoint_pinned,
-};
+pub use config::{configure, map_sizes, nat_config};
 pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
     sweep_reporting,
@@ -44,6 +42,12 @@ pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
 pub use table::{FlowState, NatFlow, NatTable, Proto, decode, timeout_for};
 
 use std::path::PathBuf;
+
+impl From<NatError> for crate::bpf::Error {
+    fn from(e: NatError) -> Self {
+        crate::bpf::Error::Nat(Box::new(e))
+    }
+}
 
 /// Errors of the NAT control plane.
 #[derive(Debug, thiserror::Error)]

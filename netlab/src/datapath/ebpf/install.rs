@@ -25,9 +25,9 @@ use crate::plan::{NatPlan, PortRole, SwitchPlan};
 ///
 /// With `plan.nat`, the source NAT is installed from the same object and
 /// pin directory: `nat_config` (the uplink's current address, `vbridge`'s
-/// MAC for the fast path), `nat_endpoints`, and the two uplink programs as
-/// pinned tcx links. Its translations live in pinned maps too, so a
-/// re-install keeps every established flow.
+/// MAC for the fast path, which reads the switch's `endpoints`) and the
+/// two uplink programs as pinned tcx links. Its translations live in
+/// pinned maps too, so a re-install keeps every established flow.
 pub fn install(plan: &SwitchPlan) -> Result<()> {
     validate_lab(&plan.lab)?;
     validate_ports(&plan.ports)?;
@@ -60,10 +60,7 @@ fn install_nat(
         .find(|p| p.plan.role == PortRole::Gateway)
         .map(|p| p.plan.mac)
         .ok_or_else(|| Error::InvalidPlan("source NAT needs a gateway port".into()))?;
-    crate::nat::configure(ebpf, nat, external, gateway_mac, true)?;
-    for port in ports.iter().filter(|p| p.plan.role == PortRole::Endpoint) {
-        crate::nat::set_endpoint(ebpf, port.plan.ipv4, port.plan.mac, port.ifindex)?;
-    }
+    crate::nat::configure(dir, nat, external, gateway_mac, true)?;
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
     let xdp = xdp::attach_uplink(ebpf, dir, &nat.uplink_dev, uplink_xdp)?;
     if let xdp::UplinkXdp::Fallback { reason } = &xdp {
@@ -97,7 +94,11 @@ fn install_in(
     switch: &SwitchPlan,
 ) -> Result<()> {
     let uplink_xdp = switch.uplink_xdp;
-    let mut ebpf = loader::load_object(dir, nat.map(|(plan, _)| plan))?;
+    let sizes = match nat {
+        Some((plan, _)) => crate::nat::map_sizes(plan).to_vec(),
+        None => Vec::new(),
+    };
+    let mut ebpf = loader::load_object(dir, &sizes)?;
     if let Some((plan, external)) = nat {
         // NAT first: the switch's links below are what make the lab reach
         // the uplink at all.

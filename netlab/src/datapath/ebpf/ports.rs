@@ -53,12 +53,12 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
         return Err(e);
     }
     xdp::join_port(&dir, &resolved.xdp())?;
-    if port.role == PortRole::Endpoint && nat_installed(&dir) {
-        crate::nat::set_endpoint_pinned(&dir, port.ipv4, port.mac, resolved.ifindex)?;
-        if let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?) {
-            let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
-            crate::nat::set_netns(&dir, cookie, Some(value))?;
-        }
+    if port.role == PortRole::Endpoint
+        && nat_installed(&dir)
+        && let (Some(ns), Some(gateway)) = (&port.namespace, gateway_of(&maps)?)
+    {
+        let (cookie, value) = crate::nat::endpoint_netns(ns, gateway)?;
+        crate::nat::set_netns(&dir, cookie, Some(value))?;
     }
     Ok(())
 }
@@ -138,7 +138,6 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
         erase_port(&mut maps, *ifindex)?;
     }
     if nat_installed(&dir) {
-        crate::nat::remove_endpoint_pinned(&dir, port.ipv4)?;
         // While the namespace still exists (detach removes it after).
         if let Some(ns) = &port.namespace
             && crate::netns::exists(ns)
