@@ -333,7 +333,6 @@ pub mod packets;
 pub mod podman;
 
 pub mod cni;
-pub mod frames;
 
 pub mod traffic;
 
@@ -341,6 +340,7 @@ pub mod private_netns;
 
 pub mod soak;
 
+pub mod harness;
 pub mod stand_in;
 pub mod tcx_counter;
 pub mod test_run;

@@ -230,16 +230,22 @@ fn a_namespace_spoofing_another_reaches_no_one() {
     // Gratuitous ARP from ns3 claiming ns1's address, and a broadcast
     // carrying a spoofed source.
     let garp = packets::ethernet(
-        [0xff; 6],
+        packets::BROADCAST,
         mac3,
-        0x0806,
-        &netlab_tests::frames::arp_body(2, mac3, ip1.octets(), [0xff; 6], ip1.octets()),
+        packets::ETH_P_ARP,
+        &packets::arp_body(
+            packets::ARP_REPLY,
+            mac3,
+            ip1.octets(),
+            packets::BROADCAST,
+            ip1.octets(),
+        ),
     );
     frames.push(garp);
     frames.push(packets::udp_probe(
         mac3,
         ip2,
-        [0xff; 6],
+        packets::BROADCAST,
         Ipv4Addr::BROADCAST,
         b"SPOOF broadcast",
     ));

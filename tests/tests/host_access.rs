@@ -14,13 +14,13 @@ use std::time::Duration;
 use netlab_common::counters::Counter;
 use netlab_tests::netlab::datapath::ebpf;
 use netlab_tests::traffic::{self, TcpEchoServer, UdpEchoServer};
-use netlab_tests::{TestLab, UPLINK_ADDRESS, describe, frames, in_netns};
+use netlab_tests::{TestLab, UPLINK_ADDRESS, describe, in_netns, packets};
 
 const ALLOW: &str = "[host]\nallow_host_access = true";
 /// A second address the tests give the host namespace's uplink.
 const EXTRA_ADDRESS: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 7);
 const TCP_PORT: u16 = 8080;
-/// The UDP port of `frames::ipv4_udp`.
+/// The UDP port of `packets::ipv4_udp`.
 const UDP_PORT: u16 = 7;
 
 fn lab(k: u8, extra: &str) -> TestLab {
@@ -65,9 +65,9 @@ fn send_udp_to_host(lab: &TestLab) -> [&'static [u8]; 3] {
     let uplink = UPLINK_ADDRESS.octets();
     let payloads: [&'static [u8]; 3] = [b"broadcast to uplink", b"unicast to uplink", b"gateway"];
     let sent = [
-        frames::ipv4_udp(frames::BROADCAST, mac, ip, uplink, payloads[0]),
-        frames::ipv4_udp(lab.mac(5), mac, ip, uplink, payloads[1]),
-        frames::ipv4_udp(lab.mac(5), mac, ip, lab.ip(5).octets(), payloads[2]),
+        packets::ipv4_udp(packets::BROADCAST, mac, ip, uplink, payloads[0]),
+        packets::ipv4_udp(lab.mac(5), mac, ip, uplink, payloads[1]),
+        packets::ipv4_udp(lab.mac(5), mac, ip, lab.ip(5).octets(), payloads[2]),
     ];
     traffic::send_frames(&lab.ns(1), "veth-1", &sent);
     payloads
@@ -246,19 +246,6 @@ fn the_kernel_baseline_reaches_the_hosts_other_addresses() {
     lab.ok(&["down"]);
 }
 
-/// A frame with two VLAN tags (802.1ad outside, 802.1Q inside, VLAN id 0:
-/// priority tags). The kernel strips the outer one before the port program
-/// runs; the program sees the inner tag, and the receiving stack would
-/// strip it too and deliver the packet.
-fn double_tagged(frame: &[u8]) -> Vec<u8> {
-    let dst: frames::Mac = frame[..6].try_into().unwrap();
-    let src: frames::Mac = frame[6..12].try_into().unwrap();
-    frames::outer_tag(
-        0,
-        &frames::vlan(dst, src, 0, frames::ETH_P_IP, &frame[14..]),
-    )
-}
-
 /// Found by a probe: double-tagged IPv4 from a namespace reached the host
 /// stack past the host-access rule and the IPv4 source check (the program
 /// switched it as "other EtherType"). Tagged frames from a namespace never
@@ -278,21 +265,21 @@ fn double_tagged_frames_from_a_namespace_never_reach_the_host() {
     let subnet_broadcast = [10, 83, 9, 255];
 
     let to_host = [
-        frames::ipv4_udp(gw_mac, mac, ip, uplink, b"tagged to uplink"),
-        frames::ipv4_udp(gw_mac, mac, spoofed_ip, uplink, b"tagged spoofed to uplink"),
-        frames::ipv4_udp(gw_mac, mac, ip, gw_ip, b"tagged to gateway"),
+        packets::ipv4_udp(gw_mac, mac, ip, uplink, b"tagged to uplink"),
+        packets::ipv4_udp(gw_mac, mac, spoofed_ip, uplink, b"tagged spoofed to uplink"),
+        packets::ipv4_udp(gw_mac, mac, ip, gw_ip, b"tagged to gateway"),
     ];
     let between = [
-        frames::ipv4_udp(lab.mac(2), mac, ip, lab.ip(2).octets(), b"tagged to ns2"),
-        frames::ipv4_udp(
+        packets::ipv4_udp(lab.mac(2), mac, ip, lab.ip(2).octets(), b"tagged to ns2"),
+        packets::ipv4_udp(
             lab.mac(2),
             mac,
             [10, 83, 9, 3],
             lab.ip(2).octets(),
             b"tagged spoofed to ns2",
         ),
-        frames::ipv4_udp(
-            frames::BROADCAST,
+        packets::ipv4_udp(
+            packets::BROADCAST,
             mac,
             ip,
             subnet_broadcast,
@@ -300,13 +287,17 @@ fn double_tagged_frames_from_a_namespace_never_reach_the_host() {
         ),
     ];
     let markers = [
-        frames::ipv4_udp(gw_mac, mac, ip, gw_ip, b"marker to gateway"),
-        frames::ipv4_udp(lab.mac(2), mac, ip, lab.ip(2).octets(), b"marker to ns2"),
+        packets::ipv4_udp(gw_mac, mac, ip, gw_ip, b"marker to gateway"),
+        packets::ipv4_udp(lab.mac(2), mac, ip, lab.ip(2).octets(), b"marker to ns2"),
     ];
     let mut sent: Vec<Vec<u8>> = to_host
         .iter()
         .chain(&between)
-        .map(|f| double_tagged(f))
+        // Two VLAN tags (802.1ad outside, 802.1Q inside, VLAN id 0:
+        // priority tags). The kernel strips the outer one before the port
+        // program runs; the program sees the inner tag, and the receiving
+        // stack would strip it too and deliver the packet.
+        .map(|f| packets::double_tagged(f))
         .collect();
     sent.extend(markers);
     traffic::send_frames(&lab.ns(1), "veth-1", &sent);

@@ -11,7 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use netlab_common::counters::Counter;
-use netlab_tests::frames::{ETH_P_IP, ethernet, ipv4_header, ipv4_udp};
+use netlab_tests::packets::{ETH_P_IP, Ip, ethernet, ipv4, ipv4_udp};
 use netlab_tests::traffic::{
     ChildGuard, UdpEchoServer, send_frames, udp_echo, udp_socket, wait_until,
 };
@@ -186,8 +186,7 @@ fn monitor_json_shows_a_spoof_drop_a_nat_creation_an_exhausted_range_and_an_expi
     // The NAT programs' drops name their direction: a protocol the NAT
     // does not translate, leaving; a packet for the lab nobody asked for,
     // arriving (the internet namespace gets a route to the lab for it).
-    let mut ip = ipv4_header(lab.ip(1).octets(), INTERNET_ADDRESS.octets(), 253, 4);
-    ip.extend_from_slice(b"abcd");
+    let ip = ipv4(&Ip::new(lab.ip(1), INTERNET_ADDRESS, 253), b"abcd");
     send_frames(
         &lab.ns(1),
         "veth-1",

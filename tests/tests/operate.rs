@@ -15,9 +15,9 @@ use std::{
 
 use netlab_common::counters::Counter;
 use netlab_tests::{
-    INTERNET_ADDRESS, TestLab, describe, frames, in_netns,
+    INTERNET_ADDRESS, TestLab, describe, in_netns,
     netlab::nat::{NatFlow, Proto},
-    run,
+    packets, run,
     traffic::{EchoLoop, UdpEchoServer, send_frames, udp_echo, udp_socket, wait_until},
 };
 
@@ -418,7 +418,7 @@ fn fdb_del_removes_a_learned_entry_and_refuses_a_static_one() {
     // enters the gateway port (sent from the host side's vbridge).
     netlab_tests::netlab::datapath::ebpf::set_learning(&lab.name, true).expect("learning on");
     let stranger = [0x02, 0xaa, 0x0e, 0x00, 0x00, 0x01];
-    let frame = frames::ethernet([0xff; 6], stranger, 0x88b5, &[0u8; 46]);
+    let frame = packets::ethernet([0xff; 6], stranger, 0x88b5, &[0u8; 46]);
     send_frames(&lab.host_ns(), "vbridge", &[frame]);
     let learned = "02:aa:0e:00:00:01".to_string();
     assert!(

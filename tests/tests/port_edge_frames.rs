@@ -32,12 +32,8 @@ fn a_single_tagged_frame_is_checked_like_an_untagged_one() {
     let sink = UdpEchoServer::sink(&ns1, SocketAddrV4::new(ip1, 7000));
     let tagged = |src_mac: [u8; 6], src_ip: Ipv4Addr, marker: &[u8]| {
         let untagged = packets::udp_probe(src_mac, src_ip, mac1, ip1, marker);
-        // dst, src, then the tag (TPID 0x8100, priority 5, VLAN 0), then
-        // the rest.
-        let mut f = untagged[..12].to_vec();
-        f.extend_from_slice(&[0x81, 0x00, 0xa0, 0x00]);
-        f.extend_from_slice(&untagged[12..]);
-        f
+        // An 802.1Q tag with priority 5, VLAN 0.
+        packets::tag(packets::ETH_P_8021Q, 5 << 13, &untagged)
     };
     let got = |marker: &[u8]| sink.received().iter().any(|p| p == marker);
 

@@ -520,13 +520,13 @@ fn send_raw(ns: &str, dev: &str, frame: &[u8]) {
 
 #[test]
 fn truncated_ipv4_on_a_real_port_is_dropped() {
-    use netlab_tests::frames;
+    use netlab_tests::packets;
     let lab = TestLab::new("trunc", 3, 2);
     lab.install().expect("install");
     let [e1, e2] = [&lab.endpoints[0], &lab.endpoints[1]];
 
     // A frame that claims IPv4 but carries 10 bytes of it.
-    let full = frames::ipv4_udp(e2.mac, e1.mac, e1.ip.octets(), e2.ip.octets(), b"x");
+    let full = packets::ipv4_udp(e2.mac, e1.mac, e1.ip.octets(), e2.ip.octets(), b"x");
     let before = lab.counter(Counter::DropTruncated);
     send_raw(&e1.ns, "veth0", &full[..24]);
     assert_eq!(lab.counter(Counter::DropTruncated), before + 1);

@@ -13,27 +13,23 @@
 //! indexes, and [`TestSwitch`] refuses to load anywhere else: a frame can
 //! never leave on one of the machine's own interfaces.
 
-use std::{
-    path::PathBuf,
-    sync::{Arc, Mutex},
-};
+use std::sync::{Arc, Mutex};
 
-use aya::{Ebpf, programs::SchedClassifier};
 use netlab::bpf::{
-    fs,
-    loader::{self, PORT_PROGRAM},
-    maps::{Counters, HostAddrs, SwitchMaps},
+    loader::PORT_PROGRAM,
+    maps::{HostAddrs, SwitchMaps},
 };
 use netlab_common::{
     counters::Counter,
     events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENTS_MAP, Event, PROGRAM_PORT},
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
-        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig, TRACE_EVENTS,
+        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, SwitchConfig, TRACE_EVENTS,
     },
 };
 use netlab_tests::{
-    frames::{self, ARP_REPLY, BROADCAST, ETH_P_ARP, ETH_P_IP, Mac},
+    harness::{Loaded, port_info},
+    packets::{self, ARP_REPLY, BROADCAST, ETH_P_ARP, ETH_P_IP, Mac},
     private_netns::{add_veth_port, assert_private_netns, in_private_netns, tx_packets},
 };
 
@@ -65,39 +61,18 @@ const HOST_BROADCAST: [u8; 4] = [203, 0, 113, 255];
 const OUTSIDE_IP: [u8; 4] = [203, 0, 113, 2];
 
 /// The port program loaded with its maps pinned in a private directory
-/// (removed on drop).
+/// (the shared harness, removed on drop).
 struct TestSwitch {
-    dir: PathBuf,
-    ebpf: Ebpf,
+    loaded: Loaded,
     maps: SwitchMaps,
-    counters: Counters,
 }
 
 impl TestSwitch {
     fn new(name: &str) -> Self {
         assert_private_netns("the switch port program under test_run");
-        fs::ensure_bpffs().expect("bpffs");
-        let dir = PathBuf::from(format!(
-            "{}/netlab-test-{}-{name}",
-            fs::BPFFS_ROOT,
-            std::process::id()
-        ));
-        let _ = fs::remove_lab_dir(&dir);
-        std::fs::create_dir_all(&dir).expect("pin dir");
-        // From here on the guard cleans up, even if loading fails.
-        let guard = DirGuard(dir.clone());
-        let mut ebpf = loader::load_object(&dir, &[]).expect("load object");
-        loader::load_classifier(&mut ebpf, PORT_PROGRAM)
-            .expect("verifier accepts the port program");
-        let maps = SwitchMaps::open(&dir).expect("maps");
-        let counters = Counters::open(&dir).expect("counters");
-        std::mem::forget(guard);
-        Self {
-            dir,
-            ebpf,
-            maps,
-            counters,
-        }
+        let loaded = Loaded::new("sw", name, None, &[PORT_PROGRAM]);
+        let maps = SwitchMaps::open(loaded.dir()).expect("maps");
+        Self { loaded, maps }
     }
 
     /// The standard made-up lab: A and B endpoints, the gateway, with veth
@@ -120,20 +95,8 @@ impl TestSwitch {
 
     /// Registers a port the way the control plane does.
     fn port(&mut self, ifindex: u32, deliver: u32, kind: u8, mac: Mac, ip: [u8; 4], slot: u32) {
-        let info = PortInfo {
-            ifindex,
-            deliver_ifindex: deliver,
-            ipv4: u32::from_ne_bytes(ip),
-            slot,
-            mac,
-            kind,
-            _pad: 0,
-        };
+        let info = port_info(ifindex, deliver, kind, mac, ip, slot);
         self.maps.write_port(&info).unwrap();
-    }
-
-    fn program(&self) -> &SchedClassifier {
-        self.ebpf.program(PORT_PROGRAM).unwrap().try_into().unwrap()
     }
 
     /// Runs `frame` as if it entered on port `ingress`: (verdict, frame after).
@@ -142,7 +105,7 @@ impl TestSwitch {
         ingress: u32,
         frame: &[u8],
     ) -> Result<(u32, Vec<u8>), aya::programs::ProgramError> {
-        netlab_tests::test_run::test_run(self.program(), frame, Some(ingress))
+        self.loaded.run_tc(PORT_PROGRAM, frame, Some(ingress))
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {
@@ -150,7 +113,7 @@ impl TestSwitch {
     }
 
     fn count(&self, counter: Counter) -> u64 {
-        self.counters.get(counter).unwrap()
+        self.loaded.counter(counter)
     }
 
     fn set_config(&mut self, config: SwitchConfig) {
@@ -164,23 +127,10 @@ impl TestSwitch {
             .iter()
             .map(|(ip, kind)| (u32::from_ne_bytes(*ip), *kind))
             .collect();
-        HostAddrs::open(&self.dir)
+        HostAddrs::open(self.loaded.dir())
             .unwrap()
             .sync(&wanted)
             .expect("sync host_addrs");
-    }
-}
-
-impl Drop for TestSwitch {
-    fn drop(&mut self) {
-        let _ = fs::remove_lab_dir(&self.dir);
-    }
-}
-
-struct DirGuard(PathBuf);
-impl Drop for DirGuard {
-    fn drop(&mut self) {
-        let _ = fs::remove_lab_dir(&self.0);
     }
 }
 
@@ -188,14 +138,14 @@ impl Drop for DirGuard {
 fn arp_request_from_a_namespace_is_answered_back_into_it() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("arp-ns");
-        let request = frames::arp_request(A_MAC, A_IP, B_IP);
+        let request = packets::arp_request(A_MAC, A_IP, B_IP);
         let (verdict, out) = sw.run(A_IF, &request);
 
         assert_eq!(
             verdict, TC_ACT_REDIRECT,
             "the reply goes back out of A's port"
         );
-        let reply = frames::parse_arp(&out).expect("an ARP frame comes out");
+        let reply = packets::parse_arp(&out).expect("an ARP frame comes out");
         assert_eq!(reply.op, ARP_REPLY);
         assert_eq!(reply.eth_dst, A_MAC, "addressed to the requester");
         assert_eq!(reply.eth_src, B_MAC, "as if sent by the target");
@@ -223,15 +173,15 @@ fn arp_for_the_gateway_and_from_the_host_are_answered() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("arp-gw");
         // A namespace asks for its default gateway.
-        let (verdict, out) = sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP));
+        let (verdict, out) = sw.run(A_IF, &packets::arp_request(A_MAC, A_IP, GW_IP));
         assert_eq!(verdict, TC_ACT_REDIRECT);
-        let reply = frames::parse_arp(&out).unwrap();
+        let reply = packets::parse_arp(&out).unwrap();
         assert_eq!((reply.op, reply.sha, reply.spa), (ARP_REPLY, GW_MAC, GW_IP));
 
         // The host (through vbridge → gateway port) asks for an endpoint.
-        let (verdict, out) = sw.run(GW_IF, &frames::arp_request(GW_MAC, GW_IP, B_IP));
+        let (verdict, out) = sw.run(GW_IF, &packets::arp_request(GW_MAC, GW_IP, B_IP));
         assert_eq!(verdict, TC_ACT_REDIRECT, "back to the host through vbridge");
-        let reply = frames::parse_arp(&out).unwrap();
+        let reply = packets::parse_arp(&out).unwrap();
         assert_eq!(reply.op, ARP_REPLY);
         assert_eq!((reply.eth_dst, reply.eth_src), (GW_MAC, B_MAC));
         assert_eq!(
@@ -249,9 +199,9 @@ fn arp_requests_nobody_here_can_answer_are_flooded_unchanged() {
         let before = [A_DEV, B_DEV].map(tx_packets);
         for request in [
             // Unknown address.
-            frames::arp_request(A_MAC, A_IP, [10, 99, 0, 77]),
+            packets::arp_request(A_MAC, A_IP, [10, 99, 0, 77]),
             // Gratuitous ARP: announcing one's own address.
-            frames::arp_request(A_MAC, A_IP, A_IP),
+            packets::arp_request(A_MAC, A_IP, A_IP),
         ] {
             let (verdict, out) = sw.run(A_IF, &request);
             assert_eq!(
@@ -262,7 +212,7 @@ fn arp_requests_nobody_here_can_answer_are_flooded_unchanged() {
         }
         // The host asking for the gateway's own address (a duplicate-address
         // probe) must not get a reply pretending someone else has it.
-        let probe = frames::arp_request(GW_MAC, GW_IP, GW_IP);
+        let probe = packets::arp_request(GW_MAC, GW_IP, GW_IP);
         assert_eq!(sw.run(GW_IF, &probe).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::Flooded), 3);
         assert_eq!(sw.count(Counter::ArpAnswered), 0);
@@ -282,17 +232,17 @@ fn arp_requests_nobody_here_can_answer_are_flooded_unchanged() {
 fn known_unicast_is_redirected_to_its_port() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("unicast");
-        let to_b = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"hello");
+        let to_b = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"hello");
         let (verdict, out) = sw.run(A_IF, &to_b);
         assert_eq!(verdict, TC_ACT_REDIRECT);
         assert_eq!(out, to_b, "switching does not touch the frame");
         assert_eq!(sw.count(Counter::RedirectPeer), 1);
 
-        let to_gw = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, [198, 51, 100, 1], b"out");
+        let to_gw = packets::ipv4_udp(GW_MAC, A_MAC, A_IP, [198, 51, 100, 1], b"out");
         assert_eq!(sw.run(A_IF, &to_gw).0, TC_ACT_REDIRECT);
         assert_eq!(sw.count(Counter::ToHost), 1);
 
-        let from_host = frames::ipv4_udp(A_MAC, GW_MAC, [198, 51, 100, 1], A_IP, b"in");
+        let from_host = packets::ipv4_udp(A_MAC, GW_MAC, [198, 51, 100, 1], A_IP, b"in");
         assert_eq!(sw.run(GW_IF, &from_host).0, TC_ACT_REDIRECT);
         assert_eq!(sw.count(Counter::RedirectPeer), 2);
 
@@ -310,7 +260,7 @@ fn known_unicast_is_redirected_to_its_port() {
 fn a_frame_for_the_port_it_came_from_is_dropped() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("hairpin");
-        let to_self = frames::ipv4_udp(GW_MAC, GW_MAC, GW_IP, [10, 99, 0, 9], b"x");
+        let to_self = packets::ipv4_udp(GW_MAC, GW_MAC, GW_IP, [10, 99, 0, 9], b"x");
         assert_eq!(sw.run(GW_IF, &to_self).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropHairpin), 1);
         assert_eq!(sw.maps.port_stats(2).unwrap().drops, 1);
@@ -325,23 +275,23 @@ fn spoofed_sources_are_dropped_and_counted() {
             // A pretends to be B at L2.
             (
                 "source MAC",
-                frames::ipv4_udp(GW_MAC, B_MAC, B_IP, GW_IP, b"x"),
+                packets::ipv4_udp(GW_MAC, B_MAC, B_IP, GW_IP, b"x"),
             ),
             // A's MAC but B's address.
             (
                 "IPv4 source",
-                frames::ipv4_udp(GW_MAC, A_MAC, B_IP, GW_IP, b"x"),
+                packets::ipv4_udp(GW_MAC, A_MAC, B_IP, GW_IP, b"x"),
             ),
             // ARP claiming B's address (cache poisoning).
-            ("ARP sender IP", frames::arp_request(A_MAC, B_IP, GW_IP)),
+            ("ARP sender IP", packets::arp_request(A_MAC, B_IP, GW_IP)),
             // ARP claiming another MAC in the body.
             (
                 "ARP sender MAC",
-                frames::ethernet(
+                packets::ethernet(
                     BROADCAST,
                     A_MAC,
                     ETH_P_ARP,
-                    &frames::arp_body(1, B_MAC, A_IP, [0; 6], GW_IP),
+                    &packets::arp_body(1, B_MAC, A_IP, [0; 6], GW_IP),
                 ),
             ),
         ];
@@ -354,25 +304,25 @@ fn spoofed_sources_are_dropped_and_counted() {
         assert_eq!(sw.maps.port_stats(0).unwrap().drops, 4);
 
         // 0.0.0.0 as the IPv4 source is refused too (no DHCP in the lab).
-        let dhcp_like = frames::ipv4_udp(BROADCAST, A_MAC, [0; 4], [255; 4], b"x");
+        let dhcp_like = packets::ipv4_udp(BROADCAST, A_MAC, [0; 4], [255; 4], b"x");
         assert_eq!(sw.run(A_IF, &dhcp_like).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropSpoofed), 5);
 
         // An RFC 5227 address probe (sender IP 0.0.0.0) is legitimate; asking
         // for B's address gets B's reply ("in use").
-        let probe = frames::ethernet(
+        let probe = packets::ethernet(
             BROADCAST,
             A_MAC,
             ETH_P_ARP,
-            &frames::arp_body(1, A_MAC, [0; 4], [0; 6], B_IP),
+            &packets::arp_body(1, A_MAC, [0; 4], [0; 6], B_IP),
         );
         let (verdict, out) = sw.run(A_IF, &probe);
         assert_eq!(verdict, TC_ACT_REDIRECT);
-        assert_eq!(frames::parse_arp(&out).unwrap().sha, B_MAC);
+        assert_eq!(packets::parse_arp(&out).unwrap().sha, B_MAC);
         assert_eq!(sw.count(Counter::DropSpoofed), 5);
 
         // The gateway port is the host: no source check there.
-        let routed = frames::ipv4_udp(A_MAC, GW_MAC, [203, 0, 113, 2], A_IP, b"x");
+        let routed = packets::ipv4_udp(A_MAC, GW_MAC, [203, 0, 113, 2], A_IP, b"x");
         assert_eq!(sw.run(GW_IF, &routed).0, TC_ACT_REDIRECT);
     });
 }
@@ -381,9 +331,9 @@ fn spoofed_sources_are_dropped_and_counted() {
 fn truncated_frames_of_every_length_get_a_defined_verdict() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("truncated");
-        let mut arp = frames::arp_request(A_MAC, A_IP, B_IP);
+        let mut arp = packets::arp_request(A_MAC, A_IP, B_IP);
         arp.resize(60, 0); // Ethernet minimum, padded like on the wire
-        let mut udp = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, &[0x55; 18]);
+        let mut udp = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, &[0x55; 18]);
         udp.resize(60, 0);
 
         let mut truncated_drops = 0;
@@ -435,20 +385,20 @@ fn truncated_frames_of_every_length_get_a_defined_verdict() {
 fn ipv6_vlan_and_other_ethertypes_are_switched_by_mac() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("other");
-        let v6 = frames::ipv6(B_MAC, A_MAC);
+        let v6 = packets::ipv6(B_MAC, A_MAC);
         assert_eq!(sw.run(A_IF, &v6).0, TC_ACT_REDIRECT, "IPv6 unicast");
-        let v6_multicast = frames::ipv6([0x33, 0x33, 0, 0, 0, 1], A_MAC);
+        let v6_multicast = packets::ipv6([0x33, 0x33, 0, 0, 0, 1], A_MAC);
         assert_eq!(sw.run(A_IF, &v6_multicast).0, TC_ACT_SHOT, "flooded");
         // Under test_run nothing strips the tag (on a real port the kernel
         // would): this is what a double-tagged frame looks like to the program.
-        let ip = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
-        let tagged = frames::vlan(B_MAC, A_MAC, 10, ETH_P_IP, &ip[14..]);
+        let ip = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let tagged = packets::vlan(B_MAC, A_MAC, 10, ETH_P_IP, &ip[14..]);
         assert_eq!(
             sw.run(A_IF, &tagged).0,
             TC_ACT_REDIRECT,
             "VLAN-tagged unicast"
         );
-        let lldp_like = frames::ethernet(B_MAC, A_MAC, 0x88cc, &[0u8; 46]);
+        let lldp_like = packets::ethernet(B_MAC, A_MAC, 0x88cc, &[0u8; 46]);
         assert_eq!(
             sw.run(A_IF, &lldp_like).0,
             TC_ACT_REDIRECT,
@@ -465,7 +415,7 @@ fn ipv6_vlan_and_other_ethertypes_are_switched_by_mac() {
         );
 
         // ...but the MAC check still applies to them.
-        let spoofed_v6 = frames::ipv6(GW_MAC, B_MAC);
+        let spoofed_v6 = packets::ipv6(GW_MAC, B_MAC);
         assert_eq!(sw.run(A_IF, &spoofed_v6).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropSpoofed), 1);
     });
@@ -475,7 +425,7 @@ fn ipv6_vlan_and_other_ethertypes_are_switched_by_mac() {
 fn frames_on_an_unknown_port_pass_untouched() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("unknown");
-        let frame = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let frame = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
         let (verdict, out) = sw.run(999, &frame);
         assert_eq!(verdict, TC_ACT_OK);
         assert_eq!(out, frame);
@@ -489,8 +439,8 @@ fn learning_is_off_by_default_and_never_overrides_static_entries() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("learning");
         let stranger: Mac = [0x02, 0xaa, 0, 0, 0, 9];
-        let from_stranger = frames::ipv4_udp(A_MAC, stranger, [10, 99, 0, 9], A_IP, b"x");
-        let to_stranger = frames::ipv4_udp(stranger, A_MAC, A_IP, [10, 99, 0, 9], b"x");
+        let from_stranger = packets::ipv4_udp(A_MAC, stranger, [10, 99, 0, 9], A_IP, b"x");
+        let to_stranger = packets::ipv4_udp(stranger, A_MAC, A_IP, [10, 99, 0, 9], b"x");
 
         assert_eq!(sw.run(GW_IF, &from_stranger).0, TC_ACT_REDIRECT);
         assert!(
@@ -515,7 +465,7 @@ fn learning_is_off_by_default_and_never_overrides_static_entries() {
         assert_eq!(sw.run(A_IF, &to_stranger).0, TC_ACT_REDIRECT, "now known");
 
         // The host side sending with A's MAC does not move A's static entry.
-        let impostor = frames::ipv4_udp(B_MAC, A_MAC, GW_IP, B_IP, b"x");
+        let impostor = packets::ipv4_udp(B_MAC, A_MAC, GW_IP, B_IP, b"x");
         sw.run(GW_IF, &impostor);
         let a = sw.maps.fdb.get(&FdbKey::new(A_MAC), 0).unwrap();
         assert_eq!((a.port_ifindex, a.flags), (A_IF, FDB_FLAG_STATIC));
@@ -542,9 +492,10 @@ fn trace_events_follow_the_run_time_switch() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("trace");
         let collector = Arc::new(Collector::default());
-        let mut logger = aya_log::EbpfLogger::init_with_logger(&mut sw.ebpf, collector.clone())
-            .expect("log map");
-        let frame = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let mut logger =
+            aya_log::EbpfLogger::init_with_logger(sw.loaded.ebpf_mut(), collector.clone())
+                .expect("log map");
+        let frame = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
 
         sw.run(A_IF, &frame);
         logger.flush();
@@ -558,7 +509,7 @@ fn trace_events_follow_the_run_time_switch() {
             learning: 0,
         });
         assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_REDIRECT);
-        sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP));
+        sw.run(A_IF, &packets::arp_request(A_MAC, A_IP, GW_IP));
         logger.flush();
         let lines = collector.0.lock().unwrap().clone();
         assert_eq!(lines.len(), 2, "{lines:?}");
@@ -590,11 +541,12 @@ fn drain_events(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event>
 fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("events");
-        let data = aya::maps::MapData::from_pin(sw.dir.join(EVENTS_MAP)).expect("events pin");
+        let data =
+            aya::maps::MapData::from_pin(sw.loaded.dir().join(EVENTS_MAP)).expect("events pin");
         let mut ring = aya::maps::RingBuf::try_from(aya::maps::Map::from_map_data(data).unwrap())
             .expect("a ring buffer");
-        let spoofed = frames::ipv4_udp(B_MAC, A_MAC, [10, 99, 0, 77], B_IP, b"x");
-        let forwarded = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let spoofed = packets::ipv4_udp(B_MAC, A_MAC, [10, 99, 0, 77], B_IP, b"x");
+        let forwarded = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
 
         assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
         assert!(
@@ -609,7 +561,7 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
         assert_eq!(sw.run(A_IF, &forwarded).0, TC_ACT_REDIRECT);
         assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
         assert_eq!(
-            sw.run(A_IF, &frames::arp_request(A_MAC, A_IP, GW_IP)).0,
+            sw.run(A_IF, &packets::arp_request(A_MAC, A_IP, GW_IP)).0,
             TC_ACT_REDIRECT
         );
         let events = drain_events(&mut ring);
@@ -644,7 +596,10 @@ fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
             learning: 1,
         });
         let stranger: Mac = [0x02, 0, 0, 0, 0, 0x42];
-        sw.run(GW_IF, &frames::ipv4_udp(A_MAC, stranger, GW_IP, A_IP, b"x"));
+        sw.run(
+            GW_IF,
+            &packets::ipv4_udp(A_MAC, stranger, GW_IP, A_IP, b"x"),
+        );
         let learned = drain_events(&mut ring);
         assert_eq!(learned.len(), 1, "{learned:?}");
         assert_eq!(learned[0].kind, EVENT_FDB_LEARNED);
@@ -690,7 +645,7 @@ fn broadcast_is_copied_to_every_other_port_and_the_original_dropped() {
         sw.port(p2, p2, PORT_KIND_ENDPOINT, B_MAC, B_IP, 2);
         sw.port(p3, p3, PORT_KIND_ENDPOINT, GW_MAC, GW_IP, 5);
 
-        let broadcast = frames::ipv4_udp(BROADCAST, A_MAC, A_IP, [10, 99, 0, 255], b"all");
+        let broadcast = packets::ipv4_udp(BROADCAST, A_MAC, A_IP, [10, 99, 0, 255], b"all");
         let before = [tx_packets("swp1"), tx_packets("swp2"), tx_packets("swp3")];
         let (verdict, _) = sw.run(p1, &broadcast);
         assert_eq!(verdict, TC_ACT_SHOT, "the original is dropped");
@@ -707,7 +662,7 @@ fn broadcast_is_copied_to_every_other_port_and_the_original_dropped() {
         assert_eq!(sw.maps.port_stats(0).unwrap().tx_packets, 0);
 
         // Unknown unicast floods the same way.
-        let unknown = frames::ipv4_udp([0x02, 9, 9, 9, 9, 9], A_MAC, A_IP, B_IP, b"?");
+        let unknown = packets::ipv4_udp([0x02, 9, 9, 9, 9, 9], A_MAC, A_IP, B_IP, b"?");
         assert_eq!(sw.run(p1, &unknown).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::FloodCopies), 4);
     });
@@ -724,7 +679,7 @@ fn ipv4_from_a_namespace_to_the_hosts_other_addresses_is_dropped() {
 
         // To the gateway MAC: the host's other addresses are closed...
         for (i, dst) in [HOST_IP, HOST_BROADCAST].into_iter().enumerate() {
-            let frame = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
+            let frame = packets::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
             assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_SHOT, "{dst:?}");
             assert_eq!(sw.count(Counter::DropHostAccess), i as u64 + 1);
         }
@@ -734,7 +689,7 @@ fn ipv4_from_a_namespace_to_the_hosts_other_addresses_is_dropped() {
 
         // ...the gateway address and everything routed beyond the host are not.
         for dst in [GW_IP, OUTSIDE_IP] {
-            let frame = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
+            let frame = packets::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
             let (verdict, out) = sw.run(A_IF, &frame);
             assert_eq!(verdict, TC_ACT_REDIRECT, "{dst:?}");
             assert_eq!(out, frame);
@@ -745,7 +700,7 @@ fn ipv4_from_a_namespace_to_the_hosts_other_addresses_is_dropped() {
         // copy to vbridge (which accepts a unicast IPv4 destination in an
         // L2 broadcast): dropped whole, nothing is copied anywhere.
         let before = tx_packets(B_DEV);
-        let broadcast = frames::ipv4_udp(BROADCAST, A_MAC, A_IP, HOST_IP, b"x");
+        let broadcast = packets::ipv4_udp(BROADCAST, A_MAC, A_IP, HOST_IP, b"x");
         assert_eq!(sw.run(A_IF, &broadcast).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropHostAccess), 3);
         assert_eq!(sw.count(Counter::Flooded), 0);
@@ -753,15 +708,15 @@ fn ipv4_from_a_namespace_to_the_hosts_other_addresses_is_dropped() {
 
         // Not host-bound: unicast between namespaces, and the host's own
         // frames into the lab, are not looked at.
-        let to_b = frames::ipv4_udp(B_MAC, A_MAC, A_IP, HOST_IP, b"x");
+        let to_b = packets::ipv4_udp(B_MAC, A_MAC, A_IP, HOST_IP, b"x");
         assert_eq!(sw.run(A_IF, &to_b).0, TC_ACT_REDIRECT);
-        let from_host = frames::ipv4_udp(A_MAC, GW_MAC, HOST_IP, A_IP, b"x");
+        let from_host = packets::ipv4_udp(A_MAC, GW_MAC, HOST_IP, A_IP, b"x");
         assert_eq!(sw.run(GW_IF, &from_host).0, TC_ACT_REDIRECT);
         assert_eq!(sw.count(Counter::DropHostAccess), 3);
 
         // An empty map is the lab file's allow_host_access = true.
         sw.set_host_addrs(&[]);
-        let frame = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, HOST_IP, b"x");
+        let frame = packets::ipv4_udp(GW_MAC, A_MAC, A_IP, HOST_IP, b"x");
         assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_REDIRECT);
         assert_eq!(sw.count(Counter::DropHostAccess), 3);
         assert_eq!(sw.count(Counter::ToHost), 3);
@@ -779,21 +734,16 @@ fn vlan_tagged_frames_from_namespaces_never_reach_the_host() {
     in_private_netns(|| {
         let sw = TestSwitch::lab("vlan");
         sw.set_host_addrs(&[(HOST_IP, HOST_ADDR_LOCAL)]);
-        let double = |frame: &[u8]| {
-            let dst: Mac = frame[..6].try_into().unwrap();
-            let src: Mac = frame[6..12].try_into().unwrap();
-            let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-            frames::outer_tag(0, &frames::vlan(dst, src, 0, ethertype, &frame[14..]))
-        };
+        let double = packets::double_tagged;
 
         // To the gateway MAC: dropped, whatever the inner destination, even
         // with a single tag left.
         for dst in [HOST_IP, GW_IP, OUTSIDE_IP] {
-            let ip = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
+            let ip = packets::ipv4_udp(GW_MAC, A_MAC, A_IP, dst, b"x");
             assert_eq!(sw.run(A_IF, &double(&ip)).0, TC_ACT_SHOT, "{dst:?}");
         }
-        let ip = frames::ipv4_udp(GW_MAC, A_MAC, A_IP, GW_IP, b"x");
-        let single = frames::vlan(GW_MAC, A_MAC, 0, ETH_P_IP, &ip[14..]);
+        let ip = packets::ipv4_udp(GW_MAC, A_MAC, A_IP, GW_IP, b"x");
+        let single = packets::vlan(GW_MAC, A_MAC, 0, ETH_P_IP, &ip[14..]);
         assert_eq!(sw.run(A_IF, &single).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropTaggedToHost), 4);
         assert_eq!(sw.count(Counter::ToHost), 0);
@@ -802,12 +752,12 @@ fn vlan_tagged_frames_from_namespaces_never_reach_the_host() {
         assert_eq!(sw.maps.port_stats(2).unwrap().tx_packets, 0);
 
         // Between namespaces: switched unchanged, IPv4 and ARP alike.
-        let ip = frames::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
-        let reply = frames::ethernet(
+        let ip = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let reply = packets::ethernet(
             B_MAC,
             A_MAC,
             ETH_P_ARP,
-            &frames::arp_body(ARP_REPLY, A_MAC, A_IP, B_MAC, B_IP),
+            &packets::arp_body(ARP_REPLY, A_MAC, A_IP, B_MAC, B_IP),
         );
         for frame in [double(&ip), double(&reply)] {
             let (verdict, out) = sw.run(A_IF, &frame);
@@ -817,21 +767,21 @@ fn vlan_tagged_frames_from_namespaces_never_reach_the_host() {
         assert_eq!(sw.count(Counter::RedirectPeer), 2);
 
         // ...but a spoofed inner IPv4 source or ARP sender is dropped.
-        let spoofed_ip = frames::ipv4_udp(B_MAC, A_MAC, GW_IP, B_IP, b"x");
-        let spoofed_arp = frames::ethernet(
+        let spoofed_ip = packets::ipv4_udp(B_MAC, A_MAC, GW_IP, B_IP, b"x");
+        let spoofed_arp = packets::ethernet(
             B_MAC,
             A_MAC,
             ETH_P_ARP,
-            &frames::arp_body(ARP_REPLY, A_MAC, GW_IP, B_MAC, B_IP),
+            &packets::arp_body(ARP_REPLY, A_MAC, GW_IP, B_MAC, B_IP),
         );
         for frame in [double(&spoofed_ip), double(&spoofed_arp)] {
             assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_SHOT);
         }
-        let single = frames::vlan(B_MAC, A_MAC, 7, ETH_P_IP, &spoofed_ip[14..]);
+        let single = packets::vlan(B_MAC, A_MAC, 7, ETH_P_IP, &spoofed_ip[14..]);
         assert_eq!(sw.run(A_IF, &single).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropSpoofed), 3);
         // A tag too many to look through: dropped, the check cannot be done.
-        let triple = frames::outer_tag(0, &double(&ip));
+        let triple = packets::outer_tag(0, &double(&ip));
         assert_eq!(sw.run(A_IF, &triple).0, TC_ACT_SHOT);
         assert_eq!(sw.count(Counter::DropTooManyTags), 1);
         // A tagged header cut short is truncated, like an untagged one.
@@ -841,7 +791,7 @@ fn vlan_tagged_frames_from_namespaces_never_reach_the_host() {
 
         // Broadcast: copied to the other namespace only, not to vbridge.
         let before = tx_packets(B_DEV);
-        let broadcast = frames::ipv4_udp(BROADCAST, A_MAC, A_IP, [10, 99, 0, 255], b"all");
+        let broadcast = packets::ipv4_udp(BROADCAST, A_MAC, A_IP, [10, 99, 0, 255], b"all");
         assert_eq!(sw.run(A_IF, &double(&broadcast)).0, TC_ACT_SHOT);
         assert_eq!(tx_packets(B_DEV), before + 1);
         assert_eq!(sw.count(Counter::Flooded), 1);
@@ -858,7 +808,7 @@ fn vlan_tagged_frames_from_namespaces_never_reach_the_host() {
         assert_eq!(sw.maps.port_stats(2).unwrap().tx_packets, 1);
 
         // The host's own tagged frames into the lab are switched as they are.
-        let from_host = frames::ipv4_udp(A_MAC, GW_MAC, HOST_IP, A_IP, b"x");
+        let from_host = packets::ipv4_udp(A_MAC, GW_MAC, HOST_IP, A_IP, b"x");
         assert_eq!(sw.run(GW_IF, &double(&from_host)).0, TC_ACT_REDIRECT);
         assert_eq!(sw.count(Counter::DropTaggedToHost), 4);
         assert_eq!(sw.count(Counter::DropSpoofed), 3);

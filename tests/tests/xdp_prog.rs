@@ -8,20 +8,18 @@
 //! own directory (`/sys/fs/bpf/netlab-test-xdp-<pid>-<name>`, removed on
 //! drop). No packet leaves the test: XDP test runs only return a verdict.
 
-use std::{net::Ipv4Addr, path::PathBuf};
+use std::net::Ipv4Addr;
 
-use aya::{
-    Ebpf, EbpfLoader,
-    maps::PerCpuArray,
-    programs::{SchedClassifier, Xdp},
-};
 use netlab::{
     datapath::xdp::UPLINK_XDP_PROGRAM,
     nat,
     plan::{NatPlan, NatTimeouts},
 };
 use netlab_common::counters::Counter;
-use netlab_tests::{packets::*, test_run};
+use netlab_tests::{
+    harness::{Loaded, moved},
+    packets::*,
+};
 
 const XDP_DROP: u32 = 1;
 const XDP_PASS: u32 = 2;
@@ -51,90 +49,44 @@ fn plan() -> NatPlan {
     }
 }
 
-/// One loaded object (XDP + TC ingress) with its pins.
+/// One loaded object (XDP + TC ingress) with its pins (the shared
+/// harness).
 struct XdpLab {
-    ebpf: Ebpf,
-    dir: PathBuf,
+    loaded: Loaded,
 }
 
 impl XdpLab {
     /// `nat_enabled: false` leaves `nat_config` as the loader made it
     /// (all zero: NAT off).
     fn new(name: &str, nat_enabled: bool) -> Self {
-        netlab_tests::netlab::bpf::fs::ensure_bpffs().expect("bpffs");
-        let dir = PathBuf::from(format!(
-            "/sys/fs/bpf/netlab-test-xdp-{}-{name}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("pin dir");
-        let mut loader = EbpfLoader::new();
-        loader.default_map_pin_directory(&dir);
-        netlab::bpf::loader::set_map_sizes(&mut loader, &nat::map_sizes(&plan())).expect("sizes");
-        let mut ebpf = loader.load(netlab::EBPF_OBJECT).expect("load object");
-        let xdp: &mut Xdp = ebpf
-            .program_mut(UPLINK_XDP_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        netlab::bpf::loader::retry_eagain(|| xdp.load())
-            .unwrap_or_else(|e| panic!("verifier rejected the XDP program: {e:?}"));
-        let tc: &mut SchedClassifier = ebpf
-            .program_mut(nat::INGRESS_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        netlab::bpf::loader::load_retrying(tc).expect("load the TC ingress");
+        let loaded = Loaded::new(
+            "xdp",
+            name,
+            Some(&plan()),
+            &[UPLINK_XDP_PROGRAM, nat::INGRESS_PROGRAM],
+        );
         if nat_enabled {
-            nat::configure(&dir, &plan(), EXTERNAL, GATEWAY_MAC, true).expect("configure");
+            nat::configure(loaded.dir(), &plan(), EXTERNAL, GATEWAY_MAC, true).expect("configure");
         }
-        Self { ebpf, dir }
+        Self { loaded }
     }
 
     fn xdp(&self, frame: &[u8]) -> (u32, Vec<u8>) {
-        let p: &Xdp = self
-            .ebpf
-            .program(UPLINK_XDP_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        test_run::test_run_xdp(p, frame, None).expect("XDP test run")
+        self.loaded
+            .run_xdp(UPLINK_XDP_PROGRAM, frame, None)
+            .expect("XDP test run")
     }
 
     fn tc(&self, frame: &[u8]) -> u32 {
-        let p: &SchedClassifier = self
-            .ebpf
-            .program(nat::INGRESS_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        test_run::test_run(p, frame, None).expect("TC test run").0
+        self.loaded
+            .run_tc(nat::INGRESS_PROGRAM, frame, None)
+            .expect("TC test run")
+            .0
     }
 
     fn counters(&self) -> Vec<u64> {
-        let arr: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map("counters").expect("counters map")).unwrap();
-        Counter::ALL
-            .iter()
-            .map(|c| arr.get(&(*c as u32), 0).unwrap().iter().sum())
-            .collect()
+        self.loaded.counters()
     }
-}
-
-impl Drop for XdpLab {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The counters that moved between `before` and `after`, by name.
-fn moved(before: &[u64], after: &[u64]) -> Vec<(&'static str, u64)> {
-    Counter::ALL
-        .iter()
-        .zip(before.iter().zip(after))
-        .filter(|(_, (b, a))| a != b)
-        .map(|(c, (b, a))| (c.name(), a - b))
-        .collect()
 }
 
 fn frame_from(ip: &Ip, l4: &[u8]) -> Vec<u8> {
@@ -275,11 +227,18 @@ fn cases() -> Vec<Case> {
         },
         Case {
             what: "ARP",
+            // A request cut short after the sender's addresses.
             frame: ethernet(
-                [0xff; 6],
+                BROADCAST,
                 INET_MAC,
-                0x0806,
-                &[0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 0x22, 203, 0, 113, 2],
+                ETH_P_ARP,
+                &arp_body(
+                    ARP_REQUEST,
+                    INET_MAC,
+                    REMOTE.octets(),
+                    [0; 6],
+                    EXTERNAL.octets(),
+                )[..18],
             ),
             xdp: pass,
             tc: Some((TCX_NEXT, Counter::NatPassHost)),

@@ -9,25 +9,17 @@
 //! (`netlab_tests::private_netns`). Under test_run, XDP_REDIRECT is only
 //! a verdict: no frame is sent.
 
-use std::path::PathBuf;
-
-use aya::{Ebpf, maps::DevMapHash, programs::Xdp};
-use netlab::{
-    bpf::{
-        fs, loader,
-        maps::{Counters, SwitchMaps},
-    },
-    datapath::xdp::PORT_XDP_PROGRAM,
-};
+use aya::maps::{DevMapHash, MapData};
+use netlab::{bpf::maps::SwitchMaps, datapath::xdp::PORT_XDP_PROGRAM};
 use netlab_common::{
     counters::Counter,
     maps::XDP_PORTS_MAP,
-    switch::{PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, SwitchConfig},
+    switch::{PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, SwitchConfig},
 };
 use netlab_tests::{
-    frames::{self, BROADCAST, Mac},
+    harness::{Loaded, port_info},
+    packets::{self, BROADCAST, Mac},
     private_netns::{add_veth_port, assert_private_netns, in_private_netns},
-    test_run,
 };
 
 const XDP_DROP: u32 = 1;
@@ -44,14 +36,13 @@ const A_IP: [u8; 4] = [10, 113, 0, 1];
 const B_IP: [u8; 4] = [10, 113, 0, 2];
 const GW_IP: [u8; 4] = [10, 113, 0, 5];
 
-/// The object loaded with its maps pinned in a private directory (removed
-/// on drop) and a made-up lab: endpoints A, B and the gateway, each port a
-/// veth device of the private namespace, all in `xdp_ports`.
+/// The object loaded with its maps pinned in a private directory (the
+/// shared harness, removed on drop) and a made-up lab: endpoints A, B and
+/// the gateway, each port a veth device of the private namespace, all in
+/// `xdp_ports`.
 struct XdpSwitch {
-    dir: PathBuf,
-    ebpf: Ebpf,
+    loaded: Loaded,
     maps: SwitchMaps,
-    counters: Counters,
 }
 
 impl XdpSwitch {
@@ -60,74 +51,49 @@ impl XdpSwitch {
         for (dev, ifindex) in [("xsa", A_IF), ("xsb", B_IF), ("xsgw", GW_IF)] {
             add_veth_port(dev, Some(ifindex));
         }
-        fs::ensure_bpffs().expect("bpffs");
-        let dir = PathBuf::from(format!(
-            "{}/netlab-test-xdpsw-{}-{name}",
-            fs::BPFFS_ROOT,
-            std::process::id()
-        ));
-        let _ = fs::remove_lab_dir(&dir);
-        std::fs::create_dir_all(&dir).expect("pin dir");
-        let mut ebpf = loader::load_object(&dir, &[]).expect("load object");
-        let prog: &mut Xdp = ebpf
-            .program_mut(PORT_XDP_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        loader::retry_eagain(|| prog.load()).expect("verifier accepts the XDP port program");
+        let loaded = Loaded::new("xdpsw", name, None, &[PORT_XDP_PROGRAM]);
         let mut sw = Self {
-            maps: SwitchMaps::open(&dir).expect("maps"),
-            counters: Counters::open(&dir).expect("counters"),
-            dir,
-            ebpf,
+            maps: SwitchMaps::open(loaded.dir()).expect("maps"),
+            loaded,
         };
         sw.port(A_IF, PORT_KIND_ENDPOINT, A_MAC, A_IP, 0);
         sw.port(B_IF, PORT_KIND_ENDPOINT, B_MAC, B_IP, 1);
         sw.port(GW_IF, PORT_KIND_GATEWAY, GW_MAC, GW_IP, 2);
-        let mut devmap =
-            DevMapHash::try_from(sw.ebpf.map_mut(XDP_PORTS_MAP).expect("xdp_ports")).unwrap();
+        let mut devmap = sw.devmap();
         for i in [A_IF, B_IF, GW_IF] {
             devmap.insert(i, i, None, 0).expect("devmap entry");
         }
         sw
     }
 
+    fn devmap(&mut self) -> DevMapHash<&mut MapData> {
+        DevMapHash::try_from(
+            self.loaded
+                .ebpf_mut()
+                .map_mut(XDP_PORTS_MAP)
+                .expect("xdp_ports"),
+        )
+        .unwrap()
+    }
+
     fn port(&mut self, ifindex: u32, kind: u8, mac: Mac, ip: [u8; 4], slot: u32) {
-        let info = PortInfo {
-            ifindex,
-            deliver_ifindex: ifindex,
-            ipv4: u32::from_ne_bytes(ip),
-            slot,
-            mac,
-            kind,
-            _pad: 0,
-        };
+        let info = port_info(ifindex, ifindex, kind, mac, ip, slot);
         self.maps.write_port(&info).unwrap();
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> (u32, Vec<u8>) {
-        let p: &Xdp = self
-            .ebpf
-            .program(PORT_XDP_PROGRAM)
-            .unwrap()
-            .try_into()
-            .unwrap();
-        test_run::test_run_xdp(p, frame, Some(ingress)).expect("test_run")
+        self.loaded
+            .run_xdp(PORT_XDP_PROGRAM, frame, Some(ingress))
+            .expect("test_run")
     }
 
     fn count(&self, c: Counter) -> u64 {
-        self.counters.get(c).unwrap()
-    }
-}
-
-impl Drop for XdpSwitch {
-    fn drop(&mut self) {
-        let _ = fs::remove_lab_dir(&self.dir);
+        self.loaded.counter(c)
     }
 }
 
 fn udp(dst_mac: Mac, src_mac: Mac, src: [u8; 4], dst: [u8; 4]) -> Vec<u8> {
-    frames::ipv4_udp(dst_mac, src_mac, src, dst, b"payload")
+    packets::ipv4_udp(dst_mac, src_mac, src, dst, b"payload")
 }
 
 #[test]
@@ -165,9 +131,9 @@ fn xdp_leaves_arp_to_tc_and_floods_unknown_unicast() {
     in_private_netns(|| {
         let sw = XdpSwitch::new("arp");
         for request in [
-            frames::arp_request(A_MAC, A_IP, B_IP),
+            packets::arp_request(A_MAC, A_IP, B_IP),
             // A sender lie: still TC's to drop.
-            frames::arp_request(A_MAC, B_IP, GW_IP),
+            packets::arp_request(A_MAC, B_IP, GW_IP),
         ] {
             assert_eq!(sw.run(A_IF, &request), (XDP_PASS, request.clone()));
         }
@@ -212,7 +178,7 @@ fn xdp_passes_to_tc_what_tc_handles() {
     in_private_netns(|| {
         let mut sw = XdpSwitch::new("to-tc");
         // VLAN-tagged.
-        let tagged = frames::vlan(B_MAC, A_MAC, 7, 0x0800, &[0u8; 28]);
+        let tagged = packets::vlan(B_MAC, A_MAC, 7, packets::ETH_P_IP, &[0u8; 28]);
         assert_eq!(sw.run(A_IF, &tagged), (XDP_PASS, tagged.clone()));
         // Not a port.
         add_veth_port("xsz", Some(119));
@@ -228,7 +194,7 @@ fn xdp_passes_to_tc_what_tc_handles() {
         assert_eq!(sw.run(A_IF, &frame).0, XDP_PASS);
         sw.maps.set_config(SwitchConfig::default()).unwrap();
         // A target missing from the devmap.
-        let mut devmap = DevMapHash::try_from(sw.ebpf.map_mut(XDP_PORTS_MAP).unwrap()).unwrap();
+        let mut devmap = sw.devmap();
         devmap.remove(B_IF).unwrap();
         assert_eq!(sw.run(A_IF, &frame).0, XDP_PASS);
         assert_eq!(sw.count(Counter::XdpPortToTc), 4);

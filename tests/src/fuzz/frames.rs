@@ -6,7 +6,7 @@
 //! configuration and the generator agree: a lab subnet, the uplink's
 //! external address, a few remote hosts, the NAT port range.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use netlab_common::nat::{NAT_FRAG_IN, NAT_FRAG_OUT, NatFragKey};
 
@@ -239,29 +239,39 @@ fn frame_of(dir: Dir, packet: &[u8]) -> Vec<u8> {
 
 pub fn arp_frame(rng: &mut Rng) -> Vec<u8> {
     let request = rng.chance(50);
-    let mut a = vec![0, 1, 0x08, 0x00, 6, 4, 0, if request { 1 } else { 2 }];
-    a.extend_from_slice(&INET_MAC);
-    a.extend_from_slice(&remote(rng).octets());
-    a.extend_from_slice(&if request { [0; 6] } else { UPLINK_MAC });
-    a.extend_from_slice(&rng.pick(&[EXTERNAL, LAB_HOSTS[0]]).octets());
-    let dst = if request { [0xff; 6] } else { UPLINK_MAC };
-    ethernet(dst, INET_MAC, ETH_P_ARP, &a)
+    let (op, tha, dst) = if request {
+        (ARP_REQUEST, [0; 6], BROADCAST)
+    } else {
+        (ARP_REPLY, UPLINK_MAC, UPLINK_MAC)
+    };
+    let spa = remote(rng).octets();
+    let tpa = rng.pick(&[EXTERNAL, LAB_HOSTS[0]]).octets();
+    ethernet(
+        dst,
+        INET_MAC,
+        ETH_P_ARP,
+        &arp_body(op, INET_MAC, spa, tha, tpa),
+    )
 }
 
+/// IPv6 between two documentation addresses, carrying a UDP-like header
+/// (to port 53, no checksum) under a next header chosen at random.
 pub fn ipv6_frame(rng: &mut Rng) -> Vec<u8> {
     let data = payload(rng);
-    let mut p = vec![0x60, 0, 0, 0];
-    p.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    p.push(*rng.pick(&[PROTO_UDP, PROTO_TCP, 58, 0]));
-    p.push(64);
-    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]);
-    p.extend_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2]);
-    p.extend_from_slice(&rng.u16().to_be_bytes());
-    p.extend_from_slice(&53u16.to_be_bytes());
-    p.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
-    p.extend_from_slice(&[0, 0]);
-    p.extend_from_slice(&data);
-    ethernet(INET_MAC, UPLINK_MAC, 0x86dd, &p)
+    let next_header = *rng.pick(&[PROTO_UDP, PROTO_TCP, 58, 0]);
+    let mut l4 = rng.u16().to_be_bytes().to_vec();
+    l4.extend_from_slice(&53u16.to_be_bytes());
+    l4.extend_from_slice(&((8 + data.len()) as u16).to_be_bytes());
+    l4.extend_from_slice(&[0, 0]);
+    l4.extend_from_slice(&data);
+    let src = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1);
+    let dst = Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2);
+    ethernet(
+        INET_MAC,
+        UPLINK_MAC,
+        ETH_P_IPV6,
+        &ipv6_packet(src, dst, next_header, &l4),
+    )
 }
 
 fn any_proto(rng: &mut Rng) -> u8 {

@@ -155,15 +155,13 @@ fn mutate_once(rng: &mut Rng, f: &mut Vec<u8>) -> String {
             format!("fragment field {frag:#06x}")
         }
         13 if f.len() >= 14 => {
-            let tpid = *rng.pick(&[0x8100u16, 0x88a8]);
+            let tpid = *rng.pick(&[ETH_P_8021Q, ETH_P_8021AD]);
             let tci = rng.u16();
-            let mut tag = tpid.to_be_bytes().to_vec();
-            tag.extend_from_slice(&tci.to_be_bytes());
-            f.splice(12..12, tag);
+            *f = tag(tpid, tci, f);
             format!("VLAN tag {tpid:#06x}/{tci}")
         }
         14 if f.len() >= 14 => {
-            f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+            f[12..14].copy_from_slice(&ETH_P_IPV6.to_be_bytes());
             "EtherType IPv6".into()
         }
         15 if ip.is_some() => {

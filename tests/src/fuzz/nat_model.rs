@@ -34,10 +34,9 @@ use netlab_common::{
 };
 
 use super::frames::{Dir, EXTERNAL, PREFIX_LEN, SUBNET, Translation};
-use crate::packets::{ETH_P_IP, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
+use crate::packets::{ETH_P_IP, ETH_P_IPV6, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
 const IP: usize = 14;
-const ETH_P_IPV6: u16 = 0x86dd;
 
 /// Where an ICMP error's quoted packet sits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

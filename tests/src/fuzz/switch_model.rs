@@ -86,7 +86,6 @@ pub const HOST_ADDRS: [Ipv4Addr; 2] = [
 /// Beyond the host: the internet server (routed, never blocked).
 const OUTSIDE_IP: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);
 
-const BROADCAST: [u8; 6] = [0xff; 6];
 const STRANGER_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 9];
 const STRANGER_IP: Ipv4Addr = Ipv4Addr::new(10, 78, 201, 99);
 const MULTICAST_MACS: [[u8; 6]; 2] = [[0x01, 0, 0x5e, 0, 0, 1], [0x33, 0x33, 0, 0, 0, 1]];
@@ -334,7 +333,8 @@ pub fn expect(
         return done(SwOutcome::Refused);
     }
     let ethertype = u16::from_be_bytes([frame[12], frame[13]]);
-    if (ethertype == ETH_P_IP && frame.len() < 34) || (ethertype == 0x86dd && frame.len() < 54) {
+    if (ethertype == ETH_P_IP && frame.len() < 34) || (ethertype == ETH_P_IPV6 && frame.len() < 54)
+    {
         return done(SwOutcome::Refused);
     }
     let Some(pi) = ports.iter().position(|p| p.ifindex == ingress) else {

@@ -1,10 +1,11 @@
-//! Checksum checks for rewritten frames, computed from scratch with
-//! [`crate::packets::ones_sum`] (no incremental arithmetic).
+//! Checksum checks for rewritten frames, computed from scratch with the
+//! tests' one checksum oracle ([`crate::packets::checksum`]; no
+//! incremental arithmetic).
 //!
 //! A translation must leave every checksum exactly as right as it was:
 //!
 //! * a frame whose checksums were correct comes out with correct
-//!   checksums ([`valid_checksums`]);
+//!   checksums ([`crate::packets::valid_checksums`]);
 //! * a frame with a wrong checksum (fuzzed) comes out wrong by the same
 //!   amount: the ones-complement sum over each checksummed area (header,
 //!   pseudo header + segment, ICMP message, the quoted header of an ICMP
@@ -16,21 +17,12 @@
 use std::net::Ipv4Addr;
 
 use super::nat_model::Quoted;
-use crate::packets::{PROTO_ICMP, PROTO_TCP, PROTO_UDP, ones_sum};
+use crate::packets::{PROTO_ICMP, PROTO_TCP, PROTO_UDP, ones_sum, pseudo_sum};
 
 const IP: usize = 14;
 
 fn addr(f: &[u8], at: usize) -> Ipv4Addr {
     Ipv4Addr::new(f[at], f[at + 1], f[at + 2], f[at + 3])
-}
-
-fn pseudo(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: u16) -> u32 {
-    let mut p = Vec::with_capacity(12);
-    p.extend_from_slice(&src.octets());
-    p.extend_from_slice(&dst.octets());
-    p.extend_from_slice(&[0, proto]);
-    p.extend_from_slice(&len.to_be_bytes());
-    ones_sum(&p, 0) as u32
 }
 
 /// 0x0000 and 0xffff are the same number in ones-complement arithmetic.
@@ -72,7 +64,7 @@ pub fn residuals(f: &[u8], l4: usize, quoted: Option<Quoted>) -> Vec<Residual> {
                 sum: (!none).then(|| {
                     norm(ones_sum(
                         seg,
-                        pseudo(src, dst, proto, seg.len().min(0xffff) as u16),
+                        pseudo_sum(src, dst, proto, seg.len().min(0xffff)),
                     ))
                 }),
             });
@@ -97,7 +89,12 @@ pub fn residuals(f: &[u8], l4: usize, quoted: Option<Quoted>) -> Vec<Residual> {
                 let (qs, qd) = (addr(f, q.ip + 12), addr(f, q.ip + 16));
                 v.push(Residual {
                     area: "quoted UDP header",
-                    sum: (!none).then(|| norm(ones_sum(head, pseudo(qs, qd, PROTO_UDP, udp_len)))),
+                    sum: (!none).then(|| {
+                        norm(ones_sum(
+                            head,
+                            pseudo_sum(qs, qd, PROTO_UDP, udp_len as usize),
+                        ))
+                    }),
                 });
             }
             PROTO_ICMP => v.push(Residual {
@@ -136,53 +133,6 @@ pub fn compare_residuals(before: &[Residual], after: &[Residual]) -> Vec<String>
 /// A fragment other than the first: no L4 header in it.
 fn is_later_fragment(f: &[u8]) -> bool {
     u16::from_be_bytes([f[IP + 6], f[IP + 7]]) & 0x1fff != 0
-}
-
-/// True when the IPv4 frame's header and L4 checksums are all correct,
-/// computed over exactly the bytes the IPv4 total length says (so the
-/// frame may carry Ethernet padding). False for anything it cannot tell.
-pub fn valid_checksums(f: &[u8]) -> bool {
-    if f.len() < IP + 20 || f[IP] >> 4 != 4 {
-        return false;
-    }
-    let hl = ((f[IP] & 0x0f) as usize) * 4;
-    let tot = u16::from_be_bytes([f[IP + 2], f[IP + 3]]) as usize;
-    if hl < 20 || tot < hl || IP + tot > f.len() {
-        return false;
-    }
-    if ones_sum(&f[IP..IP + hl], 0) != 0xffff {
-        return false;
-    }
-    if is_later_fragment(f) {
-        // The header is all a later fragment's own checksum covers.
-        return true;
-    }
-    let seg = &f[IP + hl..IP + tot];
-    let proto = f[IP + 9];
-    let (src, dst) = (addr(f, IP + 12), addr(f, IP + 16));
-    match proto {
-        PROTO_TCP | PROTO_UDP => {
-            if proto == PROTO_UDP && seg.len() >= 8 && seg[6] == 0 && seg[7] == 0 {
-                return true;
-            }
-            ones_sum(seg, pseudo(src, dst, proto, seg.len() as u16)) == 0xffff
-        }
-        PROTO_ICMP => {
-            if ones_sum(seg, 0) != 0xffff {
-                return false;
-            }
-            // An error's quoted header must be right too.
-            if matches!(seg.first(), Some(3) | Some(11) | Some(12)) && seg.len() >= 28 {
-                let q = &seg[8..];
-                let qhl = ((q[0] & 0x0f) as usize) * 4;
-                if qhl >= 20 && qhl <= q.len() {
-                    return ones_sum(&q[..qhl], 0) == 0xffff;
-                }
-            }
-            true
-        }
-        _ => true,
-    }
 }
 
 #[cfg(test)]
