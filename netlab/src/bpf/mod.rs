@@ -1,7 +1,8 @@
 //! Kernel-side plumbing of the eBPF datapath: bpffs and the pin layout
 //! ([`fs`]), loading and attaching programs ([`loader`]), typed views of the
-//! pinned maps ([`maps`]) and their IPv4 encoding ([`key`]), whole maps read in batches ([`bulk`]), raw bpf(2)
-//! commands aya lacks ([`sys`]) and the errors they report ([`error`]).
+//! pinned maps ([`maps`]) and their IPv4 encoding ([`key`]), whole maps
+//! read in batches ([`bulk`]), raw bpf(2) commands aya lacks ([`sys`]) and
+//! the errors they report ([`error`]).
 
 pub mod btf;
 pub mod bulk;
