@@ -1,7 +1,8 @@
-//! The lab file (TOML) and its resolution into a [`LabPlan`]: the
-//! schema as written ([`schema`]), resolution step by step (`resolve`,
-//! `host`, `endpoints`: defaults, allocation, validation), and one more
-//! endpoint for a running lab ([`plan_endpoint`]). The name and MAC rules
+//! The lab file (TOML) and its resolution into a
+//! [`LabPlan`](crate::plan::LabPlan): the schema as written ([`schema`]),
+//! resolution step by step (`resolve`, `host`, `endpoints`: defaults,
+//! allocation, validation), and one more endpoint for a running lab
+//! ([`plan_endpoint`]). The name and MAC rules
 //! are `crate::names`; the plan types are `crate::plan`.
 //!
 //! Every field is optional; the defaults are the walkthrough's lab (three

@@ -90,7 +90,7 @@ impl LabPlan {
     }
 
     /// What the eBPF datapath needs. The MACs are the ones `up` sets
-    /// (02:4e:<IPv4>); apart from CNI containers whose namespace is gone,
+    /// (`names::mac_for`: `02:4e:<IPv4>`); apart from CNI containers whose namespace is gone,
     /// this is a pure function of the plan.
     pub fn switch_plan(&self) -> SwitchPlan {
         let mut ports: Vec<PortPlan> = self.endpoints.iter().map(|e| self.port_plan(e)).collect();

@@ -18,12 +18,11 @@
 //! the program inside the existing links atomically.
 
 //!
-//! One file per idea: [`install`] (install or re-adopt, rollback),
-//! [`ports`] (a port added or removed on a running lab), [`port_maps`]
-//! (the switch maps made to match the ports), [`host_addrs`] (the host
-//! side's addresses: blocked, and the uplink's), [`runtime`] (run-time
-//! switches and readings), [`validate`] (the plan checked before anything
-//! touches the kernel).
+//! One file per idea: `install` (install or re-adopt, rollback), `ports`
+//! (a port added or removed on a running lab), `port_maps` (the switch
+//! maps made to match the ports), `host_addrs` (the host side's addresses:
+//! blocked, and the uplink's), `runtime` (run-time switches and readings),
+//! `validate` (the plan checked before anything touches the kernel).
 
 mod host_addrs;
 mod install;
