@@ -6,7 +6,7 @@ use std::{net::Ipv4Addr, path::PathBuf};
 
 use clap::{Parser, Subcommand};
 
-use crate::{daemon, datapath::DatapathKind};
+use crate::{daemon, plan::DatapathKind};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -85,13 +85,13 @@ pub enum Command {
     Publish {
         namespace: String,
         #[arg(required = true, value_name = "SPEC")]
-        specs: Vec<crate::publish::PortSpec>,
+        specs: Vec<crate::plan::PortSpec>,
     },
     /// Remove published ports (and their live translations).
     Unpublish {
         namespace: String,
         #[arg(required = true, value_name = "SPEC")]
-        specs: Vec<crate::publish::PortSpec>,
+        specs: Vec<crate::plan::PortSpec>,
     },
     /// The lab's published ports (like `docker port`).
     Ports {

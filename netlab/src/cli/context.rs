@@ -5,10 +5,7 @@
 use anyhow::{Context, bail};
 
 use super::args::{Cli, Command};
-use crate::{
-    config::{DEFAULT_LAB_NAME, LabConfig},
-    state,
-};
+use crate::{config::LabConfig, names::DEFAULT_LAB_NAME, state};
 
 /// CAP_NET_ADMIN (12) for devices and routes, CAP_SYS_ADMIN (21) for
 /// namespaces and mounts: checked up front so a plain user gets one clear

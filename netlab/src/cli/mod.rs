@@ -127,7 +127,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 e.namespace,
                 e.veth,
                 e.address,
-                crate::config::format_mac(&e.mac),
+                crate::names::format_mac(&e.mac),
                 e.peer
             );
             Ok(ExitCode::SUCCESS)
@@ -189,7 +189,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Publish { namespace, specs } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;
-            crate::publish::ops::publish(&lab, namespace, specs)?;
+            crate::lab::publish::publish(&lab, namespace, specs)?;
             for spec in specs {
                 println!("published {namespace} {spec} in lab {lab}");
             }
@@ -198,7 +198,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Unpublish { namespace, specs } => {
             let lab = lab_name(&cli)?;
             require_privileges()?;
-            crate::publish::ops::unpublish(&lab, namespace, specs)?;
+            crate::lab::publish::unpublish(&lab, namespace, specs)?;
             for spec in specs {
                 println!("unpublished {namespace} {spec} in lab {lab}");
             }

@@ -8,9 +8,9 @@ use super::{
     context::{load_config, require_privileges},
 };
 use crate::{
-    config::{DEFAULT_LAB_NAME, LabPlan},
-    datapath::DatapathKind,
     lab::{self, UpOutcome},
+    names::DEFAULT_LAB_NAME,
+    plan::{DatapathKind, LabPlan},
 };
 
 /// Runs `netlab up` with the flags of `Command::Up`.
@@ -111,7 +111,7 @@ fn print_up(plan: &LabPlan) {
             e.veth,
             e.address,
             plan.subnet.prefix_len,
-            crate::config::format_mac(&e.mac),
+            crate::names::format_mac(&e.mac),
             e.peer
         );
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::{datapath::NatTimeouts, nat};
+use crate::{nat, plan::NatTimeouts};
 
 /// A sweep may cost at most 1/SWEEP_COST_SHARE of one CPU: after a sweep
 /// that took T, the next starts no sooner than SWEEP_COST_SHARE·T after it.

@@ -6,7 +6,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use anyhow::{Context, bail};
 
 use crate::{
-    datapath::{DatapathKind, NatPlan, PortRole, ebpf},
+    datapath::ebpf,
+    plan::{DatapathKind, NatPlan, PortRole},
     state,
 };
 

@@ -24,7 +24,10 @@ use std::{io::IsTerminal, path::PathBuf};
 use anyhow::{Context as _, bail};
 use comfy_table::{Table, presets};
 
-use crate::{config::LabPlan, datapath::DatapathKind, state};
+use crate::{
+    plan::{DatapathKind, LabPlan},
+    state,
+};
 
 /// A lab that is up, as the inspection commands need it.
 #[derive(Clone, Debug)]
@@ -37,7 +40,7 @@ pub struct Lab {
 
 /// How to bring a lab up, for messages.
 fn up_hint(lab: &str) -> String {
-    if lab == crate::config::DEFAULT_LAB_NAME {
+    if lab == crate::names::DEFAULT_LAB_NAME {
         "bring it up with `netlab up`".into()
     } else {
         format!(

@@ -241,7 +241,7 @@ mod tests {
                     port: "veth-1-br".into(),
                     ifindex: 5,
                     owner: Some("ns1".into()),
-                    role: crate::datapath::PortRole::Endpoint,
+                    role: crate::plan::PortRole::Endpoint,
                     slot: 0,
                     mac: String::new(),
                     ipv4: String::new(),

@@ -11,11 +11,11 @@ use anyhow::{Context as _, bail};
 
 use super::{LabStatus, collect};
 use crate::{
-    datapath::DatapathKind,
     inspect::{
         Lab,
         programs::{ProgramRow, attached},
     },
+    plan::DatapathKind,
     topology::LinkInfoView,
 };
 

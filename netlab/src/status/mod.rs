@@ -8,9 +8,10 @@ pub mod diagram;
 use comfy_table::{Cell, Table};
 use serde::Serialize;
 
-use crate::config::{HostPlan, format_mac};
-use crate::datapath::DatapathKind;
+use crate::names::format_mac;
 use crate::netns;
+use crate::plan::DatapathKind;
+use crate::plan::HostPlan;
 use crate::state::LabState;
 use crate::topology::{LinkInfoView, RouteView, with_netlink};
 

@@ -18,7 +18,7 @@ use netlab_common::{
 
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn mac(m: &[u8; 6]) -> String {
-    crate::config::format_mac(m)
+    crate::names::format_mac(m)
 }
 
 /// An address as the maps store it (network order, as in the packet).

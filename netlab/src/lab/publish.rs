@@ -9,15 +9,20 @@
 //! publication that went away are dropped with it), and last the list in
 //! the lab's state.
 
-use super::{PortSpec, Publication, check, expand, host, portmap};
-use crate::config::LabPlan;
-use crate::datapath::{self, DatapathKind};
-use crate::lab::{self, LabError};
+use super::result::LabError;
+use super::running::running;
+use super::teardown::remove_object;
+use crate::datapath;
 use crate::netns;
+use crate::plan::{
+    DatapathKind, LabPlan, PortSpec, Problem, Publication, PublishedPort, check_publications,
+    expand,
+};
+use crate::publish::{host, portmap};
 use crate::state::{LabLock, LabState, Owned};
 use crate::sysctl;
 
-fn refused(lab: &str, what: &'static str, problems: Vec<crate::config::Problem>) -> LabError {
+fn refused(lab: &str, what: &'static str, problems: Vec<Problem>) -> LabError {
     LabError::PublishRefused {
         lab: lab.to_string(),
         what,
@@ -37,7 +42,7 @@ pub fn publish(
     specs: &[PortSpec],
 ) -> Result<Vec<Publication>, LabError> {
     let lock = LabLock::acquire(lab)?;
-    let mut state = lab::running(&lock, lab)?;
+    let mut state = running(&lock, lab)?;
     publish_locked(&lock, &mut state, namespace, specs)?;
     Ok(state.plan.publications)
 }
@@ -63,7 +68,7 @@ pub(crate) fn publish_locked(
     if new.is_empty() {
         return Ok(());
     }
-    let mut problems = check(&state.plan, &existing, &new, None);
+    let mut problems = check_publications(&state.plan, &existing, &new, None);
     if problems.is_empty() {
         let facts = host::read(state.plan.host_netns())?;
         problems = host::check(&state.plan, &facts, &existing, &new);
@@ -86,7 +91,7 @@ pub fn unpublish(
     specs: &[PortSpec],
 ) -> Result<Vec<Publication>, LabError> {
     let lock = LabLock::acquire(lab)?;
-    let mut state = lab::running(&lock, lab)?;
+    let mut state = running(&lock, lab)?;
     let mut wanted = state.plan.publications.clone();
     let mut problems = Vec::new();
     for spec in specs {
@@ -98,7 +103,7 @@ pub fn unpublish(
             Some(i) => {
                 wanted.remove(i);
             }
-            None => problems.push(crate::config::Problem {
+            None => problems.push(Problem {
                 field: format!("unpublish {spec}"),
                 value: format!("{namespace} {spec}"),
                 reason: format!("not published in lab {lab}"),
@@ -192,7 +197,7 @@ fn apply_rules(
     lock: &LabLock,
     state: &mut LabState,
     plan: &LabPlan,
-    ports: &[datapath::PublishedPort],
+    ports: &[PublishedPort],
 ) -> Result<(), LabError> {
     let host = plan.host_netns().map(str::to_string);
     let rules = portmap::rules(plan, ports);
@@ -210,7 +215,7 @@ fn apply_rules(
         .cloned()
         .collect();
     for obj in stale {
-        lab::remove_object(&plan.name, &obj, false)?;
+        remove_object(&plan.name, &obj, false)?;
         state.objects.retain(|o| *o != obj);
         lock.save(state)?;
     }

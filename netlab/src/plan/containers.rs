@@ -25,7 +25,7 @@ pub struct ContainerPlan {
     /// The host-side end of the veth pair: a switch port.
     pub peer: String,
     pub address: Ipv4Addr,
-    /// Set on `ifname`: 02:4e:<IPv4 bytes>, as for the lab's namespaces.
+    /// Set on `ifname`: `names::mac_for` its address, as for the lab's namespaces.
     pub mac: [u8; 6],
     /// Whether ADD set the container's default route (via the gateway, on
     /// `ifname`); not when the container already had one (a second

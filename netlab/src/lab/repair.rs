@@ -18,16 +18,17 @@
 //! namespace, the uplink, the gateway device). Everything else hangs off
 //! it, so `up` refuses and names them; `down` + `up` rebuilds the lab.
 
-use crate::config::LabPlan;
-use crate::datapath::{self, DatapathKind, kernel};
+use super::build::Builder;
+use super::result::{LabError, UpOutcome};
+use crate::datapath::{self, kernel};
 use crate::health::{self, Missing, PartKind};
-use crate::lab::{Builder, LabError, UpOutcome};
 use crate::netns;
+use crate::plan::{DatapathKind, EndpointPlan, LabPlan};
 use crate::state::{LabLock, LabState};
 use crate::topology::with_netlink;
 
 /// Whether `m` is a part of endpoint `e` (its namespace, veth or peer).
-fn part_of_endpoint(plan: &LabPlan, e: &crate::config::EndpointPlan, m: &Missing) -> bool {
+fn part_of_endpoint(plan: &LabPlan, e: &EndpointPlan, m: &Missing) -> bool {
     match m.kind {
         PartKind::Namespace => m.name == e.namespace,
         PartKind::Link => {
@@ -78,62 +79,17 @@ fn repair_parts(lock: LabLock, state: LabState) -> Result<UpOutcome, LabError> {
             missing: fatal,
         });
     }
-    let host = plan.host_netns();
     let mut b = Builder { lock, state };
-    let mut repaired = Vec::new();
-
-    let broken: Vec<_> = plan
+    let broken: Vec<&EndpointPlan> = plan
         .endpoints
         .iter()
         .filter(|e| missing.iter().any(|m| part_of_endpoint(&plan, e, m)))
         .collect();
-    for e in &broken {
-        // What is left of the veth pair goes; the namespace stays if it is
-        // there (it is recorded already, so it is not recorded again).
-        if netns::exists(&e.namespace) {
-            with_netlink(Some(&e.namespace), |nl| nl.delete_link(&e.veth))?;
-        } else {
-            netns::create(&e.namespace)?;
-        }
-        with_netlink(host, |nl| nl.delete_link(&e.peer))?;
-        b.build_endpoint(e)?;
-        if plan.datapath == DatapathKind::Kernel {
-            with_netlink(host, |nl| Ok(kernel::enslave(nl, &plan, &e.peer)))??;
-        }
-        repaired.push(format!(
-            "endpoint {} (namespace, veth pair, address, route)",
-            e.namespace
-        ));
-    }
-
-    match plan.datapath {
-        DatapathKind::Kernel => {
-            for m in &missing {
-                match m.kind {
-                    PartKind::BridgePort if !broken.iter().any(|e| e.peer == m.name) => {
-                        with_netlink(host, |nl| Ok(kernel::enslave(nl, &plan, &m.name)))??;
-                        repaired.push(format!("{} enslaved to {}", m.name, plan.gateway_device));
-                    }
-                    PartKind::Masquerade => {
-                        kernel::add_masquerade(host, &plan.subnet)?;
-                        repaired.push(format!("MASQUERADE rule for {}", plan.subnet));
-                    }
-                    _ => {}
-                }
-            }
-        }
-        DatapathKind::Ebpf => {
-            let pins_missing = missing.iter().any(|m| m.kind == PartKind::Pin);
-            if pins_missing || !broken.is_empty() {
-                let switch = plan.switch_plan();
-                netns::run_in(host, || datapath::ebpf::install(&switch))?
-                    .map_err(|e| LabError::Ebpf(format!("{e:#}")))?;
-                repaired.push(
-                    "eBPF datapath: missing pins re-created, ports re-linked and re-synced".into(),
-                );
-            }
-        }
-    }
+    let mut repaired = rebuild_endpoints(&mut b, &plan, &broken)?;
+    repaired.extend(match plan.datapath {
+        DatapathKind::Kernel => repair_kernel(&plan, &missing, &broken)?,
+        DatapathKind::Ebpf => repair_ebpf(&plan, &missing, &broken)?,
+    });
 
     // Root mode records host-side links when wiring an endpoint: keep one
     // record per object.
@@ -158,4 +114,78 @@ fn repair_parts(lock: LabLock, state: LabState) -> Result<UpOutcome, LabError> {
         plan: b.state.plan,
         repaired,
     })
+}
+
+/// Wires the broken endpoints again, after removing what is left of their
+/// veth pairs.
+fn rebuild_endpoints(
+    b: &mut Builder,
+    plan: &LabPlan,
+    broken: &[&EndpointPlan],
+) -> Result<Vec<String>, LabError> {
+    let host = plan.host_netns();
+    let mut repaired = Vec::new();
+    for e in broken {
+        // What is left of the veth pair goes; the namespace stays if it is
+        // there (it is recorded already, so it is not recorded again).
+        if netns::exists(&e.namespace) {
+            with_netlink(Some(&e.namespace), |nl| nl.delete_link(&e.veth))?;
+        } else {
+            netns::create(&e.namespace)?;
+        }
+        with_netlink(host, |nl| nl.delete_link(&e.peer))?;
+        b.build_endpoint(e)?;
+        if plan.datapath == DatapathKind::Kernel {
+            with_netlink(host, |nl| Ok(kernel::enslave(nl, plan, &e.peer)))??;
+        }
+        repaired.push(format!(
+            "endpoint {} (namespace, veth pair, address, route)",
+            e.namespace
+        ));
+    }
+    Ok(repaired)
+}
+
+/// The kernel datapath: bridge ports that left the bridge, the
+/// MASQUERADE rule.
+fn repair_kernel(
+    plan: &LabPlan,
+    missing: &[Missing],
+    broken: &[&EndpointPlan],
+) -> Result<Vec<String>, LabError> {
+    let host = plan.host_netns();
+    let mut repaired = Vec::new();
+    for m in missing {
+        match m.kind {
+            PartKind::BridgePort if !broken.iter().any(|e| e.peer == m.name) => {
+                with_netlink(host, |nl| Ok(kernel::enslave(nl, plan, &m.name)))??;
+                repaired.push(format!("{} enslaved to {}", m.name, plan.gateway_device));
+            }
+            PartKind::Masquerade => {
+                kernel::add_masquerade(host, &plan.subnet)?;
+                repaired.push(format!("MASQUERADE rule for {}", plan.subnet));
+            }
+            _ => {}
+        }
+    }
+    Ok(repaired)
+}
+
+/// The eBPF datapath: the (idempotent) install again, when pins are
+/// missing or endpoints were rebuilt.
+fn repair_ebpf(
+    plan: &LabPlan,
+    missing: &[Missing],
+    broken: &[&EndpointPlan],
+) -> Result<Vec<String>, LabError> {
+    let pins_missing = missing.iter().any(|m| m.kind == PartKind::Pin);
+    if !pins_missing && broken.is_empty() {
+        return Ok(Vec::new());
+    }
+    let switch = plan.switch_plan();
+    netns::run_in(plan.host_netns(), || datapath::ebpf::install(&switch))?
+        .map_err(|e| LabError::Ebpf(format!("{e:#}")))?;
+    Ok(vec![
+        "eBPF datapath: missing pins re-created, ports re-linked and re-synced".into(),
+    ])
 }

@@ -1,4 +1,5 @@
-//! A published-port spec, as `docker run -p` writes it:
+//! A published-port spec, as `docker run -p` writes it, and the
+//! [`Publication`] of one for a namespace:
 //! `[HOST_ADDRESS:]HOST_PORT[-LAST]:PORT[-LAST][/tcp|/udp]`.
 //!
 //! `8080:80` (tcp by default), `5353:53/udp`, `127.0.0.1:9000:9000`,
@@ -233,6 +234,19 @@ impl TryFrom<String> for PortSpec {
 impl From<PortSpec> for String {
     fn from(s: PortSpec) -> String {
         s.to_string()
+    }
+}
+
+/// One spec published for one namespace: what the lab's state records.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Publication {
+    pub namespace: String,
+    pub spec: PortSpec,
+}
+
+impl fmt::Display for Publication {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.namespace, self.spec)
     }
 }
 
