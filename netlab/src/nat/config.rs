@@ -83,18 +83,9 @@ pub fn configure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::NatTimeouts;
 
     fn plan() -> NatPlan {
-        NatPlan {
-            uplink_dev: "uplink".into(),
-            subnet: Ipv4Addr::new(192, 168, 28, 77),
-            prefix_len: 24,
-            port_min: 40000,
-            port_max: 40999,
-            max_entries: 1024,
-            timeouts: NatTimeouts::default(),
-        }
+        NatPlan::example()
     }
 
     #[test]

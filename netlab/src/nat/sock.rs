@@ -189,7 +189,7 @@ pub fn endpoint_netns(
     Ok((
         cookie,
         PublishNetns {
-            gateway: u32::from_ne_bytes(gateway.octets()),
+            gateway: crate::bpf::key::ipv4_key(gateway),
             host: 0,
             _pad: [0; 3],
         },
@@ -206,7 +206,7 @@ pub fn lab_netns(
     let mut out = vec![(
         host,
         PublishNetns {
-            gateway: u32::from_ne_bytes(gateway.octets()),
+            gateway: crate::bpf::key::ipv4_key(gateway),
             host: 1,
             _pad: [0; 3],
         },

@@ -42,6 +42,16 @@ impl Proto {
             n => Proto::Other(n),
         }
     }
+
+    /// The IP protocol number (the inverse of [`Proto::from_number`]).
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => IPPROTO_TCP,
+            Proto::Udp => IPPROTO_UDP,
+            Proto::Icmp => IPPROTO_ICMP,
+            Proto::Other(n) => n,
+        }
+    }
 }
 
 impl fmt::Display for Proto {

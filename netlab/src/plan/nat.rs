@@ -175,11 +175,11 @@ impl NatPlan {
     }
 }
 
+/// A valid plan for unit tests: 192.168.28.77/24 (host bits set, so
+/// masking shows), ports 40000-40999, 1024 entries.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan() -> NatPlan {
+impl NatPlan {
+    pub(crate) fn example() -> NatPlan {
         NatPlan {
             uplink_dev: "uplink".into(),
             subnet: Ipv4Addr::new(192, 168, 28, 77),
@@ -189,6 +189,15 @@ mod tests {
             max_entries: 1024,
             timeouts: NatTimeouts::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan() -> NatPlan {
+        NatPlan::example()
     }
 
     #[test]

@@ -6,7 +6,7 @@
 use std::net::Ipv4Addr;
 
 use crate::netns::{self, NetnsError};
-use crate::plan::{LabPlan, Problem, Publication};
+use crate::plan::{LabPlan, PortRange, Problem, Publication};
 
 /// A socket of the host side holding a local port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,10 +131,33 @@ pub fn check(
 /// `net.ipv4.ip_local_reserved_ports`.
 pub const RESERVED_PORTS_KEY: &str = "net.ipv4.ip_local_reserved_ports";
 
-/// The reservation a lab wants: the value it found (`original`, kept:
-/// the host's own settings are not ours to drop), the NAT's range (eBPF
-/// datapath) and every published host port, so no host socket can take a
-/// published port (it would shadow the publication, or be shadowed).
+/// The ranges of a reservation list as the kernel prints it (`22,8000-8080`).
+fn reserved_ranges(list: &str) -> impl Iterator<Item = PortRange> + '_ {
+    list.split(',').filter_map(|item| {
+        let item = item.trim();
+        let (first, last) = item.split_once('-').unwrap_or((item, item));
+        Some(PortRange {
+            first: first.trim().parse().ok()?,
+            last: last.trim().parse().ok()?,
+        })
+    })
+}
+
+/// Whether reservation list `list` already holds every port of `range`
+/// within one of its ranges.
+pub fn reserves(list: &str, range: PortRange) -> bool {
+    reserved_ranges(list).any(|r| r.first <= range.first && range.last <= r.last)
+}
+
+/// The reservation a lab wants, the one rule for `up` (the NAT range) and
+/// for publishing (the NAT range and the published ports): the value it
+/// found (`original`, kept as it is: the host's own settings are not ours
+/// to drop), then the NAT's range (eBPF datapath) and every published host
+/// port, so no host socket can take a NAT or published port (a published
+/// one would shadow the publication, or be shadowed). A range already held
+/// by one range of the list is not added again, so a value that reserves
+/// everything comes back unchanged (and `up` then neither writes nor
+/// records it).
 pub fn reserved_ports(
     original: &str,
     nat: Option<(u16, u16)>,
@@ -146,13 +169,14 @@ pub fn reserved_ports(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if let Some((min, max)) = nat {
-        items.push(format!("{min}-{max}"));
-    }
     let mut ports: Vec<_> = publications.iter().map(|p| p.spec.host_ports).collect();
     ports.sort();
-    ports.dedup();
-    items.extend(ports.iter().map(|r| r.to_string()));
+    let nat = nat.map(|(first, last)| PortRange { first, last });
+    for range in nat.into_iter().chain(ports) {
+        if !reserves(&items.join(","), range) {
+            items.push(range.to_string());
+        }
+    }
     items.join(",")
 }
 
@@ -194,5 +218,25 @@ mod tests {
             reserved_ports("", None, &[p("8080:80"), p("8080:80/udp")]),
             "8080"
         );
+    }
+
+    #[test]
+    fn a_range_already_reserved_is_not_added_again() {
+        let nat = Some((40000, 40999));
+        assert_eq!(reserved_ports("", nat, &[]), "40000-40999");
+        assert_eq!(
+            reserved_ports("22,8000-8080", nat, &[]),
+            "22,8000-8080,40000-40999"
+        );
+        assert_eq!(reserved_ports("40000-40999", nat, &[]), "40000-40999");
+        assert_eq!(reserved_ports("30000-50000", nat, &[]), "30000-50000");
+        assert_eq!(
+            reserved_ports("40000-40500", nat, &[]),
+            "40000-40500,40000-40999"
+        );
+        let range = |first, last| PortRange { first, last };
+        assert!(reserves("22, 30000-50000", range(40000, 40999)));
+        assert!(!reserves("40000-40500", range(40000, 40999)));
+        assert!(!reserves("", range(22, 22)));
     }
 }

@@ -2,7 +2,7 @@
 //! in their usual notation, protocols, states, kinds and flags by name,
 //! ages as durations.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::time::Duration;
 
 use netlab_common::{
     nat::{
@@ -21,24 +21,18 @@ pub fn mac(m: &[u8; 6]) -> String {
     crate::names::format_mac(m)
 }
 
-/// An address as the maps store it (network order, as in the packet).
-pub fn ipv4(raw: u32) -> Ipv4Addr {
-    Ipv4Addr::from(raw.to_ne_bytes())
-}
+/// An address as the maps store it (network order, as in the packet):
+/// the map encoding's one decoder, under the name the views use.
+pub use crate::bpf::key::ipv4_of_key as ipv4;
 
 /// A port as the maps store it (network order).
 pub fn port(raw: u16) -> u16 {
     u16::from_be(raw)
 }
 
-/// `tcp`, `udp`, `icmp`, else `proto-N`.
+/// `tcp`, `udp`, `icmp`, else `proto-N` (the spelling of `nat::Proto`).
 pub fn proto(p: u8) -> String {
-    match p {
-        IPPROTO_TCP => "tcp".into(),
-        IPPROTO_UDP => "udp".into(),
-        IPPROTO_ICMP => "icmp".into(),
-        n => format!("proto-{n}"),
-    }
+    crate::nat::Proto::from_number(p).to_string()
 }
 
 /// The protocol number of a name `proto` gives (or a plain number).
