@@ -28,16 +28,11 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::bpf::maps::Counters;
+use crate::bpf::verdict::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, XDP_PASS, XDP_REDIRECT};
 use fixture::*;
 use netlab_common::counters::Counter;
 
 pub use run::load_empty_classifier;
-
-const TC_ACT_OK: u32 = 0;
-const TC_ACT_SHOT: u32 = 2;
-const TC_ACT_REDIRECT: u32 = 7;
-const XDP_PASS: u32 = 2;
-const XDP_REDIRECT: u32 = 4;
 
 const PORT: &str = "netlab_port";
 const EGRESS: &str = "netlab_uplink_egress";
