@@ -7,9 +7,10 @@
 
 use std::net::Ipv4Addr;
 use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+
+use super::nsexec::ip;
 
 /// Interface names inside the two namespaces.
 const CLIENT_DEV: &str = "veth-c";
@@ -28,21 +29,6 @@ pub struct DirectPair {
     pub server_addr: Ipv4Addr,
     /// Namespaces this pair created, so drop deletes exactly those.
     created: Vec<String>,
-}
-
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running `ip` (iproute2): is it installed?")?;
-    if !out.status.success() {
-        bail!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 impl DirectPair {

@@ -307,6 +307,23 @@ fn listening_in_proc_table(text: &str, port: u16) -> bool {
     })
 }
 
+/// Runs `ip ARGS` (iproute2; `-n NS` first for a namespace): the bench's
+/// own devices and namespaces, the lab's being netlab's to make.
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running `ip` (iproute2): is it installed?")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,7 +11,6 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use aya::{
@@ -26,6 +25,7 @@ use netlab_common::{
 };
 
 use super::frames::Mac;
+use crate::bench::nsexec::ip;
 use crate::bpf::{fs, loader, maps::SwitchMaps};
 use crate::plan::{NatPlan, NatTimeouts};
 
@@ -87,21 +87,6 @@ fn add_veth(dev: &str) -> anyhow::Result<u32> {
         ip(&["link", "set", d, "up"])?;
     }
     nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"))
-}
-
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 fn plan() -> NatPlan {
