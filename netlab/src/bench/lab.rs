@@ -210,7 +210,7 @@ impl NetlabLab {
         let file = lab.file.to_string_lossy().into_owned();
         // A state file left by an interrupted bench: `down` works after a
         // crash and removes exactly what that lab owned.
-        if Path::new(&format!("/run/netlab/{}.json", lab.spec.name)).exists() {
+        if crate::state::state_path(&lab.spec.name).exists() {
             run_netlab(&lab.netlab, &["down", "-f", &file])
                 .context("removing the previous run's leftover of this bench lab")?;
         }
