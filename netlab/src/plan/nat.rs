@@ -196,14 +196,13 @@ impl NatPlan {
 mod tests {
     use super::*;
 
-    fn plan() -> NatPlan {
-        NatPlan::example()
-    }
-
     #[test]
     fn one_rule_for_the_lab_file_and_the_nat() {
-        assert_eq!(plan().problem(), None);
-        assert_eq!(plan().masqueraded().unwrap().to_string(), "192.168.28.0/24");
+        assert_eq!(NatPlan::example().problem(), None);
+        assert_eq!(
+            NatPlan::example().masqueraded().unwrap().to_string(),
+            "192.168.28.0/24"
+        );
         for bad in [
             NatPlan {
                 port_min: 50000,
