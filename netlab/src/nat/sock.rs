@@ -70,7 +70,7 @@ pub fn attach_sock_hooks(ebpf: &mut Ebpf, pin_dir: &Path) -> Result<bool, NatErr
             .try_into()
             .map_err(perr)?;
         if prog.fd().is_err() {
-            prog.load().map_err(perr)?;
+            crate::bpf::loader::retry_eagain(|| prog.load()).map_err(perr)?;
         }
         // A bpf link (kernel >= 5.7) takes no attach flags (the kernel
         // refuses BPF_F_ALLOW_MULTI with EINVAL) and always coexists with

@@ -206,19 +206,19 @@ mod tests {
         for bad in [
             NatPlan {
                 port_min: 50000,
-                ..plan()
+                ..NatPlan::example()
             },
             NatPlan {
                 port_min: 0,
-                ..plan()
+                ..NatPlan::example()
             },
             NatPlan {
                 prefix_len: 33,
-                ..plan()
+                ..NatPlan::example()
             },
             NatPlan {
                 max_entries: 0,
-                ..plan()
+                ..NatPlan::example()
             },
         ] {
             assert!(bad.problem().is_some(), "{bad:?}");
