@@ -17,6 +17,7 @@
 //! ifindexes.
 
 mod arp;
+pub(crate) mod decide;
 mod deliver;
 pub(crate) mod host;
 mod learn;
@@ -31,9 +32,11 @@ use aya_ebpf::{
 };
 use netlab_common::{
     counters::Counter,
-    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, TRACE_EVENTS, TRACE_LOG},
+    switch::{PORT_KIND_ENDPOINT, PortInfo, TRACE_EVENTS, TRACE_LOG},
 };
 use network_types::eth::{EthHdr, EtherType};
+
+use decide::Decision;
 
 use crate::{
     counters::count,
@@ -133,9 +136,7 @@ fn switch_frame(
         ethertype: u16::from_be(ethertype),
     };
 
-    if port.kind == PORT_KIND_ENDPOINT && !mac::eq(&src, &port.mac) {
-        return Err(Counter::DropSpoofed);
-    }
+    decide::check_mac_source(port, &src)?;
 
     // The IPv4 destination of a frame from an endpoint: host.rs checks it
     // if the frame is headed for the host stack.
@@ -161,51 +162,18 @@ fn switch_frame(
     if learning {
         learn::learn(&src, ingress, port);
     }
-    forward(ctx, ingress, &dst, ipv4_dst, tagged)
-}
-
-/// Switches by destination MAC. `ipv4_dst`: see [`host::check`], applied
-/// to frames for the gateway port and to floods (which reach it too).
-/// `tagged`: a VLAN-tagged frame from an endpoint, which must not reach the
-/// host stack (vlan.rs): dropped when for the gateway port, flooded to the
-/// other ports only.
-#[inline(always)]
-fn forward(
-    ctx: &TcContext,
-    ingress: u32,
-    dst: &[u8; 6],
-    ipv4_dst: Option<u32>,
-    tagged: bool,
-) -> Result<Outcome, Counter> {
-    if !mac::is_group(dst) {
-        // SAFETY: the values are copied out at once.
-        if let Some(entry) = unsafe { maps::FDB.get(FdbKey::new(*dst)).copied() } {
-            if entry.port_ifindex == ingress {
-                return Err(Counter::DropHairpin);
-            }
-            // An FDB entry whose port is gone (removed port, stale learned
-            // entry) is treated as unknown unicast.
-            if let Some(target) = maps::fdb_target(&entry) {
-                if target.kind == PORT_KIND_GATEWAY {
-                    if tagged {
-                        return Err(Counter::DropTaggedToHost);
-                    }
-                    host::check(ipv4_dst)?;
-                }
-                let verdict = deliver::to_port(ctx, &target)?;
-                count(if target.kind == PORT_KIND_GATEWAY {
-                    Counter::ToHost
-                } else {
-                    Counter::RedirectPeer
-                });
-                return Ok(Outcome::Unicast {
-                    verdict,
-                    to: target.ifindex,
-                });
-            }
+    match decide::by_destination(ingress, &dst, ipv4_dst, tagged)? {
+        Decision::Unicast(target) => {
+            let verdict = deliver::to_port(ctx, &target)?;
+            count(decide::unicast_counter(&target));
+            Ok(Outcome::Unicast {
+                verdict,
+                to: target.ifindex,
+            })
+        }
+        Decision::Flood => {
+            let (verdict, copies) = deliver::flood(ctx, ingress, tagged);
+            Ok(Outcome::Flooded { verdict, copies })
         }
     }
-    host::check(ipv4_dst)?;
-    let (verdict, copies) = deliver::flood(ctx, ingress, tagged);
-    Ok(Outcome::Flooded { verdict, copies })
 }
