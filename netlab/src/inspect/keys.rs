@@ -88,11 +88,6 @@ fn parse_u32(s: &str, what: &str) -> Result<u32, String> {
     s.parse().map_err(|_| format!("{s:?} is not {what}"))
 }
 
-fn proto(s: &str) -> Result<u8, String> {
-    decode::proto_number(s)
-        .ok_or_else(|| format!("unknown protocol {s:?}: use tcp, udp, icmp or a protocol number"))
-}
-
 /// A NAT table key (`nat_orig` or `nat_reply`) from `PROTO SRC:PORT DST:PORT`.
 pub fn nat_key(words: &[&str]) -> Result<NatKey, String> {
     let [p, src, dst] = words else {
@@ -107,7 +102,7 @@ pub fn nat_key(words: &[&str]) -> Result<NatKey, String> {
         daddr: ipv4_key(*dst.ip()),
         sport: src.port().to_be(),
         dport: dst.port().to_be(),
-        proto: proto(p)?,
+        proto: decode::parse_proto(p)?,
         _pad: [0; 3],
     })
 }
@@ -195,7 +190,7 @@ pub fn parse(map: &str, words: &[&str], ifnames: &IfNames) -> Result<Vec<u8>, St
                 saddr: ipv4_key(parse_ipv4(src)?),
                 daddr: ipv4_key(parse_ipv4(dst)?),
                 id: id.to_be(),
-                proto: proto(p)?,
+                proto: decode::parse_proto(p)?,
                 dir,
             })
         }

@@ -100,9 +100,7 @@ fn resolve(lab: &Lab, f: &Filter) -> anyhow::Result<Resolved> {
     };
     let proto = match &f.proto {
         None => None,
-        Some(p) => Some(decode::proto_number(p).with_context(|| {
-            format!("unknown protocol {p:?}: use tcp, udp, icmp or a protocol number")
-        })?),
+        Some(p) => Some(decode::parse_proto(p).map_err(anyhow::Error::msg)?),
     };
     Ok(Resolved {
         namespace_addr,

@@ -45,6 +45,14 @@ pub fn proto_number(name: &str) -> Option<u8> {
     }
 }
 
+/// [`proto_number`], or the error every command that takes a protocol
+/// gives for a name it does not know.
+pub fn parse_proto(name: &str) -> Result<u8, String> {
+    proto_number(name).ok_or_else(|| {
+        format!("unknown protocol {name:?}: use tcp, udp, icmp or a protocol number")
+    })
+}
+
 /// A NAT entry's state, as conntrack spells it.
 pub fn nat_state(s: u8) -> &'static str {
     match s {
