@@ -147,6 +147,10 @@ pub enum Command {
         /// Also show counters that are zero.
         #[arg(long)]
         all: bool,
+        /// Print what each counter means (with --json, a name → meaning
+        /// object) instead of reading a lab; needs no lab and no privileges.
+        #[arg(long, conflicts_with_all = ["watch", "all"])]
+        explain: bool,
     },
     /// Stream the eBPF programs' per-frame aya-log debug lines until Ctrl-C
     /// (for debugging the switch program; `monitor` is the typed event stream).
