@@ -6,7 +6,6 @@
 //! reference must not share code (or bugs) with what it is compared against.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
 
 use anyhow::bail;
 
@@ -45,7 +44,7 @@ impl DirectPair {
     pub fn create(prefix: &str) -> anyhow::Result<DirectPair> {
         let (client_ns, server_ns) = Self::names(prefix);
         for ns in [&client_ns, &server_ns] {
-            if Path::new("/run/netns").join(ns).exists() {
+            if crate::netns::path(ns).exists() {
                 bail!(
                     "network namespace {ns} already exists; if it is left over from an \
                      interrupted bench, remove it with `ip netns del {ns}`"

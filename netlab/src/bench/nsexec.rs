@@ -34,7 +34,7 @@ impl NsCpu {
     }
 
     fn open(&self) -> anyhow::Result<File> {
-        File::open(format!("/run/netns/{}", self.netns))
+        File::open(crate::netns::path(&self.netns))
             .with_context(|| format!("opening network namespace {}", self.netns))
     }
 

@@ -103,14 +103,21 @@ impl FlowState {
     }
 }
 
-impl fmt::Display for FlowState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl FlowState {
+    /// As conntrack spells it (`-` for no TCP state).
+    pub fn as_str(self) -> &'static str {
+        match self {
             FlowState::None => "-",
             FlowState::SynSent => "SYN_SENT",
             FlowState::Established => "ESTABLISHED",
             FlowState::Closing => "CLOSING",
-        })
+        }
+    }
+}
+
+impl fmt::Display for FlowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

@@ -7,8 +7,7 @@ use std::time::Duration;
 use netlab_common::{
     nat::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_ENTRY_DNAT, NAT_FLAG_ENABLED,
-        NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_STATE_TCP_CLOSING,
-        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN,
+        NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT,
     },
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
@@ -55,12 +54,7 @@ pub fn parse_proto(name: &str) -> Result<u8, String> {
 
 /// A NAT entry's state, as conntrack spells it.
 pub fn nat_state(s: u8) -> &'static str {
-    match s {
-        NAT_STATE_TCP_SYN => "SYN_SENT",
-        NAT_STATE_TCP_ESTABLISHED => "ESTABLISHED",
-        NAT_STATE_TCP_CLOSING => "CLOSING",
-        _ => "-",
-    }
+    crate::nat::FlowState::from_raw(s).as_str()
 }
 
 pub fn port_kind(kind: u8) -> String {
