@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 
 use crate::netns::{self, NetnsError};
 use crate::plan::{LabPlan, PortRange, Problem, Publication};
+use crate::procnet;
 
 /// A socket of the host side holding a local port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,25 +26,16 @@ pub struct HostFacts {
     pub used: Vec<UsedPort>,
 }
 
-/// One line of /proc/net/{tcp,udp}: "sl local_address rem_address st ...",
-/// addresses as 8 hex digits in host byte order, ports as 4 hex digits.
-fn parse_proc_net(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let local = cols.nth(1)?;
-            let state = cols.nth(1)?;
-            // 0A = TCP_LISTEN.
-            if listen_only && state != "0A" {
-                return None;
-            }
-            let (addr, port) = local.split_once(':')?;
-            let addr = u32::from_str_radix(addr, 16).ok()?;
+/// The sockets of one /proc/net table holding a local port: TCP in
+/// LISTEN (`listen_only`), or every bound UDP socket.
+fn used_ports(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
+    procnet::parse(text)
+        .filter(|s| !listen_only || s.state == procnet::TCP_LISTEN)
+        .filter_map(|s| {
             Some(UsedPort {
                 protocol,
-                address: Ipv4Addr::from(addr.to_ne_bytes()),
-                port: u16::from_str_radix(port, 16).ok()?,
+                address: s.ipv4?,
+                port: s.port,
             })
         })
         .collect()
@@ -59,8 +51,8 @@ fn read_here() -> std::io::Result<HostFacts> {
         .collect();
     let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp")?;
     let udp = std::fs::read_to_string("/proc/thread-self/net/udp")?;
-    let mut used = parse_proc_net(&tcp, 6, true);
-    used.extend(parse_proc_net(&udp, 17, false));
+    let mut used = used_ports(&tcp, 6, true);
+    used.extend(used_ports(&udp, 17, false));
     Ok(HostFacts { addresses, used })
 }
 
@@ -185,9 +177,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_proc_net_lines() {
+    fn used_ports_are_tcp_listeners_and_bound_udp() {
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
-        let used = parse_proc_net(tcp, 6, true);
+        let used = used_ports(tcp, 6, true);
         assert_eq!(
             used,
             vec![UsedPort {
@@ -196,7 +188,7 @@ mod tests {
                 port: 8080
             }]
         );
-        assert_eq!(parse_proc_net(tcp, 17, false).len(), 2);
+        assert_eq!(used_ports(tcp, 17, false).len(), 2);
     }
 
     #[test]
