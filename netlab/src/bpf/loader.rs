@@ -161,8 +161,22 @@ pub enum LinkChange {
 }
 
 /// Attaches `program` to the TC ingress of `dev` (in the calling thread's
-/// namespace) through a tcx link pinned at `pin`.
+/// namespace) through a tcx link pinned at `pin` (the switch ports).
 pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Result<LinkChange> {
+    attach_pinned_at(program, dev, TcAttachType::Ingress, pin)
+}
+
+/// Attaches `program` to the `hook` of `dev` (in the calling thread's
+/// namespace) through a tcx link pinned at `pin`: a live pinned link on
+/// that hook is re-adopted and switched to `program` in one step, a stale
+/// pin (its link lost the device) is replaced by a new link. The one rule
+/// for every tcx link netlab pins: the switch ports and the uplink's NAT.
+pub fn attach_pinned_at(
+    program: &mut SchedClassifier,
+    dev: &str,
+    hook: TcAttachType,
+    pin: &Path,
+) -> Result<LinkChange> {
     let attach_error = |source| Error::Attach {
         dev: dev.to_owned(),
         source,
@@ -171,7 +185,7 @@ pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Re
         path: pin.to_path_buf(),
         source,
     };
-    if let Some(existing) = live_link(dev, pin)? {
+    if let Some(existing) = live_link(dev, hook, pin)? {
         let link = SchedClassifierLink::try_from(existing).map_err(link_error)?;
         let id = program.attach_to_link(link).map_err(attach_error)?;
         // The pin keeps the link; our fd goes when the taken link drops
@@ -180,11 +194,7 @@ pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Re
         return Ok(LinkChange::Replaced);
     }
     let id = program
-        .attach_with_options(
-            dev,
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
+        .attach_with_options(dev, hook, TcAttachOptions::TcxOrder(LinkOrder::default()))
         .map_err(attach_error)?;
     let link = program.take_link(id).map_err(attach_error)?;
     let link = FdLink::try_from(link).map_err(link_error)?;
@@ -197,10 +207,10 @@ pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Re
     Ok(LinkChange::Created)
 }
 
-/// The link pinned at `pin` if it is still attached to `dev`. A pin whose
+/// The link pinned at `pin` if it is still attached to `dev`'s `hook`. A pin whose
 /// link lost its device (the device was deleted and maybe re-created under
 /// the same name) is removed, so that a fresh link replaces it.
-fn live_link(dev: &str, pin: &Path) -> Result<Option<FdLink>> {
+fn live_link(dev: &str, hook: TcAttachType, pin: &Path) -> Result<Option<FdLink>> {
     if !pin.exists() {
         return Ok(None);
     }
@@ -217,7 +227,7 @@ fn live_link(dev: &str, pin: &Path) -> Result<Option<FdLink>> {
             source,
         })?
         .program_id();
-    let attached = SchedClassifier::query_tcx(dev, TcAttachType::Ingress)
+    let attached = SchedClassifier::query_tcx(dev, hook)
         .map(|(_, programs)| programs.iter().any(|p| p.id() == program_id))
         .unwrap_or(false);
     if attached {
