@@ -37,6 +37,9 @@ use netlab_common::{
 use network_types::eth::{EthHdr, EtherType};
 
 use decide::Decision;
+/// What counts as a VLAN tag, for the XDP switch too (it passes tagged
+/// frames to this program).
+pub(crate) use vlan::is_tag as is_vlan_tag;
 
 use crate::{
     counters::count,

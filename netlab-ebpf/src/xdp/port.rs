@@ -19,7 +19,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use netlab_common::{counters::Counter, events::PROGRAM_XDP_PORT, switch::PortInfo};
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::Ipv4Hdr,
+};
 
 use super::ptr_at;
 use crate::{
@@ -27,12 +30,9 @@ use crate::{
     maps::{self, XDP_PORTS},
     switch::{
         decide::{self, Decision},
-        stats,
+        is_vlan_tag, stats,
     },
 };
-
-const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
-const ETH_P_ARP_BE: u16 = 0x0806u16.to_be();
 
 /// What happened to a frame.
 enum Outcome {
@@ -98,31 +98,25 @@ fn switch_frame(
     let (dst, src, ethertype) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
     decide::check_mac_source(port, &src)?;
     let mut ipv4_dst = None;
-    if ethertype == ETH_P_ARP_BE {
+    if ethertype == EtherType::Arp as u16 {
         // ARP goes to the TC program (its sender check and responder). An
         // answer sent back with XDP_TX into the veth was lost now and then
         // on this kernel (the namespace's neighbour entry stayed
         // INCOMPLETE and its connection timed out); ARP is rare enough
         // that XDP buys nothing there.
         return Ok(Outcome::ToTc);
-    } else if ethertype == ETH_P_IP_BE {
+    } else if ethertype == EtherType::Ipv4 as u16 {
         let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
         // SAFETY: bounds checked by ptr_at.
         let (s, d) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
         ipv4_dst = decide::check_ipv4_source(port, s, d)?;
-    } else if is_vlan(ethertype) {
+    } else if is_vlan_tag(ethertype) {
         // Tags: the TC program's rules (it sees them as the kernel left them).
         return Ok(Outcome::ToTc);
     } else {
         count(Counter::OtherEtherType);
     }
     forward(ingress, &dst, ipv4_dst, len)
-}
-
-#[inline(always)]
-fn is_vlan(ethertype_be: u16) -> bool {
-    let t = u16::from_be(ethertype_be);
-    t == 0x8100 || t == 0x88a8 || t == 0x9100
 }
 
 /// Delivers as `decide::by_destination` says (never tagged: VLAN frames
