@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TcAttachType,
+        LinkOrder, Program, ProgramError, SchedClassifier, TcAttachType,
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachOptions},
     },
@@ -75,20 +75,28 @@ pub fn set_map_sizes(loader: &mut EbpfLoader<'_>, sizes: &[MapSize]) -> Result<(
     Ok(())
 }
 
+/// The program `name` of `ebpf` as a `T` (`SchedClassifier`, `Xdp`, ...),
+/// or the error that names it.
+pub fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(Error::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| Error::Program {
+            program: name,
+            source,
+        })
+}
+
 /// Loads one classifier of `ebpf` into the kernel; a verifier rejection
 /// becomes [`Error::Verifier`] with the end of the verifier log.
 pub fn load_classifier<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut SchedClassifier> {
-    let program: &mut SchedClassifier = ebpf
-        .program_mut(name)
-        .ok_or(Error::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| Error::Program {
-            program: name,
-            source,
-        })?;
+    let program: &mut SchedClassifier = program(ebpf, name)?;
     load_retrying(program).map_err(|e| Error::from_load(name, e))?;
     Ok(program)
 }

@@ -106,7 +106,7 @@ fn plan() -> NatPlan {
 pub fn build(
     lab: &str,
     programs: &[&'static str],
-    xdp_programs: &[&str],
+    xdp_programs: &[&'static str],
 ) -> anyhow::Result<Fixture> {
     fs::ensure_bpffs()?;
     let dir = fs::lab_dir(lab);
@@ -134,11 +134,7 @@ pub fn build(
         loader::load_classifier(&mut fx.ebpf, name)?;
     }
     for name in xdp_programs {
-        let prog: &mut Xdp = fx
-            .ebpf
-            .program_mut(name)
-            .with_context(|| format!("{name} is missing from the object"))?
-            .try_into()?;
+        let prog: &mut Xdp = loader::program(&mut fx.ebpf, name)?;
         loader::retry_eagain(|| prog.load()).with_context(|| format!("loading {name}"))?;
     }
 
