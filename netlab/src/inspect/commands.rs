@@ -7,7 +7,7 @@ use std::{net::Ipv4Addr, path::PathBuf, time::Duration};
 
 use clap::Subcommand;
 
-use super::{diagram, ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats, trace};
+use super::{diagram, ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats};
 
 #[derive(Debug, Subcommand)]
 pub enum MapCommand {
@@ -175,7 +175,7 @@ pub fn run(lab: &str, cmd: Inspect<'_>) -> anyhow::Result<()> {
                 }
             }
         }
-        Inspect::Trace => trace::run(&ebpf_lab(lab)?),
+        Inspect::Trace => crate::monitor::trace::run(&ebpf_lab(lab)?),
         Inspect::Diagram { svg } => diagram::run(&lab_up(lab)?, svg.map(PathBuf::as_path)),
     }
 }

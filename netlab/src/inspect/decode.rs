@@ -26,7 +26,7 @@ use netlab_common::{
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, FdbEntry, FdbKey,
         HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo,
-        SwitchConfig, TRACE_EVENTS, TRACE_LOG,
+        SwitchConfig, TRACE_EVENTS, TRACE_FRAMES,
     },
 };
 use serde_json::Value;
@@ -426,7 +426,7 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             plain(
                 fields! { "index" => k },
                 fields! {
-                    "trace" => v.trace & TRACE_LOG != 0,
+                    "trace" => v.trace & TRACE_FRAMES != 0,
                     "events" => v.trace & TRACE_EVENTS != 0,
                     "learning" => v.learning != 0
                 },

@@ -126,15 +126,6 @@ pub fn attached(dir: &Path, uplink: &str) -> (Vec<ProgramRow>, Vec<String>) {
     (rows, errors)
 }
 
-/// The id of the lab's pinned port program (the one whose log buffer
-/// `netlab trace` reads).
-pub fn port_program_id(dir: &Path) -> anyhow::Result<u32> {
-    let path = fs::prog_pin(dir);
-    let info = ProgramInfo::from_pin(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open the pinned program {}: {e}", path.display()))?;
-    Ok(info.id())
-}
-
 /// Everything `status` shows about the eBPF datapath of `lab`.
 pub fn status(lab: &super::Lab) -> EbpfStatus {
     let (programs, mut errors) = attached(&lab.dir, lab.plan.uplink());
@@ -147,7 +138,7 @@ pub fn status(lab: &super::Lab) -> EbpfStatus {
         .ok();
     EbpfStatus {
         pin_dir: lab.dir.display().to_string(),
-        trace: config.map(|c| c.trace & netlab_common::switch::TRACE_LOG != 0),
+        trace: config.map(|c| c.trace & netlab_common::switch::TRACE_FRAMES != 0),
         events: config.map(|c| c.trace & netlab_common::switch::TRACE_EVENTS != 0),
         programs,
         maps,
