@@ -23,6 +23,7 @@ use netlab_common::{
         EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_FRAME, EVENTS_MAP, Event,
         FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_UNICAST, PROGRAM_PORT,
     },
+    maps::PORT_SLOTS_SIZE,
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
         PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, SwitchConfig, TRACE_EVENTS, TRACE_FRAMES,
@@ -133,6 +134,40 @@ impl TestSwitch {
             .sync(&wanted)
             .expect("sync host_addrs");
     }
+}
+
+#[test]
+fn the_ingress_port_comes_from_port_slots_only_while_its_slot_holds_it() {
+    in_private_netns(|| {
+        let mut sw = TestSwitch::lab("port-slots");
+        let a_to_b = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        assert_eq!(sw.maps.port_slots.get(&A_IF, 0).unwrap(), 1, "slot 0, + 1");
+        assert_eq!(sw.run(A_IF, &a_to_b).0, TC_ACT_REDIRECT);
+
+        // A stale row (A's ifindex pointing at B's slot) is not believed:
+        // taken as B, A's frame would be a spoof. The hash finds A.
+        sw.maps.port_slots.set(A_IF, 2, 0).unwrap();
+        assert_eq!(sw.run(A_IF, &a_to_b).0, TC_ACT_REDIRECT);
+        // No row at all: the hash again.
+        sw.maps.port_slots.set(A_IF, 0, 0).unwrap();
+        assert_eq!(sw.run(A_IF, &a_to_b).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
+        assert_eq!(
+            sw.maps.port_stats(0).unwrap().rx_packets,
+            3,
+            "all on A's slot"
+        );
+
+        // A port whose ifindex is beyond the array (root mode): the hash.
+        let big = PORT_SLOTS_SIZE + 7;
+        let c_mac: Mac = [0x02, 0, 0, 0, 0, 0x0c];
+        let c_ip = [10, 99, 0, 12];
+        sw.port(big, big, PORT_KIND_ENDPOINT, c_mac, c_ip, 3);
+        let c_to_b = packets::ipv4_udp(B_MAC, c_mac, c_ip, B_IP, b"x");
+        assert_eq!(sw.run(big, &c_to_b).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.maps.port_stats(3).unwrap().rx_packets, 1);
+        assert_eq!(sw.count(Counter::DropUnknownPort), 0);
+    });
 }
 
 #[test]

@@ -12,8 +12,8 @@ use std::{collections::BTreeMap, net::Ipv4Addr, time::Duration};
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_STATS_MAP, PORTS_MAP,
-        SWITCH_CONFIG_MAP,
+        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_SLOTS_MAP,
+        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     nat::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_CONFIG_MAP, NAT_FLAG_ENABLED,
@@ -236,7 +236,9 @@ pub struct Decoded {
 /// empty flood slot, an unused port statistics slot) are left out.
 pub fn is_empty_slot(map: &str, values: &[Vec<u8>]) -> bool {
     match map {
-        FLOOD_MAP | PORT_STATS_MAP => values.iter().all(|v| v.iter().all(|b| *b == 0)),
+        FLOOD_MAP | PORT_STATS_MAP | PORT_SLOTS_MAP => {
+            values.iter().all(|v| v.iter().all(|b| *b == 0))
+        }
         _ => false,
     }
 }
@@ -393,6 +395,15 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let k: u32 = read(key)?;
             let v: PortInfo = read(one()?)?;
             plain(fields! { "slot" => k }, port_info(&v, cx))
+        }
+        PORT_SLOTS_MAP => {
+            let k: u32 = read(key)?;
+            let v: u32 = read(one()?)?;
+            plain(
+                fields! { "ifindex" => k, "port" => cx.ifnames.name(k) },
+                // Stored as slot + 1 (0: none).
+                fields! { "slot" => v.checked_sub(1) },
+            )
         }
         ENDPOINTS_MAP => {
             let k: u32 = read(key)?;
@@ -691,6 +702,27 @@ mod tests {
         assert_eq!(d.value.get("ipv4").unwrap(), "10.79.1.1");
         assert_eq!(d.value.get("kind").unwrap(), "endpoint");
         assert_eq!(d.value.get("mac").unwrap(), "02:4e:0a:4f:01:01");
+    }
+
+    #[test]
+    fn port_slots_rows_show_the_slot_and_hide_when_empty() {
+        let d = entry(
+            PORT_SLOTS_MAP,
+            &5u32.to_ne_bytes(),
+            &[3u32.to_ne_bytes().to_vec()],
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "ifindex": 5, "port": "veth-1-br" })
+        );
+        assert_eq!(d.value.to_json(), json!({ "slot": 2 }));
+        assert!(is_empty_slot(PORT_SLOTS_MAP, &[vec![0; 4]]));
+        assert!(!is_empty_slot(
+            PORT_SLOTS_MAP,
+            &[3u32.to_ne_bytes().to_vec()]
+        ));
     }
 
     #[test]
