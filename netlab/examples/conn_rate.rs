@@ -25,7 +25,7 @@ fn main() -> anyhow::Result<()> {
             p.sent, p.errors, p.seconds
         );
     }
-    let _stats = progstats::enable();
+    let _stats = netlab::bpf::runstats::enable();
     let before = progstats::snapshot(lab, "uplink");
     let r = workload::connection_rate(
         &client,

@@ -19,7 +19,7 @@ fn best<T>(f: impl Fn() -> T) -> (T, Duration) {
 
 fn main() {
     let dir = std::path::PathBuf::from(std::env::args().nth(1).expect("PIN_DIR"));
-    let t = netlab::datapath::NatTimeouts {
+    let t = netlab::plan::NatTimeouts {
         udp: 3600,
         ..Default::default()
     };

@@ -11,8 +11,8 @@ use std::process::Command;
 use comfy_table::{Cell, Color, Table};
 use serde::Serialize;
 
-use crate::config::LabPlan;
 use crate::netns;
+use crate::plan::LabPlan;
 
 /// How many pings run at once.
 const PARALLEL_PINGS: usize = 16;

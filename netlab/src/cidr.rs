@@ -1,5 +1,8 @@
 //! IPv4 prefixes (`192.168.28.0/24`, `203.0.113.1/24`): just what the lab
-//! needs, so no extra dependency.
+//! needs. Hand-written rather than `ipnet`: it is not otherwise a
+//! dependency, its parse errors are part of the lab file's messages (they
+//! name the value and show an example), and the whole type is a few
+//! dozen lines. Every subnet mask in the crate is [`Ipv4Cidr::mask`].
 
 use std::fmt;
 use std::net::Ipv4Addr;
@@ -20,7 +23,8 @@ impl Ipv4Cidr {
         (prefix_len <= 32).then_some(Self { addr, prefix_len })
     }
 
-    fn mask(&self) -> u32 {
+    /// The netmask as a host-order u32 (`/24`: 0xffffff00).
+    pub fn mask(&self) -> u32 {
         if self.prefix_len == 0 {
             0
         } else {
@@ -57,7 +61,7 @@ impl Ipv4Cidr {
 
     /// Host addresses (network and broadcast excluded), in order.
     /// (Captures nothing of `self`, so it can outlive the borrow.)
-    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> + use<> {
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> + Clone + use<> {
         let first = u32::from(self.network()).saturating_add(1);
         let last = u32::from(self.broadcast());
         (first..last).map(Ipv4Addr::from)

@@ -1,7 +1,7 @@
 //! What of a running lab is missing: the plan in the state file compared
 //! with what the kernel shows. Used by `netlab status` (which reports it)
 //! and by `netlab up` on a lab that is already up (which repairs it, see
-//! [`crate::repair`]).
+//! [`crate::lab::repair`]).
 //!
 //! Checked, per datapath: the lab's namespaces; in each namespace that
 //! exists, the links the lab put there (host side: uplink, gateway device,
@@ -19,9 +19,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::config::{HostPlan, LabPlan};
-use crate::datapath::{DatapathKind, kernel};
+use crate::datapath::kernel;
 use crate::netns;
+use crate::plan::DatapathKind;
+use crate::plan::{HostPlan, LabPlan};
 use crate::state::LabState;
 use crate::topology::{LinkInfoView, with_netlink};
 

@@ -15,8 +15,8 @@ use std::path::PathBuf;
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
-use crate::config::LabPlan;
 use crate::hostns::HostNamespace;
+use crate::plan::LabPlan;
 
 pub const STATE_DIR: &str = "/run/netlab";
 /// Bumped when the file format changes incompatibly.

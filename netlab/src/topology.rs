@@ -22,7 +22,7 @@ use rtnetlink::{
 };
 use serde::Serialize;
 
-use crate::config::format_mac;
+use crate::names::format_mac;
 use crate::netns::{self, NetnsError};
 
 #[derive(Debug, thiserror::Error)]

@@ -27,8 +27,8 @@ use netlab::{
         fs,
         loader::{retry_eagain, set_map_sizes},
     },
-    datapath::NatPlan,
     nat,
+    plan::NatPlan,
 };
 use netlab_common::{counters::Counter, maps::COUNTERS_MAP, switch::PortInfo};
 

@@ -358,7 +358,7 @@ impl TestLab {
 
     /// The MAC netlab gives the holder of lab address `host` (02:4e:<ip>).
     pub fn mac(&self, host: u8) -> [u8; 6] {
-        netlab::config::mac_for(self.ip(host))
+        netlab::names::mac_for(self.ip(host))
     }
 
     /// One datapath counter, summed over CPUs.
@@ -460,11 +460,11 @@ pub fn bpftool_keys(path: &Path) -> (Vec<Vec<u8>>, String) {
 /// into `nat_publish`: (host port, protocol, namespace address, port).
 pub fn published_ports(
     ports: &[(u16, u8, std::net::Ipv4Addr, u16)],
-) -> Vec<netlab::datapath::PublishedPort> {
+) -> Vec<netlab::plan::PublishedPort> {
     ports
         .iter()
         .map(
-            |&(host_port, protocol, address, port)| netlab::datapath::PublishedPort {
+            |&(host_port, protocol, address, port)| netlab::plan::PublishedPort {
                 host_address: None,
                 host_port,
                 protocol,

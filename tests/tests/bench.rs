@@ -5,9 +5,9 @@
 use std::net::SocketAddrV4;
 use std::path::Path;
 
+use netlab::bench::catalog::Workload;
 use netlab::bench::direct::DirectPair;
 use netlab::bench::nsexec::NsCpu;
-use netlab::bench::plan::Workload;
 use netlab::bench::workload::{self, AcceptServer};
 use netlab::bench::{BenchArgs, BenchDatapath};
 use serde_json::Value;

@@ -1,4 +1,4 @@
-//! Property tests of the lab file's parser and validator (config.rs), with
+//! Property tests of the lab file's parser and validator (`netlab::config`), with
 //! a seeded generator (no kernel involved):
 //!
 //! * nothing panics, whatever the input: random bytes, TOML-ish token soup,
@@ -20,10 +20,11 @@ use std::net::Ipv4Addr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use netlab_tests::fuzz::{Rng, parse_seed};
-use netlab_tests::netlab::config::{
-    ConfigError, HostPlan, LabConfig, LabPlan, MAX_IFNAME_LEN, interface_name_problem,
-    lab_name_problem, netns_name_problem,
+use netlab_tests::netlab::config::{ConfigError, LabConfig, plan_endpoint};
+use netlab_tests::netlab::names::{
+    MAX_IFNAME_LEN, interface_name_problem, lab_name_problem, netns_name_problem,
 };
+use netlab_tests::netlab::plan::{HostPlan, LabPlan};
 
 const DEFAULT_SEED: u64 = 0x006c_6162_6669_6c65; // "labfile"
 const DEFAULT_CASES: u64 = 3000;
@@ -730,7 +731,7 @@ fn attach_requests_are_validated_with_named_fields() {
             ])
             .parse()
             .unwrap();
-        match catch_unwind(AssertUnwindSafe(|| plan.plan_endpoint(&name, ip))) {
+        match catch_unwind(AssertUnwindSafe(|| plan_endpoint(&plan, &name, ip))) {
             Err(_) => failures.push(format!("panicked on {name:?} {ip}")),
             Ok(Ok(e)) => {
                 if netns_name_problem(&e.namespace).is_some()

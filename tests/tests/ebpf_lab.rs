@@ -63,7 +63,7 @@ fn neighbours(ns: &str, dev: &str) -> Vec<(Ipv4Addr, String)> {
 }
 
 fn fmt_mac(mac: &[u8; 6]) -> String {
-    ebpf::fmt_mac(mac)
+    netlab_tests::netlab::names::format_mac(mac)
 }
 
 /// bpftool's hex rendering of bytes ("02 4e 0a 50 01 01").
@@ -126,7 +126,7 @@ fn check_table_passes_with_no_bridge_and_no_firewall_rule() {
         }
         assert!(
             seen.iter()
-                .all(|(ip, mac)| *mac == fmt_mac(&netlab_tests::netlab::config::mac_for(*ip))),
+                .all(|(ip, mac)| *mac == fmt_mac(&netlab_tests::netlab::names::mac_for(*ip))),
             "a wrong MAC in {}: {seen:?}",
             lab.ns(u32::from(n))
         );

@@ -117,7 +117,7 @@ fn up_alone_expires_nat_entries_and_down_leaves_no_daemon() {
         "daemon {pid} survived down"
     );
     assert!(!netlab_tests::netlab::daemon::pid_path(&lab.name).exists());
-    assert!(!netlab_tests::netlab::supervise::record_path(&lab.name).exists());
+    assert!(!netlab_tests::netlab::daemon::record_path(&lab.name).exists());
     lab.assert_nothing_left("after down");
 }
 
@@ -431,7 +431,7 @@ fn fdb_del_removes_a_learned_entry_and_refuses_a_static_one() {
     assert!(!fdb_types(&lab).iter().any(|(m, _)| *m == learned));
 
     // ns1's static entry: refused, still there, ns1 still reachable.
-    let ns1_mac = netlab_tests::netlab::config::format_mac(&lab.mac(1));
+    let ns1_mac = netlab_tests::netlab::names::format_mac(&lab.mac(1));
     let out = lab.netlab(&["fdb", "del", &ns1_mac]);
     assert_eq!(out.status.code(), Some(1), "{}", describe(&out));
     assert!(
@@ -464,7 +464,7 @@ fn fdb_del_removes_a_learned_entry_and_refuses_a_static_one() {
 fn map_lookup_decodes_an_entry_and_refuses_malformed_keys() {
     let lab = lab("of", 6, 1, "");
     lab.ok(&["up", "--no-daemon"]);
-    let ns1_mac = netlab_tests::netlab::config::format_mac(&lab.mac(1));
+    let ns1_mac = netlab_tests::netlab::names::format_mac(&lab.mac(1));
     let out = lab.ok(&["map", "lookup", "fdb", &ns1_mac, "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["entry"]["value"]["port"], "veth-1-br", "{v:#}");

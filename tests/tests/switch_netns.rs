@@ -21,7 +21,8 @@ use aya::programs::{
 };
 use netlab::{
     bpf::{Error, fs},
-    datapath::{PortPlan, PortRole, SwitchPlan, ebpf},
+    datapath::ebpf,
+    plan::{PortPlan, PortRole, SwitchPlan},
 };
 use netlab_common::counters::Counter;
 
@@ -91,7 +92,7 @@ fn ping(from: &str, to: Ipv4Addr) -> bool {
 }
 
 fn mac_str(mac: [u8; 6]) -> String {
-    ebpf::fmt_mac(&mac)
+    netlab::names::format_mac(&mac)
 }
 
 /// One endpoint namespace.

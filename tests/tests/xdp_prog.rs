@@ -11,8 +11,9 @@
 use std::net::Ipv4Addr;
 
 use netlab::{
-    datapath::{NatPlan, NatTimeouts, xdp::UPLINK_XDP_PROGRAM},
+    datapath::xdp::UPLINK_XDP_PROGRAM,
     nat,
+    plan::{NatPlan, NatTimeouts},
 };
 use netlab_common::counters::Counter;
 use netlab_tests::{

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
+use super::catalog::Metric;
 use super::nsexec::NsCpu;
-use super::plan::Metric;
 use super::workload::Measured;
 
 /// Datagrams per `sendmmsg` call.

@@ -10,8 +10,8 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use serde::Serialize;
 
+use super::catalog::BenchDatapath;
 use super::direct::DirectPair;
-use super::plan::BenchDatapath;
 
 /// The internet namespace's address in every sandbox lab (where the
 /// internet-side servers listen).

@@ -9,6 +9,7 @@
 //! Every raw sample is kept; the summaries are medians with min–max, and
 //! ratios are taken within a round and then their median reported.
 
+pub mod catalog;
 pub mod direct;
 pub mod flood;
 pub mod interrupt;
@@ -20,22 +21,24 @@ pub mod parse;
 pub mod plan;
 pub mod progstats;
 pub mod report;
+pub mod settings;
 pub mod stats;
 pub mod svg;
 pub mod workload;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::progress::Progress;
 use anyhow::{Context, bail};
 
+pub use catalog::{BenchDatapath, Workload};
 use lab::{BenchLab, Endpoints};
 use nsexec::NsCpu;
-pub use plan::{BenchArgs, BenchDatapath, Plan, Workload};
-use report::{BenchReport, Cpus, Failure, Method, Sample, Settings, Skipped};
+pub use plan::{BenchArgs, Plan};
+use report::{BenchReport, Failure, Sample, Settings, Skipped};
 use workload::{Measured, Servers};
 
 /// `netlab bench`: run, print the table, write `--json` / `--svg`.
@@ -101,7 +104,7 @@ pub fn run_plan(plan: &Plan) -> anyhow::Result<BenchReport> {
         lab::netlab_binary()?;
     }
     let _sigint = interrupt::install()?;
-    let settings = settings(plan);
+    let settings = settings::describe(plan);
     let workdir = std::env::temp_dir().join(format!("netlab-bench-{}", std::process::id()));
     std::fs::create_dir_all(&workdir).with_context(|| format!("creating {}", workdir.display()))?;
     let result = measure(plan, settings, &workdir);
@@ -140,7 +143,7 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         stuck: BTreeSet::new(),
     };
     // The kernel's per-program run-time statistics, on for this run only.
-    let _bpf_stats = progstats::enable();
+    let _bpf_stats = crate::bpf::runstats::enable();
     let mut run = Run {
         plan,
         bar,
@@ -245,11 +248,14 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
 /// internet-side, pinned to the server CPU. Stopped by PID on drop.
 fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Servers>> {
     let mut all = Vec::new();
-    let needs_inet = plan.workloads.iter().any(|w| w.path() == plan::Path::Inet);
+    let needs_inet = plan
+        .workloads
+        .iter()
+        .any(|w| w.path() == catalog::Path::Inet);
     let needs_published = plan
         .workloads
         .iter()
-        .any(|w| w.path() == plan::Path::Published);
+        .any(|w| w.path() == catalog::Path::Published);
     for ep in endpoints {
         // The lab-side servers always run: the warm-up uses them.
         let ns = NsCpu::new(&ep.server_namespace, plan.server_cpu);
@@ -275,7 +281,7 @@ fn start_servers(plan: &Plan, endpoints: &[Endpoints]) -> anyhow::Result<Vec<Ser
 /// The un-prefilled connection rate must not inherit the previous round's
 /// prefilled flows (kernel: unreplied UDP conntrack entries live 30 s), so
 /// it first waits for the NAT table to drain below `DRAIN_BELOW` entries.
-const DRAIN_BELOW: u64 = plan::PREFILL_FLOWS as u64 / 10;
+const DRAIN_BELOW: u64 = workload::PREFILL_FLOWS as u64 / 10;
 /// Longest wait; a datapath whose table did not drain in time is not waited
 /// for again (its expiry may not be running), and the sample records the
 /// entries it started with.
@@ -357,7 +363,8 @@ fn measure_one(
                 m.details.insert("nat_drain_wait_seconds".into(), waited);
             }
             if workload == Workload::InetConnRatePrefilled {
-                let p = workload::prefill_udp_flows(&client, inet.address, plan::PREFILL_FLOWS)?;
+                let p =
+                    workload::prefill_udp_flows(&client, inet.address, workload::PREFILL_FLOWS)?;
                 m.details.insert("prefill_sent".into(), p.sent as f64);
                 m.details.insert("prefill_errors".into(), p.errors as f64);
                 m.details.insert("prefill_seconds".into(), p.seconds);
@@ -415,81 +422,4 @@ fn skipped(plan: &Plan) -> Vec<Skipped> {
         }
     }
     out
-}
-
-fn settings(plan: &Plan) -> Settings {
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-        .map(|s| s.trim().to_string())
-        .unwrap_or_default();
-    let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split_once(':'))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .unwrap_or_default();
-    let tools: BTreeMap<String, String> = ["iperf3", "sockperf"]
-        .into_iter()
-        .filter_map(|t| workload::tool_version(t).map(|v| (t.to_string(), v)))
-        .collect();
-    let started_at = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or(Duration::ZERO)
-        .as_secs();
-    Settings {
-        rounds: plan.rounds,
-        duration_secs: plan.duration_secs,
-        quick: plan.quick,
-        datapaths: plan.datapaths.clone(),
-        workloads: plan.workloads.clone(),
-        cpus: Cpus {
-            client: plan.client_cpu,
-            server: plan.server_cpu,
-        },
-        kernel,
-        cpu_model,
-        tools,
-        started_at,
-        method: method(),
-    }
-}
-
-fn method() -> Method {
-    Method {
-        order: "labs built once; per round, per workload, every datapath in turn \
-                (A B C A B C …); servers restarted every round"
-            .into(),
-        warmup: "one 1 s iperf3 TCP run per datapath (ns→ns, and ns→internet where \
-                 there is NAT), discarded"
-            .into(),
-        tcp: "iperf3 -J -t DURATION [-P 2]; end.sum_received.bits_per_second".into(),
-        udp: format!(
-            "iperf3 -u -l {} -b 0; received datagrams/s = (end.sum_received.packets − \
-             lost_packets) / end.sum_received.seconds",
-            workload::UDP_DATAGRAM_BYTES
-        ),
-        request_response: format!(
-            "sockperf ping-pong --tcp -m {} --full-rtt (one message in flight); \
-             round-trip percentiles; transactions/s = replies / valid run time",
-            workload::RR_MESSAGE_BYTES
-        ),
-        connection_rate: "one client thread, sequential connections for DURATION: \
-                          connect (1 s timeout), read 1 byte sent by the server, close with \
-                          SO_LINGER 0 (RST); successes per second, failures counted"
-            .into(),
-        prefill: format!(
-            "before every prefilled run: {} UDP flows, one 16-byte datagram each, from \
-             {} consecutive source ports (from {}) to {} UDP sink ports (from {}) on the \
-             internet namespace; identical for every datapath; NAT table size recorded in \
-             nat_entries_before/after (kernel: nf_conntrack_count in the host namespace; \
-             ebpf: keys in the pinned NAT hash maps)",
-            plan::PREFILL_FLOWS,
-            plan::PREFILL_FLOWS / plan::PREFILL_DST_PORTS as u32,
-            workload::PREFILL_SRC_PORT_BASE,
-            plan::PREFILL_DST_PORTS,
-            workload::PREFILL_DST_PORT_BASE
-        ),
-    }
 }

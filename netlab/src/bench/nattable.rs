@@ -12,8 +12,8 @@ use std::path::Path;
 use anyhow::Context;
 use aya::maps::{MapData, MapType};
 
+use super::catalog::BenchDatapath;
 use super::nsexec::NsCpu;
-use super::plan::BenchDatapath;
 
 /// Entry count, or `None` when it cannot be read (no conntrack module in
 /// that namespace, no NAT maps pinned yet).

@@ -1,57 +1,18 @@
 //! What the eBPF programs themselves cost, measured by the kernel.
 //!
-//! While the bench runs, BPF run-time statistics are switched on with
-//! `BPF_ENABLE_STATS` (an fd: they switch off again when it closes, and no
-//! sysctl of the machine changes). Every program then accumulates
-//! `run_time_ns` and `run_cnt`; the difference over one measurement divided
-//! by the runs is the program's average cost per packet on that workload —
+//! While the bench runs, BPF run-time statistics are on
+//! (`crate::bpf::runstats`); the difference over one measurement divided
+//! by the runs is each program's average cost per packet on that workload —
 //! the part of the datapath's cost that is netlab's own code, as opposed to
 //! the veth, the stack and the sockets around it.
 
-use std::{collections::BTreeMap, os::fd::OwnedFd, path::Path};
+use std::{collections::BTreeMap, path::Path};
 
-use aya::programs::ProgramInfo;
-
-/// Keeps run-time statistics on while alive.
-pub struct StatsOn(#[allow(dead_code)] OwnedFd);
-
-/// Switches BPF run-time statistics on (None when the kernel refuses; the
-/// bench then reports no program costs rather than failing).
-pub fn enable() -> Option<StatsOn> {
-    aya::sys::enable_stats(aya::sys::Stats::RunTime)
-        .ok()
-        .map(StatsOn)
-}
-
-/// Accumulated (run time ns, runs) of one program.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub run_ns: u64,
-    pub runs: u64,
-}
+use crate::bpf::runstats::Totals;
 
 /// The lab's programs (those attached through its pinned links), by name.
 pub fn snapshot(lab: &str, uplink: &str) -> BTreeMap<String, Totals> {
-    let dir = crate::datapath::ebpf::pin_dir(lab);
-    let (rows, _) = crate::inspect::programs::attached(&dir, uplink);
-    let mut ids: BTreeMap<u32, String> = BTreeMap::new();
-    for row in rows {
-        ids.insert(row.id, row.program);
-    }
-    let mut out = BTreeMap::new();
-    for info in aya::programs::loaded_programs().flatten() {
-        if let Some(name) = ids.get(&info.id()) {
-            out.insert(name.clone(), totals(&info));
-        }
-    }
-    out
-}
-
-fn totals(info: &ProgramInfo) -> Totals {
-    Totals {
-        run_ns: info.run_time().as_nanos() as u64,
-        runs: info.run_count(),
-    }
+    crate::inspect::programs::run_totals(&crate::datapath::ebpf::pin_dir(lab), uplink)
 }
 
 /// Fewer runs than this in one measurement say nothing about the workload

@@ -8,8 +8,9 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{Cell, CellAlignment, ContentArrangement, Table};
 use serde::Serialize;
 
+use super::catalog::{BenchDatapath, Figure, Metric, Workload};
 use super::lab::Endpoints;
-use super::plan::{BenchDatapath, Figure, Metric, Plan, Workload};
+use super::plan::Plan;
 use super::stats::{RatioSummary, Summary, round_ratios};
 
 pub const SCHEMA: &str = "netlab-bench/1";

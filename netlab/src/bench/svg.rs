@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::plan::BenchDatapath;
+use super::catalog::BenchDatapath;
 use super::report::{BenchReport, FigureSummary, display};
 
 const PANEL_W: f64 = 300.0;
@@ -174,7 +174,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::bench::plan::{BenchArgs, Plan, Workload};
+    use crate::bench::catalog::Workload;
+    use crate::bench::plan::{BenchArgs, Plan};
     use crate::bench::report::{self, Cpus, Method, Sample, Settings};
 
     fn sample(round: u32, d: BenchDatapath, w: Workload, v: f64) -> Sample {

@@ -16,12 +16,11 @@ use std::os::fd::{AsFd, OwnedFd};
 use super::env::Attachment;
 use super::error::{CniError, CniResult, code};
 use super::{ipam, sandbox};
-use crate::config::{LabPlan, format_mac, mac_for};
-use crate::containers::ContainerPlan;
-use crate::datapath::{self, DatapathKind, kernel};
-use crate::lab::{LabError, container_port_plan};
+use crate::datapath::{self, kernel};
+use crate::lab::LabError;
+use crate::names::{format_mac, mac_for};
 use crate::netns;
-use crate::publish::PortSpec;
+use crate::plan::{ContainerPlan, DatapathKind, LabPlan, PortSpec};
 use crate::state::{LabLock, LabState, Owned};
 use crate::topology::with_netlink;
 
@@ -166,7 +165,7 @@ fn publish(
     if ports.is_empty() {
         return Ok(());
     }
-    crate::publish::ops::publish_locked(lock, state, &c.publish_name(), ports).map_err(|e| {
+    crate::lab::publish::publish_locked(lock, state, &c.publish_name(), ports).map_err(|e| {
         let code = match e {
             LabError::Config(_) | LabError::PublishRefused { .. } => code::INVALID_CONFIG,
             _ => code::LAB_FAILURE,
@@ -205,7 +204,7 @@ fn wire(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> CniResult<()> 
     .map_err(|e| CniError::lab("cannot configure the container's interface", e))?;
     match plan.datapath {
         DatapathKind::Ebpf => {
-            let port = container_port_plan(c);
+            let port = c.port_plan();
             netns::run_in(host, || datapath::ebpf::add_port(&plan.name, &port))
                 .map_err(|e| CniError::lab("cannot enter the lab's host namespace", e))?
                 .map_err(|e| CniError::lab("cannot add the container's switch port", e))
@@ -230,14 +229,14 @@ pub fn remove(lock: &LabLock, state: &mut LabState, c: &ContainerPlan) -> CniRes
             .filter(|p| p.namespace != name)
             .cloned()
             .collect();
-        crate::publish::ops::apply(lock, state, left)
+        crate::lab::publish::apply(lock, state, left)
             .map_err(|e| CniError::lab("cannot unpublish the container's ports", e))?;
     }
     let plan = state.plan.clone();
     let host = plan.host_netns();
     let host_there = host.is_none_or(netns::exists);
     if plan.datapath == DatapathKind::Ebpf && datapath::ebpf::is_installed(&plan.name) {
-        let port = container_port_plan(c);
+        let port = c.port_plan();
         // Outside the host namespace when it is gone: remove_port then
         // finds the port by MAC and address.
         let ns = if host_there { host } else { None };

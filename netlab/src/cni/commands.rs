@@ -8,9 +8,11 @@ use super::error::{CniError, CniResult, code};
 use super::ipam;
 use super::sandbox;
 use super::types::{self, AddResult, GC_STATUS_SINCE, Interface, IpConfig, NetConf, Route};
-use crate::config::{LabConfig, LabPlan, format_mac};
-use crate::containers::ContainerPlan;
+use crate::config::LabConfig;
 use crate::lab::{self, LabError};
+use crate::names::format_mac;
+use crate::plan::ContainerPlan;
+use crate::plan::LabPlan;
 use crate::state::{self, LabLock, LabState, StateError};
 
 /// How many times ADD goes round "create the lab / take the lock" when
@@ -136,7 +138,7 @@ fn running_lab(conf: &NetConf) -> CniResult<(LabLock, LabState)> {
 /// A lab that runs without it still forwards, so a failure is a warning,
 /// not a failed ADD.
 fn start_control_loop(plan: &LabPlan) {
-    if plan.datapath != crate::datapath::DatapathKind::Ebpf {
+    if plan.datapath != crate::plan::DatapathKind::Ebpf {
         return;
     }
     if let Err(e) = crate::supervise::ensure_running(&plan.name, None) {

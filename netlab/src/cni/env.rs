@@ -71,24 +71,6 @@ fn container_id_problem(id: &str) -> Option<&'static str> {
     }
 }
 
-/// What Linux accepts as an interface name (dev_valid_name).
-fn ifname_problem(name: &str) -> Option<&'static str> {
-    if name.is_empty() {
-        Some("must not be empty")
-    } else if name.len() > 15 {
-        Some("is longer than 15 bytes")
-    } else if name == "." || name == ".." {
-        Some("is not a valid interface name")
-    } else if name
-        .chars()
-        .any(|c| c == '/' || c == ':' || c.is_whitespace())
-    {
-        Some("must not contain '/', ':' or whitespace")
-    } else {
-        None
-    }
-}
-
 /// Reads the attachment variables for ADD, CHECK (netns required) and DEL
 /// (netns optional).
 pub fn attachment(
@@ -105,8 +87,8 @@ pub fn attachment(
         ));
     }
     let ifname = get_set("CNI_IFNAME").ok_or_else(|| invalid("CNI_IFNAME", "not set"))?;
-    if let Some(why) = ifname_problem(&ifname) {
-        return Err(invalid("CNI_IFNAME", format!("{ifname:?} {why}")));
+    if let Some(why) = crate::names::interface_name_problem(&ifname) {
+        return Err(invalid("CNI_IFNAME", format!("{ifname:?}: {why}")));
     }
     let netns = get_set("CNI_NETNS");
     if netns_required && netns.is_none() {

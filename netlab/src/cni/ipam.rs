@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
-use crate::config::LabPlan;
+use crate::plan::LabPlan;
 
 /// Every address of the subnet nobody else may take: network, broadcast,
 /// gateway, the lab's namespaces, other containers.
@@ -20,12 +20,10 @@ fn taken(plan: &LabPlan) -> BTreeSet<Ipv4Addr> {
     t
 }
 
-/// The usable host addresses of the subnet, in order.
-fn hosts(plan: &LabPlan) -> impl Iterator<Item = Ipv4Addr> + Clone {
-    let base = u32::from(plan.subnet.network());
-    let size = 1u64 << (32 - u32::from(plan.subnet.prefix_len));
-    // Without network and broadcast (the config allows /8../30).
-    (1..size.saturating_sub(1)).map(move |i| Ipv4Addr::from(base + i as u32))
+/// The usable host addresses of the subnet (without network and
+/// broadcast), in order.
+fn hosts(plan: &LabPlan) -> impl Iterator<Item = Ipv4Addr> + Clone + use<> {
+    plan.subnet.hosts()
 }
 
 /// The next free address after the last one handed out (wrapping), or
@@ -48,7 +46,7 @@ pub fn free_count(plan: &LabPlan) -> usize {
 mod tests {
     use super::*;
     use crate::config::LabConfig;
-    use crate::containers::ContainerPlan;
+    use crate::plan::ContainerPlan;
 
     fn plan(text: &str) -> LabPlan {
         LabConfig::from_toml(text, "t.toml")
@@ -64,7 +62,7 @@ mod tests {
             netns: "/x".into(),
             peer: "p".into(),
             address: a,
-            mac: crate::config::mac_for(a),
+            mac: crate::names::mac_for(a),
             default_route: true,
             complete: true,
         });

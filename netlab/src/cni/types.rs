@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::error::{CniError, code};
-use crate::publish::{PortSpec, Protocol};
+use crate::plan::{PortSpec, Protocol};
 use std::net::Ipv4Addr;
 
 /// Spec versions this plugin speaks, oldest first.

@@ -10,8 +10,8 @@
 use std::process::Command;
 
 use crate::cidr::Ipv4Cidr;
-use crate::config::LabPlan;
 use crate::netns::{self, NetnsError};
+use crate::plan::LabPlan;
 use crate::topology::{Netlink, TopologyError};
 
 #[derive(Debug, thiserror::Error)]

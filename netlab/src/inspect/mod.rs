@@ -1,16 +1,16 @@
 //! Reading the running eBPF datapath: `netlab map list/dump`, `fdb`, `nat
-//! list`, `stats`, `trace`, `diagram`, and the eBPF part of `status`.
+//! list`, `stats`, `trace`, the programs of `status` and `diagram`.
 //!
 //! Everything here only reads the pinned maps (and the lab's state file;
 //! `trace` reads the event stream, so it lives in `crate::monitor`); the
 //! commands that change state (`nat flush/delete`, `fdb add/del`) live in
-//! `crate::edit` and share the lab lookup, key notation and printing.
+//! `crate::edit` and share the lab lookup, key notation and printing. The
+//! CLI dispatches both (`crate::cli`); nothing here imports `edit`,
+//! `status` or the CLI.
 //! Conventions: tables for people, `--json` with stable field names for
 //! programs, errors (to stderr, non-zero exit) that say what to do.
 
-pub mod commands;
 pub mod decode;
-pub mod diagram;
 pub mod fdb;
 pub mod keys;
 pub mod maps;
@@ -23,7 +23,10 @@ use std::{io::IsTerminal, path::PathBuf};
 use anyhow::{Context as _, bail};
 use comfy_table::{Table, presets};
 
-use crate::{config::LabPlan, datapath::DatapathKind, state};
+use crate::{
+    plan::{DatapathKind, LabPlan},
+    state,
+};
 
 /// A lab that is up, as the inspection commands need it.
 #[derive(Clone, Debug)]
@@ -36,7 +39,7 @@ pub struct Lab {
 
 /// How to bring a lab up, for messages.
 fn up_hint(lab: &str) -> String {
-    if lab == crate::config::DEFAULT_LAB_NAME {
+    if lab == crate::names::DEFAULT_LAB_NAME {
         "bring it up with `netlab up`".into()
     } else {
         format!(

@@ -1,7 +1,8 @@
 //! The lab's attached programs (from its pinned tcx links) and maps, for
-//! `netlab status` and `netlab trace`.
+//! `netlab status` and `netlab trace`, and what they cost (for the metrics
+//! and the benchmark).
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
 use aya::programs::{
     ProgramInfo,
@@ -10,7 +11,7 @@ use aya::programs::{
 };
 use serde::Serialize;
 
-use crate::bpf::fs;
+use crate::bpf::{fs, runstats};
 
 /// One attached program.
 #[derive(Clone, Debug, Serialize)]
@@ -124,6 +125,15 @@ pub fn attached(dir: &Path, uplink: &str) -> (Vec<ProgramRow>, Vec<String>) {
     }
     rows.sort_by(|a, b| (&a.program, &a.device).cmp(&(&b.program, &b.device)));
     (rows, errors)
+}
+
+/// The accumulated run time and runs of the lab's attached programs, by
+/// name (counting only while run-time statistics are on:
+/// [`runstats::enable`]).
+pub fn run_totals(dir: &Path, uplink: &str) -> BTreeMap<String, runstats::Totals> {
+    let (rows, _) = attached(dir, uplink);
+    let ids: BTreeMap<u32, String> = rows.into_iter().map(|r| (r.id, r.program)).collect();
+    runstats::of_programs(&ids)
 }
 
 /// Everything `status` shows about the eBPF datapath of `lab`.

@@ -7,7 +7,7 @@ use netlab_common::maps::{COUNTERS_MAP, PORT_STATS_MAP, PORTS_MAP};
 use serde::Serialize;
 
 use super::{Lab, decode};
-use crate::datapath::PortRole;
+use crate::plan::PortRole;
 
 /// Counter name → value, in counter order (JSON: an object).
 #[derive(Clone, Debug, Default, PartialEq)]

@@ -26,7 +26,6 @@ use prometheus_client::{
 };
 
 use crate::{
-    bench::progstats,
     inspect::{self, stats::Stats},
     nat::NatTable,
 };
@@ -61,7 +60,7 @@ impl Snapshot {
                     .or_insert(0) += 1;
             }
         }
-        let programs = progstats::snapshot(lab_name, lab.plan.uplink())
+        let programs = inspect::programs::run_totals(&lab.dir, lab.plan.uplink())
             .into_iter()
             .map(|(name, t)| (name, (t.runs, t.run_ns)))
             .collect();
@@ -242,7 +241,7 @@ mod tests {
                     port: "veth-1-br".into(),
                     ifindex: 5,
                     owner: Some("ns1".into()),
-                    role: crate::datapath::PortRole::Endpoint,
+                    role: crate::plan::PortRole::Endpoint,
                     slot: 0,
                     mac: String::new(),
                     ipv4: String::new(),

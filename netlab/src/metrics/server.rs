@@ -67,7 +67,7 @@ pub struct MetricsServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     /// BPF run-time statistics stay on while this lives.
-    _stats: Option<crate::bench::progstats::StatsOn>,
+    _stats: Option<crate::bpf::runstats::StatsOn>,
 }
 
 impl MetricsServer {
@@ -88,7 +88,7 @@ impl MetricsServer {
             address,
             stop,
             thread: Some(thread),
-            _stats: crate::bench::progstats::enable(),
+            _stats: crate::bpf::runstats::enable(),
         })
     }
 }

@@ -24,8 +24,8 @@ use netlab_common::{
 
 use crate::{
     bpf::loader::{load_classifier, load_object},
-    datapath::NatPlan,
     nat::{NatFlow, Proto},
+    plan::NatPlan,
 };
 
 /// The program's name in the object.

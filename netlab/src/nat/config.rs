@@ -11,7 +11,7 @@ use netlab_common::nat::{
 };
 
 use super::{NatError, maps};
-use crate::{bpf::loader::MapSize, datapath::NatPlan};
+use crate::{bpf::loader::MapSize, plan::NatPlan};
 
 /// The sizes of the translation tables (`nat_orig`, `nat_reply`) for the
 /// loader. Pinned maps that already exist keep the size they were created
@@ -23,7 +23,8 @@ pub fn map_sizes(plan: &NatPlan) -> [MapSize; 2] {
     })
 }
 
-/// The `nat_config` entry for `plan`, validated. `external` is the uplink's
+/// The `nat_config` entry for `plan`, validated by the plan's own rules
+/// ([`NatPlan::problem`], the same the lab file is checked with). `external` is the uplink's
 /// address, `gateway_mac` `vbridge`'s MAC (the source MAC of fast-path
 /// deliveries); `fast_path` enables delivering replies straight to the
 /// endpoint's port.
@@ -33,32 +34,13 @@ pub fn nat_config(
     gateway_mac: [u8; 6],
     fast_path: bool,
 ) -> Result<NatConfig, NatError> {
-    if plan.prefix_len > 32 {
-        return Err(NatError::InvalidPlan(format!(
-            "prefix length {} is above 32",
-            plan.prefix_len
-        )));
+    if let Some(why) = plan.problem() {
+        return Err(NatError::InvalidPlan(why));
     }
-    if plan.port_min == 0 || plan.port_min > plan.port_max {
+    let subnet = plan.masqueraded().expect("checked by problem()");
+    if subnet.contains(external) {
         return Err(NatError::InvalidPlan(format!(
-            "port range {}-{} is empty or includes 0",
-            plan.port_min, plan.port_max
-        )));
-    }
-    if plan.max_entries == 0 {
-        return Err(NatError::InvalidPlan("max_entries is 0".into()));
-    }
-    let mask = if plan.prefix_len == 0 {
-        0
-    } else {
-        u32::MAX << (32 - plan.prefix_len as u32)
-    };
-    let subnet = u32::from(plan.subnet) & mask;
-    if u32::from(external) & mask == subnet {
-        return Err(NatError::InvalidPlan(format!(
-            "external address {external} lies inside the masqueraded subnet {}/{}",
-            Ipv4Addr::from(subnet),
-            plan.prefix_len
+            "external address {external} lies inside the masqueraded subnet {subnet}"
         )));
     }
     let mut flags = NAT_FLAG_ENABLED;
@@ -66,8 +48,8 @@ pub fn nat_config(
         flags |= NAT_FLAG_FAST_PATH;
     }
     Ok(NatConfig {
-        subnet: subnet.to_be(),
-        mask: mask.to_be(),
+        subnet: u32::from(subnet.network()).to_be(),
+        mask: subnet.mask().to_be(),
         external: u32::from(external).to_be(),
         port_min: plan.port_min,
         port_max: plan.port_max,
@@ -101,7 +83,7 @@ pub fn configure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapath::NatTimeouts;
+    use crate::plan::NatTimeouts;
 
     fn plan() -> NatPlan {
         NatPlan {

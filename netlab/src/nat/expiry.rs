@@ -6,28 +6,15 @@
 //! connection goes after `tcp_closing` rather than `tcp_established`). LRU
 //! eviction is only the last resort when the maps fill up.
 
-use std::{path::Path, time::Duration};
+use std::path::Path;
 
 use netlab_common::nat::NatKey;
 
 use super::{
     NatError,
-    table::{FlowState, NatFlow, NatTable, Proto},
+    table::{NatFlow, NatTable},
 };
-use crate::datapath::NatTimeouts;
-
-/// The idle timeout of a flow of `proto` in `state`.
-pub fn timeout_for(proto: Proto, state: FlowState, t: &NatTimeouts) -> Duration {
-    Duration::from_secs(match (proto, state) {
-        (Proto::Tcp, FlowState::SynSent) => t.tcp_syn,
-        (Proto::Tcp, FlowState::Closing) => t.tcp_closing,
-        (Proto::Tcp, _) => t.tcp_established,
-        (Proto::Udp, _) => t.udp,
-        (Proto::Icmp, _) => t.icmp,
-        // Never created by the datapath; treat like UDP.
-        (Proto::Other(_), _) => t.udp,
-    })
-}
+use crate::plan::NatTimeouts;
 
 /// The flows to remove at `now_ns`.
 pub fn select_expired<'a>(flows: &'a [NatFlow], now_ns: u64, t: &NatTimeouts) -> Vec<&'a NatFlow> {
@@ -159,11 +146,12 @@ pub fn flush_source(pin_dir: &Path, source: std::net::Ipv4Addr) -> Result<usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nat::table::decode;
+    use crate::nat::table::{FlowState, Proto, decode, timeout_for};
     use netlab_common::nat::{
         IPPROTO_ICMP, IPPROTO_UDP, NAT_STATE_NONE, NAT_STATE_TCP_CLOSING,
         NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry,
     };
+    use std::time::Duration;
 
     const S: u64 = 1_000_000_000;
 

@@ -30,7 +30,7 @@ pub use attach::{
 pub use config::{configure, map_sizes, nat_config};
 pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
-    sweep_reporting, timeout_for,
+    sweep_reporting,
 };
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, sync_published};
@@ -39,7 +39,7 @@ pub use sock::{
     set_netns, sync_netns,
 };
 pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
-pub use table::{FlowState, NatFlow, NatTable, Proto, decode};
+pub use table::{FlowState, NatFlow, NatTable, Proto, decode, timeout_for};
 
 use std::path::PathBuf;
 

@@ -10,7 +10,6 @@
 //! published ports are left alone.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
 use std::path::Path;
 
 use aya::maps::{HashMap, MapData};
@@ -20,8 +19,8 @@ use netlab_common::nat::{
 };
 
 use super::{NatError, maps};
-use crate::datapath::PublishedPort;
-use crate::datapath::ebpf::ipv4_key;
+use crate::bpf::key::{ipv4_key, ipv4_of_key};
+use crate::plan::PublishedPort;
 
 fn key_of(p: &PublishedPort) -> PublishKey {
     PublishKey {
@@ -132,14 +131,13 @@ fn flush_stale(
 pub fn published(pin_dir: &Path) -> Result<Vec<PublishedPort>, NatError> {
     let raw = maps::open_pinned(pin_dir, NAT_PUBLISH_MAP)?;
     let entries: Vec<(PublishKey, PublishEntry)> = maps::read_hash(&raw, NAT_PUBLISH_MAP)?;
-    let addr = |a: u32| Ipv4Addr::from(a.to_ne_bytes());
     let mut out: Vec<PublishedPort> = entries
         .into_iter()
         .map(|(k, v)| PublishedPort {
-            host_address: (k.addr != 0).then(|| addr(k.addr)),
+            host_address: (k.addr != 0).then(|| ipv4_of_key(k.addr)),
             host_port: u16::from_be(k.port),
             protocol: k.proto,
-            address: addr(v.addr),
+            address: ipv4_of_key(v.addr),
             port: u16::from_be(v.port),
         })
         .collect();

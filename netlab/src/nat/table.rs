@@ -20,10 +20,9 @@ use netlab_common::nat::{
 
 use super::{
     NatError,
-    expiry::timeout_for,
     maps::{open_pinned, read_hash},
 };
-use crate::datapath::NatTimeouts;
+use crate::plan::NatTimeouts;
 
 /// The flow's protocol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +65,21 @@ pub enum FlowState {
     Established,
     /// TCP: FIN or RST seen.
     Closing,
+}
+
+/// The idle timeout of a flow of `proto` in `state` (beside the types it
+/// reads, so the table and the expiry both ask it without importing each
+/// other).
+pub fn timeout_for(proto: Proto, state: FlowState, t: &NatTimeouts) -> Duration {
+    Duration::from_secs(match (proto, state) {
+        (Proto::Tcp, FlowState::SynSent) => t.tcp_syn,
+        (Proto::Tcp, FlowState::Closing) => t.tcp_closing,
+        (Proto::Tcp, _) => t.tcp_established,
+        (Proto::Udp, _) => t.udp,
+        (Proto::Icmp, _) => t.icmp,
+        // Never created by the datapath; treat like UDP.
+        (Proto::Other(_), _) => t.udp,
+    })
 }
 
 impl FlowState {

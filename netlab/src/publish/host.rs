@@ -5,9 +5,8 @@
 
 use std::net::Ipv4Addr;
 
-use super::{Publication, problem};
-use crate::config::{LabPlan, Problem};
 use crate::netns::{self, NetnsError};
+use crate::plan::{LabPlan, Problem, Publication};
 
 /// A socket of the host side holding a local port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,7 +93,7 @@ pub fn check(
         if let Some(addr) = p.spec.host_address
             && !known.contains(&addr)
         {
-            problems.push(problem(
+            problems.push(Problem::new(
                 field,
                 &value,
                 format!("host address {addr} is not an address of the host side"),
@@ -114,7 +113,7 @@ pub fn check(
                 && !ours(u)
         });
         if let Some(u) = taken {
-            problems.push(problem(
+            problems.push(Problem::new(
                 field,
                 &value,
                 format!(

@@ -20,8 +20,7 @@
 //! state file before it is added, so `unpublish` and `down` remove exactly
 //! it (`iptables -D` with the same arguments).
 
-use crate::config::LabPlan;
-use crate::datapath::PublishedPort;
+use crate::plan::{LabPlan, PublishedPort};
 
 /// One iptables rule: table, chain, and the match/target arguments.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use crate::config::LabPlan;
+use crate::plan::LabPlan;
 
 /// One published spec as `netlab ports --json` prints it.
 #[derive(Debug, Serialize)]

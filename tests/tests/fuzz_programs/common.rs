@@ -10,8 +10,8 @@ pub(crate) use netlab::{
         loader::PORT_PROGRAM,
         maps::{HostAddrs, SwitchMaps},
     },
-    datapath::{NatPlan, NatTimeouts},
     nat,
+    plan::{NatPlan, NatTimeouts},
 };
 pub(crate) use netlab_common::{
     counters::Counter,

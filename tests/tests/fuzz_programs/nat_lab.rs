@@ -43,7 +43,7 @@ impl NatLab {
         SwitchMaps::open(loaded.dir())
             .and_then(|mut maps| {
                 maps.set_endpoint(
-                    netlab::datapath::ebpf::ipv4_key(frames::FAST_PATH_HOST),
+                    netlab::bpf::key::ipv4_key(frames::FAST_PATH_HOST),
                     frames::FAST_PATH_MAC,
                     frames::FAST_PATH_IFINDEX,
                 )

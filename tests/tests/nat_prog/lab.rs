@@ -6,9 +6,9 @@ pub(crate) use std::{net::Ipv4Addr, path::Path};
 
 pub(crate) use aya::{Ebpf, maps::HashMap as BpfHashMap};
 pub(crate) use netlab::{
-    bpf::maps::SwitchMaps,
-    datapath::{NatPlan, NatTimeouts, ebpf::ipv4_key},
+    bpf::{key::ipv4_key, maps::SwitchMaps},
     nat::{self, FlowState, NatTable, Proto},
+    plan::{NatPlan, NatTimeouts},
 };
 pub(crate) use netlab_common::{
     counters::Counter,

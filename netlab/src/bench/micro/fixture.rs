@@ -27,7 +27,7 @@ use netlab_common::{
 
 use super::frames::Mac;
 use crate::bpf::{fs, loader, maps::SwitchMaps};
-use crate::datapath::{NatPlan, NatTimeouts};
+use crate::plan::{NatPlan, NatTimeouts};
 
 pub const A_MAC: Mac = [0x02, 0x9b, 0, 0, 0, 0x01];
 pub const B_MAC: Mac = [0x02, 0x9b, 0, 0, 0, 0x02];

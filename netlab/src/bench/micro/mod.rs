@@ -132,7 +132,7 @@ pub fn measure(args: &MicroArgs<'_>) -> anyhow::Result<MicroReport> {
         bail!("--repeat must be at least 1 and --runs between 1 and {MAX_RUNS}");
     }
     let lab = format!("{}-micro", args.prefix);
-    if let Some(problem) = crate::config::lab_name_problem(&lab) {
+    if let Some(problem) = crate::names::lab_name_problem(&lab) {
         bail!(
             "--prefix {}: the micro lab name {lab}: {problem}",
             args.prefix

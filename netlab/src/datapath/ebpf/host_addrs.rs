@@ -1,0 +1,120 @@
+//! The host side's own addresses, as the datapath needs them: those the
+//! endpoints may not reach (`host_addrs`, the host-access rule) and the
+//! uplink's (the address the NAT masquerades with).
+
+use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+
+use netlab_common::switch::{HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL};
+
+use super::validate::{installed_dir, validate_lab};
+use crate::bpf::{
+    Error, Result, fs,
+    key::{ipv4_key, ipv4_of_key},
+    maps::HostAddrs,
+};
+use crate::plan::{PortRole, SwitchPlan};
+
+/// What the host-access rule needs to know about a lab.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostAccess {
+    /// The lab's pin directory.
+    pub dir: PathBuf,
+    /// Always reachable: the namespaces' router.
+    pub gateway: Option<Ipv4Addr>,
+    /// `[host] allow_host_access`: nothing is blocked.
+    pub allowed: bool,
+}
+
+impl HostAccess {
+    pub fn of(plan: &SwitchPlan) -> Self {
+        Self {
+            dir: fs::lab_dir(&plan.lab),
+            gateway: plan
+                .ports
+                .iter()
+                .find(|p| p.role == PortRole::Gateway)
+                .map(|p| p.ipv4),
+            allowed: plan.allow_host_access,
+        }
+    }
+}
+
+/// The host side's IPv4 addresses that endpoints may not reach, read in
+/// the calling thread's namespace: every interface address except the
+/// gateway's, and the broadcast address of each such address (the host
+/// stack delivers those locally as well; the gateway's own subnet
+/// broadcast is the lab segment's and stays reachable, like
+/// 255.255.255.255). Keys in network order, values HOST_ADDR_*.
+pub fn blocked_host_addrs(gateway: Option<Ipv4Addr>) -> Result<BTreeMap<u32, u8>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|source| Error::NoDevice {
+        dev: "(host interfaces)".to_owned(),
+        source,
+    })?;
+    let mut out = BTreeMap::new();
+    let mut broadcasts = Vec::new();
+    for a in addrs {
+        let Some(ip) = a
+            .address
+            .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+        else {
+            continue;
+        };
+        if Some(ip) == gateway {
+            continue;
+        }
+        out.insert(ipv4_key(ip), HOST_ADDR_LOCAL);
+        if let Some(b) = a
+            .broadcast
+            .and_then(|s| s.as_sockaddr_in().map(|sin| sin.ip()))
+            && !b.is_broadcast()
+            && !b.is_unspecified()
+        {
+            broadcasts.push(b);
+        }
+    }
+    for b in broadcasts {
+        // An address wins over a broadcast address with the same value.
+        out.entry(ipv4_key(b)).or_insert(HOST_ADDR_BROADCAST);
+    }
+    Ok(out)
+}
+
+/// Makes `host_addrs` match the host namespace's addresses now (empty when
+/// host access is allowed). Must run on a thread inside the host
+/// namespace. Returns how many addresses are blocked.
+pub fn sync_host_access(access: &HostAccess) -> Result<usize> {
+    let wanted = if access.allowed {
+        BTreeMap::new()
+    } else {
+        blocked_host_addrs(access.gateway)?
+    };
+    HostAddrs::open(&access.dir)?.sync(&wanted)?;
+    Ok(wanted.len())
+}
+
+/// The entries of `host_addrs`: (address, HOST_ADDR_*), sorted.
+pub fn host_addrs(lab: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
+    validate_lab(lab)?;
+    let mut v: Vec<_> = HostAddrs::open(&installed_dir(lab)?)?
+        .entries()?
+        .into_iter()
+        .map(|(k, kind)| (ipv4_of_key(k), kind))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The first IPv4 address of `dev` in the calling thread's namespace: the
+/// address the NAT masquerades with.
+pub fn uplink_ipv4(dev: &str) -> Result<Ipv4Addr> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|source| Error::NoDevice {
+        dev: dev.to_owned(),
+        source,
+    })?;
+    addrs
+        .filter(|a| a.interface_name == dev)
+        .find_map(|a| a.address?.as_sockaddr_in().map(|sin| sin.ip()))
+        .ok_or_else(|| Error::NoUplinkAddress {
+            dev: dev.to_owned(),
+        })
+}
