@@ -532,3 +532,50 @@ fn completions_and_man_page_are_valid() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn stats_explain_states_every_counter_once_and_needs_no_lab() {
+    let netlab = netlab_tests::netlab_bin();
+    let out = run(Command::new(&netlab).args(["stats", "--explain", "--json"]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let json: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("a JSON object");
+    let names: Vec<&str> = Counter::ALL.iter().map(|c| c.name()).collect();
+    let mut listed: Vec<&str> = json.keys().map(String::as_str).collect();
+    listed.sort_unstable();
+    let mut expected = names.clone();
+    expected.sort_unstable();
+    assert_eq!(listed, expected, "one entry per counter");
+    for (name, meaning) in &json {
+        let meaning = meaning.as_str().unwrap_or_default();
+        assert!(meaning.len() > 10, "{name}: no meaning: {meaning:?}");
+    }
+    // The text form starts one line with each name, in counter order.
+    let out = run(Command::new(&netlab).args(["stats", "--explain"]));
+    assert!(out.status.success(), "{}", describe(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let firsts: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with(' '))
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert_eq!(firsts, names);
+}
+
+#[test]
+fn a_reader_that_goes_away_ends_netlab_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    // `netlab stats --explain | head -0`: the pipe's reader is gone before
+    // netlab writes; it must end by SIGPIPE as Unix tools do, not panic.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(netlab_tests::netlab_bin())
+        .args(["stats", "--explain"])
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.signal(), Some(libc::SIGPIPE), "{stderr}");
+}

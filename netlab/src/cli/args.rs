@@ -147,6 +147,10 @@ pub enum Command {
         /// Also show counters that are zero.
         #[arg(long)]
         all: bool,
+        /// Print what each counter means (with --json, a name → meaning
+        /// object) instead of reading a lab; needs no lab and no privileges.
+        #[arg(long, conflicts_with_all = ["watch", "all"])]
+        explain: bool,
     },
     /// Stream one line per frame through the switch (ingress port, MACs,
     /// EtherType, what became of it) until Ctrl-C, for debugging the switch

@@ -36,6 +36,12 @@ pub fn main() -> ExitCode {
     if let Err(e) = crate::bpf::fs::join_outer_bpffs() {
         eprintln!("netlab: warning: {e:#}");
     }
+    // `netlab map dump | head`: end quietly when the reader goes away, as
+    // other Unix tools do, rather than panic on the failed write (Rust
+    // ignores SIGPIPE by default). A `monitor` killed this way leaves its
+    // event gate on; the daemon clears a gate whose reader is gone.
+    // SAFETY: still one thread; restoring a default disposition.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     crate::logging::init(cli.verbose, cli.quiet);
     match run(cli) {
@@ -170,7 +176,18 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             },
         ),
         Command::Nat(cmd) => inspect(&cli, Inspect::Nat(cmd)),
-        Command::Stats { json, watch, all } => inspect(
+        Command::Stats { json, explain, .. } if *explain => {
+            let meanings = crate::inspect::stats::meanings();
+            if *json {
+                println!("{}", serde_json::to_string_pretty(&meanings)?);
+            } else {
+                print!("{}", crate::inspect::stats::render_meanings(&meanings));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Stats {
+            json, watch, all, ..
+        } => inspect(
             &cli,
             Inspect::Stats {
                 json: *json,

@@ -3,7 +3,10 @@
 
 use std::time::{Duration, Instant};
 
-use netlab_common::maps::{COUNTERS_MAP, PORT_STATS_MAP, PORTS_MAP};
+use netlab_common::{
+    counters::Counter,
+    maps::{COUNTERS_MAP, PORT_STATS_MAP, PORTS_MAP},
+};
 use serde::Serialize;
 
 use super::{Lab, decode};
@@ -233,4 +236,51 @@ pub fn watch(lab: &Lab, interval: Duration, json: bool, all: bool) -> anyhow::Re
         out.flush()?;
         (prev, at) = (now, t);
     }
+}
+
+/// Every counter's name and meaning, in counter order (JSON: an object),
+/// as the counters' one declaration (`netlab_common::counters!`) states
+/// them: `netlab stats --explain`.
+#[derive(Debug)]
+pub struct Meanings(pub Vec<(&'static str, &'static str)>);
+
+impl Serialize for Meanings {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().copied())
+    }
+}
+
+pub fn meanings() -> Meanings {
+    Meanings(
+        Counter::ALL
+            .iter()
+            .map(|c| (c.name(), c.meaning()))
+            .collect(),
+    )
+}
+
+/// Two columns: the name, then the meaning wrapped to `MEANING_WIDTH`.
+pub fn render_meanings(m: &Meanings) -> String {
+    const MEANING_WIDTH: usize = 72;
+    let name_width = m.0.iter().map(|(n, _)| n.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (name, meaning) in &m.0 {
+        let mut lines = vec![String::new()];
+        for word in meaning.split_whitespace() {
+            let last = lines.last_mut().expect("never empty");
+            if !last.is_empty() && last.len() + 1 + word.len() > MEANING_WIDTH {
+                lines.push(word.to_string());
+            } else {
+                if !last.is_empty() {
+                    last.push(' ');
+                }
+                last.push_str(word);
+            }
+        }
+        for (i, line) in lines.iter().enumerate() {
+            let label = if i == 0 { *name } else { "" };
+            out.push_str(&format!("{label:<name_width$}  {line}\n"));
+        }
+    }
+    out
 }
