@@ -23,6 +23,7 @@ mod learn;
 pub(crate) mod mac;
 mod source;
 pub(crate) mod stats;
+mod trace;
 mod vlan;
 
 use aya_ebpf::{
@@ -31,7 +32,7 @@ use aya_ebpf::{
 };
 use netlab_common::{
     counters::Counter,
-    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, TRACE_EVENTS, TRACE_LOG},
+    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, TRACE_EVENTS, TRACE_FRAMES},
 };
 use network_types::eth::{EthHdr, EtherType};
 
@@ -39,11 +40,11 @@ use crate::{
     counters::count,
     events,
     hdr::{make_linear, ptr_at},
-    log, maps,
+    maps,
 };
 
 /// What happened to a frame; turned into a TC verdict and, when tracing,
-/// into one log event.
+/// into one frame event (trace.rs).
 pub enum Outcome {
     /// Redirected to one port.
     Unicast { verdict: i32, to: u32 },
@@ -104,8 +105,8 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
             _ => {}
         }
     }
-    if config.trace & TRACE_LOG != 0 {
-        log::frame(ctx, ingress, &frame, &outcome);
+    if config.trace & TRACE_FRAMES != 0 {
+        trace::frame(ingress, &frame, &outcome);
     }
     verdict
 }
