@@ -36,6 +36,21 @@ pub const EVENT_NAT_EXPIRED: u8 = 4;
 pub const EVENT_FDB_LEARNED: u8 = 5;
 /// An ARP request from `saddr` (MAC `src_mac`) for `daddr` was answered.
 pub const EVENT_ARP_ANSWERED: u8 = 6;
+/// One frame through the switch and what became of it (`netlab trace`):
+/// `ifindex` the ingress port, the MACs and EtherType, `outcome` a
+/// FRAME_*, `reason` its number. Written by the port program only while
+/// [`crate::switch::TRACE_FRAMES`] is set, for every frame.
+pub const EVENT_FRAME: u8 = 7;
+
+/// `Event::outcome` of an EVENT_FRAME: redirected to one port (`reason`:
+/// its ifindex).
+pub const FRAME_UNICAST: u8 = 1;
+/// An ARP request answered in place (`daddr`: the address asked for).
+pub const FRAME_ARP_ANSWERED: u8 = 2;
+/// Flooded (`reason`: the number of copies sent).
+pub const FRAME_FLOODED: u8 = 3;
+/// Dropped (`reason`: the `Counter` index, as for EVENT_DROP).
+pub const FRAME_DROPPED: u8 = 4;
 
 /// `Event::program`: which program emitted the event.
 pub const PROGRAM_PORT: u8 = 1;
@@ -61,8 +76,10 @@ pub struct Event {
     pub program: u8,
     /// IP protocol of the packet (0: not IPv4).
     pub proto: u8,
-    pub _pad0: u8,
-    /// Drops and exhausted ranges: the `Counter` index; otherwise 0.
+    /// EVENT_FRAME: what became of the frame (FRAME_*); otherwise 0.
+    pub outcome: u8,
+    /// Drops and exhausted ranges: the `Counter` index; EVENT_FRAME: the
+    /// outcome's number (see FRAME_*); otherwise 0.
     pub reason: u32,
     /// The interface the program runs on (a switch port's ingress, the
     /// uplink); for learned MACs, the port the MAC now lives behind.

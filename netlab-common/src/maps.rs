@@ -46,6 +46,12 @@ macro_rules! map_table {
                 doc: "Slot → port: the flood list (ifindex 0 = empty slot)."
             }
             {
+                item: PORT_SLOTS, name_const: PORT_SLOTS_MAP, name: "port_slots", kind: Array,
+                key: u32, value: u32,
+                max_entries: $crate::maps::PORT_SLOTS_SIZE, sizing: Fixed, group: Switch,
+                doc: "Port ifindex below `PORT_SLOTS_SIZE` → its slot + 1 (0: none): finds the ingress port in `flood_ports` without a hash lookup; trusted only when that slot holds the ifindex."
+            }
+            {
                 item: ENDPOINTS, name_const: ENDPOINTS_MAP, name: "endpoints", kind: Hash,
                 key: u32, value: $crate::switch::Endpoint,
                 max_entries: $crate::maps::ENDPOINTS_SIZE, sizing: Fixed, group: Switch,
@@ -154,6 +160,9 @@ map_table!(name_consts);
 /// Most switch ports (endpoints + gateway) one lab can have; bounds the
 /// flood loop, which the verifier must see terminate.
 pub const MAX_PORTS: u32 = 64;
+/// Ifindexes the `port_slots` array covers (a port with a larger one, as
+/// root-mode devices can have, is found through the `ports` hash).
+pub const PORT_SLOTS_SIZE: u32 = 4096;
 /// FDB capacity: static entries plus room for learned ones.
 pub const FDB_SIZE: u32 = 1024;
 /// Endpoint table capacity.

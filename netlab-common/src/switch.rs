@@ -83,9 +83,10 @@ pub struct Endpoint {
     pub port_ifindex: u32,
 }
 
-/// `SwitchConfig::trace` bit: the port program emits aya-log debug
-/// lines (`netlab trace`).
-pub const TRACE_LOG: u32 = 1;
+/// `SwitchConfig::trace` bit: the port program writes one EVENT_FRAME per
+/// frame into the `events` ring buffer (`netlab trace`, see
+/// `crate::events`).
+pub const TRACE_FRAMES: u32 = 1;
 /// `SwitchConfig::trace` bit: every program writes typed events into the
 /// `events` ring buffer (`netlab monitor`, see `crate::events`).
 pub const TRACE_EVENTS: u32 = 2;

@@ -8,7 +8,6 @@ mod counters;
 mod csum;
 mod events;
 mod hdr;
-mod log;
 mod maps;
 mod nat;
 mod switch;

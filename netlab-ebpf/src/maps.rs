@@ -61,9 +61,19 @@ macro_rules! ebpf_maps {
 
 netlab_common::map_table!(ebpf_maps);
 
-/// The port the frame came in on, copied out of the map.
+/// The port the frame came in on, copied out of the map: through
+/// `port_slots` and `flood_ports` (two arrays, whose lookups the verifier
+/// inlines) when the slot recorded for the ifindex still holds it, else
+/// (a large ifindex, a stale or missing slot) from the `ports` hash.
 #[inline(always)]
 pub fn port(ifindex: u32) -> Option<PortInfo> {
+    if let Some(&slot) = PORT_SLOTS.get(ifindex)
+        && slot != 0
+        && let Some(port) = FLOOD_PORTS.get(slot - 1)
+        && port.ifindex == ifindex
+    {
+        return Some(*port);
+    }
     // SAFETY: the control plane replaces entries whole; a concurrent update
     // at worst yields the old or the new value of a field.
     unsafe { PORTS.get(ifindex).copied() }

@@ -338,6 +338,7 @@ fn rows_after_known_traffic() {
             "fdb",
             "ports",
             "flood_ports",
+            "port_slots",
             "endpoints",
             "counters",
             "port_stats",
@@ -374,7 +375,17 @@ fn rows_after_known_traffic() {
     let fdb_row = &list[0];
     assert_eq!(fdb_row["entries"], 3);
     assert_eq!(fdb_row["max_entries"], 1024);
-    assert_eq!(list[9]["entries"], 1, "nat_orig: {list:#}");
+    let row = |name: &str| {
+        list.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(row("nat_orig")["entries"], 1, "nat_orig: {list:#}");
+    // port_slots lists the lab's ports only (empty rows are left out).
+    assert_eq!(row("port_slots")["entries"], 3, "port_slots: {list:#}");
 
     // host_addrs: the host namespace's addresses other than the gateway's
     // (host access is closed by default), with the uplink subnet's broadcast.

@@ -365,6 +365,16 @@ fn one_monitor_per_lab_and_a_killed_one_is_cleaned_up() {
         "{}",
         describe(&out)
     );
+    // `netlab trace` reads the same ring buffer: refused as well, and the
+    // monitor's gate stays as it was.
+    let out = lab.netlab(&["trace"]);
+    assert!(!out.status.success(), "trace started beside a monitor");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("or `netlab trace` is reading"),
+        "{}",
+        describe(&out)
+    );
+    assert!(events_gate_open(&lab), "the refused trace closed the gate");
 
     // SIGKILL: no chance to close the gate; the daemon notices.
     first.kill();

@@ -13,18 +13,20 @@
 //! indexes, and [`TestSwitch`] refuses to load anywhere else: a frame can
 //! never leave on one of the machine's own interfaces.
 
-use std::sync::{Arc, Mutex};
-
 use netlab::bpf::{
     loader::PORT_PROGRAM,
     maps::{HostAddrs, SwitchMaps},
 };
 use netlab_common::{
     counters::Counter,
-    events::{EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENTS_MAP, Event, PROGRAM_PORT},
+    events::{
+        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_FRAME, EVENTS_MAP, Event,
+        FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_UNICAST, PROGRAM_PORT,
+    },
+    maps::PORT_SLOTS_SIZE,
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbKey, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
-        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, SwitchConfig, TRACE_EVENTS,
+        PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, SwitchConfig, TRACE_EVENTS, TRACE_FRAMES,
     },
 };
 use netlab_tests::{
@@ -130,6 +132,40 @@ impl TestSwitch {
             .sync(&wanted)
             .expect("sync host_addrs");
     }
+}
+
+#[test]
+fn the_ingress_port_comes_from_port_slots_only_while_its_slot_holds_it() {
+    in_private_netns(|| {
+        let mut sw = TestSwitch::lab("port-slots");
+        let a_to_b = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        assert_eq!(sw.maps.port_slots.get(&A_IF, 0).unwrap(), 1, "slot 0, + 1");
+        assert_eq!(sw.run(A_IF, &a_to_b).0, TC_ACT_REDIRECT);
+
+        // A stale row (A's ifindex pointing at B's slot) is not believed:
+        // taken as B, A's frame would be a spoof. The hash finds A.
+        sw.maps.port_slots.set(A_IF, 2, 0).unwrap();
+        assert_eq!(sw.run(A_IF, &a_to_b).0, TC_ACT_REDIRECT);
+        // No row at all: the hash again.
+        sw.maps.port_slots.set(A_IF, 0, 0).unwrap();
+        assert_eq!(sw.run(A_IF, &a_to_b).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.count(Counter::DropSpoofed), 0);
+        assert_eq!(
+            sw.maps.port_stats(0).unwrap().rx_packets,
+            3,
+            "all on A's slot"
+        );
+
+        // A port whose ifindex is beyond the array (root mode): the hash.
+        let big = PORT_SLOTS_SIZE + 7;
+        let c_mac: Mac = [0x02, 0, 0, 0, 0, 0x0c];
+        let c_ip = [10, 99, 0, 12];
+        sw.port(big, big, PORT_KIND_ENDPOINT, c_mac, c_ip, 3);
+        let c_to_b = packets::ipv4_udp(B_MAC, c_mac, c_ip, B_IP, b"x");
+        assert_eq!(sw.run(big, &c_to_b).0, TC_ACT_REDIRECT);
+        assert_eq!(sw.maps.port_stats(3).unwrap().rx_packets, 1);
+        assert_eq!(sw.count(Counter::DropUnknownPort), 0);
+    });
 }
 
 #[test]
@@ -471,56 +507,59 @@ fn learning_is_off_by_default_and_never_overrides_static_entries() {
     });
 }
 
-/// Collects aya-log records.
-#[derive(Default)]
-struct Collector(Mutex<Vec<String>>);
-
-impl log::Log for Collector {
-    fn enabled(&self, _: &log::Metadata<'_>) -> bool {
-        true
-    }
-    fn log(&self, record: &log::Record<'_>) {
-        self.0.lock().unwrap().push(record.args().to_string());
-    }
-    fn flush(&self) {}
+/// The lab's event ring buffer (trace and monitor read the same one).
+fn events_ring(sw: &TestSwitch) -> aya::maps::RingBuf<aya::maps::MapData> {
+    let data = aya::maps::MapData::from_pin(sw.loaded.dir().join(EVENTS_MAP)).expect("events pin");
+    aya::maps::RingBuf::try_from(aya::maps::Map::from_map_data(data).unwrap())
+        .expect("a ring buffer")
 }
 
 #[test]
 fn trace_events_follow_the_run_time_switch() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("trace");
-        let collector = Arc::new(Collector::default());
-        let mut logger =
-            aya_log::EbpfLogger::init_with_logger(sw.loaded.ebpf_mut(), collector.clone())
-                .expect("log map");
+        let mut ring = events_ring(&sw);
         let frame = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
+        let spoofed = packets::ipv4_udp(B_MAC, A_MAC, [10, 99, 0, 77], B_IP, b"x");
 
         sw.run(A_IF, &frame);
-        logger.flush();
         assert!(
-            collector.0.lock().unwrap().is_empty(),
+            drain_events(&mut ring).is_empty(),
             "tracing is off by default"
         );
 
         sw.set_config(SwitchConfig {
-            trace: 1,
+            trace: TRACE_FRAMES,
             learning: 0,
         });
         assert_eq!(sw.run(A_IF, &frame).0, TC_ACT_REDIRECT);
         sw.run(A_IF, &packets::arp_request(A_MAC, A_IP, GW_IP));
-        logger.flush();
-        let lines = collector.0.lock().unwrap().clone();
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].contains("unicast to port 102"), "{lines:?}");
-        assert!(lines[0].contains("02:00:00:00:00:01"), "{lines:?}");
-        assert!(lines[1].contains("who-has 10.99.0.5"), "{lines:?}");
+        assert_eq!(sw.run(A_IF, &spoofed).0, TC_ACT_SHOT);
+        let events = drain_events(&mut ring);
+        assert_eq!(events.len(), 3, "one event per frame: {events:?}");
+        assert!(
+            events
+                .iter()
+                .all(|e| e.kind == EVENT_FRAME && e.program == PROGRAM_PORT && e.ifindex == A_IF)
+        );
+        let unicast = events[0];
+        assert_eq!((unicast.outcome, unicast.reason), (FRAME_UNICAST, B_IF));
+        assert_eq!((unicast.src_mac, unicast.dst_mac), (A_MAC, B_MAC));
+        assert_eq!(unicast.ethertype, ETH_P_IP);
+        let arp = events[1];
+        assert_eq!(arp.outcome, FRAME_ARP_ANSWERED);
+        assert_eq!(arp.daddr, u32::from_ne_bytes(GW_IP), "who-has 10.99.0.5");
+        assert_eq!((arp.src_mac, arp.ethertype), (A_MAC, ETH_P_ARP));
+        let dropped = events[2];
+        assert_eq!(
+            (dropped.outcome, dropped.reason),
+            (FRAME_DROPPED, Counter::DropSpoofed as u32)
+        );
 
         sw.set_config(SwitchConfig::default());
         sw.run(A_IF, &frame);
-        logger.flush();
-        assert_eq!(
-            collector.0.lock().unwrap().len(),
-            2,
+        assert!(
+            drain_events(&mut ring).is_empty(),
             "off again without reloading"
         );
     });
@@ -539,10 +578,7 @@ fn drain_events(ring: &mut aya::maps::RingBuf<aya::maps::MapData>) -> Vec<Event>
 fn events_are_written_only_while_the_gate_is_open_and_losses_are_counted() {
     in_private_netns(|| {
         let mut sw = TestSwitch::lab("events");
-        let data =
-            aya::maps::MapData::from_pin(sw.loaded.dir().join(EVENTS_MAP)).expect("events pin");
-        let mut ring = aya::maps::RingBuf::try_from(aya::maps::Map::from_map_data(data).unwrap())
-            .expect("a ring buffer");
+        let mut ring = events_ring(&sw);
         let spoofed = packets::ipv4_udp(B_MAC, A_MAC, [10, 99, 0, 77], B_IP, b"x");
         let forwarded = packets::ipv4_udp(B_MAC, A_MAC, A_IP, B_IP, b"x");
 

@@ -42,7 +42,11 @@ pub fn egress(ctx: TcContext) -> i32 {
         // fragments; only the first carries the ports (see `frag`).
         return later_fragment(&ctx, &ip);
     }
-    match ip.proto {
+    // The flow's key, where its checksum and port/id are, and the TCP
+    // flags; then one `translate` for all three protocols: inlined once,
+    // so the verifier walks its allocation loop once, not once per
+    // protocol (ARCHITECTURE.md §3.2).
+    let (key, check_off, port_off, tcp_flags) = match ip.proto {
         IPPROTO_TCP | IPPROTO_UDP => {
             let Some(head) = l4_head(&ctx, &ip) else {
                 return drop_packet(&ctx, Counter::NatDropMalformed);
@@ -63,7 +67,7 @@ pub fn egress(ctx: TcContext) -> i32 {
                 proto: ip.proto,
                 _pad: [0; 3],
             };
-            translate(&ctx, &cfg, &ip, &key, check_off, ip.l4_off, tcp_flags)
+            (key, check_off, ip.l4_off, tcp_flags)
         }
         IPPROTO_ICMP => {
             let Some(head) = l4_head(&ctx, &ip) else {
@@ -80,18 +84,19 @@ pub fn egress(ctx: TcContext) -> i32 {
                         _pad: [0; 3],
                     };
                     let off = ip.l4_off;
-                    translate(&ctx, &cfg, &ip, &key, off + ICMP_CHECK, off + ICMP_ID, None)
+                    (key, off + ICMP_CHECK, off + ICMP_ID, None)
                 }
                 ICMP_DEST_UNREACH | ICMP_TIME_EXCEEDED | ICMP_PARAMETER_PROBLEM => {
-                    icmp_error::translate_outbound(&ctx, &ip)
+                    return icmp_error::translate_outbound(&ctx, &ip);
                 }
                 // Echo replies, timestamps, ...: nothing outside asked a lab
                 // namespace (it is not reachable from outside).
-                _ => drop_packet(&ctx, Counter::NatDropUnknownProto),
+                _ => return drop_packet(&ctx, Counter::NatDropUnknownProto),
             }
         }
-        _ => drop_packet(&ctx, Counter::NatDropUnknownProto),
-    }
+        _ => return drop_packet(&ctx, Counter::NatDropUnknownProto),
+    };
+    translate(&ctx, &cfg, &ip, &key, check_off, port_off, tcp_flags)
 }
 
 /// A later fragment from the lab: the source address its datagram's first

@@ -24,6 +24,7 @@ mod learn;
 pub(crate) mod mac;
 mod source;
 pub(crate) mod stats;
+mod trace;
 mod vlan;
 
 use aya_ebpf::{
@@ -32,7 +33,7 @@ use aya_ebpf::{
 };
 use netlab_common::{
     counters::Counter,
-    switch::{PORT_KIND_ENDPOINT, PortInfo, TRACE_EVENTS, TRACE_LOG},
+    switch::{PORT_KIND_ENDPOINT, PortInfo, TRACE_EVENTS, TRACE_FRAMES},
 };
 use network_types::eth::{EthHdr, EtherType};
 
@@ -45,11 +46,11 @@ use crate::{
     counters::count,
     events,
     hdr::{make_linear, ptr_at},
-    log, maps,
+    maps,
 };
 
 /// What happened to a frame; turned into a TC verdict and, when tracing,
-/// into one log event.
+/// into one frame event (trace.rs).
 pub enum Outcome {
     /// Redirected to one port.
     Unicast { verdict: i32, to: u32 },
@@ -110,8 +111,8 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
             _ => {}
         }
     }
-    if config.trace & TRACE_LOG != 0 {
-        log::frame(ctx, ingress, &frame, &outcome);
+    if config.trace & TRACE_FRAMES != 0 {
+        trace::frame(ingress, &frame, &outcome);
     }
     verdict
 }

@@ -39,9 +39,6 @@ pub fn load_object(pin_dir: &Path, sizes: &[MapSize]) -> Result<Ebpf> {
         return Err(Error::EmptyObject);
     }
     check_pinned_layouts(pin_dir, ALL_MAPS)?;
-    // No aya-log logger here: the log ring buffer stays inside `Ebpf` until
-    // the programs are loaded (they keep a reference to it), and `netlab
-    // trace` attaches to it later through the pinned program's map ids.
     let mut loader = EbpfLoader::new();
     loader.default_map_pin_directory(pin_dir);
     set_map_sizes(&mut loader, sizes)?;

@@ -13,7 +13,7 @@ use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
         COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, HOST_ADDRS_SIZE,
-        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
+        PORT_SLOTS_MAP, PORT_SLOTS_SIZE, PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     switch::{Endpoint, FDB_FLAG_STATIC, FdbEntry, FdbKey, PortInfo, SwitchConfig},
 };
@@ -216,6 +216,7 @@ pub struct SwitchMaps {
     pub fdb: HashMap<MapData, FdbKey, FdbEntry>,
     pub ports: HashMap<MapData, u32, PortInfo>,
     pub flood_ports: Array<MapData, PortInfo>,
+    pub port_slots: Array<MapData, u32>,
     pub endpoints: HashMap<MapData, u32, Endpoint>,
     pub port_stats: PerCpuArray<MapData, PortStats>,
     pub config: Array<MapData, SwitchConfig>,
@@ -227,6 +228,7 @@ impl SwitchMaps {
             fdb: open_pinned(dir, FDB_MAP)?,
             ports: open_pinned(dir, PORTS_MAP)?,
             flood_ports: open_pinned(dir, FLOOD_MAP)?,
+            port_slots: open_pinned(dir, PORT_SLOTS_MAP)?,
             endpoints: open_pinned(dir, ENDPOINTS_MAP)?,
             port_stats: open_pinned(dir, PORT_STATS_MAP)?,
             config: open_pinned(dir, SWITCH_CONFIG_MAP)?,
@@ -289,6 +291,13 @@ impl SwitchMaps {
         self.flood_ports
             .set(info.slot, *info, 0)
             .map_err(Error::map(FLOOD_MAP))?;
+        // Never removed: the program trusts a `port_slots` row only while
+        // `flood_ports` holds the same ifindex in that slot.
+        if info.ifindex < PORT_SLOTS_SIZE {
+            self.port_slots
+                .set(info.ifindex, info.slot + 1, 0)
+                .map_err(Error::map(PORT_SLOTS_MAP))?;
+        }
         self.set_endpoint(info.ipv4, info.mac, info.ifindex)?;
         self.fdb
             .insert(

@@ -152,8 +152,9 @@ pub enum Command {
         #[arg(long, conflicts_with_all = ["watch", "all"])]
         explain: bool,
     },
-    /// Stream the eBPF programs' per-frame aya-log debug lines until Ctrl-C
-    /// (for debugging the switch program; `monitor` is the typed event stream).
+    /// Stream one line per frame through the switch (ingress port, MACs,
+    /// EtherType, what became of it) until Ctrl-C, for debugging the switch
+    /// program; `monitor` is the typed event stream (one of the two at a time).
     Trace,
     /// The eBPF datapath's events, live: drops and why, NAT flows created,
     /// expired or refused, MACs learned, ARP answered (until Ctrl-C).

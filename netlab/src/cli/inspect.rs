@@ -1,5 +1,6 @@
-//! The inspection subcommands' dispatch: `map`, `fdb`, `nat`, `stats`,
-//! `trace` to the read-only views (`crate::inspect`), `diagram` to
+//! The inspection subcommands' dispatch: `map`, `fdb`, `nat`, `stats` to
+//! the read-only views (`crate::inspect`), `trace` to `crate::monitor`
+//! (it reads the event stream), `diagram` to
 //! `crate::status::diagram`, and the subcommands that change state (`nat
 //! flush/delete`, `fdb add/del`) to `crate::edit`, since they share their
 //! parent commands with the read-only ones. The dispatch lives in the entry
@@ -9,7 +10,7 @@ use std::{path::PathBuf, time::Duration};
 
 use super::args::{MapCommand, NatCommand};
 use crate::{
-    inspect::{ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats, trace},
+    inspect::{ebpf_lab, fdb, lab_up, maps, natlist, print_json, stats},
     status::diagram,
 };
 
@@ -128,7 +129,7 @@ pub fn run(lab: &str, cmd: Inspect<'_>) -> anyhow::Result<()> {
                 }
             }
         }
-        Inspect::Trace => trace::run(&ebpf_lab(lab)?),
+        Inspect::Trace => crate::monitor::trace::run(&ebpf_lab(lab)?),
         Inspect::Diagram { svg } => diagram::run(&lab_up(lab)?, svg.map(PathBuf::as_path)),
     }
 }

@@ -38,8 +38,8 @@ pub fn main() -> ExitCode {
     }
     // `netlab map dump | head`: end quietly when the reader goes away, as
     // other Unix tools do, rather than panic on the failed write (Rust
-    // ignores SIGPIPE by default). A `monitor` killed this way leaves its
-    // event gate on; the daemon clears a gate whose reader is gone.
+    // ignores SIGPIPE by default). A `monitor` or `trace` killed this way
+    // leaves its event gate on; the daemon clears a gate whose reader is gone.
     // SAFETY: still one thread; restoring a default disposition.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();

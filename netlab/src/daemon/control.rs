@@ -108,9 +108,9 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
                 break Err(anyhow::anyhow!("the address watcher stopped"));
             }
         }
-        // A monitor killed with SIGKILL left the event gate open.
+        // A monitor or trace killed with SIGKILL left its event gate open.
         if let Ok(true) = crate::monitor::gate::clear_if_orphaned(lab, &target.pin_dir) {
-            say("no monitor listens any more (one was killed): events switched off");
+            say("no monitor or trace listens any more (one was killed): events switched off");
         }
         if Instant::now() >= next_sweep {
             let start = Instant::now();

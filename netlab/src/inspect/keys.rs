@@ -14,8 +14,8 @@ use std::net::{Ipv4Addr, SocketAddrV4};
 use netlab_common::{
     counters::Counter,
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_STATS_MAP, PORTS_MAP,
-        SWITCH_CONFIG_MAP,
+        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_SLOTS_MAP,
+        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     nat::{
         NAT_CONFIG_MAP, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP,
@@ -31,7 +31,9 @@ use crate::bpf::key::ipv4_key;
 pub fn shape(map: &str) -> &'static str {
     match map {
         FDB_MAP => "a MAC address, e.g. 02:4e:c0:a8:1c:01",
-        PORTS_MAP => "a port's ifindex or device name (in the host namespace), e.g. veth-1-br",
+        PORTS_MAP | PORT_SLOTS_MAP => {
+            "a port's ifindex or device name (in the host namespace), e.g. veth-1-br"
+        }
         FLOOD_MAP | PORT_STATS_MAP => "a slot number (0..)",
         COUNTERS_MAP => "a counter name (as in `netlab stats --all`) or index",
         SWITCH_CONFIG_MAP | NAT_CONFIG_MAP => "the index 0",
@@ -142,7 +144,7 @@ pub fn parse(map: &str, words: &[&str], ifnames: &IfNames) -> Result<Vec<u8>, St
     };
     Ok(match map {
         FDB_MAP => bytes_of(&FdbKey::new(parse_mac(one()?)?)),
-        PORTS_MAP => {
+        PORTS_MAP | PORT_SLOTS_MAP => {
             let w = one()?;
             let ifindex = match w.parse::<u32>() {
                 Ok(i) => i,

@@ -1,8 +1,8 @@
 //! Reading the running eBPF datapath: `netlab map list/dump`, `fdb`, `nat
 //! list`, `stats`, `trace`, the programs of `status` and `diagram`.
 //!
-//! Everything here only reads the pinned maps (and the lab's state file),
-//! except `trace`, which flips `switch_config.trace` on and back off; the
+//! Everything here only reads the pinned maps (and the lab's state file;
+//! `trace` reads the event stream, so it lives in `crate::monitor`); the
 //! commands that change state (`nat flush/delete`, `fdb add/del`) live in
 //! `crate::edit` and share the lab lookup, key notation and printing. The
 //! CLI dispatches both (`crate::cli`); nothing here imports `edit`,
@@ -17,7 +17,6 @@ pub mod maps;
 pub mod natlist;
 pub mod programs;
 pub mod stats;
-pub mod trace;
 
 use std::{io::IsTerminal, path::PathBuf};
 

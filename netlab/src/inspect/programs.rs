@@ -127,7 +127,6 @@ pub fn attached(dir: &Path, uplink: &str) -> (Vec<ProgramRow>, Vec<String>) {
     (rows, errors)
 }
 
-/// The id of the lab's pinned port program (the one whose log buffer
 /// The accumulated run time and runs of the lab's attached programs, by
 /// name (counting only while run-time statistics are on:
 /// [`runstats::enable`]).
@@ -135,14 +134,6 @@ pub fn run_totals(dir: &Path, uplink: &str) -> BTreeMap<String, runstats::Totals
     let (rows, _) = attached(dir, uplink);
     let ids: BTreeMap<u32, String> = rows.into_iter().map(|r| (r.id, r.program)).collect();
     runstats::of_programs(&ids)
-}
-
-/// `netlab trace` reads).
-pub fn port_program_id(dir: &Path) -> anyhow::Result<u32> {
-    let path = fs::prog_pin(dir);
-    let info = ProgramInfo::from_pin(&path)
-        .map_err(|e| anyhow::anyhow!("cannot open the pinned program {}: {e}", path.display()))?;
-    Ok(info.id())
 }
 
 /// Everything `status` shows about the eBPF datapath of `lab`.
@@ -157,7 +148,7 @@ pub fn status(lab: &super::Lab) -> EbpfStatus {
         .ok();
     EbpfStatus {
         pin_dir: lab.dir.display().to_string(),
-        trace: config.map(|c| c.trace & netlab_common::switch::TRACE_LOG != 0),
+        trace: config.map(|c| c.trace & netlab_common::switch::TRACE_FRAMES != 0),
         events: config.map(|c| c.trace & netlab_common::switch::TRACE_EVENTS != 0),
         programs,
         maps,

@@ -7,12 +7,14 @@
 //! Events that found the ring buffer full are counted by the programs
 //! (`events_lost`) and reported here as `lost: N`.
 //!
-//! `netlab trace` stays what it was: the switch's aya-log debug lines, one
-//! per frame, for debugging the program itself; `monitor` is the typed,
-//! filterable stream.
+//! `netlab trace` ([`trace`]) reads the same ring buffer for another gate:
+//! one frame event per frame through the switch, printed as one line each,
+//! for debugging the program itself; `monitor` is the typed, filterable
+//! stream of what happens. One reader at a time (see [`gate`]).
 
 pub mod gate;
 pub mod inject;
+pub mod trace;
 pub mod view;
 
 use std::{
@@ -25,7 +27,7 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Map, MapData, RingBuf};
-use netlab_common::{counters::Counter, events::EVENTS_MAP, events::Event};
+use netlab_common::{counters::Counter, events::EVENTS_MAP, events::Event, switch::TRACE_EVENTS};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use serde::Serialize;
 
@@ -189,7 +191,7 @@ struct LostLine {
     lost_total: u64,
 }
 
-fn open_ring(dir: &Path, lab: &str) -> anyhow::Result<RingBuf<MapData>> {
+pub(crate) fn open_ring(dir: &Path, lab: &str) -> anyhow::Result<RingBuf<MapData>> {
     let path = dir.join(EVENTS_MAP);
     if !path.exists() {
         bail!(
@@ -225,7 +227,7 @@ pub fn run(lab_name: &str, args: &MonitorArgs) -> anyhow::Result<()> {
     }
     // Whatever an earlier monitor left unread is not news: drop it before
     // the gate opens.
-    let _listening = gate::Listening::claim(lab_name, &lab.dir, || {
+    let _listening = gate::Listening::claim(lab_name, &lab.dir, TRACE_EVENTS, || {
         while ring.next().is_some() {}
         Ok(())
     })?;

@@ -30,12 +30,13 @@ pub fn set_published(lab: &str, published: &[PublishedPort]) -> Result<()> {
     Ok(())
 }
 
-/// Switches the programs' aya-log trace events on or off, at run time.
+/// Switches the port program's frame events (`netlab trace`) on or off,
+/// at run time.
 pub fn set_trace(lab: &str, on: bool) -> Result<()> {
-    set_trace_bit(lab, netlab_common::switch::TRACE_LOG, on)
+    set_trace_bit(lab, netlab_common::switch::TRACE_FRAMES, on)
 }
 
-/// Sets or clears one `SwitchConfig::trace` bit (TRACE_LOG: `netlab
+/// Sets or clears one `SwitchConfig::trace` bit (TRACE_FRAMES: `netlab
 /// trace`; TRACE_EVENTS: `netlab monitor`), leaving the others.
 pub fn set_trace_bit(lab: &str, bit: u32, on: bool) -> Result<()> {
     update_config(lab, |c| {

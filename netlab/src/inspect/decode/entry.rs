@@ -4,15 +4,15 @@
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_STATS_MAP, PORTS_MAP,
-        SWITCH_CONFIG_MAP,
+        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_SLOTS_MAP,
+        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
     },
     nat::{
         NAT_CONFIG_MAP, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NatConfig,
         NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP,
         PublishEntry, PublishKey, PublishNetns, PublishSockEntry, PublishSockKey,
     },
-    switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig, TRACE_EVENTS, TRACE_LOG},
+    switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig, TRACE_EVENTS, TRACE_FRAMES},
 };
 
 use super::{
@@ -46,7 +46,9 @@ pub fn read<T: aya::Pod>(bytes: &[u8]) -> Result<T, String> {
 /// empty flood slot, an unused port statistics slot) are left out.
 pub fn is_empty_slot(map: &str, values: &[Vec<u8>]) -> bool {
     match map {
-        FLOOD_MAP | PORT_STATS_MAP => values.iter().all(|v| v.iter().all(|b| *b == 0)),
+        FLOOD_MAP | PORT_STATS_MAP | PORT_SLOTS_MAP => {
+            values.iter().all(|v| v.iter().all(|b| *b == 0))
+        }
         _ => false,
     }
 }
@@ -88,6 +90,15 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: PortInfo = read(one()?)?;
             plain(fields! { "slot" => k }, port_info(&v, cx))
         }
+        PORT_SLOTS_MAP => {
+            let k: u32 = read(key)?;
+            let v: u32 = read(one()?)?;
+            plain(
+                fields! { "ifindex" => k, "port" => cx.ifnames.name(k) },
+                // Stored as slot + 1 (0: none).
+                fields! { "slot" => v.checked_sub(1) },
+            )
+        }
         ENDPOINTS_MAP => {
             let k: u32 = read(key)?;
             let v: Endpoint = read(one()?)?;
@@ -120,7 +131,7 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             plain(
                 fields! { "index" => k },
                 fields! {
-                    "trace" => v.trace & TRACE_LOG != 0,
+                    "trace" => v.trace & TRACE_FRAMES != 0,
                     "events" => v.trace & TRACE_EVENTS != 0,
                     "learning" => v.learning != 0
                 },
@@ -359,5 +370,26 @@ mod tests {
         assert!(entry("nope", &[], &[], &cx()).is_err());
         assert!(is_empty_slot(FLOOD_MAP, &[vec![0; 24]]));
         assert!(!is_empty_slot(FDB_MAP, &[vec![0; 8]]));
+    }
+
+    #[test]
+    fn port_slots_rows_show_the_slot_and_hide_when_empty() {
+        let d = entry(
+            PORT_SLOTS_MAP,
+            &5u32.to_ne_bytes(),
+            &[3u32.to_ne_bytes().to_vec()],
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "ifindex": 5, "port": "veth-1-br" })
+        );
+        assert_eq!(d.value.to_json(), json!({ "slot": 2 }));
+        assert!(is_empty_slot(PORT_SLOTS_MAP, &[vec![0; 4]]));
+        assert!(!is_empty_slot(
+            PORT_SLOTS_MAP,
+            &[3u32.to_ne_bytes().to_vec()]
+        ));
     }
 }
