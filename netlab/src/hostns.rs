@@ -37,7 +37,7 @@ impl NetnsId {
 
     /// The calling thread's namespace (threads may differ: `setns`).
     pub fn of_thread() -> std::io::Result<Self> {
-        Self::of_path(Path::new("/proc/thread-self/ns/net"))
+        Self::of_path(Path::new(crate::netns::THREAD_NETNS))
     }
 }
 

@@ -23,6 +23,7 @@ pub mod names;
 pub mod nat;
 pub mod netns;
 pub mod plan;
+pub mod procnet;
 pub mod progress;
 pub mod publish;
 pub mod state;

@@ -19,6 +19,8 @@ use nix::mount::{MntFlags, MsFlags};
 use nix::sched::CloneFlags;
 
 pub const NETNS_RUN_DIR: &str = "/run/netns";
+/// The calling thread's network namespace (threads may differ: `setns`).
+pub const THREAD_NETNS: &str = "/proc/thread-self/ns/net";
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetnsError {
@@ -159,7 +161,7 @@ pub fn create(name: &str) -> Result<(), NetnsError> {
                 "cannot create network namespace {name} (unshare)"
             )))?;
             nix::mount::mount(
-                Some("/proc/thread-self/ns/net"),
+                Some(THREAD_NETNS),
                 &target,
                 Some("none"),
                 MsFlags::MS_BIND,

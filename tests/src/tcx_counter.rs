@@ -3,22 +3,21 @@
 //! array map and returns TCX_NEXT, as a well-behaved member of a tcx chain
 //! (a monitor, say) does.
 //!
-//! Hand-assembled and loaded with raw bpf(2) calls because aya loads only
+//! Hand-assembled and loaded with raw bpf(2) calls (`bpf::sys::prog`) because aya loads only
 //! ELF objects, and the point is a program from somewhere else than
 //! netlab's object. The link lives as long as the [`TcxCounter`]: dropping
 //! it closes the link's fd, which detaches the program.
 
-use netlab::bpf::sys::bpf;
+use netlab::bpf::sys::{
+    bpf, lookup, map_info,
+    prog::{Insn, insn, load_classifier, prog_id},
+};
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 
 const BPF_MAP_CREATE: libc::c_long = 0;
-const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
-const BPF_PROG_LOAD: libc::c_long = 5;
-const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 const BPF_LINK_CREATE: libc::c_long = 28;
 const BPF_MAP_TYPE_ARRAY: u32 = 2;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
 const BPF_TCX_INGRESS: u32 = 46;
 const BPF_TCX_EGRESS: u32 = 47;
 /// Link creation flag: put the program first in the chain (with no
@@ -37,25 +36,6 @@ pub enum Hook {
 pub enum Place {
     First,
     Last,
-}
-
-/// `struct bpf_insn`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-const fn insn(code: u8, dst: u8, src: u8, off: i16, imm: i32) -> Insn {
-    Insn {
-        code,
-        regs: (src << 4) | dst,
-        off,
-        imm,
-    }
 }
 
 /// `counter[0] += 1; return TCX_NEXT;`
@@ -87,23 +67,6 @@ struct MapCreateAttr {
 
 #[repr(C)]
 #[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-    prog_ifindex: u32,
-    expected_attach_type: u32,
-}
-
-#[repr(C)]
-#[derive(Default)]
 struct LinkCreateAttr {
     prog_fd: u32,
     target_ifindex: u32,
@@ -112,23 +75,6 @@ struct LinkCreateAttr {
     relative_fd: u32,
     _pad: u32,
     expected_revision: u64,
-}
-
-#[repr(C)]
-struct InfoAttr {
-    bpf_fd: u32,
-    info_len: u32,
-    info: u64,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct ElemAttr {
-    map_fd: u32,
-    _pad: u32,
-    key: u64,
-    value: u64,
-    flags: u64,
 }
 
 /// A counting program attached to one tcx hook of one device.
@@ -154,33 +100,7 @@ impl TcxCounter {
         };
         // SAFETY: a successful BPF_MAP_CREATE returns a new fd we own.
         let map = unsafe { OwnedFd::from_raw_fd(bpf(BPF_MAP_CREATE, &mut map_attr)? as i32) };
-        let insns = program(map.as_raw_fd());
-        let license = c"GPL";
-        let mut log = vec![0u8; 4096];
-        let mut name = [0u8; 16];
-        name[..11].copy_from_slice(b"foreign_cnt");
-        let mut load = ProgLoadAttr {
-            prog_type: BPF_PROG_TYPE_SCHED_CLS,
-            insn_cnt: insns.len() as u32,
-            insns: insns.as_ptr() as u64,
-            license: license.as_ptr() as u64,
-            log_level: 1,
-            log_size: log.len() as u32,
-            log_buf: log.as_mut_ptr() as u64,
-            prog_name: name,
-            ..Default::default()
-        };
-        let prog = match bpf(BPF_PROG_LOAD, &mut load) {
-            // SAFETY: a new fd we own.
-            Ok(fd) => unsafe { OwnedFd::from_raw_fd(fd as i32) },
-            Err(e) => {
-                let end = log.iter().position(|b| *b == 0).unwrap_or(log.len());
-                return Err(io::Error::new(
-                    e.kind(),
-                    format!("{e}: {}", String::from_utf8_lossy(&log[..end])),
-                ));
-            }
-        };
+        let prog = load_classifier("foreign_cnt", &program(map.as_raw_fd()))?;
         let ifindex = nix::net::if_::if_nametoindex(dev).map_err(io::Error::from)?;
         let mut link_attr = LinkCreateAttr {
             prog_fd: prog.as_raw_fd() as u32,
@@ -197,16 +117,7 @@ impl TcxCounter {
         };
         // SAFETY: a new fd we own.
         let link = unsafe { OwnedFd::from_raw_fd(bpf(BPF_LINK_CREATE, &mut link_attr)? as i32) };
-        // The first two fields of `struct bpf_prog_info`: type, id (the
-        // kernel fills as much as the length asks for).
-        let mut info = [0u32; 2];
-        let mut info_attr = InfoAttr {
-            bpf_fd: prog.as_raw_fd() as u32,
-            info_len: size_of_val(&info) as u32,
-            info: info.as_mut_ptr() as u64,
-        };
-        bpf(BPF_OBJ_GET_INFO_BY_FD, &mut info_attr)?;
-        let prog_id = info[1];
+        let prog_id = prog_id(prog.as_fd())?;
         Ok(Self {
             map,
             _prog: prog,
@@ -217,15 +128,11 @@ impl TcxCounter {
 
     /// Packets the program has seen so far.
     pub fn count(&self) -> u64 {
-        let key = 0u32;
-        let mut value = 0u64;
-        let mut attr = ElemAttr {
-            map_fd: self.map.as_raw_fd() as u32,
-            key: std::ptr::from_ref(&key) as u64,
-            value: std::ptr::from_mut(&mut value) as u64,
-            ..Default::default()
-        };
-        bpf(BPF_MAP_LOOKUP_ELEM, &mut attr).expect("read the foreign program's counter");
-        value
+        let fd = self.map.as_fd();
+        let info = map_info(fd).expect("the foreign program's map info");
+        let values = lookup(fd, &info, &0u32.to_ne_bytes())
+            .expect("read the foreign program's counter")
+            .expect("an array map has every index");
+        u64::from_ne_bytes(values[0][..8].try_into().expect("an 8-byte value"))
     }
 }

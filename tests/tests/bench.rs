@@ -283,11 +283,7 @@ fn micro_bench_runs_every_program_on_its_path_and_cleans_up() {
     let report = result.expect("micro bench");
     assert_eq!((report.repeat, report.runs), (3, 5));
 
-    const TC_ACT_OK: u32 = 0;
-    const TC_ACT_SHOT: u32 = 2;
-    const TC_ACT_REDIRECT: u32 = 7;
-    const XDP_PASS: u32 = 2;
-    const XDP_REDIRECT: u32 = 4;
+    use netlab::bpf::verdict::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, XDP_PASS, XDP_REDIRECT};
     let expected = [
         (FLOOR, FLOOR, Mode::Warm, TC_ACT_OK),
         ("unicast ns->ns", "netlab_port", Mode::Warm, TC_ACT_REDIRECT),

@@ -425,7 +425,13 @@ fn two_labs(n: u8, datapath: &str) {
         // stays too, until the last lab restores the value it found).
         let reserved = sysctl(&m, "net.ipv4.ip_local_reserved_ports");
         assert!(
-            netlab_tests::netlab::nat::merge_reserved_ports(&reserved, 30000, 30999).is_none(),
+            netlab_tests::netlab::publish::host::reserves(
+                &reserved,
+                netlab_tests::netlab::plan::PortRange {
+                    first: 30000,
+                    last: 30999
+                }
+            ),
             "{reserved}"
         );
     }

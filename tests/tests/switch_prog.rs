@@ -35,9 +35,7 @@ use netlab_tests::{
     private_netns::{add_veth_port, assert_private_netns, in_private_netns, tx_packets},
 };
 
-const TC_ACT_OK: u32 = 0;
-const TC_ACT_SHOT: u32 = 2;
-const TC_ACT_REDIRECT: u32 = 7;
+use netlab::bpf::verdict::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT};
 
 // The made-up lab: two endpoints and the gateway, on veth devices of the
 // test's private namespace created with these ifindexes.

@@ -21,11 +21,7 @@ use netlab_tests::{
     packets::*,
 };
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-/// TC_ACT_UNSPEC: not the lab's, the rest of the tcx chain decides.
-const TCX_NEXT: u32 = u32::MAX;
-const TC_ACT_SHOT: u32 = 2;
+use netlab::bpf::verdict::{TC_ACT_SHOT, TCX_NEXT, XDP_DROP, XDP_PASS};
 
 const EXTERNAL: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 1);
 const REMOTE: Ipv4Addr = Ipv4Addr::new(203, 0, 113, 2);

@@ -22,9 +22,7 @@ use netlab_tests::{
     private_netns::{add_veth_port, assert_private_netns, in_private_netns},
 };
 
-const XDP_DROP: u32 = 1;
-const XDP_PASS: u32 = 2;
-const XDP_REDIRECT: u32 = 4;
+use netlab::bpf::verdict::{XDP_DROP, XDP_PASS, XDP_REDIRECT};
 
 const A_IF: u32 = 111;
 const B_IF: u32 = 112;

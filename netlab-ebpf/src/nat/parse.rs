@@ -4,7 +4,10 @@
 use core::mem::size_of;
 
 use aya_ebpf::programs::TcContext;
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::Ipv4Hdr,
+};
 
 use crate::hdr::ptr_at;
 
@@ -16,9 +19,8 @@ pub const IP_CHECK: usize = 10;
 pub const IP_SADDR: usize = 12;
 pub const IP_DADDR: usize = 16;
 
-const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
 /// Fragment offset bits of the IPv4 `frag_off` field (host order).
-const IP_OFFSET_MASK: u16 = 0x1fff;
+pub const IP_OFFSET_MASK: u16 = 0x1fff;
 /// "More fragments" flag of the IPv4 `frag_off` field (host order).
 const IP_MF: u16 = 0x2000;
 
@@ -71,7 +73,7 @@ pub fn parse_ipv4(ctx: &TcContext) -> Parsed {
         return Parsed::NotIpv4;
     };
     // SAFETY: bounds checked by ptr_at.
-    if unsafe { (*eth).ether_type } != ETH_P_IP_BE {
+    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
         return Parsed::NotIpv4;
     }
     let Some(ip) = load_ptr::<Ipv4Hdr>(ctx, IP_OFF) else {

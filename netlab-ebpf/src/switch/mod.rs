@@ -17,6 +17,7 @@
 //! ifindexes.
 
 mod arp;
+pub(crate) mod decide;
 mod deliver;
 pub(crate) mod host;
 mod learn;
@@ -32,9 +33,14 @@ use aya_ebpf::{
 };
 use netlab_common::{
     counters::Counter,
-    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo, TRACE_EVENTS, TRACE_FRAMES},
+    switch::{PORT_KIND_ENDPOINT, PortInfo, TRACE_EVENTS, TRACE_FRAMES},
 };
 use network_types::eth::{EthHdr, EtherType};
+
+use decide::Decision;
+/// What counts as a VLAN tag, for the XDP switch too (it passes tagged
+/// frames to this program).
+pub(crate) use vlan::is_tag as is_vlan_tag;
 
 use crate::{
     counters::count,
@@ -134,9 +140,7 @@ fn switch_frame(
         ethertype: u16::from_be(ethertype),
     };
 
-    if port.kind == PORT_KIND_ENDPOINT && !mac::eq(&src, &port.mac) {
-        return Err(Counter::DropSpoofed);
-    }
+    decide::check_mac_source(port, &src)?;
 
     // The IPv4 destination of a frame from an endpoint: host.rs checks it
     // if the frame is headed for the host stack.
@@ -162,51 +166,18 @@ fn switch_frame(
     if learning {
         learn::learn(&src, ingress, port);
     }
-    forward(ctx, ingress, &dst, ipv4_dst, tagged)
-}
-
-/// Switches by destination MAC. `ipv4_dst`: see [`host::check`], applied
-/// to frames for the gateway port and to floods (which reach it too).
-/// `tagged`: a VLAN-tagged frame from an endpoint, which must not reach the
-/// host stack (vlan.rs): dropped when for the gateway port, flooded to the
-/// other ports only.
-#[inline(always)]
-fn forward(
-    ctx: &TcContext,
-    ingress: u32,
-    dst: &[u8; 6],
-    ipv4_dst: Option<u32>,
-    tagged: bool,
-) -> Result<Outcome, Counter> {
-    if !mac::is_group(dst) {
-        // SAFETY: the values are copied out at once.
-        if let Some(entry) = unsafe { maps::FDB.get(FdbKey::new(*dst)).copied() } {
-            if entry.port_ifindex == ingress {
-                return Err(Counter::DropHairpin);
-            }
-            // An FDB entry whose port is gone (removed port, stale learned
-            // entry) is treated as unknown unicast.
-            if let Some(target) = maps::fdb_target(&entry) {
-                if target.kind == PORT_KIND_GATEWAY {
-                    if tagged {
-                        return Err(Counter::DropTaggedToHost);
-                    }
-                    host::check(ipv4_dst)?;
-                }
-                let verdict = deliver::to_port(ctx, &target)?;
-                count(if target.kind == PORT_KIND_GATEWAY {
-                    Counter::ToHost
-                } else {
-                    Counter::RedirectPeer
-                });
-                return Ok(Outcome::Unicast {
-                    verdict,
-                    to: target.ifindex,
-                });
-            }
+    match decide::by_destination(ingress, &dst, ipv4_dst, tagged)? {
+        Decision::Unicast(target) => {
+            let verdict = deliver::to_port(ctx, &target)?;
+            count(decide::unicast_counter(&target));
+            Ok(Outcome::Unicast {
+                verdict,
+                to: target.ifindex,
+            })
+        }
+        Decision::Flood => {
+            let (verdict, copies) = deliver::flood(ctx, ingress, tagged);
+            Ok(Outcome::Flooded { verdict, copies })
         }
     }
-    host::check(ipv4_dst)?;
-    let (verdict, copies) = deliver::flood(ctx, ingress, tagged);
-    Ok(Outcome::Flooded { verdict, copies })
 }

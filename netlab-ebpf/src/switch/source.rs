@@ -1,8 +1,9 @@
 //! Source check of IPv4 frames entering on an endpoint port.
 //!
 //! The Ethernet source MAC is checked for every frame (switch/mod.rs) and
-//! ARP senders in arp.rs. Here: an IPv4 packet from an endpoint must carry
-//! the endpoint's address. 0.0.0.0 is not allowed: it is only used by DHCP
+//! ARP senders in arp.rs. Here the IPv4 header is read for the rule both
+//! port programs share (`decide::check_ipv4_source`): an IPv4 packet from
+//! an endpoint must carry the endpoint's address. 0.0.0.0 is not allowed: it is only used by DHCP
 //! clients, and nothing in the lab runs DHCP. IPv6 sources are not checked
 //! (the control plane does not know the endpoints' IPv6 addresses); the MAC
 //! check still pins such frames to their port.
@@ -12,10 +13,7 @@
 //! no receiver would accept it.
 
 use aya_ebpf::programs::TcContext;
-use netlab_common::{
-    counters::Counter,
-    switch::{PORT_KIND_ENDPOINT, PortInfo},
-};
+use netlab_common::{counters::Counter, switch::PortInfo};
 use network_types::ip::Ipv4Hdr;
 
 use crate::hdr::{make_linear, ptr_at};
@@ -31,13 +29,7 @@ pub fn check_ipv4(ctx: &TcContext, port: &PortInfo, l3: usize) -> Result<Option<
         return Err(Counter::DropTruncated);
     }
     let ip = ptr_at::<Ipv4Hdr>(ctx, l3).ok_or(Counter::DropTruncated)?;
-    if port.kind != PORT_KIND_ENDPOINT {
-        return Ok(None);
-    }
     // SAFETY: bounds-checked by ptr_at just above.
     let (src, dst) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-    if u32::from_ne_bytes(src) != port.ipv4 {
-        return Err(Counter::DropSpoofed);
-    }
-    Ok(Some(u32::from_ne_bytes(dst)))
+    super::decide::check_ipv4_source(port, src, dst)
 }

@@ -1,6 +1,6 @@
-//! The switch in XDP (datapath "ebpf-xdp"): the same FDB, source check,
-//! ARP responder, host-access rule and flood semantics as the TC port
-//! program, before an skb exists. Unicast goes to the target port with
+//! The switch in XDP (datapath "ebpf-xdp"): the TC port program's source
+//! checks and switching decision (the same functions, `switch::decide`),
+//! before an skb exists. Unicast goes to the target port with
 //! `bpf_redirect_map` through `xdp_ports` (a devmap: the frame is
 //! transmitted on the port and arrives in its peer, the namespace's veth
 //! or `vbridge`); floods with `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS` to
@@ -18,22 +18,21 @@ use aya_ebpf::{
     },
     programs::XdpContext,
 };
-use netlab_common::{
-    counters::Counter,
-    events::PROGRAM_XDP_PORT,
-    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
+use netlab_common::{counters::Counter, events::PROGRAM_XDP_PORT, switch::PortInfo};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::Ipv4Hdr,
 };
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
 
 use super::ptr_at;
 use crate::{
     counters::count,
-    maps::{self, FDB, XDP_PORTS},
-    switch::{host, mac, stats},
+    maps::{self, XDP_PORTS},
+    switch::{
+        decide::{self, Decision},
+        is_vlan_tag, stats,
+    },
 };
-
-const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
-const ETH_P_ARP_BE: u16 = 0x0806u16.to_be();
 
 /// What happened to a frame.
 enum Outcome {
@@ -97,28 +96,21 @@ fn switch_frame(
     };
     // SAFETY: bounds checked by ptr_at.
     let (dst, src, ethertype) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
-    if port.kind == PORT_KIND_ENDPOINT && !mac::eq(&src, &port.mac) {
-        return Err(Counter::DropSpoofed);
-    }
+    decide::check_mac_source(port, &src)?;
     let mut ipv4_dst = None;
-    if ethertype == ETH_P_ARP_BE {
+    if ethertype == EtherType::Arp as u16 {
         // ARP goes to the TC program (its sender check and responder). An
         // answer sent back with XDP_TX into the veth was lost now and then
         // on this kernel (the namespace's neighbour entry stayed
         // INCOMPLETE and its connection timed out); ARP is rare enough
         // that XDP buys nothing there.
         return Ok(Outcome::ToTc);
-    } else if ethertype == ETH_P_IP_BE {
+    } else if ethertype == EtherType::Ipv4 as u16 {
         let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
-        if port.kind == PORT_KIND_ENDPOINT {
-            // SAFETY: bounds checked by ptr_at.
-            let (s, d) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-            if u32::from_ne_bytes(s) != port.ipv4 {
-                return Err(Counter::DropSpoofed);
-            }
-            ipv4_dst = Some(u32::from_ne_bytes(d));
-        }
-    } else if is_vlan(ethertype) {
+        // SAFETY: bounds checked by ptr_at.
+        let (s, d) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
+        ipv4_dst = decide::check_ipv4_source(port, s, d)?;
+    } else if is_vlan_tag(ethertype) {
         // Tags: the TC program's rules (it sees them as the kernel left them).
         return Ok(Outcome::ToTc);
     } else {
@@ -127,16 +119,11 @@ fn switch_frame(
     forward(ingress, &dst, ipv4_dst, len)
 }
 
-#[inline(always)]
-fn is_vlan(ethertype_be: u16) -> bool {
-    let t = u16::from_be(ethertype_be);
-    t == 0x8100 || t == 0x88a8 || t == 0x9100
-}
-
-/// As the TC switch's `forward`: known unicast to its port (counted in the
-/// target's tx statistics), the rest flooded (the kernel makes the copies:
-/// no per-port tx counts); frames for the host stack (the gateway port,
-/// floods) pass the host-access rule first.
+/// Delivers as `decide::by_destination` says (never tagged: VLAN frames
+/// went to the TC program): known unicast to its port through the devmap
+/// (counted in the target's tx statistics), the rest flooded (the kernel
+/// makes the copies: no per-port tx counts). A redirect the devmap refuses
+/// (a port not in it) goes to the TC program.
 #[inline(always)]
 fn forward(
     ingress: u32,
@@ -144,33 +131,21 @@ fn forward(
     ipv4_dst: Option<u32>,
     len: u32,
 ) -> Result<Outcome, Counter> {
-    if !mac::is_group(dst) {
-        // SAFETY: the values are copied out at once.
-        if let Some(entry) = unsafe { FDB.get(FdbKey::new(*dst)).copied() } {
-            if entry.port_ifindex == ingress {
-                return Err(Counter::DropHairpin);
+    match decide::by_destination(ingress, dst, ipv4_dst, false)? {
+        Decision::Unicast(target) => {
+            if XDP_PORTS.redirect(target.ifindex, u64::from(XDP_PASS)) != XDP_REDIRECT {
+                return Ok(Outcome::ToTc);
             }
-            if let Some(target) = maps::fdb_target(&entry) {
-                if target.kind == PORT_KIND_GATEWAY {
-                    host::check(ipv4_dst)?;
-                }
-                if XDP_PORTS.redirect(target.ifindex, u64::from(XDP_PASS)) != XDP_REDIRECT {
-                    return Ok(Outcome::ToTc);
-                }
-                stats::tx(target.slot, len);
-                count(if target.kind == PORT_KIND_GATEWAY {
-                    Counter::ToHost
-                } else {
-                    Counter::RedirectPeer
-                });
-                return Ok(Outcome::Redirected);
+            stats::tx(target.slot, len);
+            count(decide::unicast_counter(&target));
+            Ok(Outcome::Redirected)
+        }
+        Decision::Flood => {
+            let flags = u64::from(BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) | u64::from(XDP_PASS);
+            if XDP_PORTS.redirect(0, flags) != XDP_REDIRECT {
+                return Ok(Outcome::ToTc);
             }
+            Ok(Outcome::Flooded)
         }
     }
-    host::check(ipv4_dst)?;
-    let flags = u64::from(BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS) | u64::from(XDP_PASS);
-    if XDP_PORTS.redirect(0, flags) != XDP_REDIRECT {
-        return Ok(Outcome::ToTc);
-    }
-    Ok(Outcome::Flooded)
 }

@@ -14,7 +14,10 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use netlab_common::{counters::Counter, events::PROGRAM_UPLINK_XDP};
-use network_types::{eth::EthHdr, ip::Ipv4Hdr};
+use network_types::{
+    eth::{EthHdr, EtherType},
+    ip::Ipv4Hdr,
+};
 
 use super::ptr_at;
 use crate::{
@@ -22,13 +25,9 @@ use crate::{
     nat::{
         config,
         inbound::{self, Refusal},
-        parse::IP_OFF,
+        parse::{IP_OFF, IP_OFFSET_MASK},
     },
 };
-
-const ETH_P_IP_BE: u16 = 0x0800u16.to_be();
-/// Fragment offset bits of the IPv4 `frag_off` field (host order).
-const IP_OFFSET_MASK: u16 = 0x1fff;
 
 /// Entry point of `netlab_uplink_xdp`.
 #[inline(always)]
@@ -58,7 +57,7 @@ fn verdict(ctx: &XdpContext, cfg: &netlab_common::nat::NatConfig) -> Result<(), 
         return Ok(());
     };
     // SAFETY: bounds checked by ptr_at.
-    if unsafe { (*eth).ether_type } != ETH_P_IP_BE {
+    if unsafe { (*eth).ether_type } != EtherType::Ipv4 as u16 {
         return Ok(());
     }
     let ip = ptr_at::<Ipv4Hdr>(ctx, IP_OFF).ok_or(Counter::XdpDropMalformed)?;

@@ -6,10 +6,10 @@
 //! reference must not share code (or bugs) with what it is compared against.
 
 use std::net::Ipv4Addr;
-use std::path::Path;
-use std::process::Command;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
+
+use super::nsexec::ip;
 
 /// Interface names inside the two namespaces.
 const CLIENT_DEV: &str = "veth-c";
@@ -30,21 +30,6 @@ pub struct DirectPair {
     created: Vec<String>,
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running `ip` (iproute2): is it installed?")?;
-    if !out.status.success() {
-        bail!(
-            "ip {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 impl DirectPair {
     /// Namespace names for a bench prefix.
     pub fn names(prefix: &str) -> (String, String) {
@@ -59,7 +44,7 @@ impl DirectPair {
     pub fn create(prefix: &str) -> anyhow::Result<DirectPair> {
         let (client_ns, server_ns) = Self::names(prefix);
         for ns in [&client_ns, &server_ns] {
-            if Path::new("/run/netns").join(ns).exists() {
+            if crate::netns::path(ns).exists() {
                 bail!(
                     "network namespace {ns} already exists; if it is left over from an \
                      interrupted bench, remove it with `ip netns del {ns}`"

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 
 use super::catalog::Metric;
-use super::nsexec::NsCpu;
+use super::nsexec::{NsCpu, ip};
 use super::workload::Measured;
 
 /// Datagrams per `sendmmsg` call.
@@ -41,7 +41,7 @@ pub fn inbound_flood(
 ) -> anyhow::Result<Measured> {
     let route = format!("{target}/32");
     let via = uplink_address.to_string();
-    ip(&sender.netns, &["route", "replace", &route, "via", &via])?;
+    ip(&["-n", &sender.netns, "route", "replace", &route, "via", &via])?;
     let result = (|| -> anyhow::Result<Measured> {
         let before = rx_packets(host_ns, uplink)?;
         let start = Instant::now();
@@ -61,7 +61,7 @@ pub fn inbound_flood(
         m.details.insert("seconds".into(), seconds);
         Ok(m)
     })();
-    let removed = ip(&sender.netns, &["route", "del", &route]);
+    let removed = ip(&["-n", &sender.netns, "route", "del", &route]);
     let m = result?;
     removed?;
     Ok(m)
@@ -141,23 +141,6 @@ fn parse_rx_packets(text: &str, dev: &str) -> anyhow::Result<u64> {
         }
     }
     bail!("{dev} is not in /proc/net/dev")
-}
-
-fn ip(ns: &str, args: &[&str]) -> anyhow::Result<()> {
-    let out = std::process::Command::new("ip")
-        .arg("-n")
-        .arg(ns)
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip -n {ns} {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
 }
 
 #[cfg(test)]

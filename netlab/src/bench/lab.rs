@@ -74,8 +74,8 @@ impl LabSpec {
             },
             subnet: format!("10.201.{octet}.0/24"),
             gateway: Ipv4Addr::new(10, 201, octet, 254),
-            host_ns: format!("{name}-host"),
-            inet_ns: format!("{name}-inet"),
+            host_ns: crate::names::sandbox_host_netns(&name),
+            inet_ns: crate::names::sandbox_internet_netns(&name),
             internet_address: format!("{INET_ADDR}/24"),
             uplink_address: format!("{UPLINK_ADDR}/24"),
             client_ns: format!("{name}-ns1"),
@@ -210,7 +210,7 @@ impl NetlabLab {
         let file = lab.file.to_string_lossy().into_owned();
         // A state file left by an interrupted bench: `down` works after a
         // crash and removes exactly what that lab owned.
-        if Path::new(&format!("/run/netlab/{}.json", lab.spec.name)).exists() {
+        if crate::state::state_path(&lab.spec.name).exists() {
             run_netlab(&lab.netlab, &["down", "-f", &file])
                 .context("removing the previous run's leftover of this bench lab")?;
         }

@@ -29,7 +29,7 @@ pub fn entries(datapath: BenchDatapath, lab: &str, host_ns: &str) -> Option<u64>
             })
             .ok(),
         BenchDatapath::Ebpf | BenchDatapath::EbpfXdp => {
-            ebpf_nat_entries(&Path::new("/sys/fs/bpf/netlab").join(lab))
+            ebpf_nat_entries(&crate::bpf::fs::lab_dir(lab))
         }
         BenchDatapath::Direct => None,
     }

@@ -34,7 +34,7 @@ impl NsCpu {
     }
 
     fn open(&self) -> anyhow::Result<File> {
-        File::open(format!("/run/netns/{}", self.netns))
+        File::open(crate::netns::path(&self.netns))
             .with_context(|| format!("opening network namespace {}", self.netns))
     }
 
@@ -290,33 +290,25 @@ fn tcp_listening(port: u16) -> anyhow::Result<bool> {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
         };
-        found |= listening_in_proc_table(&text, port);
+        found |= crate::procnet::parse(&text)
+            .any(|s| s.state == crate::procnet::TCP_LISTEN && s.port == port);
     }
     Ok(found)
 }
 
-/// Parse a /proc/net/tcp table: `sl local_address rem_address st ...` with
-/// `local_address` as `HEXADDR:HEXPORT` and state 0A = LISTEN.
-fn listening_in_proc_table(text: &str, port: u16) -> bool {
-    text.lines().skip(1).any(|line| {
-        let mut cols = line.split_whitespace();
-        let local = cols.nth(1);
-        let state = cols.nth(1);
-        matches!((local, state), (Some(local), Some("0A"))
-            if local.rsplit(':').next().and_then(|p| u16::from_str_radix(p, 16).ok()) == Some(port))
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn proc_net_tcp_listen_lines() {
-        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 00000000:1451 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0 100 0 0 10 0\n   1: 0100007F:2B67 0100007F:1451 01 00000000:00000000 00:00000000 00000000     0        0 2 1 0 20 4 30 10 -1\n";
-        assert!(listening_in_proc_table(table, 5201));
-        // 0x2B67 is only an established socket's local port.
-        assert!(!listening_in_proc_table(table, 0x2B67));
-        assert!(!listening_in_proc_table(table, 80));
+/// Runs `ip ARGS` (iproute2; `-n NS` first for a namespace): the bench's
+/// own devices and namespaces, the lab's being netlab's to make.
+pub fn ip(args: &[&str]) -> anyhow::Result<()> {
+    let out = Command::new("ip")
+        .args(args)
+        .output()
+        .context("running `ip` (iproute2): is it installed?")?;
+    if !out.status.success() {
+        bail!(
+            "ip {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
+    Ok(())
 }

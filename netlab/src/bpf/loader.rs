@@ -6,7 +6,7 @@ use std::{fs, path::Path};
 use aya::{
     Ebpf, EbpfLoader,
     programs::{
-        LinkOrder, ProgramError, SchedClassifier, TcAttachType,
+        LinkOrder, Program, ProgramError, SchedClassifier, TcAttachType,
         links::{FdLink, PinnedLink},
         tc::{SchedClassifierLink, TcAttachOptions},
     },
@@ -72,20 +72,28 @@ pub fn set_map_sizes(loader: &mut EbpfLoader<'_>, sizes: &[MapSize]) -> Result<(
     Ok(())
 }
 
+/// The program `name` of `ebpf` as a `T` (`SchedClassifier`, `Xdp`, ...),
+/// or the error that names it.
+pub fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T>
+where
+    &'a mut T: TryFrom<&'a mut Program, Error = ProgramError>,
+{
+    ebpf.program_mut(name)
+        .ok_or(Error::MissingProgram(name))?
+        .try_into()
+        .map_err(|source| Error::Program {
+            program: name,
+            source,
+        })
+}
+
 /// Loads one classifier of `ebpf` into the kernel; a verifier rejection
 /// becomes [`Error::Verifier`] with the end of the verifier log.
 pub fn load_classifier<'a>(
     ebpf: &'a mut Ebpf,
     name: &'static str,
 ) -> Result<&'a mut SchedClassifier> {
-    let program: &mut SchedClassifier = ebpf
-        .program_mut(name)
-        .ok_or(Error::MissingProgram(name))?
-        .try_into()
-        .map_err(|source| Error::Program {
-            program: name,
-            source,
-        })?;
+    let program: &mut SchedClassifier = program(ebpf, name)?;
     load_retrying(program).map_err(|e| Error::from_load(name, e))?;
     Ok(program)
 }
@@ -158,8 +166,22 @@ pub enum LinkChange {
 }
 
 /// Attaches `program` to the TC ingress of `dev` (in the calling thread's
-/// namespace) through a tcx link pinned at `pin`.
+/// namespace) through a tcx link pinned at `pin` (the switch ports).
 pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Result<LinkChange> {
+    attach_pinned_at(program, dev, TcAttachType::Ingress, pin)
+}
+
+/// Attaches `program` to the `hook` of `dev` (in the calling thread's
+/// namespace) through a tcx link pinned at `pin`: a live pinned link on
+/// that hook is re-adopted and switched to `program` in one step, a stale
+/// pin (its link lost the device) is replaced by a new link. The one rule
+/// for every tcx link netlab pins: the switch ports and the uplink's NAT.
+pub fn attach_pinned_at(
+    program: &mut SchedClassifier,
+    dev: &str,
+    hook: TcAttachType,
+    pin: &Path,
+) -> Result<LinkChange> {
     let attach_error = |source| Error::Attach {
         dev: dev.to_owned(),
         source,
@@ -168,7 +190,7 @@ pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Re
         path: pin.to_path_buf(),
         source,
     };
-    if let Some(existing) = live_link(dev, pin)? {
+    if let Some(existing) = live_link(dev, hook, pin)? {
         let link = SchedClassifierLink::try_from(existing).map_err(link_error)?;
         let id = program.attach_to_link(link).map_err(attach_error)?;
         // The pin keeps the link; our fd goes when the taken link drops
@@ -177,11 +199,7 @@ pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Re
         return Ok(LinkChange::Replaced);
     }
     let id = program
-        .attach_with_options(
-            dev,
-            TcAttachType::Ingress,
-            TcAttachOptions::TcxOrder(LinkOrder::default()),
-        )
+        .attach_with_options(dev, hook, TcAttachOptions::TcxOrder(LinkOrder::default()))
         .map_err(attach_error)?;
     let link = program.take_link(id).map_err(attach_error)?;
     let link = FdLink::try_from(link).map_err(link_error)?;
@@ -194,10 +212,10 @@ pub fn attach_pinned(program: &mut SchedClassifier, dev: &str, pin: &Path) -> Re
     Ok(LinkChange::Created)
 }
 
-/// The link pinned at `pin` if it is still attached to `dev`. A pin whose
+/// The link pinned at `pin` if it is still attached to `dev`'s `hook`. A pin whose
 /// link lost its device (the device was deleted and maybe re-created under
 /// the same name) is removed, so that a fresh link replaces it.
-fn live_link(dev: &str, pin: &Path) -> Result<Option<FdLink>> {
+fn live_link(dev: &str, hook: TcAttachType, pin: &Path) -> Result<Option<FdLink>> {
     if !pin.exists() {
         return Ok(None);
     }
@@ -214,7 +232,7 @@ fn live_link(dev: &str, pin: &Path) -> Result<Option<FdLink>> {
             source,
         })?
         .program_id();
-    let attached = SchedClassifier::query_tcx(dev, TcAttachType::Ingress)
+    let attached = SchedClassifier::query_tcx(dev, hook)
         .map(|(_, programs)| programs.iter().any(|p| p.id() == program_id))
         .unwrap_or(false);
     if attached {

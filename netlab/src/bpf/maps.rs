@@ -278,15 +278,7 @@ impl SwitchMaps {
             .port_stats
             .get(&slot, 0)
             .map_err(Error::map(PORT_STATS_MAP))?;
-        Ok(values
-            .iter()
-            .fold(PortStats::default(), |sum, s| PortStats {
-                rx_packets: sum.rx_packets + s.rx_packets,
-                rx_bytes: sum.rx_bytes + s.rx_bytes,
-                tx_packets: sum.tx_packets + s.tx_packets,
-                tx_bytes: sum.tx_bytes + s.tx_bytes,
-                drops: sum.drops + s.drops,
-            }))
+        Ok(sum_port_stats(values.iter()))
     }
 
     /// Registers a port as the control plane does: its `ports` and
@@ -451,6 +443,20 @@ impl Counters {
             .map(|&c| Ok((c, self.get(c)?)))
             .collect()
     }
+}
+
+/// Per-CPU port statistics summed field by field (the one sum, for the
+/// typed view and `map dump`).
+pub fn sum_port_stats<'a>(per_cpu: impl IntoIterator<Item = &'a PortStats>) -> PortStats {
+    per_cpu
+        .into_iter()
+        .fold(PortStats::default(), |sum, s| PortStats {
+            rx_packets: sum.rx_packets + s.rx_packets,
+            rx_bytes: sum.rx_bytes + s.rx_bytes,
+            tx_packets: sum.tx_packets + s.tx_packets,
+            tx_bytes: sum.tx_bytes + s.tx_bytes,
+            drops: sum.drops + s.drops,
+        })
 }
 
 #[cfg(test)]

@@ -14,5 +14,6 @@ pub mod loader;
 pub mod maps;
 pub mod runstats;
 pub mod sys;
+pub mod verdict;
 
 pub use error::{Error, Result};

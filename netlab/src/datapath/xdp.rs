@@ -26,7 +26,11 @@ use aya::{
     },
 };
 
-use crate::bpf::{Error, Result, fs::remove_pin, loader::retry_eagain};
+use crate::bpf::{
+    Error, Result,
+    fs::remove_pin,
+    loader::{self, retry_eagain},
+};
 
 /// The program's name in the eBPF object.
 pub const UPLINK_XDP_PROGRAM: &str = "netlab_uplink_xdp";
@@ -61,11 +65,7 @@ pub fn attach_uplink(ebpf: &mut Ebpf, dir: &Path, dev: &str, wanted: bool) -> Re
         program: UPLINK_XDP_PROGRAM,
         source,
     };
-    let prog: &mut Xdp = ebpf
-        .program_mut(UPLINK_XDP_PROGRAM)
-        .ok_or(Error::MissingProgram(UPLINK_XDP_PROGRAM))?
-        .try_into()
-        .map_err(perr)?;
+    let prog: &mut Xdp = loader::program(ebpf, UPLINK_XDP_PROGRAM)?;
     if prog.fd().is_err() {
         retry_eagain(|| prog.load()).map_err(|e| Error::from_load(UPLINK_XDP_PROGRAM, e))?;
     }
@@ -212,14 +212,7 @@ pub fn attach_ports(
         }
         return Ok(PortsXdp::Off);
     }
-    let prog: &mut Xdp = ebpf
-        .program_mut(PORT_XDP_PROGRAM)
-        .ok_or(Error::MissingProgram(PORT_XDP_PROGRAM))?
-        .try_into()
-        .map_err(|source| Error::Program {
-            program: PORT_XDP_PROGRAM,
-            source,
-        })?;
+    let prog: &mut Xdp = loader::program(ebpf, PORT_XDP_PROGRAM)?;
     if prog.fd().is_err() {
         retry_eagain(|| prog.load()).map_err(|e| Error::from_load(PORT_XDP_PROGRAM, e))?;
     }

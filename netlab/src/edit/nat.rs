@@ -2,7 +2,9 @@
 
 use serde::Serialize;
 
-use crate::inspect::{Lab, keys, natlist, print_json};
+use crate::bpf::key::ipv4_key;
+use crate::inspect::natlist::{self, FlowEnds};
+use crate::inspect::{Lab, keys, print_json};
 use crate::nat::{NatFlow, NatTable, Proto};
 
 #[derive(Clone, Debug, clap::Args)]
@@ -34,13 +36,8 @@ pub struct NatDeleteArgs {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RemovedFlow {
     pub proto: String,
-    pub src: String,
-    pub sport: u16,
-    pub dst: String,
-    pub dport: u16,
-    /// The translated source whose port (or ICMP id) is free again.
-    pub translated_src: String,
-    pub translated_sport: u16,
+    #[serde(flatten)]
+    pub ends: FlowEnds,
 }
 
 /// `--json` of both commands: `{"removed": N, "flows": [...]}`.
@@ -53,19 +50,15 @@ pub struct Removed {
 fn removed_flow(f: &NatFlow) -> RemovedFlow {
     RemovedFlow {
         proto: f.proto.to_string(),
-        src: f.orig_src.ip().to_string(),
-        sport: f.orig_src.port(),
-        dst: f.remote.ip().to_string(),
-        dport: f.remote.port(),
-        translated_src: f.translated.ip().to_string(),
-        translated_sport: f.translated.port(),
+        ends: FlowEnds::from(f),
     }
 }
 
 fn describe(f: &RemovedFlow) -> String {
+    let e = &f.ends;
     format!(
         "{} {}:{} -> {}:{} (translated {}:{})",
-        f.proto, f.src, f.sport, f.dst, f.dport, f.translated_src, f.translated_sport
+        f.proto, e.src, e.sport, e.dst, e.dport, e.translated_src, e.translated_sport
     )
 }
 
@@ -103,9 +96,9 @@ pub fn delete(lab: &Lab, args: &NatDeleteArgs) -> anyhow::Result<Removed> {
     let wanted = |f: &NatFlow| {
         let (src, dst) = (f.orig_src, f.remote);
         Proto::from_number(key.proto) == f.proto
-            && u32::from_ne_bytes(src.ip().octets()) == key.saddr
+            && ipv4_key(*src.ip()) == key.saddr
             && src.port() == u16::from_be(key.sport)
-            && u32::from_ne_bytes(dst.ip().octets()) == key.daddr
+            && ipv4_key(*dst.ip()) == key.daddr
             && dst.port() == u16::from_be(key.dport)
     };
     let flows: Vec<NatFlow> = table.flows()?.into_iter().filter(wanted).collect();

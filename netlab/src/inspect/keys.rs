@@ -25,6 +25,7 @@ use netlab_common::{
 };
 
 use super::decode::{self, IfNames};
+use crate::bpf::key::ipv4_key;
 
 /// The notation of each map's key, for help and errors.
 pub fn shape(map: &str) -> &'static str {
@@ -89,16 +90,6 @@ fn parse_u32(s: &str, what: &str) -> Result<u32, String> {
     s.parse().map_err(|_| format!("{s:?} is not {what}"))
 }
 
-/// The key bytes of an IPv4 address as the maps hold it (network order).
-fn ipv4_raw(ip: Ipv4Addr) -> u32 {
-    u32::from_ne_bytes(ip.octets())
-}
-
-fn proto(s: &str) -> Result<u8, String> {
-    decode::proto_number(s)
-        .ok_or_else(|| format!("unknown protocol {s:?}: use tcp, udp, icmp or a protocol number"))
-}
-
 /// A NAT table key (`nat_orig` or `nat_reply`) from `PROTO SRC:PORT DST:PORT`.
 pub fn nat_key(words: &[&str]) -> Result<NatKey, String> {
     let [p, src, dst] = words else {
@@ -109,11 +100,11 @@ pub fn nat_key(words: &[&str]) -> Result<NatKey, String> {
     };
     let (src, dst) = (parse_sock(src)?, parse_sock(dst)?);
     Ok(NatKey {
-        saddr: ipv4_raw(*src.ip()),
-        daddr: ipv4_raw(*dst.ip()),
+        saddr: ipv4_key(*src.ip()),
+        daddr: ipv4_key(*dst.ip()),
         sport: src.port().to_be(),
         dport: dst.port().to_be(),
-        proto: proto(p)?,
+        proto: decode::parse_proto(p)?,
         _pad: [0; 3],
     })
 }
@@ -177,7 +168,7 @@ pub fn parse(map: &str, words: &[&str], ifnames: &IfNames) -> Result<Vec<u8>, St
             };
             index.to_ne_bytes().to_vec()
         }
-        ENDPOINTS_MAP | HOST_ADDRS_MAP => ipv4_raw(parse_ipv4(one()?)?).to_ne_bytes().to_vec(),
+        ENDPOINTS_MAP | HOST_ADDRS_MAP => ipv4_key(parse_ipv4(one()?)?).to_ne_bytes().to_vec(),
         NAT_ORIG_MAP | NAT_REPLY_MAP => {
             bytes_of(&nat_key(words).map_err(|e| format!("{e} (map {map}: {})", shape(map)))?)
         }
@@ -198,10 +189,10 @@ pub fn parse(map: &str, words: &[&str], ifnames: &IfNames) -> Result<Vec<u8>, St
                 .parse()
                 .map_err(|_| format!("{id:?} is not an IPv4 id (0..=65535)"))?;
             bytes_of(&NatFragKey {
-                saddr: ipv4_raw(parse_ipv4(src)?),
-                daddr: ipv4_raw(parse_ipv4(dst)?),
+                saddr: ipv4_key(parse_ipv4(src)?),
+                daddr: ipv4_key(parse_ipv4(dst)?),
                 id: id.to_be(),
-                proto: proto(p)?,
+                proto: decode::parse_proto(p)?,
                 dir,
             })
         }

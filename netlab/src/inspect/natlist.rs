@@ -9,7 +9,7 @@ use netlab_common::nat::{NAT_ORIG_MAP, NAT_REPLY_MAP};
 use serde::Serialize;
 
 use super::{Lab, decode};
-use crate::nat::{NatFlow, NatTable, Proto};
+use crate::nat::{NatFlow, NatTable};
 
 /// Which flows to show (all when every field is None).
 #[derive(Clone, Debug, Default)]
@@ -22,8 +22,35 @@ pub struct Filter {
     pub address: Option<Ipv4Addr>,
 }
 
-/// One translation. For ICMP echo the ports are the echo identifier
-/// (`sport`, `translated_sport`) and 0.
+/// A flow's addresses and ports as `nat list` and `nat flush/delete`
+/// print them: the original tuple and the translated source. For ICMP echo
+/// the ports are the echo identifier (`sport`, `translated_sport`) and 0.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FlowEnds {
+    pub src: String,
+    pub sport: u16,
+    pub dst: String,
+    pub dport: u16,
+    /// The translated source (for `nat flush/delete`: whose port, or ICMP
+    /// id, is free again).
+    pub translated_src: String,
+    pub translated_sport: u16,
+}
+
+impl From<&NatFlow> for FlowEnds {
+    fn from(f: &NatFlow) -> Self {
+        FlowEnds {
+            src: f.orig_src.ip().to_string(),
+            sport: f.orig_src.port(),
+            dst: f.remote.ip().to_string(),
+            dport: f.remote.port(),
+            translated_src: f.translated.ip().to_string(),
+            translated_sport: f.translated.port(),
+        }
+    }
+}
+
+/// One translation.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct NatRow {
     /// "out": masquerade (a namespace's connection leaving the lab);
@@ -33,12 +60,8 @@ pub struct NatRow {
     pub state: String,
     /// The endpoint namespace the flow comes from, when known.
     pub namespace: Option<String>,
-    pub src: String,
-    pub sport: u16,
-    pub dst: String,
-    pub dport: u16,
-    pub translated_src: String,
-    pub translated_sport: u16,
+    #[serde(flatten)]
+    pub ends: FlowEnds,
     pub age_ms: u64,
     pub expires_in_ms: u64,
     /// False when one direction's entry is missing (evicted or half
@@ -77,9 +100,7 @@ fn resolve(lab: &Lab, f: &Filter) -> anyhow::Result<Resolved> {
     };
     let proto = match &f.proto {
         None => None,
-        Some(p) => Some(decode::proto_number(p).with_context(|| {
-            format!("unknown protocol {p:?}: use tcp, udp, icmp or a protocol number")
-        })?),
+        Some(p) => Some(decode::parse_proto(p).map_err(anyhow::Error::msg)?),
     };
     Ok(Resolved {
         namespace_addr,
@@ -88,18 +109,9 @@ fn resolve(lab: &Lab, f: &Filter) -> anyhow::Result<Resolved> {
     })
 }
 
-fn proto_num(p: Proto) -> u8 {
-    match p {
-        Proto::Tcp => 6,
-        Proto::Udp => 17,
-        Proto::Icmp => 1,
-        Proto::Other(n) => n,
-    }
-}
-
 fn keep(flow: &NatFlow, r: &Resolved) -> bool {
     r.namespace_addr.is_none_or(|a| *flow.orig_src.ip() == a)
-        && r.proto.is_none_or(|p| proto_num(flow.proto) == p)
+        && r.proto.is_none_or(|p| flow.proto.number() == p)
         && r.address.is_none_or(|a| {
             *flow.orig_src.ip() == a || *flow.remote.ip() == a || *flow.translated.ip() == a
         })
@@ -148,12 +160,7 @@ pub fn rows(lab: &Lab, filter: &Filter) -> anyhow::Result<Vec<NatRow>> {
                 .find(|e| e.address == *f.orig_src.ip())
                 .map(|e| e.namespace.clone())
                 .or_else(|| (lab.plan.containers.by_address(*f.orig_src.ip())).map(|c| c.label())),
-            src: f.orig_src.ip().to_string(),
-            sport: f.orig_src.port(),
-            dst: f.remote.ip().to_string(),
-            dport: f.remote.port(),
-            translated_src: f.translated.ip().to_string(),
-            translated_sport: f.translated.port(),
+            ends: FlowEnds::from(f),
             age_ms: f.age(now).as_millis() as u64,
             expires_in_ms: f.expires_in(now, timeouts).as_millis() as u64,
             complete: f.orig_key.is_some() && f.reply_key.is_some(),
@@ -176,23 +183,24 @@ pub fn render(rows: &[NatRow]) -> String {
         "expires in",
     ]);
     for r in rows {
+        let ends = &r.ends;
         let (sp, dp) = if r.proto == "icmp" {
-            (format!(" id={}", r.sport), String::new())
+            (format!(" id={}", ends.sport), String::new())
         } else {
-            (format!(":{}", r.sport), format!(":{}", r.dport))
+            (format!(":{}", ends.sport), format!(":{}", ends.dport))
         };
         let xp = if r.proto == "icmp" {
-            format!(" id={}", r.translated_sport)
+            format!(" id={}", ends.translated_sport)
         } else {
-            format!(":{}", r.translated_sport)
+            format!(":{}", ends.translated_sport)
         };
         t.add_row(vec![
             r.direction.clone(),
             r.proto.clone(),
             format!("{}{}", r.state, if r.complete { "" } else { " (half)" }),
             r.namespace.clone().unwrap_or_else(|| "-".into()),
-            format!("{}{sp} -> {}{dp}", r.src, r.dst),
-            format!("{}{xp}", r.translated_src),
+            format!("{}{sp} -> {}{dp}", ends.src, ends.dst),
+            format!("{}{xp}", ends.translated_src),
             decode::duration(std::time::Duration::from_millis(r.age_ms)),
             decode::duration(std::time::Duration::from_millis(r.expires_in_ms)),
         ]);

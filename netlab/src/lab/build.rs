@@ -9,6 +9,7 @@ use crate::datapath::{self, kernel};
 use crate::names::mac_for;
 use crate::netns;
 use crate::plan::{DatapathKind, EndpointPlan, LabPlan, SandboxPlan};
+use crate::publish::host;
 use crate::state::{LabLock, LabState, Owned};
 use crate::sysctl;
 use crate::topology::{Netlink, TopologyError, with_netlink};
@@ -176,9 +177,9 @@ impl Builder {
         // The NAT port range is reserved on the host so host sockets never
         // pick a port the NAT hands out. Added to (not replacing) any
         // existing list; down restores it.
-        let (min, max) = (plan.nat.port_min, plan.nat.port_max);
-        self.change_sysctl(host, "net.ipv4.ip_local_reserved_ports", |old| {
-            crate::nat::merge_reserved_ports(old, min, max)
+        let nat = Some((plan.nat.port_min, plan.nat.port_max));
+        self.change_sysctl(host, host::RESERVED_PORTS_KEY, |old| {
+            Some(host::reserved_ports(old, nat, &[]))
         })?;
         self.record(Owned::EbpfDatapath {
             netns: host.map(str::to_string),
@@ -195,13 +196,13 @@ impl Builder {
         host: Option<&str>,
         plan: &LabPlan,
     ) -> Result<(), LabError> {
-        let facts = crate::publish::host::read(host)?;
+        let facts = host::read(host)?;
         let listed: Vec<_> = plan
             .publications
             .iter()
             .map(|p| (format!("publish {p}"), p.clone()))
             .collect();
-        let problems = crate::publish::host::check(plan, &facts, &[], &listed);
+        let problems = host::check(plan, &facts, &[], &listed);
         if !problems.is_empty() {
             return Err(ConfigError::Invalid(problems).into());
         }

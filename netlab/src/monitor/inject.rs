@@ -41,7 +41,7 @@ pub struct ExpiryReporter {
 }
 
 fn raw(a: &SocketAddrV4) -> (u32, u16) {
-    (u32::from_ne_bytes(a.ip().octets()), a.port().to_be())
+    (crate::bpf::key::ipv4_key(*a.ip()), a.port().to_be())
 }
 
 /// The event for one expired flow (the original tuple and its translation).

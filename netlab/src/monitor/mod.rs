@@ -85,9 +85,7 @@ fn resolve_filter(lab: &Lab, args: &MonitorArgs) -> anyhow::Result<Filter> {
     }
     let proto = match &args.proto {
         None => None,
-        Some(p) => Some(decode::proto_number(p).with_context(|| {
-            format!("--proto {p:?}: unknown protocol; use tcp, udp, icmp or a protocol number")
-        })?),
+        Some(p) => Some(decode::parse_proto(p).map_err(|e| anyhow::anyhow!("--proto: {e}"))?),
     };
     Ok(Filter {
         types: args.types.clone(),

@@ -5,11 +5,7 @@ use std::{io, path::Path};
 
 use aya::{
     Ebpf,
-    programs::{
-        LinkOrder, SchedClassifier, TcAttachType,
-        links::{FdLink, LinkError, PinnedLink},
-        tc::{SchedClassifierLink, TcAttachOptions},
-    },
+    programs::{SchedClassifier, TcAttachType},
 };
 
 use super::NatError;
@@ -53,53 +49,12 @@ fn attach_one(
     if prog.fd().is_err() {
         crate::bpf::loader::load_retrying(prog).map_err(perr)?;
     }
-    let io_err = |what: String| move |source| NatError::Io { what, source };
-
-    let adopted = match PinnedLink::from_pin(pin) {
-        Ok(old) => {
-            let adopted = SchedClassifierLink::try_from(FdLink::from(old))
-                .ok()
-                .and_then(|link| prog.attach_to_link(link).ok());
-            if adopted.is_none() {
-                // Stale (device deleted) or not a tcx link: replace it.
-                std::fs::remove_file(pin)
-                    .map_err(io_err(format!("removing stale pin {}", pin.display())))?;
-            }
-            adopted
-        }
-        Err(LinkError::SyscallError(e)) if e.io_error.kind() == io::ErrorKind::NotFound => None,
-        Err(e) => {
-            return Err(NatError::Io {
-                what: format!("opening pinned link {}", pin.display()),
-                source: io::Error::other(e),
-            });
-        }
-    };
-    let was_pinned = adopted.is_some();
-    let id = match adopted {
-        Some(id) => id,
-        None => prog
-            .attach_with_options(
-                dev,
-                attach_type,
-                TcAttachOptions::TcxOrder(LinkOrder::default()),
-            )
-            .map_err(perr)?,
-    };
-    let link: FdLink = prog
-        .take_link(id)
-        .map_err(perr)?
-        .try_into()
-        .map_err(|e| NatError::Io {
-            what: format!("{name} on {dev} is not a tcx link"),
+    crate::bpf::loader::attach_pinned_at(prog, dev, attach_type, pin).map_err(|e| {
+        NatError::Io {
+            what: format!("attaching {name} to {dev}"),
             source: io::Error::other(e),
-        })?;
-    if !was_pinned {
-        link.pin(pin).map_err(|source| NatError::Pin {
-            path: pin.to_path_buf(),
-            source,
-        })?;
-    }
+        }
+    })?;
     // Dropping the fd leaves the link alive through its pin.
     Ok(())
 }

@@ -83,24 +83,11 @@ pub fn configure(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::NatTimeouts;
-
-    fn plan() -> NatPlan {
-        NatPlan {
-            uplink_dev: "uplink".into(),
-            subnet: Ipv4Addr::new(192, 168, 28, 77),
-            prefix_len: 24,
-            port_min: 40000,
-            port_max: 40999,
-            max_entries: 1024,
-            timeouts: NatTimeouts::default(),
-        }
-    }
 
     #[test]
     fn config_is_masked_and_in_network_order() {
         let cfg = nat_config(
-            &plan(),
+            &NatPlan::example(),
             Ipv4Addr::new(203, 0, 113, 1),
             [2, 0, 0, 0, 0, 5],
             true,
@@ -111,24 +98,38 @@ mod tests {
         assert_eq!(cfg.external.to_ne_bytes(), [203, 0, 113, 1]);
         assert_eq!((cfg.port_min, cfg.port_max), (40000, 40999));
         assert_eq!(cfg.flags, NAT_FLAG_ENABLED | NAT_FLAG_FAST_PATH);
-        let cfg = nat_config(&plan(), Ipv4Addr::new(203, 0, 113, 1), [0; 6], false).unwrap();
+        let cfg = nat_config(
+            &NatPlan::example(),
+            Ipv4Addr::new(203, 0, 113, 1),
+            [0; 6],
+            false,
+        )
+        .unwrap();
         assert_eq!(cfg.flags, NAT_FLAG_ENABLED);
     }
 
     #[test]
     fn bad_plans_are_rejected() {
         let ext = Ipv4Addr::new(203, 0, 113, 1);
-        let mut p = plan();
+        let mut p = NatPlan::example();
         p.port_min = 50000;
         assert!(nat_config(&p, ext, [0; 6], false).is_err());
-        let mut p = plan();
+        let mut p = NatPlan::example();
         p.port_min = 0;
         assert!(nat_config(&p, ext, [0; 6], false).is_err());
-        let mut p = plan();
+        let mut p = NatPlan::example();
         p.prefix_len = 33;
         assert!(nat_config(&p, ext, [0; 6], false).is_err());
-        assert!(nat_config(&plan(), Ipv4Addr::new(192, 168, 28, 5), [0; 6], false).is_err());
-        let mut p = plan();
+        assert!(
+            nat_config(
+                &NatPlan::example(),
+                Ipv4Addr::new(192, 168, 28, 5),
+                [0; 6],
+                false
+            )
+            .is_err()
+        );
+        let mut p = NatPlan::example();
         p.max_entries = 0;
         assert!(nat_config(&p, ext, [0; 6], false).is_err());
     }

@@ -1,8 +1,9 @@
 //! Userspace control of the eBPF source NAT (netlab/doc/ARCHITECTURE.md
 //! §3.2-§3.6): configuration
 //! (`nat_config`), the uplink's program attachment, a typed
-//! view of the translation table (`netlab nat list`), expiry, and the
-//! reservation of the NAT port range on the host.
+//! view of the translation table (`netlab nat list`) and expiry. (The NAT
+//! port range is reserved on the host by `lab::build`, with the rule
+//! `publish::host::reserved_ports` that also reserves published ports.)
 //!
 //! How the eBPF datapath's installer uses it (on a thread inside the host
 //! namespace):
@@ -10,9 +11,8 @@
 //! 2. [`configure`] with the plan, the uplink's address and `vbridge`'s MAC
 //!    (the fast path reads the switch's `endpoints`, which the switch's
 //!    control plane fills);
-//! 3. [`reserve_ports`] so host sockets never take a NAT port;
-//! 4. [`attach_uplink`] (tcx links, pinned, idempotent);
-//! 5. periodically [`sweep`] (expiry of flows and of fragment entries).
+//! 3. [`attach_uplink`] (tcx links, pinned, idempotent);
+//! 4. periodically [`sweep`] (expiry of flows and of fragment entries).
 
 mod attach;
 mod config;
@@ -21,7 +21,6 @@ mod frags;
 mod maps;
 mod publish;
 mod sock;
-mod sysctl;
 mod table;
 
 pub use attach::{
@@ -38,7 +37,6 @@ pub use sock::{
     SOCK_HOOKS, attach_sock_hooks, cgroup2_root, endpoint_netns, lab_netns, netns_cookie_here,
     set_netns, sync_netns,
 };
-pub use sysctl::{RESERVED_PORTS_SYSCTL, merge_reserved_ports, reserve_ports};
 pub use table::{FlowState, NatFlow, NatTable, Proto, decode, timeout_for};
 
 use std::path::PathBuf;

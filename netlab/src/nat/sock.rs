@@ -70,7 +70,7 @@ pub fn attach_sock_hooks(ebpf: &mut Ebpf, pin_dir: &Path) -> Result<bool, NatErr
             .try_into()
             .map_err(perr)?;
         if prog.fd().is_err() {
-            prog.load().map_err(perr)?;
+            crate::bpf::loader::retry_eagain(|| prog.load()).map_err(perr)?;
         }
         // A bpf link (kernel >= 5.7) takes no attach flags (the kernel
         // refuses BPF_F_ALLOW_MULTI with EINVAL) and always coexists with
@@ -189,7 +189,7 @@ pub fn endpoint_netns(
     Ok((
         cookie,
         PublishNetns {
-            gateway: u32::from_ne_bytes(gateway.octets()),
+            gateway: crate::bpf::key::ipv4_key(gateway),
             host: 0,
             _pad: [0; 3],
         },
@@ -206,7 +206,7 @@ pub fn lab_netns(
     let mut out = vec![(
         host,
         PublishNetns {
-            gateway: u32::from_ne_bytes(gateway.octets()),
+            gateway: crate::bpf::key::ipv4_key(gateway),
             host: 1,
             _pad: [0; 3],
         },

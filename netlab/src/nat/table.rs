@@ -42,6 +42,16 @@ impl Proto {
             n => Proto::Other(n),
         }
     }
+
+    /// The IP protocol number (the inverse of [`Proto::from_number`]).
+    pub fn number(self) -> u8 {
+        match self {
+            Proto::Tcp => IPPROTO_TCP,
+            Proto::Udp => IPPROTO_UDP,
+            Proto::Icmp => IPPROTO_ICMP,
+            Proto::Other(n) => n,
+        }
+    }
 }
 
 impl fmt::Display for Proto {
@@ -93,14 +103,21 @@ impl FlowState {
     }
 }
 
-impl fmt::Display for FlowState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl FlowState {
+    /// As conntrack spells it (`-` for no TCP state).
+    pub fn as_str(self) -> &'static str {
+        match self {
             FlowState::None => "-",
             FlowState::SynSent => "SYN_SENT",
             FlowState::Established => "ESTABLISHED",
             FlowState::Closing => "CLOSING",
-        })
+        }
+    }
+}
+
+impl fmt::Display for FlowState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 

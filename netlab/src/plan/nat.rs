@@ -175,11 +175,11 @@ impl NatPlan {
     }
 }
 
+/// A valid plan for unit tests: 192.168.28.77/24 (host bits set, so
+/// masking shows), ports 40000-40999, 1024 entries.
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn plan() -> NatPlan {
+impl NatPlan {
+    pub(crate) fn example() -> NatPlan {
         NatPlan {
             uplink_dev: "uplink".into(),
             subnet: Ipv4Addr::new(192, 168, 28, 77),
@@ -190,27 +190,35 @@ mod tests {
             timeouts: NatTimeouts::default(),
         }
     }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
 
     #[test]
     fn one_rule_for_the_lab_file_and_the_nat() {
-        assert_eq!(plan().problem(), None);
-        assert_eq!(plan().masqueraded().unwrap().to_string(), "192.168.28.0/24");
+        assert_eq!(NatPlan::example().problem(), None);
+        assert_eq!(
+            NatPlan::example().masqueraded().unwrap().to_string(),
+            "192.168.28.0/24"
+        );
         for bad in [
             NatPlan {
                 port_min: 50000,
-                ..plan()
+                ..NatPlan::example()
             },
             NatPlan {
                 port_min: 0,
-                ..plan()
+                ..NatPlan::example()
             },
             NatPlan {
                 prefix_len: 33,
-                ..plan()
+                ..NatPlan::example()
             },
             NatPlan {
                 max_entries: 0,
-                ..plan()
+                ..NatPlan::example()
             },
         ] {
             assert!(bad.problem().is_some(), "{bad:?}");

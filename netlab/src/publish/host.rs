@@ -6,7 +6,8 @@
 use std::net::Ipv4Addr;
 
 use crate::netns::{self, NetnsError};
-use crate::plan::{LabPlan, Problem, Publication};
+use crate::plan::{LabPlan, PortRange, Problem, Publication};
+use crate::procnet;
 
 /// A socket of the host side holding a local port.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,25 +26,16 @@ pub struct HostFacts {
     pub used: Vec<UsedPort>,
 }
 
-/// One line of /proc/net/{tcp,udp}: "sl local_address rem_address st ...",
-/// addresses as 8 hex digits in host byte order, ports as 4 hex digits.
-fn parse_proc_net(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
-    text.lines()
-        .skip(1)
-        .filter_map(|line| {
-            let mut cols = line.split_whitespace();
-            let local = cols.nth(1)?;
-            let state = cols.nth(1)?;
-            // 0A = TCP_LISTEN.
-            if listen_only && state != "0A" {
-                return None;
-            }
-            let (addr, port) = local.split_once(':')?;
-            let addr = u32::from_str_radix(addr, 16).ok()?;
+/// The sockets of one /proc/net table holding a local port: TCP in
+/// LISTEN (`listen_only`), or every bound UDP socket.
+fn used_ports(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
+    procnet::parse(text)
+        .filter(|s| !listen_only || s.state == procnet::TCP_LISTEN)
+        .filter_map(|s| {
             Some(UsedPort {
                 protocol,
-                address: Ipv4Addr::from(addr.to_ne_bytes()),
-                port: u16::from_str_radix(port, 16).ok()?,
+                address: s.ipv4?,
+                port: s.port,
             })
         })
         .collect()
@@ -59,8 +51,8 @@ fn read_here() -> std::io::Result<HostFacts> {
         .collect();
     let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp")?;
     let udp = std::fs::read_to_string("/proc/thread-self/net/udp")?;
-    let mut used = parse_proc_net(&tcp, 6, true);
-    used.extend(parse_proc_net(&udp, 17, false));
+    let mut used = used_ports(&tcp, 6, true);
+    used.extend(used_ports(&udp, 17, false));
     Ok(HostFacts { addresses, used })
 }
 
@@ -131,10 +123,33 @@ pub fn check(
 /// `net.ipv4.ip_local_reserved_ports`.
 pub const RESERVED_PORTS_KEY: &str = "net.ipv4.ip_local_reserved_ports";
 
-/// The reservation a lab wants: the value it found (`original`, kept:
-/// the host's own settings are not ours to drop), the NAT's range (eBPF
-/// datapath) and every published host port, so no host socket can take a
-/// published port (it would shadow the publication, or be shadowed).
+/// The ranges of a reservation list as the kernel prints it (`22,8000-8080`).
+fn reserved_ranges(list: &str) -> impl Iterator<Item = PortRange> + '_ {
+    list.split(',').filter_map(|item| {
+        let item = item.trim();
+        let (first, last) = item.split_once('-').unwrap_or((item, item));
+        Some(PortRange {
+            first: first.trim().parse().ok()?,
+            last: last.trim().parse().ok()?,
+        })
+    })
+}
+
+/// Whether reservation list `list` already holds every port of `range`
+/// within one of its ranges.
+pub fn reserves(list: &str, range: PortRange) -> bool {
+    reserved_ranges(list).any(|r| r.first <= range.first && range.last <= r.last)
+}
+
+/// The reservation a lab wants, the one rule for `up` (the NAT range) and
+/// for publishing (the NAT range and the published ports): the value it
+/// found (`original`, kept as it is: the host's own settings are not ours
+/// to drop), then the NAT's range (eBPF datapath) and every published host
+/// port, so no host socket can take a NAT or published port (a published
+/// one would shadow the publication, or be shadowed). A range already held
+/// by one range of the list is not added again, so a value that reserves
+/// everything comes back unchanged (and `up` then neither writes nor
+/// records it).
 pub fn reserved_ports(
     original: &str,
     nat: Option<(u16, u16)>,
@@ -146,13 +161,14 @@ pub fn reserved_ports(
         .filter(|s| !s.is_empty())
         .map(str::to_string)
         .collect();
-    if let Some((min, max)) = nat {
-        items.push(format!("{min}-{max}"));
-    }
     let mut ports: Vec<_> = publications.iter().map(|p| p.spec.host_ports).collect();
     ports.sort();
-    ports.dedup();
-    items.extend(ports.iter().map(|r| r.to_string()));
+    let nat = nat.map(|(first, last)| PortRange { first, last });
+    for range in nat.into_iter().chain(ports) {
+        if !reserves(&items.join(","), range) {
+            items.push(range.to_string());
+        }
+    }
     items.join(",")
 }
 
@@ -161,9 +177,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_proc_net_lines() {
+    fn used_ports_are_tcp_listeners_and_bound_udp() {
         let tcp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n   1: 0100007F:1F91 0100007F:C350 01 00000000:00000000 00:00000000 00000000     0        0 1 1 0000000000000000 100 0 0 10 0\n";
-        let used = parse_proc_net(tcp, 6, true);
+        let used = used_ports(tcp, 6, true);
         assert_eq!(
             used,
             vec![UsedPort {
@@ -172,7 +188,7 @@ mod tests {
                 port: 8080
             }]
         );
-        assert_eq!(parse_proc_net(tcp, 17, false).len(), 2);
+        assert_eq!(used_ports(tcp, 17, false).len(), 2);
     }
 
     #[test]
@@ -194,5 +210,25 @@ mod tests {
             reserved_ports("", None, &[p("8080:80"), p("8080:80/udp")]),
             "8080"
         );
+    }
+
+    #[test]
+    fn a_range_already_reserved_is_not_added_again() {
+        let nat = Some((40000, 40999));
+        assert_eq!(reserved_ports("", nat, &[]), "40000-40999");
+        assert_eq!(
+            reserved_ports("22,8000-8080", nat, &[]),
+            "22,8000-8080,40000-40999"
+        );
+        assert_eq!(reserved_ports("40000-40999", nat, &[]), "40000-40999");
+        assert_eq!(reserved_ports("30000-50000", nat, &[]), "30000-50000");
+        assert_eq!(
+            reserved_ports("40000-40500", nat, &[]),
+            "40000-40500,40000-40999"
+        );
+        let range = |first, last| PortRange { first, last };
+        assert!(reserves("22, 30000-50000", range(40000, 40999)));
+        assert!(!reserves("40000-40500", range(40000, 40999)));
+        assert!(!reserves("", range(22, 22)));
     }
 }

@@ -40,15 +40,10 @@ pub(crate) use netlab_tests::{
     private_netns::{add_veth_port, assert_private_netns, in_private_netns},
 };
 
-pub(crate) const TC_ACT_OK: u32 = 0;
+pub(crate) use netlab::bpf::verdict::{
+    TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, TCX_NEXT, XDP_DROP, XDP_PASS,
+};
 pub(crate) const UPLINK_XDP: &str = netlab::datapath::xdp::UPLINK_XDP_PROGRAM;
-pub(crate) const XDP_DROP: u32 = 1;
-pub(crate) const XDP_PASS: u32 = 2;
-/// TC_ACT_UNSPEC (-1) as the test run reports it: the uplink programs hand
-/// traffic that is not the lab's to the next program in the tcx chain.
-pub(crate) const TCX_NEXT: u32 = u32::MAX;
-pub(crate) const TC_ACT_SHOT: u32 = 2;
-pub(crate) const TC_ACT_REDIRECT: u32 = 7;
 pub(crate) const EINVAL: i32 = 22;
 
 /// Default seed of the suite's run ("netlab" in ASCII).

@@ -19,12 +19,7 @@ pub(crate) use netlab_common::{
 };
 pub(crate) use netlab_tests::{harness::Loaded, packets::*};
 
-pub(crate) const TC_ACT_OK: u32 = 0;
-/// TC_ACT_UNSPEC (-1) as the test run reports it: not the NAT's, the next
-/// program in the uplink's tcx chain decides.
-pub(crate) const TCX_NEXT: u32 = u32::MAX;
-pub(crate) const TC_ACT_SHOT: u32 = 2;
-pub(crate) const TC_ACT_REDIRECT: u32 = 7;
+pub(crate) use netlab::bpf::verdict::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, TCX_NEXT};
 
 pub(crate) const EGRESS: &str = nat::EGRESS_PROGRAM;
 pub(crate) const INGRESS: &str = nat::INGRESS_PROGRAM;

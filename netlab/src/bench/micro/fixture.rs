@@ -11,7 +11,6 @@
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use aya::{
@@ -26,6 +25,7 @@ use netlab_common::{
 };
 
 use super::frames::Mac;
+use crate::bench::nsexec::ip;
 use crate::bpf::{fs, loader, maps::SwitchMaps};
 use crate::plan::{NatPlan, NatTimeouts};
 
@@ -89,21 +89,6 @@ fn add_veth(dev: &str) -> anyhow::Result<u32> {
     nix::net::if_::if_nametoindex(dev).with_context(|| format!("ifindex of {dev}"))
 }
 
-fn ip(args: &[&str]) -> anyhow::Result<()> {
-    let out = Command::new("ip")
-        .args(args)
-        .output()
-        .context("running ip")?;
-    if !out.status.success() {
-        bail!(
-            "ip {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(())
-}
-
 fn plan() -> NatPlan {
     NatPlan {
         uplink_dev: "mqup".into(),
@@ -121,7 +106,7 @@ fn plan() -> NatPlan {
 pub fn build(
     lab: &str,
     programs: &[&'static str],
-    xdp_programs: &[&str],
+    xdp_programs: &[&'static str],
 ) -> anyhow::Result<Fixture> {
     fs::ensure_bpffs()?;
     let dir = fs::lab_dir(lab);
@@ -149,11 +134,7 @@ pub fn build(
         loader::load_classifier(&mut fx.ebpf, name)?;
     }
     for name in xdp_programs {
-        let prog: &mut Xdp = fx
-            .ebpf
-            .program_mut(name)
-            .with_context(|| format!("{name} is missing from the object"))?
-            .try_into()?;
+        let prog: &mut Xdp = loader::program(&mut fx.ebpf, name)?;
         loader::retry_eagain(|| prog.load()).with_context(|| format!("loading {name}"))?;
     }
 

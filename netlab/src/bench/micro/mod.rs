@@ -28,22 +28,15 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 
 use crate::bpf::maps::Counters;
+use crate::bpf::verdict::{TC_ACT_OK, TC_ACT_REDIRECT, TC_ACT_SHOT, XDP_PASS, XDP_REDIRECT};
 use fixture::*;
 use netlab_common::counters::Counter;
 
 pub use run::load_empty_classifier;
 
-const TC_ACT_OK: u32 = 0;
-const TC_ACT_SHOT: u32 = 2;
-const TC_ACT_REDIRECT: u32 = 7;
-const XDP_PASS: u32 = 2;
-const XDP_REDIRECT: u32 = 4;
-
-const PORT: &str = "netlab_port";
-const EGRESS: &str = "netlab_uplink_egress";
-const INGRESS: &str = "netlab_uplink_ingress";
-const XDP_PORT: &str = "netlab_xdp_port";
-const XDP_UPLINK: &str = "netlab_uplink_xdp";
+use crate::bpf::loader::PORT_PROGRAM as PORT;
+use crate::datapath::xdp::{PORT_XDP_PROGRAM as XDP_PORT, UPLINK_XDP_PROGRAM as XDP_UPLINK};
+use crate::nat::{EGRESS_PROGRAM as EGRESS, INGRESS_PROGRAM as INGRESS};
 /// The floor's name in the report.
 pub const FLOOR: &str = "empty classifier";
 /// Flows in the NAT table of the "100 000 flows" cases.

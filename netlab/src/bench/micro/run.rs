@@ -5,38 +5,14 @@
 //! from the same call so that the ratios compare like with like.
 
 use std::io;
-use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 
-use crate::bpf::sys::bpf;
+use crate::bpf::sys::{
+    bpf,
+    prog::{insn, load_classifier},
+};
 
-const BPF_PROG_LOAD: libc::c_long = 5;
 const BPF_PROG_TEST_RUN: libc::c_long = 10;
-const BPF_PROG_TYPE_SCHED_CLS: u32 = 3;
-
-/// `struct bpf_insn`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct Insn {
-    code: u8,
-    regs: u8,
-    off: i16,
-    imm: i32,
-}
-
-#[repr(C)]
-#[derive(Default)]
-struct ProgLoadAttr {
-    prog_type: u32,
-    insn_cnt: u32,
-    insns: u64,
-    license: u64,
-    log_level: u32,
-    log_size: u32,
-    log_buf: u64,
-    kern_version: u32,
-    prog_flags: u32,
-    prog_name: [u8; 16],
-}
 
 /// The `test` member of `union bpf_attr`.
 #[repr(C)]
@@ -64,34 +40,13 @@ struct TestRunAttr {
 
 /// The floor: `return TC_ACT_OK;`, two instructions, no map, no helper.
 pub fn load_empty_classifier() -> io::Result<OwnedFd> {
-    let insns = [
-        Insn {
-            code: 0xb7, // r0 = 0
-            regs: 0,
-            off: 0,
-            imm: 0,
-        },
-        Insn {
-            code: 0x95, // exit
-            regs: 0,
-            off: 0,
-            imm: 0,
-        },
-    ];
-    let license = c"GPL";
-    let mut name = [0u8; 16];
-    name[..11].copy_from_slice(b"micro_floor");
-    let mut attr = ProgLoadAttr {
-        prog_type: BPF_PROG_TYPE_SCHED_CLS,
-        insn_cnt: insns.len() as u32,
-        insns: insns.as_ptr() as u64,
-        license: license.as_ptr() as u64,
-        prog_name: name,
-        ..Default::default()
-    };
-    let fd = bpf(BPF_PROG_LOAD, &mut attr)?;
-    // SAFETY: a successful BPF_PROG_LOAD returns a new fd we own.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    load_classifier(
+        "micro_floor",
+        &[
+            insn(0xb7, 0, 0, 0, 0), // r0 = 0
+            insn(0x95, 0, 0, 0, 0), // exit
+        ],
+    )
 }
 
 /// What one BPF_PROG_TEST_RUN call reported.

@@ -5,6 +5,7 @@ use std::io;
 // Command numbers: `enum bpf_cmd` in uapi/linux/bpf.h.
 pub(super) const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
 pub(super) const BPF_MAP_GET_NEXT_KEY: libc::c_long = 4;
+pub(super) const BPF_PROG_LOAD: libc::c_long = 5;
 pub(super) const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
 pub(super) const BPF_BTF_GET_FD_BY_ID: libc::c_long = 19;
 pub(super) const BPF_MAP_LOOKUP_BATCH: libc::c_long = 24;

@@ -50,7 +50,7 @@ struct InfoAttr {
     info: u64,
 }
 
-fn obj_info<T: Default>(fd: BorrowedFd<'_>, fill: impl FnOnce(&mut T)) -> io::Result<T> {
+pub(super) fn obj_info<T: Default>(fd: BorrowedFd<'_>, fill: impl FnOnce(&mut T)) -> io::Result<T> {
     let mut info = T::default();
     fill(&mut info);
     let mut attr = InfoAttr {

@@ -2,15 +2,18 @@
 //! (its BTF ids), its BTF blob, byte-level iteration of any map
 //! (`netlab map dump` reads every map the same way and decodes the bytes),
 //! and batched reads of whole hash maps (the NAT table: thousands of
-//! entries per syscall instead of two syscalls per entry).
+//! entries per syscall instead of two syscalls per entry), and loading a
+//! hand-assembled program (which has no ELF object for aya to load).
 //!
 //! [`call`] is the syscall, [`info`] what the kernel says about a map,
-//! [`elem`] element-by-element reads, [`batch`] batched reads.
+//! [`elem`] element-by-element reads, [`batch`] batched reads, [`prog`]
+//! hand-assembled classifiers.
 
 pub mod batch;
 pub mod call;
 pub mod elem;
 pub mod info;
+pub mod prog;
 
 pub use batch::{BatchCall, BatchEntries, LOOKUP_BATCH_COUNT, lookup_batch, read_batches};
 pub use call::bpf;

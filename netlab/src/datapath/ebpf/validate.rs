@@ -110,7 +110,7 @@ fn validate_port(port: &PortPlan) -> Result<()> {
 /// in or entered at start (crate::hostns), whatever PID 1's is.
 pub(super) fn check_namespace(expected: Option<&str>) -> Result<()> {
     let (path, name) = match expected {
-        Some(ns) => (PathBuf::from("/run/netns").join(ns), ns.to_owned()),
+        Some(ns) => (crate::netns::path(ns), ns.to_owned()),
         None => (
             PathBuf::from("/proc/self/ns/net"),
             "the netlab process's own namespace (mode = \"root\")".to_owned(),
@@ -120,7 +120,7 @@ pub(super) fn check_namespace(expected: Option<&str>) -> Result<()> {
         expected: name.clone(),
     };
     let target = std::fs::metadata(&path).map_err(|_| wrong())?;
-    let current = std::fs::metadata("/proc/thread-self/ns/net").map_err(|_| wrong())?;
+    let current = std::fs::metadata(crate::netns::THREAD_NETNS).map_err(|_| wrong())?;
     if (target.dev(), target.ino()) == (current.dev(), current.ino()) {
         Ok(())
     } else {

@@ -20,7 +20,7 @@ use super::{
     fields::{Decoded, Fields, fields},
     records::{
         endpoint, nat_entry, nat_frag_entry, nat_frag_key, nat_key, port_info, publish_entry,
-        publish_key, stats, sum_stats,
+        publish_key, stats,
     },
     scalars::{fdb_flags, host_addr_kind, ipv4, mac, nat_flags, port, port_kind},
 };
@@ -121,7 +121,7 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let per: Vec<PortStats> = values.iter().map(|v| read(v)).collect::<Result<_, _>>()?;
             Decoded {
                 key: fields! { "slot" => k },
-                value: stats(&sum_stats(&per)),
+                value: stats(&crate::bpf::maps::sum_port_stats(&per)),
                 per_cpu: Some(per.iter().map(stats).collect()),
             }
         }

@@ -23,6 +23,6 @@ pub use entry::{entry, is_empty_slot, read};
 pub use fields::{Decoded, Fields, cell, compare_fields};
 pub use records::nat_key;
 pub use scalars::{
-    duration, fdb_flags, frag_dir, host_addr_kind, ipv4, mac, nat_flags, nat_kind, nat_state, port,
-    port_kind, proto, proto_number,
+    duration, fdb_flags, frag_dir, host_addr_kind, ipv4, mac, nat_flags, nat_kind, nat_state,
+    parse_proto, port, port_kind, proto, proto_number,
 };

@@ -101,13 +101,3 @@ pub fn stats(s: &PortStats) -> Fields {
         "drops" => s.drops,
     }
 }
-
-pub fn sum_stats(all: &[PortStats]) -> PortStats {
-    all.iter().fold(PortStats::default(), |a, s| PortStats {
-        rx_packets: a.rx_packets + s.rx_packets,
-        rx_bytes: a.rx_bytes + s.rx_bytes,
-        tx_packets: a.tx_packets + s.tx_packets,
-        tx_bytes: a.tx_bytes + s.tx_bytes,
-        drops: a.drops + s.drops,
-    })
-}

@@ -2,13 +2,12 @@
 //! in their usual notation, protocols, states, kinds and flags by name,
 //! ages as durations.
 
-use std::{net::Ipv4Addr, time::Duration};
+use std::time::Duration;
 
 use netlab_common::{
     nat::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_ENTRY_DNAT, NAT_FLAG_ENABLED,
-        NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_STATE_TCP_CLOSING,
-        NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN,
+        NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT,
     },
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
@@ -21,24 +20,18 @@ pub fn mac(m: &[u8; 6]) -> String {
     crate::names::format_mac(m)
 }
 
-/// An address as the maps store it (network order, as in the packet).
-pub fn ipv4(raw: u32) -> Ipv4Addr {
-    Ipv4Addr::from(raw.to_ne_bytes())
-}
+/// An address as the maps store it (network order, as in the packet):
+/// the map encoding's one decoder, under the name the views use.
+pub use crate::bpf::key::ipv4_of_key as ipv4;
 
 /// A port as the maps store it (network order).
 pub fn port(raw: u16) -> u16 {
     u16::from_be(raw)
 }
 
-/// `tcp`, `udp`, `icmp`, else `proto-N`.
+/// `tcp`, `udp`, `icmp`, else `proto-N` (the spelling of `nat::Proto`).
 pub fn proto(p: u8) -> String {
-    match p {
-        IPPROTO_TCP => "tcp".into(),
-        IPPROTO_UDP => "udp".into(),
-        IPPROTO_ICMP => "icmp".into(),
-        n => format!("proto-{n}"),
-    }
+    crate::nat::Proto::from_number(p).to_string()
 }
 
 /// The protocol number of a name `proto` gives (or a plain number).
@@ -51,14 +44,17 @@ pub fn proto_number(name: &str) -> Option<u8> {
     }
 }
 
+/// [`proto_number`], or the error every command that takes a protocol
+/// gives for a name it does not know.
+pub fn parse_proto(name: &str) -> Result<u8, String> {
+    proto_number(name).ok_or_else(|| {
+        format!("unknown protocol {name:?}: use tcp, udp, icmp or a protocol number")
+    })
+}
+
 /// A NAT entry's state, as conntrack spells it.
 pub fn nat_state(s: u8) -> &'static str {
-    match s {
-        NAT_STATE_TCP_SYN => "SYN_SENT",
-        NAT_STATE_TCP_ESTABLISHED => "ESTABLISHED",
-        NAT_STATE_TCP_CLOSING => "CLOSING",
-        _ => "-",
-    }
+    crate::nat::FlowState::from_raw(s).as_str()
 }
 
 pub fn port_kind(kind: u8) -> String {
