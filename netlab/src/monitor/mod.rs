@@ -61,6 +61,42 @@ extern "C" fn on_signal(_: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
+/// A reader of the ring buffer (`monitor`, `trace`) runs until Ctrl-C or
+/// SIGTERM: from now on those set [`stopped`] instead of killing it, so
+/// that it switches its gate off on the way out.
+pub(crate) fn stop_on_signals() -> anyhow::Result<()> {
+    STOP.store(false, Ordering::SeqCst);
+    // SAFETY: the handler only stores to an atomic.
+    unsafe {
+        signal(Signal::SIGINT, SigHandler::Handler(on_signal))?;
+        signal(Signal::SIGTERM, SigHandler::Handler(on_signal))?;
+    }
+    Ok(())
+}
+
+/// Whether Ctrl-C or SIGTERM came since [`stop_on_signals`].
+pub(crate) fn stopped() -> bool {
+    STOP.load(Ordering::SeqCst)
+}
+
+/// Waits up to 200 ms for `ring` to hold records (a signal ends the wait
+/// early), so the reader checks [`stopped`] at least five times a second.
+pub(crate) fn wait_for_records(ring: &RingBuf<MapData>) -> std::io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: ring.as_fd().as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    if unsafe { libc::poll(&mut pfd, 1, 200) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
 /// Validates the filters against the lab (before anything is switched on).
 fn resolve_filter(lab: &Lab, args: &MonitorArgs) -> anyhow::Result<Filter> {
     if let Some(ns) = &args.namespace
@@ -217,12 +253,7 @@ pub fn run(lab_name: &str, args: &MonitorArgs) -> anyhow::Result<()> {
     let names = names(&lab);
     let mut clock = Clock::new();
 
-    STOP.store(false, Ordering::SeqCst);
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        signal(Signal::SIGINT, SigHandler::Handler(on_signal))?;
-        signal(Signal::SIGTERM, SigHandler::Handler(on_signal))?;
-    }
+    stop_on_signals()?;
     // Whatever an earlier monitor left unread is not news: drop it before
     // the gate opens.
     let _listening = gate::Listening::claim(lab_name, &lab.dir, TRACE_EVENTS, || {
@@ -245,25 +276,15 @@ pub fn run(lab_name: &str, args: &MonitorArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut last_lost_check = Instant::now();
     let result = loop {
-        if STOP.load(Ordering::SeqCst) {
+        if stopped() {
             break Ok(());
         }
         if !lab.dir.exists() {
             eprintln!("netlab monitor: lab {lab_name} went down");
             break Ok(());
         }
-        let mut pfd = libc::pollfd {
-            fd: ring.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, 200) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                break Err(e).context("waiting for events");
-            }
+        if let Err(e) = wait_for_records(&ring) {
+            break Err(e).context("waiting for events");
         }
         clock.sync();
         let mut write_failed = false;

@@ -7,13 +7,7 @@
 //! `netlab monitor`'s, so the two take turns: one reader per lab
 //! (see [`super::gate`]).
 
-use std::{
-    io::Write,
-    net::Ipv4Addr,
-    os::fd::{AsFd, AsRawFd},
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::{io::Write, net::Ipv4Addr, time::Duration};
 
 use anyhow::Context as _;
 use netlab_common::{
@@ -21,19 +15,12 @@ use netlab_common::{
     events::{EVENT_FRAME, Event, FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_FLOODED, FRAME_UNICAST},
     switch::TRACE_FRAMES,
 };
-use nix::sys::signal::{SigHandler, Signal, signal};
 
-use super::{gate, open_ring};
+use super::{gate, open_ring, stop_on_signals, stopped, wait_for_records};
 use crate::inspect::{
     Lab,
     decode::{IfNames, mac},
 };
-
-static STOP: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: libc::c_int) {
-    STOP.store(true, Ordering::SeqCst);
-}
 
 /// Turns frame events into lines.
 struct Printer {
@@ -134,12 +121,7 @@ pub fn run(lab: &Lab) -> anyhow::Result<()> {
     };
     let mut ring = open_ring(&lab.dir, &lab.name)?;
 
-    STOP.store(false, Ordering::SeqCst);
-    // SAFETY: the handler only stores to an atomic.
-    unsafe {
-        signal(Signal::SIGINT, SigHandler::Handler(on_signal))?;
-        signal(Signal::SIGTERM, SigHandler::Handler(on_signal))?;
-    }
+    stop_on_signals()?;
     // Switched off again when dropped, so every way out (error, Ctrl-C)
     // does. What an earlier reader left unread is not news.
     let _listening = gate::Listening::claim(&lab.name, &lab.dir, TRACE_FRAMES, || {
@@ -163,20 +145,8 @@ pub fn run(lab: &Lab) -> anyhow::Result<()> {
         }
         out.flush().is_ok()
     };
-    while !STOP.load(Ordering::SeqCst) {
-        let mut pfd = libc::pollfd {
-            fd: ring.as_fd().as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one valid pollfd for the duration of the call.
-        let n = unsafe { libc::poll(&mut pfd, 1, 200) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() != std::io::ErrorKind::Interrupted {
-                return Err(e).context("waiting for trace events");
-            }
-        }
+    while !stopped() {
+        wait_for_records(&ring).context("waiting for trace events")?;
         if !print(&mut ring) {
             break; // stdout closed (`| head`): a normal end
         }
