@@ -53,7 +53,7 @@ macro_rules! ebpf_maps {
     ($({
         item: $item:ident, name_const: $name_const:ident, name: $name:tt, kind: $kind:ident,
         key: $key:ty, value: $value:ty, max_entries: $max:expr, sizing: $sizing:ident,
-        group: $group:ident, doc: $doc:tt
+        doc: $doc:tt
     })*) => {
         $( ebpf_map!($kind, $item, $name, $key, $value, $max, $doc); )*
     };

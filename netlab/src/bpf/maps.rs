@@ -24,19 +24,6 @@ use super::{
     sys::{self, RawMapInfo},
 };
 
-/// Which programs a map belongs to (the table's `group`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MapGroup {
-    /// The switch port programs (TC and XDP) and every program's counters.
-    Switch,
-    /// The uplink's source NAT, published ports and socket hooks.
-    Nat,
-    /// The event stream (`netlab monitor`).
-    Events,
-    /// The XDP switch (datapath "ebpf-xdp").
-    Xdp,
-}
-
 /// How a map's `max_entries` is decided (the table's `sizing`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Sizing {
@@ -58,8 +45,6 @@ pub struct MapSpec {
     /// The object's `max_entries` (its default when sized at load time).
     pub max_entries: u32,
     pub sizing: Sizing,
-    pub group: MapGroup,
-    pub doc: &'static str,
 }
 
 /// The table's rows as [`MapSpec`]s.
@@ -67,7 +52,7 @@ macro_rules! map_specs {
     ($({
         item: $item:ident, name_const: $name_const:ident, name: $name:literal, kind: $kind:ident,
         key: $key:ty, value: $value:ty, max_entries: $max:expr, sizing: $sizing:ident,
-        group: $group:ident, doc: $doc:literal
+        doc: $doc:literal
     })*) => {
         /// Every map netlab pins, in table order (switch first).
         pub const ALL_MAPS: &[MapSpec] = &[$(
@@ -78,8 +63,6 @@ macro_rules! map_specs {
                 value_size: size_of::<$value>() as u32,
                 max_entries: $max,
                 sizing: Sizing::$sizing,
-                group: MapGroup::$group,
-                doc: $doc,
             },
         )*];
     };
@@ -90,11 +73,6 @@ netlab_common::map_table!(map_specs);
 /// Every map netlab pins, switch first.
 pub fn all_specs() -> impl Iterator<Item = &'static MapSpec> {
     ALL_MAPS.iter()
-}
-
-/// The maps of one group.
-pub fn specs_of(group: MapGroup) -> impl Iterator<Item = &'static MapSpec> {
-    all_specs().filter(move |s| s.group == group)
 }
 
 /// The spec of the map called `name`.
