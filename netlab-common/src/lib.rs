@@ -8,6 +8,7 @@
 #![no_std]
 
 pub mod counters;
+pub mod ether;
 pub mod events;
 pub mod maps;
 pub mod nat;

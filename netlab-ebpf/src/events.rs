@@ -31,8 +31,7 @@ use crate::{
 };
 
 pub(crate) const ETH_HLEN: usize = 14;
-pub(crate) const ETH_P_IP: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
+pub(crate) use netlab_common::ether::{ETH_P_ARP, ETH_P_IP};
 
 /// Whether a monitor listens.
 #[inline(always)]

@@ -12,13 +12,14 @@ use netlab_common::{
 use network_types::{arp::ArpHdr, eth::EthHdr};
 
 use super::{deliver, mac};
+use netlab_common::ether::ETH_P_IP;
+
 use crate::{
     hdr::{make_linear, ptr_at, ptr_at_mut},
     maps::ENDPOINTS,
 };
 
 const ARPHRD_ETHER: u16 = 1;
-const ETH_P_IP: u16 = 0x0800;
 const ARPOP_REQUEST: u16 = 1;
 const ARPOP_REPLY: u16 = 2;
 

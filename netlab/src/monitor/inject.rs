@@ -18,13 +18,13 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions},
 };
 use netlab_common::{
+    ether::ETH_P_IP,
     events::{EVENT_NAT_EXPIRED, Event},
-    nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP},
 };
 
 use crate::{
     bpf::loader::{load_classifier, load_object},
-    nat::{NatFlow, Proto},
+    nat::NatFlow,
     plan::NatPlan,
 };
 
@@ -46,19 +46,14 @@ fn raw(a: &SocketAddrV4) -> (u32, u16) {
 
 /// The event for one expired flow (the original tuple and its translation).
 pub fn expiry_event(flow: &NatFlow) -> Event {
-    let proto = match flow.proto {
-        Proto::Tcp => IPPROTO_TCP,
-        Proto::Udp => IPPROTO_UDP,
-        Proto::Icmp => IPPROTO_ICMP,
-        Proto::Other(n) => n,
-    };
+    let proto = flow.proto.number();
     let (saddr, sport) = raw(&flow.orig_src);
     let (daddr, dport) = raw(&flow.remote);
     let (xaddr, xport) = raw(&flow.translated);
     Event {
         kind: EVENT_NAT_EXPIRED,
         proto,
-        ethertype: 0x0800,
+        ethertype: ETH_P_IP,
         saddr,
         daddr,
         sport,

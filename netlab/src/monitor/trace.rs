@@ -12,6 +12,7 @@ use std::{io::Write, net::Ipv4Addr, time::Duration};
 use anyhow::Context as _;
 use netlab_common::{
     counters::Counter,
+    ether::{ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     events::{EVENT_FRAME, Event, FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_FLOODED, FRAME_UNICAST},
     switch::TRACE_FRAMES,
 };
@@ -76,10 +77,10 @@ fn reason(index: u32) -> String {
 
 fn ethertype(t: u16) -> String {
     let name = match t {
-        0x0800 => " IPv4",
-        0x0806 => " ARP",
-        0x86dd => " IPv6",
-        0x8100 => " VLAN",
+        ETH_P_IP => " IPv4",
+        ETH_P_ARP => " ARP",
+        ETH_P_IPV6 => " IPv6",
+        ETH_P_8021Q => " VLAN",
         _ => "",
     };
     format!("{t:#06x}{name}")

@@ -25,6 +25,7 @@ use std::net::Ipv4Addr;
 
 use netlab_common::{
     counters::Counter,
+    ether::{ETH_P_ARP, ETH_P_IP},
     events::{
         EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_CREATED, EVENT_NAT_EXHAUSTED,
         EVENT_NAT_EXPIRED, Event, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
@@ -169,7 +170,7 @@ impl Names {
 pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
     let event_type = *types_of(e.kind).first()?;
     let nonzero_ip = |raw: u32| (raw != 0).then(|| decode::ipv4(raw));
-    let has_l3 = e.ethertype == 0x0800 || e.ethertype == 0x0806;
+    let has_l3 = e.ethertype == ETH_P_IP || e.ethertype == ETH_P_ARP;
     let port = (e.ifindex != 0).then(|| names.ifnames.name(e.ifindex));
     let src = if has_l3 { nonzero_ip(e.saddr) } else { None };
     let dst = if has_l3 { nonzero_ip(e.daddr) } else { None };
@@ -181,8 +182,8 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
             .and_then(|a| names.owner_of_address(a))
             .or_else(|| dst.and_then(|a| names.owner_of_address(a))),
     };
-    let l4 = e.ethertype == 0x0800 && matches!(e.proto, 6 | 17);
-    let icmp = e.ethertype == 0x0800 && e.proto == IPPROTO_ICMP;
+    let l4 = e.ethertype == ETH_P_IP && matches!(e.proto, 6 | 17);
+    let icmp = e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP;
     let [icmp_type, icmp_code] = decode::port(e.dport).to_be_bytes();
     let nat_xlat = matches!(e.kind, EVENT_NAT_CREATED | EVENT_NAT_EXPIRED);
     let macs = e.src_mac != [0; 6] || e.dst_mac != [0; 6];
@@ -199,7 +200,7 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
         port,
         namespace,
         ethertype: (e.ethertype != 0).then(|| format!("{:#06x}", e.ethertype)),
-        proto: (e.ethertype == 0x0800).then(|| decode::proto(e.proto)),
+        proto: (e.ethertype == ETH_P_IP).then(|| decode::proto(e.proto)),
         src_mac: (macs || e.kind == EVENT_FDB_LEARNED).then(|| decode::mac(&e.src_mac)),
         dst_mac: macs.then(|| decode::mac(&e.dst_mac)),
         src,
@@ -212,7 +213,7 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
         icmp_code: (icmp && e.kind == EVENT_DROP).then_some(icmp_code),
         translated_src: nat_xlat.then(|| decode::ipv4(e.xaddr)),
         translated_sport: nat_xlat.then(|| decode::port(e.xport)),
-        proto_number: if e.ethertype == 0x0800 { e.proto } else { 0 },
+        proto_number: if e.ethertype == ETH_P_IP { e.proto } else { 0 },
         kind: e.kind,
     })
 }

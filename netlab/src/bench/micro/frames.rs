@@ -2,9 +2,11 @@
 //! smallest Ethernet frame, as in the `udp-64` workload) and an ARP
 //! request. Checksums are correct, so the programs take their normal path.
 
-const ETH_P_IP: u16 = 0x0800;
-const ETH_P_ARP: u16 = 0x0806;
-const IPPROTO_UDP: u8 = 17;
+use netlab_common::{
+    ether::{ETH_P_ARP, ETH_P_IP},
+    nat::IPPROTO_UDP,
+};
+
 /// UDP payload that makes the whole frame 64 bytes (14 + 20 + 8 + 22).
 const PAYLOAD: usize = 22;
 
