@@ -54,7 +54,7 @@ counters! {
     FloodCopies = "flood_copies",
     /// ARP requests answered by the program.
     ArpAnswered = "arp_answered",
-    /// Frames with a source MAC/IPv4 that is not the port's endpoint's.
+    /// Frames with a source MAC/IPv4/IPv6 that is not the port's endpoint's.
     DropSpoofed = "drop_spoofed",
     /// Frames shorter than an Ethernet header.
     DropRunt = "drop_runt",
@@ -66,7 +66,7 @@ counters! {
     DropRedirectFailed = "drop_redirect_failed",
     /// Frame addressed back to the port it came from.
     DropHairpin = "drop_hairpin",
-    /// Non-IPv4/ARP EtherTypes switched by MAC (IPv6, VLAN, ...).
+    /// Non-IPv4/IPv6/ARP EtherTypes switched by MAC (VLAN, ...).
     OtherEtherType = "other_ethertype",
     /// Source MACs learned.
     Learned = "learned",
@@ -151,6 +151,23 @@ counters! {
     /// Passed on to the TC port program (ARP, VLAN tags, learning or
     /// tracing on, a target missing from the devmap).
     XdpPortToTc = "xdp_port_to_tc",
+    // --- IPv6 first-hop security (switch ports) ---
+    /// Neighbour solicitations answered by the program (the ND responder).
+    NdAnswered = "nd_answered",
+    /// Router advertisements, redirects and DHCPv6 server messages from an
+    /// endpoint port (RA guard, RFC 6105).
+    DropRaGuard = "drop_ra_guard",
+    /// Neighbour solicitations/advertisements from an endpoint claiming an
+    /// address or link-layer address that is not its own.
+    DropNdSpoof = "drop_nd_spoof",
+    /// IPv6 from an endpoint with a payload length that disagrees with the
+    /// frame, an extension header chain longer than the bound, or a
+    /// hop-by-hop jumbogram.
+    DropIpv6Malformed = "drop_ipv6_malformed",
+    // --- NAT66 (uplink; the other NAT counters count both families) ---
+    /// IPv6 on the uplink with an extension header chain longer than the
+    /// bound, or a hop-by-hop jumbogram.
+    NatDropExtHeaders = "nat_drop_ext_headers",
 }
 
 /// Per-port statistics (per CPU), indexed by the port's slot.
@@ -180,7 +197,7 @@ mod tests {
         }
         assert_eq!(core::mem::size_of::<PortStats>(), 40);
         // The names tests, metrics and scripts use stay what they were.
-        assert_eq!(Counter::COUNT, 45);
+        assert_eq!(Counter::COUNT, 50);
         assert_eq!(Counter::PortRx as u32, 0);
         assert_eq!(Counter::EventsLost.name(), "events_lost");
         assert_eq!(Counter::XdpPortToTc as u32, 44);

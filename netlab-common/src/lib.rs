@@ -12,6 +12,7 @@ pub mod ether;
 pub mod events;
 pub mod maps;
 pub mod nat;
+pub mod nat6;
 pub mod switch;
 
 /// Implements `aya::Pod` for the listed types when built for userspace.

@@ -56,6 +56,18 @@ macro_rules! map_table {
                 doc: "IPv4 (network order) → MAC and switch port: the ARP responder's table and the NAT fast path's."
             }
             {
+                item: ENDPOINTS6, name_const: ENDPOINTS6_MAP, name: "endpoints6", kind: Hash,
+                key: [u8; 16], value: $crate::switch::Endpoint,
+                max_entries: $crate::maps::ENDPOINTS6_SIZE, sizing: Fixed,
+                doc: "IPv6 address (global and link-local of every endpoint, and the gateway's) → MAC and switch port: the Neighbour Discovery responder's table and the NAT66 fast path's."
+            }
+            {
+                item: PORTS6, name_const: PORTS6_MAP, name: "ports6", kind: Hash,
+                key: u32, value: $crate::switch::Port6,
+                max_entries: $crate::maps::MAX_PORTS, sizing: Fixed,
+                doc: "Endpoint port ifindex → its IPv6 addresses (global, link-local): the IPv6 source check. A port with no entry sends no IPv6."
+            }
+            {
                 item: COUNTERS, name_const: COUNTERS_MAP, name: "counters", kind: PerCpuArray,
                 key: u32, value: u64,
                 max_entries: $crate::counters::Counter::COUNT, sizing: Fixed,
@@ -80,6 +92,12 @@ macro_rules! map_table {
                 doc: "IPv4 (network order) → HOST_ADDR_*: the host side's own addresses endpoints may not reach (every one but the gateway's; empty when the lab allows host access)."
             }
             {
+                item: HOST_ADDRS6, name_const: HOST_ADDRS6_MAP, name: "host_addrs6", kind: Hash,
+                key: [u8; 16], value: u8,
+                max_entries: $crate::maps::HOST_ADDRS_SIZE, sizing: Fixed,
+                doc: "IPv6 address → HOST_ADDR_LOCAL: the host side's own IPv6 addresses endpoints may not reach (every one but the gateway's; empty when the lab allows host access)."
+            }
+            {
                 item: NAT_CONFIG, name_const: NAT_CONFIG_MAP, name: "nat_config", kind: Array,
                 key: u32, value: $crate::nat::NatConfig,
                 max_entries: 1, sizing: Fixed,
@@ -102,6 +120,30 @@ macro_rules! map_table {
                 key: $crate::nat::NatFragKey, value: $crate::nat::NatFragEntry,
                 max_entries: $crate::nat::NAT_FRAGS_SIZE, sizing: Fixed,
                 doc: "A fragmented datagram whose first fragment was translated → the address its later fragments get (they carry no ports to look up)."
+            }
+            {
+                item: NAT6_CONFIG, name_const: NAT6_CONFIG_MAP, name: "nat6_config", kind: Array,
+                key: u32, value: $crate::nat6::Nat6Config,
+                max_entries: 1, sizing: Fixed,
+                doc: "One `Nat6Config`: the IPv6 prefix, external address, port range, flags, gateway MAC (flags 0: no NAT66)."
+            }
+            {
+                item: NAT6_ORIG, name_const: NAT6_ORIG_MAP, name: "nat6_orig", kind: LruHash,
+                key: $crate::nat6::Nat6Key, value: $crate::nat6::Nat6Entry,
+                max_entries: $crate::nat::NAT_DEFAULT_MAX_ENTRIES, sizing: AtLoad,
+                doc: "NAT66: original IPv6 tuple (as it leaves the lab) → translated source."
+            }
+            {
+                item: NAT6_REPLY, name_const: NAT6_REPLY_MAP, name: "nat6_reply", kind: LruHash,
+                key: $crate::nat6::Nat6Key, value: $crate::nat6::Nat6Entry,
+                max_entries: $crate::nat::NAT_DEFAULT_MAX_ENTRIES, sizing: AtLoad,
+                doc: "NAT66: reply IPv6 tuple (as it arrives on the uplink) → original source; also the NAT66 port allocator's claim table."
+            }
+            {
+                item: NAT6_FRAGS, name_const: NAT6_FRAGS_MAP, name: "nat6_frags", kind: LruHash,
+                key: $crate::nat6::Nat6FragKey, value: $crate::nat6::Nat6FragEntry,
+                max_entries: $crate::nat::NAT_FRAGS_SIZE, sizing: Fixed,
+                doc: "NAT66: a fragmented IPv6 datagram whose first fragment was translated → the address its later fragments get."
             }
             {
                 item: NAT_PUBLISH, name_const: NAT_PUBLISH_MAP, name: "nat_publish", kind: Hash,
@@ -165,6 +207,9 @@ pub const PORT_SLOTS_SIZE: u32 = 4096;
 pub const FDB_SIZE: u32 = 1024;
 /// Endpoint table capacity.
 pub const ENDPOINTS_SIZE: u32 = 256;
+/// IPv6 endpoint table capacity: two addresses (global, link-local) per
+/// port.
+pub const ENDPOINTS6_SIZE: u32 = 2 * ENDPOINTS_SIZE;
 /// Host addresses the switch can block. The control plane refuses to fill
 /// the map with more (rather than leave some of them reachable).
 pub const HOST_ADDRS_SIZE: u32 = 256;

@@ -83,6 +83,19 @@ pub struct Endpoint {
     pub port_ifindex: u32,
 }
 
+/// The IPv6 addresses behind an endpoint port (`ports6`, keyed by the
+/// port's ifindex): the IPv6 source check accepts these two (and `::` for
+/// duplicate address detection) and nothing else.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Port6 {
+    /// The endpoint's global (ULA) address from the lab's `subnet6`.
+    pub global: [u8; 16],
+    /// Its link-local address: the EUI-64 one the kernel derives from the
+    /// endpoint's MAC (`names::link_local_for`).
+    pub link_local: [u8; 16],
+}
+
 /// `SwitchConfig::trace` bit: the port program writes one EVENT_FRAME per
 /// frame into the `events` ring buffer (`netlab trace`, see
 /// `crate::events`).
@@ -102,7 +115,7 @@ pub struct SwitchConfig {
     pub learning: u32,
 }
 
-user_pod!(FdbKey, FdbEntry, PortInfo, Endpoint, SwitchConfig);
+user_pod!(FdbKey, FdbEntry, PortInfo, Endpoint, Port6, SwitchConfig);
 
 #[cfg(test)]
 mod tests {
@@ -117,5 +130,6 @@ mod tests {
         assert_eq!(align_of::<PortInfo>(), 4);
         assert_eq!(size_of::<Endpoint>(), 12);
         assert_eq!(size_of::<SwitchConfig>(), 8);
+        assert_eq!(size_of::<Port6>(), 32);
     }
 }

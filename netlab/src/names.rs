@@ -6,7 +6,7 @@
 //! so the lab file's validation, the topology, the datapaths and the
 //! inspection commands all ask the same functions.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 /// Linux IFNAMSIZ is 16 including the terminating NUL.
 pub const MAX_IFNAME_LEN: usize = 15;
@@ -127,6 +127,34 @@ pub fn mac_for(ip: Ipv4Addr) -> [u8; 6] {
     [0x02, 0x4e, o[0], o[1], o[2], o[3]]
 }
 
+/// The link-local address the kernel gives an interface with `mac`
+/// (`addr_gen_mode` eui64, the default, which `up` sets explicitly on the
+/// lab's interfaces): fe80::/64 with the modified EUI-64 interface
+/// identifier of RFC 4291 appendix A (U/L bit flipped, ff:fe in the
+/// middle). The switch's IPv6 source check and ND responder know an
+/// endpoint's link-local address by this rule.
+pub fn link_local_for(mac: [u8; 6]) -> Ipv6Addr {
+    let m = mac;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        m[0] ^ 0x02,
+        m[1],
+        m[2],
+        0xff,
+        0xfe,
+        m[3],
+        m[4],
+        m[5],
+    ])
+}
+
 /// `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: &[u8]) -> String {
     mac.iter()
@@ -144,6 +172,15 @@ pub fn is_unicast_mac(mac: &[u8; 6]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn link_local_is_the_kernels_eui64() {
+        // What `ip -6 addr` shows on an interface with MAC 02:4e:c0:a8:1c:01.
+        assert_eq!(
+            link_local_for([0x02, 0x4e, 0xc0, 0xa8, 0x1c, 0x01]).to_string(),
+            "fe80::4e:c0ff:fea8:1c01"
+        );
+    }
 
     #[test]
     fn macs_and_derived_names() {

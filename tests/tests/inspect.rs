@@ -340,20 +340,27 @@ fn rows_after_known_traffic() {
             "flood_ports",
             "port_slots",
             "endpoints",
+            "endpoints6",
+            "ports6",
             "counters",
             "port_stats",
             "switch_config",
             "host_addrs",
+            "host_addrs6",
             "nat_config",
             "nat_orig",
             "nat_reply",
             "nat_frags",
+            "nat6_config",
+            "nat6_orig",
+            "nat6_reply",
+            "nat6_frags",
             "nat_publish",
             "publish_netns",
             "publish_socks",
             "events",
             // The XDP switch's devmap (filled on `switch = "xdp"` labs only).
-            "xdp_ports"
+            "xdp_ports",
         ]
     );
     for m in list.as_array().unwrap() {

@@ -42,6 +42,7 @@ fn plan() -> NatPlan {
         port_max: 40999,
         max_entries: 1024,
         timeouts: NatTimeouts::default(),
+        subnet6: None,
     }
 }
 

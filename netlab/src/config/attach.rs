@@ -51,6 +51,7 @@ pub fn plan_endpoint(
         veth: names::endpoint_veth(index),
         peer,
         address,
+        address6: None,
         mac: names::mac_for(address),
     })
 }

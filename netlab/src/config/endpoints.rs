@@ -59,6 +59,7 @@ impl LabConfig {
                     veth,
                     peer,
                     address,
+                    address6: None,
                     mac: names::mac_for(address),
                 });
             }

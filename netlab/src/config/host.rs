@@ -97,6 +97,8 @@ fn sandbox(
         uplink_address: ua?,
         internet_device: names::SANDBOX_INTERNET_DEVICE.into(),
         internet_address: ia?,
+        uplink_address6: None,
+        internet_address6: None,
     })
 }
 

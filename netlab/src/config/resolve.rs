@@ -53,6 +53,7 @@ impl LabConfig {
             subnet,
             gateway: address,
             gateway_device: gateway.device,
+            ipv6: None,
             gateway_port: gateway.port,
             allow_host_access: self.allow_host_access(),
             uplink_xdp: self.uplink_xdp(&host),

@@ -2,14 +2,14 @@
 //! topology builds and what the state file records (so its serde form is
 //! the state file's: fields added later carry a default).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
 use super::containers::Containers;
 use super::nat::NatSettings;
 use super::port_spec::Publication;
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::names::mac_for;
 
 /// Which datapath joins the ports.
@@ -45,6 +45,10 @@ pub struct LabPlan {
     pub subnet: Ipv4Cidr,
     pub gateway: Ipv4Addr,
     pub gateway_device: String,
+    /// The lab's IPv6 side (`subnet6`); None when the lab file turns IPv6
+    /// off (`subnet6 = "none"`) and in state files written before IPv6.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Plan>,
     /// eBPF datapath only: `gateway_device`'s veth peer, a switch port.
     pub gateway_port: String,
     pub host: HostPlan,
@@ -74,6 +78,16 @@ pub struct LabPlan {
     pub publications: Vec<Publication>,
 }
 
+/// The lab's IPv6 addressing: a prefix next to the IPv4 subnet, the
+/// gateway's address in it (on `vbridge`, as the IPv4 one). Endpoints
+/// carry their own address ([`EndpointPlan::address6`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv6Plan {
+    /// The lab's IPv6 prefix, host bits cleared (/64../120).
+    pub subnet: Ipv6Cidr,
+    pub gateway: Ipv6Addr,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "mode", rename_all = "lowercase")]
 pub enum HostPlan {
@@ -90,6 +104,13 @@ pub struct SandboxPlan {
     /// The internet namespace's end of the uplink pair.
     pub internet_device: String,
     pub internet_address: Ipv4Cidr,
+    /// The uplink's IPv6 address (documentation space, 2001:db8::/32);
+    /// None when the lab has no IPv6.
+    #[serde(default)]
+    pub uplink_address6: Option<Ipv6Cidr>,
+    /// The internet namespace's IPv6 address on the uplink pair.
+    #[serde(default)]
+    pub internet_address6: Option<Ipv6Cidr>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,6 +123,9 @@ pub struct EndpointPlan {
     /// On the host side; the switch/bridge port.
     pub peer: String,
     pub address: Ipv4Addr,
+    /// Its global IPv6 address in the lab's `subnet6` (None: no IPv6).
+    #[serde(default)]
+    pub address6: Option<Ipv6Addr>,
     /// Set on `veth`: [`mac_for`] its address.
     pub mac: [u8; 6],
 }
@@ -133,6 +157,14 @@ impl LabPlan {
     /// The "internet server" the check pings; None in root mode.
     pub fn internet_server(&self) -> Option<Ipv4Addr> {
         self.sandbox().map(|s| s.internet_address.addr)
+    }
+
+    /// The internet server's IPv6 address; None in root mode or without
+    /// IPv6.
+    pub fn internet_server6(&self) -> Option<Ipv6Addr> {
+        self.sandbox()
+            .and_then(|s| s.internet_address6)
+            .map(|c| c.addr)
     }
 
     /// The gateway device's MAC: [`mac_for`] the gateway address.

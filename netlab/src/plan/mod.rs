@@ -17,7 +17,7 @@ mod publish;
 mod switch;
 
 pub use containers::{ContainerPlan, Containers, SHORT_ID_LEN};
-pub use lab::{DatapathKind, EndpointPlan, HostPlan, LabPlan, SandboxPlan, SwitchHook};
+pub use lab::{DatapathKind, EndpointPlan, HostPlan, Ipv6Plan, LabPlan, SandboxPlan, SwitchHook};
 pub use nat::{
     NAT_PORT_FLOOR, NatPlan, NatSettings, NatTimeouts, nat_entries_problem, nat_port_problem,
     nat_range_problem, nat_timeout_problem,

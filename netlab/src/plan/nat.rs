@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use serde::{Deserialize, Serialize};
 
 use super::problem::Problem;
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 
 /// Per-protocol NAT timeouts in seconds (defaults follow the kernel's
 /// conntrack: nf_conntrack_tcp_timeout_established etc.).
@@ -140,6 +140,11 @@ pub struct NatPlan {
     /// Entries in each NAT map.
     pub max_entries: u32,
     pub timeouts: NatTimeouts,
+    /// The IPv6 prefix NAT66 masquerades (same ports and timeouts); None:
+    /// no IPv6 in the lab. The external IPv6 address is the uplink's,
+    /// read at install.
+    #[serde(default)]
+    pub subnet6: Option<Ipv6Cidr>,
 }
 
 impl NatPlan {
@@ -188,6 +193,7 @@ impl NatPlan {
             port_max: 40999,
             max_entries: 1024,
             timeouts: NatTimeouts::default(),
+            subnet6: None,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! What the eBPF datapath is asked to build: its ports, the NAT, the
 //! published ports, derived from the [`LabPlan`] alone.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -33,6 +33,10 @@ pub struct PortPlan {
     pub mac: [u8; 6],
     /// The IPv4 address behind the port (endpoint's, or the gateway's).
     pub ipv4: Ipv4Addr,
+    /// The global IPv6 address behind the port (None: no IPv6 there). Its
+    /// link-local one is `names::link_local_for(mac)`.
+    #[serde(default)]
+    pub ipv6: Option<Ipv6Addr>,
     /// Endpoint: the namespace name (for display). Gateway: None.
     pub namespace: Option<String>,
     /// Gateway only: the device frames are delivered to with
@@ -83,6 +87,7 @@ impl LabPlan {
             role: PortRole::Endpoint,
             mac: e.mac,
             ipv4: e.address,
+            ipv6: e.address6,
             namespace: Some(e.namespace.clone()),
             deliver_dev: None,
             peer_dev: Some(e.veth.clone()),
@@ -111,6 +116,7 @@ impl LabPlan {
             role: PortRole::Gateway,
             mac: self.gateway_mac(),
             ipv4: self.gateway,
+            ipv6: self.ipv6.map(|v6| v6.gateway),
             namespace: None,
             deliver_dev: Some(self.gateway_device.clone()),
             peer_dev: None,
@@ -127,6 +133,7 @@ impl LabPlan {
                 port_max: self.nat.port_max,
                 max_entries: self.nat.max_entries,
                 timeouts: self.nat.timeouts,
+                subnet6: self.ipv6.map(|v6| v6.subnet),
             }),
             allow_host_access: self.allow_host_access,
             uplink_xdp: self.uplink_xdp,
@@ -144,6 +151,9 @@ impl ContainerPlan {
             role: PortRole::Endpoint,
             mac: self.mac,
             ipv4: self.address,
+            // CNI containers get no IPv6 address (the plugin's IPAM is
+            // IPv4 only), so their port sends none.
+            ipv6: None,
             // The path: the datapath enters it (published ports' socket
             // hooks know a namespace by its cookie); `netns` resolves paths.
             namespace: Some(self.netns.clone()),

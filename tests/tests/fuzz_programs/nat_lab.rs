@@ -12,6 +12,7 @@ pub(crate) fn nat_plan() -> NatPlan {
         port_max: frames::PORT_MAX,
         max_entries: 4096,
         timeouts: NatTimeouts::default(),
+        subnet6: None,
     }
 }
 

@@ -47,6 +47,7 @@ pub(crate) fn plan(port_min: u16, port_max: u16) -> NatPlan {
         port_max,
         max_entries: 4096,
         timeouts: NatTimeouts::default(),
+        subnet6: None,
     }
 }
 

@@ -98,6 +98,7 @@ fn plan() -> NatPlan {
         port_max: PORT_MAX,
         max_entries: NAT_MAX_ENTRIES,
         timeouts: NatTimeouts::default(),
+        subnet6: None,
     }
 }
 

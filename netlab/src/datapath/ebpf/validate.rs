@@ -140,6 +140,7 @@ mod tests {
             role,
             mac: [0x02, 0, 0, 0, 0, mac_last],
             ipv4: Ipv4Addr::new(10, 0, 0, ip_last),
+            ipv6: None,
             namespace: None,
             deliver_dev: (role == PortRole::Gateway).then(|| "vbridge".to_owned()),
             peer_dev: None,
