@@ -79,7 +79,13 @@ impl TestLab {
     /// As [`TestLab::with`], on `<net[0]>.<net[1]>.<k>.0/24`: test files
     /// that own another /16 (10.80 for the eBPF lab tests) use this.
     pub fn with_net(net: [u8; 2], short: &str, k: u8, count: u32, extra: &str) -> Self {
-        let name = format!("t{short}");
+        Self::named(&format!("t{short}"), net, k, count, extra)
+    }
+
+    /// A lab named exactly `name` on `<net>.<k>.0/24` (for tests whose
+    /// labs carry their own prefix, e.g. the IPv6 lanes' `va...`).
+    pub fn named(name: &str, net: [u8; 2], k: u8, count: u32, extra: &str) -> Self {
+        let name = name.to_string();
         let [a, b] = net;
         let toml = format!(
             "name = \"{name}\"\nsubnet = \"{a}.{b}.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
@@ -341,6 +347,7 @@ pub mod private_netns;
 pub mod soak;
 
 pub mod harness;
+pub mod ipv6;
 pub mod stand_in;
 pub mod tcx_counter;
 pub mod test_run;
