@@ -9,6 +9,7 @@
 
 use netlab_tests::describe;
 use netlab_tests::ipv6::{assert_ipv6_matrix, ipv6_addresses, lab6};
+use netlab_tests::traffic::ping_ok;
 
 const NET: [u8; 2] = [10, 161];
 
@@ -57,6 +58,20 @@ fn kernel_lab_reaches_everything_over_ipv6() {
     );
 
     assert_ipv6_matrix(&lab);
+
+    // attach: the new namespace's IPv6 address follows from its IPv4 one.
+    let ns6 = lab.ns(6);
+    lab.ok(&["attach", &ns6, &lab.ip(6).to_string()]);
+    assert!(
+        ipv6_addresses(&ns6).contains(&format!("{}/64", lab.ip6(6))),
+        "{:?}",
+        ipv6_addresses(&ns6)
+    );
+    for to in [lab.ip6(1), lab.ip6(5), netlab_tests::ipv6::INTERNET6] {
+        assert!(ping_ok(&ns6, to), "{ns6} -> {to}");
+    }
+    assert!(ping_ok(&lab.ns(1), lab.ip6(6)));
+    lab.ok(&["detach", &ns6]);
 
     // A second up changes nothing.
     let before = std::fs::read_to_string(lab.state_file()).unwrap();
@@ -189,4 +204,35 @@ fn subnet6_none_gives_a_lab_without_any_ipv6_address() {
     );
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
+}
+
+/// Bad IPv6 input is refused before anything is made, naming the field.
+#[test]
+fn bad_ipv6_input_is_refused_and_creates_nothing() {
+    let cases: &[(&str, &str)] = &[
+        ("subnet6 = \"fd00:161:4::/48\"", "subnet6"),
+        ("subnet6 = \"fe80::/64\"", "subnet6"),
+        ("subnet6 = \"::ffff:10.161.4.0/120\"", "subnet6"),
+        ("subnet6 = \"2001:db8:203:113::/64\"", "subnet6"),
+        ("gateway6 = \"fd00:1::5\"", "gateway6"),
+        (
+            "[host]\ninternet_address6 = \"2001:db8:1::2/64\"",
+            "host.internet_address6",
+        ),
+    ];
+    for (extra, field) in cases {
+        let lab = lab6("va4", NET, 4, 2, "kernel", extra);
+        let out = lab.netlab(&["up"]);
+        assert!(
+            !out.status.success(),
+            "{extra:?} accepted: {}",
+            describe(&out)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(field),
+            "error for {extra:?} does not name {field}: {err}"
+        );
+        lab.assert_nothing_left(&format!("after rejecting {extra:?}"));
+    }
 }

@@ -32,7 +32,9 @@ fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// `netlab check --json` on the stand-in machine: every probe ok (or n/a:
-/// root mode names no internet server), and the count of ok probes.
+/// root mode names no internet server), and the count of ok probes (with
+/// two endpoints: 4 over IPv4 and 4 over IPv6, to each other and the
+/// gateway).
 fn check_passes(m: &StandIn) -> usize {
     let out = m.netlab(&["check", "--json"]);
     assert!(out.status.success(), "check failed: {}", describe(&out));
@@ -285,7 +287,7 @@ fn foreign_tcx_programs_on_the_uplink_keep_working_and_stay() {
     let (a2, b2, c2) = counts();
     assert!(a2 >= a + 3 && b2 >= b + 3 && c2 >= c + 3, "{:?}", counts());
     // The lab's traffic is translated as before.
-    assert_eq!(check_passes(&m), 4);
+    assert_eq!(check_passes(&m), 8);
     assert!(m.ping_upstream(1));
 
     m.ok(&["down"]);
@@ -349,7 +351,7 @@ fn foreign_iptables_rules_survive_the_kernel_datapaths_down() {
     let masquerade = format!("-A POSTROUTING -s {} -j MASQUERADE", m.subnet());
     assert_eq!(added, vec![&masquerade], "exactly the walkthrough's rule");
     assert!(before_rules.iter().all(|l| during.contains(l)));
-    assert_eq!(check_passes(&m), 4);
+    assert_eq!(check_passes(&m), 8);
     assert!(m.ping_upstream(2));
 
     m.ok(&["down"]);
@@ -479,7 +481,7 @@ fn two_labs(n: u8, datapath: &str) {
     m.ok(&["up"]);
     let second = SecondLab::new(&m, datapath);
     second.ok(&["up"]);
-    assert_eq!(check_passes(&m), 4);
+    assert_eq!(check_passes(&m), 8);
     assert!(second.works());
 
     m.ok(&["down"]);
