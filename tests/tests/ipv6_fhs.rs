@@ -23,7 +23,7 @@ use netlab_common::counters::Counter;
 use netlab_tests::{
     TestLab, in_netns,
     packets::{self, Ip6, NA_OVERRIDE, ND_OPT_TARGET_LLADDR},
-    traffic::{self, in_ns},
+    traffic::{self, TcpEchoServer, UdpEchoServer, in_ns},
 };
 
 /// How long a change that the attack makes (on the kernel datapath) may
@@ -31,6 +31,9 @@ use netlab_tests::{
 /// change after it.
 const SETTLE: Duration = Duration::from_secs(3);
 const UDP_PORT: u16 = 7000;
+/// The matrix's echo servers.
+const TCP_PORT: u16 = 7001;
+const UDP_ECHO_PORT: u16 = 7002;
 
 fn lab(k: u8, extra: &str) -> TestLab {
     TestLab::named(&format!("vb{k}"), [10, 162], k, 3, extra)
@@ -219,8 +222,11 @@ fn attacks(lab: &TestLab) -> Outcome {
 }
 
 /// Every namespace reaches every other and the gateway over IPv6 (global
-/// addresses, and the gateway's link-local one).
-fn ping_matrix(lab: &TestLab) {
+/// addresses, and the gateway's link-local one), by ping; and ns1 reaches
+/// the others and the gateway by TCP and by UDP, a datagram larger than
+/// the MTU included (its fragments cross the switch's rules too). The
+/// internet server is not in it: that takes the NAT66 (another part).
+fn ipv6_matrix(lab: &TestLab) {
     for from in 1..=3u8 {
         for to in [1u8, 2, 3, 5] {
             if to != from {
@@ -230,6 +236,35 @@ fn ping_matrix(lab: &TestLab) {
         }
         let gateway_ll = format!("{}%{}", ll(lab, 5), dev(from));
         assert!(ping6(lab, from, &gateway_ll), "ns{from} -> {gateway_ll}");
+    }
+    for (to, ns) in [(2u8, lab.ns(2)), (3, lab.ns(3)), (5, lab.host_ns())] {
+        let addr = v6(lab, to);
+        let _tcp = TcpEchoServer::start(&ns, SocketAddrV6::new(addr, TCP_PORT, 0, 0));
+        let _udp = UdpEchoServer::start(&ns, SocketAddrV6::new(addr, UDP_ECHO_PORT, 0, 0));
+        let mut stream = traffic::tcp_connect(
+            &lab.ns(1),
+            SocketAddrV6::new(addr, TCP_PORT, 0, 0),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("ns1 -> [{addr}]:{TCP_PORT}: {e}"));
+        traffic::tcp_echo(&mut stream, &traffic::pattern(6, 3000))
+            .unwrap_or_else(|e| panic!("TCP echo ns1 -> {addr}: {e}"));
+        let sock = traffic::udp_socket(
+            &lab.ns(1),
+            SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+        );
+        let to_udp = SocketAddrV6::new(addr, UDP_ECHO_PORT, 0, 0);
+        for size in [8, 4000] {
+            assert!(
+                traffic::udp_echo(
+                    &sock,
+                    to_udp,
+                    &traffic::pattern(7, size),
+                    Duration::from_secs(3)
+                ),
+                "UDP echo of {size} bytes ns1 -> {addr}"
+            );
+        }
     }
 }
 
@@ -272,7 +307,7 @@ fn assert_refused(lab: &TestLab) {
 fn the_tc_switch_refuses_rogue_ra_source_and_na_spoofs() {
     let lab = lab(1, "");
     lab.ok(&["up", "--datapath", "ebpf"]);
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
     let answered = lab.counter(Counter::NdAnswered);
     assert!(
         answered > 0,
@@ -280,21 +315,21 @@ fn the_tc_switch_refuses_rogue_ra_source_and_na_spoofs() {
     );
     assert_refused(&lab);
     // IPv6 still flows after the attacks.
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
 }
 
 #[test]
 fn the_xdp_switch_refuses_rogue_ra_source_and_na_spoofs() {
     let lab = lab(2, "switch = \"xdp\"");
     lab.ok(&["up", "--datapath", "ebpf"]);
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
     let xdp_before = lab.counter(Counter::XdpPortRx);
     assert_refused(&lab);
     assert!(
         lab.counter(Counter::XdpPortRx) > xdp_before,
         "the XDP switch saw the frames"
     );
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
 }
 
 /// The kernel datapath (the bridge, as in the walkthrough) has no IPv6
@@ -303,7 +338,7 @@ fn the_xdp_switch_refuses_rogue_ra_source_and_na_spoofs() {
 fn the_kernel_bridge_lets_all_three_through() {
     let lab = lab(3, "");
     lab.ok(&["up", "--datapath", "kernel"]);
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
     assert_eq!(
         attacks(&lab),
         Outcome {
