@@ -19,7 +19,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netlab_common::counters::Counter;
+use netlab::bpf::maps6::SwitchMaps6;
+use netlab_common::{counters::Counter, switch::Port6};
 use netlab_tests::{
     TestLab, in_netns,
     packets::{self, Ip6, NA_OVERRIDE, ND_OPT_TARGET_LLADDR},
@@ -316,6 +317,57 @@ fn the_tc_switch_refuses_rogue_ra_source_and_na_spoofs() {
     assert_refused(&lab);
     // IPv6 still flows after the attacks.
     ipv6_matrix(&lab);
+    attach_and_detach_keep_the_ipv6_tables(&lab);
+}
+
+/// The IPv6 tables of the lab: (`ports6` rows, `endpoints6` addresses).
+fn ipv6_tables(lab: &TestLab) -> (Vec<(u32, Port6)>, Vec<Ipv6Addr>) {
+    let maps = SwitchMaps6::open(&lab.pin_dir()).expect("the IPv6 maps");
+    let mut addrs: Vec<Ipv6Addr> = maps
+        .endpoints6()
+        .unwrap()
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    addrs.sort();
+    (maps.ports6().unwrap(), addrs)
+}
+
+/// `attach` gives the new namespace's port its two addresses in `ports6`
+/// and `endpoints6` (it can talk IPv6 at once, its solicitations are
+/// answered); `detach` takes them out again.
+fn attach_and_detach_keep_the_ipv6_tables(lab: &TestLab) {
+    let (ports, addrs) = ipv6_tables(lab);
+    assert_eq!(ports.len(), 3, "three endpoints");
+    assert_eq!(
+        addrs.len(),
+        8,
+        "global and link-local of 3 endpoints and the gateway"
+    );
+    let ns6 = lab.ns(6);
+    lab.ok(&["attach", &ns6, &lab.ip(6).to_string()]);
+    let (g6, l6) = (v6(lab, 6), ll(lab, 6));
+    let (ports, addrs) = ipv6_tables(lab);
+    assert!(
+        ports
+            .iter()
+            .any(|(_, p)| p.global == g6.octets() && p.link_local == l6.octets()),
+        "{ports:?}"
+    );
+    assert!(addrs.contains(&g6) && addrs.contains(&l6), "{addrs:?}");
+    let answered = lab.counter(Counter::NdAnswered);
+    let out = in_netns(
+        &ns6,
+        &["ping", "-6", "-c", "2", "-W", "2", &v6(lab, 1).to_string()],
+    );
+    assert!(out.status.success(), "{ns6} -> ns1 over IPv6");
+    assert!(ping6(lab, 1, &g6.to_string()), "ns1 -> {ns6}");
+    assert!(lab.counter(Counter::NdAnswered) > answered);
+    lab.ok(&["detach", &ns6]);
+    let (ports, addrs) = ipv6_tables(lab);
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    assert!(!addrs.contains(&g6) && !addrs.contains(&l6), "{addrs:?}");
+    assert_eq!(addrs.len(), 8);
 }
 
 #[test]
