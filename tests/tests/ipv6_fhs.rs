@@ -318,6 +318,60 @@ fn the_tc_switch_refuses_rogue_ra_source_and_na_spoofs() {
     // IPv6 still flows after the attacks.
     ipv6_matrix(&lab);
     attach_and_detach_keep_the_ipv6_tables(&lab);
+    the_hosts_other_ipv6_addresses_are_closed(&lab);
+}
+
+/// The uplink's IPv6 address (the host side's, not the gateway's).
+fn uplink6() -> Ipv6Addr {
+    "2001:db8:203:113::1".parse().unwrap()
+}
+
+/// Host access over IPv6: the gateway's addresses answer, the host side's
+/// other ones (the uplink's) do not, and an address the host gains at run
+/// time is closed too once the daemon has seen it (`host_addrs6`).
+fn the_hosts_other_ipv6_addresses_are_closed(lab: &TestLab) {
+    assert!(ping6(lab, 1, &v6(lab, 5).to_string()), "the gateway");
+    let drops = lab.counter(Counter::DropHostAccess);
+    assert!(
+        !ping6(lab, 1, &uplink6().to_string()),
+        "the uplink's address"
+    );
+    assert!(
+        lab.counter(Counter::DropHostAccess) > drops,
+        "the echo requests were dropped by the rule"
+    );
+    let blocked = || {
+        netlab::datapath::ebpf::host_addrs6(&lab.name)
+            .expect("host_addrs6")
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect::<Vec<_>>()
+    };
+    assert!(blocked().contains(&uplink6()), "{:?}", blocked());
+    assert!(!blocked().contains(&v6(lab, 5)) && !blocked().contains(&ll(lab, 5)));
+    let extra: Ipv6Addr = "2001:db8:203:113::7".parse().unwrap();
+    let out = in_netns(
+        &lab.host_ns(),
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{extra}/64"),
+            "dev",
+            "uplink",
+            "nodad",
+        ],
+    );
+    assert!(out.status.success(), "add {extra} to the uplink");
+    assert!(
+        traffic::wait_until(Duration::from_secs(10), || blocked().contains(&extra)),
+        "the daemon never listed {extra}: {:?}",
+        blocked()
+    );
+    let drops = lab.counter(Counter::DropHostAccess);
+    assert!(!ping6(lab, 1, &extra.to_string()), "{extra}");
+    assert!(lab.counter(Counter::DropHostAccess) > drops);
 }
 
 /// The IPv6 tables of the lab: (`ports6` rows, `endpoints6` addresses).
@@ -399,4 +453,6 @@ fn the_kernel_bridge_lets_all_three_through() {
             na_took_effect: true,
         }
     );
+    // ...nor a host-access rule: the uplink's IPv6 address answers.
+    assert!(ping6(&lab, 1, &uplink6().to_string()));
 }
