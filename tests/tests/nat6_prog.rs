@@ -15,3 +15,5 @@ mod headers;
 mod lab;
 #[path = "nat6_prog/translate.rs"]
 mod translate;
+#[path = "nat6_prog/xdp.rs"]
+mod xdp;

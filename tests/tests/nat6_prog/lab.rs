@@ -16,6 +16,7 @@ use netlab_common::{nat6::Nat6Entry, switch::Endpoint};
 
 pub(crate) const EGRESS: &str = nat::EGRESS_PROGRAM;
 pub(crate) const INGRESS: &str = nat::INGRESS_PROGRAM;
+pub(crate) const UPLINK_XDP: &str = netlab::datapath::xdp::UPLINK_XDP_PROGRAM;
 
 pub(crate) fn a6(s: &str) -> Ipv6Addr {
     s.parse().unwrap()
@@ -73,7 +74,7 @@ impl Nat6Lab {
 
     pub(crate) fn with_plan(name: &str, plan: &NatPlan) -> Self {
         let mut loaded = Loaded::empty("nat6", name);
-        loaded.load(Some(plan), &[EGRESS, INGRESS]);
+        loaded.load(Some(plan), &[EGRESS, INGRESS, UPLINK_XDP]);
         let dir = loaded.dir().to_path_buf();
         nat::configure(
             &dir,
@@ -83,9 +84,10 @@ impl Nat6Lab {
             true,
         )
         .expect("configure");
-        assert!(
+        assert_eq!(
             nat::configure6(&dir, plan, Some(external()), GATEWAY_MAC, true).expect("configure6"),
-            "NAT66 on"
+            plan.subnet6.is_some(),
+            "NAT66 on exactly when the plan has subnet6"
         );
         Nat6Lab { loaded }
     }
@@ -95,6 +97,14 @@ impl Nat6Lab {
     }
 
     /// Every counter, for [`Nat6Lab::assert_moved`].
+    /// Runs the uplink XDP program on `frame`: its verdict.
+    pub(crate) fn run_xdp(&self, frame: &[u8]) -> u32 {
+        self.loaded
+            .run_xdp(UPLINK_XDP, frame, None)
+            .expect("test run")
+            .0
+    }
+
     pub(crate) fn counters(&self) -> Vec<u64> {
         self.loaded.counters()
     }
