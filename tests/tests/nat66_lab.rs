@@ -97,7 +97,15 @@ print("ok")
 impl EchoServer6 {
     fn start(ns: &str) -> Self {
         let mut child = Command::new("ip")
-            .args(["netns", "exec", ns, "python3", "-c", SERVER, &PORT.to_string()])
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "python3",
+                "-c",
+                SERVER,
+                &PORT.to_string(),
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -116,7 +124,10 @@ impl EchoServer6 {
             lines,
         };
         assert!(
-            wait_until(Duration::from_secs(10), || server.lines().iter().any(|l| l == "ready")),
+            wait_until(Duration::from_secs(10), || server
+                .lines()
+                .iter()
+                .any(|l| l == "ready")),
             "the echo server never got ready"
         );
         server
@@ -142,7 +153,15 @@ impl EchoServer6 {
 fn echo(ns: &str, kind: &str, host: &str, size: usize) {
     let out = in_netns(
         ns,
-        &["python3", "-c", CLIENT, kind, host, &PORT.to_string(), &size.to_string()],
+        &[
+            "python3",
+            "-c",
+            CLIENT,
+            kind,
+            host,
+            &PORT.to_string(),
+            &size.to_string(),
+        ],
     );
     assert!(
         out.status.success() && String::from_utf8_lossy(&out.stdout).contains("ok"),
@@ -167,7 +186,11 @@ fn every_namespace_reaches_the_internet_over_ipv6_as_the_uplink() {
     for n in 1..=2 {
         let ns = lab.ns(n);
         let out = ping6(&ns, INTERNET6, &[]);
-        assert!(out.status.success(), "ping -6 from {ns}: {}", describe(&out));
+        assert!(
+            out.status.success(),
+            "ping -6 from {ns}: {}",
+            describe(&out)
+        );
         echo(&ns, "tcp", INTERNET6, 200_000);
         echo(&ns, "udp", INTERNET6, 200);
         // Larger than the MTU: fragments both ways (nat6_frags).
@@ -217,20 +240,59 @@ impl FarSide {
                 "ip", "link", "add", "pmtu-a", "netns", &inet, "type", "veth", "peer", "name",
                 "pmtu-b", "netns", &far.ns,
             ],
-            vec!["ip", "-n", &inet, "link", "set", "pmtu-a", "mtu", "1280", "up"],
+            vec![
+                "ip", "-n", &inet, "link", "set", "pmtu-a", "mtu", "1280", "up",
+            ],
             vec!["ip", "-n", &far.ns, "link", "set", "pmtu-b", "up"],
             vec!["ip", "-n", &far.ns, "link", "set", "lo", "up"],
-            vec!["ip", "-n", &inet, "addr", "add", "2001:db8:fa::1/64", "dev", "pmtu-a", "nodad"],
-            vec!["ip", "-n", &far.ns, "addr", "add", "2001:db8:fa::2/64", "dev", "pmtu-b", "nodad"],
+            vec![
+                "ip",
+                "-n",
+                &inet,
+                "addr",
+                "add",
+                "2001:db8:fa::1/64",
+                "dev",
+                "pmtu-a",
+                "nodad",
+            ],
+            vec![
+                "ip",
+                "-n",
+                &far.ns,
+                "addr",
+                "add",
+                "2001:db8:fa::2/64",
+                "dev",
+                "pmtu-b",
+                "nodad",
+            ],
             // The far side sends at most 1280 but advertises an MSS for
             // 1500: the namespace's segments are too big for the 1280
             // link, and only a translated Packet Too Big gets them through.
             vec![
-                "ip", "-n", &far.ns, "-6", "route", "add", "default", "via", "2001:db8:fa::1",
-                "mtu", "1280", "advmss", "1440",
+                "ip",
+                "-n",
+                &far.ns,
+                "-6",
+                "route",
+                "add",
+                "default",
+                "via",
+                "2001:db8:fa::1",
+                "mtu",
+                "1280",
+                "advmss",
+                "1440",
             ],
             vec![
-                "ip", "netns", "exec", &inet, "sysctl", "-qw", "net.ipv6.conf.all.forwarding=1",
+                "ip",
+                "netns",
+                "exec",
+                &inet,
+                "sysctl",
+                "-qw",
+                "net.ipv6.conf.all.forwarding=1",
             ],
         ];
         for step in steps {
@@ -275,7 +337,11 @@ fn packet_too_big_from_beyond_the_uplink_reaches_the_namespace() {
     // And a ping too large for the path now fails at once, locally.
     let out = ping6(&ns, FAR6, &["-s", "1400", "-M", "do"]);
     assert!(!out.status.success(), "{}", describe(&out));
-    assert!(server.peers().iter().all(|p| p == UPLINK6), "{:?}", server.peers());
+    assert!(
+        server.peers().iter().all(|p| p == UPLINK6),
+        "{:?}",
+        server.peers()
+    );
     drop(server);
     drop(far);
     lab.ok(&["down"]);

@@ -63,7 +63,8 @@ pub fn uplink(ctx: &XdpContext) -> u32 {
 #[inline(always)]
 fn is_ipv6(ctx: &XdpContext) -> bool {
     // SAFETY: bounds checked by ptr_at.
-    ptr_at::<EthHdr>(ctx, 0).is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
+    ptr_at::<EthHdr>(ctx, 0)
+        .is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
 }
 
 /// The IPv6 rule, NAT66's refusals decided from the fixed header alone

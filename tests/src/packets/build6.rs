@@ -121,7 +121,13 @@ pub fn frag_header(next: u8, offset: u16, more: bool, id: u32) -> Vec<u8> {
 
 /// An IPv6 packet whose first next header is `first` and whose payload is
 /// `headers` (extension headers, already chained) followed by `l4`.
-pub fn ipv6_chain(src: Ipv6Addr, dst: Ipv6Addr, first: u8, headers: &[Vec<u8>], l4: &[u8]) -> Vec<u8> {
+pub fn ipv6_chain(
+    src: Ipv6Addr,
+    dst: Ipv6Addr,
+    first: u8,
+    headers: &[Vec<u8>],
+    l4: &[u8],
+) -> Vec<u8> {
     let mut payload: Vec<u8> = headers.concat();
     payload.extend_from_slice(l4);
     ipv6_packet(src, dst, first, &payload)

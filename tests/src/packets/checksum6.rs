@@ -61,11 +61,17 @@ impl Ipv6View {
 /// Parses an IPv6 packet (payload length checked against the bytes).
 pub fn parse_ipv6(packet: &[u8]) -> Result<Ipv6View, String> {
     if packet.len() < 40 || packet[0] >> 4 != 6 {
-        return Err(format!("not an IPv6 packet: {:02x?}", &packet[..packet.len().min(8)]));
+        return Err(format!(
+            "not an IPv6 packet: {:02x?}",
+            &packet[..packet.len().min(8)]
+        ));
     }
     let plen = u16::from_be_bytes([packet[4], packet[5]]) as usize;
     if 40 + plen != packet.len() {
-        return Err(format!("payload length {plen}, {} bytes after the header", packet.len() - 40));
+        return Err(format!(
+            "payload length {plen}, {} bytes after the header",
+            packet.len() - 40
+        ));
     }
     let addr = |at: usize| Ipv6Addr::from(<[u8; 16]>::try_from(&packet[at..at + 16]).unwrap());
     let mut next = packet[6];
@@ -74,12 +80,16 @@ pub fn parse_ipv6(packet: &[u8]) -> Result<Ipv6View, String> {
     loop {
         match next {
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
-                let h = packet.get(off..off + 2).ok_or("truncated extension header")?;
+                let h = packet
+                    .get(off..off + 2)
+                    .ok_or("truncated extension header")?;
                 next = h[0];
                 off += (h[1] as usize + 1) * 8;
             }
             NEXTHDR_FRAGMENT => {
-                let h = packet.get(off..off + 8).ok_or("truncated fragment header")?;
+                let h = packet
+                    .get(off..off + 8)
+                    .ok_or("truncated fragment header")?;
                 let fo = u16::from_be_bytes([h[2], h[3]]);
                 frag = Some((
                     fo & 0xfff8,
@@ -171,7 +181,10 @@ mod tests {
         for l4 in [
             (PROTO_TCP, tcp6(a, b, 1, 2, 0x02, b"odd")),
             (PROTO_UDP, udp6(a, b, 1, 2, b"x")),
-            (PROTO_ICMPV6, icmp6_echo(a, b, ICMP6_ECHO_REQUEST, 7, 1, b"ping")),
+            (
+                PROTO_ICMPV6,
+                icmp6_echo(a, b, ICMP6_ECHO_REQUEST, 7, 1, b"ping"),
+            ),
         ] {
             let p = super::super::ipv6_packet(a, b, l4.0, &l4.1);
             check_ipv6(&p).unwrap();

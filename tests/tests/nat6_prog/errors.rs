@@ -66,9 +66,17 @@ fn inbound_errors_of_every_type_reach_the_namespace_translated() {
             assert_eq!((v.src, v.dst), (router(), ns1()));
             let l4 = v.l4();
             assert_eq!((l4[0], l4[1]), (kind, code));
-            assert_eq!(u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]), rest, "the MTU/pointer kept");
+            assert_eq!(
+                u32::from_be_bytes([l4[4], l4[5], l4[6], l4[7]]),
+                rest,
+                "the MTU/pointer kept"
+            );
             let inner = parse_ipv6(&l4[8..]).unwrap();
-            assert_eq!((inner.src, inner.dst), (ns1(), remote()), "quoted addresses");
+            assert_eq!(
+                (inner.src, inner.dst),
+                (ns1(), remote()),
+                "quoted addresses"
+            );
             assert_eq!(inner.proto, proto);
             assert_eq!(inner.sport_or_id(), orig_port, "quoted port/id restored");
             lab.assert_moved(&before, &[(Counter::NatIcmpError, 1)]);
@@ -105,7 +113,12 @@ fn outbound_errors_of_every_type_leave_translated() {
     }
     // An error about something that is no translation's: it must not
     // leave with the lab's address.
-    let stranger = ipv6_packet(remote(), ns1(), PROTO_UDP, &udp6(remote(), ns1(), 53, 9999, b"?"));
+    let stranger = ipv6_packet(
+        remote(),
+        ns1(),
+        PROTO_UDP,
+        &udp6(remote(), ns1(), 53, 9999, b"?"),
+    );
     let err = icmp6_error(ns1(), remote(), ICMP6_DEST_UNREACH, 4, 0, &stranger);
     let frame = out6(&ipv6_packet(ns1(), remote(), PROTO_ICMPV6, &err));
     let before = lab.counters();

@@ -95,10 +95,18 @@ fn jumbograms_and_bad_lengths_are_dropped() {
     v4ish[0] = 0x45;
     for (what, packet, counter) in [
         ("jumbogram", jumbo, Counter::NatDropExtHeaders),
-        ("payload length beyond the frame", long, Counter::NatDropMalformed),
+        (
+            "payload length beyond the frame",
+            long,
+            Counter::NatDropMalformed,
+        ),
         ("chain past the payload", past, Counter::NatDropMalformed),
         ("truncated UDP header", short, Counter::NatDropMalformed),
-        ("version 4 in an IPv6 frame", v4ish, Counter::NatDropMalformed),
+        (
+            "version 4 in an IPv6 frame",
+            v4ish,
+            Counter::NatDropMalformed,
+        ),
     ] {
         let frame = out6(&packet);
         let before = lab.counters();
@@ -118,8 +126,20 @@ fn fragmented(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, id: u32) -> 
     let datagram = udp6(src, dst, sport, dport, &data);
     let (first, rest) = datagram.split_at(56);
     [
-        ipv6_chain(src, dst, NEXTHDR_FRAGMENT, &[frag_header(PROTO_UDP, 0, true, id)], first),
-        ipv6_chain(src, dst, NEXTHDR_FRAGMENT, &[frag_header(PROTO_UDP, 56, false, id)], rest),
+        ipv6_chain(
+            src,
+            dst,
+            NEXTHDR_FRAGMENT,
+            &[frag_header(PROTO_UDP, 0, true, id)],
+            first,
+        ),
+        ipv6_chain(
+            src,
+            dst,
+            NEXTHDR_FRAGMENT,
+            &[frag_header(PROTO_UDP, 56, false, id)],
+            rest,
+        ),
     ]
 }
 
@@ -135,7 +155,11 @@ fn fragments_follow_their_first_both_ways() {
     let (verdict, out) = lab.run(EGRESS, &out6(&later));
     assert_eq!(verdict, TC_ACT_OK);
     let l = parse_ipv6(&out[14..]).unwrap();
-    assert_eq!(l.src, external(), "the later fragment gets the first's source");
+    assert_eq!(
+        l.src,
+        external(),
+        "the later fragment gets the first's source"
+    );
     assert_eq!(l.frag, Some((56, false, 0xabcd)));
     lab.assert_moved(
         &before,
@@ -146,7 +170,10 @@ fn fragments_follow_their_first_both_ways() {
     let mut whole = f.l4().to_vec();
     whole.extend_from_slice(l.l4());
     assert_eq!(
-        !ones_sum(&whole, pseudo_sum6(external(), remote(), PROTO_UDP, whole.len())),
+        !ones_sum(
+            &whole,
+            pseudo_sum6(external(), remote(), PROTO_UDP, whole.len())
+        ),
         0,
         "reassembled datagram checksum"
     );

@@ -35,7 +35,10 @@ fn tcp_flow_is_created_hit_and_its_reply_reversed() {
     // Both directions recorded, with the TCP state.
     let (orig, reply) = lab.entries();
     assert_eq!((orig.len(), reply.len()), (2, 2));
-    let (_, eb) = orig.iter().find(|(k, _)| k.saddr == ns2().octets()).unwrap();
+    let (_, eb) = orig
+        .iter()
+        .find(|(k, _)| k.saddr == ns2().octets())
+        .unwrap();
     assert_eq!(eb.addr, external().octets());
     assert_eq!(u16::from_be(eb.port), b.sport_or_id());
     assert_eq!(eb.state, netlab_common::nat::NAT_STATE_TCP_ESTABLISHED);
@@ -71,12 +74,22 @@ fn udp_and_echo_are_translated_both_ways() {
         &icmp6_echo(ns1(), remote(), ICMP6_ECHO_REQUEST, 7, 1, b"ping"),
     ));
     let e = translate_ok(&lab, &echo);
-    assert!((PORT_MIN..=PORT_MAX).contains(&e.sport_or_id()), "echo id from the range");
+    assert!(
+        (PORT_MIN..=PORT_MAX).contains(&e.sport_or_id()),
+        "echo id from the range"
+    );
     let reply = in6(&ipv6_packet(
         remote(),
         external(),
         PROTO_ICMPV6,
-        &icmp6_echo(remote(), external(), ICMP6_ECHO_REPLY, e.sport_or_id(), 1, b"ping"),
+        &icmp6_echo(
+            remote(),
+            external(),
+            ICMP6_ECHO_REPLY,
+            e.sport_or_id(),
+            1,
+            b"ping",
+        ),
     ));
     let (verdict, out) = lab.run(INGRESS, &reply);
     assert_eq!(verdict, TC_ACT_OK);
@@ -120,12 +133,21 @@ fn what_is_not_the_labs_passes_untouched() {
         // A neighbour solicitation (type 135, target = dst).
         let mut body = dst_octets(dst);
         body.extend_from_slice(&[1, 1, 2, 0, 0, 0, 0, 0x11]);
-        ipv6_packet(src, dst, PROTO_ICMPV6, &icmp6(src, dst, ICMP6_NEIGHBOR_SOLICIT, 0, 0, &body))
+        ipv6_packet(
+            src,
+            dst,
+            PROTO_ICMPV6,
+            &icmp6(src, dst, ICMP6_NEIGHBOR_SOLICIT, 0, 0, &body),
+        )
     };
     let cases: Vec<(&str, &str, Vec<u8>)> = vec![
         ("egress", "link-local ND", out6(&ns(ll_a, ll_b))),
         ("ingress", "link-local ND", in6(&ns(ll_b, ll_a))),
-        ("ingress", "ND to the external address", in6(&ns(router(), external()))),
+        (
+            "ingress",
+            "ND to the external address",
+            in6(&ns(router(), external())),
+        ),
         (
             "egress",
             "the host's own UDP",
@@ -179,8 +201,18 @@ fn dst_octets(a: Ipv6Addr) -> Vec<u8> {
 fn unsolicited_and_lab_sourced_packets_from_outside_are_dropped() {
     let lab = Nat6Lab::new("refuse");
     for (what, src, dst, counter) in [
-        ("to the lab prefix", remote(), ns1(), Counter::NatDropUnsolicited),
-        ("claiming a lab source", ns2(), external(), Counter::NatDropLabSource),
+        (
+            "to the lab prefix",
+            remote(),
+            ns1(),
+            Counter::NatDropUnsolicited,
+        ),
+        (
+            "claiming a lab source",
+            ns2(),
+            external(),
+            Counter::NatDropLabSource,
+        ),
     ] {
         let frame = in6(&ipv6_packet(
             src,

@@ -7,7 +7,12 @@ use netlab::bpf::verdict::{XDP_DROP, XDP_PASS};
 use crate::lab::*;
 
 fn udp_in(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
-    in6(&ipv6_packet(src, dst, PROTO_UDP, &udp6(src, dst, 53, 41000, b"x")))
+    in6(&ipv6_packet(
+        src,
+        dst,
+        PROTO_UDP,
+        &udp6(src, dst, 53, 41000, b"x"),
+    ))
 }
 
 #[test]
@@ -16,11 +21,36 @@ fn xdp_drops_what_nat66_refuses_and_passes_the_rest() {
     let mut truncated = udp_in(remote(), ns1());
     truncated.truncate(14 + 30);
     for (what, frame, verdict, counter) in [
-        ("to the lab prefix", udp_in(remote(), ns1()), XDP_DROP, Counter::XdpDropUnsolicited),
-        ("a lab source", udp_in(ns2(), external()), XDP_DROP, Counter::XdpDropLabSource),
-        ("to the external address", udp_in(remote(), external()), XDP_PASS, Counter::XdpPass),
-        ("link-local", udp_in(a6("fe80::9"), a6("fe80::1")), XDP_PASS, Counter::XdpPass),
-        ("a header too short to judge", truncated, XDP_PASS, Counter::XdpPass),
+        (
+            "to the lab prefix",
+            udp_in(remote(), ns1()),
+            XDP_DROP,
+            Counter::XdpDropUnsolicited,
+        ),
+        (
+            "a lab source",
+            udp_in(ns2(), external()),
+            XDP_DROP,
+            Counter::XdpDropLabSource,
+        ),
+        (
+            "to the external address",
+            udp_in(remote(), external()),
+            XDP_PASS,
+            Counter::XdpPass,
+        ),
+        (
+            "link-local",
+            udp_in(a6("fe80::9"), a6("fe80::1")),
+            XDP_PASS,
+            Counter::XdpPass,
+        ),
+        (
+            "a header too short to judge",
+            truncated,
+            XDP_PASS,
+            Counter::XdpPass,
+        ),
     ] {
         let before = lab.counters();
         assert_eq!(lab.run_xdp(&frame), verdict, "{what}");
