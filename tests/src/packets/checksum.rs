@@ -76,7 +76,7 @@ pub fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> u
 }
 
 /// True when a checksummed area (checksum field included) sums to all ones.
-fn sums_right(data: &[u8], initial: u32) -> bool {
+pub(crate) fn sums_right(data: &[u8], initial: u32) -> bool {
     ones_sum(data, initial) == 0xffff
 }
 
