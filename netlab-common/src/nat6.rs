@@ -14,7 +14,9 @@
 use crate::user_pod;
 
 // The NAT66's map names, declared in the map table.
-pub use crate::maps::{NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP};
+pub use crate::maps::{
+    NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP,
+};
 
 /// IP protocol number of ICMPv6 (RFC 4443), translated like ICMP: echo
 /// by identifier, errors by the packet they quote.
@@ -100,7 +102,64 @@ pub struct Nat6FragEntry {
     pub last_seen_ns: u64,
 }
 
-user_pod!(Nat6Config, Nat6Key, Nat6Entry, Nat6FragKey, Nat6FragEntry);
+// Published ports over IPv6 (`nat6_publish`): the IPv4 `nat_publish`
+// (crate::nat::PublishKey/PublishEntry) with 16-byte addresses. The
+// uplink's NAT66 ingress looks a packet's (destination, port, protocol)
+// up here — the exact address first, then all-zero = every address — and
+// creates the flow's DNAT translation in `nat6_orig`/`nat6_reply` flagged
+// `NAT_ENTRY_DNAT`, as the IPv4 ingress does. Capacity: the IPv4 map's
+// (`crate::nat::NAT_PUBLISH_SIZE`): a lab has at most that many published
+// ports in all.
+
+/// A published IPv6 port as packets address it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Publish6Key {
+    /// Host address; all zero = every IPv6 address of the host side.
+    pub addr: Ipv6Bytes,
+    /// Host port, network order.
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Where a published IPv6 port leads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Publish6Entry {
+    /// The namespace's IPv6 address (`address6`).
+    pub addr: Ipv6Bytes,
+    /// The port inside the namespace, network order.
+    pub port: u16,
+    pub _pad: [u8; 2],
+}
+
+/// The `nat6_orig` key of a published port's translation (TCP/UDP): the
+/// service's answers as they leave the namespace, from `addr`/`port` (the
+/// namespace's, the `nat6_reply` entry's) to the client that `client`
+/// (the `nat6_reply` key: the client's packets as they arrive) names.
+/// What the DNAT66 program inserts and what the control plane removes
+/// with an unpublished port.
+pub const fn dnat6_orig_key(client: &Nat6Key, addr: Ipv6Bytes, port: u16) -> Nat6Key {
+    Nat6Key {
+        saddr: addr,
+        daddr: client.saddr,
+        sport: port,
+        dport: client.sport,
+        proto: client.proto,
+        _pad: [0; 3],
+    }
+}
+
+user_pod!(
+    Nat6Config,
+    Nat6Key,
+    Nat6Entry,
+    Nat6FragKey,
+    Nat6FragEntry,
+    Publish6Key,
+    Publish6Entry
+);
 
 #[cfg(test)]
 mod tests {
@@ -119,5 +178,11 @@ mod tests {
         assert_eq!(align_of::<Nat6Entry>(), 8);
         assert_eq!(size_of::<Nat6FragKey>(), 40);
         assert_eq!(size_of::<Nat6FragEntry>(), 24);
+        assert_eq!(size_of::<Publish6Key>(), 20);
+        assert_eq!(offset_of!(Publish6Key, port), 16);
+        assert_eq!(offset_of!(Publish6Key, proto), 18);
+        assert_eq!(size_of::<Publish6Entry>(), 20);
+        assert_eq!(offset_of!(Publish6Entry, port), 16);
+        assert_eq!(align_of::<Publish6Key>(), 2);
     }
 }

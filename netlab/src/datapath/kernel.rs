@@ -65,7 +65,16 @@ fn rule_args(op: &str, subnet: &Ipv4Cidr) -> Vec<String> {
 }
 
 fn iptables(netns: Option<&str>, args: &[String]) -> Result<std::process::Output, KernelError> {
-    let mut cmd = Command::new("iptables");
+    xtables("iptables", netns, args)
+}
+
+/// `iptables` or `ip6tables` (`program`) with `args` in `netns`.
+fn xtables(
+    program: &str,
+    netns: Option<&str>,
+    args: &[String],
+) -> Result<std::process::Output, KernelError> {
+    let mut cmd = Command::new(program);
     cmd.args(args);
     if let Some(ns) = netns {
         netns::command_in(&mut cmd, ns, false)?;
@@ -74,13 +83,21 @@ fn iptables(netns: Option<&str>, args: &[String]) -> Result<std::process::Output
 }
 
 fn run_checked(netns: Option<&str>, args: &[String]) -> Result<(), KernelError> {
-    let out = iptables(netns, args)?;
+    run_checked_with("iptables", netns, args)
+}
+
+fn run_checked_with(
+    program: &str,
+    netns: Option<&str>,
+    args: &[String],
+) -> Result<(), KernelError> {
+    let out = xtables(program, netns, args)?;
     if out.status.success() {
         Ok(())
     } else {
         Err(KernelError::Iptables {
             command: format!(
-                "{}iptables {}",
+                "{}{program} {}",
                 netns
                     .map(|n| format!("ip netns exec {n} "))
                     .unwrap_or_default(),
@@ -190,27 +207,36 @@ fn generic_args(op: &str, table: &str, chain: &str, args: &[String]) -> Vec<Stri
     v
 }
 
-/// Appends `args` to `table`/`chain` in `netns` unless the same rule is
-/// already there (published ports, `publish::portmap`).
+/// `ip6tables` for an IPv6 rule, else `iptables`.
+fn program(ipv6: bool) -> &'static str {
+    if ipv6 { "ip6tables" } else { "iptables" }
+}
+
+/// Appends `args` to `table`/`chain` in `netns` (with `ip6tables` when
+/// `ipv6`) unless the same rule is already there (published ports,
+/// `publish::portmap`).
 pub fn add_rule(
     netns: Option<&str>,
+    ipv6: bool,
     table: &str,
     chain: &str,
     args: &[String],
 ) -> Result<(), KernelError> {
-    if iptables(netns, &generic_args("-C", table, chain, args))?
+    let program = program(ipv6);
+    if xtables(program, netns, &generic_args("-C", table, chain, args))?
         .status
         .success()
     {
         return Ok(());
     }
-    run_checked(netns, &generic_args("-A", table, chain, args))
+    run_checked_with(program, netns, &generic_args("-A", table, chain, args))
 }
 
-/// Deletes the rule `args` from `table`/`chain`; nothing to do when it or
-/// the namespace is gone.
+/// Deletes the rule `args` from `table`/`chain` (with `ip6tables` when
+/// `ipv6`); nothing to do when it or the namespace is gone.
 pub fn remove_rule(
     netns: Option<&str>,
+    ipv6: bool,
     table: &str,
     chain: &str,
     args: &[String],
@@ -220,11 +246,12 @@ pub fn remove_rule(
     {
         return Ok(());
     }
-    if iptables(netns, &generic_args("-C", table, chain, args))?
+    let program = program(ipv6);
+    if xtables(program, netns, &generic_args("-C", table, chain, args))?
         .status
         .success()
     {
-        run_checked(netns, &generic_args("-D", table, chain, args))?;
+        run_checked_with(program, netns, &generic_args("-D", table, chain, args))?;
     }
     Ok(())
 }

@@ -3,7 +3,7 @@
 //! (`net.ipv4.ip_local_reserved_ports`) that keeps its sockets off the
 //! published ports afterwards.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::netns::{self, NetnsError};
 use crate::plan::{LabPlan, PortRange, Problem, Publication};
@@ -21,7 +21,8 @@ pub struct UsedPort {
 /// The host side as it is now.
 #[derive(Clone, Debug, Default)]
 pub struct HostFacts {
-    pub addresses: Vec<Ipv4Addr>,
+    /// IPv4 and IPv6.
+    pub addresses: Vec<IpAddr>,
     /// TCP sockets in LISTEN, and every bound UDP socket.
     pub used: Vec<UsedPort>,
 }
@@ -47,7 +48,12 @@ fn used_ports(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
 fn read_here() -> std::io::Result<HostFacts> {
     let addresses = nix::ifaddrs::getifaddrs()
         .map_err(std::io::Error::from)?
-        .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+        .filter_map(|a| {
+            let a = a.address?;
+            a.as_sockaddr_in()
+                .map(|s| IpAddr::V4(s.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+        })
         .collect();
     let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp")?;
     let udp = std::fs::read_to_string("/proc/thread-self/net/udp")?;
@@ -76,9 +82,11 @@ pub fn check(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut known = facts.addresses.clone();
-    known.push(Ipv4Addr::LOCALHOST);
+    known.push(Ipv4Addr::LOCALHOST.into());
+    known.push(Ipv6Addr::LOCALHOST.into());
     if let Some(s) = plan.sandbox() {
-        known.push(s.uplink_address.addr);
+        known.push(s.uplink_address.addr.into());
+        known.extend(s.uplink_address6.map(|c| IpAddr::V6(c.addr)));
     }
     for (field, p) in new {
         let value = p.spec.to_string();
@@ -101,7 +109,9 @@ pub fn check(
             u.protocol == p.spec.protocol.number()
                 && p.spec.host_ports.ports().any(|x| x == u.port)
                 && (u.address.is_unspecified()
-                    || p.spec.host_address.is_none_or(|a| a == u.address))
+                    || p.spec
+                        .host_address
+                        .is_none_or(|a| a == IpAddr::V4(u.address)))
                 && !ours(u)
         });
         if let Some(u) = taken {

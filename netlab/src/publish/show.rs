@@ -11,10 +11,17 @@ pub struct PortRow {
     pub namespace: String,
     pub spec: String,
     pub protocol: String,
-    /// "0.0.0.0" when published on every host address.
+    /// "0.0.0.0" when published on every host address (IPv4 and IPv6);
+    /// an IPv6 address in brackets (`[2001:db8::1]`).
     pub host_address: String,
     pub host_ports: String,
+    /// The namespace's address the port leads to: IPv4, or IPv6 when the
+    /// host address is IPv6.
     pub address: String,
+    /// A publication on every host address also leads to the namespace's
+    /// IPv6 address (when it has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     pub ports: String,
 }
 
@@ -26,16 +33,24 @@ pub fn rows(plan: &LabPlan) -> Vec<PortRow> {
             namespace: p.namespace.clone(),
             spec: p.spec.to_string(),
             protocol: p.spec.protocol.to_string(),
-            host_address: p
-                .spec
-                .host_address
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
-                .to_string(),
+            host_address: match p.spec.host_address {
+                None => std::net::Ipv4Addr::UNSPECIFIED.to_string(),
+                Some(std::net::IpAddr::V4(a)) => a.to_string(),
+                Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
+            },
             host_ports: p.spec.host_ports.to_string(),
             address: plan
                 .endpoint(&p.namespace)
-                .map(|e| e.address.to_string())
+                .map(|e| match (p.spec.host_address, e.address6) {
+                    (Some(std::net::IpAddr::V6(_)), Some(a6)) => a6.to_string(),
+                    _ => e.address.to_string(),
+                })
                 .unwrap_or_default(),
+            address6: plan
+                .endpoint(&p.namespace)
+                .and_then(|e| e.address6)
+                .filter(|_| p.spec.host_address.is_none())
+                .map(|a6| a6.to_string()),
             ports: p.spec.ports.to_string(),
         })
         .collect()
@@ -52,10 +67,18 @@ pub fn render(plan: &LabPlan, json: bool) -> String {
     }
     let mut t = crate::inspect::table(["namespace", "published on", "to", "protocol"]);
     for r in &rows {
+        let mut to = if r.address.contains(':') {
+            format!("[{}]:{}", r.address, r.ports)
+        } else {
+            format!("{}:{}", r.address, r.ports)
+        };
+        if let Some(a6) = &r.address6 {
+            to.push_str(&format!(", [{a6}]:{}", r.ports));
+        }
         t.add_row([
             r.namespace.clone(),
             format!("{}:{}", r.host_address, r.host_ports),
-            format!("{}:{}", r.address, r.ports),
+            to,
             r.protocol.clone(),
         ]);
     }
