@@ -16,6 +16,7 @@ use crate::user_pod;
 // The NAT66's map names, declared in the map table.
 pub use crate::maps::{
     NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP,
+    PUBLISH_SOCKS6_MAP,
 };
 
 /// IP protocol number of ICMPv6 (RFC 4443), translated like ICMP: echo
@@ -134,6 +135,30 @@ pub struct Publish6Entry {
     pub _pad: [u8; 2],
 }
 
+/// An unconnected UDP socket (`bpf_get_socket_cookie`) and the namespace
+/// IPv6 address and port its datagram was redirected to by `sendmsg6`
+/// (`publish_socks6`, the IPv6 `crate::nat::PublishSockKey`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Publish6SockKey {
+    pub cookie: u64,
+    pub addr: Ipv6Bytes,
+    /// Network order.
+    pub port: u16,
+    pub _pad: [u8; 6],
+}
+
+/// The published IPv6 address and port the socket addressed, which
+/// `recvmsg6` reports as the answer's source.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Publish6SockEntry {
+    pub addr: Ipv6Bytes,
+    /// Network order.
+    pub port: u16,
+    pub _pad: [u8; 2],
+}
+
 /// The `nat6_orig` key of a published port's translation (TCP/UDP): the
 /// service's answers as they leave the namespace, from `addr`/`port` (the
 /// namespace's, the `nat6_reply` entry's) to the client that `client`
@@ -158,7 +183,9 @@ user_pod!(
     Nat6FragKey,
     Nat6FragEntry,
     Publish6Key,
-    Publish6Entry
+    Publish6Entry,
+    Publish6SockKey,
+    Publish6SockEntry
 );
 
 #[cfg(test)]
@@ -184,5 +211,9 @@ mod tests {
         assert_eq!(size_of::<Publish6Entry>(), 20);
         assert_eq!(offset_of!(Publish6Entry, port), 16);
         assert_eq!(align_of::<Publish6Key>(), 2);
+        assert_eq!(size_of::<Publish6SockKey>(), 32);
+        assert_eq!(offset_of!(Publish6SockKey, addr), 8);
+        assert_eq!(offset_of!(Publish6SockKey, port), 24);
+        assert_eq!(size_of::<Publish6SockEntry>(), 20);
     }
 }

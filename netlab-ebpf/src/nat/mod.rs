@@ -10,6 +10,8 @@
 //!   in the same maps, so the rest of the flow is restored like replies;
 //! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
 //!   published port (host side, hairpin) straight to the namespace;
+//!   [`sock6`] the same for IPv6, `dnat6` the IPv6 first packet (NAT66
+//!   ingress);
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
 //!   translation of its first fragment.
 //!
@@ -25,6 +27,10 @@
 
 mod alloc;
 mod dnat;
+// Called by the NAT66 ingress (`dnat6::inbound6`, where the IPv4 ingress
+// calls `dnat::inbound`).
+#[allow(dead_code)]
+mod dnat6;
 mod egress;
 mod frag;
 mod icmp_error;
@@ -33,6 +39,7 @@ mod ingress;
 pub(crate) mod parse;
 mod rewrite;
 pub mod sock;
+pub mod sock6;
 mod state;
 
 pub use egress::egress;
