@@ -253,10 +253,7 @@ impl Netlink {
     /// unique, and a tentative address would fail the first packets).
     pub fn add_address6(&self, name: &str, addr: Ipv6Addr, prefix_len: u8) -> Result<()> {
         let idx = self.require_link(name)?;
-        let mut req = self
-            .handle
-            .address()
-            .add(idx, IpAddr::V6(addr), prefix_len);
+        let mut req = self.handle.address().add(idx, IpAddr::V6(addr), prefix_len);
         let msg = req.message_mut();
         msg.header.flags = AddressHeaderFlags::Nodad;
         msg.attributes

@@ -239,7 +239,9 @@ fn cidr6_value(rng: &mut Rng, wild: bool) -> String {
         "fd00:::1",
         "",
     ]);
-    let len = *rng.pick(&["64", "112", "120", "121", "48", "126", "128", "0", "129", "", "x"]);
+    let len = *rng.pick(&[
+        "64", "112", "120", "121", "48", "126", "128", "0", "129", "", "x",
+    ]);
     match rng.below(12) {
         0 => a.to_string(),
         1 => "none".into(),
@@ -344,9 +346,7 @@ fn structured_file(rng: &mut Rng) -> String {
                     }
                     "namespace" | "internet_namespace" => quoted(&string_value(rng, &nss, wild)),
                     "uplink" => quoted(&string_value(rng, &ifs, wild)),
-                    "uplink_address6" | "internet_address6" => {
-                        quoted(&cidr6_value(rng, wild))
-                    }
+                    "uplink_address6" | "internet_address6" => quoted(&cidr6_value(rng, wild)),
                     _ => quoted(&cidr_value(rng, wild)),
                 };
                 t.push_str(&format!("{key} = {value}\n"));
@@ -410,7 +410,10 @@ fn valid_file(rng: &mut Rng) -> (String, String, Ipv4Addr, usize) {
     );
     match rng.below(3) {
         0 => t.push_str("subnet6 = \"none\"\n"),
-        1 => t.push_str(&format!("subnet6 = \"fd00:ab:{:x}::/64\"\n", rng.below(0xffff))),
+        1 => t.push_str(&format!(
+            "subnet6 = \"fd00:ab:{:x}::/64\"\n",
+            rng.below(0xffff)
+        )),
         _ => {}
     }
     if rng.chance(50) {
@@ -606,7 +609,13 @@ fn ipv6_problems(plan: &LabPlan) -> Vec<String> {
     if !(64..=120).contains(&s.prefix_len) || s.addr != s.network() {
         p.push(format!("bad subnet6 {s}"));
     }
-    for reserved in ["::ffff:0:0/96", "fe80::/10", "ff00::/8", "::/128", "::1/128"] {
+    for reserved in [
+        "::ffff:0:0/96",
+        "fe80::/10",
+        "ff00::/8",
+        "::/128",
+        "::1/128",
+    ] {
         let r: Ipv6Cidr = reserved.parse().unwrap();
         if r.overlaps(&s) {
             p.push(format!("subnet6 {s} overlaps {r}"));
@@ -751,9 +760,10 @@ fn generated_valid_files_are_all_accepted() {
                 // one's offset in subnet6.
                 let ipv6_as_written = match plan.ipv6 {
                     None => text.contains("subnet6 = \"none\""),
-                    Some(v6) => plan.endpoints.iter().all(|e| {
-                        e.address6 == address6_for(&plan.subnet, &v6.subnet, e.address)
-                    }),
+                    Some(v6) => plan
+                        .endpoints
+                        .iter()
+                        .all(|e| e.address6 == address6_for(&plan.subnet, &v6.subnet, e.address)),
                 };
                 if plan.subnet.to_string() != subnet
                     || plan.gateway != gateway

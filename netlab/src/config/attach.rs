@@ -41,7 +41,12 @@ pub fn plan_endpoint(
                 .endpoints
                 .iter()
                 .find(|e| e.address6 == Some(a))
-                .map(|e| format!("its IPv6 address {a} is already used by namespace {}", e.namespace)),
+                .map(|e| {
+                    format!(
+                        "its IPv6 address {a} is already used by namespace {}",
+                        e.namespace
+                    )
+                }),
         };
         if let Some(why) = why {
             p.push("address", address, why);

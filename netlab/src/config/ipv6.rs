@@ -144,7 +144,9 @@ impl LabConfig {
                     p.push(
                         "gateway6",
                         "",
-                        format!("gateway {gw}'s offset does not fit in subnet6 {subnet6}; set gateway6"),
+                        format!(
+                            "gateway {gw}'s offset does not fit in subnet6 {subnet6}; set gateway6"
+                        ),
                     );
                 }
                 derived

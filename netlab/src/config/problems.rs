@@ -52,7 +52,11 @@ impl Problems {
         match value.parse::<Ipv6Addr>() {
             Ok(ip) => Some(ip),
             Err(_) => {
-                self.push(field, value, "not an IPv6 address (e.g. fd00:192:168:28::1)");
+                self.push(
+                    field,
+                    value,
+                    "not an IPv6 address (e.g. fd00:192:168:28::1)",
+                );
                 None
             }
         }

@@ -55,7 +55,10 @@ fn derived_from_wide_subnets_keeps_the_offset() {
     .unwrap();
     assert_eq!(
         plan.ipv6.unwrap().subnet.to_string(),
-        "fd00:10:161:0::/64".parse::<crate::cidr::Ipv6Cidr>().unwrap().to_string()
+        "fd00:10:161:0::/64"
+            .parse::<crate::cidr::Ipv6Cidr>()
+            .unwrap()
+            .to_string()
     );
     // 10.161.2.7 is offset 0x0207 in the /16.
     assert_eq!(addresses6(&plan), ["fd00:10:161::207"]);
@@ -210,10 +213,7 @@ fn attach_gets_the_derived_address6() {
     let e = plan_endpoint(&off, "ns9", "192.168.28.9".parse().unwrap()).unwrap();
     assert_eq!(e.address6, None);
     // An explicit address6 elsewhere can take the derived one.
-    let taken = resolve(
-        "[[namespaces]]\nname = \"a\"\naddress6 = \"fd00:192:168:28::9\"",
-    )
-    .unwrap();
+    let taken = resolve("[[namespaces]]\nname = \"a\"\naddress6 = \"fd00:192:168:28::9\"").unwrap();
     let err = plan_endpoint(&taken, "ns9", "192.168.28.9".parse().unwrap()).unwrap_err();
     assert!(err.to_string().contains("fd00:192:168:28::9"), "{err}");
 }

@@ -187,7 +187,11 @@ impl Builder {
     /// (`force_forwarding`), since `all.forwarding = 1` would make the
     /// machine a router that ignores Router Advertisements on every
     /// interface, and lose its own IPv6 default route.
-    fn enable_ipv6_forwarding(&mut self, host: Option<&str>, plan: &LabPlan) -> Result<(), LabError> {
+    fn enable_ipv6_forwarding(
+        &mut self,
+        host: Option<&str>,
+        plan: &LabPlan,
+    ) -> Result<(), LabError> {
         if host.is_some() {
             return self.change_sysctl(host, "net.ipv6.conf.all.forwarding", |_| Some("1".into()));
         }

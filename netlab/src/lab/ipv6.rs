@@ -50,7 +50,11 @@ pub(crate) fn device(netns: Option<&str>, dev: &str, ipv6: bool) -> Result<(), S
 
 /// An endpoint's IPv6 address (nodad) on its veth, and its default route
 /// via gateway6. Runs in the endpoint's namespace, after the veth is up.
-pub(crate) fn endpoint(nl: &Netlink, plan: &LabPlan, e: &EndpointPlan) -> Result<(), TopologyError> {
+pub(crate) fn endpoint(
+    nl: &Netlink,
+    plan: &LabPlan,
+    e: &EndpointPlan,
+) -> Result<(), TopologyError> {
     if let (Some(v6), Some(a)) = (plan.ipv6, e.address6) {
         nl.add_address6(&e.veth, a, v6.subnet.prefix_len)?;
         nl.add_default_route6(v6.gateway)?;
@@ -68,7 +72,11 @@ pub(crate) fn gateway(nl: &Netlink, plan: &LabPlan) -> Result<(), TopologyError>
 
 /// The sandbox uplink's IPv6 addresses: `uplink` in the host namespace
 /// (`host` = true) or `inet0` in the internet namespace.
-pub(crate) fn sandbox_uplink(nl: &Netlink, s: &SandboxPlan, host: bool) -> Result<(), TopologyError> {
+pub(crate) fn sandbox_uplink(
+    nl: &Netlink,
+    s: &SandboxPlan,
+    host: bool,
+) -> Result<(), TopologyError> {
     let (dev, addr) = if host {
         (&s.uplink, s.uplink_address6)
     } else {

@@ -11,8 +11,7 @@ pub struct PortRow {
     pub namespace: String,
     pub spec: String,
     pub protocol: String,
-    /// "0.0.0.0" when published on every host address (IPv4 and IPv6);
-    /// an IPv6 address in brackets (`[2001:db8::1]`).
+    /// "0.0.0.0" when published on every host address (IPv4 and IPv6).
     pub host_address: String,
     pub host_ports: String,
     /// The namespace's address the port leads to: IPv4, or IPv6 when the
@@ -33,11 +32,11 @@ pub fn rows(plan: &LabPlan) -> Vec<PortRow> {
             namespace: p.namespace.clone(),
             spec: p.spec.to_string(),
             protocol: p.spec.protocol.to_string(),
-            host_address: match p.spec.host_address {
-                None => std::net::Ipv4Addr::UNSPECIFIED.to_string(),
-                Some(std::net::IpAddr::V4(a)) => a.to_string(),
-                Some(std::net::IpAddr::V6(a)) => format!("[{a}]"),
-            },
+            host_address: p
+                .spec
+                .host_address
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
+                .to_string(),
             host_ports: p.spec.host_ports.to_string(),
             address: plan
                 .endpoint(&p.namespace)
@@ -56,6 +55,15 @@ pub fn rows(plan: &LabPlan) -> Vec<PortRow> {
         .collect()
 }
 
+/// An IPv6 address in brackets, as it is written before `:PORT`.
+fn bracketed(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
+}
+
 /// The text `netlab ports [--json]` prints.
 pub fn render(plan: &LabPlan, json: bool) -> String {
     let rows = rows(plan);
@@ -67,17 +75,13 @@ pub fn render(plan: &LabPlan, json: bool) -> String {
     }
     let mut t = crate::inspect::table(["namespace", "published on", "to", "protocol"]);
     for r in &rows {
-        let mut to = if r.address.contains(':') {
-            format!("[{}]:{}", r.address, r.ports)
-        } else {
-            format!("{}:{}", r.address, r.ports)
-        };
+        let mut to = format!("{}:{}", bracketed(&r.address), r.ports);
         if let Some(a6) = &r.address6 {
             to.push_str(&format!(", [{a6}]:{}", r.ports));
         }
         t.add_row([
             r.namespace.clone(),
-            format!("{}:{}", r.host_address, r.host_ports),
+            format!("{}:{}", bracketed(&r.host_address), r.host_ports),
             to,
             r.protocol.clone(),
         ]);
