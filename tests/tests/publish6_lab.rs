@@ -300,6 +300,16 @@ fn kernel_ipv6_published_ports_use_ip6tables_twins() {
             .any(|r| r.contains(&format!("--to-destination [{ns1_6}]:7000"))),
         "{rules:#?}"
     );
+    // A host-side IPv6 listener holds its port: refused, naming it.
+    let _listener = in_ns(&host, || {
+        TcpListener::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 9191)))
+    })
+    .expect("a host-side listener");
+    let out = lab.netlab(&["publish", &ns2, "[2001:db8:203:113::1]:9191:80"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "publish over a listener accepted");
+    assert!(err.contains("already listens on [::]:9191/tcp"), "{err}");
+
     lab.ok(&["unpublish", &ns1, "[2001:db8:203:113::1]:8081:7001"]);
     let rules = netlab_rules6(&lab);
     assert_eq!(rules.len(), 9, "{rules:#?}");
