@@ -103,6 +103,44 @@ pub struct Nat6FragEntry {
     pub last_seen_ns: u64,
 }
 
+impl Nat6Key {
+    /// The `nat6_reply` key of a translation whose original tuple is
+    /// `self` and whose translated source is `xlat` (as
+    /// [`crate::nat::NatKey::reply_key`]: for ICMPv6 echo the remote
+    /// "port" is 0).
+    pub const fn reply_key(&self, xlat: &Nat6Entry) -> Nat6Key {
+        Nat6Key {
+            saddr: self.daddr,
+            daddr: xlat.addr,
+            sport: if self.proto == IPPROTO_ICMPV6 {
+                0
+            } else {
+                self.dport
+            },
+            dport: xlat.port,
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The `nat6_orig` key of a translation whose reply tuple is `self`
+    /// and whose original source is `orig`.
+    pub const fn orig_key(&self, orig: &Nat6Entry) -> Nat6Key {
+        Nat6Key {
+            saddr: orig.addr,
+            daddr: self.saddr,
+            sport: orig.port,
+            dport: if self.proto == IPPROTO_ICMPV6 {
+                0
+            } else {
+                self.sport
+            },
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
 // Published ports over IPv6 (`nat6_publish`): the IPv4 `nat_publish`
 // (crate::nat::PublishKey/PublishEntry) with 16-byte addresses. The
 // uplink's NAT66 ingress looks a packet's (destination, port, protocol)
@@ -159,23 +197,6 @@ pub struct Publish6SockEntry {
     pub _pad: [u8; 2],
 }
 
-/// The `nat6_orig` key of a published port's translation (TCP/UDP): the
-/// service's answers as they leave the namespace, from `addr`/`port` (the
-/// namespace's, the `nat6_reply` entry's) to the client that `client`
-/// (the `nat6_reply` key: the client's packets as they arrive) names.
-/// What the DNAT66 program inserts and what the control plane removes
-/// with an unpublished port.
-pub const fn dnat6_orig_key(client: &Nat6Key, addr: Ipv6Bytes, port: u16) -> Nat6Key {
-    Nat6Key {
-        saddr: addr,
-        daddr: client.saddr,
-        sport: port,
-        dport: client.sport,
-        proto: client.proto,
-        _pad: [0; 3],
-    }
-}
-
 user_pod!(
     Nat6Config,
     Nat6Key,
@@ -215,5 +236,37 @@ mod tests {
         assert_eq!(offset_of!(Publish6SockKey, addr), 8);
         assert_eq!(offset_of!(Publish6SockKey, port), 24);
         assert_eq!(size_of::<Publish6SockEntry>(), 20);
+    }
+
+    #[test]
+    fn reply_and_orig_keys_are_inverse() {
+        for proto in [6, 17, IPPROTO_ICMPV6] {
+            let key = Nat6Key {
+                saddr: [0xfd; 16],
+                daddr: [0x20; 16],
+                sport: 1234u16.to_be(),
+                dport: if proto == IPPROTO_ICMPV6 {
+                    0
+                } else {
+                    80u16.to_be()
+                },
+                proto,
+                _pad: [0; 3],
+            };
+            let xlat = Nat6Entry {
+                addr: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                port: 40000u16.to_be(),
+                ..Default::default()
+            };
+            let reply = key.reply_key(&xlat);
+            assert_eq!((reply.saddr, reply.daddr), (key.daddr, xlat.addr));
+            assert_eq!((reply.sport, reply.dport), (key.dport, xlat.port));
+            let back = Nat6Entry {
+                addr: key.saddr,
+                port: key.sport,
+                ..Default::default()
+            };
+            assert_eq!(reply.orig_key(&back), key);
+        }
     }
 }

@@ -10,10 +10,11 @@
 //!   in the same maps, so the rest of the flow is restored like replies;
 //! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
 //!   published port (host side, hairpin) straight to the namespace;
-//!   [`sock6`] the same for IPv6, `dnat6` the IPv6 first packet (NAT66
-//!   ingress);
+//!   [`sock6`] the same for IPv6 (the IPv6 first packet is `v6::dnat`'s);
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
-//!   translation of its first fragment.
+//!   translation of its first fragment;
+//! * [`v6`]: NAT66, the same for IPv6 on its own maps; both programs
+//!   dispatch on the EtherType, IPv4 first.
 //!
 //! The host's own traffic is never touched: the port range is reserved on
 //! the host (`ip_local_reserved_ports`), so a packet to the external address
@@ -27,10 +28,6 @@
 
 mod alloc;
 mod dnat;
-// Called by the NAT66 ingress (`dnat6::inbound6`, where the IPv4 ingress
-// calls `dnat::inbound`).
-#[allow(dead_code)]
-mod dnat6;
 mod egress;
 mod frag;
 mod icmp_error;
@@ -41,11 +38,43 @@ mod rewrite;
 pub mod sock;
 pub mod sock6;
 mod state;
+pub(crate) mod v6;
 
-pub use egress::egress;
-pub use ingress::ingress;
+/// Entry of `netlab_uplink_egress`: the EtherType picks the family. Each
+/// half is a function of its own (a BPF-to-BPF call): the kernel allows
+/// 512 bytes of stack for a whole call chain, and the IPv4 half's frame
+/// alone takes most of it, so the IPv6 half must not sit on top of it.
+#[inline(always)]
+pub fn egress(ctx: TcContext) -> i32 {
+    if parse::is_ipv6(&ctx) {
+        return v6::egress(&ctx);
+    }
+    ipv4_egress(ctx.skb.skb)
+}
 
-use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
+/// Entry of `netlab_uplink_ingress` (see [`egress`]).
+#[inline(always)]
+pub fn ingress(ctx: TcContext) -> i32 {
+    if parse::is_ipv6(&ctx) {
+        return v6::ingress(&ctx);
+    }
+    ipv4_ingress(ctx.skb.skb)
+}
+
+#[inline(never)]
+fn ipv4_egress(skb: *mut __sk_buff) -> i32 {
+    egress::egress(TcContext::new(skb))
+}
+
+#[inline(never)]
+fn ipv4_ingress(skb: *mut __sk_buff) -> i32 {
+    ingress::ingress(TcContext::new(skb))
+}
+
+use aya_ebpf::{
+    bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    programs::TcContext,
+};
 use netlab_common::counters::Counter;
 
 use crate::{counters::count, events};
@@ -86,8 +115,8 @@ fn pass_host() -> i32 {
 
 /// What both uplink programs start with: the NAT configuration and the
 /// packet's IPv4 header. `Err` is the verdict when there is nothing to
-/// translate: NAT disabled (next program), not IPv4 (the host's), or a malformed
-/// IPv4 header (dropped and counted).
+/// translate: NAT disabled (next program), not IPv4 (the host's), or a
+/// malformed IPv4 header (dropped and counted).
 #[inline(always)]
 fn config_and_ipv4(
     ctx: &aya_ebpf::programs::TcContext,

@@ -20,8 +20,7 @@ use netlab_common::nat::{
     PublishKey,
 };
 use netlab_common::nat6::{
-    NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP, Nat6Entry, Nat6Key, Publish6Entry,
-    Publish6Key, dnat6_orig_key,
+    NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP, Nat6Entry, Nat6Key, Publish6Entry, Publish6Key,
 };
 
 use super::{NatError, maps};
@@ -219,7 +218,7 @@ pub fn sync_published6(pin_dir: &Path, ports: &[PublishedPort6]) -> Result<usize
     let mut orig: HashMap<&mut MapData, Nat6Key, Nat6Entry> =
         HashMap::try_from(&mut orig_raw).map_err(map_err(NAT6_ORIG_MAP))?;
     for (k, v) in &stale {
-        forget(&mut orig, &dnat6_orig_key(k, v.addr, v.port), NAT6_ORIG_MAP)?;
+        forget(&mut orig, &k.orig_key(v), NAT6_ORIG_MAP)?;
         forget(&mut reply, k, NAT6_REPLY_MAP)?;
     }
     Ok(stale.len())

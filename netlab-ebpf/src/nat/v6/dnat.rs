@@ -20,20 +20,22 @@
 //! (`dnat_drop_conflict`), the same rule as IPv4.
 //!
 //! The NAT66 ingress calls [`inbound6`] where the IPv4 ingress calls
-//! `dnat::inbound`: for a TCP/UDP packet to the external address that
-//! `nat6_reply` does not know.
+//! `nat::dnat::inbound`: for a TCP/UDP packet to the external address
+//! that `nat6_reply` does not know. A function of its own (not inlined):
+//! its keys and entries are not on the ingress's stack, which the
+//! kernel's 512 bytes per call chain must hold.
 
 use aya_ebpf::bindings::BPF_NOEXIST;
 use netlab_common::{
     counters::Counter,
     nat::{NAT_ENTRY_DNAT, NAT_STATE_NONE},
-    nat6::{Nat6Entry, Nat6Key, Publish6Entry, Publish6Key, dnat6_orig_key},
+    nat6::{Nat6Entry, Nat6Key, Publish6Entry, Publish6Key},
 };
 
-use super::dnat::Published;
-use super::state::next_tcp_state;
 use crate::counters::count;
 use crate::maps::{NAT6_ORIG, NAT6_PUBLISH, NAT6_REPLY};
+use crate::nat::dnat::Published;
+use crate::nat::state::next_tcp_state;
 
 /// The published IPv6 port `key` (the client's tuple as it arrives) leads
 /// to, if any: the exact host address first, then every address (zero).
@@ -56,7 +58,7 @@ fn lookup6(key: &Nat6Key) -> Option<Publish6Entry> {
 
 /// Creates the translation of an IPv6 packet to a published port. `key`
 /// is the packet's tuple (TCP/UDP), `tcp_flags` its flags for TCP.
-#[inline(always)]
+#[inline(never)]
 pub fn inbound6(key: &Nat6Key, now: u64, tcp_flags: Option<u8>) -> Published<Nat6Entry> {
     let Some(target) = lookup6(key) else {
         return Published::No;
@@ -81,7 +83,7 @@ pub fn inbound6(key: &Nat6Key, now: u64, tcp_flags: Option<u8>) -> Published<Nat
         _pad: 0,
         last_seen_ns: now,
     };
-    let orig_key = dnat6_orig_key(key, target.addr, target.port);
+    let orig_key = key.orig_key(&to_namespace);
     if NAT6_ORIG
         .insert(orig_key, to_client, BPF_NOEXIST as u64)
         .is_err()
