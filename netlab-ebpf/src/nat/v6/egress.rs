@@ -57,10 +57,10 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
         return pass_host();
     }
     // From here on the packet is the lab's: it leaves translated or not at all.
-    flow.ip = match parse::walk(ctx) {
-        Ok(ip) => ip,
-        Err(reason) => return drop_packet(ctx, reason),
-    };
+    let walked = parse::walk(ctx, &mut flow.ip);
+    if walked != parse::WALKED {
+        return walked;
+    }
     let ip = &flow.ip;
     if ip.later_fragment {
         return later_fragment(ctx, ip);
@@ -76,15 +76,15 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
     // Where the checksum and the port/id are, and the TCP flags.
     (flow.check_off, flow.port_off, flow.tcp_flags) = match ip.proto {
         IPPROTO_TCP => match tcp_flags(ctx, ip.l4_off) {
-            Some(f) => (ip.l4_off + TCP_CHECK, ip.l4_off, Some(f)),
+            Some(f) => (ip.l4_off + TCP_CHECK, ip.l4_off, f),
             None => return drop_packet(ctx, Counter::NatDropMalformed),
         },
-        IPPROTO_UDP => (ip.l4_off + UDP_CHECK, ip.l4_off, None),
+        IPPROTO_UDP => (ip.l4_off + UDP_CHECK, ip.l4_off, 0),
         IPPROTO_ICMPV6 => match head.w0[0] {
             ICMP6_ECHO_REQUEST => {
                 flow.key.sport = u16::from_ne_bytes(head.w2);
                 flow.key.dport = 0;
-                (ip.l4_off + ICMP_CHECK, ip.l4_off + ICMP_ID, None)
+                (ip.l4_off + ICMP_CHECK, ip.l4_off + ICMP_ID, 0)
             }
             t if is_icmp6_error(t) => return STEP_ICMP_ERROR,
             // Echo replies, ND, MLD from a lab address: nothing outside
@@ -128,7 +128,7 @@ fn translate(ctx: &TcContext, flow: &Flow) -> i32 {
             count(Counter::NatHit);
             // SAFETY: map value pointer from the lookup.
             unsafe {
-                if let Some(state) = touch(entry, now, flow.tcp_flags)
+                if let Some(state) = touch(entry, now, flow.tcp())
                     && let Some(other) = NAT6_REPLY.get_ptr_mut(key.reply_key(&*entry))
                 {
                     (*other).state = state;
@@ -137,7 +137,7 @@ fn translate(ctx: &TcContext, flow: &Flow) -> i32 {
             }
         }
         None => {
-            let state = match flow.tcp_flags {
+            let state = match flow.tcp() {
                 Some(flags) => next_tcp_state(NAT_STATE_NONE, flags),
                 None => NAT_STATE_NONE,
             };

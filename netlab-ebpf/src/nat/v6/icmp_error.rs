@@ -49,28 +49,46 @@ use crate::{
 const ICMP6_HLEN: usize = 8;
 const NEXTHDR_FRAGMENT: u8 = 44;
 
-/// Inbound error to the external address. `Ok(Some(addr))`: translated,
-/// now addressed to the lab endpoint `addr`; `Ok(None)`: it quotes no
-/// translation, so it is the host's; `Err`: drop for that reason.
+/// What [`translate_inbound`] returns when the error was translated.
+pub const TRANSLATED: i32 = i32::MIN + 3;
+
+/// Inbound error to the external address: [`TRANSLATED`] (now addressed
+/// to the lab endpoint written to `to`), or the verdict: the host's when
+/// it quotes no translation, dropped when malformed.
 #[inline(always)]
-pub fn translate_inbound(ctx: &TcContext, ip: &Ipv6) -> Result<Option<[u8; 16]>, Counter> {
-    Ok(translate(ctx, ip, true)?.map(|e| e.addr))
+pub fn translate_inbound(ctx: &TcContext, ip: &Ipv6, to: &mut [u8; 16]) -> i32 {
+    translate(ctx, ip, true, to)
 }
 
 /// Outbound error from a lab namespace: translated and passed, or dropped
 /// (it must not leave with the lab's address).
 #[inline(always)]
 pub fn translate_outbound(ctx: &TcContext, ip: &Ipv6) -> i32 {
-    match translate(ctx, ip, false) {
-        Ok(Some(_)) => TC_ACT_OK,
+    let mut to = [0u8; 16];
+    match translate(ctx, ip, false, &mut to) {
+        TRANSLATED => TC_ACT_OK,
+        verdict => verdict,
+    }
+}
+
+/// [`translate_quoted`] as its own function (BPF-to-BPF call: its frame is
+/// not the callers'), with the outcome as a verdict (no `Result` across
+/// the call: its niche layout becomes BTF the kernel refuses).
+#[inline(never)]
+fn translate(ctx: &TcContext, ip: &Ipv6, inbound: bool, to: &mut [u8; 16]) -> i32 {
+    match translate_quoted(ctx, ip, inbound) {
+        Ok(Some(entry)) => {
+            *to = entry.addr;
+            TRANSLATED
+        }
+        Ok(None) if inbound => crate::nat::pass_host(),
         Ok(None) => drop_packet(ctx, Counter::NatDropUnknownProto),
         Err(reason) => drop_packet(ctx, reason),
     }
 }
 
-// Its own function (BPF-to-BPF call): its frame is not the callers'.
-#[inline(never)]
-fn translate(ctx: &TcContext, ip: &Ipv6, inbound: bool) -> Result<Option<Nat6Entry>, Counter> {
+#[inline(always)]
+fn translate_quoted(ctx: &TcContext, ip: &Ipv6, inbound: bool) -> Result<Option<Nat6Entry>, Counter> {
     let inner_ip_off = ip.l4_off + ICMP6_HLEN;
     let inner = fixed_at(ctx, inner_ip_off).ok_or(Counter::NatDropMalformed)?;
     // SAFETY: a packet pointer from `fixed_at`, read before any helper.

@@ -66,10 +66,10 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
         // The host's: its other addresses, link-local, multicast (ND).
         return pass_host();
     }
-    flow.ip = match parse::walk(ctx) {
-        Ok(ip) => ip,
-        Err(reason) => return drop_packet(ctx, reason),
-    };
+    let walked = parse::walk(ctx, &mut flow.ip);
+    if walked != parse::WALKED {
+        return walked;
+    }
     let ip = &flow.ip;
     if ip.later_fragment {
         return later_fragment(ctx, ip);
@@ -88,15 +88,15 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
     flow.key.proto = ip.proto;
     (flow.check_off, flow.port_off, flow.tcp_flags) = match ip.proto {
         IPPROTO_TCP => match tcp_flags(ctx, ip.l4_off) {
-            Some(f) => (ip.l4_off + TCP_CHECK, ip.l4_off + 2, Some(f)),
+            Some(f) => (ip.l4_off + TCP_CHECK, ip.l4_off + 2, f),
             None => return drop_packet(ctx, Counter::NatDropMalformed),
         },
-        IPPROTO_UDP => (ip.l4_off + UDP_CHECK, ip.l4_off + 2, None),
+        IPPROTO_UDP => (ip.l4_off + UDP_CHECK, ip.l4_off + 2, 0),
         _ => match head.w0[0] {
             ICMP6_ECHO_REPLY => {
                 flow.key.sport = 0;
                 flow.key.dport = u16::from_ne_bytes(head.w2);
-                (ip.l4_off + ICMP_CHECK, ip.l4_off + ICMP_ID, None)
+                (ip.l4_off + ICMP_CHECK, ip.l4_off + ICMP_ID, 0)
             }
             t if is_icmp6_error(t) => return STEP_ICMP_ERROR,
             // Echo requests to the uplink, Neighbour Discovery, ...: the
@@ -114,10 +114,10 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
 /// the endpoint when it quotes a translation, else the host's.
 #[inline(always)]
 fn error(ctx: &TcContext, ip: &Ipv6) -> i32 {
-    match icmp_error::translate_inbound(ctx, ip) {
-        Ok(Some(orig_addr)) => deliver(ctx, ip, &orig_addr),
-        Ok(None) => pass_host(),
-        Err(reason) => drop_packet(ctx, reason),
+    let mut orig_addr = [0u8; 16];
+    match icmp_error::translate_inbound(ctx, ip, &mut orig_addr) {
+        icmp_error::TRANSLATED => deliver(ctx, ip, &orig_addr),
+        verdict => verdict,
     }
 }
 
@@ -146,7 +146,7 @@ fn reverse(ctx: &TcContext, flow: &Flow) -> i32 {
     let orig = match NAT6_REPLY.get_ptr_mut(key) {
         // SAFETY: map value pointer from the lookup.
         Some(entry) => unsafe {
-            if let Some(state) = touch(entry, now, flow.tcp_flags)
+            if let Some(state) = touch(entry, now, flow.tcp())
                 && let Some(other) = NAT6_ORIG.get_ptr_mut(key.orig_key(&*entry))
             {
                 (*other).state = state;

@@ -43,7 +43,18 @@ pub(crate) struct Flow {
     pub key: netlab_common::nat6::Nat6Key,
     pub check_off: usize,
     pub port_off: usize,
-    pub tcp_flags: Option<u8>,
+    /// TCP's flags (0 for UDP and ICMPv6). Not an `Option`: LLVM stores
+    /// a `None`'s undefined payload byte from whatever register is at
+    /// hand, a pointer included, which the verifier refuses.
+    pub tcp_flags: u8,
+}
+
+impl Flow {
+    /// The TCP flags for the state machine (`None`: not TCP).
+    #[inline(always)]
+    fn tcp(&self) -> Option<u8> {
+        (self.key.proto == netlab_common::nat::IPPROTO_TCP).then_some(self.tcp_flags)
+    }
 }
 
 impl Flow {
@@ -60,7 +71,7 @@ impl Flow {
             key: netlab_common::nat6::Nat6Key::default(),
             check_off: 0,
             port_off: 0,
-            tcp_flags: None,
+            tcp_flags: 0,
         }
     }
 }

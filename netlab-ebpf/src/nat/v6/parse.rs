@@ -137,10 +137,9 @@ pub fn load_addrs(
 /// (at most [`EXT_HEADERS_MAX`]). `Err`: drop for that reason — a
 /// jumbogram (payload length 0) or a longer chain (`NatDropExtHeaders`),
 /// a payload length beyond the frame or a header running past the payload
-/// (`NatDropMalformed`). Its own function (BPF-to-BPF call): the walk's
-/// frame is gone when the translation runs.
-#[inline(never)]
-pub fn walk(ctx: &TcContext) -> Result<Ipv6, Counter> {
+/// (`NatDropMalformed`).
+#[inline(always)]
+fn walk_chain(ctx: &TcContext) -> Result<Ipv6, Counter> {
     let h = header(ctx)?;
     // SAFETY: a pointer from `header`, read before any helper call.
     let (payload_len, next, hop_limit) = unsafe {
@@ -170,16 +169,19 @@ pub fn walk(ctx: &TcContext) -> Result<Ipv6, Counter> {
     while i < EXT_HEADERS_MAX {
         match ip.proto {
             NEXTHDR_HOP | NEXTHDR_ROUTING | NEXTHDR_DEST => {
-                let p = load_ptr::<[u8; 2]>(ctx, ip.l4_off).ok_or(Counter::NatDropMalformed)?;
-                // SAFETY: bounds checked by load_ptr.
-                let [next, len] = unsafe { *p };
+                // Read with `bpf_skb_load_bytes`, not through a packet
+                // pointer: LLVM turns the loop's variable offset into
+                // pointer arithmetic the verifier refuses.
+                let [next, len] = ctx
+                    .load::<[u8; 2]>(ip.l4_off)
+                    .map_err(|_| Counter::NatDropMalformed)?;
                 ip.proto = next;
                 ip.l4_off += (len as usize + 1) * 8;
             }
             NEXTHDR_FRAGMENT => {
-                let p = load_ptr::<[u8; 8]>(ctx, ip.l4_off).ok_or(Counter::NatDropMalformed)?;
-                // SAFETY: bounds checked by load_ptr.
-                let f = unsafe { *p };
+                let f = ctx
+                    .load::<[u8; 8]>(ip.l4_off)
+                    .map_err(|_| Counter::NatDropMalformed)?;
                 ip.proto = f[0];
                 ip.l4_off += 8;
                 let off_flags = u16::from_be_bytes([f[2], f[3]]);
@@ -212,6 +214,24 @@ pub fn walk(ctx: &TcContext) -> Result<Ipv6, Counter> {
         return Err(Counter::NatDropMalformed);
     }
     Ok(ip)
+}
+
+/// What [`walk`] returns when `out` holds the walked packet.
+pub const WALKED: i32 = i32::MIN + 2;
+
+/// [`walk_chain`] as its own function (BPF-to-BPF call: the walk's frame
+/// is gone when the translation runs): fills `out` and returns
+/// [`WALKED`], or drops the packet and returns the verdict. (No `Result`
+/// across the call: its niche layout becomes BTF the kernel refuses.)
+#[inline(never)]
+pub fn walk(ctx: &TcContext, out: &mut Ipv6) -> i32 {
+    match walk_chain(ctx) {
+        Ok(ip) => {
+            *out = ip;
+            WALKED
+        }
+        Err(reason) => crate::nat::drop_packet(ctx, reason),
+    }
 }
 
 /// Whether `addr` lies in the prefix `subnet`/`prefix_len` (`subnet`
