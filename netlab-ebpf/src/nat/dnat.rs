@@ -32,12 +32,12 @@ use super::state::next_tcp_state;
 use crate::counters::count;
 use crate::maps::{NAT_ORIG, NAT_PUBLISH, NAT_REPLY};
 
-/// What [`inbound`] (and `dnat6::inbound6`, with `Nat6Entry`) decided.
-pub enum Published<E = NatEntry> {
+/// What [`inbound`] decided.
+pub enum Published {
     /// Not a published port: the host's.
     No,
     /// A new translation: restore the destination to this entry.
-    Translate(E),
+    Translate(NatEntry),
     /// Drop for this reason.
     Drop(Counter),
 }

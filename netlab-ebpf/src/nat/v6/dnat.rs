@@ -28,14 +28,25 @@
 use aya_ebpf::bindings::BPF_NOEXIST;
 use netlab_common::{
     counters::Counter,
-    nat::{NAT_ENTRY_DNAT, NAT_STATE_NONE},
+    nat::{IPPROTO_TCP, NAT_ENTRY_DNAT, NAT_STATE_NONE},
     nat6::{Nat6Entry, Nat6Key, Publish6Entry, Publish6Key},
 };
 
 use crate::counters::count;
 use crate::maps::{NAT6_ORIG, NAT6_PUBLISH, NAT6_REPLY};
-use crate::nat::dnat::Published;
 use crate::nat::state::next_tcp_state;
+
+// What [`inbound6`] decided: plain numbers, not an enum, because it is a
+// BPF-to-BPF call and an enum with a payload in a call's signature gives
+// BTF the kernel refuses (see `nat::v6`).
+/// Not a published port: the host's.
+pub const NOT_PUBLISHED: u32 = 0;
+/// A new translation: `out` holds the entry to restore the destination to.
+pub const TRANSLATED: u32 = 1;
+/// The tuple belongs to something else: drop (`dnat_drop_conflict`).
+pub const CONFLICT: u32 = 2;
+/// The maps refused the entry: drop (`nat_drop_map_full`).
+pub const MAP_FULL: u32 = 3;
 
 /// The published IPv6 port `key` (the client's tuple as it arrives) leads
 /// to, if any: the exact host address first, then every address (zero).
@@ -57,17 +68,20 @@ fn lookup6(key: &Nat6Key) -> Option<Publish6Entry> {
 }
 
 /// Creates the translation of an IPv6 packet to a published port. `key`
-/// is the packet's tuple (TCP/UDP), `tcp_flags` its flags for TCP.
+/// is the packet's tuple (TCP/UDP), `tcp_flags` its TCP flags (ignored
+/// for UDP). On [`TRANSLATED`], `out` is the `nat6_reply` entry: the
+/// namespace's address and port.
 #[inline(never)]
-pub fn inbound6(key: &Nat6Key, now: u64, tcp_flags: Option<u8>) -> Published<Nat6Entry> {
+pub fn inbound6(key: &Nat6Key, tcp_flags: u8, now: u64, out: &mut Nat6Entry) -> u32 {
     let Some(target) = lookup6(key) else {
-        return Published::No;
+        return NOT_PUBLISHED;
     };
-    let state = match tcp_flags {
-        Some(flags) => next_tcp_state(NAT_STATE_NONE, flags),
-        None => NAT_STATE_NONE,
+    let state = if key.proto == IPPROTO_TCP {
+        next_tcp_state(NAT_STATE_NONE, tcp_flags)
+    } else {
+        NAT_STATE_NONE
     };
-    let to_namespace = Nat6Entry {
+    *out = Nat6Entry {
         addr: target.addr,
         port: target.port,
         state,
@@ -83,7 +97,7 @@ pub fn inbound6(key: &Nat6Key, now: u64, tcp_flags: Option<u8>) -> Published<Nat
         _pad: 0,
         last_seen_ns: now,
     };
-    let orig_key = key.orig_key(&to_namespace);
+    let orig_key = key.orig_key(out);
     if NAT6_ORIG
         .insert(orig_key, to_client, BPF_NOEXIST as u64)
         .is_err()
@@ -98,19 +112,19 @@ pub fn inbound6(key: &Nat6Key, now: u64, tcp_flags: Option<u8>) -> Published<Nat
                     && e.addr == to_client.addr
                     && e.port == to_client.port =>
             {
-                match NAT6_REPLY.insert(key, to_namespace, 0) {
-                    Ok(()) => Published::Translate(to_namespace),
-                    Err(_) => Published::Drop(Counter::NatDropMapFull),
+                match NAT6_REPLY.insert(key, *out, 0) {
+                    Ok(()) => TRANSLATED,
+                    Err(_) => MAP_FULL,
                 }
             }
-            Some(_) => Published::Drop(Counter::DnatDropConflict),
-            None => Published::Drop(Counter::NatDropMapFull),
+            Some(_) => CONFLICT,
+            None => MAP_FULL,
         };
     }
-    if NAT6_REPLY.insert(key, to_namespace, 0).is_err() {
+    if NAT6_REPLY.insert(key, *out, 0).is_err() {
         let _ = NAT6_ORIG.remove(orig_key);
-        return Published::Drop(Counter::NatDropMapFull);
+        return MAP_FULL;
     }
     count(Counter::DnatCreated);
-    Published::Translate(to_namespace)
+    TRANSLATED
 }

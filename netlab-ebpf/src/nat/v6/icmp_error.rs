@@ -88,7 +88,11 @@ fn translate(ctx: &TcContext, ip: &Ipv6, inbound: bool, to: &mut [u8; 16]) -> i3
 }
 
 #[inline(always)]
-fn translate_quoted(ctx: &TcContext, ip: &Ipv6, inbound: bool) -> Result<Option<Nat6Entry>, Counter> {
+fn translate_quoted(
+    ctx: &TcContext,
+    ip: &Ipv6,
+    inbound: bool,
+) -> Result<Option<Nat6Entry>, Counter> {
     let inner_ip_off = ip.l4_off + ICMP6_HLEN;
     let inner = fixed_at(ctx, inner_ip_off).ok_or(Counter::NatDropMalformed)?;
     // SAFETY: a packet pointer from `fixed_at`, read before any helper.

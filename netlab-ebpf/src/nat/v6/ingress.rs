@@ -6,7 +6,7 @@ use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcCont
 use netlab_common::{
     counters::Counter,
     nat::{IPPROTO_TCP, IPPROTO_UDP, NAT_FLAG_FAST_PATH, NAT_FRAG_IN},
-    nat6::IPPROTO_ICMPV6,
+    nat6::{IPPROTO_ICMPV6, Nat6Entry},
 };
 
 use super::{
@@ -18,9 +18,7 @@ use crate::{
     csum,
     maps::{ENDPOINTS6, NAT6_ORIG, NAT6_REPLY},
     nat::{
-        TCX_NEXT,
-        dnat::Published,
-        drop_packet, now_ns,
+        TCX_NEXT, drop_packet, now_ns,
         parse::{ICMP_CHECK, ICMP_ID, IP_OFF, L4Head, TCP_CHECK, UDP_CHECK, load_ptr, tcp_flags},
         pass_host,
         state::touch,
@@ -155,11 +153,15 @@ fn reverse(ctx: &TcContext, flow: &Flow) -> i32 {
         },
         // No translation yet: a published port's first packet (TCP/UDP),
         // or the host's.
-        None if key.proto != IPPROTO_ICMPV6 => match dnat::inbound6(key, now, flow.tcp_flags) {
-            Published::Translate(entry) => entry,
-            Published::No => return pass_host(),
-            Published::Drop(reason) => return drop_packet(ctx, reason),
-        },
+        None if key.proto != IPPROTO_ICMPV6 => {
+            let mut entry = Nat6Entry::default();
+            match dnat::inbound6(key, flow.tcp_flags, now, &mut entry) {
+                dnat::TRANSLATED => entry,
+                dnat::NOT_PUBLISHED => return pass_host(),
+                dnat::CONFLICT => return drop_packet(ctx, Counter::DnatDropConflict),
+                _ => return drop_packet(ctx, Counter::NatDropMapFull),
+            }
+        }
         None => return pass_host(),
     };
     let udp = key.proto == IPPROTO_UDP;
