@@ -369,3 +369,137 @@ fn bad_ipv6_publications_are_refused_with_the_field_named() {
     no6.ok(&["down"]);
     no6.assert_nothing_left("after down");
 }
+
+/// A UDP client socket bound in `ns`, kept across exchanges (same tuple).
+fn udp6_client(ns: &str) -> UdpSocket {
+    let sock = in_ns(ns, || {
+        UdpSocket::bind(SocketAddr::from((Ipv6Addr::UNSPECIFIED, 0)))
+    })
+    .expect("bind a UDP client");
+    sock.set_read_timeout(Some(TIMEOUT)).unwrap();
+    sock
+}
+
+/// One datagram on `sock` to `to`; whether its echo came back from `to`.
+fn udp6_exchange(sock: &UdpSocket, to: SocketAddrV6, payload: &[u8]) -> bool {
+    if sock.send_to(payload, to).is_err() {
+        return false;
+    }
+    let mut buf = [0u8; 64];
+    match sock.recv_from(&mut buf) {
+        Ok((n, from)) => from == SocketAddr::V6(to) && buf[..n] == *payload,
+        Err(_) => false,
+    }
+}
+
+/// The `nat6_reply` keys (client tuple as it arrives) whose destination
+/// is `daddr:dport`: the live translations of that published port.
+fn translations_to(lab: &TestLab, daddr: Ipv6Addr, dport: u16) -> usize {
+    let (keys, _) = netlab_tests::bpftool_keys(&lab.pin_dir().join("nat6_reply"));
+    keys.iter()
+        .filter(|k| k[16..32] == daddr.octets() && k[34..36] == dport.to_be_bytes())
+        .count()
+}
+
+#[test]
+fn ebpf_ipv6_published_ports_from_everywhere() {
+    let k = 3;
+    let extra = publish_table(
+        k,
+        "\"8080:7000\", \"[2001:db8:203:113::1]:8081:7001\", \"5353:5300/udp\"",
+    );
+    let lab = lab(k, &extra);
+    lab.ok(&["up"]);
+    lab.assert_no_firewall_rules("IPv6 published ports on the eBPF datapath");
+    let (ns1, ns2, inet, host) = (lab.ns(1), lab.ns(2), lab.inet_ns(), lab.host_ns());
+    let (ns1_6, ns2_6, gateway6) = (addr6(&lab, 1), addr6(&lab, 2), addr6(&lab, 5));
+    let published = netlab::nat::published6(&lab.pin_dir()).expect("nat6_publish");
+    assert_eq!(published.len(), 3, "{published:?}");
+    assert!(
+        published
+            .iter()
+            .any(|p| p.host_port == 8080 && p.host_address.is_none() && p.address == ns1_6),
+        "{published:?}"
+    );
+    let tcp = Server6::start(&ns1, 7000);
+    let tcp_one = Server6::start(&ns1, 7001);
+    let udp1 = Udp6Server::start(&ns1, 5300);
+
+    // From the internet namespace, through the uplink's DNAT66: the
+    // service sees the client's own address.
+    let seen = round_trip(&inet, v6(UPLINK6, 8080), &tcp);
+    assert_eq!(seen.ip(), INTERNET6, "the service saw {seen}");
+    let seen = round_trip(&inet, v6(UPLINK6, 8081), &tcp_one);
+    assert_eq!(seen.ip(), INTERNET6, "the service saw {seen}");
+    assert!(
+        try_round_trip(
+            &inet,
+            SocketAddr::from((netlab_tests::UPLINK_ADDRESS, 8081))
+        )
+        .is_err(),
+        "[2001:db8:203:113::1]:8081 was published on IPv4 too"
+    );
+    assert!(lab.counter(netlab_common::counters::Counter::DnatCreated) >= 2);
+    assert!(translations_to(&lab, UPLINK6, 8080) >= 1);
+    // The lab's own sockets (connect6): hairpin keeps the client's
+    // address, the namespace reaches its own port as itself, the host side
+    // (uplink address and [::1]) comes through the gateway.
+    let seen = round_trip(&ns2, v6(UPLINK6, 8080), &tcp);
+    assert_eq!(seen.ip(), ns2_6, "hairpin seen as {seen}");
+    let seen = round_trip(&ns1, v6(UPLINK6, 8080), &tcp);
+    assert_eq!(seen.ip(), ns1_6, "the namespace to itself seen as {seen}");
+    for to in [v6(UPLINK6, 8080), v6(Ipv6Addr::LOCALHOST, 8080)] {
+        let seen = round_trip(&host, to, &tcp);
+        assert_eq!(seen.ip(), gateway6, "host side -> {to} seen as {seen}");
+    }
+    // UDP: from the internet, and unconnected from the host side
+    // (sendmsg6/recvmsg6): the answer comes back from the published
+    // address.
+    let published_udp = SocketAddrV6::new(UPLINK6, 5353, 0, 0);
+    let client = udp6_client(&inet);
+    assert!(
+        udp6_exchange(&client, published_udp, b"one"),
+        "UDP from the internet"
+    );
+    assert!(
+        udp6_exchange(&udp6_client(&host), published_udp, b"host"),
+        "UDP from the host side"
+    );
+    assert!(
+        udp1.peers().iter().any(|p| p.ip() == INTERNET6),
+        "{:?}",
+        udp1.peers()
+    );
+    assert!(lab.counter(netlab_common::counters::Counter::SockRestored) >= 1);
+
+    // Republished for another namespace at run time, the same client
+    // socket reaches the new one: the old translation went with the old
+    // publication.
+    let udp2 = Udp6Server::start(&ns2, 5300);
+    lab.ok(&["unpublish", &ns1, "5353:5300/udp"]);
+    lab.ok(&["publish", &ns2, "5353:5300/udp"]);
+    let before = udp1.peers().len();
+    assert!(
+        udp6_exchange(&client, published_udp, b"two"),
+        "UDP after republish"
+    );
+    assert_eq!(udp1.peers().len(), before, "the old namespace still got it");
+    assert!(
+        udp2.peers().iter().any(|p| p.ip() == INTERNET6),
+        "{:?}",
+        udp2.peers()
+    );
+
+    // Unpublished: no map entry, no translation, no answer.
+    lab.ok(&["unpublish", &ns1, "8080:7000"]);
+    assert_eq!(translations_to(&lab, UPLINK6, 8080), 0);
+    assert!(try_round_trip(&inet, v6(UPLINK6, 8080)).is_err());
+    assert!(try_round_trip(&ns2, v6(UPLINK6, 8080)).is_err());
+    lab.ok(&["unpublish", &ns1, "[2001:db8:203:113::1]:8081:7001"]);
+    lab.ok(&["unpublish", &ns2, "5353:5300/udp"]);
+    let (keys, text) = netlab_tests::bpftool_keys(&lab.pin_dir().join("nat6_publish"));
+    assert!(keys.is_empty(), "nat6_publish after unpublish: {text}");
+    drop((tcp, tcp_one, udp1, udp2));
+    lab.ok(&["down"]);
+    lab.assert_nothing_left("after down");
+}
