@@ -268,6 +268,12 @@ fn kernel_ipv6_published_ports_use_ip6tables_twins() {
     // IPv4 portmap rules do.
     let seen = round_trip(&ns2, v6(UPLINK6, 8080), &tcp);
     assert_eq!(seen.ip(), gateway6, "hairpin seen as {seen}");
+    // The namespace to its own published port: as for IPv4, the bridge
+    // port has no hairpin mode, so no connection (recorded as it is).
+    assert!(
+        try_round_trip(&ns1, v6(UPLINK6, 8080)).is_err(),
+        "the kernel baseline's self-hairpin worked over IPv6"
+    );
     // The host side at its uplink address: its own connection, DNATed in
     // OUTPUT; it leaves with the address it chose for the uplink.
     let seen = round_trip(&host, v6(UPLINK6, 8080), &tcp);
@@ -420,6 +426,12 @@ fn ebpf_ipv6_published_ports_from_everywhere() {
             .iter()
             .any(|p| p.host_port == 8080 && p.host_address.is_none() && p.address == ns1_6),
         "{published:?}"
+    );
+    let dump = lab.ok(&["map", "dump", "nat6_publish", "--json"]);
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(
+        dump.contains(&format!("\"{ns1_6}\"")) && dump.contains("\"2001:db8:203:113::1\""),
+        "{dump}"
     );
     let tcp = Server6::start(&ns1, 7000);
     let tcp_one = Server6::start(&ns1, 7001);
