@@ -1,7 +1,7 @@
 //! Published IPv6 ports (DNAT66) in the uplink programs under
 //! BPF_PROG_TEST_RUN: crafted IPv6 frames in, the verdict and the
 //! rewritten frame out, every checksum recomputed from scratch by the
-//! IPv6 oracle (`packets::verify_checksums6`). The first packet to a
+//! IPv6 oracle (`packets::verify_checksums6`, tests/src/packets/checksum6.rs). The first packet to a
 //! published port creates both directions of the translation
 //! (`nat6_reply`, `nat6_orig`, flagged DNAT); the rest of the client's
 //! packets are restored like replies, the service's answers leave with
@@ -103,12 +103,12 @@ impl Lab6 {
 
 /// A frame arriving on the uplink from the internet side.
 fn in_frame(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    ipv6_frame(UPLINK_MAC, INET_MAC, src, dst, proto, l4)
+    frame6(UPLINK_MAC, INET_MAC, &ipv6_packet(src, dst, proto, l4))
 }
 
 /// A frame leaving through the uplink (routed by the host stack).
 fn out_frame(src: Ipv6Addr, dst: Ipv6Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    ipv6_frame(INET_MAC, UPLINK_MAC, src, dst, proto, l4)
+    frame6(INET_MAC, UPLINK_MAC, &ipv6_packet(src, dst, proto, l4))
 }
 
 fn syn_in(sport: u16, dport: u16) -> Vec<u8> {
@@ -149,7 +149,7 @@ fn the_first_packet_creates_the_translation_and_the_reply_is_restored() {
     // In: the client's SYN to the published port reaches NS1:80 with its
     // source untouched (the service sees the real client).
     let ip = restored(&lab, &syn_in(40123, 8080));
-    assert_eq!((ip.src, ip.sport()), (REMOTE6, 40123));
+    assert_eq!((ip.src, ip.sport_or_id()), (REMOTE6, 40123));
     assert_eq!((ip.dst, ip.dport()), (NS1, 80));
     assert_eq!(lab.counter(Counter::DnatCreated), 1);
     // Both directions are in the maps, flagged DNAT.
@@ -188,7 +188,7 @@ fn the_first_packet_creates_the_translation_and_the_reply_is_restored() {
         &tcp6(NS1, REMOTE6, 80, 40123, TCP_SYN | TCP_ACK, b""),
     );
     let x = translated(&lab, &answer);
-    assert_eq!((x.src, x.sport()), (EXTERNAL6, 8080));
+    assert_eq!((x.src, x.sport_or_id()), (EXTERNAL6, 8080));
     assert_eq!((x.dst, x.dport()), (REMOTE6, 40123));
     assert_eq!(lab.counter(Counter::NatCreated), 0, "no SNAT was involved");
 
@@ -208,7 +208,7 @@ fn the_first_packet_creates_the_translation_and_the_reply_is_restored() {
         &udp6(NS2, REMOTE6, 53, 5000, b"answer"),
     );
     let x = translated(&lab, &reply);
-    assert_eq!((x.src, x.sport(), x.dport()), (EXTERNAL6, 5353, 5000));
+    assert_eq!((x.src, x.sport_or_id(), x.dport()), (EXTERNAL6, 5353, 5000));
     assert_eq!(lab.counter(Counter::DnatCreated), 2);
 
     // Unpublished: both translations of both ports go, and the next
@@ -310,4 +310,59 @@ fn a_published_flow_takes_the_fast_path_into_the_endpoint() {
     assert_eq!((ip.dst, ip.dport(), ip.hop_limit), (NS1, 80, 63));
     assert_eq!(&out[0..12], &[ns1_mac, GATEWAY_MAC].concat()[..]);
     assert_eq!(lab.counter(Counter::NatFastPath), 1);
+}
+
+#[test]
+fn icmpv6_errors_about_a_published_flow_are_translated_both_ways() {
+    let lab = Lab6::new("icmp");
+    lab.publish(&[(None, 5353, 17, NS2, 53)]);
+    let router = Ipv6Addr::new(0x2001, 0xdb8, 0xffff, 0, 0, 0, 0, 1);
+    let query = in_frame(
+        REMOTE6,
+        EXTERNAL6,
+        PROTO_UDP,
+        &udp6(REMOTE6, EXTERNAL6, 5000, 5353, b"query"),
+    );
+    let as_received = restored(&lab, &query).packet;
+
+    // Out: NS2 says "port unreachable" about the datagram as it got it;
+    // the error leaves from the external address quoting the datagram as
+    // the client sent it.
+    let unreachable = out_frame(
+        NS2,
+        REMOTE6,
+        PROTO_ICMPV6,
+        &icmp6_error(NS2, REMOTE6, ICMP6_DEST_UNREACH, 4, 0, &as_received),
+    );
+    let e = translated(&lab, &unreachable);
+    assert_eq!((e.src, e.dst), (EXTERNAL6, REMOTE6));
+    assert_eq!(&e.l4()[8..], &query[14..], "quoted as the client sent it");
+
+    // In: a router beyond the uplink says "too big" about NS2's answer as
+    // it left (from the published address): NS2 gets it, quoting its
+    // answer as it sent it.
+    let answer = out_frame(
+        NS2,
+        REMOTE6,
+        PROTO_UDP,
+        &udp6(NS2, REMOTE6, 53, 5000, b"answer"),
+    );
+    let as_sent_out = translated(&lab, &answer).packet;
+    let too_big = in_frame(
+        router,
+        EXTERNAL6,
+        PROTO_ICMPV6,
+        &icmp6_error(
+            router,
+            EXTERNAL6,
+            ICMP6_PACKET_TOO_BIG,
+            0,
+            1280,
+            &as_sent_out,
+        ),
+    );
+    let r = restored(&lab, &too_big);
+    assert_eq!((r.src, r.dst), (router, NS2));
+    assert_eq!(&r.l4()[8..], &answer[14..], "quoted as NS2 sent it");
+    assert!(lab.counter(Counter::NatIcmpError) >= 2);
 }
