@@ -28,21 +28,7 @@ const INTERNET6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0x113, 0, 0, 0, 
 /// Lab `ve<k>` with two namespaces on 10.165.<k>.0/24, `extra` appended
 /// to the lab file.
 fn lab(k: u8, extra: &str) -> TestLab {
-    let name = format!("ve{k}");
-    let toml = format!(
-        "name = \"{name}\"\nsubnet = \"10.165.{k}.0/24\"\nnamespace_count = 2\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
-    );
-    let config_path = std::env::temp_dir().join(format!("netlab-test-{name}.toml"));
-    std::fs::write(&config_path, toml).expect("write the lab file");
-    let lab = TestLab {
-        name,
-        k,
-        net: [10, 165],
-        namespace_count: 2,
-        config_path,
-    };
-    lab.cleanup();
-    lab
+    TestLab::named(&format!("ve{k}"), [10, 165], k, 2, extra)
 }
 
 /// The lab's IPv6 address for host number `host` (the IPv4 offset).
