@@ -61,6 +61,9 @@ pub(crate) fn plan(port_min: u16, port_max: u16) -> NatPlan {
     }
 }
 
+/// A NAT66 map's entries.
+pub(crate) type Entries = Vec<(Nat6Key, Nat6Entry)>;
+
 /// One loaded object with its pins, NAT and NAT66 configured as the
 /// installer configures them.
 pub(crate) struct Nat6Lab {
@@ -141,7 +144,7 @@ impl Nat6Lab {
     }
 
     /// The `nat6_orig` and `nat6_reply` entries.
-    pub(crate) fn entries(&self) -> (Vec<(Nat6Key, Nat6Entry)>, Vec<(Nat6Key, Nat6Entry)>) {
+    pub(crate) fn entries(&self) -> (Entries, Entries) {
         let read = |name: &str| {
             let data = aya::maps::MapData::from_pin(self.loaded.dir().join(name)).unwrap();
             let map = aya::maps::Map::LruHashMap(data);
