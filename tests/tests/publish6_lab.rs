@@ -64,12 +64,31 @@ impl Server6 {
                     match listener.accept() {
                         Ok((mut s, peer)) => {
                             peers.lock().unwrap().push(peer);
-                            let _ = s.set_nonblocking(false);
-                            let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
-                            let mut buf = [0u8; 256];
-                            if let Ok(n) = s.read(&mut buf) {
-                                let _ = s.write_all(&buf[..n]);
-                            }
+                            let stop = stop.clone();
+                            // Echo until the client closes (or the test
+                            // ends): a connection can outlive changes.
+                            std::thread::spawn(move || {
+                                let _ = s.set_nonblocking(false);
+                                let _ = s.set_read_timeout(Some(Duration::from_millis(200)));
+                                let mut buf = [0u8; 256];
+                                while !stop.load(Ordering::SeqCst) {
+                                    match s.read(&mut buf) {
+                                        Ok(0) => return,
+                                        Ok(n) => {
+                                            if s.write_all(&buf[..n]).is_err() {
+                                                return;
+                                            }
+                                        }
+                                        Err(e)
+                                            if matches!(
+                                                e.kind(),
+                                                std::io::ErrorKind::WouldBlock
+                                                    | std::io::ErrorKind::TimedOut
+                                            ) => {}
+                                        Err(_) => return,
+                                    }
+                                }
+                            });
                         }
                         Err(_) => std::thread::sleep(Duration::from_millis(5)),
                     }
@@ -150,11 +169,16 @@ impl Drop for Udp6Server {
 /// A TCP round trip from `ns` to `to` (an error if it fails).
 fn try_round_trip(ns: &str, to: SocketAddr) -> std::io::Result<()> {
     let mut s = in_ns(ns, || TcpStream::connect_timeout(&to, TIMEOUT))?;
+    echo(&mut s, b"published6")
+}
+
+/// `payload` sent on `s` and its echo read back.
+fn echo(s: &mut TcpStream, payload: &[u8]) -> std::io::Result<()> {
     s.set_read_timeout(Some(TIMEOUT))?;
-    s.write_all(b"published6")?;
-    let mut back = [0u8; 10];
+    s.write_all(payload)?;
+    let mut back = vec![0u8; payload.len()];
     s.read_exact(&mut back)?;
-    if &back != b"published6" {
+    if back != payload {
         return Err(std::io::Error::other("the echo differs"));
     }
     Ok(())
@@ -469,6 +493,21 @@ fn ebpf_ipv6_published_ports_from_everywhere() {
         udp1.peers()
     );
     assert!(lab.counter(netlab_common::counters::Counter::SockRestored) >= 1);
+
+    // An established connection through DNAT66 survives `up` on the
+    // running lab (programs reloaded, maps adopted) and the publishing
+    // and unpublishing of another port.
+    let mut stream = in_ns(&inet, || {
+        TcpStream::connect_timeout(&v6(UPLINK6, 8080), TIMEOUT)
+    })
+    .expect("connect through the published port");
+    echo(&mut stream, b"before").expect("echo before");
+    lab.ok(&["up"]);
+    echo(&mut stream, b"after up").expect("echo after up");
+    lab.ok(&["publish", &ns2, "9090:7000"]);
+    lab.ok(&["unpublish", &ns2, "9090:7000"]);
+    echo(&mut stream, b"after another port").expect("echo after another port");
+    drop(stream);
 
     // Republished for another namespace at run time, the same client
     // socket reaches the new one: the old translation went with the old
