@@ -152,6 +152,18 @@ macro_rules! map_table {
                 doc: "Published ports: (host address or 0, host port, protocol) → the namespace's address and port."
             }
             {
+                item: NAT6_PUBLISH, name_const: NAT6_PUBLISH_MAP, name: "nat6_publish", kind: Hash,
+                key: $crate::nat6::Publish6Key, value: $crate::nat6::Publish6Entry,
+                max_entries: $crate::nat::NAT_PUBLISH_SIZE, sizing: Fixed,
+                doc: "Published IPv6 ports: (host IPv6 address or all-zero, host port, protocol) → the namespace's IPv6 address and port."
+            }
+            {
+                item: PUBLISH_SOCKS6, name_const: PUBLISH_SOCKS6_MAP, name: "publish_socks6", kind: LruHash,
+                key: $crate::nat6::Publish6SockKey, value: $crate::nat6::Publish6SockEntry,
+                max_entries: $crate::nat::PUBLISH_SOCKS_SIZE, sizing: Fixed,
+                doc: "A UDP socket and the namespace IPv6 address its datagrams were redirected to → the published IPv6 address it addressed."
+            }
+            {
                 item: PUBLISH_NETNS, name_const: PUBLISH_NETNS_MAP, name: "publish_netns", kind: Hash,
                 key: u64, value: $crate::nat::PublishNetns,
                 max_entries: $crate::nat::PUBLISH_NETNS_SIZE, sizing: Fixed,

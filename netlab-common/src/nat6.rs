@@ -14,7 +14,10 @@
 use crate::user_pod;
 
 // The NAT66's map names, declared in the map table.
-pub use crate::maps::{NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP};
+pub use crate::maps::{
+    NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP,
+    PUBLISH_SOCKS6_MAP,
+};
 
 /// IP protocol number of ICMPv6 (RFC 4443), translated like ICMP: echo
 /// by identifier, errors by the packet they quote.
@@ -138,7 +141,73 @@ impl Nat6Key {
     }
 }
 
-user_pod!(Nat6Config, Nat6Key, Nat6Entry, Nat6FragKey, Nat6FragEntry);
+// Published ports over IPv6 (`nat6_publish`): the IPv4 `nat_publish`
+// (crate::nat::PublishKey/PublishEntry) with 16-byte addresses. The
+// uplink's NAT66 ingress looks a packet's (destination, port, protocol)
+// up here — the exact address first, then all-zero = every address — and
+// creates the flow's DNAT translation in `nat6_orig`/`nat6_reply` flagged
+// `NAT_ENTRY_DNAT`, as the IPv4 ingress does. Capacity: the IPv4 map's
+// (`crate::nat::NAT_PUBLISH_SIZE`): a lab has at most that many published
+// ports in all.
+
+/// A published IPv6 port as packets address it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Publish6Key {
+    /// Host address; all zero = every IPv6 address of the host side.
+    pub addr: Ipv6Bytes,
+    /// Host port, network order.
+    pub port: u16,
+    pub proto: u8,
+    pub _pad: u8,
+}
+
+/// Where a published IPv6 port leads.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Publish6Entry {
+    /// The namespace's IPv6 address (`address6`).
+    pub addr: Ipv6Bytes,
+    /// The port inside the namespace, network order.
+    pub port: u16,
+    pub _pad: [u8; 2],
+}
+
+/// An unconnected UDP socket (`bpf_get_socket_cookie`) and the namespace
+/// IPv6 address and port its datagram was redirected to by `sendmsg6`
+/// (`publish_socks6`, the IPv6 `crate::nat::PublishSockKey`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Publish6SockKey {
+    pub cookie: u64,
+    pub addr: Ipv6Bytes,
+    /// Network order.
+    pub port: u16,
+    pub _pad: [u8; 6],
+}
+
+/// The published IPv6 address and port the socket addressed, which
+/// `recvmsg6` reports as the answer's source.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Publish6SockEntry {
+    pub addr: Ipv6Bytes,
+    /// Network order.
+    pub port: u16,
+    pub _pad: [u8; 2],
+}
+
+user_pod!(
+    Nat6Config,
+    Nat6Key,
+    Nat6Entry,
+    Nat6FragKey,
+    Nat6FragEntry,
+    Publish6Key,
+    Publish6Entry,
+    Publish6SockKey,
+    Publish6SockEntry
+);
 
 #[cfg(test)]
 mod tests {
@@ -157,6 +226,16 @@ mod tests {
         assert_eq!(align_of::<Nat6Entry>(), 8);
         assert_eq!(size_of::<Nat6FragKey>(), 40);
         assert_eq!(size_of::<Nat6FragEntry>(), 24);
+        assert_eq!(size_of::<Publish6Key>(), 20);
+        assert_eq!(offset_of!(Publish6Key, port), 16);
+        assert_eq!(offset_of!(Publish6Key, proto), 18);
+        assert_eq!(size_of::<Publish6Entry>(), 20);
+        assert_eq!(offset_of!(Publish6Entry, port), 16);
+        assert_eq!(align_of::<Publish6Key>(), 2);
+        assert_eq!(size_of::<Publish6SockKey>(), 32);
+        assert_eq!(offset_of!(Publish6SockKey, addr), 8);
+        assert_eq!(offset_of!(Publish6SockKey, port), 24);
+        assert_eq!(size_of::<Publish6SockEntry>(), 20);
     }
 
     #[test]

@@ -62,6 +62,24 @@ pub fn netlab_sock_recvmsg4(ctx: SockAddrContext) -> i32 {
     nat::sock::recvmsg4(&ctx)
 }
 
+/// cgroup connect6: the lab's sockets connecting to a published IPv6 port.
+#[cgroup_sock_addr(connect6)]
+pub fn netlab_sock_connect6(ctx: SockAddrContext) -> i32 {
+    nat::sock6::connect6(&ctx)
+}
+
+/// cgroup sendmsg6: the lab's unconnected UDP to a published IPv6 port.
+#[cgroup_sock_addr(sendmsg6)]
+pub fn netlab_sock_sendmsg6(ctx: SockAddrContext) -> i32 {
+    nat::sock6::sendmsg6(&ctx)
+}
+
+/// cgroup recvmsg6: IPv6 answers reported from the published address.
+#[cgroup_sock_addr(recvmsg6)]
+pub fn netlab_sock_recvmsg6(ctx: SockAddrContext) -> i32 {
+    nat::sock6::recvmsg6(&ctx)
+}
+
 /// XDP on the uplink's receive side: drops what can only be dropped
 /// before an skb exists, passes the rest to the TC ingress.
 #[xdp]

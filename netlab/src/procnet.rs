@@ -6,7 +6,7 @@
 //! calling thread's network namespace (`/proc/self` would follow the
 //! thread group leader).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `st` of a TCP socket in LISTEN.
 pub const TCP_LISTEN: u8 = 0x0A;
@@ -17,6 +17,8 @@ pub struct LocalSocket {
     /// The local IPv4 address (0.0.0.0 for a wildcard bind); `None` in the
     /// IPv6 tables.
     pub ipv4: Option<Ipv4Addr>,
+    /// The local address, IPv4 or IPv6 (`::` for a wildcard bind).
+    pub address: Option<IpAddr>,
     pub port: u16,
     /// `st`: a TCP state (`TCP_LISTEN`, ...); 07 for an unconnected UDP
     /// socket.
@@ -34,12 +36,28 @@ pub fn parse(text: &str) -> impl Iterator<Item = LocalSocket> + '_ {
             .then(|| u32::from_str_radix(addr, 16).ok())
             .flatten()
             .map(|a| Ipv4Addr::from(a.to_ne_bytes()));
+        let address = ipv4.map(IpAddr::V4).or_else(|| ipv6(addr).map(IpAddr::V6));
         Some(LocalSocket {
             ipv4,
+            address,
             port: u16::from_str_radix(port, 16).ok()?,
             state,
         })
     })
+}
+
+/// An IPv6 address as the tables print it: four 32-bit words, each in
+/// host byte order.
+fn ipv6(hex: &str) -> Option<Ipv6Addr> {
+    if hex.len() != 32 || !hex.is_ascii() {
+        return None;
+    }
+    let mut bytes = [0u8; 16];
+    for (i, chunk) in bytes.chunks_mut(4).enumerate() {
+        let word = u32::from_str_radix(&hex[i * 8..i * 8 + 8], 16).ok()?;
+        chunk.copy_from_slice(&word.to_ne_bytes());
+    }
+    Some(Ipv6Addr::from(bytes))
 }
 
 #[cfg(test)]
@@ -55,11 +73,13 @@ mod tests {
             vec![
                 LocalSocket {
                     ipv4: Some(Ipv4Addr::LOCALHOST),
+                    address: Some(Ipv4Addr::LOCALHOST.into()),
                     port: 8080,
                     state: TCP_LISTEN
                 },
                 LocalSocket {
                     ipv4: Some(Ipv4Addr::LOCALHOST),
+                    address: Some(Ipv4Addr::LOCALHOST.into()),
                     port: 8081,
                     state: 1
                 },
@@ -70,9 +90,19 @@ mod tests {
             parse(tcp6).collect::<Vec<_>>(),
             vec![LocalSocket {
                 ipv4: None,
+                address: Some(Ipv6Addr::UNSPECIFIED.into()),
                 port: 5201,
                 state: TCP_LISTEN
             }]
+        );
+        // ::1 and 2001:db8::1 as x86 (little-endian words) prints them.
+        assert_eq!(
+            ipv6("00000000000000000000000001000000"),
+            Some(Ipv6Addr::LOCALHOST)
+        );
+        assert_eq!(
+            ipv6("B80D0120000000000000000001000000"),
+            Some("2001:db8::1".parse().unwrap())
         );
     }
 }

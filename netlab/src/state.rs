@@ -77,9 +77,14 @@ pub enum Owned {
     /// The eBPF datapath's pins (`datapath::ebpf::uninstall(lab)`).
     EbpfDatapath { netns: Option<String> },
     /// One iptables rule of a published port on the kernel datapath
-    /// (`publish::portmap`); removed with `iptables -D` and the same args.
+    /// (`publish::portmap`); removed with `iptables -D` (`ip6tables -D`
+    /// for an IPv6 rule) and the same args.
     IptablesRule {
         netns: Option<String>,
+        /// An ip6tables rule. Absent (false) in state files written before
+        /// IPv6 published ports.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ipv6: bool,
         table: String,
         chain: String,
         args: Vec<String>,

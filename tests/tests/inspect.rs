@@ -356,6 +356,8 @@ fn rows_after_known_traffic() {
             "nat6_reply",
             "nat6_frags",
             "nat_publish",
+            "nat6_publish",
+            "publish_socks6",
             "publish_netns",
             "publish_socks",
             "events",

@@ -265,6 +265,7 @@ impl TestLab {
             uplink_xdp: true,
             switch_xdp: false,
             published: Vec::new(),
+            published6: Vec::new(),
         }
     }
 

@@ -10,6 +10,7 @@
 //!   in the same maps, so the rest of the flow is restored like replies;
 //! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
 //!   published port (host side, hairpin) straight to the namespace;
+//!   [`sock6`] the same for IPv6 (the IPv6 first packet is `v6::dnat`'s);
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
 //!   translation of its first fragment;
 //! * [`v6`]: NAT66, the same for IPv6 on its own maps; both programs
@@ -35,6 +36,7 @@ mod ingress;
 pub(crate) mod parse;
 mod rewrite;
 pub mod sock;
+pub mod sock6;
 mod state;
 pub(crate) mod v6;
 

@@ -81,7 +81,8 @@ pub enum Command {
     /// Remove an endpoint namespace from a running lab.
     Detach { namespace: String },
     /// Publish ports of a namespace on the host side (like `docker run -p`):
-    /// [HOST_ADDRESS:]HOST_PORT[-LAST]:PORT[-LAST][/tcp|/udp].
+    /// [HOST_ADDRESS:]HOST_PORT[-LAST]:PORT[-LAST][/tcp|/udp]; no host
+    /// address: IPv4 and IPv6; an IPv6 one in brackets ([2001:db8::1]:8080:80).
     Publish {
         namespace: String,
         #[arg(required = true, value_name = "SPEC")]

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use super::error::{CniError, code};
 use crate::plan::{PortSpec, Protocol};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// Spec versions this plugin speaks, oldest first.
 pub const SUPPORTED_VERSIONS: &[&str] = &["0.4.0", "1.0.0", "1.1.0"];
@@ -159,9 +159,11 @@ impl NetConf {
                 let protocol: Protocol = m.protocol.parse().map_err(|e| unsupported(m, e))?;
                 let host_address = match m.host_ip.as_deref() {
                     None | Some("") | Some("0.0.0.0") => None,
-                    Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
+                    // Containers get no IPv6 address (the plugin's IPAM
+                    // is IPv4 only), so an IPv6 hostIP has nowhere to go.
+                    Some(ip) => Some(IpAddr::V4(ip.parse::<Ipv4Addr>().map_err(|_| {
                         unsupported(m, format!("hostIP {ip:?} is not an IPv4 address"))
-                    })?),
+                    })?)),
                 };
                 if m.host_port == 0 || m.container_port == 0 {
                     return Err(unsupported(m, "port 0".into()));

@@ -388,6 +388,118 @@ fn checks_name_field_and_value() {
     assert!(check_publications(&plan, &existing, &ok, Some(&known)).is_empty());
 }
 
+/// The default lab with IPv6 addressing as the lab file derives it
+/// (whatever the resolver does with `subnet6`).
+fn plan_with_ipv6() -> crate::plan::LabPlan {
+    let mut plan = LabConfig::default().resolve().unwrap();
+    plan.ipv6 = Some(crate::plan::Ipv6Plan {
+        subnet: "fd00:192:168:28::/64".parse().unwrap(),
+        gateway: "fd00:192:168:28::5".parse().unwrap(),
+    });
+    for e in &mut plan.endpoints {
+        e.address6 = Some(
+            format!("fd00:192:168:28::{}", e.address.octets()[3])
+                .parse()
+                .unwrap(),
+        );
+    }
+    if let crate::plan::HostPlan::Sandbox(s) = &mut plan.host {
+        s.uplink_address6 = Some("2001:db8:203:113::1/64".parse().unwrap());
+    }
+    plan
+}
+
+#[test]
+fn ipv6_host_addresses_are_checked() {
+    let plan = plan_with_ipv6();
+    let known = planned_host_addresses(&plan).unwrap();
+    let ok = vec![
+        (
+            "a".to_string(),
+            publication("ns2", "[2001:db8:203:113::1]:8080:80"),
+        ),
+        ("b".to_string(), publication("ns2", "[::1]:9000:9000")),
+        ("c".to_string(), publication("ns2", "127.0.0.1:8080:80")),
+    ];
+    assert!(check_publications(&plan, &[], &ok, Some(&known)).is_empty());
+    let refused = |plan: &crate::plan::LabPlan, spec: &str, why: &str| {
+        let new = vec![(
+            "namespaces[1].publish[0]".to_string(),
+            publication("ns2", spec),
+        )];
+        let known = planned_host_addresses(plan).unwrap();
+        let problems = check_publications(plan, &[], &new, Some(&known));
+        assert_eq!(problems.len(), 1, "{spec}: {problems:?}");
+        assert_eq!(problems[0].field, "namespaces[1].publish[0]");
+        assert_eq!(
+            problems[0].value,
+            spec.parse::<crate::plan::PortSpec>().unwrap().to_string()
+        );
+        assert!(problems[0].reason.contains(why), "{problems:?}");
+    };
+    refused(
+        &plan,
+        "[2001:db8::99]:8080:80",
+        "not an address of the host side",
+    );
+    // An IPv4 and an IPv6 publication of one port on one address each do
+    // not collide; a wildcard collides with both.
+    let existing = vec![publication("ns1", "[2001:db8:203:113::1]:8080:80")];
+    let v4 = vec![("x".to_string(), publication("ns2", "127.0.0.1:8080:80"))];
+    assert!(check_publications(&plan, &existing, &v4, Some(&known)).is_empty());
+    let any = vec![("x".to_string(), publication("ns2", "8080:80"))];
+    assert_eq!(
+        check_publications(&plan, &existing, &any, Some(&known)).len(),
+        1
+    );
+    // A lab without IPv6 refuses an IPv6 host address, naming the field.
+    let mut no6 = plan.clone();
+    no6.ipv6 = None;
+    for e in &mut no6.endpoints {
+        e.address6 = None;
+    }
+    refused(&no6, "[2001:db8:203:113::1]:8080:80", "has no IPv6 address");
+    // [::1] on the kernel datapath: nothing can route it.
+    let mut kernel = plan.clone();
+    kernel.datapath = crate::plan::DatapathKind::Kernel;
+    refused(&kernel, "[::1]:8080:80", "route_localnet");
+}
+
+#[test]
+fn a_wildcard_publication_has_an_ipv6_side() {
+    let plan = plan_with_ipv6();
+    let pubs = [
+        publication("ns2", "8000-8001:9000-9001/udp"),
+        publication("ns1", "127.0.0.1:7000:70"),
+        publication("ns3", "[2001:db8:203:113::1]:6000:60"),
+    ];
+    let v4 = expand(&plan, &pubs);
+    assert_eq!(
+        v4.iter().map(|p| p.host_port).collect::<Vec<_>>(),
+        [8000, 8001, 7000]
+    );
+    let v6 = crate::plan::expand6(&plan, &pubs);
+    assert_eq!(
+        v6.iter().map(|p| (p.host_port, p.port)).collect::<Vec<_>>(),
+        [(8000, 9000), (8001, 9001), (6000, 60)]
+    );
+    assert_eq!(v6[0].host_address, None);
+    assert_eq!(
+        v6[0].address,
+        "fd00:192:168:28::2".parse::<std::net::Ipv6Addr>().unwrap()
+    );
+    assert_eq!(
+        v6[2].host_address,
+        Some("2001:db8:203:113::1".parse().unwrap())
+    );
+    let mut no6 = plan.clone();
+    no6.ipv6 = None;
+    for e in &mut no6.endpoints {
+        e.address6 = None;
+    }
+    assert!(crate::plan::expand6(&no6, &pubs).is_empty());
+}
+
 #[test]
 fn expands_ranges_port_for_port() {
     let plan = LabConfig::default().resolve().unwrap();

@@ -286,27 +286,31 @@ fn generic_args(op: &str, table: &str, chain: &str, args: &[String]) -> Vec<Stri
     v
 }
 
-/// Appends `args` to `table`/`chain` in `netns` unless the same rule is
-/// already there (published ports, `publish::portmap`).
+/// Appends `args` to `table`/`chain` in `netns` (with `ip6tables` when
+/// `ipv6`) unless the same rule is already there (published ports,
+/// `publish::portmap`).
 pub fn add_rule(
     netns: Option<&str>,
+    ipv6: bool,
     table: &str,
     chain: &str,
     args: &[String],
 ) -> Result<(), KernelError> {
-    if iptables(Family::Ipv4, netns, &generic_args("-C", table, chain, args))?
+    let family = Family::from_ipv6(ipv6);
+    if iptables(family, netns, &generic_args("-C", table, chain, args))?
         .status
         .success()
     {
         return Ok(());
     }
-    run_checked(Family::Ipv4, netns, &generic_args("-A", table, chain, args))
+    run_checked(family, netns, &generic_args("-A", table, chain, args))
 }
 
-/// Deletes the rule `args` from `table`/`chain`; nothing to do when it or
-/// the namespace is gone.
+/// Deletes the rule `args` from `table`/`chain` (with `ip6tables` when
+/// `ipv6`); nothing to do when it or the namespace is gone.
 pub fn remove_rule(
     netns: Option<&str>,
+    ipv6: bool,
     table: &str,
     chain: &str,
     args: &[String],
@@ -316,11 +320,12 @@ pub fn remove_rule(
     {
         return Ok(());
     }
-    if iptables(Family::Ipv4, netns, &generic_args("-C", table, chain, args))?
+    let family = Family::from_ipv6(ipv6);
+    if iptables(family, netns, &generic_args("-C", table, chain, args))?
         .status
         .success()
     {
-        run_checked(Family::Ipv4, netns, &generic_args("-D", table, chain, args))?;
+        run_checked(family, netns, &generic_args("-D", table, chain, args))?;
     }
     Ok(())
 }

@@ -15,8 +15,8 @@ use super::teardown::remove_object;
 use crate::datapath;
 use crate::netns;
 use crate::plan::{
-    DatapathKind, LabPlan, PortSpec, Problem, Publication, PublishedPort, check_publications,
-    expand,
+    DatapathKind, LabPlan, PortSpec, Problem, Publication, PublishedPort, PublishedPort6,
+    check_publications, expand, expand6,
 };
 use crate::publish::{host, portmap};
 use crate::state::{LabLock, LabState, Owned};
@@ -178,12 +178,15 @@ pub(crate) fn apply(
     }
 
     let ports = expand(&plan, &wanted);
+    let ports6 = expand6(&plan, &wanted);
     match plan.datapath {
-        DatapathKind::Kernel => apply_rules(lock, state, &plan, &ports)?,
+        DatapathKind::Kernel => apply_rules(lock, state, &plan, &ports, &ports6)?,
         DatapathKind::Ebpf => {
             let lab = plan.name.clone();
-            netns::run_in(host, || datapath::ebpf::set_published(&lab, &ports))?
-                .map_err(|e| LabError::Ebpf(format!("{:#}", anyhow::Error::new(e))))?;
+            netns::run_in(host, || {
+                datapath::ebpf::set_published(&lab, &ports, &ports6)
+            })?
+            .map_err(|e| LabError::Ebpf(format!("{:#}", anyhow::Error::new(e))))?;
         }
     }
     state.plan.publications = wanted;
@@ -198,11 +201,13 @@ fn apply_rules(
     state: &mut LabState,
     plan: &LabPlan,
     ports: &[PublishedPort],
+    ports6: &[PublishedPort6],
 ) -> Result<(), LabError> {
     let host = plan.host_netns().map(str::to_string);
-    let rules = portmap::rules(plan, ports);
+    let rules = portmap::rules(plan, ports, ports6);
     let as_owned = |r: &portmap::Rule| Owned::IptablesRule {
         netns: host.clone(),
+        ipv6: r.ipv6,
         table: r.table.clone(),
         chain: r.chain.clone(),
         args: r.args.clone(),
@@ -219,7 +224,8 @@ fn apply_rules(
         state.objects.retain(|o| *o != obj);
         lock.save(state)?;
     }
-    if !rules.is_empty() {
+    if !ports.is_empty() {
+        // IPv4 only: IPv6 has no route_localnet (see portmap::rules).
         let key = portmap::route_localnet_key(plan);
         let recorded = state
             .objects
@@ -246,12 +252,13 @@ fn apply_rules(
         record(lock, state, obj.clone())?;
         if let Owned::IptablesRule {
             netns,
+            ipv6,
             table,
             chain,
             args,
         } = &obj
         {
-            datapath::kernel::add_rule(netns.as_deref(), table, chain, args)?;
+            datapath::kernel::add_rule(netns.as_deref(), *ipv6, table, chain, args)?;
         }
     }
     Ok(())

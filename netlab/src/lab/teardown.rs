@@ -51,12 +51,13 @@ pub(crate) fn remove_object(lab: &str, obj: &Owned, host_gone: bool) -> Result<(
         }
         Owned::IptablesRule {
             netns: ns,
+            ipv6,
             table,
             chain,
             args,
         } => {
             if !gone(ns) {
-                kernel::remove_rule(ns.as_deref(), table, chain, args)?;
+                kernel::remove_rule(ns.as_deref(), *ipv6, table, chain, args)?;
             }
         }
         Owned::EbpfDatapath { netns: ns } => {

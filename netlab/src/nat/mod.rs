@@ -34,7 +34,7 @@ pub use expiry::{
 };
 pub use expiry6::{Flow6, Sweep6, flush6, join6, sweep_fragments6, sweep6};
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
-pub use publish::{published, sync_published};
+pub use publish::{published, published6, sync_published, sync_published6};
 pub use sock::{
     SOCK_HOOKS, attach_sock_hooks, cgroup2_root, endpoint_netns, lab_netns, netns_cookie_here,
     set_netns, sync_netns,

@@ -12,15 +12,20 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use std::net::Ipv6Addr;
+
 use aya::maps::{HashMap, MapData};
 use netlab_common::nat::{
     NAT_ENTRY_DNAT, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NatEntry, NatKey, PublishEntry,
     PublishKey,
 };
+use netlab_common::nat6::{
+    NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP, Nat6Entry, Nat6Key, Publish6Entry, Publish6Key,
+};
 
 use super::{NatError, maps};
 use crate::bpf::key::{ipv4_key, ipv4_of_key};
-use crate::plan::PublishedPort;
+use crate::plan::{PublishedPort, PublishedPort6};
 
 fn key_of(p: &PublishedPort) -> PublishKey {
     PublishKey {
@@ -138,6 +143,98 @@ pub fn published(pin_dir: &Path) -> Result<Vec<PublishedPort>, NatError> {
             host_port: u16::from_be(k.port),
             protocol: k.proto,
             address: ipv4_of_key(v.addr),
+            port: u16::from_be(v.port),
+        })
+        .collect();
+    out.sort_by_key(|p| (p.host_port, p.protocol, p.host_address));
+    Ok(out)
+}
+
+fn key6_of(p: &PublishedPort6) -> Publish6Key {
+    Publish6Key {
+        addr: p.host_address.map(|a| a.octets()).unwrap_or([0; 16]),
+        port: p.host_port.to_be(),
+        proto: p.protocol,
+        _pad: 0,
+    }
+}
+
+fn entry6_of(p: &PublishedPort6) -> Publish6Entry {
+    Publish6Entry {
+        addr: p.address.octets(),
+        port: p.port.to_be(),
+        _pad: [0; 2],
+    }
+}
+
+/// [`sync_published`] for IPv6: makes `nat6_publish` under `pin_dir` hold
+/// exactly `ports`, then drops the NAT66 translations (`nat6_orig`,
+/// `nat6_reply`, flagged DNAT) of publications that went away or changed.
+/// Returns how many translations were dropped.
+pub fn sync_published6(pin_dir: &Path, ports: &[PublishedPort6]) -> Result<usize, NatError> {
+    let wanted: BTreeMap<_, _> = ports
+        .iter()
+        .map(|p| {
+            let k = key6_of(p);
+            ((k.addr, k.port, k.proto), (k, entry6_of(p)))
+        })
+        .collect();
+    let mut raw = maps::open_pinned(pin_dir, NAT6_PUBLISH_MAP)?;
+    let current: Vec<(Publish6Key, Publish6Entry)> = maps::read_hash(&raw, NAT6_PUBLISH_MAP)?;
+    {
+        let mut map: HashMap<&mut MapData, Publish6Key, Publish6Entry> =
+            HashMap::try_from(&mut raw).map_err(map_err(NAT6_PUBLISH_MAP))?;
+        for (k, v) in &current {
+            match wanted.get(&(k.addr, k.port, k.proto)) {
+                Some((_, want)) if want == v => {}
+                _ => forget(&mut map, k, NAT6_PUBLISH_MAP)?,
+            }
+        }
+        for (k, v) in wanted.values() {
+            map.insert(k, v, 0).map_err(map_err(NAT6_PUBLISH_MAP))?;
+        }
+    }
+    let lookup = |addr: [u8; 16], port: u16, proto: u8| {
+        wanted
+            .get(&(addr, port, proto))
+            .or_else(|| wanted.get(&([0; 16], port, proto)))
+            .map(|(_, v)| *v)
+    };
+    let mut reply_raw = maps::open_pinned(pin_dir, NAT6_REPLY_MAP)?;
+    let mut orig_raw = maps::open_pinned(pin_dir, NAT6_ORIG_MAP)?;
+    let replies: Vec<(Nat6Key, Nat6Entry)> = maps::read_hash(&reply_raw, NAT6_REPLY_MAP)?;
+    let stale: Vec<(Nat6Key, Nat6Entry)> = replies
+        .into_iter()
+        .filter(|(_, v)| v.flags & NAT_ENTRY_DNAT != 0)
+        .filter(|(k, v)| {
+            lookup(k.daddr, k.dport, k.proto).is_none_or(|p| p.addr != v.addr || p.port != v.port)
+        })
+        .collect();
+    if stale.is_empty() {
+        return Ok(0);
+    }
+    let mut reply: HashMap<&mut MapData, Nat6Key, Nat6Entry> =
+        HashMap::try_from(&mut reply_raw).map_err(map_err(NAT6_REPLY_MAP))?;
+    let mut orig: HashMap<&mut MapData, Nat6Key, Nat6Entry> =
+        HashMap::try_from(&mut orig_raw).map_err(map_err(NAT6_ORIG_MAP))?;
+    for (k, v) in &stale {
+        forget(&mut orig, &k.orig_key(v), NAT6_ORIG_MAP)?;
+        forget(&mut reply, k, NAT6_REPLY_MAP)?;
+    }
+    Ok(stale.len())
+}
+
+/// The published IPv6 ports in `nat6_publish` (for tests).
+pub fn published6(pin_dir: &Path) -> Result<Vec<PublishedPort6>, NatError> {
+    let raw = maps::open_pinned(pin_dir, NAT6_PUBLISH_MAP)?;
+    let entries: Vec<(Publish6Key, Publish6Entry)> = maps::read_hash(&raw, NAT6_PUBLISH_MAP)?;
+    let mut out: Vec<PublishedPort6> = entries
+        .into_iter()
+        .map(|(k, v)| PublishedPort6 {
+            host_address: (k.addr != [0; 16]).then(|| Ipv6Addr::from(k.addr)),
+            host_port: u16::from_be(k.port),
+            protocol: k.proto,
+            address: Ipv6Addr::from(v.addr),
             port: u16::from_be(v.port),
         })
         .collect();

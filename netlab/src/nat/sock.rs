@@ -1,5 +1,6 @@
-//! The socket hooks of published ports (`netlab_sock_{connect4,sendmsg4,
-//! recvmsg4}`, netlab-ebpf's `nat::sock`): attached to the cgroup v2 root
+//! The socket hooks of published ports (`netlab_sock_{connect,sendmsg,
+//! recvmsg}{4,6}`, netlab-ebpf's `nat::sock` and `nat::sock6`): attached
+//! to the cgroup v2 root
 //! as pinned links, and the namespaces they act for (`publish_netns`).
 //!
 //! Why the cgroup root: the host side's and the namespaces' processes
@@ -24,10 +25,13 @@ use netlab_common::nat::{PUBLISH_NETNS_MAP, PublishNetns};
 use super::{NatError, maps};
 
 /// Program names in the eBPF object and their link pins.
-pub const SOCK_HOOKS: [(&str, &str); 3] = [
+pub const SOCK_HOOKS: [(&str, &str); 6] = [
     ("netlab_sock_connect4", "link_sock_connect4"),
     ("netlab_sock_sendmsg4", "link_sock_sendmsg4"),
     ("netlab_sock_recvmsg4", "link_sock_recvmsg4"),
+    ("netlab_sock_connect6", "link_sock_connect6"),
+    ("netlab_sock_sendmsg6", "link_sock_sendmsg6"),
+    ("netlab_sock_recvmsg6", "link_sock_recvmsg6"),
 ];
 
 /// The mount point of the cgroup v2 hierarchy (`/sys/fs/cgroup` on a

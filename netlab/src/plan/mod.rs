@@ -25,6 +25,7 @@ pub use nat::{
 pub use port_spec::{PortRange, PortSpec, Protocol, Publication};
 pub use problem::Problem;
 pub use publish::{
-    MAX_PUBLISHED_PORTS, PublishedPort, check_publications, expand, planned_host_addresses,
+    MAX_PUBLISHED_PORTS, PublishedPort, PublishedPort6, check_publications, expand, expand6,
+    planned_host_addresses,
 };
 pub use switch::{PortPlan, PortRole, SwitchPlan};

@@ -3,12 +3,19 @@
 //! `[HOST_ADDRESS:]HOST_PORT[-LAST]:PORT[-LAST][/tcp|/udp]`.
 //!
 //! `8080:80` (tcp by default), `5353:53/udp`, `127.0.0.1:9000:9000`,
-//! `8000-8009:8000-8009`. A range maps port for port, so both sides must
-//! have the same length. Docker's `-p 80` (a random host port) is not
-//! supported: a published port is something a user types into a client.
+//! `[2001:db8:203:113::1]:8080:80` (an IPv6 host address in brackets, as
+//! Docker writes it), `8000-8009:8000-8009`. A range maps port for port,
+//! so both sides must have the same length. Docker's `-p 80` (a random
+//! host port) is not supported: a published port is something a user
+//! types into a client.
+//!
+//! Without a host address (or with `0.0.0.0` or `[::]`, which mean the
+//! same here) the port is published on every address of the host side,
+//! IPv4 and IPv6 alike, as Docker does with ip6tables on; an IPv4 or IPv6
+//! host address publishes on that one address, so in that family only.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -107,8 +114,9 @@ impl fmt::Display for PortRange {
 #[serde(try_from = "String", into = "String")]
 pub struct PortSpec {
     /// The host address the port is published on; `None`: every address
-    /// of the host side (Docker's 0.0.0.0).
-    pub host_address: Option<Ipv4Addr>,
+    /// of the host side, IPv4 and IPv6 (Docker's 0.0.0.0 with ip6tables
+    /// on).
+    pub host_address: Option<IpAddr>,
     pub host_ports: PortRange,
     /// The port inside the namespace, same length as `host_ports`.
     pub ports: PortRange,
@@ -146,8 +154,10 @@ impl PortSpec {
 
 impl fmt::Display for PortSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(a) = self.host_address {
-            write!(f, "{a}:")?;
+        match self.host_address {
+            Some(IpAddr::V4(a)) => write!(f, "{a}:")?,
+            Some(IpAddr::V6(a)) => write!(f, "[{a}]:")?,
+            None => {}
         }
         write!(f, "{}:{}/{}", self.host_ports, self.ports, self.protocol)
     }
@@ -180,6 +190,44 @@ fn parse_range(text: &str, side: &str) -> Result<PortRange, String> {
     }
 }
 
+/// Splits a leading host address off `body`: `[IPv6]:rest` (Docker's
+/// bracket syntax) or `IPv4:HOST:PORT`. The unspecified addresses
+/// (`0.0.0.0`, `[::]`) mean every address (None).
+fn split_host_address(body: &str) -> Result<(Option<IpAddr>, Vec<&str>), String> {
+    let (address, rest) = if let Some(bracketed) = body.strip_prefix('[') {
+        let (inside, after) = bracketed
+            .split_once(']')
+            .ok_or_else(|| format!("host address [{bracketed} has no closing ]"))?;
+        let rest = after.strip_prefix(':').ok_or_else(|| {
+            format!("host address [{inside}] must be followed by :HOST_PORT:PORT")
+        })?;
+        let addr: std::net::Ipv6Addr = inside
+            .parse()
+            .map_err(|_| format!("host address [{inside}] is not an IPv6 address"))?;
+        (Some(IpAddr::V6(addr)), rest.split(':').collect::<Vec<_>>())
+    } else {
+        let parts: Vec<&str> = body.split(':').collect();
+        match parts.as_slice() {
+            [addr, host, inner] => {
+                let addr: Ipv4Addr = addr.parse().map_err(|_| {
+                    format!(
+                        "host address {addr:?} is not an IPv4 address (an IPv6 one goes in brackets: [2001:db8::1]:8080:80)"
+                    )
+                })?;
+                (Some(IpAddr::V4(addr)), vec![*host, *inner])
+            }
+            _ if parts.len() > 3 => {
+                return Err(
+                    "expected [HOST_ADDRESS:]HOST_PORT:PORT[/tcp|/udp] (an IPv6 host address goes in brackets: [2001:db8::1]:8080:80)"
+                        .into(),
+                );
+            }
+            _ => (None, parts),
+        }
+    };
+    Ok((address.filter(|a| !a.is_unspecified()), rest))
+}
+
 impl FromStr for PortSpec {
     type Err = String;
 
@@ -188,16 +236,9 @@ impl FromStr for PortSpec {
             Some((body, proto)) => (body, proto.parse()?),
             None => (text, Protocol::Tcp),
         };
-        let parts: Vec<&str> = body.split(':').collect();
-        let (host_address, host, inner) = match parts.as_slice() {
-            [host, inner] => (None, *host, *inner),
-            [addr, host, inner] => {
-                let addr: Ipv4Addr = addr
-                    .parse()
-                    .map_err(|_| format!("host address {addr:?} is not an IPv4 address"))?;
-                let addr = (!addr.is_unspecified()).then_some(addr);
-                (addr, *host, *inner)
-            }
+        let (host_address, parts) = split_host_address(body)?;
+        let (host, inner) = match parts.as_slice() {
+            [host, inner] => (*host, *inner),
             [_] => {
                 return Err(
                     "expected HOST_PORT:PORT (publishing on a random host port is not supported)"
@@ -261,14 +302,24 @@ mod tests {
         let s: PortSpec = "5353:53/udp".parse().unwrap();
         assert_eq!(s, PortSpec::new(5353, 53, Protocol::Udp));
         let s: PortSpec = "127.0.0.1:9000:9000".parse().unwrap();
-        assert_eq!(s.host_address, Some(Ipv4Addr::LOCALHOST));
+        assert_eq!(s.host_address, Some(IpAddr::V4(Ipv4Addr::LOCALHOST)));
         let s: PortSpec = "0.0.0.0:9000:9000/TCP".parse().unwrap();
         assert_eq!(s.host_address, None);
+        let s: PortSpec = "[::]:9000:9000".parse().unwrap();
+        assert_eq!(s.host_address, None);
+        let s: PortSpec = "[2001:db8:203:113::1]:8080:80/udp".parse().unwrap();
+        assert_eq!(s.host_address, Some("2001:db8:203:113::1".parse().unwrap()));
+        assert_eq!(s.protocol, Protocol::Udp);
         let s: PortSpec = "8000-8009:9000-9009".parse().unwrap();
         assert_eq!(s.pairs().count(), 10);
         assert_eq!(s.pairs().last(), Some((8009, 9009)));
         assert_eq!(s.to_string(), "8000-8009:9000-9009/tcp");
-        for text in ["8080:80/tcp", "127.0.0.1:1-2:3-4/udp"] {
+        for text in [
+            "8080:80/tcp",
+            "127.0.0.1:1-2:3-4/udp",
+            "[2001:db8::1]:8080:80/tcp",
+            "[::1]:1-2:3-4/udp",
+        ] {
             assert_eq!(text.parse::<PortSpec>().unwrap().to_string(), text);
         }
     }
@@ -286,6 +337,11 @@ mod tests {
             ("1.2.3:80:80", "not an IPv4"),
             ("a:b", "not a number"),
             ("1:2:3:4", "expected"),
+            ("2001:db8::1:8080:80", "brackets"),
+            ("[2001:db8::1:8080:80", "no closing ]"),
+            ("[2001:db8::1]8080:80", "must be followed by :HOST_PORT"),
+            ("[192.0.2.1]:8080:80", "not an IPv6 address"),
+            ("[2001:db8::1]:80", "random host port"),
         ] {
             let e = text.parse::<PortSpec>().unwrap_err();
             assert!(e.contains(why), "{text}: {e}");
@@ -303,5 +359,7 @@ mod tests {
         assert!(!a.collides_with(&c));
         assert!(a.collides_with(&d));
         assert!(!b.collides_with(&e));
+        let f: PortSpec = "[::1]:8080:80".parse().unwrap();
+        assert!(a.collides_with(&f) && !b.collides_with(&f));
     }
 }

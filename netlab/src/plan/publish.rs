@@ -3,8 +3,14 @@
 //! expansion into per-port [`PublishedPort`]s, the form both datapaths
 //! consume. What needs the
 //! running host side (its addresses, its sockets) is `publish::host`'s.
+//!
+//! IPv6: a publication without a host address is published in both
+//! families — to the namespace's IPv4 address, and to its IPv6 address
+//! (`address6`) when the lab has IPv6 — and one with an IPv6 host address
+//! in IPv6 only ([`expand6`]). A lab without IPv6 refuses an IPv6 host
+//! address.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::{Deserialize, Serialize};
 
@@ -17,18 +23,22 @@ use super::problem::Problem;
 pub const MAX_PUBLISHED_PORTS: usize = netlab_common::nat::NAT_PUBLISH_SIZE as usize;
 
 /// One published host port, as the datapaths consume it (the lab file's
-/// ranges expanded port for port).
+/// ranges expanded port by port), in one address family: `A` is
+/// `Ipv4Addr` (the default) or `Ipv6Addr` ([`PublishedPort6`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub struct PublishedPort {
-    /// None: every address of the host side.
-    pub host_address: Option<Ipv4Addr>,
+pub struct PublishedPort<A = Ipv4Addr> {
+    /// None: every address of the host side (of this family).
+    pub host_address: Option<A>,
     pub host_port: u16,
     /// IP protocol number (6 or 17).
     pub protocol: u8,
     /// The namespace's address and port.
-    pub address: Ipv4Addr,
+    pub address: A,
     pub port: u16,
 }
+
+/// A published port's IPv6 side.
+pub type PublishedPort6 = PublishedPort<Ipv6Addr>;
 
 /// Checks `new` (each with the field it came from) against the lab plan
 /// and the publications it already has: the namespace is an endpoint of
@@ -41,7 +51,7 @@ pub fn check_publications(
     plan: &LabPlan,
     existing: &[Publication],
     new: &[(String, Publication)],
-    known_host_addresses: Option<&[Ipv4Addr]>,
+    known_host_addresses: Option<&[IpAddr]>,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut accepted: Vec<(String, &Publication)> = existing
@@ -68,7 +78,7 @@ pub fn check_publications(
         problems.extend(
             [
                 nat_range_clash(plan, p),
-                unknown_host_address(p, known_host_addresses),
+                ipv6_problem(plan, p).or_else(|| unknown_host_address(p, known_host_addresses)),
             ]
             .into_iter()
             .flatten()
@@ -108,15 +118,38 @@ fn nat_range_clash(plan: &LabPlan, p: &Publication) -> Option<String> {
     })
 }
 
+/// An IPv6 host address on a namespace without an IPv6 address (a lab
+/// with `subnet6 = "none"`, or a CNI container): nothing to publish to.
+/// And `[::1]` on the kernel datapath: IPv6 has no `route_localnet`, the
+/// kernel never routes a packet from ::1 off the host, so no DNAT rule
+/// can serve it (see `publish::portmap`).
+fn ipv6_problem(plan: &LabPlan, p: &Publication) -> Option<String> {
+    let Some(IpAddr::V6(addr)) = p.spec.host_address else {
+        return None;
+    };
+    if target_address6(plan, &p.namespace).is_none() {
+        return Some(format!(
+            "host address {addr} is IPv6 but {} has no IPv6 address (lab {} has no IPv6: subnet6 = \"none\", or a container)",
+            p.namespace, plan.name
+        ));
+    }
+    (addr.is_loopback() && plan.datapath == super::DatapathKind::Kernel).then(|| {
+        format!(
+            "host address {addr} cannot be published on the kernel datapath: the kernel never routes IPv6 from ::1 off the host (there is no route_localnet for IPv6)"
+        )
+    })
+}
+
 /// A host address the lab does not know the host side has.
-fn unknown_host_address(p: &Publication, known: Option<&[Ipv4Addr]>) -> Option<String> {
+fn unknown_host_address(p: &Publication, known: Option<&[IpAddr]>) -> Option<String> {
     let (addr, known) = (p.spec.host_address?, known?);
     (!known.contains(&addr)).then(|| {
         format!(
             "host address {addr} is not an address of the host side ({})",
             known
                 .iter()
-                .map(Ipv4Addr::to_string)
+                .filter(|k| k.is_ipv4() == addr.is_ipv4())
+                .map(IpAddr::to_string)
                 .collect::<Vec<_>>()
                 .join(", ")
         )
@@ -135,27 +168,49 @@ fn target_address(plan: &LabPlan, namespace: &str) -> Option<Ipv4Addr> {
     })
 }
 
-/// The host addresses a lab file may name before the lab exists: the
-/// gateway's, loopback's and, in a sandbox, the uplink's (the sandbox
-/// host namespace has no other). In root mode the machine's addresses
-/// are checked when the lab comes up (`publish::host::check`).
-pub fn planned_host_addresses(plan: &LabPlan) -> Option<Vec<Ipv4Addr>> {
-    plan.sandbox()
-        .map(|s| vec![s.uplink_address.addr, plan.gateway, Ipv4Addr::LOCALHOST])
+/// The IPv6 address behind a publication's `namespace`: a lab
+/// namespace's `address6` (CNI containers have none).
+fn target_address6(plan: &LabPlan, namespace: &str) -> Option<Ipv6Addr> {
+    plan.endpoint(namespace).and_then(|e| e.address6)
 }
 
-/// Every port of `publications`, expanded, as the datapaths consume them.
-/// Publications of namespaces that are not in the plan are skipped (the
-/// plan is validated; this keeps a hand-edited state file harmless).
-pub fn expand(plan: &LabPlan, publications: &[Publication]) -> Vec<PublishedPort> {
+/// The host addresses a lab file may name before the lab exists: the
+/// gateway's, loopback's and, in a sandbox, the uplink's (the sandbox
+/// host namespace has no other), in both families. In root mode the
+/// machine's addresses are checked when the lab comes up
+/// (`publish::host::check`).
+pub fn planned_host_addresses(plan: &LabPlan) -> Option<Vec<IpAddr>> {
+    let s = plan.sandbox()?;
+    let mut out: Vec<IpAddr> = vec![
+        s.uplink_address.addr.into(),
+        plan.gateway.into(),
+        Ipv4Addr::LOCALHOST.into(),
+    ];
+    if let Some(v6) = plan.ipv6 {
+        out.extend(s.uplink_address6.map(|c| IpAddr::V6(c.addr)));
+        out.push(v6.gateway.into());
+        out.push(Ipv6Addr::LOCALHOST.into());
+    }
+    Some(out)
+}
+
+/// Every port of `publications`, expanded port for port, in the family
+/// whose host address `host` gives (None: the publication has no address
+/// in it) and to the namespace address `target` gives.
+fn expand_in<A: Copy>(
+    publications: &[Publication],
+    host: impl Fn(Option<IpAddr>) -> Option<Option<A>>,
+    target: impl Fn(&str) -> Option<A>,
+) -> Vec<PublishedPort<A>> {
     let mut out = Vec::new();
     for p in publications {
-        let Some(address) = target_address(plan, &p.namespace) else {
+        let (Some(host_address), Some(address)) = (host(p.spec.host_address), target(&p.namespace))
+        else {
             continue;
         };
         for (host_port, port) in p.spec.pairs() {
             out.push(PublishedPort {
-                host_address: p.spec.host_address,
+                host_address,
                 host_port,
                 protocol: p.spec.protocol.number(),
                 address,
@@ -166,9 +221,44 @@ pub fn expand(plan: &LabPlan, publications: &[Publication]) -> Vec<PublishedPort
     out
 }
 
+/// Every IPv4 port of `publications`, expanded, as the datapaths consume
+/// them: those without a host address or with an IPv4 one. Publications
+/// of namespaces that are not in the plan are skipped (the plan is
+/// validated; this keeps a hand-edited state file harmless).
+pub fn expand(plan: &LabPlan, publications: &[Publication]) -> Vec<PublishedPort> {
+    expand_in(
+        publications,
+        |host| match host {
+            None => Some(None),
+            Some(IpAddr::V4(a)) => Some(Some(a)),
+            Some(IpAddr::V6(_)) => None,
+        },
+        |ns| target_address(plan, ns),
+    )
+}
+
+/// Every IPv6 port of `publications`, expanded: those without a host
+/// address or with an IPv6 one, for namespaces with an IPv6 address.
+pub fn expand6(plan: &LabPlan, publications: &[Publication]) -> Vec<PublishedPort6> {
+    expand_in(
+        publications,
+        |host| match host {
+            None => Some(None),
+            Some(IpAddr::V6(a)) => Some(Some(a)),
+            Some(IpAddr::V4(_)) => None,
+        },
+        |ns| target_address6(plan, ns),
+    )
+}
+
 impl LabPlan {
-    /// The lab's publications, expanded port by port ([`expand`]).
+    /// The lab's IPv4 publications, expanded port by port ([`expand`]).
     pub fn published_ports(&self) -> Vec<PublishedPort> {
         expand(self, &self.publications)
+    }
+
+    /// The lab's IPv6 publications, expanded port by port ([`expand6`]).
+    pub fn published_ports6(&self) -> Vec<PublishedPort6> {
+        expand6(self, &self.publications)
     }
 }

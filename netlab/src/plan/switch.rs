@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::containers::ContainerPlan;
 use super::lab::{EndpointPlan, LabPlan, SwitchHook};
 use super::nat::NatPlan;
-use super::publish::PublishedPort;
+use super::publish::{PublishedPort, PublishedPort6};
 use crate::netns;
 
 /// A switch port's role.
@@ -76,6 +76,9 @@ pub struct SwitchPlan {
     /// Published ports (`nat_publish`), expanded port by port.
     #[serde(default)]
     pub published: Vec<PublishedPort>,
+    /// Published IPv6 ports (`nat6_publish`), expanded port by port.
+    #[serde(default)]
+    pub published6: Vec<PublishedPort6>,
 }
 
 impl LabPlan {
@@ -139,6 +142,7 @@ impl LabPlan {
             uplink_xdp: self.uplink_xdp,
             switch_xdp: self.switch == SwitchHook::Xdp,
             published: self.published_ports(),
+            published6: self.published_ports6(),
         }
     }
 }

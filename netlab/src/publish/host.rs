@@ -3,7 +3,7 @@
 //! (`net.ipv4.ip_local_reserved_ports`) that keeps its sockets off the
 //! published ports afterwards.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::netns::{self, NetnsError};
 use crate::plan::{LabPlan, PortRange, Problem, Publication};
@@ -13,15 +13,31 @@ use crate::procnet;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UsedPort {
     pub protocol: u8,
-    /// 0.0.0.0 for a wildcard bind.
-    pub address: Ipv4Addr,
+    /// 0.0.0.0 or :: for a wildcard bind.
+    pub address: IpAddr,
     pub port: u16,
+}
+
+impl UsedPort {
+    /// Whether this socket holds the port on `host_address` (None: every
+    /// address). A wildcard IPv6 socket is dual-stack unless it says
+    /// otherwise (IPV6_V6ONLY, which the tables do not show), so it holds
+    /// the port on every address of both families.
+    fn holds(&self, host_address: Option<IpAddr>) -> bool {
+        match (self.address, host_address) {
+            (IpAddr::V6(a), _) if a.is_unspecified() => true,
+            (IpAddr::V4(a), None | Some(IpAddr::V4(_))) if a.is_unspecified() => true,
+            (_, None) => true,
+            (a, Some(b)) => a == b,
+        }
+    }
 }
 
 /// The host side as it is now.
 #[derive(Clone, Debug, Default)]
 pub struct HostFacts {
-    pub addresses: Vec<Ipv4Addr>,
+    /// IPv4 and IPv6.
+    pub addresses: Vec<IpAddr>,
     /// TCP sockets in LISTEN, and every bound UDP socket.
     pub used: Vec<UsedPort>,
 }
@@ -34,7 +50,7 @@ fn used_ports(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
         .filter_map(|s| {
             Some(UsedPort {
                 protocol,
-                address: s.ipv4?,
+                address: s.address?,
                 port: s.port,
             })
         })
@@ -47,12 +63,21 @@ fn used_ports(text: &str, protocol: u8, listen_only: bool) -> Vec<UsedPort> {
 fn read_here() -> std::io::Result<HostFacts> {
     let addresses = nix::ifaddrs::getifaddrs()
         .map_err(std::io::Error::from)?
-        .filter_map(|a| a.address?.as_sockaddr_in().map(|s| s.ip()))
+        .filter_map(|a| {
+            let a = a.address?;
+            a.as_sockaddr_in()
+                .map(|s| IpAddr::V4(s.ip()))
+                .or_else(|| a.as_sockaddr_in6().map(|s| IpAddr::V6(s.ip())))
+        })
         .collect();
-    let tcp = std::fs::read_to_string("/proc/thread-self/net/tcp")?;
-    let udp = std::fs::read_to_string("/proc/thread-self/net/udp")?;
-    let mut used = used_ports(&tcp, 6, true);
-    used.extend(used_ports(&udp, 17, false));
+    let mut used = Vec::new();
+    for (table, protocol) in [("tcp", 6), ("udp", 17), ("tcp6", 6), ("udp6", 17)] {
+        // The IPv6 tables are absent when the kernel has no IPv6.
+        let Ok(text) = std::fs::read_to_string(format!("/proc/thread-self/net/{table}")) else {
+            continue;
+        };
+        used.extend(used_ports(&text, protocol, protocol == 6));
+    }
     Ok(HostFacts { addresses, used })
 }
 
@@ -76,9 +101,11 @@ pub fn check(
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut known = facts.addresses.clone();
-    known.push(Ipv4Addr::LOCALHOST);
+    known.push(Ipv4Addr::LOCALHOST.into());
+    known.push(Ipv6Addr::LOCALHOST.into());
     if let Some(s) = plan.sandbox() {
-        known.push(s.uplink_address.addr);
+        known.push(s.uplink_address.addr.into());
+        known.extend(s.uplink_address6.map(|c| IpAddr::V6(c.addr)));
     }
     for (field, p) in new {
         let value = p.spec.to_string();
@@ -100,8 +127,7 @@ pub fn check(
         let taken = facts.used.iter().find(|u| {
             u.protocol == p.spec.protocol.number()
                 && p.spec.host_ports.ports().any(|x| x == u.port)
-                && (u.address.is_unspecified()
-                    || p.spec.host_address.is_none_or(|a| a == u.address))
+                && u.holds(p.spec.host_address)
                 && !ours(u)
         });
         if let Some(u) = taken {
@@ -109,9 +135,8 @@ pub fn check(
                 field,
                 &value,
                 format!(
-                    "the host side already listens on {}:{}/{}",
-                    u.address,
-                    u.port,
+                    "the host side already listens on {}/{}",
+                    std::net::SocketAddr::new(u.address, u.port),
                     if u.protocol == 6 { "tcp" } else { "udp" }
                 ),
             ));
@@ -184,11 +209,28 @@ mod tests {
             used,
             vec![UsedPort {
                 protocol: 6,
-                address: Ipv4Addr::LOCALHOST,
+                address: Ipv4Addr::LOCALHOST.into(),
                 port: 8080
             }]
         );
         assert_eq!(used_ports(tcp, 17, false).len(), 2);
+    }
+
+    #[test]
+    fn which_sockets_hold_a_published_port() {
+        let used = |a: &str| UsedPort {
+            protocol: 6,
+            address: a.parse().unwrap(),
+            port: 8080,
+        };
+        let at = |a: &str| Some(a.parse::<IpAddr>().unwrap());
+        assert!(used("::").holds(at("203.0.113.1")), "dual-stack wildcard");
+        assert!(used("0.0.0.0").holds(None));
+        assert!(!used("0.0.0.0").holds(at("2001:db8::1")));
+        assert!(used("2001:db8::1").holds(None));
+        assert!(used("2001:db8::1").holds(at("2001:db8::1")));
+        assert!(!used("2001:db8::1").holds(at("2001:db8::2")));
+        assert!(!used("127.0.0.1").holds(at("::1")));
     }
 
     #[test]

@@ -11,10 +11,16 @@ pub struct PortRow {
     pub namespace: String,
     pub spec: String,
     pub protocol: String,
-    /// "0.0.0.0" when published on every host address.
+    /// "0.0.0.0" when published on every host address (IPv4 and IPv6).
     pub host_address: String,
     pub host_ports: String,
+    /// The namespace's address the port leads to: IPv4, or IPv6 when the
+    /// host address is IPv6.
     pub address: String,
+    /// A publication on every host address also leads to the namespace's
+    /// IPv6 address (when it has one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub address6: Option<String>,
     pub ports: String,
 }
 
@@ -29,16 +35,33 @@ pub fn rows(plan: &LabPlan) -> Vec<PortRow> {
             host_address: p
                 .spec
                 .host_address
-                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED)
+                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into())
                 .to_string(),
             host_ports: p.spec.host_ports.to_string(),
             address: plan
                 .endpoint(&p.namespace)
-                .map(|e| e.address.to_string())
+                .map(|e| match (p.spec.host_address, e.address6) {
+                    (Some(std::net::IpAddr::V6(_)), Some(a6)) => a6.to_string(),
+                    _ => e.address.to_string(),
+                })
                 .unwrap_or_default(),
+            address6: plan
+                .endpoint(&p.namespace)
+                .and_then(|e| e.address6)
+                .filter(|_| p.spec.host_address.is_none())
+                .map(|a6| a6.to_string()),
             ports: p.spec.ports.to_string(),
         })
         .collect()
+}
+
+/// An IPv6 address in brackets, as it is written before `:PORT`.
+fn bracketed(address: &str) -> String {
+    if address.contains(':') {
+        format!("[{address}]")
+    } else {
+        address.to_string()
+    }
 }
 
 /// The text `netlab ports [--json]` prints.
@@ -52,10 +75,14 @@ pub fn render(plan: &LabPlan, json: bool) -> String {
     }
     let mut t = crate::inspect::table(["namespace", "published on", "to", "protocol"]);
     for r in &rows {
+        let mut to = format!("{}:{}", bracketed(&r.address), r.ports);
+        if let Some(a6) = &r.address6 {
+            to.push_str(&format!(", [{a6}]:{}", r.ports));
+        }
         t.add_row([
             r.namespace.clone(),
-            format!("{}:{}", r.host_address, r.host_ports),
-            format!("{}:{}", r.address, r.ports),
+            format!("{}:{}", bracketed(&r.host_address), r.host_ports),
+            to,
             r.protocol.clone(),
         ]);
     }

@@ -1,15 +1,16 @@
 //! Uplink TC ingress, IPv6: restore the original destination of replies
-//! and of ICMPv6 errors about translated packets.
+//! and of ICMPv6 errors about translated packets, and translate packets
+//! to published IPv6 ports (see `dnat`).
 
 use aya_ebpf::{bindings::TC_ACT_OK, helpers::bpf_redirect_peer, programs::TcContext};
 use netlab_common::{
     counters::Counter,
     nat::{IPPROTO_TCP, IPPROTO_UDP, NAT_FLAG_FAST_PATH, NAT_FRAG_IN},
-    nat6::IPPROTO_ICMPV6,
+    nat6::{IPPROTO_ICMPV6, Nat6Entry},
 };
 
 use super::{
-    Flow, STEP_FLOW, STEP_ICMP_ERROR, config, frag, icmp_error, in_lab,
+    Flow, STEP_FLOW, STEP_ICMP_ERROR, config, dnat, frag, icmp_error, in_lab,
     parse::{self, ICMP6_ECHO_REPLY, IP6_DADDR, IP6_HOP_LIMIT, Ipv6, is_icmp6_error},
 };
 use crate::{
@@ -150,9 +151,17 @@ fn reverse(ctx: &TcContext, flow: &Flow) -> i32 {
             }
             *entry
         },
-        // No translation: the host's. (Published ports over IPv6 hook in
-        // here, where the IPv4 ingress calls `dnat::inbound`: a TCP/UDP
-        // packet to a published port creates its translation.)
+        // No translation yet: a published port's first packet (TCP/UDP),
+        // or the host's.
+        None if key.proto != IPPROTO_ICMPV6 => {
+            let mut entry = Nat6Entry::default();
+            match dnat::inbound6(key, flow.tcp_flags, now, &mut entry) {
+                dnat::TRANSLATED => entry,
+                dnat::NOT_PUBLISHED => return pass_host(),
+                dnat::CONFLICT => return drop_packet(ctx, Counter::DnatDropConflict),
+                _ => return drop_packet(ctx, Counter::NatDropMapFull),
+            }
+        }
         None => return pass_host(),
     };
     let udp = key.proto == IPPROTO_UDP;

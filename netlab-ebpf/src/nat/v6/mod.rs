@@ -8,6 +8,8 @@
 //!   (Packet Too Big included: PMTU discovery works through the NAT), get
 //!   the original destination back and take the fast path into the
 //!   endpoint's namespace (`endpoints6`);
+//! * [`dnat`]: the first packet to a published IPv6 port creates its
+//!   translation in the same maps (the IPv4 `nat::dnat`'s twin);
 //! * the extension header chain is walked with a bound ([`parse`]), and a
 //!   datagram's later fragments follow its first ([`frag`]).
 //!
@@ -21,6 +23,7 @@
 //! checksum update (`csum::l4_replace_addr6`).
 
 mod alloc;
+mod dnat;
 mod egress;
 mod frag;
 mod icmp_error;

@@ -113,6 +113,7 @@ fn install_in(
         // the uplink at all.
         install_nat(&mut ebpf, dir, plan, external, ports, uplink_xdp)?;
         crate::nat::sync_published(dir, &switch.published)?;
+        crate::nat::sync_published6(dir, &switch.published6)?;
     }
     let program = loader::load_classifier(&mut ebpf, PORT_PROGRAM)?;
 

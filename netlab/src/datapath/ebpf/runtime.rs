@@ -14,18 +14,24 @@ use crate::bpf::{
     key::ipv4_of_key,
     maps::{Counters, SwitchMaps},
 };
-use crate::plan::{PortRole, PublishedPort};
+use crate::plan::{PortRole, PublishedPort, PublishedPort6};
 
-/// Makes the lab's published ports exactly `published` (`netlab
-/// publish/unpublish`); translations of ports that went away are dropped.
-/// Runs in any namespace (maps only).
-pub fn set_published(lab: &str, published: &[PublishedPort]) -> Result<()> {
+/// Makes the lab's published ports exactly `published` (IPv4) and
+/// `published6` (IPv6) (`netlab publish/unpublish`); translations of
+/// ports that went away are dropped. Runs in any namespace (maps only).
+pub fn set_published(
+    lab: &str,
+    published: &[PublishedPort],
+    published6: &[PublishedPort6],
+) -> Result<()> {
     validate_lab(lab)?;
     let dir = installed_dir(lab)?;
-    let dropped = crate::nat::sync_published(&dir, published)?;
+    let dropped = crate::nat::sync_published(&dir, published)?
+        + crate::nat::sync_published6(&dir, published6)?;
     log::debug!(
-        "published ports: {} set, {dropped} translations dropped",
-        published.len()
+        "published ports: {} + {} (IPv6) set, {dropped} translations dropped",
+        published.len(),
+        published6.len()
     );
     Ok(())
 }

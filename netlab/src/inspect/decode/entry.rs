@@ -202,8 +202,75 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: PublishEntry = read(one()?)?;
             plain(publish_key(&k), publish_entry(&v))
         }
+        // Published IPv6 ports (full paths: one arm each, beside the
+        // IPv4 ones).
+        netlab_common::nat6::NAT6_PUBLISH_MAP => {
+            let k: netlab_common::nat6::Publish6Key = read(key)?;
+            let v: netlab_common::nat6::Publish6Entry = read(one()?)?;
+            plain(
+                fields! {
+                    "addr" => std::net::Ipv6Addr::from(k.addr).to_string(),
+                    "port" => port(k.port),
+                    "proto" => super::scalars::proto(k.proto),
+                },
+                fields! {
+                    "addr" => std::net::Ipv6Addr::from(v.addr).to_string(),
+                    "port" => port(v.port),
+                },
+            )
+        }
+        netlab_common::nat6::PUBLISH_SOCKS6_MAP => {
+            let k: netlab_common::nat6::Publish6SockKey = read(key)?;
+            let v: netlab_common::nat6::Publish6SockEntry = read(one()?)?;
+            plain(
+                fields! {
+                    "socket_cookie" => k.cookie,
+                    "addr" => std::net::Ipv6Addr::from(k.addr).to_string(),
+                    "port" => port(k.port),
+                },
+                fields! {
+                    "published_addr" => std::net::Ipv6Addr::from(v.addr).to_string(),
+                    "published_port" => port(v.port),
+                },
+            )
+        }
         other => return Err(format!("no decoder for map {other}")),
     })
+}
+
+#[cfg(test)]
+mod publish6_tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::inspect::decode::context::{Context, IfNames};
+
+    #[test]
+    fn published_ipv6_ports_from_bytes() {
+        let cx = Context {
+            ifnames: IfNames(Default::default()),
+            now_ns: 0,
+        };
+        let mut key = [0u8; 16].to_vec();
+        key.extend(8080u16.to_be_bytes());
+        key.extend([6, 0]);
+        let mut value = "fd00:10:79:1::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets()
+            .to_vec();
+        value.extend(80u16.to_be_bytes());
+        value.extend([0, 0]);
+        let d = entry(netlab_common::nat6::NAT6_PUBLISH_MAP, &key, &[value], &cx).unwrap();
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "addr": "::", "port": 8080, "proto": "tcp" })
+        );
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "addr": "fd00:10:79:1::1", "port": 80 })
+        );
+    }
 }
 
 #[cfg(test)]
