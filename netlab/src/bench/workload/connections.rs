@@ -85,11 +85,7 @@ pub fn connection_rate(
 /// [`AcceptServer`] listens there) completes within `within`: tried again
 /// and again until it does or the time is up; the last error says why not.
 /// The bench's probe of a path before it measures it.
-pub fn connects_within(
-    client: &NsCpu,
-    server: SocketAddr,
-    within: Duration,
-) -> anyhow::Result<()> {
+pub fn connects_within(client: &NsCpu, server: SocketAddr, within: Duration) -> anyhow::Result<()> {
     client.run_in("bench-probe-connect", move || {
         let deadline = Instant::now() + within;
         loop {
