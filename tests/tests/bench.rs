@@ -158,7 +158,8 @@ fn connection_rate_and_prefill_on_a_veth_pair() {
 
 /// `netlab bench` as a user runs it, on the two netlab datapaths: every
 /// workload once (1 round of 1 s), and every figure of every workload is
-/// there for both, positive, with its ebpf/kernel ratio; on the eBPF lab
+/// there for both, positive, with its ebpf/kernel ratio — the IPv6 ones
+/// through NAT66 / ip6tables included, each next to its IPv4 twin; on the eBPF lab
 /// the kernel's run-time statistics give a positive cost per packet for
 /// each program the workload crosses. The labs (`q18-kernel`, `q18-ebpf`,
 /// on the bench's own 10.201.1/2.0/24 inside their sandbox namespaces) are
@@ -240,6 +241,47 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
     }
     assert_eq!(figures, summaries.len(), "{summaries:#?}");
 
+    // The IPv6 rows, next to their IPv4 twins: measured to the internet
+    // namespace's IPv6 address (the one netlab gave the lab, recorded in
+    // `labs`), through NAT66 on eBPF and ip6tables MASQUERADE on the
+    // kernel lab, with real numbers on both.
+    let labs = json["labs"].as_array().unwrap();
+    assert_eq!(labs.len(), 2);
+    for lab in labs {
+        let inet6 = lab["internet"]["address6"].as_str().unwrap_or_default();
+        let inet6: std::net::Ipv6Addr = inet6
+            .parse()
+            .unwrap_or_else(|_| panic!("no IPv6 internet address: {lab}"));
+        assert!(!inet6.is_loopback() && !inet6.is_unspecified(), "{lab}");
+        let client6 = lab["client_address6"].as_str().unwrap_or_default();
+        assert!(
+            client6.parse::<std::net::Ipv6Addr>().is_ok(),
+            "no IPv6 client address: {lab}"
+        );
+    }
+    let position = |id: &str| summaries.iter().position(|s| s["figure"] == id);
+    for (v6, v4) in [
+        ("inet6_tcp_1.bits_per_second", "inet_tcp_1.bits_per_second"),
+        (
+            "inet6_udp_64.packets_per_second",
+            "inet_udp_64.packets_per_second",
+        ),
+    ] {
+        let i = position(v6).unwrap_or_else(|| panic!("no IPv6 row {v6}"));
+        assert_eq!(position(v4), Some(i - 1), "{v6} is not next to {v4}");
+        for datapath in ["kernel", "ebpf"] {
+            let median = summaries[i]["datapaths"][datapath]["median"]
+                .as_f64()
+                .unwrap_or(0.0);
+            assert!(median > 0.0, "{v6} on {datapath}: {}", summaries[i]);
+        }
+    }
+    assert_eq!(samples_of(&json, "inet6_udp_64").count(), 2);
+    for s in samples_of(&json, "inet6_udp_64") {
+        let received = s["details"]["received_packets"].as_f64().unwrap_or(0.0);
+        assert!(received > 0.0, "no IPv6 datagram arrived: {s}");
+    }
+
     // One sample per workload and datapath; on eBPF, what each program the
     // traffic crosses cost per packet.
     let samples = json["samples"].as_array().unwrap();
@@ -260,6 +302,14 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
             assert!(cost > 0.0, "{w}: no cost per packet for {p}: {s}");
         }
     }
+}
+
+fn samples_of<'a>(json: &'a Value, workload: &'a str) -> impl Iterator<Item = &'a Value> {
+    json["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(move |s| s["workload"] == workload)
 }
 
 /// `netlab bench --micro` on a tiny repeat count: every case ran its
