@@ -50,7 +50,11 @@ impl Flow6 {
         } else {
             self.proto
         };
-        let timeout = timeout_for(Proto::from_number(proto), FlowState::from_raw(self.state), t);
+        let timeout = timeout_for(
+            Proto::from_number(proto),
+            FlowState::from_raw(self.state),
+            t,
+        );
         now_ns.saturating_sub(self.last_seen_ns()) >= timeout.as_nanos() as u64
     }
 }
@@ -107,7 +111,10 @@ impl Maps6 {
         Ok(join6(&orig, &reply))
     }
 
-    fn view(&mut self, reply: bool) -> Result<BpfHashMap<&mut MapData, Nat6Key, Nat6Entry>, NatError> {
+    fn view(
+        &mut self,
+        reply: bool,
+    ) -> Result<BpfHashMap<&mut MapData, Nat6Key, Nat6Entry>, NatError> {
         let (map, name) = if reply {
             (&mut self.reply, NAT6_REPLY_MAP)
         } else {
@@ -251,7 +258,11 @@ mod tests {
             saddr: [0xfd; 16],
             daddr: [0x20; 16],
             sport: sport.to_be(),
-            dport: if proto == IPPROTO_ICMPV6 { 0 } else { 80u16.to_be() },
+            dport: if proto == IPPROTO_ICMPV6 {
+                0
+            } else {
+                80u16.to_be()
+            },
             proto,
             _pad: [0; 3],
         };
