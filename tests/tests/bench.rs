@@ -156,6 +156,77 @@ fn connection_rate_and_prefill_on_a_veth_pair() {
     assert!(!netns_exists("bt-conn-direct-ns1"));
 }
 
+/// The IPv6 probe the bench runs before its IPv6 workloads, on a real
+/// veth pair standing in for a lab: with no IPv6 address recorded, and
+/// with an address the client cannot reach, it fails and says why (that
+/// reason is what the report prints as "IPv6 unavailable: ..."); once both
+/// ends have IPv6 addresses on the link, it connects.
+#[test]
+fn ipv6_probe_says_why_a_path_is_missing_and_passes_a_working_one() {
+    use netlab::bench::direct::{CLIENT_DEV, SERVER_DEV};
+    use netlab::bench::ipv6;
+    use netlab::bench::lab::{Endpoints, Internet};
+    use netlab::bench::nsexec::ip;
+    use netlab::bench::{Plan, catalog::BenchDatapath};
+    use std::net::Ipv6Addr;
+    use std::time::Duration;
+
+    let pair = DirectPair::create("vg6-probe").expect("veth pair");
+    let plan = Plan::from_args(&BenchArgs {
+        workloads: vec![Workload::Inet6Udp64],
+        prefix: "vg6-probe".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let (client6, server6): (Ipv6Addr, Ipv6Addr) = (
+        "fd00:10:167:9::1".parse().unwrap(),
+        "fd00:10:167:9::2".parse().unwrap(),
+    );
+    let mut ep = Endpoints {
+        datapath: BenchDatapath::Ebpf,
+        lab: "vg6-probe".into(),
+        client_namespace: pair.client_ns.clone(),
+        client_address: pair.client_addr,
+        client_address6: Some(client6),
+        server_namespace: pair.server_ns.clone(),
+        server_address: pair.server_addr,
+        internet: Some(Internet {
+            namespace: pair.server_ns.clone(),
+            address: pair.server_addr,
+            address6: None,
+            host_namespace: pair.server_ns.clone(),
+        }),
+    };
+    let within = Duration::from_secs(1);
+    let why = |ep: &Endpoints| format!("{:#}", ipv6::probe(&plan, ep, within).unwrap_err());
+
+    let err = why(&ep);
+    assert!(
+        err.contains("no IPv6 address for the internet namespace"),
+        "{err}"
+    );
+
+    // An address the pair does not carry: no route, no connection.
+    ep.internet.as_mut().unwrap().address6 = Some(server6);
+    let err = why(&ep);
+    assert!(
+        err.contains(&format!("no TCP connection to [{server6}]:")) && err.contains("unreachable"),
+        "{err}"
+    );
+
+    // Both ends on the link (no duplicate address detection to wait for).
+    for (ns, dev, addr) in [
+        (&pair.client_ns, CLIENT_DEV, client6),
+        (&pair.server_ns, SERVER_DEV, server6),
+    ] {
+        let addr = format!("{addr}/64");
+        ip(&["-n", ns, "-6", "addr", "add", &addr, "dev", dev, "nodad"]).unwrap();
+    }
+    ipv6::probe(&plan, &ep, Duration::from_secs(10)).expect("the probe connects over IPv6");
+    drop(pair);
+    assert!(!netns_exists("vg6-probe-direct-ns1"));
+}
+
 /// `netlab bench` as a user runs it, on the two netlab datapaths: every
 /// workload once (1 round of 1 s), and every figure of every workload is
 /// there for both, positive, with its ebpf/kernel ratio — the IPv6 ones

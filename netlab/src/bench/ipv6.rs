@@ -48,7 +48,7 @@ pub fn probe_all(
     }
     for ep in endpoints.iter().filter(|ep| ep.internet.is_some()) {
         bar.set_message(format!("IPv6 probe {}", ep.datapath));
-        let result = probe(plan, ep);
+        let result = probe(plan, ep, PROBE_TIMEOUT);
         interrupt::check()?;
         if let Err(why) = result {
             mark(&mut unavailable, bar, ep.datapath, format!("{why:#}"));
@@ -57,7 +57,10 @@ pub fn probe_all(
     Ok(unavailable)
 }
 
-fn probe(plan: &Plan, ep: &Endpoints) -> anyhow::Result<()> {
+/// One lab's probe: the addresses netlab gave it, then a TCP connection
+/// over IPv6 to the internet namespace within `within`; the error says
+/// which is missing.
+pub fn probe(plan: &Plan, ep: &Endpoints, within: Duration) -> anyhow::Result<()> {
     let inet = ep.internet.as_ref().context("no internet side")?;
     let target = inet.address6.with_context(|| {
         format!(
@@ -80,7 +83,7 @@ fn probe(plan: &Plan, ep: &Endpoints) -> anyhow::Result<()> {
     )?;
     let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
     let target = SocketAddr::new(target.into(), workload::ACCEPT_PORT);
-    let connected = workload::connects_within(&client, target, PROBE_TIMEOUT)
+    let connected = workload::connects_within(&client, target, within)
         .with_context(|| format!("from {} through the lab's NAT", ep.client_namespace));
     server.stop()?;
     connected
