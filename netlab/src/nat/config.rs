@@ -140,6 +140,15 @@ pub fn configure6(
     Ok(cfg.is_some())
 }
 
+/// Whether NAT66 is on in the lab pinned in `pin_dir` (its
+/// `nat6_config` enabled); `None` when the map cannot be read (no eBPF
+/// datapath, pins of an older netlab).
+pub fn nat66_enabled(pin_dir: &Path) -> Option<bool> {
+    let map = maps::open_pinned(pin_dir, NAT6_CONFIG_MAP).ok()?;
+    let array: Array<&aya::maps::MapData, Nat6Config> = Array::try_from(&map).ok()?;
+    Some(array.get(&0, 0).ok()?.flags & NAT_FLAG_ENABLED != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

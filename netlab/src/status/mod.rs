@@ -58,6 +58,10 @@ pub struct LabStatus {
     pub missing: Vec<crate::health::Missing>,
     /// Containers attached by the CNI plugin.
     pub containers: Vec<ContainerStatus>,
+    /// Why the lab's IPv6 cannot leave it (NAT66 off on an eBPF lab with
+    /// IPv6), or None.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6_egress_unavailable: Option<String>,
 }
 
 /// One CNI container, as the state file records it.
@@ -149,6 +153,7 @@ pub fn collect(state: &LabState) -> LabStatus {
         owned: state.objects.clone(),
         ebpf: ebpf_status(state),
         daemon: (plan.datapath == DatapathKind::Ebpf).then(|| crate::supervise::status(&plan.name)),
+        ipv6_egress_unavailable: ipv6_egress_unavailable(state),
         missing: crate::health::missing(state),
         containers: plan
             .containers
@@ -166,6 +171,22 @@ pub fn collect(state: &LabState) -> LabStatus {
             })
             .collect(),
     }
+}
+
+/// NAT66 off on an eBPF lab that has IPv6: the uplink had no global IPv6
+/// address when the lab came up (what `up` said then, said again).
+fn ipv6_egress_unavailable(state: &LabState) -> Option<String> {
+    let plan = &state.plan;
+    if plan.datapath != DatapathKind::Ebpf || plan.ipv6.is_none() {
+        return None;
+    }
+    let dir = crate::datapath::ebpf::pin_dir(&plan.name);
+    (crate::nat::nat66_enabled(&dir) == Some(false)).then(|| {
+        format!(
+            "IPv6 egress unavailable: {} has no global IPv6 address",
+            plan.uplink()
+        )
+    })
 }
 
 /// The eBPF section: programs with attach points and ids, maps with fill.
@@ -213,6 +234,10 @@ pub fn render(s: &LabStatus) -> String {
     }
     if let Some(d) = &s.daemon {
         out.push_str(&crate::supervise::render(d));
+        out.push('\n');
+    }
+    if let Some(why) = &s.ipv6_egress_unavailable {
+        out.push_str(why);
         out.push('\n');
     }
     if !s.missing.is_empty() {

@@ -92,6 +92,8 @@ impl Nat6Lab {
             plan.subnet6.is_some(),
             "NAT66 on exactly when the plan has subnet6"
         );
+        // What `status` reads to say "IPv6 egress unavailable".
+        assert_eq!(nat::nat66_enabled(&dir), Some(plan.subnet6.is_some()));
         Nat6Lab { loaded }
     }
 
