@@ -156,9 +156,81 @@ fn connection_rate_and_prefill_on_a_veth_pair() {
     assert!(!netns_exists("bt-conn-direct-ns1"));
 }
 
+/// The IPv6 probe the bench runs before its IPv6 workloads, on a real
+/// veth pair standing in for a lab: with no IPv6 address recorded, and
+/// with an address the client cannot reach, it fails and says why (that
+/// reason is what the report prints as "IPv6 unavailable: ..."); once both
+/// ends have IPv6 addresses on the link, it connects.
+#[test]
+fn ipv6_probe_says_why_a_path_is_missing_and_passes_a_working_one() {
+    use netlab::bench::direct::{CLIENT_DEV, SERVER_DEV};
+    use netlab::bench::ipv6;
+    use netlab::bench::lab::{Endpoints, Internet};
+    use netlab::bench::nsexec::ip;
+    use netlab::bench::{Plan, catalog::BenchDatapath};
+    use std::net::Ipv6Addr;
+    use std::time::Duration;
+
+    let pair = DirectPair::create("vg6-probe").expect("veth pair");
+    let plan = Plan::from_args(&BenchArgs {
+        workloads: vec![Workload::Inet6Udp64],
+        prefix: "vg6-probe".into(),
+        ..Default::default()
+    })
+    .unwrap();
+    let (client6, server6): (Ipv6Addr, Ipv6Addr) = (
+        "fd00:10:167:9::1".parse().unwrap(),
+        "fd00:10:167:9::2".parse().unwrap(),
+    );
+    let mut ep = Endpoints {
+        datapath: BenchDatapath::Ebpf,
+        lab: "vg6-probe".into(),
+        client_namespace: pair.client_ns.clone(),
+        client_address: pair.client_addr,
+        client_address6: Some(client6),
+        server_namespace: pair.server_ns.clone(),
+        server_address: pair.server_addr,
+        internet: Some(Internet {
+            namespace: pair.server_ns.clone(),
+            address: pair.server_addr,
+            address6: None,
+            host_namespace: pair.server_ns.clone(),
+        }),
+    };
+    let within = Duration::from_secs(1);
+    let why = |ep: &Endpoints| format!("{:#}", ipv6::probe(&plan, ep, within).unwrap_err());
+
+    let err = why(&ep);
+    assert!(
+        err.contains("no IPv6 address for the internet namespace"),
+        "{err}"
+    );
+
+    // An address the pair does not carry: no route, no connection.
+    ep.internet.as_mut().unwrap().address6 = Some(server6);
+    let err = why(&ep);
+    assert!(
+        err.contains(&format!("no TCP connection to [{server6}]:")) && err.contains("unreachable"),
+        "{err}"
+    );
+
+    // Both ends on the link (no duplicate address detection to wait for).
+    for (ns, dev, addr) in [
+        (&pair.client_ns, CLIENT_DEV, client6),
+        (&pair.server_ns, SERVER_DEV, server6),
+    ] {
+        let addr = format!("{addr}/64");
+        ip(&["-n", ns, "-6", "addr", "add", &addr, "dev", dev, "nodad"]).unwrap();
+    }
+    ipv6::probe(&plan, &ep, Duration::from_secs(10)).expect("the probe connects over IPv6");
+    drop(pair);
+    assert!(!netns_exists("vg6-probe-direct-ns1"));
+}
+
 /// `netlab bench` as a user runs it, on the two netlab datapaths: every
 /// workload once (1 round of 1 s), and every figure of every workload is
-/// there for both, positive, with its ebpf/kernel ratio; on the eBPF lab
+/// there for both, positive, with its ebpf/kernel ratio — the IPv6 ones
+/// through NAT66 / ip6tables included, each next to its IPv4 twin; on the eBPF lab
 /// the kernel's run-time statistics give a positive cost per packet for
 /// each program the workload crosses. The labs (`q18-kernel`, `q18-ebpf`,
 /// on the bench's own 10.201.1/2.0/24 inside their sandbox namespaces) are
@@ -240,6 +312,47 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
     }
     assert_eq!(figures, summaries.len(), "{summaries:#?}");
 
+    // The IPv6 rows, next to their IPv4 twins: measured to the internet
+    // namespace's IPv6 address (the one netlab gave the lab, recorded in
+    // `labs`), through NAT66 on eBPF and ip6tables MASQUERADE on the
+    // kernel lab, with real numbers on both.
+    let labs = json["labs"].as_array().unwrap();
+    assert_eq!(labs.len(), 2);
+    for lab in labs {
+        let inet6 = lab["internet"]["address6"].as_str().unwrap_or_default();
+        let inet6: std::net::Ipv6Addr = inet6
+            .parse()
+            .unwrap_or_else(|_| panic!("no IPv6 internet address: {lab}"));
+        assert!(!inet6.is_loopback() && !inet6.is_unspecified(), "{lab}");
+        let client6 = lab["client_address6"].as_str().unwrap_or_default();
+        assert!(
+            client6.parse::<std::net::Ipv6Addr>().is_ok(),
+            "no IPv6 client address: {lab}"
+        );
+    }
+    let position = |id: &str| summaries.iter().position(|s| s["figure"] == id);
+    for (v6, v4) in [
+        ("inet6_tcp_1.bits_per_second", "inet_tcp_1.bits_per_second"),
+        (
+            "inet6_udp_64.packets_per_second",
+            "inet_udp_64.packets_per_second",
+        ),
+    ] {
+        let i = position(v6).unwrap_or_else(|| panic!("no IPv6 row {v6}"));
+        assert_eq!(position(v4), Some(i - 1), "{v6} is not next to {v4}");
+        for datapath in ["kernel", "ebpf"] {
+            let median = summaries[i]["datapaths"][datapath]["median"]
+                .as_f64()
+                .unwrap_or(0.0);
+            assert!(median > 0.0, "{v6} on {datapath}: {}", summaries[i]);
+        }
+    }
+    assert_eq!(samples_of(&json, "inet6_udp_64").count(), 2);
+    for s in samples_of(&json, "inet6_udp_64") {
+        let received = s["details"]["received_packets"].as_f64().unwrap_or(0.0);
+        assert!(received > 0.0, "no IPv6 datagram arrived: {s}");
+    }
+
     // One sample per workload and datapath; on eBPF, what each program the
     // traffic crosses cost per packet.
     let samples = json["samples"].as_array().unwrap();
@@ -260,6 +373,14 @@ fn netlab_bench_on_the_kernel_and_ebpf_datapaths_reports_every_figure() {
             assert!(cost > 0.0, "{w}: no cost per packet for {p}: {s}");
         }
     }
+}
+
+fn samples_of<'a>(json: &'a Value, workload: &'a str) -> impl Iterator<Item = &'a Value> {
+    json["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(move |s| s["workload"] == workload)
 }
 
 /// `netlab bench --micro` on a tiny repeat count: every case ran its

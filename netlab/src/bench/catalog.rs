@@ -71,6 +71,9 @@ pub enum Path {
     Ns,
     /// Namespace to the internet namespace through the gateway and source NAT.
     Inet,
+    /// Namespace to the internet namespace's IPv6 address through the
+    /// gateway and NAT66 (ip6tables MASQUERADE on the kernel datapath).
+    Inet6,
     /// The internet namespace to a published port of a namespace, at the
     /// uplink address (destination NAT).
     Published,
@@ -111,10 +114,19 @@ pub enum Workload {
     #[serde(rename = "inet_tcp_1")]
     #[value(name = "inet_tcp_1")]
     InetTcp1,
+    /// The same over IPv6, through NAT66 (ip6tables MASQUERADE on the
+    /// kernel datapath).
+    #[serde(rename = "inet6_tcp_1")]
+    #[value(name = "inet6_tcp_1")]
+    Inet6Tcp1,
     /// ns→internet UDP 64-byte datagrams through NAT.
     #[serde(rename = "inet_udp_64")]
     #[value(name = "inet_udp_64")]
     InetUdp64,
+    /// The same over IPv6 (64-byte payload), through NAT66.
+    #[serde(rename = "inet6_udp_64")]
+    #[value(name = "inet6_udp_64")]
+    Inet6Udp64,
     /// ns→internet TCP ping-pong through NAT.
     #[serde(rename = "inet_rr")]
     #[value(name = "inet_rr")]
@@ -144,13 +156,17 @@ pub enum Workload {
 }
 
 impl Workload {
-    pub const ALL: [Workload; 12] = [
+    /// Every workload, in report order: each IPv6 row right after its
+    /// IPv4 counterpart.
+    pub const ALL: [Workload; 14] = [
         Self::NsTcp1,
         Self::NsTcp2,
         Self::NsUdp64,
         Self::NsRr,
         Self::InetTcp1,
+        Self::Inet6Tcp1,
         Self::InetUdp64,
+        Self::Inet6Udp64,
         Self::InetRr,
         Self::InetConnRate,
         Self::InetConnRatePrefilled,
@@ -167,7 +183,9 @@ impl Workload {
             Self::NsUdp64 => "ns_udp_64",
             Self::NsRr => "ns_rr",
             Self::InetTcp1 => "inet_tcp_1",
+            Self::Inet6Tcp1 => "inet6_tcp_1",
             Self::InetUdp64 => "inet_udp_64",
+            Self::Inet6Udp64 => "inet6_udp_64",
             Self::InetRr => "inet_rr",
             Self::InetConnRate => "inet_conn_rate",
             Self::InetConnRatePrefilled => "inet_conn_rate_prefilled",
@@ -184,7 +202,9 @@ impl Workload {
             Self::NsUdp64 => "ns→ns UDP 64 B",
             Self::NsRr => "ns→ns TCP ping-pong",
             Self::InetTcp1 => "ns→inet TCP, 1 stream (NAT)",
+            Self::Inet6Tcp1 => "ns→inet IPv6 TCP, 1 stream (NAT66)",
             Self::InetUdp64 => "ns→inet UDP 64 B (NAT)",
+            Self::Inet6Udp64 => "ns→inet IPv6 UDP 64 B (NAT66)",
             Self::InetRr => "ns→inet TCP ping-pong (NAT)",
             Self::InetConnRate => "ns→inet new TCP conns (NAT)",
             Self::InetConnRatePrefilled => "ns→inet new TCP conns, NAT table prefilled",
@@ -198,6 +218,7 @@ impl Workload {
         match self {
             Self::NsTcp1 | Self::NsTcp2 | Self::NsUdp64 | Self::NsRr => Path::Ns,
             Self::PubRr | Self::PubConnRate => Path::Published,
+            Self::Inet6Tcp1 | Self::Inet6Udp64 => Path::Inet6,
             _ => Path::Inet,
         }
     }
@@ -205,8 +226,12 @@ impl Workload {
     /// The figures this workload produces.
     pub fn metrics(self) -> &'static [Metric] {
         match self {
-            Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 => &[Metric::BitsPerSecond],
-            Self::NsUdp64 | Self::InetUdp64 | Self::InetFlood => &[Metric::PacketsPerSecond],
+            Self::NsTcp1 | Self::NsTcp2 | Self::InetTcp1 | Self::Inet6Tcp1 => {
+                &[Metric::BitsPerSecond]
+            }
+            Self::NsUdp64 | Self::InetUdp64 | Self::Inet6Udp64 | Self::InetFlood => {
+                &[Metric::PacketsPerSecond]
+            }
             Self::NsRr | Self::InetRr | Self::PubRr => &[
                 Metric::RttP50Us,
                 Metric::RttP99Us,

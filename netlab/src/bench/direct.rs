@@ -12,8 +12,8 @@ use anyhow::bail;
 use super::nsexec::ip;
 
 /// Interface names inside the two namespaces.
-const CLIENT_DEV: &str = "veth-c";
-const SERVER_DEV: &str = "veth-s";
+pub const CLIENT_DEV: &str = "veth-c";
+pub const SERVER_DEV: &str = "veth-s";
 /// The direct pair's own subnet (one subnet per datapath; see lab.rs).
 pub const DIRECT_CLIENT_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 3, 1);
 pub const DIRECT_SERVER_ADDR: Ipv4Addr = Ipv4Addr::new(10, 201, 3, 2);

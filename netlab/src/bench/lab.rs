@@ -3,7 +3,7 @@
 //! (the bench uses netlab exactly as a user would); `direct` is a bare veth
 //! pair (direct.rs).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -173,6 +173,11 @@ pub fn netlab_binary() -> anyhow::Result<PathBuf> {
 /// A netlab lab brought up for the bench; `down` on drop.
 pub struct NetlabLab {
     pub spec: LabSpec,
+    /// The IPv6 addresses netlab gave the lab (its state file's plan):
+    /// the client namespace's and the internet namespace's. None where the
+    /// lab has no IPv6.
+    pub client_addr6: Option<Ipv6Addr>,
+    pub internet_addr6: Option<Ipv6Addr>,
     file: PathBuf,
     netlab: PathBuf,
     is_up: bool,
@@ -203,6 +208,8 @@ impl NetlabLab {
             .with_context(|| format!("writing {}", file.display()))?;
         let mut lab = NetlabLab {
             spec,
+            client_addr6: None,
+            internet_addr6: None,
             file,
             netlab,
             is_up: false,
@@ -224,6 +231,16 @@ impl NetlabLab {
             &lab.netlab,
             &["up", "-f", &file, "--datapath", lab.spec.datapath],
         )?;
+        // The IPv6 addresses are netlab's to derive (from `subnet6`, by
+        // default from the IPv4 subnet): read them from what `up` recorded
+        // rather than repeat the rule here.
+        let state = crate::state::peek(&lab.spec.name)?
+            .with_context(|| format!("lab {} has no state file after `up`", lab.spec.name))?;
+        lab.client_addr6 = state
+            .plan
+            .endpoint(&lab.spec.client_ns)
+            .and_then(|e| e.address6);
+        lab.internet_addr6 = state.plan.internet_server6();
         Ok(lab)
     }
 
@@ -254,6 +271,8 @@ pub struct Endpoints {
     pub lab: String,
     pub client_namespace: String,
     pub client_address: Ipv4Addr,
+    /// The client namespace's IPv6 address (None: the lab has none).
+    pub client_address6: Option<Ipv6Addr>,
     pub server_namespace: String,
     pub server_address: Ipv4Addr,
     /// The sandbox internet, behind the lab's NAT; `None` for `direct`.
@@ -264,6 +283,8 @@ pub struct Endpoints {
 pub struct Internet {
     pub namespace: String,
     pub address: Ipv4Addr,
+    /// Where the IPv6 workloads go, through NAT66 (None: no IPv6).
+    pub address6: Option<Ipv6Addr>,
     /// The namespace playing the host, where the NAT lives.
     pub host_namespace: String,
 }
@@ -291,11 +312,13 @@ impl BenchLab {
                     lab: s.name.clone(),
                     client_namespace: s.client_ns.clone(),
                     client_address: s.client_addr,
+                    client_address6: lab.client_addr6,
                     server_namespace: s.server_ns.clone(),
                     server_address: s.server_addr,
                     internet: Some(Internet {
                         namespace: s.inet_ns.clone(),
                         address: INET_ADDR,
+                        address6: lab.internet_addr6,
                         host_namespace: s.host_ns.clone(),
                     }),
                 }
@@ -305,6 +328,7 @@ impl BenchLab {
                 lab: pair.client_ns.trim_end_matches("-ns1").to_string(),
                 client_namespace: pair.client_ns.clone(),
                 client_address: pair.client_addr,
+                client_address6: None,
                 server_namespace: pair.server_ns.clone(),
                 server_address: pair.server_addr,
                 internet: None,

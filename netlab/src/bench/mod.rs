@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod direct;
 pub mod flood;
 pub mod interrupt;
+pub mod ipv6;
 pub mod lab;
 pub mod micro;
 pub mod nattable;
@@ -38,7 +39,7 @@ pub use catalog::{BenchDatapath, Workload};
 use lab::{BenchLab, Endpoints};
 use nsexec::NsCpu;
 pub use plan::{BenchArgs, Plan};
-use report::{BenchReport, Failure, Sample, Settings, Skipped};
+use report::{BenchReport, Failure, Sample, Settings, SkipKind, Skipped};
 use workload::{Measured, Servers};
 
 /// `netlab bench`: run, print the table, write `--json` / `--svg`.
@@ -119,6 +120,8 @@ struct Run<'a> {
     samples: Vec<Sample>,
     failures: Vec<Failure>,
     nat: NatDrain,
+    /// Datapaths whose lab carries no IPv6 to the internet namespace.
+    unavailable6: ipv6::Unavailable,
 }
 
 fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<BenchReport> {
@@ -144,28 +147,33 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
     };
     // The kernel's per-program run-time statistics, on for this run only.
     let _bpf_stats = crate::bpf::runstats::enable();
+    // Before any server runs (the probe listens on the accept port).
+    let unavailable6 = ipv6::probe_all(plan, &endpoints, &bar)?;
     let mut run = Run {
         plan,
         bar,
         samples: Vec::new(),
         failures: Vec::new(),
         nat,
+        unavailable6,
     };
 
     // Warm-up: one short TCP run per datapath (ARP, caches, CPU clocks),
-    // through the NAT where there is one; discarded.
+    // through the NAT where there is one (and the NAT66, for the IPv6
+    // workloads); discarded.
     {
         let servers = start_servers(plan, &endpoints)?;
         for ep in &endpoints {
             interrupt::check()?;
             run.bar.set_message(format!("warm-up {}", ep.datapath));
             let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
-            workload::tcp_throughput(&client, ep.server_address, 1, 1)
+            workload::tcp_throughput(&client, ep.server_address.into(), 1, 1)
                 .with_context(|| format!("warm-up on {}", ep.datapath))?;
             if let Some(inet) = &ep.internet {
-                workload::tcp_throughput(&client, inet.address, 1, 1)
+                workload::tcp_throughput(&client, inet.address.into(), 1, 1)
                     .with_context(|| format!("warm-up through NAT on {}", ep.datapath))?;
             }
+            ipv6::warm_up(plan, ep, &mut run.unavailable6, &run.bar)?;
             run.bar.inc(1);
         }
         drop(servers);
@@ -179,6 +187,11 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
                 .filter(|ep| workload.skip_reason(ep.datapath).is_none())
             {
                 interrupt::check()?;
+                if ipv6::blocks(&run.unavailable6, workload, ep.datapath) {
+                    // Said once in the notes, counted for the bar.
+                    run.bar.inc(1);
+                    continue;
+                }
                 run.bar
                     .set_message(format!("round {round}: {} {}", ep.datapath, workload.id()));
                 let before = progstats::has_programs(&ep.lab)
@@ -231,7 +244,8 @@ fn measure(plan: &Plan, settings: Settings, workdir: &Path) -> anyhow::Result<Be
         );
     }
 
-    let skipped = skipped(run.plan);
+    let mut skipped = skipped(run.plan);
+    skipped.extend(ipv6::skipped(run.plan, &run.unavailable6));
     let summaries = report::summarize(run.plan, &run.samples);
     Ok(BenchReport {
         schema: report::SCHEMA,
@@ -331,22 +345,31 @@ fn measure_one(
 ) -> anyhow::Result<Measured> {
     let client = NsCpu::new(&ep.client_namespace, plan.client_cpu);
     let secs = plan.duration_secs;
+    let server = ep.server_address.into();
     let inet = || {
         ep.internet
             .as_ref()
             .context("this datapath has no internet side")
     };
+    let inet6 = || {
+        inet()?
+            .address6
+            .context("this datapath's lab has no IPv6 internet address")
+    };
     match workload {
-        Workload::NsTcp1 => workload::tcp_throughput(&client, ep.server_address, 1, secs),
-        Workload::NsTcp2 => workload::tcp_throughput(&client, ep.server_address, 2, secs),
-        Workload::NsUdp64 => workload::udp_small_packets(&client, ep.server_address, secs),
-        Workload::NsRr => workload::request_response(&client, ep.server_address, secs),
-        Workload::InetTcp1 => workload::tcp_throughput(&client, inet()?.address, 1, secs),
-        Workload::InetUdp64 => workload::udp_small_packets(&client, inet()?.address, secs),
-        Workload::InetRr => workload::request_response(&client, inet()?.address, secs),
+        Workload::NsTcp1 => workload::tcp_throughput(&client, server, 1, secs),
+        Workload::NsTcp2 => workload::tcp_throughput(&client, server, 2, secs),
+        Workload::NsUdp64 => workload::udp_small_packets(&client, server, secs),
+        Workload::NsRr => workload::request_response(&client, server, secs),
+        Workload::InetTcp1 => workload::tcp_throughput(&client, inet()?.address.into(), 1, secs),
+        Workload::InetUdp64 => workload::udp_small_packets(&client, inet()?.address.into(), secs),
+        Workload::InetRr => workload::request_response(&client, inet()?.address.into(), secs),
+        Workload::Inet6Tcp1 => workload::tcp_throughput(&client, inet6()?.into(), 1, secs),
+        Workload::Inet6Udp64 => workload::udp_small_packets(&client, inet6()?.into(), secs),
         Workload::PubRr => {
             let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
-            workload::request_response_at(&client, lab::UPLINK_ADDR, lab::PUBLISHED_RR_PORT, secs)
+            let uplink = lab::UPLINK_ADDR.into();
+            workload::request_response_at(&client, uplink, lab::PUBLISHED_RR_PORT, secs)
         }
         Workload::PubConnRate => {
             let client = NsCpu::new(&inet()?.namespace, plan.client_cpu);
@@ -408,7 +431,8 @@ fn to_sample(round: u32, datapath: BenchDatapath, workload: Workload, m: Measure
     }
 }
 
-fn skipped(plan: &Plan) -> Vec<Skipped> {
+/// The workload/datapath pairs of the plan that do not apply.
+pub(crate) fn skipped(plan: &Plan) -> Vec<Skipped> {
     let mut out = Vec::new();
     for &workload in &plan.workloads {
         for &datapath in &plan.datapaths {
@@ -416,6 +440,7 @@ fn skipped(plan: &Plan) -> Vec<Skipped> {
                 out.push(Skipped {
                     workload,
                     datapath,
+                    kind: SkipKind::NotApplicable,
                     reason: reason.to_string(),
                 });
             }

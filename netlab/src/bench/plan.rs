@@ -228,8 +228,9 @@ mod tests {
         assert_eq!(inet, netlab_labs);
         let published: Vec<_> = plan.datapaths_for(Workload::PubRr).collect();
         assert_eq!(published, netlab_labs);
-        // 4 ns workloads x 4 + 6 inet and 2 published-port workloads x 3
-        assert_eq!(plan.measurements_per_round(), 40);
+        // 4 ns workloads x 4 + 8 inet (2 over IPv6) and 2 published-port
+        // workloads x 3
+        assert_eq!(plan.measurements_per_round(), 46);
     }
 
     #[test]

@@ -72,13 +72,50 @@ pub struct Method {
     pub request_response: String,
     pub connection_rate: String,
     pub prefill: String,
+    /// The `inet6_*` workloads: what differs from their IPv4 twins.
+    pub ipv6: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
 pub struct Skipped {
     pub workload: Workload,
     pub datapath: BenchDatapath,
+    pub kind: SkipKind,
     pub reason: String,
+}
+
+/// Why a workload/datapath pair has no figure although nothing failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SkipKind {
+    /// The workload does not apply to the datapath (NAT on a bare veth
+    /// pair), known before anything runs.
+    NotApplicable,
+    /// The lab built for the datapath has no working IPv6 path to the
+    /// internet namespace (no IPv6 addresses, or no connection through
+    /// its NAT66): found when the labs are up, said instead of a number.
+    Ipv6Unavailable,
+}
+
+impl SkipKind {
+    /// What the table and the chart show in place of the figure.
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::NotApplicable => "n/a",
+            Self::Ipv6Unavailable => "IPv6 unavailable",
+        }
+    }
+}
+
+impl BenchReport {
+    /// What stands in place of a figure a datapath has no samples for:
+    /// the reason it was skipped, else "failed".
+    pub fn missing_label(&self, workload: Workload, datapath: BenchDatapath) -> &'static str {
+        self.skipped
+            .iter()
+            .find(|s| s.workload == workload && s.datapath == datapath)
+            .map_or("failed", |s| s.kind.label())
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -210,15 +247,14 @@ pub fn table(report: &BenchReport) -> Table {
     for s in &report.summaries {
         let mut row = vec![Cell::new(&s.title), Cell::new(s.metric.display_unit().0)];
         for d in datapaths {
-            let text = match (s.datapaths.get(d), s.workload.skip_reason(*d)) {
-                (Some(x), _) => format!(
+            let text = match s.datapaths.get(d) {
+                Some(x) => format!(
                     "{} ({}–{})",
                     display(s.metric, x.median),
                     display(s.metric, x.min),
                     display(s.metric, x.max)
                 ),
-                (None, Some(_)) => "n/a".into(),
-                (None, None) => "failed".into(),
+                None => report.missing_label(s.workload, *d).into(),
             };
             row.push(Cell::new(text).set_alignment(CellAlignment::Right));
         }

@@ -85,5 +85,15 @@ pub fn method() -> Method {
             workload::PREFILL_DST_PORTS,
             workload::PREFILL_DST_PORT_BASE
         ),
+        ipv6: format!(
+            "inet6_tcp_1 and inet6_udp_64 are inet_tcp_1 and inet_udp_64 (same iperf3 runs, \
+             same {}-byte UDP payload) to the internet namespace's IPv6 address, through \
+             NAT66 (ebpf) or ip6tables MASQUERADE (kernel); before the warm-up, a TCP \
+             connection over IPv6 from the client namespace to the internet namespace must \
+             complete within {} s, and a datapath where it does not (or whose IPv6 warm-up \
+             fails) is reported \"IPv6 unavailable\" for these workloads instead of a figure",
+            workload::UDP_DATAGRAM_BYTES,
+            super::ipv6::PROBE_TIMEOUT.as_secs()
+        ),
     }
 }

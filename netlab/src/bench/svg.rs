@@ -68,19 +68,14 @@ pub fn render(report: &BenchReport) -> String {
     for (i, panel) in panels.iter().enumerate() {
         let px = MARGIN + PANEL_W * (i % COLUMNS) as f64;
         let py = LEGEND_H + PANEL_H * (i / COLUMNS) as f64;
-        render_panel(&mut svg, panel, &s.datapaths, px, py);
+        render_panel(&mut svg, report, panel, px, py);
     }
     svg.push_str("</svg>\n");
     svg
 }
 
-fn render_panel(
-    svg: &mut String,
-    p: &FigureSummary,
-    datapaths: &[BenchDatapath],
-    px: f64,
-    py: f64,
-) {
+fn render_panel(svg: &mut String, report: &BenchReport, p: &FigureSummary, px: f64, py: f64) {
+    let datapaths = &report.settings.datapaths;
     let _ = writeln!(
         svg,
         r##"<g class="panel" id="{}" transform="translate({px},{py})">"##,
@@ -131,11 +126,7 @@ fn render_panel(
             bottom + 14.0
         );
         let Some(s) = p.datapaths.get(d) else {
-            let why = if p.workload.skip_reason(*d).is_some() {
-                "n/a"
-            } else {
-                "failed"
-            };
+            let why = report.missing_label(p.workload, *d);
             let _ = writeln!(
                 svg,
                 r##"<text x="{cx}" y="{}" text-anchor="middle" fill="#999">{why}</text>"##,
@@ -175,6 +166,7 @@ mod tests {
 
     use super::*;
     use crate::bench::catalog::Workload;
+    use crate::bench::ipv6::{self, Unavailable};
     use crate::bench::plan::{BenchArgs, Plan};
     use crate::bench::report::{self, Cpus, Method, Sample, Settings};
 
@@ -194,8 +186,17 @@ mod tests {
     }
 
     fn report() -> BenchReport {
+        report_of(
+            &[Workload::NsTcp1, Workload::NsRr, Workload::InetConnRate],
+            &Unavailable::new(),
+        )
+    }
+
+    /// A report of `workloads` on every datapath, two rounds, without the
+    /// samples `unavailable` rules out.
+    fn report_of(workloads: &[Workload], unavailable: &Unavailable) -> BenchReport {
         let args = BenchArgs {
-            workloads: vec![Workload::NsTcp1, Workload::NsRr, Workload::InetConnRate],
+            workloads: workloads.to_vec(),
             ..Default::default()
         };
         let plan = Plan::from_args(&args).unwrap();
@@ -203,11 +204,15 @@ mod tests {
         for r in 1..=2 {
             for w in &plan.workloads {
                 for d in plan.datapaths_for(*w) {
-                    samples.push(sample(r, d, *w, 1000.0 * r as f64));
+                    if !ipv6::blocks(unavailable, *w, d) {
+                        samples.push(sample(r, d, *w, 1000.0 * r as f64));
+                    }
                 }
             }
         }
         let summaries = report::summarize(&plan, &samples);
+        let mut skipped = crate::bench::skipped(&plan);
+        skipped.extend(ipv6::skipped(&plan, unavailable));
         BenchReport {
             schema: report::SCHEMA,
             settings: Settings {
@@ -232,10 +237,11 @@ mod tests {
                     request_response: String::new(),
                     connection_rate: String::new(),
                     prefill: String::new(),
+                    ipv6: String::new(),
                 },
             },
             labs: vec![],
-            skipped: vec![],
+            skipped,
             samples,
             failures: vec![],
             summaries,
@@ -311,5 +317,29 @@ mod tests {
         assert!(svg.contains(">n/a<"));
         // Text was escaped.
         assert!(svg.contains("&lt;test &amp; co&gt;"));
+    }
+
+    #[test]
+    fn an_unavailable_ipv6_path_is_said_in_place_of_its_figures() {
+        let mut unavailable = Unavailable::new();
+        unavailable.insert(BenchDatapath::Ebpf, "no NAT66".into());
+        let report = report_of(&[Workload::InetUdp64, Workload::Inet6Udp64], &unavailable);
+        let svg = render(&report);
+        check_well_formed(&svg);
+        // kernel and ebpf-xdp have bars on both figures, ebpf on IPv4 only.
+        assert_eq!(svg.matches(r#"class="bar""#).count(), 3 + 2);
+        assert_eq!(svg.matches(">IPv6 unavailable<").count(), 1);
+        assert_eq!(svg.matches(">failed<").count(), 0);
+        let table = report::table(&report).to_string();
+        let row = table
+            .lines()
+            .find(|l| l.contains("IPv6 UDP 64 B"))
+            .expect("the IPv6 row");
+        assert!(row.contains("IPv6 unavailable"), "{table}");
+        let notes = report::notes(&report).join("\n");
+        assert!(
+            notes.contains("skipped for ebpf (IPv6 unavailable: no NAT66): inet6_udp_64"),
+            "{notes}"
+        );
     }
 }

@@ -1,7 +1,7 @@
 //! One client function per throughput and ping-pong workload (iperf3,
 //! sockperf), run in the client namespace pinned to the client CPU.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use super::measured::Measured;
@@ -22,7 +22,7 @@ fn client_timeout(secs: u64) -> Duration {
 /// previous test ("the server is busy").
 fn iperf3_client(
     client: &NsCpu,
-    server: Ipv4Addr,
+    server: IpAddr,
     secs: u64,
     extra: &[&str],
 ) -> anyhow::Result<String> {
@@ -53,9 +53,11 @@ fn iperf3_client(
 }
 
 /// TCP throughput with `streams` parallel streams (iperf3 -P), as received.
+/// `server` is an IPv4 or an IPv6 address (the iperf3 servers listen on
+/// both).
 pub fn tcp_throughput(
     client: &NsCpu,
-    server: Ipv4Addr,
+    server: IpAddr,
     streams: u32,
     secs: u64,
 ) -> anyhow::Result<Measured> {
@@ -69,8 +71,9 @@ pub fn tcp_throughput(
 }
 
 /// UDP 64-byte datagrams sent as fast as possible (iperf3 -u -l 64 -b 0):
-/// datagrams received per second at the server.
-pub fn udp_small_packets(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow::Result<Measured> {
+/// datagrams received per second at the server. The payload is 64 bytes
+/// over IPv4 and IPv6 alike (the IPv6 frame is 20 bytes longer).
+pub fn udp_small_packets(client: &NsCpu, server: IpAddr, secs: u64) -> anyhow::Result<Measured> {
     let len = UDP_DATAGRAM_BYTES.to_string();
     let out = iperf3_client(client, server, secs, &["-u", "-l", &len, "-b", "0"])?;
     let udp = parse::iperf3_udp(&out)?;
@@ -87,14 +90,14 @@ pub fn udp_small_packets(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow:
 }
 
 /// TCP ping-pong, one 64-byte message in flight (sockperf --full-rtt).
-pub fn request_response(client: &NsCpu, server: Ipv4Addr, secs: u64) -> anyhow::Result<Measured> {
+pub fn request_response(client: &NsCpu, server: IpAddr, secs: u64) -> anyhow::Result<Measured> {
     request_response_at(client, server, SOCKPERF_PORT, secs)
 }
 
 /// [`request_response`] against `server:port` (a published port).
 pub fn request_response_at(
     client: &NsCpu,
-    server: Ipv4Addr,
+    server: IpAddr,
     port: u16,
     secs: u64,
 ) -> anyhow::Result<Measured> {

@@ -2,7 +2,7 @@
 //! one after another, and the server that accepts them.
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -48,9 +48,10 @@ impl ConnRate {
 /// run out of ports; the NAT still sees a full handshake and a close).
 pub fn connection_rate(
     client: &NsCpu,
-    server: SocketAddrV4,
+    server: impl Into<SocketAddr>,
     secs: u64,
 ) -> anyhow::Result<ConnRate> {
+    let server = server.into();
     let rate = client.run_in("bench-conn-rate", move || {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let start = Instant::now();
@@ -80,9 +81,33 @@ pub fn connection_rate(
     Ok(rate)
 }
 
-fn one_connection(server: SocketAddrV4) -> anyhow::Result<()> {
+/// Whether a TCP connection from the client namespace to `server` (one
+/// [`AcceptServer`] listens there) completes within `within`: tried again
+/// and again until it does or the time is up; the last error says why not.
+/// The bench's probe of a path before it measures it.
+pub fn connects_within(client: &NsCpu, server: SocketAddr, within: Duration) -> anyhow::Result<()> {
+    client.run_in("bench-probe-connect", move || {
+        let deadline = Instant::now() + within;
+        loop {
+            let error = match one_connection(server) {
+                Ok(()) => return Ok(()),
+                Err(e) => e,
+            };
+            interrupt::check()?;
+            if Instant::now() >= deadline {
+                return Err(error.context(format!(
+                    "no TCP connection to {server} completed within {within:?}"
+                )));
+            }
+            // A refused or unreachable attempt returns at once: do not spin.
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    })
+}
+
+fn one_connection(server: SocketAddr) -> anyhow::Result<()> {
     let timeout = Duration::from_secs(1);
-    let mut stream = TcpStream::connect_timeout(&server.into(), timeout).context("connect")?;
+    let mut stream = TcpStream::connect_timeout(&server, timeout).context("connect")?;
     setsockopt(
         &stream,
         sockopt::Linger,
@@ -108,15 +133,21 @@ pub struct AcceptServer {
 }
 
 impl AcceptServer {
+    /// Listens on every IPv4 address of the namespace.
     pub fn start(ns: &NsCpu, port: u16) -> anyhow::Result<AcceptServer> {
+        Self::start_at(ns, (Ipv4Addr::UNSPECIFIED, port).into())
+    }
+
+    /// Listens on one address (an IPv6 one for the IPv6 probe).
+    pub fn start_at(ns: &NsCpu, at: SocketAddr) -> anyhow::Result<AcceptServer> {
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let flag = stop.clone();
         let handle = ns.spawn_thread("bench-accept", move || {
-            let listener = match TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)) {
+            let listener = match TcpListener::bind(at) {
                 Ok(l) => l,
                 Err(e) => {
-                    let _ = ready_tx.send(Err(anyhow!("binding TCP port {port}: {e}")));
+                    let _ = ready_tx.send(Err(anyhow!("binding TCP {at}: {e}")));
                     return Ok(0);
                 }
             };

@@ -14,7 +14,7 @@ pub use clients::{
     RR_MESSAGE_BYTES, UDP_DATAGRAM_BYTES, request_response, request_response_at, tcp_throughput,
     udp_small_packets,
 };
-pub use connections::{ACCEPT_PORT, AcceptServer, ConnRate, connection_rate};
+pub use connections::{ACCEPT_PORT, AcceptServer, ConnRate, connection_rate, connects_within};
 pub use measured::Measured;
 pub use prefill::{
     PREFILL_DST_PORT_BASE, PREFILL_DST_PORTS, PREFILL_FLOWS, PREFILL_SRC_PORT_BASE, Prefill,
