@@ -17,21 +17,26 @@
 //!  "translated_src":"203.0.113.1", "translated_sport":20001}     NAT created/expired
 //! ```
 //!
-//! ICMP: `sport` is the echo identifier; `icmp_type`/`icmp_code` replace
+//! IPv6 packets and NAT66 flows have the same shape: `ethertype` is
+//! `0x86dd`, the addresses are IPv6 in their standard (RFC 5952) form,
+//! `proto` may be `icmpv6`, and the text form writes `[addr]:port`.
+//!
+//! ICMP and ICMPv6: `sport` is the echo identifier; `icmp_type`/`icmp_code` replace
 //! `dport`. Losses are their own line: `{"time":..,"type":"lost","lost":N,
 //! "lost_total":M}`.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use netlab_common::{
     counters::Counter,
-    ether::{ETH_P_ARP, ETH_P_IP},
+    ether::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     events::{
         EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_CREATED, EVENT_NAT_EXHAUSTED,
-        EVENT_NAT_EXPIRED, Event, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
+        EVENT_NAT_EXPIRED, Event6, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
         PROGRAM_PORT, PROGRAM_UPLINK_XDP, PROGRAM_XDP_PORT,
     },
     nat::IPPROTO_ICMP,
+    nat6::IPPROTO_ICMPV6,
 };
 use serde::Serialize;
 
@@ -118,9 +123,9 @@ pub struct EventView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dst: Option<Ipv4Addr>,
+    pub dst: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sport: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +135,7 @@ pub struct EventView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub translated_src: Option<Ipv4Addr>,
+    pub translated_src: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub translated_sport: Option<u16>,
     /// Raw protocol number, for filtering.
@@ -146,8 +151,8 @@ pub struct Names {
     pub ifnames: decode::IfNames,
     /// Port device → endpoint namespace (or "gateway").
     pub port_owners: Vec<(String, String)>,
-    /// Endpoint address → namespace.
-    pub endpoints: Vec<(Ipv4Addr, String)>,
+    /// Endpoint address (IPv4, IPv6 global and link-local) → namespace.
+    pub endpoints: Vec<(IpAddr, String)>,
 }
 
 impl Names {
@@ -158,7 +163,7 @@ impl Names {
             .map(|(_, ns)| ns.clone())
     }
 
-    fn owner_of_address(&self, a: Ipv4Addr) -> Option<String> {
+    fn owner_of_address(&self, a: IpAddr) -> Option<String> {
         self.endpoints
             .iter()
             .find(|(addr, _)| *addr == a)
@@ -166,14 +171,24 @@ impl Names {
     }
 }
 
-/// Decodes `e`; `time` is its wall-clock time, already formatted.
-pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
+/// Decodes `record` (an IPv4 or ARP [`netlab_common::events::Event`], or
+/// an IPv6 one); `time` is its wall-clock time, already formatted.
+pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
+    let e = &record.event;
     let event_type = *types_of(e.kind).first()?;
-    let nonzero_ip = |raw: u32| (raw != 0).then(|| decode::ipv4(raw));
-    let has_l3 = e.ethertype == ETH_P_IP || e.ethertype == ETH_P_ARP;
+    let v6 = e.ethertype == ETH_P_IPV6;
+    let ip = e.ethertype == ETH_P_IP || v6;
+    let nonzero_ip = |raw: u32| (raw != 0).then(|| IpAddr::from(decode::ipv4(raw)));
+    let nonzero_ip6 =
+        |raw: &[u8; 16]| (*raw != [0; 16]).then(|| IpAddr::from(Ipv6Addr::from(*raw)));
+    let (src, dst) = if v6 {
+        (nonzero_ip6(&record.saddr6), nonzero_ip6(&record.daddr6))
+    } else if e.ethertype == ETH_P_IP || e.ethertype == ETH_P_ARP {
+        (nonzero_ip(e.saddr), nonzero_ip(e.daddr))
+    } else {
+        (None, None)
+    };
     let port = (e.ifindex != 0).then(|| names.ifnames.name(e.ifindex));
-    let src = if has_l3 { nonzero_ip(e.saddr) } else { None };
-    let dst = if has_l3 { nonzero_ip(e.daddr) } else { None };
     // The namespace concerned: behind the switch port the frame came in
     // on; for the NAT, the lab endpoint among the addresses.
     let namespace = match e.program {
@@ -182,8 +197,9 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
             .and_then(|a| names.owner_of_address(a))
             .or_else(|| dst.and_then(|a| names.owner_of_address(a))),
     };
-    let l4 = e.ethertype == ETH_P_IP && matches!(e.proto, 6 | 17);
-    let icmp = e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP;
+    let l4 = ip && matches!(e.proto, 6 | 17);
+    let icmp = (e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP)
+        || (v6 && e.proto == IPPROTO_ICMPV6);
     let [icmp_type, icmp_code] = decode::port(e.dport).to_be_bytes();
     let nat_xlat = matches!(e.kind, EVENT_NAT_CREATED | EVENT_NAT_EXPIRED);
     let macs = e.src_mac != [0; 6] || e.dst_mac != [0; 6];
@@ -200,7 +216,7 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
         port,
         namespace,
         ethertype: (e.ethertype != 0).then(|| format!("{:#06x}", e.ethertype)),
-        proto: (e.ethertype == ETH_P_IP).then(|| decode::proto(e.proto)),
+        proto: ip.then(|| decode::proto(e.proto)),
         src_mac: (macs || e.kind == EVENT_FDB_LEARNED).then(|| decode::mac(&e.src_mac)),
         dst_mac: macs.then(|| decode::mac(&e.dst_mac)),
         src,
@@ -211,9 +227,15 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
         // the flow's key (echo id, no type).
         icmp_type: (icmp && e.kind == EVENT_DROP).then_some(icmp_type),
         icmp_code: (icmp && e.kind == EVENT_DROP).then_some(icmp_code),
-        translated_src: nat_xlat.then(|| decode::ipv4(e.xaddr)),
+        translated_src: nat_xlat.then(|| {
+            if v6 {
+                IpAddr::from(Ipv6Addr::from(record.xaddr6))
+            } else {
+                IpAddr::from(decode::ipv4(e.xaddr))
+            }
+        }),
         translated_sport: nat_xlat.then(|| decode::port(e.xport)),
-        proto_number: if e.ethertype == ETH_P_IP { e.proto } else { 0 },
+        proto_number: if ip { e.proto } else { 0 },
         kind: e.kind,
     })
 }
@@ -243,9 +265,10 @@ impl Filter {
     }
 }
 
-fn endpoint(addr: Option<Ipv4Addr>, port: Option<u16>) -> String {
+/// `addr:port`, `[addr]:port` for IPv6 (as a socket address is written).
+fn endpoint(addr: Option<IpAddr>, port: Option<u16>) -> String {
     match (addr, port) {
-        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), Some(p)) => std::net::SocketAddr::new(a, p).to_string(),
         (Some(a), None) => a.to_string(),
         (None, _) => "?".into(),
     }
@@ -312,7 +335,16 @@ pub fn text(v: &EventView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use netlab_common::events::Event;
+    use std::{collections::BTreeMap, net::Ipv4Addr};
+
+    /// An IPv4 record as the monitor reads it.
+    fn v4(event: Event) -> Event6 {
+        Event6 {
+            event,
+            ..Default::default()
+        }
+    }
 
     fn names() -> Names {
         Names {
@@ -321,7 +353,10 @@ mod tests {
                 (9, "uplink".into()),
             ])),
             port_owners: vec![("veth-1-br".into(), "ns1".into())],
-            endpoints: vec![(Ipv4Addr::new(10, 0, 0, 1), "ns1".into())],
+            endpoints: vec![
+                (Ipv4Addr::new(10, 0, 0, 1).into(), "ns1".into()),
+                ("fd00:10:0:0::1".parse().unwrap(), "ns1".into()),
+            ],
         }
     }
 
@@ -346,7 +381,7 @@ mod tests {
             dport: 53u16.to_be(),
             ..Default::default()
         };
-        let v = view(&e, &names(), "t".into()).unwrap();
+        let v = view(&v4(e), &names(), "t".into()).unwrap();
         assert_eq!(v.reason, Some("drop_spoofed"));
         assert_eq!(v.namespace.as_deref(), Some("ns1"));
         assert_eq!(v.port.as_deref(), Some("veth-1-br"));
@@ -389,7 +424,7 @@ mod tests {
             xport: 20001u16.to_be(),
             ..Default::default()
         };
-        let v = view(&e, &names(), "t".into()).unwrap();
+        let v = view(&v4(e), &names(), "t".into()).unwrap();
         assert_eq!(v.namespace.as_deref(), Some("ns1"));
         assert_eq!(v.translated_sport, Some(20001));
         assert!(text(&v).ends_with("tcp 10.0.0.1:40000 > 203.0.113.2:80 as 203.0.113.1:20001"));
@@ -399,7 +434,7 @@ mod tests {
             reason: Counter::NatDropNoPort as u32,
             ..e
         };
-        let v = view(&ex, &names(), "t".into()).unwrap();
+        let v = view(&v4(ex), &names(), "t".into()).unwrap();
         assert_eq!(v.event_type, EventType::Nat);
         assert_eq!(v.reason, Some("nat_drop_no_port"));
         assert_eq!(v.translated_src, None);
@@ -408,5 +443,81 @@ mod tests {
             ..Default::default()
         };
         assert!(drops.matches(&v));
+    }
+
+    fn ip6(s: &str) -> [u8; 16] {
+        s.parse::<Ipv6Addr>().unwrap().octets()
+    }
+
+    #[test]
+    fn ipv6_drops_show_ipv6_addresses_and_icmpv6() {
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_DROP,
+                program: PROGRAM_PORT,
+                reason: Counter::DropRaGuard as u32,
+                ifindex: 5,
+                ethertype: ETH_P_IPV6,
+                proto: IPPROTO_ICMPV6,
+                src_mac: [2, 0, 0, 0, 0, 9],
+                dst_mac: [0x33, 0x33, 0, 0, 0, 1],
+                // Router Advertisement: type 134, code 0.
+                dport: u16::from_be_bytes([134, 0]).to_be(),
+                ..Default::default()
+            },
+            saddr6: ip6("fe80::4e:aff:fe00:1"),
+            daddr6: ip6("ff02::1"),
+            ..Default::default()
+        };
+        let v = view(&e, &names(), "t".into()).unwrap();
+        assert_eq!(v.reason, Some("drop_ra_guard"));
+        assert_eq!(v.proto.as_deref(), Some("icmpv6"));
+        assert_eq!((v.icmp_type, v.icmp_code), (Some(134), Some(0)));
+        assert_eq!(v.namespace.as_deref(), Some("ns1"));
+        assert_eq!(
+            text(&v),
+            "t drop          drop_ra_guard on veth-1-br (ns1): icmpv6 [fe80::4e:aff:fe00:1]:0 > ff02::1 icmp type 134 code 0"
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["src"], "fe80::4e:aff:fe00:1");
+        assert_eq!(json["dst"], "ff02::1");
+        assert_eq!(json["ethertype"], "0x86dd");
+        let f = Filter {
+            proto: Some(IPPROTO_ICMPV6),
+            ..Default::default()
+        };
+        assert!(f.matches(&v));
+    }
+
+    #[test]
+    fn nat66_flow_events_name_the_namespace_and_the_translation() {
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_NAT_EXPIRED,
+                program: PROGRAM_CONTROL,
+                ethertype: ETH_P_IPV6,
+                proto: 17,
+                sport: 5000u16.to_be(),
+                dport: 53u16.to_be(),
+                xport: 20001u16.to_be(),
+                ..Default::default()
+            },
+            saddr6: ip6("fd00:10::1"),
+            daddr6: ip6("2001:db8:203:113::2"),
+            xaddr6: ip6("2001:db8:203:113::1"),
+        };
+        let v = view(&e, &names(), "t".into()).unwrap();
+        assert_eq!(v.event_type, EventType::Nat);
+        assert_eq!(v.namespace.as_deref(), Some("ns1"));
+        assert!(
+            text(&v).ends_with(
+                "udp [fd00:10::1]:5000 > [2001:db8:203:113::2]:53 as [2001:db8:203:113::1]:20001"
+            ),
+            "{}",
+            text(&v)
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["translated_src"], "2001:db8:203:113::1");
+        assert_eq!(json["translated_sport"], 20001);
     }
 }

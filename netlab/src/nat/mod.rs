@@ -37,7 +37,10 @@ pub use sock::{
     SOCK_HOOKS, attach_sock_hooks, cgroup2_root, endpoint_netns, lab_netns, netns_cookie_here,
     set_netns, sync_netns,
 };
-pub use table::{FlowState, NatFlow, NatTable, Proto, decode, timeout_for};
+pub use table::{
+    AnyFlow, Family, Flow, FlowAddrs, FlowState, Nat6Flow, Nat6Table, NatFlow, NatTable, NatTables,
+    Proto, Table, V4, V6, decode, timeout_for,
+};
 
 use std::path::PathBuf;
 

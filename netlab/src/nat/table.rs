@@ -1,21 +1,27 @@
-//! A typed view of the translation table (`netlab nat list`, expiry).
+//! A typed view of the translation tables (`netlab nat list`, expiry):
+//! the IPv4 one (`nat_orig`/`nat_reply`) and the NAT66 one
+//! (`nat6_orig`/`nat6_reply`), read by the same code through [`Family`].
 //!
-//! A flow is a `nat_orig` entry and its `nat_reply` partner. Either may be
+//! A flow is an orig entry and its reply partner. Either may be
 //! missing (LRU eviction of one of them, or a sweep interrupted between the
 //! two deletes); such a half flow is still listed, so it can be expired.
 
 use std::{
     collections::HashMap,
     fmt,
-    net::{Ipv4Addr, SocketAddrV4},
+    hash::Hash,
+    net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6},
     path::Path,
     time::Duration,
 };
 
 use aya::maps::{HashMap as BpfHashMap, Map, MapData};
-use netlab_common::nat::{
-    IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_ORIG_MAP, NAT_REPLY_MAP, NAT_STATE_TCP_CLOSING,
-    NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry, NatKey,
+use netlab_common::{
+    nat::{
+        IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_ENTRY_DNAT, NAT_ORIG_MAP, NAT_REPLY_MAP,
+        NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry, NatKey,
+    },
+    nat6::{IPPROTO_ICMPV6, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6Entry, Nat6Key},
 };
 
 use super::{
@@ -30,6 +36,8 @@ pub enum Proto {
     Tcp,
     Udp,
     Icmp,
+    /// ICMPv6 (NAT66: echo by identifier, like ICMP).
+    Icmpv6,
     Other(u8),
 }
 
@@ -39,6 +47,7 @@ impl Proto {
             IPPROTO_TCP => Proto::Tcp,
             IPPROTO_UDP => Proto::Udp,
             IPPROTO_ICMP => Proto::Icmp,
+            IPPROTO_ICMPV6 => Proto::Icmpv6,
             n => Proto::Other(n),
         }
     }
@@ -49,6 +58,7 @@ impl Proto {
             Proto::Tcp => IPPROTO_TCP,
             Proto::Udp => IPPROTO_UDP,
             Proto::Icmp => IPPROTO_ICMP,
+            Proto::Icmpv6 => IPPROTO_ICMPV6,
             Proto::Other(n) => n,
         }
     }
@@ -60,6 +70,7 @@ impl fmt::Display for Proto {
             Proto::Tcp => f.write_str("tcp"),
             Proto::Udp => f.write_str("udp"),
             Proto::Icmp => f.write_str("icmp"),
+            Proto::Icmpv6 => f.write_str("icmpv6"),
             Proto::Other(n) => write!(f, "proto-{n}"),
         }
     }
@@ -86,7 +97,8 @@ pub fn timeout_for(proto: Proto, state: FlowState, t: &NatTimeouts) -> Duration 
         (Proto::Tcp, FlowState::Closing) => t.tcp_closing,
         (Proto::Tcp, _) => t.tcp_established,
         (Proto::Udp, _) => t.udp,
-        (Proto::Icmp, _) => t.icmp,
+        // ICMPv6 echo lives as long as ICMP echo: one rule for both.
+        (Proto::Icmp | Proto::Icmpv6, _) => t.icmp,
         // Never created by the datapath; treat like UDP.
         (Proto::Other(_), _) => t.udp,
     })
@@ -121,17 +133,118 @@ impl fmt::Display for FlowState {
     }
 }
 
+/// What the IPv4 and the NAT66 tables differ in: the key and entry types,
+/// the socket address type, the map names and how a reply key is formed.
+/// Everything else (joining, expiry, deletion) is written once.
+pub trait Family: Clone + Copy + fmt::Debug + PartialEq + Eq + 'static {
+    type Key: aya::Pod + Copy + Eq + Hash + fmt::Debug;
+    type Entry: aya::Pod + Copy + fmt::Debug;
+    /// `SocketAddrV4` or `SocketAddrV6`.
+    type Sock: Copy + Ord + Eq + fmt::Debug + fmt::Display + Into<SocketAddr>;
+    /// `ipv4` or `ipv6` (`nat list --json`'s `family`, the metrics' label).
+    const NAME: &'static str;
+    const ORIG_MAP: &'static str;
+    const REPLY_MAP: &'static str;
+    /// The reply key of a translation whose original tuple is `key`.
+    fn reply_key(key: &Self::Key, xlat: &Self::Entry) -> Self::Key;
+    fn proto(key: &Self::Key) -> u8;
+    /// The key's source and destination.
+    fn ends(key: &Self::Key) -> (Self::Sock, Self::Sock);
+    /// The entry's address and port.
+    fn target(entry: &Self::Entry) -> Self::Sock;
+    /// State, entry flags and last-seen time.
+    fn meta(entry: &Self::Entry) -> (u8, u8, u64);
+    /// The flow as either family's.
+    fn any(flow: Flow<Self>) -> AnyFlow;
+}
+
+/// The IPv4 NAT.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V4;
+
+/// NAT66.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct V6;
+
+impl Family for V4 {
+    type Key = NatKey;
+    type Entry = NatEntry;
+    type Sock = SocketAddrV4;
+    const NAME: &'static str = "ipv4";
+    const ORIG_MAP: &'static str = NAT_ORIG_MAP;
+    const REPLY_MAP: &'static str = NAT_REPLY_MAP;
+    fn reply_key(key: &NatKey, xlat: &NatEntry) -> NatKey {
+        key.reply_key(xlat)
+    }
+    fn proto(key: &NatKey) -> u8 {
+        key.proto
+    }
+    fn ends(k: &NatKey) -> (SocketAddrV4, SocketAddrV4) {
+        (sock(k.saddr, k.sport), sock(k.daddr, k.dport))
+    }
+    fn target(e: &NatEntry) -> SocketAddrV4 {
+        sock(e.addr, e.port)
+    }
+    fn meta(e: &NatEntry) -> (u8, u8, u64) {
+        (e.state, e.flags, e.last_seen_ns)
+    }
+    fn any(flow: NatFlow) -> AnyFlow {
+        AnyFlow::V4(flow)
+    }
+}
+
+impl Family for V6 {
+    type Key = Nat6Key;
+    type Entry = Nat6Entry;
+    type Sock = SocketAddrV6;
+    const NAME: &'static str = "ipv6";
+    const ORIG_MAP: &'static str = NAT6_ORIG_MAP;
+    const REPLY_MAP: &'static str = NAT6_REPLY_MAP;
+    /// The NAT66 programs' rule, the IPv4 one's (`NatKey::reply_key`): the
+    /// reply comes from the remote to the translated source; an ICMPv6
+    /// echo reply carries the translated identifier and no remote port.
+    fn reply_key(key: &Nat6Key, xlat: &Nat6Entry) -> Nat6Key {
+        Nat6Key {
+            saddr: key.daddr,
+            daddr: xlat.addr,
+            sport: if key.proto == IPPROTO_ICMPV6 {
+                0
+            } else {
+                key.dport
+            },
+            dport: xlat.port,
+            proto: key.proto,
+            _pad: [0; 3],
+        }
+    }
+    fn proto(key: &Nat6Key) -> u8 {
+        key.proto
+    }
+    fn ends(k: &Nat6Key) -> (SocketAddrV6, SocketAddrV6) {
+        (sock6(&k.saddr, k.sport), sock6(&k.daddr, k.dport))
+    }
+    fn target(e: &Nat6Entry) -> SocketAddrV6 {
+        sock6(&e.addr, e.port)
+    }
+    fn meta(e: &Nat6Entry) -> (u8, u8, u64) {
+        (e.state, e.flags, e.last_seen_ns)
+    }
+    fn any(flow: Nat6Flow) -> AnyFlow {
+        AnyFlow::V6(flow)
+    }
+}
+
 /// One translation, decoded. For ICMP the "ports" are the echo id (the
-/// remote side's is 0).
+/// remote side's is 0). [`NatFlow`] for IPv4, [`Nat6Flow`] for NAT66.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NatFlow {
+pub struct Flow<F: Family> {
     pub proto: Proto,
     /// Lab endpoint's address and port/id, as sent.
-    pub orig_src: SocketAddrV4,
+    pub orig_src: F::Sock,
     /// The remote peer.
-    pub remote: SocketAddrV4,
+    pub remote: F::Sock,
     /// What the remote sees: the external address and translated port/id.
-    pub translated: SocketAddrV4,
+    pub translated: F::Sock,
     pub state: FlowState,
     /// A published port's translation (created by the client's packet
     /// arriving on the uplink), not a masqueraded one.
@@ -139,19 +252,121 @@ pub struct NatFlow {
     /// Later of the two directions' last-seen times (CLOCK_MONOTONIC ns).
     pub last_seen_ns: u64,
     /// The map keys, for deletion. `None` when that direction's entry is missing.
-    pub orig_key: Option<NatKey>,
-    pub reply_key: Option<NatKey>,
+    pub orig_key: Option<F::Key>,
+    pub reply_key: Option<F::Key>,
     /// Last-seen times of each entry as read (a sweep deletes only entries
     /// that did not change since).
     pub orig_seen_ns: Option<u64>,
     pub reply_seen_ns: Option<u64>,
 }
 
+/// An IPv4 translation.
+pub type NatFlow = Flow<V4>;
+/// A NAT66 translation.
+pub type Nat6Flow = Flow<V6>;
+
+/// A flow of either family, for what handles both (listing, expiry
+/// events, deletion by tuple).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AnyFlow {
+    V4(NatFlow),
+    V6(Nat6Flow),
+}
+
+/// A flow's addresses in either family: the original source, the remote
+/// and the translated source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FlowAddrs {
+    pub orig_src: SocketAddr,
+    pub remote: SocketAddr,
+    pub translated: SocketAddr,
+}
+
+impl<F: Family> Flow<F> {
+    /// The flow's socket addresses, family-neutral.
+    pub fn addrs(&self) -> FlowAddrs {
+        FlowAddrs {
+            orig_src: self.orig_src.into(),
+            remote: self.remote.into(),
+            translated: self.translated.into(),
+        }
+    }
+
+    /// `ipv4` or `ipv6`.
+    pub fn family(&self) -> &'static str {
+        F::NAME
+    }
+}
+
+impl AnyFlow {
+    /// The fields both families share, without the keys.
+    pub fn proto(&self) -> Proto {
+        match self {
+            AnyFlow::V4(f) => f.proto,
+            AnyFlow::V6(f) => f.proto,
+        }
+    }
+
+    pub fn addrs(&self) -> FlowAddrs {
+        match self {
+            AnyFlow::V4(f) => f.addrs(),
+            AnyFlow::V6(f) => f.addrs(),
+        }
+    }
+
+    pub fn family(&self) -> &'static str {
+        match self {
+            AnyFlow::V4(f) => f.family(),
+            AnyFlow::V6(f) => f.family(),
+        }
+    }
+
+    pub fn state(&self) -> FlowState {
+        match self {
+            AnyFlow::V4(f) => f.state,
+            AnyFlow::V6(f) => f.state,
+        }
+    }
+
+    pub fn dnat(&self) -> bool {
+        match self {
+            AnyFlow::V4(f) => f.dnat,
+            AnyFlow::V6(f) => f.dnat,
+        }
+    }
+
+    /// Whether both directions' entries were there.
+    pub fn complete(&self) -> bool {
+        match self {
+            AnyFlow::V4(f) => f.orig_key.is_some() && f.reply_key.is_some(),
+            AnyFlow::V6(f) => f.orig_key.is_some() && f.reply_key.is_some(),
+        }
+    }
+
+    pub fn age(&self, now_ns: u64) -> Duration {
+        match self {
+            AnyFlow::V4(f) => f.age(now_ns),
+            AnyFlow::V6(f) => f.age(now_ns),
+        }
+    }
+
+    pub fn expires_in(&self, now_ns: u64, timeouts: &NatTimeouts) -> Duration {
+        match self {
+            AnyFlow::V4(f) => f.expires_in(now_ns, timeouts),
+            AnyFlow::V6(f) => f.expires_in(now_ns, timeouts),
+        }
+    }
+}
+
 fn sock(addr: u32, port: u16) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::from(u32::from_be(addr)), u16::from_be(port))
 }
 
-impl NatFlow {
+fn sock6(addr: &[u8; 16], port: u16) -> SocketAddrV6 {
+    SocketAddrV6::new(Ipv6Addr::from(*addr), u16::from_be(port), 0, 0)
+}
+
+impl<F: Family> Flow<F> {
     /// Time since the last packet in either direction.
     pub fn age(&self, now_ns: u64) -> Duration {
         Duration::from_nanos(now_ns.saturating_sub(self.last_seen_ns))
@@ -174,89 +389,102 @@ impl NatFlow {
 
 /// Joins the two directions' entries into flows, sorted by protocol and
 /// original source.
-pub fn decode(
-    orig: impl IntoIterator<Item = (NatKey, NatEntry)>,
-    reply: impl IntoIterator<Item = (NatKey, NatEntry)>,
-) -> Vec<NatFlow> {
-    let mut flows = join(orig, reply);
+pub fn decode<F: Family>(
+    orig: impl IntoIterator<Item = (F::Key, F::Entry)>,
+    reply: impl IntoIterator<Item = (F::Key, F::Entry)>,
+) -> Vec<Flow<F>> {
+    let mut flows = join::<F>(orig, reply);
     sort_for_display(&mut flows);
     flows
 }
 
 /// Sorts by protocol name, then original source, then remote.
-fn sort_for_display(flows: &mut [NatFlow]) {
+fn sort_for_display<F: Family>(flows: &mut [Flow<F>]) {
     // The key is built once per flow (the protocol's name allocates).
     flows.sort_by_cached_key(|f| (f.proto.to_string(), f.orig_src, f.remote));
 }
 
 /// Joins the two directions' entries into flows, in no particular order.
-fn join(
-    orig: impl IntoIterator<Item = (NatKey, NatEntry)>,
-    reply: impl IntoIterator<Item = (NatKey, NatEntry)>,
-) -> Vec<NatFlow> {
+fn join<F: Family>(
+    orig: impl IntoIterator<Item = (F::Key, F::Entry)>,
+    reply: impl IntoIterator<Item = (F::Key, F::Entry)>,
+) -> Vec<Flow<F>> {
     let orig = orig.into_iter();
-    let mut replies: HashMap<NatKey, NatEntry> = reply.into_iter().collect();
+    let mut replies: HashMap<F::Key, F::Entry> = reply.into_iter().collect();
     let mut flows = Vec::with_capacity(orig.size_hint().0 + replies.len() / 8);
     for (okey, oval) in orig {
-        let rkey = okey.reply_key(&oval);
+        let rkey = F::reply_key(&okey, &oval);
         let rval = replies.remove(&rkey);
-        let (state, last_seen_ns) = match rval {
+        let (ostate, oflags, oseen) = F::meta(&oval);
+        let rmeta = rval.as_ref().map(F::meta);
+        let (state, last_seen_ns) = match rmeta {
             // States are mirrored; if they differ, the more recent wins.
-            Some(r) if r.last_seen_ns > oval.last_seen_ns => (r.state, r.last_seen_ns),
-            _ => (oval.state, oval.last_seen_ns),
+            Some((rstate, _, rseen)) if rseen > oseen => (rstate, rseen),
+            _ => (ostate, oseen),
         };
-        flows.push(NatFlow {
-            proto: Proto::from_number(okey.proto),
-            orig_src: sock(okey.saddr, okey.sport),
-            remote: sock(okey.daddr, okey.dport),
-            translated: sock(oval.addr, oval.port),
+        let (orig_src, remote) = F::ends(&okey);
+        flows.push(Flow {
+            proto: Proto::from_number(F::proto(&okey)),
+            orig_src,
+            remote,
+            translated: F::target(&oval),
             state: FlowState::from_raw(state),
-            dnat: oval.flags & netlab_common::nat::NAT_ENTRY_DNAT != 0,
+            dnat: oflags & NAT_ENTRY_DNAT != 0,
             last_seen_ns,
             orig_key: Some(okey),
             reply_key: rval.map(|_| rkey),
-            orig_seen_ns: Some(oval.last_seen_ns),
-            reply_seen_ns: rval.map(|r| r.last_seen_ns),
+            orig_seen_ns: Some(oseen),
+            reply_seen_ns: rmeta.map(|(_, _, seen)| seen),
         });
     }
     // Reply entries whose original-direction partner is gone.
     for (rkey, rval) in replies {
-        flows.push(NatFlow {
-            proto: Proto::from_number(rkey.proto),
-            orig_src: sock(rval.addr, rval.port),
-            remote: sock(rkey.saddr, rkey.sport),
-            translated: sock(rkey.daddr, rkey.dport),
-            state: FlowState::from_raw(rval.state),
-            dnat: rval.flags & netlab_common::nat::NAT_ENTRY_DNAT != 0,
-            last_seen_ns: rval.last_seen_ns,
+        let (remote, translated) = F::ends(&rkey);
+        let (state, flags, seen) = F::meta(&rval);
+        flows.push(Flow {
+            proto: Proto::from_number(F::proto(&rkey)),
+            orig_src: F::target(&rval),
+            remote,
+            translated,
+            state: FlowState::from_raw(state),
+            dnat: flags & NAT_ENTRY_DNAT != 0,
+            last_seen_ns: seen,
             orig_key: None,
             reply_key: Some(rkey),
             orig_seen_ns: None,
-            reply_seen_ns: Some(rval.last_seen_ns),
+            reply_seen_ns: Some(seen),
         });
     }
     flows
 }
 
-/// The NAT table of a lab, read from its pinned maps.
-pub struct NatTable {
+/// The translation table of one family of a lab, read from its pinned
+/// maps. [`NatTable`] for IPv4, [`Nat6Table`] for NAT66.
+pub struct Table<F: Family> {
     orig: Map,
     reply: Map,
+    family: std::marker::PhantomData<F>,
 }
 
-type View<'a> = BpfHashMap<&'a MapData, NatKey, NatEntry>;
-type ViewMut<'a> = BpfHashMap<&'a mut MapData, NatKey, NatEntry>;
+/// The IPv4 translation table (`nat_orig`, `nat_reply`).
+pub type NatTable = Table<V4>;
+/// The NAT66 translation table (`nat6_orig`, `nat6_reply`).
+pub type Nat6Table = Table<V6>;
+
+type View<'a, F> = BpfHashMap<&'a MapData, <F as Family>::Key, <F as Family>::Entry>;
+type ViewMut<'a, F> = BpfHashMap<&'a mut MapData, <F as Family>::Key, <F as Family>::Entry>;
 
 fn map_error(name: &'static str) -> impl FnOnce(aya::maps::MapError) -> NatError {
     move |source| NatError::Map { name, source }
 }
 
-impl NatTable {
-    /// Opens the pinned `nat_orig` and `nat_reply` under `pin_dir`.
+impl<F: Family> Table<F> {
+    /// Opens the pinned orig and reply maps under `pin_dir`.
     pub fn open(pin_dir: &Path) -> Result<Self, NatError> {
         let table = Self {
-            orig: open_pinned(pin_dir, NAT_ORIG_MAP)?,
-            reply: open_pinned(pin_dir, NAT_REPLY_MAP)?,
+            orig: open_pinned(pin_dir, F::ORIG_MAP)?,
+            reply: open_pinned(pin_dir, F::REPLY_MAP)?,
+            family: std::marker::PhantomData,
         };
         // A map of the wrong type or layout is reported now, not at first use.
         table.view(false)?;
@@ -264,60 +492,69 @@ impl NatTable {
         Ok(table)
     }
 
+    /// [`Table::open`], or `None` when the lab has no such table pinned
+    /// (a lab without NAT66, or pinned by a netlab before it).
+    pub fn open_if_pinned(pin_dir: &Path) -> Result<Option<Self>, NatError> {
+        if !pin_dir.join(F::ORIG_MAP).exists() {
+            return Ok(None);
+        }
+        Self::open(pin_dir).map(Some)
+    }
+
     fn map(&self, reply: bool) -> (&Map, &'static str) {
         if reply {
-            (&self.reply, NAT_REPLY_MAP)
+            (&self.reply, F::REPLY_MAP)
         } else {
-            (&self.orig, NAT_ORIG_MAP)
+            (&self.orig, F::ORIG_MAP)
         }
     }
 
-    fn view(&self, reply: bool) -> Result<View<'_>, NatError> {
+    fn view(&self, reply: bool) -> Result<View<'_, F>, NatError> {
         let (map, name) = self.map(reply);
-        View::try_from(map).map_err(map_error(name))
+        View::<F>::try_from(map).map_err(map_error(name))
     }
 
-    fn view_mut(&mut self, reply: bool) -> Result<ViewMut<'_>, NatError> {
+    fn view_mut(&mut self, reply: bool) -> Result<ViewMut<'_, F>, NatError> {
         let (map, name) = if reply {
-            (&mut self.reply, NAT_REPLY_MAP)
+            (&mut self.reply, F::REPLY_MAP)
         } else {
-            (&mut self.orig, NAT_ORIG_MAP)
+            (&mut self.orig, F::ORIG_MAP)
         };
-        ViewMut::try_from(map).map_err(map_error(name))
+        ViewMut::<F>::try_from(map).map_err(map_error(name))
     }
 
     /// One direction's entries, read in batches.
-    fn entries(&self, reply: bool) -> Result<Vec<(NatKey, NatEntry)>, NatError> {
+    fn entries(&self, reply: bool) -> Result<Vec<(F::Key, F::Entry)>, NatError> {
         let (map, name) = self.map(reply);
         read_hash(map, name)
     }
 
     /// Every flow, decoded, sorted for display.
-    pub fn flows(&self) -> Result<Vec<NatFlow>, NatError> {
+    pub fn flows(&self) -> Result<Vec<Flow<F>>, NatError> {
         let mut flows = self.flows_unordered()?;
         sort_for_display(&mut flows);
         Ok(flows)
     }
 
     /// Every flow, decoded, in no particular order (what expiry needs).
-    pub fn flows_unordered(&self) -> Result<Vec<NatFlow>, NatError> {
-        Ok(join(self.entries(false)?, self.entries(true)?))
+    pub fn flows_unordered(&self) -> Result<Vec<Flow<F>>, NatError> {
+        Ok(join::<F>(self.entries(false)?, self.entries(true)?))
     }
 
-    pub(super) fn orig_seen(&self, key: &NatKey) -> Option<u64> {
+    pub(super) fn orig_seen(&self, key: &F::Key) -> Option<u64> {
         self.view(false)
             .ok()?
             .get(key, 0)
             .ok()
-            .map(|e| e.last_seen_ns)
+            .map(|e| F::meta(&e).2)
     }
 
-    pub(super) fn reply_seen(&self, key: &NatKey) -> Option<u64> {
+    pub(super) fn reply_seen(&self, key: &F::Key) -> Option<u64> {
         self.view(true)
             .ok()?
             .get(key, 0)
             .ok()
-            .map(|e| e.last_seen_ns)
+            .map(|e| F::meta(&e).2)
     }
 
     /// Deletes both directions' entries of `flow`: the original direction
@@ -325,7 +562,7 @@ impl NatTable {
     /// packet can still be translated with it. Safe while traffic flows: a
     /// packet of the flow arriving after this creates a new translation.
     /// Returns whether anything was there to delete.
-    pub fn remove_flow(&mut self, flow: &NatFlow) -> Result<bool, NatError> {
+    pub fn remove_flow(&mut self, flow: &Flow<F>) -> Result<bool, NatError> {
         let mut removed = false;
         if let Some(k) = flow.orig_key {
             removed |= self.remove(&k, false)?;
@@ -337,7 +574,7 @@ impl NatTable {
     }
 
     /// Deletes one direction's entry; a missing entry is not an error.
-    pub(super) fn remove(&mut self, key: &NatKey, reply: bool) -> Result<bool, NatError> {
+    pub(super) fn remove(&mut self, key: &F::Key, reply: bool) -> Result<bool, NatError> {
         let name = self.map(reply).1;
         match self.view_mut(reply)?.remove(key) {
             Ok(()) => Ok(true),
@@ -348,6 +585,42 @@ impl NatTable {
                 Ok(false)
             }
             Err(source) => Err(NatError::Map { name, source }),
+        }
+    }
+}
+
+/// The lab's translation tables of both families, as one (`nat list`,
+/// `nat flush/delete`, the metrics). The NAT66 one is `None` in a lab
+/// without `nat6_orig` pinned.
+pub struct NatTables {
+    pub v4: NatTable,
+    pub v6: Option<Nat6Table>,
+}
+
+impl NatTables {
+    pub fn open(pin_dir: &Path) -> Result<Self, NatError> {
+        Ok(Self {
+            v4: NatTable::open(pin_dir)?,
+            v6: Nat6Table::open_if_pinned(pin_dir)?,
+        })
+    }
+
+    /// Every flow of both families, IPv4 first, each family sorted for
+    /// display.
+    pub fn flows(&self) -> Result<Vec<AnyFlow>, NatError> {
+        let mut all: Vec<AnyFlow> = self.v4.flows()?.into_iter().map(AnyFlow::V4).collect();
+        if let Some(v6) = &self.v6 {
+            all.extend(v6.flows()?.into_iter().map(AnyFlow::V6));
+        }
+        Ok(all)
+    }
+
+    /// Deletes `flow` from its family's table.
+    pub fn remove_flow(&mut self, flow: &AnyFlow) -> Result<bool, NatError> {
+        match (flow, &mut self.v6) {
+            (AnyFlow::V4(f), _) => self.v4.remove_flow(f),
+            (AnyFlow::V6(f), Some(v6)) => v6.remove_flow(f),
+            (AnyFlow::V6(_), None) => Ok(false),
         }
     }
 }
@@ -396,7 +669,7 @@ mod tests {
     fn decodes_joined_flows_in_host_order() {
         let [o, mut r] = tcp_flow(5000, 40001, 100, NAT_STATE_TCP_ESTABLISHED);
         r.1.last_seen_ns = 250;
-        let flows = decode([o], [r]);
+        let flows = decode::<V4>([o], [r]);
         assert_eq!(flows.len(), 1);
         let f = &flows[0];
         assert_eq!(f.proto, Proto::Tcp);
@@ -415,7 +688,7 @@ mod tests {
     fn half_flows_are_listed() {
         let [o1, _] = tcp_flow(5000, 40001, 100, NAT_STATE_TCP_SYN);
         let [_, r2] = tcp_flow(5001, 40002, 100, NAT_STATE_TCP_SYN);
-        let flows = decode([o1], [r2]);
+        let flows = decode::<V4>([o1], [r2]);
         assert_eq!(flows.len(), 2);
         let only_orig = flows.iter().find(|f| f.orig_src.port() == 5000).unwrap();
         assert!(only_orig.reply_key.is_none());
