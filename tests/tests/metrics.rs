@@ -150,7 +150,7 @@ fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
     );
     let flows = samples(&second, "netlab_nat_flows");
     assert!(
-        flows.contains_key("{proto=\"icmp\",state=\"-\"}"),
+        flows.contains_key("{family=\"ipv4\",proto=\"icmp\",state=\"-\"}"),
         "{flows:?}"
     );
     let (rounds, errors) = pings.finish();

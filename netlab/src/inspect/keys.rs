@@ -9,7 +9,7 @@
 //! garbage finds nothing, but a delete or an update with it could hit or
 //! plant a wrong entry.
 
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use netlab_common::{
     counters::Counter,
