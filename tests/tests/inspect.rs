@@ -4,7 +4,9 @@
 //! `map dump`; `trace` showing one ping's events and switching itself off;
 //! pinned maps of another layout refused.
 //!
-//! Labs `ti<k>` on 10.79.<k>.0/24 with namespaces `ti<k>-ns<N>`.
+//! Labs `ti<k>` on 10.79.<k>.0/24 with namespaces `ti<k>-ns<N>`; the IPv6
+//! cases (NAT66 flows and IPv6 addresses in every view, IPv6 frames in
+//! `trace`) labs `vd1`, `vd2` on 10.164.<k>.0/24.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -515,14 +517,12 @@ fn interrupt(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-#[test]
-fn trace_shows_one_ping_and_switches_itself_off() {
-    let k = 2;
-    let lab = lab(k, 2);
-    lab.ok(&["up"]);
-    // Resolve ARP first so the traced ping is just the echo and its reply.
-    ping(&lab, 1, &addr(k, 2));
-
+/// Runs `netlab trace` on `lab`, does `traffic` while it runs, and reads
+/// its lines until every one of `wanted` was printed (or a deadline);
+/// then Ctrl-C. Returns what it printed, after checking that it streamed
+/// the wanted lines while running, stopped cleanly and switched tracing
+/// off again.
+fn trace_while(lab: &TestLab, traffic: impl FnOnce(), wanted: &[String]) -> String {
     let mut child = lab
         .command(&["trace"])
         .stdout(Stdio::piped())
@@ -533,7 +533,7 @@ fn trace_shows_one_ping_and_switches_itself_off() {
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
     assert!(first.contains("tracing lab"), "{first}");
-    let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);
+    let config = json_of(lab, &["map", "dump", "switch_config", "--json"]);
     assert_eq!(config["entries"][0]["value"]["trace"], true);
 
     // trace's output, line by line, as it comes.
@@ -547,25 +547,12 @@ fn trace_shows_one_ping_and_switches_itself_off() {
         }
     });
 
-    ping(&lab, 1, &addr(k, 2));
-    let request = format!(
-        "port veth-1-br ({}): {} > {} type 0x0800 IPv4: unicast to port veth-2-br ({})",
-        lab.ns(1),
-        mac(k, 1),
-        mac(k, 2),
-        lab.ns(2)
-    );
-    let reply = format!(
-        "port veth-2-br ({}): {} > {} type 0x0800 IPv4: unicast to port veth-1-br ({})",
-        lab.ns(2),
-        mac(k, 2),
-        mac(k, 1),
-        lab.ns(1)
-    );
-    // Until both events are seen (or a deadline): then Ctrl-C.
+    traffic();
+    let seen_all = |out: &str| wanted.iter().all(|w| out.contains(w.as_str()));
+    // Until every wanted line is seen (or a deadline): then Ctrl-C.
     let mut out = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !(out.contains(&request) && out.contains(&reply)) {
+    while !seen_all(&out) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match line_rx.recv_timeout(left) {
             Ok(line) => {
@@ -576,7 +563,7 @@ fn trace_shows_one_ping_and_switches_itself_off() {
         }
     }
     // Streamed: seen while tracing runs, not only when it stops.
-    let streamed = out.contains(&request) && out.contains(&reply);
+    let streamed = seen_all(&out);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -589,16 +576,53 @@ fn trace_shows_one_ping_and_switches_itself_off() {
     let status = child.wait().unwrap();
     assert!(status.success(), "trace exit {status}: {rest}");
     assert!(rest.contains("switched off"), "{rest}");
-    assert!(out.contains(&request), "request missing from:\n{out}");
-    assert!(out.contains(&reply), "reply missing from:\n{out}");
+    for w in wanted {
+        assert!(out.contains(w.as_str()), "{w:?} missing from:\n{out}");
+    }
     assert!(
         streamed,
-        "the ping's events came only after Ctrl-C, not while tracing:\n{out}"
+        "the traffic's events came only after Ctrl-C, not while tracing:\n{out}"
     );
 
     // Tracing is off again.
-    let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);
+    let config = json_of(lab, &["map", "dump", "switch_config", "--json"]);
     assert_eq!(config["entries"][0]["value"]["trace"], false);
+    out
+}
+
+/// The two frames of one ping from endpoint 1 to endpoint 2 (`ethertype`
+/// as trace prints it), as trace lines.
+fn echo_lines(lab: &TestLab, macs: [String; 2], ethertype: &str) -> Vec<String> {
+    vec![
+        format!(
+            "port veth-1-br ({}): {} > {} type {ethertype}: unicast to port veth-2-br ({})",
+            lab.ns(1),
+            macs[0],
+            macs[1],
+            lab.ns(2)
+        ),
+        format!(
+            "port veth-2-br ({}): {} > {} type {ethertype}: unicast to port veth-1-br ({})",
+            lab.ns(2),
+            macs[1],
+            macs[0],
+            lab.ns(1)
+        ),
+    ]
+}
+
+#[test]
+fn trace_shows_one_ping_and_switches_itself_off() {
+    let k = 2;
+    let lab = lab(k, 2);
+    lab.ok(&["up"]);
+    // Resolve ARP first so the traced ping is just the echo and its reply.
+    ping(&lab, 1, &addr(k, 2));
+    trace_while(
+        &lab,
+        || ping(&lab, 1, &addr(k, 2)),
+        &echo_lines(&lab, [mac(k, 1), mac(k, 2)], "0x0800 IPv4"),
+    );
 }
 
 #[test]
@@ -668,4 +692,259 @@ fn maps_of_another_layout_are_refused() {
     create("fdb", "6", "8");
     let err = check_pinned_layouts(&dir, ALL_MAPS).unwrap_err();
     assert!(err.to_string().contains("key/value size 6/8"), "{err}");
+}
+
+// ------------------------------------------------------------------ IPv6
+//
+// Labs `vd<k>` on 10.164.<k>.0/24 (their IPv6 prefix, when the lab has
+// one, fd00:10:164:<k>::/64), namespaces `vd<k>-ns<N>`.
+
+fn lab6(k: u8, count: u32) -> TestLab {
+    TestLab::named(&format!("vd{k}"), [10, 164], k, count, "")
+}
+
+/// Host `host` of the lab's IPv6 prefix (the IPv4 host number as offset).
+fn addr6(k: u8, host: u16) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::new(0xfd00, 0x10, 0x164, k.into(), 0, 0, 0, host)
+}
+
+fn mac6(k: u8, host: u8) -> String {
+    format!("02:4e:0a:a4:{k:02x}:{host:02x}")
+}
+
+/// The endpoint namespace the plan gives `a` as its IPv6 address, if any
+/// (a lab without IPv6 addressing has none: flows from it are listed with
+/// no namespace).
+fn owner6(lab: &TestLab, a: std::net::Ipv6Addr) -> Value {
+    let state = netlab::state::peek(&lab.name)
+        .expect("state")
+        .expect("lab is up");
+    state
+        .plan
+        .endpoints
+        .iter()
+        .find(|e| e.address6 == Some(a))
+        .map_or(Value::Null, |e| json!(e.namespace))
+}
+
+#[test]
+fn ipv6_flows_and_addresses_show_in_every_view() {
+    use netlab_tests::ipv6_maps::{insert_nat6_flow, insert_port6};
+    use std::net::SocketAddrV6;
+
+    let k = 1;
+    let lab = lab6(k, 2);
+    // No daemon: nothing expires the flows written below while we look.
+    lab.ok(&["up", "--no-daemon"]);
+    let sock = |a, p| SocketAddrV6::new(a, p, 0, 0);
+    let remote: std::net::Ipv6Addr = "2001:db8:203:113::2".parse().unwrap();
+    let external: std::net::Ipv6Addr = "2001:db8:203:113::1".parse().unwrap();
+    let now = netlab::nat::monotonic_now_ns();
+    // Two NAT66 translations as the egress program records them: UDP, and
+    // an ICMPv6 echo (id 7 → 20002).
+    insert_nat6_flow(
+        &lab,
+        17,
+        sock(addr6(k, 1), 5000),
+        sock(remote, 53),
+        sock(external, 20001),
+        now,
+    );
+    insert_nat6_flow(
+        &lab,
+        58,
+        sock(addr6(k, 1), 7),
+        sock(remote, 0),
+        sock(external, 20002),
+        now,
+    );
+    let ns1 = owner6(&lab, addr6(k, 1));
+
+    // nat list: both, IPv6 in the JSON, [addr]:port in the table.
+    let nat = json_of(&lab, &["nat", "list", "--json"]);
+    let rows = nat.as_array().expect("array");
+    assert_eq!(rows.len(), 2, "{nat:#}");
+    let udp = rows.iter().find(|r| r["proto"] == "udp").expect("udp row");
+    let expected = json!({
+        "direction": "out", "family": "ipv6", "proto": "udp", "state": "-", "namespace": ns1,
+        "src": addr6(k, 1).to_string(), "sport": 5000, "dst": "2001:db8:203:113::2", "dport": 53,
+        "translated_src": "2001:db8:203:113::1", "translated_sport": 20001, "complete": true,
+    });
+    for (field, want) in expected.as_object().unwrap() {
+        assert_eq!(&udp[field], want, "field {field} of {udp:#}");
+    }
+    let icmp = rows.iter().find(|r| r["proto"] == "icmpv6").expect("icmpv6 row");
+    assert_eq!(icmp["sport"], 7);
+    assert_eq!(icmp["translated_sport"], 20002);
+    assert_eq!(icmp["complete"], true, "{icmp:#}");
+    let table = String::from_utf8(lab.ok(&["nat", "list"]).stdout).unwrap();
+    for want in [
+        format!("[{}]:5000 -> [2001:db8:203:113::2]:53", addr6(k, 1)),
+        "[2001:db8:203:113::1]:20001".to_string(),
+        format!("{} id=7 -> 2001:db8:203:113::2", addr6(k, 1)),
+        "2001:db8:203:113::1 id=20002".to_string(),
+    ] {
+        assert!(table.contains(&want), "{want:?} missing from:\n{table}");
+    }
+
+    // Filters take IPv6 addresses and icmpv6.
+    let only = |args: &[&str]| json_of(&lab, &[&["nat", "list", "--json"], args].concat());
+    let count = |v: Value| v.as_array().unwrap().len();
+    assert_eq!(count(only(&["--proto", "icmpv6"])), 1);
+    assert_eq!(count(only(&["--proto", "udp"])), 1);
+    assert_eq!(count(only(&["--proto", "tcp"])), 0);
+    assert_eq!(count(only(&["--address", "2001:db8:203:113::1"])), 2);
+    assert_eq!(count(only(&["--address", &addr6(k, 1).to_string()])), 2);
+    assert_eq!(count(only(&["--address", &addr6(k, 2).to_string()])), 0);
+    // The IPv4 form of the same host is another address.
+    assert_eq!(count(only(&["--address", "203.0.113.1"])), 0);
+    let from_ns1 = count(only(&["--namespace", &lab.ns(1)]));
+    assert_eq!(from_ns1, if ns1.is_null() { 0 } else { 2 });
+
+    // map dump and lookup: both directions decoded, keys in [addr]:port.
+    let dump = json_of(&lab, &["map", "dump", "nat6_orig", "--json"]);
+    assert_eq!(dump["type"], "lru_hash");
+    let keys: Vec<&Value> = dump["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["key"])
+        .collect();
+    assert!(
+        keys.contains(&&json!({ "proto": "udp", "saddr": addr6(k, 1).to_string(), "sport": 5000,
+                                "daddr": "2001:db8:203:113::2", "dport": 53 })),
+        "{dump:#}"
+    );
+    let orig = format!("[{}]:5000", addr6(k, 1));
+    let found = json_of(
+        &lab,
+        &["map", "lookup", "nat6_orig", "udp", &orig, "[2001:db8:203:113::2]:53", "--json"],
+    );
+    assert_eq!(found["entry"]["value"]["addr"], "2001:db8:203:113::1");
+    assert_eq!(found["entry"]["value"]["port"], 20001);
+    let reply = json_of(
+        &lab,
+        &[
+            "map", "lookup", "nat6_reply", "udp", "[2001:db8:203:113::2]:53",
+            "[2001:db8:203:113::1]:20001", "--json",
+        ],
+    );
+    assert_eq!(reply["entry"]["value"]["addr"], addr6(k, 1).to_string());
+    assert_eq!(reply["entry"]["value"]["port"], 5000);
+    let text = String::from_utf8(lab.ok(&["map", "dump", "nat6_reply"]).stdout).unwrap();
+    assert!(
+        text.contains("2001:db8:203:113::2") && !text.contains("hex:"),
+        "{text}"
+    );
+
+    // nat delete names an IPv6 flow; a tuple of two families is refused.
+    let mixed = lab.netlab(&["nat", "delete", "udp", "10.164.1.1:5000", "[2001:db8:203:113::2]:53"]);
+    assert!(!mixed.status.success(), "{}", describe(&mixed));
+    assert!(
+        String::from_utf8_lossy(&mixed.stderr).contains("different families"),
+        "{}",
+        describe(&mixed)
+    );
+    assert_eq!(count(json_of(&lab, &["nat", "list", "--json"])), 2);
+    let removed = json_of(
+        &lab,
+        &["nat", "delete", "udp", &orig, "[2001:db8:203:113::2]:53", "--json"],
+    );
+    assert_eq!(removed["removed"], 1, "{removed:#}");
+    assert_eq!(removed["flows"][0]["family"], "ipv6");
+    assert_eq!(removed["flows"][0]["translated_sport"], 20001);
+    let left = json_of(&lab, &["nat", "list", "--json"]);
+    assert_eq!(count(left.clone()), 1, "{left:#}");
+    assert_eq!(left[0]["proto"], "icmpv6");
+    let gone = lab.netlab(&[
+        "map", "lookup", "nat6_reply", "udp", "[2001:db8:203:113::2]:53",
+        "[2001:db8:203:113::1]:20001",
+    ]);
+    assert!(!gone.status.success(), "the reply entry is gone too");
+    let flushed = json_of(&lab, &["nat", "flush", "--proto", "icmpv6", "--json"]);
+    assert_eq!(flushed["removed"], 1, "{flushed:#}");
+    assert_eq!(json_of(&lab, &["nat", "list", "--json"]), json!([]));
+
+    // fdb and stats: the port's IPv6 addresses next to its IPv4 one, global
+    // first. (A lab with IPv6 addressing already holds these entries:
+    // written again, they are the same.)
+    let if1 = ifindex(&lab, "veth-1-br");
+    let mac1 = netlab::names::mac_for(std::net::Ipv4Addr::new(10, 164, k, 1));
+    let ll1 = netlab::names::link_local_for(mac1);
+    insert_port6(&lab, if1, mac1, addr6(k, 1), ll1);
+    let fdb = json_of(&lab, &["fdb", "--json"]);
+    let row1 = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["mac"] == mac6(k, 1))
+        .expect("ns1's row");
+    assert_eq!(row1["ipv4"], "10.164.1.1");
+    assert_eq!(
+        row1["ipv6"],
+        json!([addr6(k, 1).to_string(), ll1.to_string()]),
+        "{fdb:#}"
+    );
+    // Every row's IPv6 addresses are those endpoints6 holds for its MAC.
+    let endpoints6 = json_of(&lab, &["map", "dump", "endpoints6", "--json"]);
+    for row in fdb.as_array().unwrap() {
+        let mut held: Vec<String> = endpoints6["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["value"]["mac"] == row["mac"])
+            .map(|e| e["key"]["ipv6"].as_str().unwrap().to_string())
+            .collect();
+        held.sort_by_key(|a| (a.starts_with("fe80:"), a.clone()));
+        assert_eq!(row["ipv6"], json!(held), "{row:#}");
+    }
+    let table = String::from_utf8(lab.ok(&["fdb"]).stdout).unwrap();
+    assert!(table.contains(&ll1.to_string()), "{table}");
+    let stats = json_of(&lab, &["stats", "--json"]);
+    let port1 = stats["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["port"] == "veth-1-br")
+        .expect("veth-1-br");
+    assert_eq!(port1["ipv6"], row1["ipv6"]);
+    let found = json_of(
+        &lab,
+        &["map", "lookup", "endpoints6", &ll1.to_string(), "--json"],
+    );
+    assert_eq!(found["entry"]["value"]["mac"], mac6(k, 1));
+    assert_eq!(found["entry"]["value"]["port"], "veth-1-br");
+    let ports6 = json_of(&lab, &["map", "lookup", "ports6", "veth-1-br", "--json"]);
+    assert_eq!(
+        ports6["entry"]["value"],
+        json!({ "global": addr6(k, 1).to_string(), "link_local": ll1.to_string() })
+    );
+    lab.ok(&["down"]);
+}
+
+#[test]
+fn trace_shows_ipv6_frames() {
+    let k = 2;
+    let lab = lab6(k, 2);
+    lab.ok(&["up"]);
+    // ns2's link-local address (every lab namespace has one: the EUI-64
+    // address of its MAC), pinged over the switch from ns1. Neighbour
+    // Discovery first, so the traced ping is the echo and its reply.
+    let mac2 = netlab::names::mac_for(std::net::Ipv4Addr::new(10, 164, k, 2));
+    let target = format!("{}%veth-1", netlab::names::link_local_for(mac2));
+    let ping6 = || {
+        let ok = netlab_tests::traffic::wait_until(Duration::from_secs(10), || {
+            in_netns(&lab.ns(1), &["ping", "-6", "-c", "1", "-W", "1", &target])
+                .status
+                .success()
+        });
+        assert!(ok, "ping -6 {target} from {} never answered", lab.ns(1));
+    };
+    ping6();
+    trace_while(
+        &lab,
+        ping6,
+        &echo_lines(&lab, [mac6(k, 1), mac6(k, 2)], "0x86dd IPv6"),
+    );
+    lab.ok(&["down"]);
 }

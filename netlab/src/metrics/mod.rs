@@ -249,6 +249,7 @@ mod tests {
                     slot: 0,
                     mac: String::new(),
                     ipv4: String::new(),
+                    ipv6: Vec::new(),
                     rx_packets: 3.0,
                     rx_bytes: 300.0,
                     tx_packets: 1.0,
