@@ -3,6 +3,7 @@
 //!
 //! Every test owns its lab `tm<k>`, namespaces `tm<k>-*` and subnet
 //! 10.115.<k>.0/24; traffic stays between the lab's own namespaces.
+//! The IPv6 case: lab `vd3` on 10.164.3.0/24.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddrV4;
@@ -391,6 +392,87 @@ fn one_monitor_per_lab_and_a_killed_one_is_cleaned_up() {
         is(v, "drop") && v["src"] == lab.ip(99).to_string()
     });
     assert!(again.terminate().success());
+    assert!(daemon.terminate().success());
+    lab.ok(&["down"]);
+}
+
+/// An IPv6 drop names its IPv6 addresses and ports, and the daemon's
+/// sweep reports a NAT66 expiry through the injector (an IPv6 record) with
+/// the flow's IPv6 tuple and translation. Lab `vd3` on 10.164.3.0/24 (its
+/// IPv6 prefix, when it has one, fd00:10:164:3::/64).
+#[test]
+fn ipv6_drops_and_nat66_expiries_carry_ipv6_addresses() {
+    use netlab_tests::packets::{ETH_P_IPV6, ethernet, ipv6_packet};
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
+    let k = 3;
+    let lab = TestLab::named("vd3", [10, 164], k, 2, "[nat]\nudp_timeout = 2");
+    lab.ok(&["up"]);
+    let daemon = lab.start_daemon("0.2");
+    let mut monitor = Monitor::start(&lab, &[]);
+    let a6 = |host: u16| Ipv6Addr::new(0xfd00, 0x10, 0x164, k.into(), 0, 0, 0, host);
+
+    // A UDP datagram over IPv6 from ns1 with a MAC that is not its own.
+    let mut udp = Vec::new();
+    udp.extend(40000u16.to_be_bytes());
+    udp.extend(7000u16.to_be_bytes());
+    udp.extend(14u16.to_be_bytes());
+    udp.extend([0, 0]);
+    udp.extend(b"not me");
+    let frame = ethernet(
+        lab.mac(2),
+        lab.mac(77),
+        ETH_P_IPV6,
+        &ipv6_packet(a6(77), a6(2), 17, &udp),
+    );
+    send_frames(&lab.ns(1), "veth-1", &[frame]);
+    let drop = monitor.wait_for("IPv6 spoof drop", Duration::from_secs(20), |v| {
+        is(v, "drop") && v["ethertype"] == "0x86dd"
+    });
+    assert_eq!(drop["reason"], "drop_spoofed", "{drop}");
+    assert_eq!(drop["port"], "veth-1-br");
+    assert_eq!(drop["namespace"], lab.ns(1));
+    assert_eq!(drop["src"], a6(77).to_string());
+    assert_eq!(drop["dst"], a6(2).to_string());
+    assert_eq!(drop["proto"], "udp");
+    assert_eq!((drop["sport"].clone(), drop["dport"].clone()), (40000.into(), 7000.into()));
+
+    // A NAT66 flow idle for longer than udp_timeout: the daemon's next
+    // sweep removes it and reports it.
+    let remote: Ipv6Addr = "2001:db8:203:113::2".parse().unwrap();
+    let external: Ipv6Addr = "2001:db8:203:113::1".parse().unwrap();
+    netlab_tests::ipv6_maps::insert_nat6_flow(
+        &lab,
+        17,
+        SocketAddrV6::new(a6(1), 5000, 0, 0),
+        SocketAddrV6::new(remote, 53, 0, 0),
+        SocketAddrV6::new(external, 20001, 0, 0),
+        netlab::nat::monotonic_now_ns() - 10_000_000_000,
+    );
+    let expired = monitor.wait_for("NAT66 expiry", Duration::from_secs(30), |v| {
+        is(v, "nat_expired") && v["src"] == a6(1).to_string()
+    });
+    assert_eq!(expired["type"], "nat");
+    assert_eq!(expired["program"], "control");
+    assert_eq!(expired["ethertype"], "0x86dd");
+    assert_eq!(expired["proto"], "udp");
+    assert_eq!(expired["sport"], 5000);
+    assert_eq!(expired["dst"], remote.to_string());
+    assert_eq!(expired["dport"], 53);
+    assert_eq!(expired["translated_src"], external.to_string());
+    assert_eq!(expired["translated_sport"], 20001);
+    let flows = lab.ok(&["nat", "list", "--json"]);
+    let flows: Value = serde_json::from_slice(&flows.stdout).unwrap();
+    assert!(
+        !flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["family"] == "ipv6"),
+        "the sweep left the NAT66 flow: {flows:#}"
+    );
+
+    assert!(monitor.terminate().success());
     assert!(daemon.terminate().success());
     lab.ok(&["down"]);
 }
