@@ -20,8 +20,7 @@ use crate::TestLab;
 
 fn open<K: aya::Pod, V: aya::Pod>(lab: &TestLab, name: &str) -> HashMap<MapData, K, V> {
     let path = lab.pin_dir().join(name);
-    let data = MapData::from_pin(&path)
-        .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let data = MapData::from_pin(&path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
     let map = aya::maps::Map::from_map_data(data).expect("map");
     HashMap::try_from(map).unwrap_or_else(|e| panic!("{name}: {e}"))
 }

@@ -773,7 +773,10 @@ fn ipv6_flows_and_addresses_show_in_every_view() {
     for (field, want) in expected.as_object().unwrap() {
         assert_eq!(&udp[field], want, "field {field} of {udp:#}");
     }
-    let icmp = rows.iter().find(|r| r["proto"] == "icmpv6").expect("icmpv6 row");
+    let icmp = rows
+        .iter()
+        .find(|r| r["proto"] == "icmpv6")
+        .expect("icmpv6 row");
     assert_eq!(icmp["sport"], 7);
     assert_eq!(icmp["translated_sport"], 20002);
     assert_eq!(icmp["complete"], true, "{icmp:#}");
@@ -811,22 +814,37 @@ fn ipv6_flows_and_addresses_show_in_every_view() {
         .map(|e| &e["key"])
         .collect();
     assert!(
-        keys.contains(&&json!({ "proto": "udp", "saddr": addr6(k, 1).to_string(), "sport": 5000,
-                                "daddr": "2001:db8:203:113::2", "dport": 53 })),
+        keys.contains(
+            &&json!({ "proto": "udp", "saddr": addr6(k, 1).to_string(), "sport": 5000,
+                                "daddr": "2001:db8:203:113::2", "dport": 53 })
+        ),
         "{dump:#}"
     );
     let orig = format!("[{}]:5000", addr6(k, 1));
     let found = json_of(
         &lab,
-        &["map", "lookup", "nat6_orig", "udp", &orig, "[2001:db8:203:113::2]:53", "--json"],
+        &[
+            "map",
+            "lookup",
+            "nat6_orig",
+            "udp",
+            &orig,
+            "[2001:db8:203:113::2]:53",
+            "--json",
+        ],
     );
     assert_eq!(found["entry"]["value"]["addr"], "2001:db8:203:113::1");
     assert_eq!(found["entry"]["value"]["port"], 20001);
     let reply = json_of(
         &lab,
         &[
-            "map", "lookup", "nat6_reply", "udp", "[2001:db8:203:113::2]:53",
-            "[2001:db8:203:113::1]:20001", "--json",
+            "map",
+            "lookup",
+            "nat6_reply",
+            "udp",
+            "[2001:db8:203:113::2]:53",
+            "[2001:db8:203:113::1]:20001",
+            "--json",
         ],
     );
     assert_eq!(reply["entry"]["value"]["addr"], addr6(k, 1).to_string());
@@ -838,7 +856,13 @@ fn ipv6_flows_and_addresses_show_in_every_view() {
     );
 
     // nat delete names an IPv6 flow; a tuple of two families is refused.
-    let mixed = lab.netlab(&["nat", "delete", "udp", "10.164.1.1:5000", "[2001:db8:203:113::2]:53"]);
+    let mixed = lab.netlab(&[
+        "nat",
+        "delete",
+        "udp",
+        "10.164.1.1:5000",
+        "[2001:db8:203:113::2]:53",
+    ]);
     assert!(!mixed.status.success(), "{}", describe(&mixed));
     assert!(
         String::from_utf8_lossy(&mixed.stderr).contains("different families"),
@@ -848,7 +872,14 @@ fn ipv6_flows_and_addresses_show_in_every_view() {
     assert_eq!(count(json_of(&lab, &["nat", "list", "--json"])), 2);
     let removed = json_of(
         &lab,
-        &["nat", "delete", "udp", &orig, "[2001:db8:203:113::2]:53", "--json"],
+        &[
+            "nat",
+            "delete",
+            "udp",
+            &orig,
+            "[2001:db8:203:113::2]:53",
+            "--json",
+        ],
     );
     assert_eq!(removed["removed"], 1, "{removed:#}");
     assert_eq!(removed["flows"][0]["family"], "ipv6");
@@ -857,7 +888,11 @@ fn ipv6_flows_and_addresses_show_in_every_view() {
     assert_eq!(count(left.clone()), 1, "{left:#}");
     assert_eq!(left[0]["proto"], "icmpv6");
     let gone = lab.netlab(&[
-        "map", "lookup", "nat6_reply", "udp", "[2001:db8:203:113::2]:53",
+        "map",
+        "lookup",
+        "nat6_reply",
+        "udp",
+        "[2001:db8:203:113::2]:53",
         "[2001:db8:203:113::1]:20001",
     ]);
     assert!(!gone.status.success(), "the reply entry is gone too");

@@ -331,8 +331,16 @@ fn nat66_flows_are_counted_by_family() {
         );
     }
     let entries = samples(&text, "netlab_map_entries");
-    assert_eq!(entries.get("{map=\"nat6_orig\"}"), Some(&3.0), "{entries:?}");
-    assert_eq!(entries.get("{map=\"nat6_reply\"}"), Some(&3.0), "{entries:?}");
+    assert_eq!(
+        entries.get("{map=\"nat6_orig\"}"),
+        Some(&3.0),
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries.get("{map=\"nat6_reply\"}"),
+        Some(&3.0),
+        "{entries:?}"
+    );
 
     assert!(daemon.terminate().success());
     lab.ok(&["down"]);

@@ -435,7 +435,10 @@ fn ipv6_drops_and_nat66_expiries_carry_ipv6_addresses() {
     assert_eq!(drop["src"], a6(77).to_string());
     assert_eq!(drop["dst"], a6(2).to_string());
     assert_eq!(drop["proto"], "udp");
-    assert_eq!((drop["sport"].clone(), drop["dport"].clone()), (40000.into(), 7000.into()));
+    assert_eq!(
+        (drop["sport"].clone(), drop["dport"].clone()),
+        (40000.into(), 7000.into())
+    );
 
     // A NAT66 flow idle for longer than udp_timeout: the daemon's next
     // sweep removes it and reports it.

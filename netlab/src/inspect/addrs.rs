@@ -88,7 +88,12 @@ mod tests {
     #[test]
     fn global_addresses_come_before_link_local_ones_and_each_once() {
         let mut a = MacAddrs::default();
-        for s in ["fe80::4e:aff:fe4f:101", "fd00:10:79:1::1", "fe80::4e:aff:fe4f:101", "::"] {
+        for s in [
+            "fe80::4e:aff:fe4f:101",
+            "fd00:10:79:1::1",
+            "fe80::4e:aff:fe4f:101",
+            "::",
+        ] {
             a.add6(s.parse().unwrap());
         }
         assert_eq!(

@@ -21,9 +21,7 @@ use netlab_common::{
         NAT_CONFIG_MAP, NAT_FRAG_IN, NAT_FRAG_OUT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP,
         NatFragKey, NatKey,
     },
-    nat6::{
-        NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6FragKey, Nat6Key,
-    },
+    nat6::{NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6FragKey, Nat6Key},
     switch::FdbKey,
 };
 
@@ -166,9 +164,9 @@ pub fn any_nat_key(words: &[&str]) -> Result<AnyNatKey, String> {
 pub fn nat_key(words: &[&str]) -> Result<NatKey, String> {
     match any_nat_key(words)? {
         AnyNatKey::V4(k) => Ok(k),
-        AnyNatKey::V6(_) => Err(
-            "IPv6 addresses name a NAT66 flow: its map is nat6_orig or nat6_reply".to_string(),
-        ),
+        AnyNatKey::V6(_) => {
+            Err("IPv6 addresses name a NAT66 flow: its map is nat6_orig or nat6_reply".to_string())
+        }
     }
 }
 
@@ -385,7 +383,13 @@ mod tests {
         assert_eq!(k, want);
         let k = parse(
             NAT6_FRAGS_MAP,
-            &["in", "icmpv6", "fd00:10:114:1::1", "fd00:10:114:1::2", "305419896"],
+            &[
+                "in",
+                "icmpv6",
+                "fd00:10:114:1::1",
+                "fd00:10:114:1::2",
+                "305419896",
+            ],
             &no_names(),
         )
         .unwrap();
@@ -397,8 +401,12 @@ mod tests {
 
     #[test]
     fn families_are_not_mixed() {
-        let e = parse(NAT6_ORIG_MAP, &["udp", "10.1.1.1:5", "10.1.1.2:6"], &no_names())
-            .unwrap_err();
+        let e = parse(
+            NAT6_ORIG_MAP,
+            &["udp", "10.1.1.1:5", "10.1.1.2:6"],
+            &no_names(),
+        )
+        .unwrap_err();
         assert!(e.contains("nat_orig"), "{e}");
         let e = parse(
             NAT_ORIG_MAP,

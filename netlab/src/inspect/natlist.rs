@@ -155,9 +155,8 @@ fn keep(flow: &AnyFlow, r: &Resolved) -> bool {
         .as_ref()
         .is_none_or(|addrs| addrs.iter().any(|ip| is(a.orig_src, *ip)))
         && r.proto.is_none_or(|p| flow.proto().number() == p)
-        && r.address.is_none_or(|ip| {
-            is(a.orig_src, ip) || is(a.remote, ip) || is(a.translated, ip)
-        })
+        && r.address
+            .is_none_or(|ip| is(a.orig_src, ip) || is(a.remote, ip) || is(a.translated, ip))
 }
 
 /// The lab's NAT tables (IPv4, and NAT66 when pinned), opened after
@@ -287,8 +286,20 @@ mod tests {
     fn ipv6_ends_are_bracketed_and_icmp_shows_ids() {
         let out = render(&[
             row("ipv4", "udp", "10.0.0.1", "203.0.113.2", "203.0.113.1"),
-            row("ipv6", "udp", "fd00:10::1", "2001:db8:203:113::2", "2001:db8:203:113::1"),
-            row("ipv6", "icmpv6", "fd00:10::1", "2001:db8:203:113::2", "2001:db8:203:113::1"),
+            row(
+                "ipv6",
+                "udp",
+                "fd00:10::1",
+                "2001:db8:203:113::2",
+                "2001:db8:203:113::1",
+            ),
+            row(
+                "ipv6",
+                "icmpv6",
+                "fd00:10::1",
+                "2001:db8:203:113::2",
+                "2001:db8:203:113::1",
+            ),
         ]);
         assert!(
             out.contains("10.0.0.1:5000 -> 203.0.113.2:53") && out.contains("203.0.113.1:20001"),
@@ -305,7 +316,14 @@ mod tests {
             "{out}"
         );
         assert!(out.ends_with("3 translation(s)\n"), "{out}");
-        let json = serde_json::to_value(row("ipv6", "udp", "fd00:10::1", "2001:db8::2", "2001:db8::1")).unwrap();
+        let json = serde_json::to_value(row(
+            "ipv6",
+            "udp",
+            "fd00:10::1",
+            "2001:db8::2",
+            "2001:db8::1",
+        ))
+        .unwrap();
         assert_eq!(json["family"], "ipv6");
         assert_eq!(json["src"], "fd00:10::1");
         assert_eq!(json["translated_sport"], 20001);

@@ -309,15 +309,13 @@ mod tests {
             "drop_ipv6_malformed",
             "nat_drop_ext_headers",
         ] {
-            let meaning = m
-                .0
-                .iter()
-                .find(|(n, _)| *n == name)
-                .map(|(_, m)| *m)
-                .unwrap_or_else(|| panic!("{name} missing from --explain"));
+            let meaning =
+                m.0.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, m)| *m)
+                    .unwrap_or_else(|| panic!("{name} missing from --explain"));
             assert!(!meaning.is_empty(), "{name} has no meaning");
             assert!(render_meanings(&m).contains(name));
         }
     }
 }
-

@@ -198,8 +198,8 @@ pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
             .or_else(|| dst.and_then(|a| names.owner_of_address(a))),
     };
     let l4 = ip && matches!(e.proto, 6 | 17);
-    let icmp = (e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP)
-        || (v6 && e.proto == IPPROTO_ICMPV6);
+    let icmp =
+        (e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP) || (v6 && e.proto == IPPROTO_ICMPV6);
     let [icmp_type, icmp_code] = decode::port(e.dport).to_be_bytes();
     let nat_xlat = matches!(e.kind, EVENT_NAT_CREATED | EVENT_NAT_EXPIRED);
     let macs = e.src_mac != [0; 6] || e.dst_mac != [0; 6];

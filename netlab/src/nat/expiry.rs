@@ -65,7 +65,13 @@ pub fn sweep_reporting(
     expired: &mut dyn FnMut(AnyFlow),
 ) -> Result<SweepStats, NatError> {
     let mut stats = SweepStats::default();
-    sweep_table(&mut NatTable::open(pin_dir)?, timeouts, now_ns, &mut stats, expired)?;
+    sweep_table(
+        &mut NatTable::open(pin_dir)?,
+        timeouts,
+        now_ns,
+        &mut stats,
+        expired,
+    )?;
     if let Some(mut v6) = Nat6Table::open_if_pinned(pin_dir)? {
         sweep_table(&mut v6, timeouts, now_ns, &mut stats, expired)?;
     }

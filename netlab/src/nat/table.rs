@@ -471,6 +471,8 @@ pub type NatTable = Table<V4>;
 /// The NAT66 translation table (`nat6_orig`, `nat6_reply`).
 pub type Nat6Table = Table<V6>;
 
+/// One direction's entries as read.
+type Entries<F> = Vec<(<F as Family>::Key, <F as Family>::Entry)>;
 type View<'a, F> = BpfHashMap<&'a MapData, <F as Family>::Key, <F as Family>::Entry>;
 type ViewMut<'a, F> = BpfHashMap<&'a mut MapData, <F as Family>::Key, <F as Family>::Entry>;
 
@@ -524,7 +526,7 @@ impl<F: Family> Table<F> {
     }
 
     /// One direction's entries, read in batches.
-    fn entries(&self, reply: bool) -> Result<Vec<(F::Key, F::Entry)>, NatError> {
+    fn entries(&self, reply: bool) -> Result<Entries<F>, NatError> {
         let (map, name) = self.map(reply);
         read_hash(map, name)
     }

@@ -13,9 +13,7 @@ use netlab_common::{
 use super::{
     context::Context,
     fields::{Fields, fields},
-    scalars::{
-        frag_dir, ipv4, ipv6, mac, nat_flags, nat_kind, nat_state, port, port_kind, proto,
-    },
+    scalars::{frag_dir, ipv4, ipv6, mac, nat_flags, nat_kind, nat_state, port, port_kind, proto},
 };
 
 pub fn port_info(p: &PortInfo, cx: &Context) -> Fields {
