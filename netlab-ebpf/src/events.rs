@@ -131,8 +131,6 @@ pub(crate) fn reserve6(kind: u8, program: u8) -> Option<RingBufEntry<Event6>> {
 /// translation) or exhausted (`reason`, `xlat` zero). The IPv6 twin of
 /// [`nat_flow`]: the same kinds, in an [`Event6`].
 #[inline(never)]
-// Called by the NAT66 egress program (its own lane); unused until then.
-#[allow(dead_code)]
 pub fn nat6_flow(kind: u8, key: &Nat6Key, xlat: &Nat6Entry, reason: u32) {
     if !enabled() {
         return;

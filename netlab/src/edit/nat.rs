@@ -45,7 +45,8 @@ pub struct RemovedFlow {
     pub ends: FlowEnds,
 }
 
-/// `--json` of both commands: `{"removed": N, "flows": [...]}`.
+/// `--json` of both commands: `{"removed": N, "flows": [...]}` (IPv4 and
+/// NAT66 flows alike, each with its `family`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Removed {
     pub removed: usize,
@@ -99,6 +100,7 @@ pub fn flush(lab: &Lab, args: &NatFlushArgs) -> anyhow::Result<Removed> {
     };
     let mut table = natlist::open_table(lab)?;
     let flows = natlist::flows(lab, &table, &filter)?;
+    // NAT66's flows are among them (a namespace's by its IPv6 address too).
     remove(&mut table, &flows)
 }
 

@@ -17,6 +17,7 @@
 mod attach;
 mod config;
 mod expiry;
+mod expiry6;
 mod frags;
 mod maps;
 mod publish;
@@ -26,11 +27,12 @@ mod table;
 pub use attach::{
     EGRESS_LINK_PIN, EGRESS_PROGRAM, INGRESS_LINK_PIN, INGRESS_PROGRAM, attach_uplink,
 };
-pub use config::{configure, map_sizes, nat_config};
+pub use config::{configure, configure6, map_sizes, nat_config, nat6_config};
 pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
     sweep_reporting,
 };
+pub use expiry6::sweep_fragments6;
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, sync_published};
 pub use sock::{

@@ -200,22 +200,8 @@ impl Family for V6 {
     const NAME: &'static str = "ipv6";
     const ORIG_MAP: &'static str = NAT6_ORIG_MAP;
     const REPLY_MAP: &'static str = NAT6_REPLY_MAP;
-    /// The NAT66 programs' rule, the IPv4 one's (`NatKey::reply_key`): the
-    /// reply comes from the remote to the translated source; an ICMPv6
-    /// echo reply carries the translated identifier and no remote port.
     fn reply_key(key: &Nat6Key, xlat: &Nat6Entry) -> Nat6Key {
-        Nat6Key {
-            saddr: key.daddr,
-            daddr: xlat.addr,
-            sport: if key.proto == IPPROTO_ICMPV6 {
-                0
-            } else {
-                key.dport
-            },
-            dport: xlat.port,
-            proto: key.proto,
-            _pad: [0; 3],
-        }
+        key.reply_key(xlat)
     }
     fn proto(key: &Nat6Key) -> u8 {
         key.proto
@@ -699,5 +685,68 @@ mod tests {
         assert_eq!(only_reply.translated, "203.0.113.1:40002".parse().unwrap());
         assert_eq!(only_reply.remote, "203.0.113.2:80".parse().unwrap());
         assert_eq!(only_reply.state, FlowState::SynSent);
+    }
+
+    /// NAT66 flows pair up and expire by the IPv4 rules: ICMPv6 by ICMP's
+    /// timeout, TCP by state; a flow missing its reply entry is still one.
+    #[test]
+    fn nat66_flows_pair_up_and_expire_by_protocol_and_state() {
+        use netlab_common::nat::NAT_STATE_NONE;
+        const S: u64 = 1_000_000_000;
+        let flow = |proto: u8, sport: u16, state: u8, seen: u64| {
+            let key = Nat6Key {
+                saddr: [0xfd; 16],
+                daddr: [0x20; 16],
+                sport: sport.to_be(),
+                dport: if proto == IPPROTO_ICMPV6 {
+                    0
+                } else {
+                    80u16.to_be()
+                },
+                proto,
+                _pad: [0; 3],
+            };
+            let xlat = Nat6Entry {
+                addr: [0x21; 16],
+                port: (40000 + sport).to_be(),
+                state,
+                last_seen_ns: seen,
+                ..Default::default()
+            };
+            let back = Nat6Entry {
+                addr: key.saddr,
+                port: key.sport,
+                ..xlat
+            };
+            [(key, xlat), (key.reply_key(&xlat), back)]
+        };
+        let t = NatTimeouts {
+            tcp_established: 1000,
+            tcp_closing: 10,
+            tcp_syn: 20,
+            udp: 30,
+            icmp: 5,
+        };
+        let now = 10_000 * S;
+        let all = [
+            flow(IPPROTO_UDP, 1, NAT_STATE_NONE, now - 31 * S),
+            flow(IPPROTO_UDP, 2, NAT_STATE_NONE, now - 29 * S),
+            flow(IPPROTO_TCP, 3, NAT_STATE_TCP_CLOSING, now - 11 * S),
+            flow(IPPROTO_ICMPV6, 4, NAT_STATE_NONE, now - 6 * S),
+        ];
+        // One reply entry missing: a half flow, still listed.
+        let flows = decode::<V6>(all.iter().map(|f| f[0]), all[..3].iter().map(|f| f[1]));
+        assert_eq!(flows.len(), 4);
+        assert_eq!(flows.iter().filter(|f| f.reply_key.is_some()).count(), 3);
+        let icmp = flows.iter().find(|f| f.proto == Proto::Icmpv6).unwrap();
+        assert_eq!(icmp.translated.port(), 40004);
+        assert_eq!(icmp.remote.port(), 0);
+        let mut expired: Vec<u16> = flows
+            .iter()
+            .filter(|f| f.is_expired(now, &t))
+            .map(|f| f.orig_src.port())
+            .collect();
+        expired.sort();
+        assert_eq!(expired, [1, 3, 4]);
     }
 }
