@@ -9,7 +9,7 @@
 //! (RFC 1624), and the oracle shares no logic with them, so a wrong update
 //! cannot hide behind the same wrong arithmetic.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{ETH_P_IP, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -51,6 +51,23 @@ pub fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: usize) -> u32 {
     p.push(proto);
     p.extend_from_slice(&(len as u16).to_be_bytes());
     ones_sum(&p, 0) as u32
+}
+
+/// Sum of the IPv6 pseudo header (RFC 8200 §8.1: source, destination,
+/// upper-layer length as 32 bits, three zero bytes, next header).
+pub fn pseudo_sum6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: usize) -> u32 {
+    let mut p = Vec::with_capacity(40);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&(len as u32).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, next_header]);
+    ones_sum(&p, 0) as u32
+}
+
+/// ICMPv6/TCP/UDP-over-IPv6 checksum of `segment` (checksum field
+/// included as it is; zero for a fresh sum).
+pub fn l4_checksum6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, segment: &[u8]) -> u16 {
+    !ones_sum(segment, pseudo_sum6(src, dst, next_header, segment.len()))
 }
 
 /// TCP/UDP checksum of `segment` (checksum field included as it is).

@@ -4,18 +4,22 @@
 //!
 //! * [`build`]: Ethernet, 802.1Q/802.1ad tags, ARP, IPv4 (options,
 //!   fragments), TCP, UDP, ICMP (echo, errors quoting a packet), IPv6.
+//! * [`build6`]: IPv6 extension headers, fragments, jumbograms, ICMPv6
+//!   (Neighbour Discovery, router advertisements), UDP over IPv6.
 //! * [`parse`]: the fields of what comes back, and IPv4 reassembly.
 //! * [`checksum`]: every Internet checksum, from scratch (RFC 1071, 768,
-//!   793, 792), never incrementally: it shares no logic with the
+//!   793, 792, RFC 8200's IPv6 pseudo header), never incrementally: it shares no logic with the
 //!   programs' incremental updates, so a wrong update cannot hide.
 
 pub mod build;
+pub mod build6;
 pub mod checksum;
 pub mod parse;
 #[cfg(test)]
 mod scapy_cross_check;
 
 pub use build::*;
+pub use build6::*;
 pub use checksum::*;
 pub use parse::*;
 
