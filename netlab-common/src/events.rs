@@ -47,6 +47,12 @@ pub const EVENT_ARP_ANSWERED: u8 = 6;
 /// [`crate::switch::TRACE_FRAMES`] is set, for every frame.
 pub const EVENT_FRAME: u8 = 7;
 
+/// A neighbour solicitation was answered by the switch's ND responder: an
+/// [`Event6`] naming the asker (`saddr6`, `src_mac`) and the address asked
+/// for (`daddr6`, and the MAC it resolves to as `dst_mac`), like
+/// EVENT_ARP_ANSWERED for IPv4.
+pub const EVENT_ND_ANSWERED: u8 = 8;
+
 /// `Event::outcome` of an EVENT_FRAME: redirected to one port (`reason`:
 /// its ifindex).
 pub const FRAME_UNICAST: u8 = 1;

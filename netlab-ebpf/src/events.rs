@@ -17,7 +17,8 @@ use aya_ebpf::{
 use netlab_common::{
     counters::Counter,
     events::{
-        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, Event, Event6,
+        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, EVENT_ND_ANSWERED,
+        Event, Event6,
         PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS, PROGRAM_PORT,
     },
     nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NatEntry, NatKey},
@@ -59,6 +60,13 @@ pub fn port_drop(ctx: &TcContext, ingress: u32, reason: Counter) {
 #[inline(always)]
 pub fn arp_answered(ctx: &TcContext, ingress: u32) {
     packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_ARP_ANSWERED, 0, ingress);
+}
+
+/// The switch answered a neighbour solicitation; the frame is the
+/// advertisement by now (see [`write_packet_event`]).
+#[inline(always)]
+pub fn nd_answered(ctx: &TcContext, ingress: u32) {
+    packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_ND_ANSWERED, 0, ingress);
 }
 
 /// A NAT program dropped the packet. (Called from every drop site of the
@@ -270,6 +278,13 @@ fn write_packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, i
         {
             // SAFETY: bounds checked by ptr_at.
             fill_ports(&mut event.event, unsafe { &*head });
+        }
+        if kind == EVENT_ND_ANSWERED {
+            // The advertisement goes from the address asked for back to
+            // the asker: swapped back, the event names the asker as
+            // source (as for an answered ARP request).
+            core::mem::swap(&mut event.saddr6, &mut event.daddr6);
+            core::mem::swap(&mut event.event.src_mac, &mut event.event.dst_mac);
         }
         entry.submit(0);
         return;

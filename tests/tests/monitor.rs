@@ -3,7 +3,7 @@
 //!
 //! Every test owns its lab `tm<k>`, namespaces `tm<k>-*` and subnet
 //! 10.115.<k>.0/24; traffic stays between the lab's own namespaces.
-//! The IPv6 case: lab `vd3` on 10.164.3.0/24.
+//! The IPv6 cases: labs `vd3`, `vd4` on 10.164.<k>.0/24.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddrV4;
@@ -477,5 +477,80 @@ fn ipv6_drops_and_nat66_expiries_carry_ipv6_addresses() {
 
     assert!(monitor.terminate().success());
     assert!(daemon.terminate().success());
+    lab.ok(&["down"]);
+}
+
+/// Real IPv6 traffic in a lab with IPv6 (lab `vd4`, 10.164.4.0/24, its
+/// prefix fd00:10:164:4::/64): the switch answering ns1's neighbour
+/// solicitation for ns2, dropping a rogue router advertisement from ns1,
+/// and NAT66 translating ns1's ping to the internet server, each an event
+/// with its IPv6 addresses.
+#[test]
+fn ipv6_traffic_gives_nd_ra_guard_and_nat66_events() {
+    use netlab_tests::packets::router_advert;
+    use std::net::Ipv6Addr;
+
+    let k = 4;
+    let lab = TestLab::named("vd4", [10, 164], k, 2, "");
+    lab.ok(&["up"]);
+    let mut monitor = Monitor::start(&lab, &[]);
+    let a6 = |host: u16| Ipv6Addr::new(0xfd00, 0x10, 0x164, k.into(), 0, 0, 0, host);
+    let ping6 = |to: &str| {
+        let ok = wait_until(Duration::from_secs(10), || {
+            netlab_tests::in_netns(&lab.ns(1), &["ping", "-6", "-c", "1", "-W", "1", to])
+                .status
+                .success()
+        });
+        assert!(ok, "ping -6 {to} from {} never answered", lab.ns(1));
+    };
+    let mac = |host: u8| netlab::names::format_mac(&lab.mac(host));
+
+    ping6(&a6(2).to_string());
+    let nd = monitor.wait_for("ND answer", Duration::from_secs(20), |v| {
+        is(v, "nd_answered") && v["dst"] == a6(2).to_string()
+    });
+    assert_eq!(nd["type"], "nd");
+    assert_eq!(nd["port"], "veth-1-br");
+    assert_eq!(nd["namespace"], lab.ns(1));
+    assert_eq!(nd["src_mac"], mac(1));
+    assert_eq!(nd["dst_mac"], mac(2), "answered with ns2's MAC: {nd}");
+    assert!(
+        nd["src"] == a6(1).to_string()
+            || nd["src"] == netlab::names::link_local_for(lab.mac(1)).to_string(),
+        "the asker is one of ns1's addresses: {nd}"
+    );
+
+    let ll1 = netlab::names::link_local_for(lab.mac(1));
+    send_frames(
+        &lab.ns(1),
+        "veth-1",
+        &[router_advert(
+            lab.mac(1),
+            ll1,
+            "2001:db8:bad::".parse().unwrap(),
+        )],
+    );
+    let ra = monitor.wait_for("RA guard drop", Duration::from_secs(20), |v| {
+        is(v, "drop") && v["reason"] == "drop_ra_guard"
+    });
+    assert_eq!(ra["src"], ll1.to_string());
+    assert_eq!(ra["dst"], "ff02::1");
+    assert_eq!(ra["proto"], "icmpv6");
+    assert_eq!(ra["icmp_type"], 134);
+    assert_eq!(ra["namespace"], lab.ns(1));
+
+    let internet6 = "2001:db8:203:113::2";
+    ping6(internet6);
+    let created = monitor.wait_for("NAT66 creation", Duration::from_secs(20), |v| {
+        is(v, "nat_created") && v["dst"] == internet6
+    });
+    assert_eq!(created["program"], "nat_egress");
+    assert_eq!(created["ethertype"], "0x86dd");
+    assert_eq!(created["proto"], "icmpv6");
+    assert_eq!(created["src"], a6(1).to_string());
+    assert_eq!(created["translated_src"], "2001:db8:203:113::1");
+    assert_eq!(created["namespace"], lab.ns(1));
+
+    assert!(monitor.terminate().success());
     lab.ok(&["down"]);
 }

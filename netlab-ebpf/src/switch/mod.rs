@@ -117,6 +117,7 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
         match outcome {
             Outcome::Dropped(reason) => events::port_drop(ctx, ingress, reason),
             Outcome::ArpAnswered { .. } => events::arp_answered(ctx, ingress),
+            Outcome::NdAnswered { .. } => events::nd_answered(ctx, ingress),
             _ => {}
         }
     }

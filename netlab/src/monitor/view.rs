@@ -32,7 +32,7 @@ use netlab_common::{
     ether::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     events::{
         EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_CREATED, EVENT_NAT_EXHAUSTED,
-        EVENT_NAT_EXPIRED, Event6, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
+        EVENT_NAT_EXPIRED, EVENT_ND_ANSWERED, Event6, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
         PROGRAM_PORT, PROGRAM_UPLINK_XDP, PROGRAM_XDP_PORT,
     },
     nat::IPPROTO_ICMP,
@@ -54,6 +54,8 @@ pub enum EventType {
     Fdb,
     /// ARP requests answered by the switch.
     Arp,
+    /// IPv6 neighbour solicitations answered by the switch.
+    Nd,
 }
 
 /// The types an event kind belongs to; the first is the one it is listed
@@ -65,6 +67,7 @@ pub fn types_of(kind: u8) -> &'static [EventType] {
         EVENT_NAT_CREATED | EVENT_NAT_EXPIRED => &[EventType::Nat],
         EVENT_FDB_LEARNED => &[EventType::Fdb],
         EVENT_ARP_ANSWERED => &[EventType::Arp],
+        EVENT_ND_ANSWERED => &[EventType::Nd],
         _ => &[],
     }
 }
@@ -77,6 +80,7 @@ pub fn event_name(kind: u8) -> &'static str {
         EVENT_NAT_EXPIRED => "nat_expired",
         EVENT_FDB_LEARNED => "fdb_learned",
         EVENT_ARP_ANSWERED => "arp_answered",
+        EVENT_ND_ANSWERED => "nd_answered",
         _ => "unknown",
     }
 }
@@ -197,9 +201,13 @@ pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
             .and_then(|a| names.owner_of_address(a))
             .or_else(|| dst.and_then(|a| names.owner_of_address(a))),
     };
-    let l4 = ip && matches!(e.proto, 6 | 17);
-    let icmp =
-        (e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP) || (v6 && e.proto == IPPROTO_ICMPV6);
+    // An answered solicitation names who asked for what; its ICMPv6
+    // header is the advertisement's.
+    let nd = e.kind == EVENT_ND_ANSWERED;
+    let l4 = ip && !nd && matches!(e.proto, 6 | 17);
+    let icmp = !nd
+        && ((e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP)
+            || (v6 && e.proto == IPPROTO_ICMPV6));
     let [icmp_type, icmp_code] = decode::port(e.dport).to_be_bytes();
     let nat_xlat = matches!(e.kind, EVENT_NAT_CREATED | EVENT_NAT_EXPIRED);
     let macs = e.src_mac != [0; 6] || e.dst_mac != [0; 6];
@@ -216,7 +224,7 @@ pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
         port,
         namespace,
         ethertype: (e.ethertype != 0).then(|| format!("{:#06x}", e.ethertype)),
-        proto: ip.then(|| decode::proto(e.proto)),
+        proto: (ip && !nd).then(|| decode::proto(e.proto)),
         src_mac: (macs || e.kind == EVENT_FDB_LEARNED).then(|| decode::mac(&e.src_mac)),
         dst_mac: macs.then(|| decode::mac(&e.dst_mac)),
         src,
@@ -294,7 +302,7 @@ pub fn text(v: &EventView) -> String {
                 v.src_mac.as_deref().unwrap_or("?")
             ));
         }
-        EVENT_ARP_ANSWERED => out.push_str(&format!(
+        EVENT_ARP_ANSWERED | EVENT_ND_ANSWERED => out.push_str(&format!(
             " {} ({}) asked who has {}: answered {}",
             endpoint(v.src, None),
             v.src_mac.as_deref().unwrap_or("?"),
@@ -519,5 +527,37 @@ mod tests {
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["translated_src"], "2001:db8:203:113::1");
         assert_eq!(json["translated_sport"], 20001);
+    }
+
+    #[test]
+    fn answered_solicitations_say_who_asked_for_what() {
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_ND_ANSWERED,
+                program: PROGRAM_PORT,
+                ifindex: 5,
+                ethertype: ETH_P_IPV6,
+                proto: IPPROTO_ICMPV6,
+                src_mac: [2, 0x4e, 10, 0, 0, 1],
+                dst_mac: [2, 0x4e, 10, 0, 0, 2],
+                ..Default::default()
+            },
+            saddr6: ip6("fd00:10::1"),
+            daddr6: ip6("fd00:10::2"),
+            ..Default::default()
+        };
+        let v = view(&e, &names(), "t".into()).unwrap();
+        assert_eq!(v.event_type, EventType::Nd);
+        assert_eq!((v.proto.as_deref(), v.sport), (None, None));
+        assert_eq!(
+            text(&v),
+            "t nd_answered   on veth-1-br (ns1): fd00:10::1 (02:4e:0a:00:00:01) asked who has fd00:10::2: answered 02:4e:0a:00:00:02"
+        );
+        let f = Filter {
+            types: vec![EventType::Nd],
+            proto: Some(IPPROTO_ICMPV6),
+            ..Default::default()
+        };
+        assert!(f.matches(&v));
     }
 }
