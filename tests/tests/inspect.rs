@@ -6,7 +6,8 @@
 //!
 //! Labs `ti<k>` on 10.79.<k>.0/24 with namespaces `ti<k>-ns<N>`; the IPv6
 //! cases (NAT66 flows and IPv6 addresses in every view, IPv6 frames in
-//! `trace`) labs `vd1`, `vd2` on 10.164.<k>.0/24.
+//! `trace`, real IPv6 traffic in `stats`, `nat list`, `fdb`) labs `vd1`,
+//! `vd2`, `vd6` on 10.164.<k>.0/24.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -980,6 +981,82 @@ fn trace_shows_ipv6_frames() {
         &lab,
         ping6,
         &echo_lines(&lab, [mac6(k, 1), mac6(k, 2)], "0x86dd IPv6"),
+    );
+    lab.ok(&["down"]);
+}
+
+/// Real IPv6 traffic in a lab with IPv6 (lab `vd6`, its prefix
+/// fd00:10:164:6::/64): ns1 pings ns2 and the internet server over IPv6;
+/// then `stats` counts the answered solicitation, `nat list` shows the
+/// one NAT66 flow, `map dump nat6_config` the translation's setup, and
+/// `fdb` ns1's addresses as the control plane filled them.
+#[test]
+fn ipv6_traffic_shows_in_stats_nat_list_and_fdb() {
+    let k = 6;
+    let lab = lab6(k, 2);
+    lab.ok(&["up"]);
+    let ping6 = |to: &str| {
+        let ok = netlab_tests::traffic::wait_until(Duration::from_secs(10), || {
+            in_netns(&lab.ns(1), &["ping", "-6", "-c", "1", "-W", "1", to])
+                .status
+                .success()
+        });
+        assert!(ok, "ping -6 {to} from {} never answered", lab.ns(1));
+    };
+    ping6(&addr6(k, 2).to_string());
+    ping6("2001:db8:203:113::2");
+
+    let stats = json_of(&lab, &["stats", "--json"]);
+    assert!(
+        stats["counters"]["nd_answered"].as_u64().unwrap() >= 1,
+        "ns1 resolved ns2 through the ND responder: {:#}",
+        stats["counters"]
+    );
+    for zero in ["drop_ra_guard", "drop_nd_spoof", "drop_ipv6_malformed"] {
+        assert_eq!(stats["counters"][zero], 0, "{zero}: {:#}", stats["counters"]);
+    }
+
+    let nat = json_of(&lab, &["nat", "list", "--json"]);
+    let rows = nat.as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{nat:#}");
+    let row = &rows[0];
+    let expected = json!({
+        "direction": "out", "family": "ipv6", "proto": "icmpv6", "namespace": lab.ns(1),
+        "src": addr6(k, 1).to_string(), "dst": "2001:db8:203:113::2", "dport": 0,
+        "translated_src": "2001:db8:203:113::1", "complete": true,
+    });
+    for (field, want) in expected.as_object().unwrap() {
+        assert_eq!(&row[field], want, "field {field} of {row:#}");
+    }
+    let table = String::from_utf8(lab.ok(&["nat", "list"]).stdout).unwrap();
+    assert!(
+        table.contains(&format!("{} id=", addr6(k, 1))) && table.contains(&lab.ns(1)),
+        "{table}"
+    );
+
+    let config = json_of(&lab, &["map", "dump", "nat6_config", "--json"]);
+    let value = &config["entries"][0]["value"];
+    assert_eq!(value["subnet"], format!("fd00:10:164:{k}::/64"));
+    assert_eq!(value["external"], "2001:db8:203:113::1");
+    assert!(
+        value["flags"].as_array().unwrap().contains(&json!("enabled")),
+        "{config:#}"
+    );
+
+    let fdb = json_of(&lab, &["fdb", "--json"]);
+    let row1 = fdb
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["mac"] == mac6(k, 1))
+        .expect("ns1's row");
+    let ll1 = netlab::names::link_local_for(netlab::names::mac_for(std::net::Ipv4Addr::new(
+        10, 164, k, 1,
+    )));
+    assert_eq!(
+        row1["ipv6"],
+        json!([addr6(k, 1).to_string(), ll1.to_string()]),
+        "{fdb:#}"
     );
     lab.ok(&["down"]);
 }
