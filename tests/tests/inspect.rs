@@ -119,14 +119,25 @@ fn rows_after_known_traffic() {
         ifindex(&lab, "vbridge-p"),
     );
 
-    // fdb: the two endpoints and the gateway, static.
+    // fdb: the two endpoints and the gateway, static, with their IPv4
+    // and IPv6 (global, then the EUI-64 link-local of the MAC) addresses.
     let fdb = json_of(&lab, &["fdb", "--json"]);
+    let v6 = |host: u16| {
+        let m = netlab::names::mac_for(std::net::Ipv4Addr::new(10, 79, k, host as u8));
+        json!([
+            std::net::Ipv6Addr::new(0xfd00, 0x10, 0x79, k.into(), 0, 0, 0, host).to_string(),
+            netlab::names::link_local_for(m).to_string()
+        ])
+    };
     assert_eq!(
         fdb,
         json!([
-            { "mac": mac(k, 1), "port": "veth-1-br", "port_ifindex": if1, "owner": lab.ns(1), "kind": "endpoint", "type": "static" },
-            { "mac": mac(k, 2), "port": "veth-2-br", "port_ifindex": if2, "owner": lab.ns(2), "kind": "endpoint", "type": "static" },
-            { "mac": mac(k, 5), "port": "vbridge-p", "port_ifindex": ifgw, "owner": "gateway", "kind": "gateway", "type": "static" },
+            { "mac": mac(k, 1), "port": "veth-1-br", "port_ifindex": if1, "owner": lab.ns(1), "kind": "endpoint", "type": "static",
+              "ipv4": addr(k, 1), "ipv6": v6(1) },
+            { "mac": mac(k, 2), "port": "veth-2-br", "port_ifindex": if2, "owner": lab.ns(2), "kind": "endpoint", "type": "static",
+              "ipv4": addr(k, 2), "ipv6": v6(2) },
+            { "mac": mac(k, 5), "port": "vbridge-p", "port_ifindex": ifgw, "owner": "gateway", "kind": "gateway", "type": "static",
+              "ipv4": addr(k, 5), "ipv6": v6(5) },
         ])
     );
 
