@@ -1024,7 +1024,11 @@ fn ipv6_traffic_shows_in_stats_nat_list_and_fdb() {
         stats["counters"]
     );
     for zero in ["drop_ra_guard", "drop_nd_spoof", "drop_ipv6_malformed"] {
-        assert_eq!(stats["counters"][zero], 0, "{zero}: {:#}", stats["counters"]);
+        assert_eq!(
+            stats["counters"][zero], 0,
+            "{zero}: {:#}",
+            stats["counters"]
+        );
     }
 
     let nat = json_of(&lab, &["nat", "list", "--json"]);
@@ -1050,7 +1054,10 @@ fn ipv6_traffic_shows_in_stats_nat_list_and_fdb() {
     assert_eq!(value["subnet"], format!("fd00:10:164:{k}::/64"));
     assert_eq!(value["external"], "2001:db8:203:113::1");
     assert!(
-        value["flags"].as_array().unwrap().contains(&json!("enabled")),
+        value["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("enabled")),
         "{config:#}"
     );
 
