@@ -537,6 +537,7 @@ fn ipv6_traffic_gives_nd_ra_guard_and_nat66_events() {
     assert_eq!(ra["dst"], "ff02::1");
     assert_eq!(ra["proto"], "icmpv6");
     assert_eq!(ra["icmp_type"], 134);
+    assert_eq!(ra["sport"], Value::Null, "an RA has no echo id: {ra}");
     assert_eq!(ra["namespace"], lab.ns(1));
 
     let internet6 = "2001:db8:203:113::2";

@@ -229,7 +229,10 @@ pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
         dst_mac: macs.then(|| decode::mac(&e.dst_mac)),
         src,
         dst,
-        sport: (l4 || icmp).then(|| decode::port(e.sport)),
+        // The echo identifier: what an ICMP flow is keyed by. A drop of
+        // another ICMP message has none (the bytes are the message's own).
+        sport: (l4 || (icmp && (e.kind != EVENT_DROP || is_echo(v6, icmp_type))))
+            .then(|| decode::port(e.sport)),
         dport: l4.then(|| decode::port(e.dport)),
         // Only packet events carry the ICMP header; NAT flow events carry
         // the flow's key (echo id, no type).
@@ -246,6 +249,15 @@ pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
         proto_number: if ip { e.proto } else { 0 },
         kind: e.kind,
     })
+}
+
+/// ICMP echo request/reply (0, 8) or ICMPv6 echo request/reply (128, 129).
+fn is_echo(v6: bool, icmp_type: u8) -> bool {
+    if v6 {
+        matches!(icmp_type, 128 | 129)
+    } else {
+        matches!(icmp_type, 0 | 8)
+    }
 }
 
 /// `--type`, `--namespace`, `--port`, `--proto`, resolved and validated.
@@ -469,8 +481,10 @@ mod tests {
                 proto: IPPROTO_ICMPV6,
                 src_mac: [2, 0, 0, 0, 0, 9],
                 dst_mac: [0x33, 0x33, 0, 0, 0, 1],
-                // Router Advertisement: type 134, code 0.
+                // Router Advertisement: type 134, code 0; hop limit 64,
+                // flags 0 where an echo has its identifier.
                 dport: u16::from_be_bytes([134, 0]).to_be(),
+                sport: u16::from_be_bytes([64, 0]).to_be(),
                 ..Default::default()
             },
             saddr6: ip6("fe80::4e:aff:fe00:1"),
@@ -481,10 +495,11 @@ mod tests {
         assert_eq!(v.reason, Some("drop_ra_guard"));
         assert_eq!(v.proto.as_deref(), Some("icmpv6"));
         assert_eq!((v.icmp_type, v.icmp_code), (Some(134), Some(0)));
+        assert_eq!(v.sport, None, "an RA has no echo identifier");
         assert_eq!(v.namespace.as_deref(), Some("ns1"));
         assert_eq!(
             text(&v),
-            "t drop          drop_ra_guard on veth-1-br (ns1): icmpv6 [fe80::4e:aff:fe00:1]:0 > ff02::1 icmp type 134 code 0"
+            "t drop          drop_ra_guard on veth-1-br (ns1): icmpv6 fe80::4e:aff:fe00:1 > ff02::1 icmp type 134 code 0"
         );
         let json = serde_json::to_value(&v).unwrap();
         assert_eq!(json["src"], "fe80::4e:aff:fe00:1");
