@@ -82,10 +82,10 @@ impl TestLab {
         Self::named(&format!("t{short}"), net, k, count, extra)
     }
 
-    /// As [`TestLab::with_net`] with the whole lab name given (test files
-    /// whose labs do not start with `t`, e.g. the IPv6 lanes' `v<x>`).
+    /// As [`TestLab::with_net`], with the lab name `name` as it is (test
+    /// files whose labs have a prefix of their own).
     pub fn named(name: &str, net: [u8; 2], k: u8, count: u32, extra: &str) -> Self {
-        let name = name.to_string();
+        let name = name.to_owned();
         let [a, b] = net;
         let toml = format!(
             "name = \"{name}\"\nsubnet = \"{a}.{b}.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"
@@ -350,8 +350,6 @@ pub mod harness;
 pub mod stand_in;
 pub mod tcx_counter;
 pub mod test_run;
-
-pub mod ipv6_maps;
 
 /// The sandbox's default uplink address (host side) and internet server.
 pub const UPLINK_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 1);

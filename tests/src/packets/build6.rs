@@ -210,7 +210,7 @@ pub fn neighbour_advert(
         src,
         all_nodes,
         ICMPV6_NEIGHBOUR_ADVERT,
-        &nd_body(flags, target, &options),
+        &nd_body(flags, target, options),
     )
 }
 

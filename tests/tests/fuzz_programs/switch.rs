@@ -97,6 +97,21 @@ impl SwitchLab {
     }
 }
 
+/// Whether the port program reads `frame` as IPv6: its EtherType, or the
+/// one behind one or two VLAN tags (the program looks through two).
+fn reaches_ipv6(frame: &[u8]) -> bool {
+    let type_at = |off: usize| {
+        frame
+            .get(off..off + 2)
+            .map(|b| u16::from_be_bytes([b[0], b[1]]))
+    };
+    let is_tag = |t: Option<u16>| matches!(t, Some(0x8100 | 0x88a8));
+    let ipv6 = Some(0x86dd);
+    type_at(12) == ipv6
+        || (is_tag(type_at(12)) && type_at(16) == ipv6)
+        || (is_tag(type_at(12)) && is_tag(type_at(16)) && type_at(20) == ipv6)
+}
+
 /// Checks one case of the port program; returns the problems found.
 #[allow(clippy::too_many_arguments)]
 fn check_switch_case(
@@ -266,6 +281,7 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
     let mut counters = sw.counters();
     let mut learning = false;
     let mut host_addrs: &[std::net::Ipv4Addr] = &[];
+    let mut ipv6_unjudged = 0u64;
     let progress = netlab_tests::netlab::progress::Progress::new("fuzz port", Some(cases));
     for index in 0..cases {
         progress.set_position(index);
@@ -322,17 +338,26 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
             })
             .collect();
         tally.cases += 1;
-        let problems = check_switch_case(
-            &sw,
-            &case,
-            expect,
-            &result,
-            &counter_delta,
-            &fdb_before,
-            &fdb_after,
-            &stats_delta,
-            &mut tally,
-        );
+        // This model is IPv4's: IPv6 has first-hop rules it does not
+        // know (header walk, source check, RA guard, ND), covered by
+        // switch6_prog.rs. Such frames still run (the program must
+        // survive them); what they do is not judged here.
+        let problems = if result.is_ok() && reaches_ipv6(&case.frame) {
+            ipv6_unjudged += 1;
+            Vec::new()
+        } else {
+            check_switch_case(
+                &sw,
+                &case,
+                expect,
+                &result,
+                &counter_delta,
+                &fdb_before,
+                &fdb_after,
+                &stats_delta,
+                &mut tally,
+            )
+        };
         if !problems.is_empty() {
             tally.failures += 1;
             failures.push(Failure {
@@ -360,6 +385,7 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
     }
     let host_drops = sw.counters()[Counter::DropHostAccess as usize];
     progress.finish_and_clear();
+    eprintln!("fuzz {PORT_PROGRAM}: {ipv6_unjudged} IPv6 frames run, not judged by the IPv4 model");
     (tally, failures, host_drops)
 }
 
