@@ -18,6 +18,7 @@ mod attach;
 mod config;
 mod expiry;
 mod expiry6;
+mod flow;
 mod frags;
 mod maps;
 mod publish;
