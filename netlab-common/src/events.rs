@@ -62,6 +62,10 @@ pub const FRAME_ARP_ANSWERED: u8 = 2;
 pub const FRAME_FLOODED: u8 = 3;
 /// Dropped (`reason`: the `Counter` index, as for EVENT_DROP).
 pub const FRAME_DROPPED: u8 = 4;
+/// A neighbour solicitation answered in place: an [`Event6`] whose
+/// `daddr6` is the address asked for (the IPv6 twin of
+/// FRAME_ARP_ANSWERED).
+pub const FRAME_ND_ANSWERED: u8 = 5;
 
 /// `Event::program`: which program emitted the event.
 pub const PROGRAM_PORT: u8 = 1;

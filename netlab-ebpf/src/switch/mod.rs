@@ -122,7 +122,7 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
         }
     }
     if config.trace & TRACE_FRAMES != 0 {
-        trace::frame(ingress, &frame, &outcome);
+        trace::frame(ctx, ingress, &frame, &outcome);
     }
     verdict
 }

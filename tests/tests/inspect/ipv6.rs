@@ -280,20 +280,39 @@ fn trace_shows_ipv6_frames() {
     // address of its MAC), pinged over the switch from ns1. Neighbour
     // Discovery first, so the traced ping is the echo and its reply.
     let mac2 = netlab::names::mac_for(std::net::Ipv4Addr::new(10, 164, k, 2));
-    let target = format!("{}%veth-1", netlab::names::link_local_for(mac2));
-    let ping6 = || {
+    let link_local = format!("{}%veth-1", netlab::names::link_local_for(mac2));
+    let ping6 = |target: &str| {
         let ok = netlab_tests::traffic::wait_until(Duration::from_secs(10), || {
-            in_netns(&lab.ns(1), &["ping", "-6", "-c", "1", "-W", "1", &target])
+            in_netns(&lab.ns(1), &["ping", "-6", "-c", "1", "-W", "1", target])
                 .status
                 .success()
         });
         assert!(ok, "ping -6 {target} from {} never answered", lab.ns(1));
     };
-    ping6();
+    ping6(&link_local);
     trace_while(
         &lab,
-        ping6,
+        || ping6(&link_local),
         &echo_lines(&lab, [mac6(k, 1), mac6(k, 2)], "0x86dd IPv6"),
+    );
+
+    // ns2's global address with ns1's neighbour cache empty: ns1's
+    // solicitation is answered by the switch, and traced as such.
+    let global = addr6(k, 2).to_string();
+    let mut wanted = echo_lines(&lab, [mac6(k, 1), mac6(k, 2)], "0x86dd IPv6");
+    wanted.push(format!(
+        "port veth-1-br ({}): {} asks who-has {global}: answered",
+        lab.ns(1),
+        mac6(k, 1)
+    ));
+    trace_while(
+        &lab,
+        || {
+            let flush = in_netns(&lab.ns(1), &["ip", "-6", "neigh", "flush", "dev", "veth-1"]);
+            assert!(flush.status.success(), "{}", describe(&flush));
+            ping6(&global);
+        },
+        &wanted,
     );
     lab.ok(&["down"]);
 }
