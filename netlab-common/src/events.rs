@@ -8,6 +8,11 @@
 //! flag. A record that does not fit in the ring buffer is counted in
 //! `Counter::EventsLost`, so losses are reported, never silent.
 //!
+//! IPv6: a drop of an IPv6 packet and a NAT66 flow event are the same
+//! kinds (`EVENT_DROP`, `EVENT_NAT_*`), written as an [`Event6`]: the
+//! family is the record's, not the kind's, so `monitor --type nat` and
+//! every filter see both families.
+//!
 //! The drop reasons are the counters' ([`crate::counters::Counter`]): one
 //! list of reasons for `netlab stats`, `netlab monitor` and the metrics.
 
@@ -42,6 +47,12 @@ pub const EVENT_ARP_ANSWERED: u8 = 6;
 /// [`crate::switch::TRACE_FRAMES`] is set, for every frame.
 pub const EVENT_FRAME: u8 = 7;
 
+/// A neighbour solicitation was answered by the switch's ND responder: an
+/// [`Event6`] naming the asker (`saddr6`, `src_mac`) and the address asked
+/// for (`daddr6`, and the MAC it resolves to as `dst_mac`), like
+/// EVENT_ARP_ANSWERED for IPv4.
+pub const EVENT_ND_ANSWERED: u8 = 8;
+
 /// `Event::outcome` of an EVENT_FRAME: redirected to one port (`reason`:
 /// its ifindex).
 pub const FRAME_UNICAST: u8 = 1;
@@ -51,6 +62,10 @@ pub const FRAME_ARP_ANSWERED: u8 = 2;
 pub const FRAME_FLOODED: u8 = 3;
 /// Dropped (`reason`: the `Counter` index, as for EVENT_DROP).
 pub const FRAME_DROPPED: u8 = 4;
+/// A neighbour solicitation answered in place: an [`Event6`] whose
+/// `daddr6` is the address asked for (the IPv6 twin of
+/// FRAME_ARP_ANSWERED).
+pub const FRAME_ND_ANSWERED: u8 = 5;
 
 /// `Event::program`: which program emitted the event.
 pub const PROGRAM_PORT: u8 = 1;
@@ -74,7 +89,8 @@ pub struct Event {
     pub kind: u8,
     /// PROGRAM_*.
     pub program: u8,
-    /// IP protocol of the packet (0: not IPv4).
+    /// IP protocol of the packet (IPv6: the first header's Next Header;
+    /// 0: not IP).
     pub proto: u8,
     /// EVENT_FRAME: what became of the frame (FRAME_*); otherwise 0.
     pub outcome: u8,
@@ -89,6 +105,7 @@ pub struct Event {
     pub _pad1: u16,
     pub src_mac: [u8; 6],
     pub dst_mac: [u8; 6],
+    /// IPv4 (ARP: the protocol addresses); 0 in an [`Event6`].
     pub saddr: u32,
     pub daddr: u32,
     pub sport: u16,
@@ -121,7 +138,56 @@ impl Event {
     }
 }
 
-user_pod!(Event);
+/// An event about an IPv6 packet or NAT66 flow: an [`Event`] (its
+/// `ethertype` `ETH_P_IPV6`, its IPv4 address fields 0) followed by the
+/// IPv6 addresses. IPv4 and ARP events stay 56-byte [`Event`] records, so
+/// the ring buffer holds as many of them as before; the record's length
+/// says which of the two it is, and a reader that knows only [`Event`]
+/// still reads the prefix of an IPv6 record (`Event::from_bytes` takes a
+/// longer slice).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct Event6 {
+    pub event: Event,
+    /// Source and destination, as in the packet.
+    pub saddr6: [u8; 16],
+    pub daddr6: [u8; 16],
+    /// NAT66: the translated source address (created, expired).
+    pub xaddr6: [u8; 16],
+}
+
+impl Event6 {
+    /// Size of an IPv6 record in bytes.
+    pub const SIZE: usize = core::mem::size_of::<Event6>();
+
+    /// The record as bytes (the control plane injects NAT66 expiries so).
+    pub fn as_bytes(&self) -> &[u8; Self::SIZE] {
+        // SAFETY: repr(C), no implicit padding (asserted below), plain data.
+        unsafe { &*(core::ptr::from_ref(self).cast::<[u8; Self::SIZE]>()) }
+    }
+
+    /// Reads any record: an IPv6 one whole; an IPv4 or ARP one (shorter)
+    /// as its [`Event`] with the IPv6 addresses all zero. `None` when
+    /// shorter than an [`Event`].
+    pub fn from_record(bytes: &[u8]) -> Option<Event6> {
+        if bytes.len() < Self::SIZE {
+            return Event::from_bytes(bytes).map(|event| Event6 {
+                event,
+                ..Event6::default()
+            });
+        }
+        // SAFETY: long enough; every bit pattern is valid; unaligned read
+        // as in `Event::from_bytes`.
+        Some(unsafe { core::ptr::read_unaligned(bytes.as_ptr().cast::<Event6>()) })
+    }
+
+    /// Whether the record carried IPv6 addresses.
+    pub fn is_ipv6(&self) -> bool {
+        self.event.ethertype == crate::ether::ETH_P_IPV6
+    }
+}
+
+user_pod!(Event, Event6);
 
 #[cfg(test)]
 mod tests {
@@ -146,6 +212,40 @@ mod tests {
         assert_eq!(8 + 4 + 4 + 4 + 4 + 12 + 8 + 4 + 8, size_of::<Event>());
         assert_eq!(EVENTS_RING_SIZE % 4096, 0);
         assert!(EVENTS_RING_SIZE.is_power_of_two());
+    }
+
+    #[test]
+    fn ipv6_records_extend_the_ipv4_one() {
+        assert_eq!(size_of::<Event6>(), 104);
+        assert_eq!(align_of::<Event6>(), 8);
+        assert_eq!(offset_of!(Event6, saddr6), Event::SIZE);
+        assert_eq!(offset_of!(Event6, xaddr6), Event::SIZE + 32);
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_NAT_EXPIRED,
+                ethertype: crate::ether::ETH_P_IPV6,
+                ..Default::default()
+            },
+            saddr6: [0xfd; 16],
+            xaddr6: [0x20; 16],
+            ..Default::default()
+        };
+        assert_eq!(Event6::from_record(e.as_bytes()), Some(e));
+        assert!(e.is_ipv6());
+        // An older reader sees the prefix; an IPv4 record reads with no
+        // IPv6 addresses.
+        assert_eq!(Event::from_bytes(e.as_bytes()), Some(e.event));
+        let v4 = Event {
+            kind: EVENT_DROP,
+            ethertype: crate::ether::ETH_P_IP,
+            saddr: 7,
+            ..Default::default()
+        };
+        let read = Event6::from_record(v4.as_bytes()).unwrap();
+        assert_eq!(read.event, v4);
+        assert_eq!(read.saddr6, [0; 16]);
+        assert!(!read.is_ipv6());
+        assert_eq!(Event6::from_record(&[0; 8]), None);
     }
 
     #[test]

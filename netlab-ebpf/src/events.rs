@@ -17,10 +17,11 @@ use aya_ebpf::{
 use netlab_common::{
     counters::Counter,
     events::{
-        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, Event,
-        PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS, PROGRAM_PORT,
+        EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_EXPIRED, EVENT_ND_ANSWERED,
+        Event, Event6, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS, PROGRAM_PORT,
     },
     nat::{IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NatEntry, NatKey},
+    nat6::{IPPROTO_ICMPV6, Nat6Entry, Nat6Key},
     switch::TRACE_EVENTS,
 };
 
@@ -31,7 +32,9 @@ use crate::{
 };
 
 pub(crate) const ETH_HLEN: usize = 14;
-pub(crate) use netlab_common::ether::{ETH_P_ARP, ETH_P_IP};
+pub(crate) use netlab_common::ether::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6};
+/// Fixed IPv6 header length.
+pub(crate) const IPV6_HLEN: usize = 40;
 
 /// Whether a monitor listens.
 #[inline(always)]
@@ -56,6 +59,13 @@ pub fn port_drop(ctx: &TcContext, ingress: u32, reason: Counter) {
 #[inline(always)]
 pub fn arp_answered(ctx: &TcContext, ingress: u32) {
     packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_ARP_ANSWERED, 0, ingress);
+}
+
+/// The switch answered a neighbour solicitation; the frame is the
+/// advertisement by now (see [`write_packet_event`]).
+#[inline(always)]
+pub fn nd_answered(ctx: &TcContext, ingress: u32) {
+    packet_event(ctx.skb.skb, PROGRAM_PORT, EVENT_ND_ANSWERED, 0, ingress);
 }
 
 /// A NAT program dropped the packet. (Called from every drop site of the
@@ -101,6 +111,53 @@ pub(crate) fn reserve(kind: u8, program: u8) -> Option<RingBufEntry<Event>> {
     Some(entry)
 }
 
+/// [`reserve`] for an IPv6 record ([`Event6`], `ethertype` set). Zeroed
+/// in place rather than written from a 104-byte value: the NAT programs'
+/// stack has no room for one.
+#[inline(always)]
+pub(crate) fn reserve6(kind: u8, program: u8) -> Option<RingBufEntry<Event6>> {
+    let Some(mut entry) = EVENTS.reserve::<Event6>(0) else {
+        count(Counter::EventsLost);
+        return None;
+    };
+    // SAFETY: the reserved record is ours and Event6 is plain data, valid
+    // all zero.
+    let event = unsafe {
+        core::ptr::write_bytes(entry.as_mut_ptr(), 0, 1);
+        entry.assume_init_mut()
+    };
+    // SAFETY: helper without arguments.
+    event.event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    event.event.kind = kind;
+    event.event.program = program;
+    event.event.ethertype = ETH_P_IPV6;
+    Some(entry)
+}
+
+/// A NAT66 flow event of the egress program: created (`xlat` is the
+/// translation) or exhausted (`reason`, `xlat` zero). The IPv6 twin of
+/// [`nat_flow`]: the same kinds, in an [`Event6`].
+#[inline(never)]
+pub fn nat6_flow(kind: u8, key: &Nat6Key, xlat: &Nat6Entry, reason: u32) {
+    if !enabled() {
+        return;
+    }
+    let Some(mut entry) = reserve6(kind, PROGRAM_NAT_EGRESS) else {
+        return;
+    };
+    // SAFETY: `reserve6` initialised the record.
+    let event = unsafe { entry.assume_init_mut() };
+    event.event.proto = key.proto;
+    event.event.reason = reason;
+    event.event.sport = key.sport;
+    event.event.dport = key.dport;
+    event.event.xport = xlat.port;
+    event.saddr6 = key.saddr;
+    event.daddr6 = key.daddr;
+    event.xaddr6 = xlat.addr;
+    entry.submit(0);
+}
+
 /// A NAT flow event of the egress program: created (`xlat` is the
 /// translation) or exhausted (`reason`, `xlat` zero).
 #[inline(never)]
@@ -144,10 +201,15 @@ pub fn fdb_learned(mac: &[u8; 6], port: u32) {
 /// `netlab_event_inject`: the control plane hands an expiry event in as
 /// the "packet" of a BPF_PROG_TEST_RUN, so that events it sees (its sweep
 /// removing a flow) reach the same ring buffer, in order, and the same
-/// lost counter. Only NAT expiry can be injected.
+/// lost counter. Only NAT expiry can be injected: an [`Event`], or an
+/// [`Event6`] for a NAT66 flow (told apart by the length).
 #[inline(always)]
 pub fn inject(ctx: &TcContext) {
     if !enabled() {
+        return;
+    }
+    if ctx.len() as usize >= Event6::SIZE {
+        inject6(ctx);
         return;
     }
     let Ok(mut event) = ctx.load::<Event>(0) else {
@@ -160,6 +222,22 @@ pub fn inject(ctx: &TcContext) {
     // SAFETY: helper without arguments.
     event.ts_ns = unsafe { bpf_ktime_get_ns() };
     if EVENTS.output::<Event>(&event, 0).is_err() {
+        count(Counter::EventsLost);
+    }
+}
+
+#[inline(always)]
+fn inject6(ctx: &TcContext) {
+    let Ok(mut event) = ctx.load::<Event6>(0) else {
+        return;
+    };
+    if event.event.kind != EVENT_NAT_EXPIRED {
+        return;
+    }
+    event.event.program = PROGRAM_CONTROL;
+    // SAFETY: helper without arguments.
+    event.event.ts_ns = unsafe { bpf_ktime_get_ns() };
+    if EVENTS.output::<Event6>(&event, 0).is_err() {
         count(Counter::EventsLost);
     }
 }
@@ -179,6 +257,37 @@ fn packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex
 #[inline(always)]
 fn write_packet_event(skb: *mut __sk_buff, program: u8, kind: u8, reason: u32, ifindex: u32) {
     let ctx = TcContext::new(skb);
+    if let Some(eth) = ptr_at::<[u8; ETH_HLEN]>(&ctx, 0)
+        // SAFETY: bounds checked by ptr_at.
+        && ethertype_of(unsafe { &*eth }) == ETH_P_IPV6
+    {
+        let Some(mut entry) = reserve6(kind, program) else {
+            return;
+        };
+        // SAFETY: `reserve6` initialised the record.
+        let event = unsafe { entry.assume_init_mut() };
+        event.event.reason = reason;
+        event.event.ifindex = ifindex;
+        // SAFETY: bounds checked by ptr_at.
+        fill_ethernet(&mut event.event, unsafe { &*eth });
+        if let Some(ip) = ptr_at::<[u8; IPV6_HLEN]>(&ctx, ETH_HLEN)
+            // SAFETY: bounds checked by ptr_at.
+            && let Some(l4) = fill_ipv6(event, unsafe { &*ip })
+            && let Some(head) = ptr_at::<[u8; 8]>(&ctx, l4)
+        {
+            // SAFETY: bounds checked by ptr_at.
+            fill_ports(&mut event.event, unsafe { &*head });
+        }
+        if kind == EVENT_ND_ANSWERED {
+            // The advertisement goes from the address asked for back to
+            // the asker: swapped back, the event names the asker as
+            // source (as for an answered ARP request).
+            core::mem::swap(&mut event.saddr6, &mut event.daddr6);
+            core::mem::swap(&mut event.event.src_mac, &mut event.event.dst_mac);
+        }
+        entry.submit(0);
+        return;
+    }
     let Some(mut entry) = reserve(kind, program) else {
         return;
     };
@@ -225,6 +334,25 @@ pub(crate) fn fill_ethernet(event: &mut Event, eth: &[u8; ETH_HLEN]) {
     event.ethertype = u16::from_be_bytes([eth[12], eth[13]]);
 }
 
+/// The EtherType of an Ethernet header, host order.
+#[inline(always)]
+pub(crate) fn ethertype_of(eth: &[u8; ETH_HLEN]) -> u16 {
+    u16::from_be_bytes([eth[12], eth[13]])
+}
+
+/// Next Header and addresses from the IPv6 header at `ETH_HLEN`; the
+/// offset of the L4 header when it follows the fixed header directly
+/// (TCP, UDP, ICMPv6). Extension headers are not walked here: the event
+/// then names the first one as its protocol (0 hop-by-hop, 44 fragment),
+/// which is what a drop for a malformed chain needs to show.
+#[inline(always)]
+pub(crate) fn fill_ipv6(event: &mut Event6, ip: &[u8; IPV6_HLEN]) -> Option<usize> {
+    event.event.proto = ip[6];
+    event.saddr6.copy_from_slice(&ip[8..24]);
+    event.daddr6.copy_from_slice(&ip[24..40]);
+    matches!(ip[6], IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMPV6).then_some(ETH_HLEN + IPV6_HLEN)
+}
+
 /// Protocol and addresses from the IPv4 header at `ETH_HLEN`; the offset
 /// of the L4 header when its ports are worth reading (a first fragment
 /// with a valid IHL).
@@ -249,7 +377,8 @@ pub(crate) fn fill_ports(event: &mut Event, head: &[u8; 8]) {
         }
         // The echo id in `sport`, type and code in `dport` (as in the
         // packet, like every port: type is the high byte in host order).
-        IPPROTO_ICMP => {
+        // ICMPv6 echo has the same layout.
+        IPPROTO_ICMP | IPPROTO_ICMPV6 => {
             event.sport = u16::from_ne_bytes([head[4], head[5]]);
             event.dport = u16::from_ne_bytes([head[0], head[1]]);
         }

@@ -363,6 +363,8 @@ pub mod stand_in;
 pub mod tcx_counter;
 pub mod test_run;
 
+pub mod ipv6_maps;
+
 /// The sandbox's default uplink address (host side) and internet server.
 pub const UPLINK_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 1);
 pub const INTERNET_ADDRESS: std::net::Ipv4Addr = std::net::Ipv4Addr::new(203, 0, 113, 2);

@@ -4,7 +4,8 @@
 //! `map dump`; `trace` showing one ping's events and switching itself off;
 //! pinned maps of another layout refused.
 //!
-//! Labs `ti<k>` on 10.79.<k>.0/24 with namespaces `ti<k>-ns<N>`.
+//! Labs `ti<k>` on 10.79.<k>.0/24 with namespaces `ti<k>-ns<N>`; the IPv6
+//! cases (`inspect/ipv6.rs`) labs `vd1`, `vd2`, `vd6` on 10.164.<k>.0/24.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,6 +17,11 @@ use netlab::netns;
 use netlab_common::counters::Counter;
 use netlab_tests::{TestLab, describe, in_netns};
 use serde_json::{Value, json};
+
+// The IPv6 cases, in the directory of the same name (this file stays the
+// test target `--test inspect` names).
+#[path = "inspect/ipv6.rs"]
+mod ipv6;
 
 /// A sandbox lab `ti<k>` with `count` endpoints on 10.79.<k>.0/24.
 fn lab(k: u8, count: u32) -> TestLab {
@@ -116,14 +122,25 @@ fn rows_after_known_traffic() {
         ifindex(&lab, "vbridge-p"),
     );
 
-    // fdb: the two endpoints and the gateway, static.
+    // fdb: the two endpoints and the gateway, static, with their IPv4
+    // and IPv6 (global, then the EUI-64 link-local of the MAC) addresses.
     let fdb = json_of(&lab, &["fdb", "--json"]);
+    let v6 = |host: u16| {
+        let m = netlab::names::mac_for(std::net::Ipv4Addr::new(10, 79, k, host as u8));
+        json!([
+            std::net::Ipv6Addr::new(0xfd00, 0x10, 0x79, k.into(), 0, 0, 0, host).to_string(),
+            netlab::names::link_local_for(m).to_string()
+        ])
+    };
     assert_eq!(
         fdb,
         json!([
-            { "mac": mac(k, 1), "port": "veth-1-br", "port_ifindex": if1, "owner": lab.ns(1), "kind": "endpoint", "type": "static" },
-            { "mac": mac(k, 2), "port": "veth-2-br", "port_ifindex": if2, "owner": lab.ns(2), "kind": "endpoint", "type": "static" },
-            { "mac": mac(k, 5), "port": "vbridge-p", "port_ifindex": ifgw, "owner": "gateway", "kind": "gateway", "type": "static" },
+            { "mac": mac(k, 1), "port": "veth-1-br", "port_ifindex": if1, "owner": lab.ns(1), "kind": "endpoint", "type": "static",
+              "ipv4": addr(k, 1), "ipv6": v6(1) },
+            { "mac": mac(k, 2), "port": "veth-2-br", "port_ifindex": if2, "owner": lab.ns(2), "kind": "endpoint", "type": "static",
+              "ipv4": addr(k, 2), "ipv6": v6(2) },
+            { "mac": mac(k, 5), "port": "vbridge-p", "port_ifindex": ifgw, "owner": "gateway", "kind": "gateway", "type": "static",
+              "ipv4": addr(k, 5), "ipv6": v6(5) },
         ])
     );
 
@@ -517,14 +534,12 @@ fn interrupt(child: &mut std::process::Child) {
     let _ = child.wait();
 }
 
-#[test]
-fn trace_shows_one_ping_and_switches_itself_off() {
-    let k = 2;
-    let lab = lab(k, 2);
-    lab.ok(&["up"]);
-    // Resolve ARP first so the traced ping is just the echo and its reply.
-    ping(&lab, 1, &addr(k, 2));
-
+/// Runs `netlab trace` on `lab`, does `traffic` while it runs, and reads
+/// its lines until every one of `wanted` was printed (or a deadline);
+/// then Ctrl-C. Returns what it printed, after checking that it streamed
+/// the wanted lines while running, stopped cleanly and switched tracing
+/// off again.
+fn trace_while(lab: &TestLab, traffic: impl FnOnce(), wanted: &[String]) -> String {
     let mut child = lab
         .command(&["trace"])
         .stdout(Stdio::piped())
@@ -535,7 +550,7 @@ fn trace_shows_one_ping_and_switches_itself_off() {
     let mut first = String::new();
     stderr.read_line(&mut first).unwrap();
     assert!(first.contains("tracing lab"), "{first}");
-    let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);
+    let config = json_of(lab, &["map", "dump", "switch_config", "--json"]);
     assert_eq!(config["entries"][0]["value"]["trace"], true);
 
     // trace's output, line by line, as it comes.
@@ -549,25 +564,12 @@ fn trace_shows_one_ping_and_switches_itself_off() {
         }
     });
 
-    ping(&lab, 1, &addr(k, 2));
-    let request = format!(
-        "port veth-1-br ({}): {} > {} type 0x0800 IPv4: unicast to port veth-2-br ({})",
-        lab.ns(1),
-        mac(k, 1),
-        mac(k, 2),
-        lab.ns(2)
-    );
-    let reply = format!(
-        "port veth-2-br ({}): {} > {} type 0x0800 IPv4: unicast to port veth-1-br ({})",
-        lab.ns(2),
-        mac(k, 2),
-        mac(k, 1),
-        lab.ns(1)
-    );
-    // Until both events are seen (or a deadline): then Ctrl-C.
+    traffic();
+    let seen_all = |out: &str| wanted.iter().all(|w| out.contains(w.as_str()));
+    // Until every wanted line is seen (or a deadline): then Ctrl-C.
     let mut out = String::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while !(out.contains(&request) && out.contains(&reply)) {
+    while !seen_all(&out) {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         match line_rx.recv_timeout(left) {
             Ok(line) => {
@@ -578,7 +580,7 @@ fn trace_shows_one_ping_and_switches_itself_off() {
         }
     }
     // Streamed: seen while tracing runs, not only when it stops.
-    let streamed = out.contains(&request) && out.contains(&reply);
+    let streamed = seen_all(&out);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGINT,
@@ -591,16 +593,53 @@ fn trace_shows_one_ping_and_switches_itself_off() {
     let status = child.wait().unwrap();
     assert!(status.success(), "trace exit {status}: {rest}");
     assert!(rest.contains("switched off"), "{rest}");
-    assert!(out.contains(&request), "request missing from:\n{out}");
-    assert!(out.contains(&reply), "reply missing from:\n{out}");
+    for w in wanted {
+        assert!(out.contains(w.as_str()), "{w:?} missing from:\n{out}");
+    }
     assert!(
         streamed,
-        "the ping's events came only after Ctrl-C, not while tracing:\n{out}"
+        "the traffic's events came only after Ctrl-C, not while tracing:\n{out}"
     );
 
     // Tracing is off again.
-    let config = json_of(&lab, &["map", "dump", "switch_config", "--json"]);
+    let config = json_of(lab, &["map", "dump", "switch_config", "--json"]);
     assert_eq!(config["entries"][0]["value"]["trace"], false);
+    out
+}
+
+/// The two frames of one ping from endpoint 1 to endpoint 2 (`ethertype`
+/// as trace prints it), as trace lines.
+fn echo_lines(lab: &TestLab, macs: [String; 2], ethertype: &str) -> Vec<String> {
+    vec![
+        format!(
+            "port veth-1-br ({}): {} > {} type {ethertype}: unicast to port veth-2-br ({})",
+            lab.ns(1),
+            macs[0],
+            macs[1],
+            lab.ns(2)
+        ),
+        format!(
+            "port veth-2-br ({}): {} > {} type {ethertype}: unicast to port veth-1-br ({})",
+            lab.ns(2),
+            macs[1],
+            macs[0],
+            lab.ns(1)
+        ),
+    ]
+}
+
+#[test]
+fn trace_shows_one_ping_and_switches_itself_off() {
+    let k = 2;
+    let lab = lab(k, 2);
+    lab.ok(&["up"]);
+    // Resolve ARP first so the traced ping is just the echo and its reply.
+    ping(&lab, 1, &addr(k, 2));
+    trace_while(
+        &lab,
+        || ping(&lab, 1, &addr(k, 2)),
+        &echo_lines(&lab, [mac(k, 1), mac(k, 2)], "0x0800 IPv4"),
+    );
 }
 
 #[test]

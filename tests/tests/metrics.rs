@@ -4,6 +4,7 @@
 //!
 //! Lab `tm<k>`, namespaces `tm<k>-*`, subnet 10.115.<k>.0/24. The endpoint
 //! listens on 127.0.0.1 (port 0: a free port) in the test's namespace.
+//! The NAT66 case: lab `vd5` on 10.164.5.0/24.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -150,7 +151,7 @@ fn metrics_are_valid_prometheus_move_with_traffic_and_match_stats() {
     );
     let flows = samples(&second, "netlab_nat_flows");
     assert!(
-        flows.contains_key("{proto=\"icmp\",state=\"-\"}"),
+        flows.contains_key("{family=\"ipv4\",proto=\"icmp\",state=\"-\"}"),
         "{flows:?}"
     );
     let (rounds, errors) = pings.finish();
@@ -264,4 +265,83 @@ fn up_hands_its_metrics_address_to_the_daemon_it_starts() {
         None,
         "down left the daemon running"
     );
+}
+
+/// NAT66 flows are counted by family, next to the IPv4 ones, and the new
+/// IPv6 counters are exported. Lab `vd5` on 10.164.5.0/24; the NAT66 flows
+/// are written into its pinned maps (as the NAT table tests write IPv4
+/// ones), seen now so the daemon's sweep leaves them.
+#[test]
+fn nat66_flows_are_counted_by_family() {
+    use netlab_tests::ipv6_maps::insert_nat6_flow;
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
+    let lab = TestLab::named("vd5", [10, 164], 5, 1, "");
+    lab.ok(&["up", "--no-daemon"]);
+    let (daemon, addr) = start_daemon_with_metrics(&lab);
+    let src: Ipv6Addr = "fd00:10:164:5::1".parse().unwrap();
+    let remote: Ipv6Addr = "2001:db8:203:113::2".parse().unwrap();
+    let external: Ipv6Addr = "2001:db8:203:113::1".parse().unwrap();
+    let now = netlab::nat::monotonic_now_ns();
+    for (proto, sport, xport) in [(17, 5000, 20001), (17, 5001, 20002), (58, 7, 20003)] {
+        insert_nat6_flow(
+            &lab,
+            proto,
+            SocketAddrV6::new(src, sport, 0, 0),
+            SocketAddrV6::new(remote, if proto == 58 { 0 } else { 53 }, 0, 0),
+            SocketAddrV6::new(external, xport, 0, 0),
+            now,
+        );
+    }
+    // One IPv4 flow too: a ping through the NAT.
+    let ping = netlab_tests::in_netns(
+        &lab.ns(1),
+        &["ping", "-c", "1", "-W", "2", &INTERNET_ADDRESS.to_string()],
+    );
+    assert!(ping.status.success(), "{}", describe(&ping));
+
+    let text = scrape(&addr);
+    promtool_check(&text);
+    let flows = samples(&text, "netlab_nat_flows");
+    assert_eq!(
+        flows.get("{family=\"ipv6\",proto=\"udp\",state=\"-\"}"),
+        Some(&2.0),
+        "{flows:?}"
+    );
+    assert_eq!(
+        flows.get("{family=\"ipv6\",proto=\"icmpv6\",state=\"-\"}"),
+        Some(&1.0),
+        "{flows:?}"
+    );
+    assert_eq!(
+        flows.get("{family=\"ipv4\",proto=\"icmp\",state=\"-\"}"),
+        Some(&1.0),
+        "{flows:?}"
+    );
+    for reason in [
+        "nd_answered",
+        "drop_ra_guard",
+        "drop_nd_spoof",
+        "drop_ipv6_malformed",
+        "nat_drop_ext_headers",
+    ] {
+        assert!(
+            text.contains(&format!("netlab_datapath_total{{reason=\"{reason}\"}}")),
+            "{reason} not exported:\n{text}"
+        );
+    }
+    let entries = samples(&text, "netlab_map_entries");
+    assert_eq!(
+        entries.get("{map=\"nat6_orig\"}"),
+        Some(&3.0),
+        "{entries:?}"
+    );
+    assert_eq!(
+        entries.get("{map=\"nat6_reply\"}"),
+        Some(&3.0),
+        "{entries:?}"
+    );
+
+    assert!(daemon.terminate().success());
+    lab.ok(&["down"]);
 }

@@ -3,6 +3,7 @@
 //!
 //! Every test owns its lab `tm<k>`, namespaces `tm<k>-*` and subnet
 //! 10.115.<k>.0/24; traffic stays between the lab's own namespaces.
+//! The IPv6 cases: labs `vd3`, `vd4` on 10.164.<k>.0/24.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddrV4;
@@ -392,5 +393,165 @@ fn one_monitor_per_lab_and_a_killed_one_is_cleaned_up() {
     });
     assert!(again.terminate().success());
     assert!(daemon.terminate().success());
+    lab.ok(&["down"]);
+}
+
+/// An IPv6 drop names its IPv6 addresses and ports, and the daemon's
+/// sweep reports a NAT66 expiry through the injector (an IPv6 record) with
+/// the flow's IPv6 tuple and translation. Lab `vd3` on 10.164.3.0/24 (its
+/// IPv6 prefix, when it has one, fd00:10:164:3::/64).
+#[test]
+fn ipv6_drops_and_nat66_expiries_carry_ipv6_addresses() {
+    use netlab_tests::packets::{ETH_P_IPV6, ethernet, ipv6_packet};
+    use std::net::{Ipv6Addr, SocketAddrV6};
+
+    let k = 3;
+    let lab = TestLab::named("vd3", [10, 164], k, 2, "[nat]\nudp_timeout = 2");
+    lab.ok(&["up"]);
+    let daemon = lab.start_daemon("0.2");
+    let mut monitor = Monitor::start(&lab, &[]);
+    let a6 = |host: u16| Ipv6Addr::new(0xfd00, 0x10, 0x164, k.into(), 0, 0, 0, host);
+
+    // A UDP datagram over IPv6 from ns1 with a MAC that is not its own.
+    let mut udp = Vec::new();
+    udp.extend(40000u16.to_be_bytes());
+    udp.extend(7000u16.to_be_bytes());
+    udp.extend(14u16.to_be_bytes());
+    udp.extend([0, 0]);
+    udp.extend(b"not me");
+    let frame = ethernet(
+        lab.mac(2),
+        lab.mac(77),
+        ETH_P_IPV6,
+        &ipv6_packet(a6(77), a6(2), 17, &udp),
+    );
+    send_frames(&lab.ns(1), "veth-1", &[frame]);
+    let drop = monitor.wait_for("IPv6 spoof drop", Duration::from_secs(20), |v| {
+        is(v, "drop") && v["ethertype"] == "0x86dd"
+    });
+    assert_eq!(drop["reason"], "drop_spoofed", "{drop}");
+    assert_eq!(drop["port"], "veth-1-br");
+    assert_eq!(drop["namespace"], lab.ns(1));
+    assert_eq!(drop["src"], a6(77).to_string());
+    assert_eq!(drop["dst"], a6(2).to_string());
+    assert_eq!(drop["proto"], "udp");
+    assert_eq!(
+        (drop["sport"].clone(), drop["dport"].clone()),
+        (40000.into(), 7000.into())
+    );
+
+    // A NAT66 flow idle for longer than udp_timeout: the daemon's next
+    // sweep removes it and reports it.
+    let remote: Ipv6Addr = "2001:db8:203:113::2".parse().unwrap();
+    let external: Ipv6Addr = "2001:db8:203:113::1".parse().unwrap();
+    netlab_tests::ipv6_maps::insert_nat6_flow(
+        &lab,
+        17,
+        SocketAddrV6::new(a6(1), 5000, 0, 0),
+        SocketAddrV6::new(remote, 53, 0, 0),
+        SocketAddrV6::new(external, 20001, 0, 0),
+        netlab::nat::monotonic_now_ns() - 10_000_000_000,
+    );
+    let expired = monitor.wait_for("NAT66 expiry", Duration::from_secs(30), |v| {
+        is(v, "nat_expired") && v["src"] == a6(1).to_string()
+    });
+    assert_eq!(expired["type"], "nat");
+    assert_eq!(expired["program"], "control");
+    assert_eq!(expired["ethertype"], "0x86dd");
+    assert_eq!(expired["proto"], "udp");
+    assert_eq!(expired["sport"], 5000);
+    assert_eq!(expired["dst"], remote.to_string());
+    assert_eq!(expired["dport"], 53);
+    assert_eq!(expired["translated_src"], external.to_string());
+    assert_eq!(expired["translated_sport"], 20001);
+    let flows = lab.ok(&["nat", "list", "--json"]);
+    let flows: Value = serde_json::from_slice(&flows.stdout).unwrap();
+    assert!(
+        !flows
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["family"] == "ipv6"),
+        "the sweep left the NAT66 flow: {flows:#}"
+    );
+
+    assert!(monitor.terminate().success());
+    assert!(daemon.terminate().success());
+    lab.ok(&["down"]);
+}
+
+/// Real IPv6 traffic in a lab with IPv6 (lab `vd4`, 10.164.4.0/24, its
+/// prefix fd00:10:164:4::/64): the switch answering ns1's neighbour
+/// solicitation for ns2, dropping a rogue router advertisement from ns1,
+/// and NAT66 translating ns1's ping to the internet server, each an event
+/// with its IPv6 addresses.
+#[test]
+fn ipv6_traffic_gives_nd_ra_guard_and_nat66_events() {
+    use netlab_tests::packets::router_advert;
+    use std::net::Ipv6Addr;
+
+    let k = 4;
+    let lab = TestLab::named("vd4", [10, 164], k, 2, "");
+    lab.ok(&["up"]);
+    let mut monitor = Monitor::start(&lab, &[]);
+    let a6 = |host: u16| Ipv6Addr::new(0xfd00, 0x10, 0x164, k.into(), 0, 0, 0, host);
+    let ping6 = |to: &str| {
+        let ok = wait_until(Duration::from_secs(10), || {
+            netlab_tests::in_netns(&lab.ns(1), &["ping", "-6", "-c", "1", "-W", "1", to])
+                .status
+                .success()
+        });
+        assert!(ok, "ping -6 {to} from {} never answered", lab.ns(1));
+    };
+    let mac = |host: u8| netlab::names::format_mac(&lab.mac(host));
+
+    ping6(&a6(2).to_string());
+    let nd = monitor.wait_for("ND answer", Duration::from_secs(20), |v| {
+        is(v, "nd_answered") && v["dst"] == a6(2).to_string()
+    });
+    assert_eq!(nd["type"], "nd");
+    assert_eq!(nd["port"], "veth-1-br");
+    assert_eq!(nd["namespace"], lab.ns(1));
+    assert_eq!(nd["src_mac"], mac(1));
+    assert_eq!(nd["dst_mac"], mac(2), "answered with ns2's MAC: {nd}");
+    assert!(
+        nd["src"] == a6(1).to_string()
+            || nd["src"] == netlab::names::link_local_for(lab.mac(1)).to_string(),
+        "the asker is one of ns1's addresses: {nd}"
+    );
+
+    let ll1 = netlab::names::link_local_for(lab.mac(1));
+    send_frames(
+        &lab.ns(1),
+        "veth-1",
+        &[router_advert(
+            lab.mac(1),
+            ll1,
+            "2001:db8:bad::".parse().unwrap(),
+        )],
+    );
+    let ra = monitor.wait_for("RA guard drop", Duration::from_secs(20), |v| {
+        is(v, "drop") && v["reason"] == "drop_ra_guard"
+    });
+    assert_eq!(ra["src"], ll1.to_string());
+    assert_eq!(ra["dst"], "ff02::1");
+    assert_eq!(ra["proto"], "icmpv6");
+    assert_eq!(ra["icmp_type"], 134);
+    assert_eq!(ra["sport"], Value::Null, "an RA has no echo id: {ra}");
+    assert_eq!(ra["namespace"], lab.ns(1));
+
+    let internet6 = "2001:db8:203:113::2";
+    ping6(internet6);
+    let created = monitor.wait_for("NAT66 creation", Duration::from_secs(20), |v| {
+        is(v, "nat_created") && v["dst"] == internet6
+    });
+    assert_eq!(created["program"], "nat_egress");
+    assert_eq!(created["ethertype"], "0x86dd");
+    assert_eq!(created["proto"], "icmpv6");
+    assert_eq!(created["src"], a6(1).to_string());
+    assert_eq!(created["translated_src"], "2001:db8:203:113::1");
+    assert_eq!(created["namespace"], lab.ns(1));
+
+    assert!(monitor.terminate().success());
     lab.ok(&["down"]);
 }

@@ -102,6 +102,19 @@ fn drop_untranslated(key: &netlab_common::nat::NatKey, reason: Counter) -> i32 {
     TC_ACT_SHOT
 }
 
+/// [`drop_untranslated`] of a NAT66 flow.
+#[inline(always)]
+fn drop_untranslated6(key: &netlab_common::nat6::Nat6Key, reason: Counter) -> i32 {
+    count(reason);
+    events::nat6_flow(
+        netlab_common::events::EVENT_NAT_EXHAUSTED,
+        key,
+        &netlab_common::nat6::Nat6Entry::default(),
+        reason as u32,
+    );
+    TC_ACT_SHOT
+}
+
 /// `TCX_NEXT`: not ours, let the rest of the tcx chain decide (with no
 /// program after this one the kernel passes the packet, as for TC_ACT_OK).
 pub(crate) const TCX_NEXT: i32 = TC_ACT_UNSPEC;

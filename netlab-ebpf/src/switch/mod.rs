@@ -117,11 +117,12 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
         match outcome {
             Outcome::Dropped(reason) => events::port_drop(ctx, ingress, reason),
             Outcome::ArpAnswered { .. } => events::arp_answered(ctx, ingress),
+            Outcome::NdAnswered { .. } => events::nd_answered(ctx, ingress),
             _ => {}
         }
     }
     if config.trace & TRACE_FRAMES != 0 {
-        trace::frame(ingress, &frame, &outcome);
+        trace::frame(ctx, ingress, &frame, &outcome);
     }
     verdict
 }

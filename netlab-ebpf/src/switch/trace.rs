@@ -8,26 +8,55 @@
 //! instead of text formatting in the fast path (aya-log did that, at
 //! ~400 instructions per log site).
 
+use aya_ebpf::{bindings::__sk_buff, programs::TcContext};
 use netlab_common::events::{
-    EVENT_FRAME, FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_FLOODED, FRAME_UNICAST, PROGRAM_PORT,
+    EVENT_FRAME, FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_FLOODED, FRAME_ND_ANSWERED,
+    FRAME_UNICAST, PROGRAM_PORT,
 };
 
 use super::{Frame, Outcome};
-use crate::events::reserve;
+use crate::{
+    events::{ETH_HLEN, IPV6_HLEN, reserve, reserve6},
+    hdr::ptr_at,
+};
 
 /// The event of one frame that came in on `ingress`.
 #[inline(always)]
-pub fn frame(ingress: u32, frame: &Frame, outcome: &Outcome) {
+pub fn frame(ctx: &TcContext, ingress: u32, frame: &Frame, outcome: &Outcome) {
     let (kind, n) = match *outcome {
         Outcome::Unicast { to, .. } => (FRAME_UNICAST, to),
         Outcome::ArpAnswered { ip, .. } => (FRAME_ARP_ANSWERED, u32::from_ne_bytes(ip)),
-        // Traced as what it is on the wire: a unicast back out of the
-        // port it came in on (the frame event has no IPv6 field).
-        Outcome::NdAnswered { .. } => (FRAME_UNICAST, ingress),
+        Outcome::NdAnswered { .. } => {
+            nd_answered(ctx.skb.skb, ingress, frame);
+            return;
+        }
         Outcome::Flooded { copies, .. } => (FRAME_FLOODED, copies),
         Outcome::Dropped(reason) => (FRAME_DROPPED, reason as u32),
     };
     write(ingress, frame, kind, n);
+}
+
+/// An answered neighbour solicitation: an IPv6 record naming the address
+/// asked for, read from the frame, which is the advertisement by now (its
+/// source address is the target).
+#[inline(never)]
+fn nd_answered(skb: *mut __sk_buff, ingress: u32, frame: &Frame) {
+    let ctx = TcContext::new(skb);
+    let Some(mut entry) = reserve6(EVENT_FRAME, PROGRAM_PORT) else {
+        return;
+    };
+    // SAFETY: `reserve6` initialised the record.
+    let event = unsafe { entry.assume_init_mut() };
+    event.event.ifindex = ingress;
+    event.event.src_mac = frame.src;
+    event.event.dst_mac = frame.dst;
+    event.event.outcome = FRAME_ND_ANSWERED;
+    if let Some(ip) = ptr_at::<[u8; IPV6_HLEN]>(&ctx, ETH_HLEN) {
+        // SAFETY: bounds checked by ptr_at.
+        let ip = unsafe { &*ip };
+        event.daddr6.copy_from_slice(&ip[8..24]);
+    }
+    entry.submit(0);
 }
 
 #[inline(never)]

@@ -195,8 +195,10 @@ pub enum MapCommand {
     },
     /// One entry, looked up by its key and decoded. KEY is written as `map
     /// dump` shows keys: a MAC (fdb), an IPv4 address (endpoints,
-    /// host_addrs), `PROTO SRC:PORT DST:PORT` (nat_orig, nat_reply), a
-    /// counter name or index (counters), ...; or `hex:BYTES` for any map.
+    /// host_addrs), an IPv6 address (endpoints6, host_addrs6), `PROTO
+    /// SRC:PORT DST:PORT` (nat_orig, nat_reply; `[ADDR]:PORT` for nat6_orig,
+    /// nat6_reply), a counter name or index (counters), ...; or `hex:BYTES`
+    /// for any map.
     Lookup {
         name: String,
         #[arg(required = true, num_args = 1.., value_name = "KEY")]
@@ -208,19 +210,20 @@ pub enum MapCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum NatCommand {
-    /// The source NAT's translations, like `conntrack -L`.
+    /// The source NAT's translations, IPv4 and NAT66, like `conntrack -L`.
     List {
         #[arg(long)]
         json: bool,
         /// Only flows from this endpoint namespace.
         #[arg(long, value_name = "NS")]
         namespace: Option<String>,
-        /// Only this protocol: tcp, udp, icmp (or a number).
+        /// Only this protocol: tcp, udp, icmp, icmpv6 (or a number).
         #[arg(long, value_name = "PROTO")]
         proto: Option<String>,
-        /// Only flows where this address appears (source, remote or translated).
+        /// Only flows where this address (IPv4 or IPv6) appears (source,
+        /// remote or translated).
         #[arg(long, value_name = "ADDRESS")]
-        address: Option<Ipv4Addr>,
+        address: Option<std::net::IpAddr>,
     },
     /// Remove flows (all, or those of a namespace / protocol), like
     /// `conntrack -F`; their ports are free again at once.

@@ -122,7 +122,7 @@ pub fn run(lab: &str, opts: &Options) -> anyhow::Result<()> {
                 nat::monotonic_now_ns(),
                 &mut |flow| {
                     if report {
-                        expired.push(flow.clone());
+                        expired.push(flow);
                     }
                 },
             );

@@ -1,18 +1,19 @@
-//! `netlab nat flush` and `netlab nat delete`.
+//! `netlab nat flush` and `netlab nat delete`, for IPv4 and NAT66 flows
+//! alike (a flow named with IPv6 addresses, `[addr]:port`, is a NAT66 one).
 
 use serde::Serialize;
 
-use crate::bpf::key::ipv4_key;
+use crate::inspect::keys::{self, AnyNatKey};
 use crate::inspect::natlist::{self, FlowEnds};
-use crate::inspect::{Lab, keys, print_json};
-use crate::nat::{NatFlow, NatTable, Proto};
+use crate::inspect::{Lab, print_json};
+use crate::nat::{AnyFlow, NatTables};
 
 #[derive(Clone, Debug, clap::Args)]
 pub struct NatFlushArgs {
     /// Only the flows from this endpoint namespace.
     #[arg(long, value_name = "NS")]
     pub namespace: Option<String>,
-    /// Only this protocol: tcp, udp, icmp (or a number).
+    /// Only this protocol: tcp, udp, icmp, icmpv6 (or a number).
     #[arg(long, value_name = "PROTO")]
     pub proto: Option<String>,
     /// Print what was removed as JSON.
@@ -24,7 +25,9 @@ pub struct NatFlushArgs {
 pub struct NatDeleteArgs {
     /// The flow as `nat list` shows it, as the endpoint sent it:
     /// PROTO SRC:PORT DST:PORT (ICMP echo: the echo id as the source port,
-    /// 0 as the destination's), e.g. `udp 192.168.28.1:5000 203.0.113.2:53`.
+    /// 0 as the destination's), e.g. `udp 192.168.28.1:5000 203.0.113.2:53`;
+    /// IPv6 (NAT66) as `[ADDR]:PORT`, e.g. `udp [fd00:192:168:28::1]:5000
+    /// [2001:db8:203:113::2]:53`.
     #[arg(num_args = 3, required = true, value_names = ["PROTO", "SRC:PORT", "DST:PORT"])]
     pub flow: Vec<String>,
     /// Print what was removed as JSON.
@@ -35,37 +38,46 @@ pub struct NatDeleteArgs {
 /// A removed flow (`--json`: the elements of `flows`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RemovedFlow {
+    /// `ipv4` or `ipv6`.
+    pub family: String,
     pub proto: String,
     #[serde(flatten)]
     pub ends: FlowEnds,
 }
 
-/// `--json` of both commands: `{"removed": N, "flows": [...],
-/// "removed6": M}` (`removed6`: NAT66 flows, counted, not listed: listing
-/// IPv6 flows is `nat list`'s).
+/// `--json` of both commands: `{"removed": N, "flows": [...]}` (IPv4 and
+/// NAT66 flows alike, each with its `family`).
 #[derive(Clone, Debug, Serialize)]
 pub struct Removed {
     pub removed: usize,
     pub flows: Vec<RemovedFlow>,
-    pub removed6: usize,
 }
 
-fn removed_flow(f: &NatFlow) -> RemovedFlow {
+fn removed_flow(f: &AnyFlow) -> RemovedFlow {
     RemovedFlow {
-        proto: f.proto.to_string(),
+        family: f.family().to_string(),
+        proto: f.proto().to_string(),
         ends: FlowEnds::from(f),
     }
 }
 
 fn describe(f: &RemovedFlow) -> String {
     let e = &f.ends;
+    // `[addr]:port` for IPv6, as socket addresses are written.
+    let end = |a: &str, p: u16| match a.parse::<std::net::IpAddr>() {
+        Ok(ip) => std::net::SocketAddr::new(ip, p).to_string(),
+        Err(_) => format!("{a}:{p}"),
+    };
     format!(
-        "{} {}:{} -> {}:{} (translated {}:{})",
-        f.proto, e.src, e.sport, e.dst, e.dport, e.translated_src, e.translated_sport
+        "{} {} -> {} (translated {})",
+        f.proto,
+        end(&e.src, e.sport),
+        end(&e.dst, e.dport),
+        end(&e.translated_src, e.translated_sport)
     )
 }
 
-fn remove(table: &mut NatTable, flows: &[NatFlow]) -> anyhow::Result<Removed> {
+fn remove(table: &mut NatTables, flows: &[AnyFlow]) -> anyhow::Result<Removed> {
     let mut out = Vec::new();
     for f in flows {
         // A flow expired or deleted since it was read is not counted.
@@ -76,7 +88,6 @@ fn remove(table: &mut NatTable, flows: &[NatFlow]) -> anyhow::Result<Removed> {
     Ok(Removed {
         removed: out.len(),
         flows: out,
-        removed6: 0,
     })
 }
 
@@ -89,33 +100,29 @@ pub fn flush(lab: &Lab, args: &NatFlushArgs) -> anyhow::Result<Removed> {
     };
     let mut table = natlist::open_table(lab)?;
     let flows = natlist::flows(lab, &table, &filter)?;
-    let mut removed = remove(&mut table, &flows)?;
-    // NAT66's flows too, unless only one namespace's are asked for (its
-    // IPv6 flows are named by its IPv6 address, which `nat list` shows).
-    if args.namespace.is_none() {
-        let proto = match &args.proto {
-            Some(p) => Some(crate::inspect::decode::parse_proto(p).map_err(anyhow::Error::msg)?),
-            None => None,
-        };
-        removed.removed6 = crate::nat::flush6(&lab.dir, proto)?;
-    }
-    Ok(removed)
+    // NAT66's flows are among them (a namespace's by its IPv6 address too).
+    remove(&mut table, &flows)
 }
 
 /// Removes one flow, named by its original tuple.
 pub fn delete(lab: &Lab, args: &NatDeleteArgs) -> anyhow::Result<Removed> {
     let words: Vec<&str> = args.flow.iter().map(String::as_str).collect();
-    let key = keys::nat_key(&words).map_err(|e| anyhow::anyhow!("bad flow: {e}"))?;
+    let key = keys::any_nat_key(&words).map_err(|e| anyhow::anyhow!("bad flow: {e}"))?;
     let mut table = natlist::open_table(lab)?;
-    let wanted = |f: &NatFlow| {
-        let (src, dst) = (f.orig_src, f.remote);
-        Proto::from_number(key.proto) == f.proto
-            && ipv4_key(*src.ip()) == key.saddr
-            && src.port() == u16::from_be(key.sport)
-            && ipv4_key(*dst.ip()) == key.daddr
-            && dst.port() == u16::from_be(key.dport)
+    if matches!(key, AnyNatKey::V6(_)) && table.v6.is_none() {
+        anyhow::bail!(
+            "lab {} has no NAT66 table (no nat6_orig map pinned): {} names an IPv6 flow",
+            lab.name,
+            words.join(" ")
+        );
+    }
+    // The flow whose original tuple is the key, in its family's table.
+    let wanted = |f: &AnyFlow| match (f, &key) {
+        (AnyFlow::V4(f), AnyNatKey::V4(k)) => orig_tuple(f) == *k,
+        (AnyFlow::V6(f), AnyNatKey::V6(k)) => orig_tuple6(f) == *k,
+        _ => false,
     };
-    let flows: Vec<NatFlow> = table.flows()?.into_iter().filter(wanted).collect();
+    let flows: Vec<AnyFlow> = table.flows()?.into_iter().filter(wanted).collect();
     if flows.is_empty() {
         anyhow::bail!(
             "lab {} has no NAT flow {} (see `netlab nat list`)",
@@ -124,6 +131,31 @@ pub fn delete(lab: &Lab, args: &NatDeleteArgs) -> anyhow::Result<Removed> {
         );
     }
     remove(&mut table, &flows)
+}
+
+/// The original tuple of an IPv4 flow as a key (a half flow whose orig
+/// entry is gone has only its reply key).
+fn orig_tuple(f: &crate::nat::NatFlow) -> netlab_common::nat::NatKey {
+    netlab_common::nat::NatKey {
+        saddr: crate::bpf::key::ipv4_key(*f.orig_src.ip()),
+        daddr: crate::bpf::key::ipv4_key(*f.remote.ip()),
+        sport: f.orig_src.port().to_be(),
+        dport: f.remote.port().to_be(),
+        proto: f.proto.number(),
+        _pad: [0; 3],
+    }
+}
+
+/// [`orig_tuple`] of a NAT66 flow.
+fn orig_tuple6(f: &crate::nat::Nat6Flow) -> netlab_common::nat6::Nat6Key {
+    netlab_common::nat6::Nat6Key {
+        saddr: f.orig_src.ip().octets(),
+        daddr: f.remote.ip().octets(),
+        sport: f.orig_src.port().to_be(),
+        dport: f.remote.port().to_be(),
+        proto: f.proto.number(),
+        _pad: [0; 3],
+    }
 }
 
 pub fn print(r: &Removed, json: bool, what: &str) -> anyhow::Result<()> {
@@ -138,8 +170,5 @@ pub fn print(r: &Removed, json: bool, what: &str) -> anyhow::Result<()> {
         r.removed,
         if r.removed == 1 { "" } else { "s" }
     );
-    if r.removed6 > 0 {
-        println!("{what}: {} IPv6 (NAT66) flows removed too", r.removed6);
-    }
     Ok(())
 }

@@ -103,6 +103,8 @@ pub fn open(lab: &Lab, name: &str) -> anyhow::Result<OpenMap> {
             path.display(),
             if spec.name.starts_with("nat_") {
                 ": the lab has no source NAT"
+            } else if spec.name.starts_with("nat6_") {
+                ": the lab has no NAT66 (a netlab before IPv6 built it)"
             } else {
                 ""
             }

@@ -10,6 +10,7 @@
 //! Conventions: tables for people, `--json` with stable field names for
 //! programs, errors (to stderr, non-zero exit) that say what to do.
 
+pub mod addrs;
 pub mod decode;
 pub mod fdb;
 pub mod keys;

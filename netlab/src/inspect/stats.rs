@@ -46,6 +46,9 @@ pub struct PortRow {
     pub slot: u32,
     pub mac: String,
     pub ipv4: String,
+    /// The port's IPv6 addresses (global first, then link-local; empty
+    /// without IPv6), as `fdb` shows them.
+    pub ipv6: Vec<String>,
     #[serde(serialize_with = "ser_number")]
     pub rx_packets: f64,
     #[serde(serialize_with = "ser_number")]
@@ -77,11 +80,18 @@ pub fn read(lab: &Lab) -> anyhow::Result<Stats> {
         .map(|(c, v)| (c.name(), v as f64))
         .collect();
     let names = lab.ifnames();
-    let ports = crate::datapath::ebpf::ports(&lab.name)?
+    let ports = crate::datapath::ebpf::ports(&lab.name)?;
+    let port_macs = ports.iter().map(|p| (p.ifindex, p.mac)).collect();
+    let addrs = super::addrs::by_mac(lab, &port_macs);
+    let ports = ports
         .into_iter()
         .map(|p| {
             let port = names.name(p.ifindex);
             PortRow {
+                ipv6: addrs
+                    .get(&p.mac)
+                    .map(super::addrs::MacAddrs::ipv6_strings)
+                    .unwrap_or_default(),
                 owner: lab.port_owner(&port),
                 port,
                 ifindex: p.ifindex,
@@ -283,4 +293,29 @@ pub fn render_meanings(m: &Meanings) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explain_names_the_ipv6_counters() {
+        let m = meanings();
+        for name in [
+            "nd_answered",
+            "drop_ra_guard",
+            "drop_nd_spoof",
+            "drop_ipv6_malformed",
+            "nat_drop_ext_headers",
+        ] {
+            let meaning =
+                m.0.iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, m)| *m)
+                    .unwrap_or_else(|| panic!("{name} missing from --explain"));
+            assert!(!meaning.is_empty(), "{name} has no meaning");
+            assert!(render_meanings(&m).contains(name));
+        }
+    }
 }

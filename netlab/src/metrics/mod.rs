@@ -6,7 +6,7 @@
 //! | `netlab_datapath_total` | `reason` | the `counters` map (`netlab stats`), every reason incl. drops |
 //! | `netlab_port_{rx,tx}_{packets,bytes}_total`, `netlab_port_drops_total` | `port`, `owner` | `port_stats` |
 //! | `netlab_map_entries`, `netlab_map_max_entries` | `map` | every pinned table (`netlab map list`) |
-//! | `netlab_nat_flows` | `proto`, `state` | the NAT table (`netlab nat list`) |
+//! | `netlab_nat_flows` | `family` (`ipv4`, `ipv6`), `proto`, `state` | the NAT tables, IPv4 and NAT66 (`netlab nat list`) |
 //! | `netlab_program_runs_total`, `netlab_program_run_time_seconds_total` | `program` | the kernel's BPF run-time statistics |
 //!
 //! The counter values are the ones `netlab stats --json` prints (the same
@@ -27,7 +27,7 @@ use prometheus_client::{
 
 use crate::{
     inspect::{self, stats::Stats},
-    nat::NatTable,
+    nat::NatTables,
 };
 
 /// One reading of everything exported.
@@ -36,8 +36,8 @@ pub struct Snapshot {
     pub stats: Option<Stats>,
     /// (map, entries, max entries).
     pub maps: Vec<(String, u64, u64)>,
-    /// (proto, state) → flows.
-    pub flows: BTreeMap<(String, String), u64>,
+    /// (family, proto, state) → flows.
+    pub flows: BTreeMap<(&'static str, String, String), u64>,
     /// program → (runs, run time in ns).
     pub programs: BTreeMap<String, (u64, u64)>,
 }
@@ -54,9 +54,9 @@ impl Snapshot {
             .collect();
         let mut flows = BTreeMap::new();
         if lab.dir.join(netlab_common::nat::NAT_ORIG_MAP).exists() {
-            for f in NatTable::open(&lab.dir)?.flows_unordered()? {
+            for f in NatTables::open(&lab.dir)?.flows()? {
                 *flows
-                    .entry((f.proto.to_string(), f.state.to_string()))
+                    .entry((f.family(), f.proto().to_string(), f.state().to_string()))
                     .or_insert(0) += 1;
             }
         }
@@ -185,13 +185,17 @@ impl Collector for Snapshot {
         family(
             &mut enc,
             "netlab_nat_flows",
-            "NAT flows by protocol and state",
+            "NAT flows by address family, protocol and state",
             MetricType::Gauge,
             self.flows
                 .iter()
-                .map(|((proto, state), n)| {
+                .map(|((family, proto, state), n)| {
                     (
-                        vec![("proto", proto.as_str()), ("state", state.as_str())],
+                        vec![
+                            ("family", *family),
+                            ("proto", proto.as_str()),
+                            ("state", state.as_str()),
+                        ],
                         ConstGauge::new(*n as i64),
                     )
                 })
@@ -245,6 +249,7 @@ mod tests {
                     slot: 0,
                     mac: String::new(),
                     ipv4: String::new(),
+                    ipv6: Vec::new(),
                     rx_packets: 3.0,
                     rx_bytes: 300.0,
                     tx_packets: 1.0,
@@ -253,7 +258,10 @@ mod tests {
                 }],
             }),
             maps: vec![("fdb".into(), 4, 1024)],
-            flows: BTreeMap::from([(("udp".into(), "-".into()), 2)]),
+            flows: BTreeMap::from([
+                (("ipv4", "udp".into(), "-".into()), 2),
+                (("ipv6", "icmpv6".into(), "-".into()), 1),
+            ]),
             programs: BTreeMap::from([("netlab_port".into(), (10, 2_000_000_000))]),
         };
         let text = snap.encode().unwrap();
@@ -263,7 +271,8 @@ mod tests {
             "netlab_port_rx_bytes_total{port=\"veth-1-br\",owner=\"ns1\"} 300",
             "# TYPE netlab_map_entries gauge",
             "netlab_map_max_entries{map=\"fdb\"} 1024",
-            "netlab_nat_flows{proto=\"udp\",state=\"-\"} 2",
+            "netlab_nat_flows{family=\"ipv4\",proto=\"udp\",state=\"-\"} 2",
+            "netlab_nat_flows{family=\"ipv6\",proto=\"icmpv6\",state=\"-\"} 1",
             "netlab_program_runs_total{program=\"netlab_port\"} 10",
             "netlab_program_run_time_seconds_total{program=\"netlab_port\"} 2.0",
         ] {

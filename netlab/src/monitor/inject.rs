@@ -18,13 +18,13 @@ use aya::{
     programs::{SchedClassifier, TestRun, TestRunOptions},
 };
 use netlab_common::{
-    ether::ETH_P_IP,
-    events::{EVENT_NAT_EXPIRED, Event},
+    ether::{ETH_P_IP, ETH_P_IPV6},
+    events::{EVENT_NAT_EXPIRED, Event, Event6},
 };
 
 use crate::{
     bpf::loader::{load_classifier, load_object},
-    nat::NatFlow,
+    nat::{AnyFlow, NatFlow},
     plan::NatPlan,
 };
 
@@ -64,6 +64,31 @@ pub fn expiry_event(flow: &NatFlow) -> Event {
     }
 }
 
+/// The record for one expired flow of either family: an [`Event`]'s
+/// bytes for IPv4, an [`Event6`]'s for NAT66 (the injector tells them
+/// apart by their length).
+pub fn expiry_record(flow: &AnyFlow) -> Vec<u8> {
+    match flow {
+        AnyFlow::V4(f) => expiry_event(f).as_bytes().to_vec(),
+        AnyFlow::V6(f) => Event6 {
+            event: Event {
+                kind: EVENT_NAT_EXPIRED,
+                proto: f.proto.number(),
+                ethertype: ETH_P_IPV6,
+                sport: f.orig_src.port().to_be(),
+                dport: f.remote.port().to_be(),
+                xport: f.translated.port().to_be(),
+                ..Event::default()
+            },
+            saddr6: f.orig_src.ip().octets(),
+            daddr6: f.remote.ip().octets(),
+            xaddr6: f.translated.ip().octets(),
+        }
+        .as_bytes()
+        .to_vec(),
+    }
+}
+
 impl ExpiryReporter {
     pub fn new(lab: &str, pin_dir: PathBuf, nat: NatPlan) -> Self {
         Self {
@@ -96,16 +121,16 @@ impl ExpiryReporter {
     }
 
     /// Puts the expiry of each of `flows` into the event stream.
-    pub fn report(&mut self, flows: &[NatFlow]) -> anyhow::Result<()> {
+    pub fn report(&mut self, flows: &[AnyFlow]) -> anyhow::Result<()> {
         if flows.is_empty() || !self.wanted() {
             return Ok(());
         }
         let program = self.program()?;
         for flow in flows {
-            let event = expiry_event(flow);
+            let record = expiry_record(flow);
             program
                 .test_run(TestRunOptions {
-                    data_in: Some(event.as_bytes()),
+                    data_in: Some(&record),
                     ..TestRunOptions::default()
                 })
                 .context("cannot run the event injector")?;

@@ -1,6 +1,7 @@
 //! `netlab monitor`: the datapath's event stream, live.
 //!
-//! Every program writes typed events (`netlab_common::events::Event`) into
+//! Every program writes typed events (`netlab_common::events::Event`, or
+//! `Event6` for IPv6 packets and NAT66 flows) into
 //! the lab's pinned `events` ring buffer while a monitor listens ([`gate`]);
 //! NAT expiries come from the daemon's sweep, which injects them into the
 //! same ring buffer ([`inject`]), so one stream holds everything in order.
@@ -19,6 +20,7 @@ pub mod view;
 
 use std::{
     io::Write,
+    net::IpAddr,
     os::fd::{AsFd, AsRawFd},
     path::Path,
     sync::atomic::{AtomicBool, Ordering},
@@ -27,7 +29,11 @@ use std::{
 
 use anyhow::{Context as _, bail};
 use aya::maps::{Map, MapData, RingBuf};
-use netlab_common::{counters::Counter, events::EVENTS_MAP, events::Event, switch::TRACE_EVENTS};
+use netlab_common::{
+    counters::Counter,
+    events::{EVENTS_MAP, Event6},
+    switch::TRACE_EVENTS,
+};
 use nix::sys::signal::{SigHandler, Signal, signal};
 use serde::Serialize;
 
@@ -162,7 +168,18 @@ fn names(lab: &Lab) -> Names {
             .plan
             .endpoints
             .iter()
-            .map(|e| (e.address, e.namespace.clone()))
+            .flat_map(|e| {
+                let ns = e.namespace.clone();
+                // IPv4, and IPv6 (global when the lab has it, link-local).
+                [
+                    Some(IpAddr::from(e.address)),
+                    e.address6.map(IpAddr::from),
+                    Some(IpAddr::from(crate::names::link_local_for(e.mac))),
+                ]
+                .into_iter()
+                .flatten()
+                .map(move |a| (a, ns.clone()))
+            })
             .collect(),
     }
 }
@@ -289,14 +306,14 @@ pub fn run(lab_name: &str, args: &MonitorArgs) -> anyhow::Result<()> {
         clock.sync();
         let mut write_failed = false;
         while let Some(item) = ring.next() {
-            let Some(event) = Event::from_bytes(&item) else {
+            let Some(event) = Event6::from_record(&item) else {
                 continue;
             };
             drop(item);
             let time = if args.json {
-                clock.rfc3339(event.ts_ns)
+                clock.rfc3339(event.event.ts_ns)
             } else {
-                clock.time_of_day(event.ts_ns)
+                clock.time_of_day(event.event.ts_ns)
             };
             let Some(v) = view::view(&event, &names, time) else {
                 continue;

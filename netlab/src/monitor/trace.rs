@@ -7,13 +7,20 @@
 //! `netlab monitor`'s, so the two take turns: one reader per lab
 //! (see [`super::gate`]).
 
-use std::{io::Write, net::Ipv4Addr, time::Duration};
+use std::{
+    io::Write,
+    net::{Ipv4Addr, Ipv6Addr},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 use netlab_common::{
     counters::Counter,
     ether::{ETH_P_8021Q, ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
-    events::{EVENT_FRAME, Event, FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_FLOODED, FRAME_UNICAST},
+    events::{
+        EVENT_FRAME, Event6, FRAME_ARP_ANSWERED, FRAME_DROPPED, FRAME_FLOODED, FRAME_ND_ANSWERED,
+        FRAME_UNICAST,
+    },
     switch::TRACE_FRAMES,
 };
 
@@ -44,7 +51,8 @@ impl Printer {
     /// One frame event as a line (without the time), e.g.
     /// `port veth-1-br (ns1): 02:.. > 02:.. type 0x0800 IPv4: unicast to port veth-2-br (ns2)`;
     /// `None` for any other event.
-    fn line(&self, e: &Event) -> Option<String> {
+    fn line(&self, record: &Event6) -> Option<String> {
+        let e = &record.event;
         if e.kind != EVENT_FRAME {
             return None;
         }
@@ -52,6 +60,10 @@ impl Printer {
         let src = mac(&e.src_mac);
         if e.outcome == FRAME_ARP_ANSWERED {
             let ip = Ipv4Addr::from(e.daddr.to_ne_bytes());
+            return Some(format!("port {port}: {src} asks who-has {ip}: answered"));
+        }
+        if e.outcome == FRAME_ND_ANSWERED {
+            let ip = Ipv6Addr::from(record.daddr6);
             return Some(format!("port {port}: {src} asks who-has {ip}: answered"));
         }
         let what = match e.outcome {
@@ -136,7 +148,7 @@ pub fn run(lab: &Lab) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     let mut print = |ring: &mut aya::maps::RingBuf<aya::maps::MapData>| -> bool {
         while let Some(item) = ring.next() {
-            let Some(line) = Event::from_bytes(&item).and_then(|e| printer.line(&e)) else {
+            let Some(line) = Event6::from_record(&item).and_then(|e| printer.line(&e)) else {
                 continue;
             };
             drop(item);
@@ -173,15 +185,18 @@ mod tests {
         }
     }
 
-    fn frame(ifindex: u32, ethertype: u16, outcome: u8, reason: u32) -> Event {
-        Event {
-            kind: EVENT_FRAME,
-            ifindex,
-            ethertype,
-            outcome,
-            reason,
-            src_mac: [0x02, 0x4e, 0x0a, 0x4f, 0x01, 0x01],
-            dst_mac: [0x02, 0x4e, 0x0a, 0x4f, 0x01, 0x02],
+    fn frame(ifindex: u32, ethertype: u16, outcome: u8, reason: u32) -> Event6 {
+        Event6 {
+            event: netlab_common::events::Event {
+                kind: EVENT_FRAME,
+                ifindex,
+                ethertype,
+                outcome,
+                reason,
+                src_mac: [0x02, 0x4e, 0x0a, 0x4f, 0x01, 0x01],
+                dst_mac: [0x02, 0x4e, 0x0a, 0x4f, 0x01, 0x02],
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -194,7 +209,7 @@ mod tests {
             "port veth-1-br (ns1): 02:4e:0a:4f:01:01 > 02:4e:0a:4f:01:02 type 0x0800 IPv4: unicast to port veth-2-br"
         );
         let mut arp = frame(9, 0x0806, FRAME_ARP_ANSWERED, 0);
-        arp.daddr = u32::from_ne_bytes([10, 79, 1, 5]);
+        arp.event.daddr = u32::from_ne_bytes([10, 79, 1, 5]);
         assert_eq!(
             p.line(&arp).unwrap(),
             "port if9: 02:4e:0a:4f:01:01 asks who-has 10.79.1.5: answered"
@@ -213,9 +228,22 @@ mod tests {
             .unwrap(),
             "port veth-1-br (ns1): 02:4e:0a:4f:01:01 > 02:4e:0a:4f:01:02 type 0x0800 IPv4: dropped, reason drop_spoofed"
         );
+        let mut nd = frame(5, 0x86dd, FRAME_ND_ANSWERED, 0);
+        nd.daddr6 = "fd00:10:79:1::2".parse::<Ipv6Addr>().unwrap().octets();
+        assert_eq!(
+            p.line(&nd).unwrap(),
+            "port veth-1-br (ns1): 02:4e:0a:4f:01:01 asks who-has fd00:10:79:1::2: answered"
+        );
+        assert_eq!(
+            p.line(&frame(5, 0x86dd, FRAME_UNICAST, 4)).unwrap(),
+            "port veth-1-br (ns1): 02:4e:0a:4f:01:01 > 02:4e:0a:4f:01:02 type 0x86dd IPv6: unicast to port veth-2-br"
+        );
         // Other events in the ring buffer are not frames.
-        let drop = Event {
-            kind: netlab_common::events::EVENT_DROP,
+        let drop = Event6 {
+            event: netlab_common::events::Event {
+                kind: netlab_common::events::EVENT_DROP,
+                ..Default::default()
+            },
             ..Default::default()
         };
         assert_eq!(p.line(&drop), None);

@@ -17,21 +17,26 @@
 //!  "translated_src":"203.0.113.1", "translated_sport":20001}     NAT created/expired
 //! ```
 //!
-//! ICMP: `sport` is the echo identifier; `icmp_type`/`icmp_code` replace
+//! IPv6 packets and NAT66 flows have the same shape: `ethertype` is
+//! `0x86dd`, the addresses are IPv6 in their standard (RFC 5952) form,
+//! `proto` may be `icmpv6`, and the text form writes `[addr]:port`.
+//!
+//! ICMP and ICMPv6: `sport` is the echo identifier; `icmp_type`/`icmp_code` replace
 //! `dport`. Losses are their own line: `{"time":..,"type":"lost","lost":N,
 //! "lost_total":M}`.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use netlab_common::{
     counters::Counter,
-    ether::{ETH_P_ARP, ETH_P_IP},
+    ether::{ETH_P_ARP, ETH_P_IP, ETH_P_IPV6},
     events::{
         EVENT_ARP_ANSWERED, EVENT_DROP, EVENT_FDB_LEARNED, EVENT_NAT_CREATED, EVENT_NAT_EXHAUSTED,
-        EVENT_NAT_EXPIRED, Event, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS, PROGRAM_NAT_INGRESS,
-        PROGRAM_PORT, PROGRAM_UPLINK_XDP, PROGRAM_XDP_PORT,
+        EVENT_NAT_EXPIRED, EVENT_ND_ANSWERED, Event6, PROGRAM_CONTROL, PROGRAM_NAT_EGRESS,
+        PROGRAM_NAT_INGRESS, PROGRAM_PORT, PROGRAM_UPLINK_XDP, PROGRAM_XDP_PORT,
     },
     nat::IPPROTO_ICMP,
+    nat6::IPPROTO_ICMPV6,
 };
 use serde::Serialize;
 
@@ -49,6 +54,8 @@ pub enum EventType {
     Fdb,
     /// ARP requests answered by the switch.
     Arp,
+    /// IPv6 neighbour solicitations answered by the switch.
+    Nd,
 }
 
 /// The types an event kind belongs to; the first is the one it is listed
@@ -60,6 +67,7 @@ pub fn types_of(kind: u8) -> &'static [EventType] {
         EVENT_NAT_CREATED | EVENT_NAT_EXPIRED => &[EventType::Nat],
         EVENT_FDB_LEARNED => &[EventType::Fdb],
         EVENT_ARP_ANSWERED => &[EventType::Arp],
+        EVENT_ND_ANSWERED => &[EventType::Nd],
         _ => &[],
     }
 }
@@ -72,6 +80,7 @@ pub fn event_name(kind: u8) -> &'static str {
         EVENT_NAT_EXPIRED => "nat_expired",
         EVENT_FDB_LEARNED => "fdb_learned",
         EVENT_ARP_ANSWERED => "arp_answered",
+        EVENT_ND_ANSWERED => "nd_answered",
         _ => "unknown",
     }
 }
@@ -118,9 +127,9 @@ pub struct EventView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dst_mac: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub src: Option<Ipv4Addr>,
+    pub src: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub dst: Option<Ipv4Addr>,
+    pub dst: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sport: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -130,7 +139,7 @@ pub struct EventView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub icmp_code: Option<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub translated_src: Option<Ipv4Addr>,
+    pub translated_src: Option<IpAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub translated_sport: Option<u16>,
     /// Raw protocol number, for filtering.
@@ -146,8 +155,8 @@ pub struct Names {
     pub ifnames: decode::IfNames,
     /// Port device → endpoint namespace (or "gateway").
     pub port_owners: Vec<(String, String)>,
-    /// Endpoint address → namespace.
-    pub endpoints: Vec<(Ipv4Addr, String)>,
+    /// Endpoint address (IPv4, IPv6 global and link-local) → namespace.
+    pub endpoints: Vec<(IpAddr, String)>,
 }
 
 impl Names {
@@ -158,7 +167,7 @@ impl Names {
             .map(|(_, ns)| ns.clone())
     }
 
-    fn owner_of_address(&self, a: Ipv4Addr) -> Option<String> {
+    fn owner_of_address(&self, a: IpAddr) -> Option<String> {
         self.endpoints
             .iter()
             .find(|(addr, _)| *addr == a)
@@ -166,14 +175,24 @@ impl Names {
     }
 }
 
-/// Decodes `e`; `time` is its wall-clock time, already formatted.
-pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
+/// Decodes `record` (an IPv4 or ARP [`netlab_common::events::Event`], or
+/// an IPv6 one); `time` is its wall-clock time, already formatted.
+pub fn view(record: &Event6, names: &Names, time: String) -> Option<EventView> {
+    let e = &record.event;
     let event_type = *types_of(e.kind).first()?;
-    let nonzero_ip = |raw: u32| (raw != 0).then(|| decode::ipv4(raw));
-    let has_l3 = e.ethertype == ETH_P_IP || e.ethertype == ETH_P_ARP;
+    let v6 = e.ethertype == ETH_P_IPV6;
+    let ip = e.ethertype == ETH_P_IP || v6;
+    let nonzero_ip = |raw: u32| (raw != 0).then(|| IpAddr::from(decode::ipv4(raw)));
+    let nonzero_ip6 =
+        |raw: &[u8; 16]| (*raw != [0; 16]).then(|| IpAddr::from(Ipv6Addr::from(*raw)));
+    let (src, dst) = if v6 {
+        (nonzero_ip6(&record.saddr6), nonzero_ip6(&record.daddr6))
+    } else if e.ethertype == ETH_P_IP || e.ethertype == ETH_P_ARP {
+        (nonzero_ip(e.saddr), nonzero_ip(e.daddr))
+    } else {
+        (None, None)
+    };
     let port = (e.ifindex != 0).then(|| names.ifnames.name(e.ifindex));
-    let src = if has_l3 { nonzero_ip(e.saddr) } else { None };
-    let dst = if has_l3 { nonzero_ip(e.daddr) } else { None };
     // The namespace concerned: behind the switch port the frame came in
     // on; for the NAT, the lab endpoint among the addresses.
     let namespace = match e.program {
@@ -182,8 +201,13 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
             .and_then(|a| names.owner_of_address(a))
             .or_else(|| dst.and_then(|a| names.owner_of_address(a))),
     };
-    let l4 = e.ethertype == ETH_P_IP && matches!(e.proto, 6 | 17);
-    let icmp = e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP;
+    // An answered solicitation names who asked for what; its ICMPv6
+    // header is the advertisement's.
+    let nd = e.kind == EVENT_ND_ANSWERED;
+    let l4 = ip && !nd && matches!(e.proto, 6 | 17);
+    let icmp = !nd
+        && ((e.ethertype == ETH_P_IP && e.proto == IPPROTO_ICMP)
+            || (v6 && e.proto == IPPROTO_ICMPV6));
     let [icmp_type, icmp_code] = decode::port(e.dport).to_be_bytes();
     let nat_xlat = matches!(e.kind, EVENT_NAT_CREATED | EVENT_NAT_EXPIRED);
     let macs = e.src_mac != [0; 6] || e.dst_mac != [0; 6];
@@ -200,22 +224,40 @@ pub fn view(e: &Event, names: &Names, time: String) -> Option<EventView> {
         port,
         namespace,
         ethertype: (e.ethertype != 0).then(|| format!("{:#06x}", e.ethertype)),
-        proto: (e.ethertype == ETH_P_IP).then(|| decode::proto(e.proto)),
+        proto: (ip && !nd).then(|| decode::proto(e.proto)),
         src_mac: (macs || e.kind == EVENT_FDB_LEARNED).then(|| decode::mac(&e.src_mac)),
         dst_mac: macs.then(|| decode::mac(&e.dst_mac)),
         src,
         dst,
-        sport: (l4 || icmp).then(|| decode::port(e.sport)),
+        // The echo identifier: what an ICMP flow is keyed by. A drop of
+        // another ICMP message has none (the bytes are the message's own).
+        sport: (l4 || (icmp && (e.kind != EVENT_DROP || is_echo(v6, icmp_type))))
+            .then(|| decode::port(e.sport)),
         dport: l4.then(|| decode::port(e.dport)),
         // Only packet events carry the ICMP header; NAT flow events carry
         // the flow's key (echo id, no type).
         icmp_type: (icmp && e.kind == EVENT_DROP).then_some(icmp_type),
         icmp_code: (icmp && e.kind == EVENT_DROP).then_some(icmp_code),
-        translated_src: nat_xlat.then(|| decode::ipv4(e.xaddr)),
+        translated_src: nat_xlat.then(|| {
+            if v6 {
+                IpAddr::from(Ipv6Addr::from(record.xaddr6))
+            } else {
+                IpAddr::from(decode::ipv4(e.xaddr))
+            }
+        }),
         translated_sport: nat_xlat.then(|| decode::port(e.xport)),
-        proto_number: if e.ethertype == ETH_P_IP { e.proto } else { 0 },
+        proto_number: if ip { e.proto } else { 0 },
         kind: e.kind,
     })
+}
+
+/// ICMP echo request/reply (0, 8) or ICMPv6 echo request/reply (128, 129).
+fn is_echo(v6: bool, icmp_type: u8) -> bool {
+    if v6 {
+        matches!(icmp_type, 128 | 129)
+    } else {
+        matches!(icmp_type, 0 | 8)
+    }
 }
 
 /// `--type`, `--namespace`, `--port`, `--proto`, resolved and validated.
@@ -243,9 +285,10 @@ impl Filter {
     }
 }
 
-fn endpoint(addr: Option<Ipv4Addr>, port: Option<u16>) -> String {
+/// `addr:port`, `[addr]:port` for IPv6 (as a socket address is written).
+fn endpoint(addr: Option<IpAddr>, port: Option<u16>) -> String {
     match (addr, port) {
-        (Some(a), Some(p)) => format!("{a}:{p}"),
+        (Some(a), Some(p)) => std::net::SocketAddr::new(a, p).to_string(),
         (Some(a), None) => a.to_string(),
         (None, _) => "?".into(),
     }
@@ -271,7 +314,7 @@ pub fn text(v: &EventView) -> String {
                 v.src_mac.as_deref().unwrap_or("?")
             ));
         }
-        EVENT_ARP_ANSWERED => out.push_str(&format!(
+        EVENT_ARP_ANSWERED | EVENT_ND_ANSWERED => out.push_str(&format!(
             " {} ({}) asked who has {}: answered {}",
             endpoint(v.src, None),
             v.src_mac.as_deref().unwrap_or("?"),
@@ -312,7 +355,16 @@ pub fn text(v: &EventView) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::BTreeMap;
+    use netlab_common::events::Event;
+    use std::{collections::BTreeMap, net::Ipv4Addr};
+
+    /// An IPv4 record as the monitor reads it.
+    fn v4(event: Event) -> Event6 {
+        Event6 {
+            event,
+            ..Default::default()
+        }
+    }
 
     fn names() -> Names {
         Names {
@@ -321,7 +373,10 @@ mod tests {
                 (9, "uplink".into()),
             ])),
             port_owners: vec![("veth-1-br".into(), "ns1".into())],
-            endpoints: vec![(Ipv4Addr::new(10, 0, 0, 1), "ns1".into())],
+            endpoints: vec![
+                (Ipv4Addr::new(10, 0, 0, 1).into(), "ns1".into()),
+                ("fd00:10:0:0::1".parse().unwrap(), "ns1".into()),
+            ],
         }
     }
 
@@ -346,7 +401,7 @@ mod tests {
             dport: 53u16.to_be(),
             ..Default::default()
         };
-        let v = view(&e, &names(), "t".into()).unwrap();
+        let v = view(&v4(e), &names(), "t".into()).unwrap();
         assert_eq!(v.reason, Some("drop_spoofed"));
         assert_eq!(v.namespace.as_deref(), Some("ns1"));
         assert_eq!(v.port.as_deref(), Some("veth-1-br"));
@@ -389,7 +444,7 @@ mod tests {
             xport: 20001u16.to_be(),
             ..Default::default()
         };
-        let v = view(&e, &names(), "t".into()).unwrap();
+        let v = view(&v4(e), &names(), "t".into()).unwrap();
         assert_eq!(v.namespace.as_deref(), Some("ns1"));
         assert_eq!(v.translated_sport, Some(20001));
         assert!(text(&v).ends_with("tcp 10.0.0.1:40000 > 203.0.113.2:80 as 203.0.113.1:20001"));
@@ -399,7 +454,7 @@ mod tests {
             reason: Counter::NatDropNoPort as u32,
             ..e
         };
-        let v = view(&ex, &names(), "t".into()).unwrap();
+        let v = view(&v4(ex), &names(), "t".into()).unwrap();
         assert_eq!(v.event_type, EventType::Nat);
         assert_eq!(v.reason, Some("nat_drop_no_port"));
         assert_eq!(v.translated_src, None);
@@ -408,5 +463,116 @@ mod tests {
             ..Default::default()
         };
         assert!(drops.matches(&v));
+    }
+
+    fn ip6(s: &str) -> [u8; 16] {
+        s.parse::<Ipv6Addr>().unwrap().octets()
+    }
+
+    #[test]
+    fn ipv6_drops_show_ipv6_addresses_and_icmpv6() {
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_DROP,
+                program: PROGRAM_PORT,
+                reason: Counter::DropRaGuard as u32,
+                ifindex: 5,
+                ethertype: ETH_P_IPV6,
+                proto: IPPROTO_ICMPV6,
+                src_mac: [2, 0, 0, 0, 0, 9],
+                dst_mac: [0x33, 0x33, 0, 0, 0, 1],
+                // Router Advertisement: type 134, code 0; hop limit 64,
+                // flags 0 where an echo has its identifier.
+                dport: u16::from_be_bytes([134, 0]).to_be(),
+                sport: u16::from_be_bytes([64, 0]).to_be(),
+                ..Default::default()
+            },
+            saddr6: ip6("fe80::4e:aff:fe00:1"),
+            daddr6: ip6("ff02::1"),
+            ..Default::default()
+        };
+        let v = view(&e, &names(), "t".into()).unwrap();
+        assert_eq!(v.reason, Some("drop_ra_guard"));
+        assert_eq!(v.proto.as_deref(), Some("icmpv6"));
+        assert_eq!((v.icmp_type, v.icmp_code), (Some(134), Some(0)));
+        assert_eq!(v.sport, None, "an RA has no echo identifier");
+        assert_eq!(v.namespace.as_deref(), Some("ns1"));
+        assert_eq!(
+            text(&v),
+            "t drop          drop_ra_guard on veth-1-br (ns1): icmpv6 fe80::4e:aff:fe00:1 > ff02::1 icmp type 134 code 0"
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["src"], "fe80::4e:aff:fe00:1");
+        assert_eq!(json["dst"], "ff02::1");
+        assert_eq!(json["ethertype"], "0x86dd");
+        let f = Filter {
+            proto: Some(IPPROTO_ICMPV6),
+            ..Default::default()
+        };
+        assert!(f.matches(&v));
+    }
+
+    #[test]
+    fn nat66_flow_events_name_the_namespace_and_the_translation() {
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_NAT_EXPIRED,
+                program: PROGRAM_CONTROL,
+                ethertype: ETH_P_IPV6,
+                proto: 17,
+                sport: 5000u16.to_be(),
+                dport: 53u16.to_be(),
+                xport: 20001u16.to_be(),
+                ..Default::default()
+            },
+            saddr6: ip6("fd00:10::1"),
+            daddr6: ip6("2001:db8:203:113::2"),
+            xaddr6: ip6("2001:db8:203:113::1"),
+        };
+        let v = view(&e, &names(), "t".into()).unwrap();
+        assert_eq!(v.event_type, EventType::Nat);
+        assert_eq!(v.namespace.as_deref(), Some("ns1"));
+        assert!(
+            text(&v).ends_with(
+                "udp [fd00:10::1]:5000 > [2001:db8:203:113::2]:53 as [2001:db8:203:113::1]:20001"
+            ),
+            "{}",
+            text(&v)
+        );
+        let json = serde_json::to_value(&v).unwrap();
+        assert_eq!(json["translated_src"], "2001:db8:203:113::1");
+        assert_eq!(json["translated_sport"], 20001);
+    }
+
+    #[test]
+    fn answered_solicitations_say_who_asked_for_what() {
+        let e = Event6 {
+            event: Event {
+                kind: EVENT_ND_ANSWERED,
+                program: PROGRAM_PORT,
+                ifindex: 5,
+                ethertype: ETH_P_IPV6,
+                proto: IPPROTO_ICMPV6,
+                src_mac: [2, 0x4e, 10, 0, 0, 1],
+                dst_mac: [2, 0x4e, 10, 0, 0, 2],
+                ..Default::default()
+            },
+            saddr6: ip6("fd00:10::1"),
+            daddr6: ip6("fd00:10::2"),
+            ..Default::default()
+        };
+        let v = view(&e, &names(), "t".into()).unwrap();
+        assert_eq!(v.event_type, EventType::Nd);
+        assert_eq!((v.proto.as_deref(), v.sport), (None, None));
+        assert_eq!(
+            text(&v),
+            "t nd_answered   on veth-1-br (ns1): fd00:10::1 (02:4e:0a:00:00:01) asked who has fd00:10::2: answered 02:4e:0a:00:00:02"
+        );
+        let f = Filter {
+            types: vec![EventType::Nd],
+            proto: Some(IPPROTO_ICMPV6),
+            ..Default::default()
+        };
+        assert!(f.matches(&v));
     }
 }

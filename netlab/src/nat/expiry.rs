@@ -8,16 +8,18 @@
 
 use std::path::Path;
 
-use netlab_common::nat::NatKey;
-
 use super::{
     NatError,
-    table::{NatFlow, NatTable},
+    table::{AnyFlow, Family, Flow, Nat6Table, NatTable, Table},
 };
 use crate::plan::NatTimeouts;
 
 /// The flows to remove at `now_ns`.
-pub fn select_expired<'a>(flows: &'a [NatFlow], now_ns: u64, t: &NatTimeouts) -> Vec<&'a NatFlow> {
+pub fn select_expired<'a, F: Family>(
+    flows: &'a [Flow<F>],
+    now_ns: u64,
+    t: &NatTimeouts,
+) -> Vec<&'a Flow<F>> {
     flows.iter().filter(|f| f.is_expired(now_ns, t)).collect()
 }
 
@@ -54,23 +56,44 @@ pub fn sweep(pin_dir: &Path, timeouts: &NatTimeouts, now_ns: u64) -> Result<Swee
 }
 
 /// [`sweep`], calling `expired` with each flow it removed (`netlab
-/// monitor` shows expiries as events).
+/// monitor` shows expiries as events). Both families: the IPv4 table and,
+/// when pinned, the NAT66 one (the same timeouts, one rule).
 pub fn sweep_reporting(
     pin_dir: &Path,
     timeouts: &NatTimeouts,
     now_ns: u64,
-    expired: &mut dyn FnMut(&NatFlow),
+    expired: &mut dyn FnMut(AnyFlow),
 ) -> Result<SweepStats, NatError> {
-    let mut table = NatTable::open(pin_dir)?;
+    let mut stats = SweepStats::default();
+    sweep_table(
+        &mut NatTable::open(pin_dir)?,
+        timeouts,
+        now_ns,
+        &mut stats,
+        expired,
+    )?;
+    if let Some(mut v6) = Nat6Table::open_if_pinned(pin_dir)? {
+        sweep_table(&mut v6, timeouts, now_ns, &mut stats, expired)?;
+    }
+    stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?
+        + super::expiry6::sweep_fragments6(pin_dir, now_ns)?;
+    Ok(stats)
+}
+
+/// Removes the expired flows of one table, adding to `stats`.
+fn sweep_table<F: Family>(
+    table: &mut Table<F>,
+    timeouts: &NatTimeouts,
+    now_ns: u64,
+    stats: &mut SweepStats,
+    expired: &mut dyn FnMut(AnyFlow),
+) -> Result<(), NatError> {
     let flows = table.flows_unordered()?;
-    let mut stats = SweepStats {
-        flows: flows.len(),
-        ..Default::default()
-    };
+    stats.flows += flows.len();
     for flow in select_expired(&flows, now_ns, timeouts) {
         // A packet may have arrived since the table was read: delete only
         // entries whose last-seen time is still the one we judged.
-        let unchanged = |seen: Option<u64>, key: Option<NatKey>, reply: bool| match key {
+        let unchanged = |seen: Option<u64>, key: Option<F::Key>, reply: bool| match key {
             None => true,
             Some(k) => {
                 let now_seen = if reply {
@@ -96,17 +119,9 @@ pub fn sweep_reporting(
             table.remove(&k, true)?;
         }
         stats.expired += 1;
-        expired(flow);
+        expired(F::any(flow.clone()));
     }
-    stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?;
-    // NAT66's flows and fragments, same rules and timeouts (counted with
-    // IPv4's; `expired` reports IPv4 flows only, as its events do).
-    let v6 = super::expiry6::sweep6(pin_dir, timeouts, now_ns)?;
-    stats.flows += v6.flows;
-    stats.expired += v6.expired;
-    stats.refreshed += v6.refreshed;
-    stats.fragments_expired += v6.fragments_expired;
-    Ok(stats)
+    Ok(())
 }
 
 /// Removes every flow translated to an address other than `external` (the
@@ -153,7 +168,8 @@ pub fn flush_source(pin_dir: &Path, source: std::net::Ipv4Addr) -> Result<usize,
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::nat::table::{FlowState, Proto, decode, timeout_for};
+    use crate::nat::table::{FlowState, Proto, V4, decode, timeout_for};
+    use netlab_common::nat::NatKey;
     use netlab_common::nat::{
         IPPROTO_ICMP, IPPROTO_UDP, NAT_STATE_NONE, NAT_STATE_TCP_CLOSING,
         NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry,
@@ -238,7 +254,7 @@ mod tests {
             udp_old,
             icmp_refreshed_by_reply,
         ];
-        let flows = decode(all.iter().map(|f| f[0]), all.iter().map(|f| f[1]));
+        let flows = decode::<V4>(all.iter().map(|f| f[0]), all.iter().map(|f| f[1]));
         assert_eq!(flows.len(), 5);
         let expired = select_expired(&flows, now, &t);
         let mut got: Vec<(Proto, FlowState)> = expired.iter().map(|f| (f.proto, f.state)).collect();

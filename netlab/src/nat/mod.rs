@@ -18,6 +18,7 @@ mod attach;
 mod config;
 mod expiry;
 mod expiry6;
+mod flow;
 mod frags;
 mod maps;
 mod publish;
@@ -32,14 +33,17 @@ pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
     sweep_reporting,
 };
-pub use expiry6::{Flow6, Sweep6, flush6, join6, sweep_fragments6, sweep6};
+pub use expiry6::sweep_fragments6;
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, published6, sync_published, sync_published6};
 pub use sock::{
     SOCK_HOOKS, attach_sock_hooks, cgroup2_root, endpoint_netns, lab_netns, netns_cookie_here,
     set_netns, sync_netns,
 };
-pub use table::{FlowState, NatFlow, NatTable, Proto, decode, timeout_for};
+pub use table::{
+    AnyFlow, Family, Flow, FlowAddrs, FlowState, Nat6Flow, Nat6Table, NatFlow, NatTable, NatTables,
+    Proto, Table, V4, V6, decode, timeout_for,
+};
 
 use std::path::PathBuf;
 

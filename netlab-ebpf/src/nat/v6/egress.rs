@@ -13,12 +13,12 @@ use super::{
 };
 use crate::{
     counters::count,
-    csum,
+    csum, events,
     maps::{NAT6_ORIG, NAT6_REPLY},
     nat::{
         TCX_NEXT,
         alloc::Created,
-        drop_packet, now_ns,
+        drop_packet, drop_untranslated6, now_ns,
         parse::{ICMP_CHECK, ICMP_ID, IP_OFF, L4Head, TCP_CHECK, UDP_CHECK, load_ptr, tcp_flags},
         pass_host,
         state::{next_tcp_state, touch},
@@ -157,13 +157,14 @@ fn translate(ctx: &TcContext, flow: &Flow) -> i32 {
             match alloc::create(key, cfg, now, state) {
                 Ok(Created::New(xlat)) => {
                     count(Counter::NatCreated);
+                    events::nat6_flow(netlab_common::events::EVENT_NAT_CREATED, key, &xlat, 0);
                     xlat
                 }
                 Ok(Created::Raced(xlat)) => {
                     count(Counter::NatHit);
                     xlat
                 }
-                Err(reason) => return drop_packet(ctx, reason),
+                Err(reason) => return drop_untranslated6(key, reason),
             }
         }
     };

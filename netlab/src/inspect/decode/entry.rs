@@ -4,25 +4,32 @@
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
-        COUNTERS_MAP, ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP, PORT_SLOTS_MAP,
-        PORT_STATS_MAP, PORTS_MAP, SWITCH_CONFIG_MAP,
+        COUNTERS_MAP, ENDPOINTS_MAP, ENDPOINTS6_MAP, FDB_MAP, FLOOD_MAP, HOST_ADDRS_MAP,
+        HOST_ADDRS6_MAP, PORT_SLOTS_MAP, PORT_STATS_MAP, PORTS_MAP, PORTS6_MAP, SWITCH_CONFIG_MAP,
     },
     nat::{
         NAT_CONFIG_MAP, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NatConfig,
         NatEntry, NatFragEntry, NatFragKey, NatKey, PUBLISH_NETNS_MAP, PUBLISH_SOCKS_MAP,
         PublishEntry, PublishKey, PublishNetns, PublishSockEntry, PublishSockKey,
     },
-    switch::{Endpoint, FdbEntry, FdbKey, PortInfo, SwitchConfig, TRACE_EVENTS, TRACE_FRAMES},
+    nat6::{
+        NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6Config, Nat6Entry,
+        Nat6FragEntry, Nat6FragKey, Nat6Key,
+    },
+    switch::{
+        Endpoint, FdbEntry, FdbKey, Port6, PortInfo, SwitchConfig, TRACE_EVENTS, TRACE_FRAMES,
+    },
 };
 
 use super::{
     context::Context,
     fields::{Decoded, Fields, fields},
     records::{
-        endpoint, nat_entry, nat_frag_entry, nat_frag_key, nat_key, port_info, publish_entry,
-        publish_key, stats,
+        endpoint, nat_entry, nat_frag_entry, nat_frag_key, nat_key, nat6_config, nat6_entry,
+        nat6_frag_entry, nat6_frag_key, nat6_key, port_info, port6, publish_entry, publish_key,
+        stats,
     },
-    scalars::{fdb_flags, host_addr_kind, ipv4, mac, nat_flags, port, port_kind},
+    scalars::{fdb_flags, host_addr_kind, ipv4, ipv6, mac, nat_flags, port, port_kind},
 };
 
 /// Reads a `#[repr(C)]` map type from exactly its bytes.
@@ -104,6 +111,19 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
             let v: Endpoint = read(one()?)?;
             plain(fields! { "ipv4" => ipv4(k).to_string() }, endpoint(&v, cx))
         }
+        ENDPOINTS6_MAP => {
+            let k: [u8; 16] = read(key)?;
+            let v: Endpoint = read(one()?)?;
+            plain(fields! { "ipv6" => ipv6(&k).to_string() }, endpoint(&v, cx))
+        }
+        PORTS6_MAP => {
+            let k: u32 = read(key)?;
+            let v: Port6 = read(one()?)?;
+            plain(
+                fields! { "ifindex" => k, "port" => cx.ifnames.name(k) },
+                port6(&v),
+            )
+        }
         COUNTERS_MAP => {
             let k: u32 = read(key)?;
             let per: Vec<u64> = values.iter().map(|v| read(v)).collect::<Result<_, _>>()?;
@@ -144,6 +164,29 @@ pub fn entry(map: &str, key: &[u8], values: &[Vec<u8>], cx: &Context) -> Result<
                 fields! { "ipv4" => ipv4(k).to_string() },
                 fields! { "kind" => host_addr_kind(v), "blocked" => true },
             )
+        }
+        HOST_ADDRS6_MAP => {
+            let k: [u8; 16] = read(key)?;
+            let v: u8 = read(one()?)?;
+            plain(
+                fields! { "ipv6" => ipv6(&k).to_string() },
+                fields! { "kind" => host_addr_kind(v), "blocked" => true },
+            )
+        }
+        NAT6_CONFIG_MAP => {
+            let k: u32 = read(key)?;
+            let v: Nat6Config = read(one()?)?;
+            plain(fields! { "index" => k }, nat6_config(&v))
+        }
+        NAT6_ORIG_MAP | NAT6_REPLY_MAP => {
+            let k: Nat6Key = read(key)?;
+            let v: Nat6Entry = read(one()?)?;
+            plain(nat6_key(&k), nat6_entry(&v, cx))
+        }
+        NAT6_FRAGS_MAP => {
+            let k: Nat6FragKey = read(key)?;
+            let v: Nat6FragEntry = read(one()?)?;
+            plain(nat6_frag_key(&k), nat6_frag_entry(&v, cx))
         }
         NAT_CONFIG_MAP => {
             let k: u32 = read(key)?;
@@ -458,5 +501,132 @@ mod tests {
             PORT_SLOTS_MAP,
             &[3u32.to_ne_bytes().to_vec()]
         ));
+    }
+
+    fn ip6(s: &str) -> [u8; 16] {
+        s.parse::<std::net::Ipv6Addr>().unwrap().octets()
+    }
+
+    #[test]
+    fn ipv6_switch_maps_from_bytes() {
+        // endpoints6: address → MAC, port 5.
+        let mut value = vec![0x02, 0x4e, 10, 79, 1, 1, 0, 0];
+        value.extend(5u32.to_ne_bytes());
+        let d = entry(ENDPOINTS6_MAP, &ip6("fd00:10:79:1::1"), &[value], &cx()).unwrap();
+        assert_eq!(d.key.to_json(), json!({ "ipv6": "fd00:10:79:1::1" }));
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "mac": "02:4e:0a:4f:01:01", "port_ifindex": 5, "port": "veth-1-br" })
+        );
+
+        // ports6: ifindex 5 → global, link-local.
+        let mut value = ip6("fd00:10:79:1::1").to_vec();
+        value.extend(ip6("fe80::4e:aff:fe4f:101"));
+        let d = entry(PORTS6_MAP, &5u32.to_ne_bytes(), &[value], &cx()).unwrap();
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "ifindex": 5, "port": "veth-1-br" })
+        );
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "global": "fd00:10:79:1::1", "link_local": "fe80::4e:aff:fe4f:101" })
+        );
+
+        let d = entry(
+            HOST_ADDRS6_MAP,
+            &ip6("2001:db8:203:113::1"),
+            &[vec![HOST_ADDR_LOCAL]],
+            &cx(),
+        )
+        .unwrap();
+        assert_eq!(d.key.to_json(), json!({ "ipv6": "2001:db8:203:113::1" }));
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "kind": "address", "blocked": true })
+        );
+        // An IPv4-sized key is not read as an IPv6 one.
+        assert!(entry(HOST_ADDRS6_MAP, &[203, 0, 113, 1], &[vec![1]], &cx()).is_err());
+    }
+
+    #[test]
+    fn nat66_maps_from_bytes() {
+        let mut v = ip6("fd00:10:79:1::").to_vec();
+        v.extend(ip6("2001:db8:203:113::1"));
+        v.extend([64, 0]);
+        v.extend(20000u16.to_ne_bytes());
+        v.extend(29999u16.to_ne_bytes());
+        v.extend([0x02, 0x4e, 10, 79, 1, 5]);
+        v.extend(3u32.to_ne_bytes());
+        let d = entry(NAT6_CONFIG_MAP, &0u32.to_ne_bytes(), &[v], &cx()).unwrap();
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "subnet": "fd00:10:79:1::/64", "external": "2001:db8:203:113::1",
+                    "port_min": 20000, "port_max": 29999, "flags": ["enabled", "fast_path"],
+                    "gateway_mac": "02:4e:0a:4f:01:05" })
+        );
+
+        // [fd00:10:79:1::1]:40000 -> [2001:db8:203:113::2]:80 tcp
+        let mut key = ip6("fd00:10:79:1::1").to_vec();
+        key.extend(ip6("2001:db8:203:113::2"));
+        key.extend(40000u16.to_be_bytes());
+        key.extend(80u16.to_be_bytes());
+        key.extend([6, 0, 0, 0]);
+        let mut value = ip6("2001:db8:203:113::1").to_vec();
+        value.extend(20001u16.to_be_bytes());
+        value.extend([NAT_STATE_TCP_ESTABLISHED, 0]);
+        value.extend([0; 4]);
+        value.extend(7_500_000_000u64.to_ne_bytes());
+        for map in [NAT6_ORIG_MAP, NAT6_REPLY_MAP] {
+            let d = entry(map, &key, std::slice::from_ref(&value), &cx()).unwrap();
+            assert_eq!(
+                d.key.to_json(),
+                json!({ "proto": "tcp", "saddr": "fd00:10:79:1::1", "sport": 40000,
+                        "daddr": "2001:db8:203:113::2", "dport": 80 })
+            );
+            assert_eq!(
+                d.value.to_json(),
+                json!({ "addr": "2001:db8:203:113::1", "port": 20001, "state": "ESTABLISHED",
+                        "kind": "snat", "last_seen_ns": 7_500_000_000u64, "age_ms": 2500 })
+            );
+        }
+
+        // A fragmented ICMPv6 datagram leaving, identification 0x12345678.
+        let mut key = ip6("fd00:10:79:1::1").to_vec();
+        key.extend(ip6("2001:db8:203:113::2"));
+        key.extend(0x1234_5678u32.to_be_bytes());
+        key.extend([58, NAT_FRAG_OUT, 0, 0]);
+        let mut value = ip6("2001:db8:203:113::1").to_vec();
+        value.extend(9_000_000_000u64.to_ne_bytes());
+        let d = entry(NAT6_FRAGS_MAP, &key, &[value], &cx()).unwrap();
+        assert_eq!(
+            d.key.to_json(),
+            json!({ "dir": "out", "proto": "icmpv6", "saddr": "fd00:10:79:1::1",
+                    "daddr": "2001:db8:203:113::2", "id": 0x1234_5678 })
+        );
+        assert_eq!(
+            d.value.to_json(),
+            json!({ "addr": "2001:db8:203:113::1", "last_seen_ns": 9_000_000_000u64,
+                    "age_ms": 1000 })
+        );
+    }
+
+    /// No table of the map table is printed as raw bytes: each has a
+    /// decoder that reads an entry of its key and value sizes. (The ring
+    /// buffer is a stream, and `xdp_ports` a device map of ifindexes that
+    /// `map dump` has never decoded.)
+    #[test]
+    fn every_table_has_a_decoder() {
+        for spec in crate::bpf::maps::all_specs() {
+            if spec.map_type == aya::maps::MapType::RingBuf
+                || spec.name == netlab_common::maps::XDP_PORTS_MAP
+            {
+                continue;
+            }
+            let key = vec![0; spec.key_size as usize];
+            let value = vec![0; spec.value_size as usize];
+            let d = entry(spec.name, &key, &[value], &cx())
+                .unwrap_or_else(|e| panic!("map {}: {e}", spec.name));
+            assert!(!d.key.0.is_empty(), "map {}: no key fields", spec.name);
+        }
     }
 }

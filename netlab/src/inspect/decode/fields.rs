@@ -1,7 +1,7 @@
 //! Named fields: what every decoder yields, so `map dump` tables and
 //! `--json` come from one place, ordered and printed the same way.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde_json::Value;
 
@@ -52,7 +52,8 @@ pub fn compare_fields(a: &Fields, b: &Fields) -> std::cmp::Ordering {
                 .partial_cmp(&n.as_f64())
                 .unwrap_or(Ordering::Equal),
             (Value::String(s), Value::String(t)) => {
-                match (s.parse::<Ipv4Addr>(), t.parse::<Ipv4Addr>()) {
+                // Addresses in address order (IPv4 before IPv6).
+                match (s.parse::<IpAddr>(), t.parse::<IpAddr>()) {
                     (Ok(p), Ok(q)) => p.cmp(&q),
                     _ => s.cmp(t),
                 }

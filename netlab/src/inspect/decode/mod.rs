@@ -1,5 +1,6 @@
 //! Decoding map bytes into what a network engineer reads: MACs as
 //! `aa:bb:..`, addresses as dotted quads, protocols and states by name,
+//! IPv6 addresses in their standard form,
 //! ages as durations, ifindexes as interface names (resolved in the lab's
 //! host namespace, where the switch ports live).
 //!
@@ -23,6 +24,6 @@ pub use entry::{entry, is_empty_slot, read};
 pub use fields::{Decoded, Fields, cell, compare_fields};
 pub use records::nat_key;
 pub use scalars::{
-    duration, fdb_flags, frag_dir, host_addr_kind, ipv4, mac, nat_flags, nat_kind, nat_state,
+    duration, fdb_flags, frag_dir, host_addr_kind, ipv4, ipv6, mac, nat_flags, nat_kind, nat_state,
     parse_proto, port, port_kind, proto, proto_number,
 };

@@ -6,13 +6,14 @@ use std::time::Duration;
 use netlab_common::{
     counters::PortStats,
     nat::{NatEntry, NatFragEntry, NatFragKey, NatKey, PublishEntry, PublishKey},
-    switch::{Endpoint, PortInfo},
+    nat6::{Nat6Config, Nat6Entry, Nat6FragEntry, Nat6FragKey, Nat6Key},
+    switch::{Endpoint, Port6, PortInfo},
 };
 
 use super::{
     context::Context,
     fields::{Fields, fields},
-    scalars::{frag_dir, ipv4, mac, nat_kind, nat_state, port, port_kind, proto},
+    scalars::{frag_dir, ipv4, ipv6, mac, nat_flags, nat_kind, nat_state, port, port_kind, proto},
 };
 
 pub fn port_info(p: &PortInfo, cx: &Context) -> Fields {
@@ -87,6 +88,68 @@ pub fn nat_frag_entry(e: &NatFragEntry, cx: &Context) -> Fields {
     let age = Duration::from_nanos(cx.now_ns.saturating_sub(e.last_seen_ns));
     fields! {
         "addr" => ipv4(e.addr).to_string(),
+        "last_seen_ns" => e.last_seen_ns,
+        "age_ms" => age.as_millis() as u64,
+    }
+}
+
+pub fn port6(p: &Port6) -> Fields {
+    fields! {
+        "global" => ipv6(&p.global).to_string(),
+        "link_local" => ipv6(&p.link_local).to_string(),
+    }
+}
+
+pub fn nat6_config(c: &Nat6Config) -> Fields {
+    fields! {
+        "subnet" => format!("{}/{}", ipv6(&c.subnet), c.prefix_len),
+        "external" => ipv6(&c.external).to_string(),
+        "port_min" => c.port_min,
+        "port_max" => c.port_max,
+        "flags" => nat_flags(c.flags),
+        "gateway_mac" => mac(&c.gateway_mac),
+    }
+}
+
+/// The same fields as [`nat_key`], with IPv6 addresses.
+pub fn nat6_key(k: &Nat6Key) -> Fields {
+    fields! {
+        "proto" => proto(k.proto),
+        "saddr" => ipv6(&k.saddr).to_string(),
+        "sport" => port(k.sport),
+        "daddr" => ipv6(&k.daddr).to_string(),
+        "dport" => port(k.dport),
+    }
+}
+
+/// The same fields as [`nat_entry`], with an IPv6 address.
+pub fn nat6_entry(e: &Nat6Entry, cx: &Context) -> Fields {
+    let age = Duration::from_nanos(cx.now_ns.saturating_sub(e.last_seen_ns));
+    fields! {
+        "addr" => ipv6(&e.addr).to_string(),
+        "port" => port(e.port),
+        "state" => nat_state(e.state),
+        "kind" => nat_kind(e.flags),
+        "last_seen_ns" => e.last_seen_ns,
+        "age_ms" => age.as_millis() as u64,
+    }
+}
+
+/// The same fields as [`nat_frag_key`]; the identification is 32 bits.
+pub fn nat6_frag_key(k: &Nat6FragKey) -> Fields {
+    fields! {
+        "dir" => frag_dir(k.dir),
+        "proto" => proto(k.proto),
+        "saddr" => ipv6(&k.saddr).to_string(),
+        "daddr" => ipv6(&k.daddr).to_string(),
+        "id" => u32::from_be(k.id),
+    }
+}
+
+pub fn nat6_frag_entry(e: &Nat6FragEntry, cx: &Context) -> Fields {
+    let age = Duration::from_nanos(cx.now_ns.saturating_sub(e.last_seen_ns));
+    fields! {
+        "addr" => ipv6(&e.addr).to_string(),
         "last_seen_ns" => e.last_seen_ns,
         "age_ms" => age.as_millis() as u64,
     }

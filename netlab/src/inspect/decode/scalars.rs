@@ -9,6 +9,7 @@ use netlab_common::{
         IPPROTO_ICMP, IPPROTO_TCP, IPPROTO_UDP, NAT_ENTRY_DNAT, NAT_FLAG_ENABLED,
         NAT_FLAG_FAST_PATH, NAT_FRAG_IN, NAT_FRAG_OUT,
     },
+    nat6::IPPROTO_ICMPV6,
     switch::{
         FDB_FLAG_LEARNED, FDB_FLAG_MANUAL, FDB_FLAG_STATIC, HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL,
         PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY,
@@ -24,12 +25,19 @@ pub fn mac(m: &[u8; 6]) -> String {
 /// the map encoding's one decoder, under the name the views use.
 pub use crate::bpf::key::ipv4_of_key as ipv4;
 
+/// An IPv6 address as the maps store it (the 16 bytes of the packet), in
+/// its standard text form (RFC 5952: `fd00:192:168:28::1`).
+pub fn ipv6(raw: &[u8; 16]) -> std::net::Ipv6Addr {
+    std::net::Ipv6Addr::from(*raw)
+}
+
 /// A port as the maps store it (network order).
 pub fn port(raw: u16) -> u16 {
     u16::from_be(raw)
 }
 
-/// `tcp`, `udp`, `icmp`, else `proto-N` (the spelling of `nat::Proto`).
+/// `tcp`, `udp`, `icmp`, `icmpv6`, else `proto-N` (the spelling of
+/// `nat::Proto`).
 pub fn proto(p: u8) -> String {
     crate::nat::Proto::from_number(p).to_string()
 }
@@ -40,6 +48,7 @@ pub fn proto_number(name: &str) -> Option<u8> {
         "tcp" => Some(IPPROTO_TCP),
         "udp" => Some(IPPROTO_UDP),
         "icmp" => Some(IPPROTO_ICMP),
+        "icmpv6" | "ipv6-icmp" => Some(IPPROTO_ICMPV6),
         other => other.strip_prefix("proto-").unwrap_or(other).parse().ok(),
     }
 }
@@ -48,7 +57,7 @@ pub fn proto_number(name: &str) -> Option<u8> {
 /// gives for a name it does not know.
 pub fn parse_proto(name: &str) -> Result<u8, String> {
     proto_number(name).ok_or_else(|| {
-        format!("unknown protocol {name:?}: use tcp, udp, icmp or a protocol number")
+        format!("unknown protocol {name:?}: use tcp, udp, icmp, icmpv6 or a protocol number")
     })
 }
 
@@ -163,6 +172,12 @@ mod tests {
         assert_eq!(proto(6), "tcp");
         assert_eq!(proto(47), "proto-47");
         assert_eq!(proto_number("TCP"), Some(6));
+        assert_eq!(proto(58), "icmpv6");
+        assert_eq!(proto_number("icmpv6"), Some(58));
+        assert_eq!(
+            ipv6(&[0xfd, 0, 1, 0x92, 1, 0x68, 0, 0x28, 0, 0, 0, 0, 0, 0, 0, 1]).to_string(),
+            "fd00:192:168:28::1"
+        );
         assert_eq!(proto_number("proto-47"), Some(47));
         assert_eq!(proto_number("17"), Some(17));
         assert_eq!(proto_number("bogus"), None);
