@@ -9,7 +9,7 @@
 //! (RFC 1624), and the oracle shares no logic with them, so a wrong update
 //! cannot hide behind the same wrong arithmetic.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::{ETH_P_IP, ICMP_DEST_UNREACH, ICMP_TIME_EXCEEDED, PROTO_ICMP, PROTO_TCP, PROTO_UDP};
 
@@ -58,8 +58,25 @@ pub fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> u
     !ones_sum(segment, pseudo_sum(src, dst, proto, segment.len()))
 }
 
+/// Sum of the IPv6 pseudo header (RFC 8200 §8.1: source, destination,
+/// upper-layer packet length, zeros, next header).
+pub fn pseudo_sum6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, len: usize) -> u32 {
+    let mut p = Vec::with_capacity(40);
+    p.extend_from_slice(&src.octets());
+    p.extend_from_slice(&dst.octets());
+    p.extend_from_slice(&(len as u32).to_be_bytes());
+    p.extend_from_slice(&[0, 0, 0, next]);
+    ones_sum(&p, 0) as u32
+}
+
+/// TCP/UDP/ICMPv6 checksum of `segment` over IPv6 (checksum field
+/// included as it is): ICMPv6 too covers the pseudo header (RFC 4443 §2.3).
+pub fn l4_checksum6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, segment: &[u8]) -> u16 {
+    !ones_sum(segment, pseudo_sum6(src, dst, next, segment.len()))
+}
+
 /// True when a checksummed area (checksum field included) sums to all ones.
-fn sums_right(data: &[u8], initial: u32) -> bool {
+pub(crate) fn sums_right(data: &[u8], initial: u32) -> bool {
     ones_sum(data, initial) == 0xffff
 }
 

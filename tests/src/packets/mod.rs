@@ -3,20 +3,25 @@
 //! real-lab tests that inject raw frames.
 //!
 //! * [`build`]: Ethernet, 802.1Q/802.1ad tags, ARP, IPv4 (options,
-//!   fragments), TCP, UDP, ICMP (echo, errors quoting a packet), IPv6.
+//!   fragments), TCP, UDP, ICMP (echo, errors quoting a packet), IPv6
+//!   ([`ipv6`]: extension headers, TCP/UDP over IPv6, ICMPv6 and ND).
 //! * [`parse`]: the fields of what comes back, and IPv4 reassembly.
-//! * [`checksum`]: every Internet checksum, from scratch (RFC 1071, 768,
+//! * [`checksum`], [`checksum6`]: every Internet checksum, from scratch (RFC 1071, 768,
 //!   793, 792), never incrementally: it shares no logic with the
 //!   programs' incremental updates, so a wrong update cannot hide.
 
 pub mod build;
 pub mod checksum;
+pub mod checksum6;
+pub mod ipv6;
 pub mod parse;
 #[cfg(test)]
 mod scapy_cross_check;
 
 pub use build::*;
 pub use checksum::*;
+pub use checksum6::*;
+pub use ipv6::*;
 pub use parse::*;
 
 /// An Ethernet address.
