@@ -20,9 +20,12 @@
 //!   and that only the fields a translation may touch changed.
 
 pub mod frames;
+pub mod frames6;
 pub mod mutate;
+pub mod mutate6;
 pub mod nat_model;
 pub mod switch_model;
+pub mod switch_model6;
 pub mod verify;
 pub mod xdp_model;
 

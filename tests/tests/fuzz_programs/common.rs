@@ -15,13 +15,14 @@ pub(crate) use netlab::{
 };
 pub(crate) use netlab_common::{
     counters::Counter,
+    maps::{ENDPOINTS6_MAP, HOST_ADDRS6_MAP, PORTS6_MAP},
     nat::{
         NAT_ENTRY_DNAT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry,
         NatFragKey, NatKey,
     },
     switch::{
-        FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL, PORT_KIND_GATEWAY,
-        SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
+        PORT_KIND_GATEWAY, Port6, SwitchConfig,
     },
 };
 pub(crate) use netlab_tests::fuzz::{
@@ -31,6 +32,7 @@ pub(crate) use netlab_tests::fuzz::{
     nat_model::{self, Expect},
     parse_seed,
     switch_model::{self, SwCase, SwExpect, SwOutcome, SwPort},
+    switch_model6::{self, V6Tables},
     verify,
     xdp_model::{self, XdpExpect},
 };

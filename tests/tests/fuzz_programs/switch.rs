@@ -10,6 +10,8 @@ struct SwitchLab {
     loaded: Loaded,
     maps: SwitchMaps,
     ports: Vec<SwPort>,
+    /// The IPv6 maps as written (the model reads this copy).
+    v6: V6Tables,
 }
 
 impl SwitchLab {
@@ -46,11 +48,72 @@ impl SwitchLab {
             maps.write_port(&info).expect("register a port");
             ports.push(port);
         }
-        Self {
+        let mut lab = Self {
             loaded,
             maps,
             ports,
+            v6: V6Tables::default(),
+        };
+        // Every port's IPv6 addresses in `endpoints6` (the gateway's with
+        // vbridge's MAC), the endpoint ports' in `ports6`.
+        for p in lab.ports.clone() {
+            let e = Endpoint {
+                mac: p.mac,
+                _pad: [0; 2],
+                port_ifindex: p.ifindex,
+            };
+            for a in [switch_model6::global6(&p), switch_model6::link_local6(&p)] {
+                lab.map6::<[u8; 16], Endpoint>(ENDPOINTS6_MAP)
+                    .insert(a.octets(), e, 0)
+                    .expect("endpoints6");
+                lab.v6.endpoints6.insert(a.octets(), e);
+            }
+            if p.kind != PORT_KIND_GATEWAY {
+                lab.set_port6(&p, true);
+            }
         }
+        lab
+    }
+
+    fn map6<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &str,
+    ) -> HashMap<&mut aya::maps::MapData, K, V> {
+        HashMap::try_from(self.loaded.ebpf_mut().map_mut(name).expect(name)).expect(name)
+    }
+
+    /// Gives port `p` its IPv6 addresses in `ports6`, or takes them away
+    /// (a port with none sends no IPv6).
+    fn set_port6(&mut self, p: &SwPort, present: bool) {
+        if self.v6.ports6.contains_key(&p.ifindex) == present {
+            return;
+        }
+        let mut map = self.map6::<u32, Port6>(PORTS6_MAP);
+        if present {
+            let addrs = Port6 {
+                global: switch_model6::global6(p).octets(),
+                link_local: switch_model6::link_local6(p).octets(),
+            };
+            map.insert(p.ifindex, addrs, 0).expect("ports6");
+            self.v6.ports6.insert(p.ifindex, addrs);
+        } else {
+            map.remove(&p.ifindex).expect("ports6");
+            self.v6.ports6.remove(&p.ifindex);
+        }
+    }
+
+    /// Lists `addrs` in `host_addrs6` (empty: host access allowed).
+    fn set_host_addrs6(&mut self, addrs: &[std::net::Ipv6Addr]) {
+        let listed = self.v6.host_addrs6.clone();
+        let mut map = self.map6::<[u8; 16], u8>(HOST_ADDRS6_MAP);
+        for a in &listed {
+            map.remove(&a.octets()).expect("host_addrs6");
+        }
+        for a in addrs {
+            map.insert(a.octets(), HOST_ADDR_LOCAL, 0)
+                .expect("host_addrs6");
+        }
+        self.v6.host_addrs6 = addrs.to_vec();
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
@@ -149,6 +212,20 @@ fn check_switch_case(
                 ));
             }
         }
+        SwOutcome::NdAnswered { mac } => {
+            tally.rewritten += 1;
+            let na = switch_model6::nd_answer(frame, mac);
+            if out != na.as_slice() {
+                p.push(format!(
+                    "ND answer differs from the owner's advertisement {}: {}",
+                    hex(&na),
+                    hex(out)
+                ));
+            }
+            if let Err(e) = packets::verify_checksums6(out) {
+                p.push(format!("ND answer: {e}"));
+            }
+        }
         _ if verdict != TC_ACT_SHOT && out != frame.as_slice() => {
             p.push("a switched frame was changed".into());
         }
@@ -236,7 +313,9 @@ fn check_switch_case(
         want_stats[ingress].0 = 1;
         match expect.outcome {
             SwOutcome::Drop(_) => want_stats[ingress].2 = 1,
-            SwOutcome::ArpAnswered { .. } => want_stats[ingress].1 = 1,
+            SwOutcome::ArpAnswered { .. } | SwOutcome::NdAnswered { .. } => {
+                want_stats[ingress].1 = 1
+            }
             SwOutcome::Unicast { to } => want_stats[to].1 = 1,
             SwOutcome::Flood { host, .. } => {
                 for (i, s) in want_stats.iter_mut().enumerate() {
@@ -289,7 +368,16 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
         if want_addrs != host_addrs {
             host_addrs = want_addrs;
             sw.set_host_addrs(host_addrs);
+            let v6: &[std::net::Ipv6Addr] = if host_addrs.is_empty() {
+                &[]
+            } else {
+                &switch_model6::HOST_ADDRS6
+            };
+            sw.set_host_addrs6(v6);
         }
+        // The third endpoint has IPv6 addresses most of the time.
+        let third = sw.ports[2];
+        sw.set_port6(&third, rng.chance(70));
         let case = switch_model::switch_case(&mut rng, &sw.ports);
         let fdb_before = sw.fdb();
         let expect = switch_model::expect(
@@ -299,6 +387,7 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
             learning,
             &|mac| fdb_before.get(&mac).copied(),
             host_addrs,
+            &sw.v6,
         );
         let stats_before = sw.port_stats();
         let result = sw.run(case.ingress, &case.frame);

@@ -1,0 +1,505 @@
+//! The switch port program's IPv6 rules for the fuzzer: the frames an
+//! endpoint (or the gateway) sends over IPv6, and what the program must do
+//! with each, written from the lab's IPv6 first-hop security rules (the
+//! README's IPv6 section and netlab/doc/ARCHITECTURE.md), not from the
+//! program:
+//!
+//! * source check: IPv6 from an endpoint port carries the port's global or
+//!   link-local address (`ports6`), or `::` in an ICMPv6 neighbour
+//!   solicitation only (duplicate address detection); a port without an
+//!   `ports6` entry sends no IPv6. Otherwise `drop_spoofed`;
+//! * header walk: a payload length of 0 (a jumbogram) or beyond the frame
+//!   is `drop_ipv6_malformed`, as is a chain of more than 4 extension
+//!   headers (hop-by-hop, routing, destination options, fragment); a
+//!   header the program must read that the packet does not hold whole is
+//!   `drop_truncated`;
+//! * RA guard (RFC 6105): router advertisements (134), redirects (137),
+//!   UDP from port 547 (DHCPv6 server/relay), and a later fragment of an
+//!   ICMPv6 packet (it could hide an RA, RFC 7113) are `drop_ra_guard`;
+//! * ND spoofing: an NA whose target is not one of the port's addresses, or
+//!   whose target link-layer option is not the port's MAC; an NS whose
+//!   source link-layer option is not the port's MAC: `drop_nd_spoof`;
+//! * ND responder: an NS (not DAD) for an address in `endpoints6` behind
+//!   another port is answered in place (`nd_answered`) with the NA the
+//!   owner would send: [`nd_answer`];
+//! * host access: IPv6 to an address in `host_addrs6` that would reach the
+//!   host stack (to the gateway port, or flooded) is `drop_host_access`.
+//!
+//! Everything else is switched by MAC as IPv4 is. Frames from the gateway
+//! port are the host's and are not checked.
+
+use std::collections::BTreeMap;
+use std::net::Ipv6Addr;
+
+use netlab_common::{
+    counters::Counter,
+    switch::{Endpoint, PORT_KIND_GATEWAY, Port6},
+};
+
+use super::Rng;
+use super::frames6::{ALL_NODES, ALL_ROUTERS, DHCP6_SERVERS, addr6, packet6};
+use super::switch_model::SwPort;
+use crate::packets::*;
+
+const IP: usize = 14;
+/// The extension header bound of the switch's walk.
+pub const EXT_BOUND: usize = 4;
+
+/// The switch lab's IPv6 prefix: fd00:10:78:201::/64 (the ports' IPv4
+/// 10.78.201.0/24 written the lab's way).
+pub fn global6(p: &SwPort) -> Ipv6Addr {
+    Ipv6Addr::new(0xfd00, 0x10, 0x78, 0x201, 0, 0, 0, p.ip.octets()[3] as u16)
+}
+
+pub fn link_local6(p: &SwPort) -> Ipv6Addr {
+    eui64_link_local(p.mac)
+}
+
+/// The host side's other IPv6 addresses (the uplink's global and
+/// link-local) the harness lists in `host_addrs6` while host access is
+/// not allowed.
+pub const HOST_ADDRS6: [Ipv6Addr; 2] = [
+    Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0x113, 0, 0, 0, 1),
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0x7811),
+];
+/// Beyond the host: the internet server.
+const OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0x113, 0, 0, 0, 2);
+const STRANGER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x78, 0x201, 0, 0, 0, 0x99);
+const STRANGER_MAC: Mac = [0x02, 0xaa, 0, 0, 0, 9];
+
+/// The IPv6 maps of the switch as the model reads them.
+#[derive(Clone, Debug, Default)]
+pub struct V6Tables {
+    /// `ports6`: endpoint port ifindex → its addresses.
+    pub ports6: BTreeMap<u32, Port6>,
+    /// `endpoints6`: address → MAC and port.
+    pub endpoints6: BTreeMap<[u8; 16], Endpoint>,
+    /// `host_addrs6` (empty: host access allowed).
+    pub host_addrs6: Vec<Ipv6Addr>,
+}
+
+/// What the IPv6 rules decide for a frame from an endpoint port.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum V6Verdict {
+    Drop(Counter),
+    /// Answered in place with the NA of the target's owner (its MAC).
+    Answer {
+        mac: Mac,
+    },
+    /// Switched by MAC; `to_host_addr`: its destination is in
+    /// `host_addrs6` (dropped if it would reach the host stack).
+    Forward {
+        to_host_addr: bool,
+    },
+}
+
+fn be16(f: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([f[at], f[at + 1]])
+}
+
+/// The link-layer address options of `kind` in the ND options from `at`
+/// to `end` (RFC 4861 §4.6); the walk stops at an option of length 0 or
+/// one the packet does not hold whole.
+fn ll_options(f: &[u8], mut at: usize, end: usize, kind: u8) -> Vec<Mac> {
+    let mut found = Vec::new();
+    while at + 2 <= end {
+        let len = f[at + 1] as usize * 8;
+        if len == 0 || at + len > end {
+            break;
+        }
+        if f[at] == kind && len >= 8 {
+            found.push(f[at + 2..at + 8].try_into().unwrap());
+        }
+        at += len;
+    }
+    found
+}
+
+/// The IPv6 rules for `frame` (untagged IPv6, the whole fixed header,
+/// source MAC already the port's) entering on endpoint port `port`.
+pub fn expect6(port: &SwPort, frame: &[u8], t: &V6Tables) -> V6Verdict {
+    use V6Verdict::Drop;
+    let Some(own) = t.ports6.get(&port.ifindex) else {
+        return Drop(Counter::DropSpoofed);
+    };
+    let src = addr6(frame, IP + 8);
+    let dst = addr6(frame, IP + 24);
+    let unspecified = src.is_unspecified();
+    if src.octets() != own.global && src.octets() != own.link_local && !unspecified {
+        return Drop(Counter::DropSpoofed);
+    }
+    let payload_len = be16(frame, IP + 4) as usize;
+    if payload_len == 0 || payload_len > frame.len() - IP - 40 {
+        return Drop(Counter::DropIpv6Malformed);
+    }
+    let end = IP + 40 + payload_len;
+    let mut next = frame[IP + 6];
+    let mut at = IP + 40;
+    let mut headers = 0;
+    let mut later_fragment = false;
+    while matches!(
+        next,
+        NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_FRAGMENT
+    ) {
+        if headers == EXT_BOUND {
+            return Drop(Counter::DropIpv6Malformed);
+        }
+        headers += 1;
+        let len = if next == NH_FRAGMENT {
+            8
+        } else {
+            if at + 2 > end {
+                return Drop(Counter::DropTruncated);
+            }
+            (frame[at + 1] as usize + 1) * 8
+        };
+        if at + len > end {
+            return Drop(Counter::DropTruncated);
+        }
+        if next == NH_FRAGMENT && be16(frame, at + 2) >> 3 != 0 {
+            later_fragment = true;
+            next = frame[at];
+            break;
+        }
+        next = frame[at];
+        at += len;
+    }
+    let forward = V6Verdict::Forward {
+        to_host_addr: t.host_addrs6.contains(&dst),
+    };
+    if later_fragment {
+        // No upper-layer header here: nothing to check but the protocol.
+        return if unspecified {
+            Drop(Counter::DropSpoofed)
+        } else if next == PROTO_ICMPV6 {
+            Drop(Counter::DropRaGuard)
+        } else {
+            forward
+        };
+    }
+    match next {
+        PROTO_ICMPV6 => {
+            if at + 4 > end {
+                return Drop(Counter::DropTruncated);
+            }
+            let kind = frame[at];
+            if unspecified && kind != ND_NEIGHBOR_SOLICIT {
+                return Drop(Counter::DropSpoofed);
+            }
+            match kind {
+                ND_ROUTER_ADVERT | ND_REDIRECT => Drop(Counter::DropRaGuard),
+                ND_NEIGHBOR_SOLICIT | ND_NEIGHBOR_ADVERT => {
+                    if at + 24 > end {
+                        return Drop(Counter::DropTruncated);
+                    }
+                    let target: [u8; 16] = frame[at + 8..at + 24].try_into().unwrap();
+                    if kind == ND_NEIGHBOR_ADVERT {
+                        let lla = ll_options(frame, at + 24, end, ND_OPT_TARGET_LL);
+                        if (target != own.global && target != own.link_local)
+                            || lla.iter().any(|m| *m != port.mac)
+                        {
+                            return Drop(Counter::DropNdSpoof);
+                        }
+                        return forward;
+                    }
+                    let lla = ll_options(frame, at + 24, end, ND_OPT_SOURCE_LL);
+                    if lla.iter().any(|m| *m != port.mac) {
+                        return Drop(Counter::DropNdSpoof);
+                    }
+                    match t.endpoints6.get(&target) {
+                        Some(e) if !unspecified && e.port_ifindex != port.ifindex => {
+                            V6Verdict::Answer { mac: e.mac }
+                        }
+                        _ => forward,
+                    }
+                }
+                _ => forward,
+            }
+        }
+        _ if unspecified => Drop(Counter::DropSpoofed),
+        PROTO_UDP => {
+            if at + 8 > end {
+                return Drop(Counter::DropTruncated);
+            }
+            if be16(frame, at) == DHCP6_SERVER_PORT {
+                Drop(Counter::DropRaGuard)
+            } else {
+                forward
+            }
+        }
+        _ => forward,
+    }
+}
+
+/// The neighbour advertisement the owner (`mac`) of the NS's target sends
+/// back to the soliciting endpoint (RFC 4861 §7.2.4): to its MAC and
+/// address, from the target address, hop limit 255, solicited and
+/// override set, with the target link-layer option; nothing else.
+pub fn nd_answer(ns: &[u8], mac: Mac) -> Vec<u8> {
+    let requester_mac: Mac = ns[6..12].try_into().unwrap();
+    let requester = addr6(ns, IP + 8);
+    let upper = walk6(&ns[IP..], ns.len() - IP).expect("a solicitation the model answers");
+    let target = addr6(ns, IP + upper.at + 8);
+    let body = na_body(
+        NA_SOLICITED | NA_OVERRIDE,
+        target,
+        &ll_option(ND_OPT_TARGET_LL, mac),
+    );
+    let mut ip = Ip6::new(target, requester);
+    ip.hop_limit = 255;
+    let na = icmp6(target, requester, ND_NEIGHBOR_ADVERT, 0, &body);
+    ipv6_frame_of(requester_mac, mac, &ipv6_with(&ip, PROTO_ICMPV6, &na))
+}
+
+/// An IPv6 frame from port `from` (sources its own mostly, sometimes not)
+/// towards port `to`, of a kind the rules above tell apart. `src_mac` is
+/// what the caller chose as the Ethernet source.
+pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Vec<u8>, String) {
+    let gateway = from.kind == PORT_KIND_GATEWAY;
+    let src = match rng.below(20) {
+        _ if gateway && rng.chance(40) => OUTSIDE6,
+        0..=6 => global6(from),
+        7..=13 => link_local6(from),
+        14 | 15 => Ipv6Addr::UNSPECIFIED,
+        16 => global6(to),
+        17 => link_local6(to),
+        18 => STRANGER6,
+        _ => OUTSIDE6,
+    };
+    let own_lla = if rng.chance(85) {
+        src_mac
+    } else {
+        STRANGER_MAC
+    };
+    let peer = *rng.pick(&[global6(to), link_local6(to)]);
+    let nd_ip = |dst: Ipv6Addr, rng: &mut Rng| {
+        let mut ip = Ip6::new(src, dst);
+        ip.hop_limit = if rng.chance(90) { 255 } else { 64 };
+        ip
+    };
+    let (dst, proto, l4, what, plain_ip) = match rng.below(14) {
+        0 | 1 => {
+            let target = *rng.pick(&[
+                global6(to),
+                link_local6(to),
+                global6(to),
+                STRANGER6,
+                global6(from),
+            ]);
+            let dst = if rng.chance(70) {
+                solicited_node(target)
+            } else {
+                target
+            };
+            let opts = match rng.below(8) {
+                _ if src.is_unspecified() && rng.chance(80) => Vec::new(),
+                0..=4 => ll_option(ND_OPT_SOURCE_LL, own_lla),
+                5 => [
+                    vec![14, 1, 1, 2, 3, 4, 5, 6],
+                    ll_option(ND_OPT_SOURCE_LL, own_lla),
+                ]
+                .concat(),
+                _ => Vec::new(),
+            };
+            let body = ns_body(target, &opts);
+            let m = icmp6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &body);
+            (dst, PROTO_ICMPV6, m, "NS", Some(nd_ip(dst, rng)))
+        }
+        2 | 3 => {
+            let target = *rng.pick(&[global6(from), link_local6(from), global6(to), STRANGER6]);
+            let dst = if rng.chance(60) { peer } else { ALL_NODES };
+            let opts = if rng.chance(75) {
+                ll_option(ND_OPT_TARGET_LL, own_lla)
+            } else {
+                Vec::new()
+            };
+            let flags = *rng.pick(&[
+                NA_SOLICITED | NA_OVERRIDE,
+                NA_OVERRIDE,
+                NA_ROUTER | NA_OVERRIDE,
+            ]);
+            let m = icmp6(
+                src,
+                dst,
+                ND_NEIGHBOR_ADVERT,
+                0,
+                &na_body(flags, target, &opts),
+            );
+            (dst, PROTO_ICMPV6, m, "NA", Some(nd_ip(dst, rng)))
+        }
+        4 => {
+            let prefix = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 0);
+            let m = icmp6(
+                src,
+                ALL_NODES,
+                ND_ROUTER_ADVERT,
+                0,
+                &ra_body(prefix, Some(own_lla)),
+            );
+            (
+                ALL_NODES,
+                PROTO_ICMPV6,
+                m,
+                "RA",
+                Some(nd_ip(ALL_NODES, rng)),
+            )
+        }
+        5 => {
+            let m = icmp6(src, peer, ND_REDIRECT, 0, &redirect_body(src, OUTSIDE6));
+            (peer, PROTO_ICMPV6, m, "redirect", Some(nd_ip(peer, rng)))
+        }
+        6 => {
+            let m = icmp6(src, ALL_ROUTERS, ND_ROUTER_SOLICIT, 0, &[0; 4]);
+            (
+                ALL_ROUTERS,
+                PROTO_ICMPV6,
+                m,
+                "RS",
+                Some(nd_ip(ALL_ROUTERS, rng)),
+            )
+        }
+        7 => {
+            let n = rng.range(4, 40);
+            let data = rng.bytes(n);
+            let u = udp6(
+                src,
+                DHCP6_SERVERS,
+                DHCP6_CLIENT_PORT,
+                DHCP6_SERVER_PORT,
+                &data,
+            );
+            (DHCP6_SERVERS, PROTO_UDP, u, "DHCPv6 client", None)
+        }
+        8 => {
+            let n = rng.range(4, 40);
+            let data = rng.bytes(n);
+            let u = udp6(src, peer, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, &data);
+            (peer, PROTO_UDP, u, "DHCPv6 server", None)
+        }
+        9 => {
+            // An MLD report (hop-by-hop router alert follows via the chain).
+            let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
+            let m = icmp6(src, group, 143, 0, &[0, 0, 0, 0]);
+            (group, PROTO_ICMPV6, m, "MLD report", None)
+        }
+        10 => {
+            let quoted = *rng.pick(&[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6]);
+            let offending = super::frames6::plain_packet(rng, quoted, peer, 80, src, 40000, true);
+            let e = super::frames6::error_about(rng, src, peer, &offending);
+            (peer, PROTO_ICMPV6, e, "ICMPv6 error", None)
+        }
+        _ => {
+            let dst = if rng.chance(30) {
+                *rng.pick(&[HOST_ADDRS6[0], HOST_ADDRS6[1], OUTSIDE6])
+            } else {
+                peer
+            };
+            let proto = *rng.pick(&[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6]);
+            let l4 = super::frames6::l4_6(rng, proto, src, 40000, dst, 80, true);
+            (dst, proto, l4, "IPv6 unicast", None)
+        }
+    };
+    let packet = match plain_ip {
+        Some(ip) if rng.chance(90) => ipv6_with(&ip, proto, &l4),
+        _ => packet6(rng, src, dst, proto, &l4),
+    };
+    let dst_mac = if dst.is_multicast() {
+        multicast_mac(dst)
+    } else if rng.chance(90) {
+        to.mac
+    } else {
+        BROADCAST
+    };
+    let frame = ipv6_frame_of(dst_mac, src_mac, &packet);
+    (frame, format!("{what} {src} -> {dst}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fuzz::switch_model::PORTS;
+    use netlab_common::switch::PORT_KIND_ENDPOINT;
+
+    fn tables() -> (Vec<SwPort>, V6Tables) {
+        let mut ports = PORTS.to_vec();
+        for (i, p) in ports.iter_mut().enumerate() {
+            p.ifindex = 10 + i as u32;
+        }
+        let mut t = V6Tables::default();
+        for p in &ports {
+            let e = Endpoint {
+                mac: p.mac,
+                _pad: [0; 2],
+                port_ifindex: p.ifindex,
+            };
+            t.endpoints6.insert(global6(p).octets(), e);
+            t.endpoints6.insert(link_local6(p).octets(), e);
+            if p.kind == PORT_KIND_ENDPOINT {
+                t.ports6.insert(
+                    p.ifindex,
+                    Port6 {
+                        global: global6(p).octets(),
+                        link_local: link_local6(p).octets(),
+                    },
+                );
+            }
+        }
+        (ports, t)
+    }
+
+    fn ns(from: &SwPort, src: Ipv6Addr, target: Ipv6Addr, lla: Option<Mac>) -> Vec<u8> {
+        let dst = solicited_node(target);
+        let opts = lla
+            .map(|m| ll_option(ND_OPT_SOURCE_LL, m))
+            .unwrap_or_default();
+        let mut ip = Ip6::new(src, dst);
+        ip.hop_limit = 255;
+        let m = icmp6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &ns_body(target, &opts));
+        ipv6_frame_of(
+            multicast_mac(dst),
+            from.mac,
+            &ipv6_with(&ip, PROTO_ICMPV6, &m),
+        )
+    }
+
+    #[test]
+    fn the_rules_decide_the_textbook_cases() {
+        let (ports, t) = tables();
+        let (a, b, gw) = (&ports[0], &ports[1], &ports[3]);
+        let answer = expect6(a, &ns(a, link_local6(a), global6(b), Some(a.mac)), &t);
+        assert_eq!(answer, V6Verdict::Answer { mac: b.mac });
+        let to_gw = expect6(a, &ns(a, global6(a), link_local6(gw), None), &t);
+        assert_eq!(to_gw, V6Verdict::Answer { mac: gw.mac });
+        // DAD is not answered, and may not carry a link-layer option.
+        let dad = ns(a, Ipv6Addr::UNSPECIFIED, global6(a), None);
+        assert!(matches!(expect6(a, &dad, &t), V6Verdict::Forward { .. }));
+        let spoofed = ns(a, global6(a), global6(b), Some(b.mac));
+        assert_eq!(
+            expect6(a, &spoofed, &t),
+            V6Verdict::Drop(Counter::DropNdSpoof)
+        );
+        let other_source = ns(a, global6(b), global6(b), None);
+        assert_eq!(
+            expect6(a, &other_source, &t),
+            V6Verdict::Drop(Counter::DropSpoofed)
+        );
+        // The answer: the owner's NA, with a right checksum.
+        let reply = nd_answer(&ns(a, link_local6(a), global6(b), Some(a.mac)), b.mac);
+        verify_checksums6(&reply).unwrap();
+        assert_eq!(&reply[0..12], &[a.mac, b.mac].concat()[..]);
+        assert_eq!(reply.len(), 14 + 40 + 32);
+        assert_eq!((reply[14 + 7], reply[54], reply[58]), (255, 136, 0x60));
+        assert_eq!(&reply[14 + 8..14 + 24], &global6(b).octets());
+        assert_eq!(&reply[14 + 24..14 + 40], &link_local6(a).octets());
+        assert_eq!(&reply[78..86], &ll_option(ND_OPT_TARGET_LL, b.mac)[..]);
+        // A port without IPv6 addresses sends no IPv6.
+        let c = &ports[2];
+        let mut none = t.clone();
+        none.ports6.remove(&c.ifindex);
+        let from_c = ns(c, link_local6(c), global6(a), Some(c.mac));
+        assert_eq!(
+            expect6(c, &from_c, &none),
+            V6Verdict::Drop(Counter::DropSpoofed)
+        );
+    }
+}
