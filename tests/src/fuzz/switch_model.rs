@@ -401,13 +401,15 @@ pub fn expect(
             }
             to_host_addr = endpoint && host_addrs.iter().any(|a| frame[30..34] == a.octets());
         }
-        ETH_P_IPV6 if endpoint => match super::switch_model6::expect6(&port, frame, v6) {
-            V6Verdict::Drop(c) => return done(SwOutcome::Drop(c)),
-            V6Verdict::Answer { mac } => return done(SwOutcome::NdAnswered { mac }),
-            V6Verdict::Forward { to_host_addr: t } => to_host_addr = t,
-        },
+        ETH_P_IPV6 if endpoint && v6.enabled => {
+            match super::switch_model6::expect6(&port, frame, v6) {
+                V6Verdict::Drop(c) => return done(SwOutcome::Drop(c)),
+                V6Verdict::Answer { mac } => return done(SwOutcome::NdAnswered { mac }),
+                V6Verdict::Forward { to_host_addr: t } => to_host_addr = t,
+            }
+        }
         // The host's IPv6 (the gateway port) is switched unchecked.
-        ETH_P_IPV6 => {}
+        ETH_P_IPV6 if v6.enabled => {}
         t if endpoint && is_tag(t) => {
             if let Err(c) = check_tagged(&port, frame) {
                 return done(SwOutcome::Drop(c));

@@ -70,6 +70,9 @@ const STRANGER_MAC: Mac = [0x02, 0xaa, 0, 0, 0, 9];
 /// The IPv6 maps of the switch as the model reads them.
 #[derive(Clone, Debug, Default)]
 pub struct V6Tables {
+    /// The program has the IPv6 rules (a build before them switches IPv6
+    /// by MAC as an other EtherType).
+    pub enabled: bool,
     /// `ports6`: endpoint port ifindex → its addresses.
     pub ports6: BTreeMap<u32, Port6>,
     /// `endpoints6`: address → MAC and port.
@@ -425,7 +428,10 @@ mod tests {
         for (i, p) in ports.iter_mut().enumerate() {
             p.ifindex = 10 + i as u32;
         }
-        let mut t = V6Tables::default();
+        let mut t = V6Tables {
+            enabled: true,
+            ..Default::default()
+        };
         for p in &ports {
             let e = Endpoint {
                 mac: p.mac,

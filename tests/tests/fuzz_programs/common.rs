@@ -17,8 +17,12 @@ pub(crate) use netlab_common::{
     counters::Counter,
     maps::{ENDPOINTS6_MAP, HOST_ADDRS6_MAP, PORTS6_MAP},
     nat::{
-        NAT_ENTRY_DNAT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry,
-        NatFragKey, NatKey,
+        NAT_ENTRY_DNAT, NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_FRAGS_MAP, NAT_ORIG_MAP,
+        NAT_REPLY_MAP, NatEntry, NatFragEntry, NatFragKey, NatKey,
+    },
+    nat6::{
+        NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6Config, Nat6Entry,
+        Nat6FragEntry, Nat6FragKey, Nat6Key,
     },
     switch::{
         Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
@@ -28,12 +32,14 @@ pub(crate) use netlab_common::{
 pub(crate) use netlab_tests::fuzz::{
     Rng, frames,
     frames::{Dir, Translation},
-    hex, mutate,
+    frames6::{self, Translation6},
+    hex, mutate, mutate6,
     nat_model::{self, Expect},
+    nat6_model::{self, Expect6},
     parse_seed,
     switch_model::{self, SwCase, SwExpect, SwOutcome, SwPort},
     switch_model6::{self, V6Tables},
-    verify,
+    verify, verify6,
     xdp_model::{self, XdpExpect},
 };
 pub(crate) use netlab_tests::{

@@ -1,11 +1,21 @@
 //! The NAT programs (TC egress and ingress) and the uplink XDP filter
 //! fuzzed, case by case.
 
-use crate::{common::*, nat_check::*, nat_lab::*};
+use crate::{common::*, nat_check::*, nat_lab::*, nat6::*};
 
 /// Runs `cases` cases per NAT program; returns the tallies and failures.
 pub(crate) fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>, Vec<Failure>) {
     let mut lab = NatLab::new("nat");
+    // NAT66 cases run when this build's programs do NAT66 (see
+    // `nat66_in_programs`); without it IPv6 is the host's and passes, as
+    // the IPv4 model says.
+    let nat66 = nat66_in_programs(&lab);
+    if nat66 {
+        lab.configure6();
+    } else {
+        println!("fuzz uplink: the NAT programs of this build do no NAT66; IPv6 cases skipped");
+    }
+    let mut st6 = Nat6State::default();
     let mut tallies: BTreeMap<&'static str, Tally> = BTreeMap::new();
     let mut failures = Vec::new();
     let mut known = translations(&lab);
@@ -33,12 +43,30 @@ pub(crate) fn fuzz_nat(seed: u64, cases: u64) -> (BTreeMap<&'static str, Tally>,
         }
         let (mut frame, mut origin) = if rng.chance(15) {
             frames::random_frame(&mut rng)
+        } else if nat66 && rng.chance(40) {
+            frames6::valid_frame6(&mut rng, dir, &st6.known, &st6.datagrams)
         } else {
             frames::valid_frame(&mut rng, dir, &known, &datagrams)
         };
         if rng.chance(65) && !origin.starts_with("random") {
             let m = mutate::mutate(&mut rng, &mut frame);
             origin = format!("{origin}; {m}");
+        }
+        if nat66 && mutate6::is_ipv6(&frame) {
+            case6(
+                &mut lab,
+                &mut st6,
+                dir,
+                &frame,
+                &origin,
+                index,
+                &mut counters,
+                &mut tallies,
+                &mut failures,
+            );
+            done[dir as usize] += 1;
+            index += 1;
+            continue;
         }
         let program = match dir {
             Dir::Egress => nat::EGRESS_PROGRAM,

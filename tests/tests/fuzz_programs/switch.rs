@@ -48,11 +48,22 @@ impl SwitchLab {
             maps.write_port(&info).expect("register a port");
             ports.push(port);
         }
+        // The IPv6 rules apply when this build's port program has them:
+        // the kernel's record of its maps names `ports6`.
+        let enabled = loaded.program_uses_map(PORT_PROGRAM, PORTS6_MAP);
+        if !enabled {
+            println!(
+                "fuzz port: the port program of this build has no IPv6 rules; IPv6 is modelled as switched by MAC"
+            );
+        }
         let mut lab = Self {
             loaded,
             maps,
             ports,
-            v6: V6Tables::default(),
+            v6: V6Tables {
+                enabled,
+                ..Default::default()
+            },
         };
         // Every port's IPv6 addresses in `endpoints6` (the gateway's with
         // vbridge's MAC), the endpoint ports' in `ports6`.
