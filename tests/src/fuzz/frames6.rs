@@ -165,6 +165,7 @@ pub fn packet6(rng: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr, proto: u8, l4: &[u8]
         let at = rng.range(0, ext.len());
         ext.insert(at, f);
     }
+    ip.ext = ext;
     let mut p = ipv6_with(&ip, proto, l4);
     if jumbo && rng.chance(80) {
         p[4..6].copy_from_slice(&[0, 0]);

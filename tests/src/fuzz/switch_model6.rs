@@ -508,4 +508,39 @@ mod tests {
             V6Verdict::Drop(Counter::DropSpoofed)
         );
     }
+
+    #[test]
+    fn the_generator_reaches_every_rule() {
+        let (ports, mut t) = tables();
+        t.host_addrs6 = HOST_ADDRS6.to_vec();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..6000 {
+            let mut rng = Rng::for_case(1, 9, i);
+            let from = ports[rng.below(3)];
+            let to = *rng.pick(&ports);
+            let (mut f, _) = ipv6_case(&mut rng, &from, &to, from.mac);
+            if rng.chance(40) {
+                crate::fuzz::mutate::mutate(&mut rng, &mut f);
+            }
+            if f.len() < IP + 40 || f[12..14] != ETH_P_IPV6.to_be_bytes() {
+                continue;
+            }
+            seen.insert(match expect6(&from, &f, &t) {
+                V6Verdict::Answer { .. } => "Answer".to_string(),
+                other => format!("{other:?}"),
+            });
+        }
+        for want in [
+            "Drop(DropSpoofed)",
+            "Drop(DropRaGuard)",
+            "Drop(DropNdSpoof)",
+            "Drop(DropIpv6Malformed)",
+            "Drop(DropTruncated)",
+            "Forward { to_host_addr: true }",
+            "Forward { to_host_addr: false }",
+        ] {
+            assert!(seen.contains(want), "{want} never met: {seen:?}");
+        }
+        assert!(seen.contains("Answer"), "{seen:?}");
+    }
 }
