@@ -275,6 +275,17 @@ fn nat_programs_survive_fuzzed_frames() {
         for v in [XDP_DROP, XDP_PASS] {
             assert!(xdp.verdicts.get(&v).copied().unwrap_or(0) > 0, "XDP {v}");
         }
+        if let (Some(e6), Some(i6)) = (tallies.get(EGRESS6), tallies.get(INGRESS6)) {
+            // NAT66 ran: it translated new flows, replies (some by the
+            // fast path), later fragments both ways, and dropped.
+            assert!(e6.created > 0 && e6.rewritten > e6.created, "NAT66 egress");
+            assert!(i6.rewritten > 0, "NAT66 ingress");
+            assert!(i6.verdicts.get(&TC_ACT_REDIRECT).copied().unwrap_or(0) > 0);
+            assert!(e6.fragments > 0 && i6.fragments > 0, "NAT66 fragments");
+            for t in [e6, i6] {
+                assert!(t.verdicts.get(&TC_ACT_SHOT).copied().unwrap_or(0) > 0);
+            }
+        }
     }
     report(seed, cases, &tallies, &failures);
 }

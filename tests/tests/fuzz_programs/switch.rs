@@ -347,9 +347,9 @@ fn check_switch_case(
 }
 
 /// Runs `cases` frames through the port program. Returns the tally, the
-/// failures, and how many frames the host-access rule dropped (a run must
-/// reach the rule, or it proves nothing about it).
-fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
+/// failures, the counters at the end (a run must reach each rule, or it
+/// proves nothing about it) and whether the IPv6 rules were modelled.
+fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, Vec<u64>, bool) {
     let mut sw = SwitchLab::new("port");
     let mut tally = Tally::default();
     let mut failures = Vec::new();
@@ -458,22 +458,33 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
             }
         }
     }
-    let host_drops = sw.counters()[Counter::DropHostAccess as usize];
+    let end = sw.counters();
     progress.finish_and_clear();
-    (tally, failures, host_drops)
+    (tally, failures, end, sw.v6.enabled)
 }
 
 #[test]
 fn port_program_survives_fuzzed_frames() {
     let (seed, cases) = seed_and_cases();
-    let (tally, failures, host_drops) = in_private_netns(move || fuzz_switch(seed, cases));
+    let (tally, failures, end, v6) = in_private_netns(move || fuzz_switch(seed, cases));
     if failures.is_empty() && cases >= 1000 {
         // The run must have reached every outcome, or it proves little.
         for v in [TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT] {
             assert!(tally.verdicts.get(&v).copied().unwrap_or(0) > 0, "{v}");
         }
         assert!(tally.refused > 0 && tally.rewritten > 0 && tally.created > 0);
-        assert!(host_drops > 0, "no frame met the host-access rule");
+        let mut rules = vec![Counter::DropHostAccess];
+        if v6 {
+            rules.extend([
+                Counter::NdAnswered,
+                Counter::DropRaGuard,
+                Counter::DropNdSpoof,
+                Counter::DropIpv6Malformed,
+            ]);
+        }
+        for c in rules {
+            assert!(end[c as usize] > 0, "no frame met the {} rule", c.name());
+        }
     }
     let mut tallies = BTreeMap::new();
     tallies.insert(netlab::bpf::loader::PORT_PROGRAM, tally);
