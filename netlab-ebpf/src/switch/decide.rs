@@ -7,7 +7,8 @@
 //! apart.
 //!
 //! The rules: a frame from an endpoint port carries the port's MAC and, in
-//! IPv4, the port's address (source.rs explains why); known unicast goes
+//! IPv4 and IPv6, the port's address (source.rs and ipv6.rs explain why);
+//! IPv6 from an endpoint passes the RA guard; known unicast goes
 //! to its port unless that is the port it came from (hairpin); a tagged
 //! frame from an endpoint never reaches the gateway port (vlan.rs); what
 //! reaches the host stack (the gateway port, or a flood) passes the
@@ -15,11 +16,23 @@
 
 use netlab_common::{
     counters::Counter,
-    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
+    nat6::IPPROTO_ICMPV6,
+    switch::{FdbKey, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, Port6, PortInfo},
 };
 
 use super::{host, mac};
 use crate::maps;
+
+pub use host::HostDst;
+
+/// ICMPv6 types the IPv6 rules look at (RFC 4861).
+pub const ICMPV6_ROUTER_ADVERT: u8 = 134;
+pub const ICMPV6_NEIGHBOUR_SOLICIT: u8 = 135;
+pub const ICMPV6_NEIGHBOUR_ADVERT: u8 = 136;
+pub const ICMPV6_REDIRECT: u8 = 137;
+/// DHCPv6 ports (RFC 8415): servers and relays listen on 547, clients on 546.
+pub const DHCPV6_CLIENT_PORT: u16 = 546;
+pub const DHCPV6_SERVER_PORT: u16 = 547;
 
 /// Where a frame goes.
 pub enum Decision {
@@ -42,24 +55,107 @@ pub fn check_mac_source(port: &PortInfo, src: &[u8; 6]) -> Result<(), Counter> {
 
 /// The IPv4 source rule for a header's source and destination addresses:
 /// a packet from an endpoint port carries the port's address. Returns the
-/// destination (network order) of a packet from an endpoint, for the
-/// host-access rule; `None` on the gateway port, where neither applies.
+/// destination of a packet from an endpoint, for the host-access rule;
+/// nothing on the gateway port, where neither applies.
 #[inline(always)]
-pub fn check_ipv4_source(
-    port: &PortInfo,
-    src: [u8; 4],
-    dst: [u8; 4],
-) -> Result<Option<u32>, Counter> {
+pub fn check_ipv4_source(port: &PortInfo, src: [u8; 4], dst: [u8; 4]) -> Result<HostDst, Counter> {
     if port.kind != PORT_KIND_ENDPOINT {
-        return Ok(None);
+        return Ok(HostDst::None);
     }
     if u32::from_ne_bytes(src) != port.ipv4 {
         return Err(Counter::DropSpoofed);
     }
-    Ok(Some(u32::from_ne_bytes(dst)))
+    Ok(HostDst::V4(u32::from_ne_bytes(dst)))
 }
 
-/// Switches by destination MAC. `ipv4_dst`: see [`host::check`], applied
+/// The upper-layer facts of an IPv6 packet the RA guard classifies, as
+/// the header walk (ipv6.rs) read them.
+#[derive(Clone, Copy)]
+pub enum Upper {
+    /// An ICMPv6 message of this type.
+    Icmp6(u8),
+    /// A UDP datagram between these ports (host order).
+    Udp { sport: u16, dport: u16 },
+    /// A fragment with a non-zero offset: no upper-layer header, only the
+    /// protocol its fragment header names.
+    LaterFragment(u8),
+    /// Anything else (TCP, other protocols, "no next header").
+    Other,
+}
+
+/// The IPv6 source rule: a packet from an endpoint port carries one of
+/// the port's two addresses (`ports6`: global, link-local), or `::` when
+/// it is a neighbour solicitation (`solicit`), the only message sent from
+/// `::` (duplicate address detection, RFC 4862). A port with no `ports6`
+/// entry has no IPv6 address and sends no IPv6. Returns the port's
+/// addresses in the map (the NA target rule needs them; not copied: the
+/// stack is scarce). Only for endpoint ports.
+#[inline(always)]
+pub fn check_ipv6_source(
+    port: &PortInfo,
+    src: &[u8; 16],
+    solicit: bool,
+) -> Result<*const Port6, Counter> {
+    let Some(own) = maps::PORTS6.get_ptr(port.ifindex) else {
+        return Err(Counter::DropSpoofed);
+    };
+    // SAFETY: a map value, valid for the program's run; the control plane
+    // replaces it whole (at worst the old or the new addresses are read).
+    let (global, link_local) = unsafe { (&(*own).global, &(*own).link_local) };
+    if src == global || src == link_local || (solicit && *src == [0; 16]) {
+        Ok(own)
+    } else {
+        Err(Counter::DropSpoofed)
+    }
+}
+
+/// The RA guard (RFC 6105) for IPv6 from an endpoint port: only routers
+/// and DHCPv6 servers send router advertisements, redirects and DHCPv6
+/// server messages, and no endpoint is either. A DHCPv6 server message is
+/// UDP from the server port or to the client port (RFC 7610's rule). An
+/// ICMPv6 later fragment is refused too: its first fragment may have been
+/// let through for an innocent type while the reassembled message is an RA
+/// (RFC 7113), and ICMPv6 that needs fragments is never legitimate here.
+#[inline(always)]
+pub fn ra_guard(upper: Upper) -> Result<(), Counter> {
+    let refused = match upper {
+        Upper::Icmp6(kind) => kind == ICMPV6_ROUTER_ADVERT || kind == ICMPV6_REDIRECT,
+        Upper::Udp { sport, dport } => sport == DHCPV6_SERVER_PORT || dport == DHCPV6_CLIENT_PORT,
+        Upper::LaterFragment(proto) => proto == IPPROTO_ICMPV6,
+        Upper::Other => false,
+    };
+    if refused {
+        Err(Counter::DropRaGuard)
+    } else {
+        Ok(())
+    }
+}
+
+/// The NA rule: the target of a neighbour advertisement from an endpoint
+/// is one of the port's own addresses (an endpoint may only announce
+/// itself).
+#[inline(always)]
+pub fn check_na_target(own: &Port6, target: &[u8; 16]) -> Result<(), Counter> {
+    if *target == own.global || *target == own.link_local {
+        Ok(())
+    } else {
+        Err(Counter::DropNdSpoof)
+    }
+}
+
+/// The link-layer option rule: a source/target link-layer address option
+/// in an NS/NA from an endpoint is the port's MAC (it is what the
+/// receivers put in their neighbour caches).
+#[inline(always)]
+pub fn check_nd_lladdr(port: &PortInfo, lladdr: &[u8; 6]) -> Result<(), Counter> {
+    if mac::eq(lladdr, &port.mac) {
+        Ok(())
+    } else {
+        Err(Counter::DropNdSpoof)
+    }
+}
+
+/// Switches by destination MAC. `host_dst`: see [`host::check`], applied
 /// to frames for the gateway port and to floods (which reach it too).
 /// `tagged`: a VLAN-tagged frame from an endpoint, which must not reach
 /// the host stack: refused for the gateway port (a flood of it skips the
@@ -68,7 +164,7 @@ pub fn check_ipv4_source(
 pub fn by_destination(
     ingress: u32,
     dst: &[u8; 6],
-    ipv4_dst: Option<u32>,
+    host_dst: HostDst,
     tagged: bool,
 ) -> Result<Decision, Counter> {
     if !mac::is_group(dst) {
@@ -84,13 +180,13 @@ pub fn by_destination(
                     if tagged {
                         return Err(Counter::DropTaggedToHost);
                     }
-                    host::check(ipv4_dst)?;
+                    host::check(&host_dst)?;
                 }
                 return Ok(Decision::Unicast(target));
             }
         }
     }
-    host::check(ipv4_dst)?;
+    host::check(&host_dst)?;
     Ok(Decision::Flood)
 }
 

@@ -1,14 +1,17 @@
 //! The L2 switch: the program on the TC ingress of every switch port.
 //!
 //! Per frame: find the ingress port in `ports`; drop runts; check the source
-//! (endpoint ports); answer ARP requests for known addresses in place; then
-//! switch by destination MAC: known unicast is redirected to its port,
-//! broadcast/multicast/unknown unicast is flooded. IPv4 from an endpoint
-//! that would reach the host stack (unicast to the gateway port, or
-//! flooded) must not be addressed to the host's other addresses (host.rs).
-//! IPv6, VLAN-tagged and any other EtherType are switched by MAC like on any
-//! L2 switch; a frame from an endpoint that still carries a VLAN tag has its
-//! inner IPv4/ARP source checked and never reaches the host stack (vlan.rs).
+//! (endpoint ports); answer ARP requests and IPv6 neighbour solicitations
+//! for known addresses in place; then switch by destination MAC: known
+//! unicast is redirected to its port, broadcast/multicast/unknown unicast
+//! is flooded. IPv6 walks its header chain and, from an endpoint, passes
+//! the source check, the RA guard and the ND spoof rules (ipv6.rs, nd.rs).
+//! IPv4 and IPv6 from an endpoint that would reach the host stack (unicast
+//! to the gateway port, or flooded) must not be addressed to the host's
+//! other addresses (host.rs). VLAN-tagged and any other EtherType are
+//! switched by MAC like on any L2 switch; a frame from an endpoint that
+//! still carries a VLAN tag has its inner IPv4/IPv6/ARP source checked and
+//! never reaches the host stack (vlan.rs).
 //!
 //! How the ingress port is found: `__sk_buff.ingress_ifindex`. On a tcx
 //! ingress hook it is the port device's ifindex (the kernel sets `skb_iif`
@@ -20,8 +23,10 @@ mod arp;
 pub(crate) mod decide;
 mod deliver;
 pub(crate) mod host;
+pub(crate) mod ipv6;
 mod learn;
 pub(crate) mod mac;
+mod nd;
 mod source;
 pub(crate) mod stats;
 mod trace;
@@ -37,7 +42,7 @@ use netlab_common::{
 };
 use network_types::eth::{EthHdr, EtherType};
 
-use decide::Decision;
+use decide::{Decision, HostDst};
 /// What counts as a VLAN tag, for the XDP switch too (it passes tagged
 /// frames to this program).
 pub(crate) use vlan::is_tag as is_vlan_tag;
@@ -56,6 +61,9 @@ pub enum Outcome {
     Unicast { verdict: i32, to: u32 },
     /// An ARP request answered in place for `ip`.
     ArpAnswered { verdict: i32, ip: [u8; 4] },
+    /// A neighbour solicitation answered in place (sent back out of the
+    /// port it came in on).
+    NdAnswered { verdict: i32 },
     /// Copies sent to `copies` ports; the original is dropped.
     Flooded { verdict: i32, copies: u32 },
     /// Dropped and counted for this reason.
@@ -97,6 +105,7 @@ pub fn port_ingress(ctx: &TcContext) -> i32 {
     let verdict = match outcome {
         Outcome::Unicast { verdict, .. }
         | Outcome::ArpAnswered { verdict, .. }
+        | Outcome::NdAnswered { verdict }
         | Outcome::Flooded { verdict, .. } => verdict,
         Outcome::Dropped(reason) => {
             count(reason);
@@ -142,9 +151,9 @@ fn switch_frame(
 
     decide::check_mac_source(port, &src)?;
 
-    // The IPv4 destination of a frame from an endpoint: host.rs checks it
+    // The IP destination of a frame from an endpoint: host.rs checks it
     // if the frame is headed for the host stack.
-    let mut ipv4_dst = None;
+    let mut host_dst = HostDst::None;
     // A frame from an endpoint that still carries a VLAN tag: kept away
     // from the host stack (vlan.rs).
     let mut tagged = false;
@@ -154,7 +163,15 @@ fn switch_frame(
             return Ok(Outcome::ArpAnswered { verdict, ip });
         }
     } else if ethertype == EtherType::Ipv4 as u16 {
-        ipv4_dst = source::check_ipv4(ctx, port, EthHdr::LEN)?;
+        host_dst = source::check_ipv4(ctx, port, EthHdr::LEN)?;
+    } else if ethertype == EtherType::Ipv6 as u16 {
+        host_dst = match ipv6::tc_stage(ctx, port, EthHdr::LEN)? {
+            ipv6::TcStage::Switch(dst) => dst,
+            ipv6::TcStage::Answered(verdict) => {
+                count(Counter::NdAnswered);
+                return Ok(Outcome::NdAnswered { verdict });
+            }
+        };
     } else {
         if vlan::is_tag(ethertype) {
             vlan::check(ctx, port)?;
@@ -166,7 +183,7 @@ fn switch_frame(
     if learning {
         learn::learn(&src, ingress, port);
     }
-    match decide::by_destination(ingress, &dst, ipv4_dst, tagged)? {
+    match decide::by_destination(ingress, &dst, host_dst, tagged)? {
         Decision::Unicast(target) => {
             let verdict = deliver::to_port(ctx, &target)?;
             count(decide::unicast_counter(&target));

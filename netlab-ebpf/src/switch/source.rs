@@ -3,10 +3,9 @@
 //! The Ethernet source MAC is checked for every frame (switch/mod.rs) and
 //! ARP senders in arp.rs. Here the IPv4 header is read for the rule both
 //! port programs share (`decide::check_ipv4_source`): an IPv4 packet from
-//! an endpoint must carry the endpoint's address. 0.0.0.0 is not allowed: it is only used by DHCP
-//! clients, and nothing in the lab runs DHCP. IPv6 sources are not checked
-//! (the control plane does not know the endpoints' IPv6 addresses); the MAC
-//! check still pins such frames to their port.
+//! an endpoint must carry the endpoint's address. 0.0.0.0 is not allowed:
+//! it is only used by DHCP clients, and nothing in the lab runs DHCP. IPv6
+//! sources are checked in ipv6.rs.
 //!
 //! Rule for short frames: an IPv4 frame whose 20-byte header does not fit
 //! is dropped (DropTruncated) on every port: the check cannot be done and
@@ -16,15 +15,16 @@ use aya_ebpf::programs::TcContext;
 use netlab_common::{counters::Counter, switch::PortInfo};
 use network_types::ip::Ipv4Hdr;
 
+use super::decide::HostDst;
 use crate::hdr::{make_linear, ptr_at};
 
 /// Checks the source of an IPv4 frame. Returns the destination address
-/// (network order) of a frame from an endpoint, for the host-access rule
-/// (host.rs); `None` on the gateway port, where the rule does not apply.
+/// of a frame from an endpoint, for the host-access rule (host.rs);
+/// `HostDst::None` on the gateway port, where the rule does not apply.
 /// `l3` is the offset of the IPv4 header: `EthHdr::LEN`, or further behind
 /// VLAN tags (vlan.rs); always a constant after inlining.
 #[inline(always)]
-pub fn check_ipv4(ctx: &TcContext, port: &PortInfo, l3: usize) -> Result<Option<u32>, Counter> {
+pub fn check_ipv4(ctx: &TcContext, port: &PortInfo, l3: usize) -> Result<HostDst, Counter> {
     if !make_linear(ctx, l3 + Ipv4Hdr::LEN) {
         return Err(Counter::DropTruncated);
     }

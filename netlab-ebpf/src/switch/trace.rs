@@ -21,6 +21,9 @@ pub fn frame(ingress: u32, frame: &Frame, outcome: &Outcome) {
     let (kind, n) = match *outcome {
         Outcome::Unicast { to, .. } => (FRAME_UNICAST, to),
         Outcome::ArpAnswered { ip, .. } => (FRAME_ARP_ANSWERED, u32::from_ne_bytes(ip)),
+        // Traced as what it is on the wire: a unicast back out of the
+        // port it came in on (the frame event has no IPv6 field).
+        Outcome::NdAnswered { .. } => (FRAME_UNICAST, ingress),
         Outcome::Flooded { copies, .. } => (FRAME_FLOODED, copies),
         Outcome::Dropped(reason) => (FRAME_DROPPED, reason as u32),
     };

@@ -8,9 +8,11 @@
 //! namespaces, but on endpoint ports:
 //!
 //! - the source check looks through up to two remaining tags: the inner
-//!   IPv4 source / ARP sender must be the endpoint's (the receiving stack
-//!   strips VLAN-id-0 "priority" tags of any depth and would accept a
-//!   spoofed packet behind them). A frame with more tags is dropped
+//!   IPv4 source / ARP sender must be the endpoint's, and inner IPv6 passes
+//!   the IPv6 rules (ipv6.rs: source, RA guard, ND spoofing; the responder
+//!   does not answer tagged solicitations) — the receiving stack strips
+//!   VLAN-id-0 "priority" tags of any depth and would accept a spoofed
+//!   packet or a rogue RA behind them. A frame with more tags is dropped
 //!   (DropTooManyTags): the check cannot be done on it.
 //! - the gateway port is an untagged port into the host stack, which would
 //!   strip the tags and deliver the packet past the host-access rule: a
@@ -29,7 +31,7 @@ use network_types::{
     vlan::VlanHdr,
 };
 
-use super::{arp, source};
+use super::{arp, ipv6, source};
 use crate::hdr::{make_linear, ptr_at};
 
 /// Whether `ethertype` (network order) is a tag the Linux stack strips.
@@ -71,14 +73,17 @@ pub fn check(ctx: &TcContext, port: &PortInfo) -> Result<(), Counter> {
     check_inner(ctx, port, inner, TWO)
 }
 
-/// Checks the IPv4 source or ARP sender of the `inner` EtherType's header
-/// at `l3`; other EtherTypes carry no address the program knows.
+/// Checks the IPv4 source, ARP sender or IPv6 rules of the `inner`
+/// EtherType's header at `l3`; other EtherTypes carry no address the
+/// program knows.
 #[inline(always)]
 fn check_inner(ctx: &TcContext, port: &PortInfo, inner: u16, l3: usize) -> Result<(), Counter> {
     if inner == EtherType::Ipv4 as u16 {
         source::check_ipv4(ctx, port, l3)?;
     } else if inner == EtherType::Arp as u16 {
         arp::checked(ctx, port, l3)?;
+    } else if inner == EtherType::Ipv6 as u16 {
+        ipv6::tc_stage(ctx, port, l3)?;
     }
     Ok(())
 }

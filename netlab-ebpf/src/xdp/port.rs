@@ -6,10 +6,15 @@
 //! or `vbridge`); floods with `BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS` to
 //! every port in the devmap but the one it came from.
 //!
+//! IPv6 goes through the same header walk and first-hop rules as in the
+//! TC program (`switch::ipv6`, generic over how the bytes are read): what
+//! TC would drop is dropped here with the same reason.
+//!
 //! The TC port program stays attached behind it and gets what this one
-//! passes (XDP_PASS): ARP (its sender check and responder), VLAN-tagged
-//! frames, frames while learning or tracing is on, ports or targets it
-//! does not know. Those rules exist once, there.
+//! passes (XDP_PASS): ARP (its sender check and responder), IPv6 neighbour
+//! solicitations the ND responder may answer, VLAN-tagged frames, frames
+//! while learning or tracing is on, ports or targets it does not know.
+//! Those rules exist once, there.
 
 use aya_ebpf::{
     bindings::{
@@ -29,7 +34,8 @@ use crate::{
     counters::count,
     maps::{self, XDP_PORTS},
     switch::{
-        decide::{self, Decision},
+        decide::{self, Decision, HostDst},
+        ipv6::{self, Ipv6},
         is_vlan_tag, stats,
     },
 };
@@ -97,7 +103,7 @@ fn switch_frame(
     // SAFETY: bounds checked by ptr_at.
     let (dst, src, ethertype) = unsafe { ((*eth).dst_addr, (*eth).src_addr, (*eth).ether_type) };
     decide::check_mac_source(port, &src)?;
-    let mut ipv4_dst = None;
+    let mut host_dst = HostDst::None;
     if ethertype == EtherType::Arp as u16 {
         // ARP goes to the TC program (its sender check and responder). An
         // answer sent back with XDP_TX into the veth was lost now and then
@@ -109,14 +115,20 @@ fn switch_frame(
         let ip = ptr_at::<Ipv4Hdr>(ctx, EthHdr::LEN).ok_or(Counter::DropTruncated)?;
         // SAFETY: bounds checked by ptr_at.
         let (s, d) = unsafe { ((*ip).src_addr, (*ip).dst_addr) };
-        ipv4_dst = decide::check_ipv4_source(port, s, d)?;
+        host_dst = decide::check_ipv4_source(port, s, d)?;
+    } else if ethertype == EtherType::Ipv6 as u16 {
+        host_dst = match ipv6::check(ctx, port, EthHdr::LEN)? {
+            Ipv6::Switch(dst) => dst,
+            // The responder writes the answer into the skb (TC).
+            Ipv6::Solicit(_) => return Ok(Outcome::ToTc),
+        };
     } else if is_vlan_tag(ethertype) {
         // Tags: the TC program's rules (it sees them as the kernel left them).
         return Ok(Outcome::ToTc);
     } else {
         count(Counter::OtherEtherType);
     }
-    forward(ingress, &dst, ipv4_dst, len)
+    forward(ingress, &dst, host_dst, len)
 }
 
 /// Delivers as `decide::by_destination` says (never tagged: VLAN frames
@@ -128,10 +140,10 @@ fn switch_frame(
 fn forward(
     ingress: u32,
     dst: &[u8; 6],
-    ipv4_dst: Option<u32>,
+    host_dst: HostDst,
     len: u32,
 ) -> Result<Outcome, Counter> {
-    match decide::by_destination(ingress, dst, ipv4_dst, false)? {
+    match decide::by_destination(ingress, dst, host_dst, false)? {
         Decision::Unicast(target) => {
             if XDP_PORTS.redirect(target.ifindex, u64::from(XDP_PASS)) != XDP_REDIRECT {
                 return Ok(Outcome::ToTc);
