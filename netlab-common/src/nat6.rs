@@ -100,6 +100,44 @@ pub struct Nat6FragEntry {
     pub last_seen_ns: u64,
 }
 
+impl Nat6Key {
+    /// The `nat6_reply` key of a translation whose original tuple is
+    /// `self` and whose translated source is `xlat` (as
+    /// [`crate::nat::NatKey::reply_key`]: for ICMPv6 echo the remote
+    /// "port" is 0).
+    pub const fn reply_key(&self, xlat: &Nat6Entry) -> Nat6Key {
+        Nat6Key {
+            saddr: self.daddr,
+            daddr: xlat.addr,
+            sport: if self.proto == IPPROTO_ICMPV6 {
+                0
+            } else {
+                self.dport
+            },
+            dport: xlat.port,
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+
+    /// The `nat6_orig` key of a translation whose reply tuple is `self`
+    /// and whose original source is `orig`.
+    pub const fn orig_key(&self, orig: &Nat6Entry) -> Nat6Key {
+        Nat6Key {
+            saddr: orig.addr,
+            daddr: self.saddr,
+            sport: orig.port,
+            dport: if self.proto == IPPROTO_ICMPV6 {
+                0
+            } else {
+                self.sport
+            },
+            proto: self.proto,
+            _pad: [0; 3],
+        }
+    }
+}
+
 user_pod!(Nat6Config, Nat6Key, Nat6Entry, Nat6FragKey, Nat6FragEntry);
 
 #[cfg(test)]
@@ -119,5 +157,33 @@ mod tests {
         assert_eq!(align_of::<Nat6Entry>(), 8);
         assert_eq!(size_of::<Nat6FragKey>(), 40);
         assert_eq!(size_of::<Nat6FragEntry>(), 24);
+    }
+
+    #[test]
+    fn reply_and_orig_keys_are_inverse() {
+        for proto in [6, 17, IPPROTO_ICMPV6] {
+            let key = Nat6Key {
+                saddr: [0xfd; 16],
+                daddr: [0x20; 16],
+                sport: 1234u16.to_be(),
+                dport: if proto == IPPROTO_ICMPV6 { 0 } else { 80u16.to_be() },
+                proto,
+                _pad: [0; 3],
+            };
+            let xlat = Nat6Entry {
+                addr: [0x20, 1, 0xd, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+                port: 40000u16.to_be(),
+                ..Default::default()
+            };
+            let reply = key.reply_key(&xlat);
+            assert_eq!((reply.saddr, reply.daddr), (key.daddr, xlat.addr));
+            assert_eq!((reply.sport, reply.dport), (key.dport, xlat.port));
+            let back = Nat6Entry {
+                addr: key.saddr,
+                port: key.sport,
+                ..Default::default()
+            };
+            assert_eq!(reply.orig_key(&back), key);
+        }
     }
 }

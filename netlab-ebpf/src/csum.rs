@@ -74,6 +74,53 @@ pub fn l4_replace2(
         .map_err(|_| CsumError)
 }
 
+/// `BPF_F_IPV6` (Linux 6.16, not in aya's bindings yet): the L4 update is
+/// an IPv6 packet's, whose pseudo-header addresses are not covered by an
+/// IP header checksum, so a `CHECKSUM_COMPLETE` skb's `csum` must not be
+/// adjusted for them (the address and the checksum change cancel out).
+const BPF_F_IPV6: u64 = 1 << 7;
+
+/// L4 checksum (TCP, UDP, ICMPv6) at `check_off` after a 16-byte IPv6
+/// address of the pseudo-header changed from `from` to `to`: the helper
+/// given the difference ([`diff16`]), as Cilium does. `udp`: a zero
+/// checksum stays zero.
+#[inline(always)]
+pub fn l4_replace_addr6(
+    ctx: &TcContext,
+    check_off: usize,
+    from: &[u8; 16],
+    to: &[u8; 16],
+    udp: bool,
+) -> Result<(), CsumError> {
+    let mut flags = BPF_F_PSEUDO_HDR as u64 | BPF_F_IPV6;
+    if udp {
+        flags |= BPF_F_MARK_MANGLED_0 as u64;
+    }
+    ctx.l4_csum_replace(check_off, 0, diff16(from, to) as u64, flags)
+        .map_err(|_| CsumError)
+}
+
+/// The ones-complement difference (a 32-bit `__wsum`, as `bpf_csum_diff`
+/// returns) between two 16-byte fields: ~old + new, word by word.
+#[inline(always)]
+pub fn diff16(from: &[u8; 16], to: &[u8; 16]) -> u32 {
+    let mut sum: u32 = 0;
+    let mut i = 0;
+    while i < 16 {
+        let old = u16::from_ne_bytes([from[i], from[i + 1]]);
+        let new = u16::from_ne_bytes([to[i], to[i + 1]]);
+        sum += !old as u32 + new as u32;
+        i += 2;
+    }
+    fold(sum) as u32
+}
+
+/// [`replace2`] for a 16-byte field (an IPv6 address).
+#[inline(always)]
+pub fn replace16(check: u16, old: &[u8; 16], new: &[u8; 16]) -> u16 {
+    !fold(!check as u32 + diff16(old, new))
+}
+
 /// Folds a 32-bit ones-complement accumulator to 16 bits.
 #[inline(always)]
 fn fold(mut sum: u32) -> u16 {

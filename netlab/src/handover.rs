@@ -23,7 +23,7 @@ const BUSY_WAIT: Duration = Duration::from_secs(3);
 fn shared(obj: &Owned) -> bool {
     matches!(
         obj,
-        Owned::Sysctl { netns: None, .. } | Owned::NatTable { netns: None }
+        Owned::Sysctl { netns: None, .. } | Owned::NatTable { netns: None, .. }
     )
 }
 

@@ -177,8 +177,10 @@ pub fn missing(state: &LabState) -> Vec<Missing> {
                     v.push(part(PartKind::BridgePort, &e.peer, host));
                 }
             }
-            if !kernel::masquerade_present(host, &plan.subnet).unwrap_or(false) {
-                v.push(part(PartKind::Masquerade, &plan.subnet.to_string(), host));
+            for subnet in kernel::Masqueraded::of(plan) {
+                if !kernel::masquerade_present(host, &subnet).unwrap_or(false) {
+                    v.push(part(PartKind::Masquerade, &subnet.to_string(), host));
+                }
             }
         }
         DatapathKind::Kernel => {}

@@ -61,9 +61,15 @@ pub enum Owned {
     },
     /// The iptables `nat` table, which did not exist in `netns` before the
     /// MASQUERADE rule made it (iptables-nft creates it on first use);
-    /// `down` deletes it again if it holds no rules.
-    NatTable { netns: Option<String> },
-    /// `iptables -t nat -A POSTROUTING -s SUBNET -j MASQUERADE` in `netns`.
+    /// `down` deletes it again if it holds no rules. `ipv6`: ip6tables'
+    /// (absent in state files written before IPv6: iptables').
+    NatTable {
+        netns: Option<String>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ipv6: bool,
+    },
+    /// `iptables -t nat -A POSTROUTING -s SUBNET -j MASQUERADE` in `netns`;
+    /// `ip6tables` when SUBNET is the lab's IPv6 prefix.
     Masquerade {
         netns: Option<String>,
         subnet: String,
@@ -311,9 +317,28 @@ mod tests {
             netns: Some("netlab-host".into()),
             subnet: "192.168.28.0/24".into(),
         });
+        s.objects.push(Owned::NatTable {
+            netns: None,
+            ipv6: true,
+        });
         let text = serde_json::to_string(&s).unwrap();
         let back: LabState = serde_json::from_str(&text).unwrap();
         assert_eq!(back.objects, s.objects);
         assert_eq!(back.plan, s.plan);
+    }
+
+    #[test]
+    fn records_written_before_ipv6_load() {
+        // The nat table record had no `ipv6`: it was iptables'.
+        let old: Owned = serde_json::from_str(r#"{"kind":"nat_table","netns":"h"}"#).unwrap();
+        assert_eq!(
+            old,
+            Owned::NatTable {
+                netns: Some("h".into()),
+                ipv6: false
+            }
+        );
+        let text = serde_json::to_string(&old).unwrap();
+        assert!(!text.contains("ipv6"), "{text}");
     }
 }

@@ -24,9 +24,20 @@ pub enum SysctlError {
     },
 }
 
-/// `net.ipv4.ip_forward` → /proc/sys/net/ipv4/ip_forward
+/// `net.ipv4.ip_forward` → /proc/sys/net/ipv4/ip_forward. A key with a
+/// `/` is already a path (`sysctl` takes both forms): that is how a
+/// device's key is written, since a device name may contain a dot.
 fn key_path(key: &str) -> PathBuf {
-    PathBuf::from("/proc/sys").join(key.replace('.', "/"))
+    if key.contains('/') {
+        PathBuf::from("/proc/sys").join(key)
+    } else {
+        PathBuf::from("/proc/sys").join(key.replace('.', "/"))
+    }
+}
+
+/// The IPv6 setting `key` of device `dev` (`net/ipv6/conf/<dev>/<key>`).
+pub fn ipv6_device_key(dev: &str, key: &str) -> String {
+    format!("net/ipv6/conf/{dev}/{key}")
 }
 
 /// Reads a sysctl in namespace `ns` (None: netlab's own), trimmed.
@@ -77,5 +88,17 @@ mod tests {
         write(Some(&name), key, "").unwrap();
         assert_eq!(read(Some(&name), key).unwrap(), "");
         netns::delete(&name).unwrap();
+    }
+
+    #[test]
+    fn device_keys_are_paths() {
+        assert_eq!(
+            key_path(&ipv6_device_key("eth0.100", "accept_dad")),
+            PathBuf::from("/proc/sys/net/ipv6/conf/eth0.100/accept_dad")
+        );
+        assert_eq!(
+            key_path("net.ipv6.conf.all.forwarding"),
+            PathBuf::from("/proc/sys/net/ipv6/conf/all/forwarding")
+        );
     }
 }

@@ -7,12 +7,12 @@
 //! stay synchronous and never migrate between threads (which would break
 //! the namespace binding).
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::AddressAttribute;
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -246,6 +246,34 @@ impl Netlink {
             "cannot add {addr}/{prefix_len} to {name} in {}",
             self.netns
         )))
+    }
+
+    /// `ip -6 addr add ADDR/LEN dev NAME nodad`: usable at once, no
+    /// duplicate address detection (the lab's addresses are planned
+    /// unique, and a tentative address would fail the first packets).
+    pub fn add_address6(&self, name: &str, addr: Ipv6Addr, prefix_len: u8) -> Result<()> {
+        let idx = self.require_link(name)?;
+        let mut req = self.handle.address().add(idx, IpAddr::V6(addr), prefix_len);
+        let msg = req.message_mut();
+        msg.header.flags = AddressHeaderFlags::Nodad;
+        msg.attributes
+            .push(AddressAttribute::Flags(AddressFlags::Nodad));
+        self.block_on(req.execute()).map_err(nl(format!(
+            "cannot add {addr}/{prefix_len} to {name} in {}",
+            self.netns
+        )))
+    }
+
+    /// `ip -6 route add default via GATEWAY`
+    pub fn add_default_route6(&self, gateway: Ipv6Addr) -> Result<()> {
+        let route = RouteMessageBuilder::<Ipv6Addr>::new()
+            .gateway(gateway)
+            .build();
+        self.block_on(self.handle.route().add(route).execute())
+            .map_err(nl(format!(
+                "cannot add IPv6 default route via {gateway} in {}",
+                self.netns
+            )))
     }
 
     /// `ip route add default via GATEWAY`

@@ -16,11 +16,12 @@
 //! a failure prints the seed, the case and the input.
 
 use std::collections::HashSet;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use netlab_tests::fuzz::{Rng, parse_seed};
-use netlab_tests::netlab::config::{ConfigError, LabConfig, plan_endpoint};
+use netlab_tests::netlab::cidr::Ipv6Cidr;
+use netlab_tests::netlab::config::{ConfigError, LabConfig, address6_for, plan_endpoint};
 use netlab_tests::netlab::names::{
     MAX_IFNAME_LEN, interface_name_problem, lab_name_problem, netns_name_problem,
 };
@@ -47,6 +48,8 @@ const TOP: &[&str] = &[
     "datapath",
     "subnet",
     "gateway",
+    "subnet6",
+    "gateway6",
     "gateway_device",
     "gateway_port",
     "namespace_count",
@@ -62,8 +65,10 @@ const HOST: &[&str] = &[
     "uplink",
     "uplink_address",
     "internet_address",
+    "uplink_address6",
+    "internet_address6",
 ];
-const NAMESPACE: &[&str] = &["name", "address", "veth", "peer"];
+const NAMESPACE: &[&str] = &["name", "address", "address6", "veth", "peer"];
 const NAT: &[&str] = &[
     "port_min",
     "port_max",
@@ -213,6 +218,61 @@ fn ip_value(rng: &mut Rng, wild: bool) -> String {
     .to_string()
 }
 
+fn cidr6_value(rng: &mut Rng, wild: bool) -> String {
+    if !wild {
+        return rng
+            .pick(&["fd00:78:3::/64", "fd00:78:3::/112", "none"])
+            .to_string();
+    }
+    let a = *rng.pick(&[
+        "fd00:78:3::",
+        "fd00:78:3::1",
+        "2001:db8:203:113::",
+        "2001:db8:203:113::1",
+        "2001:db8:203:113::2",
+        "::ffff:10.78.3.0",
+        "fe80::",
+        "ff02::",
+        "::",
+        "::1",
+        "10.78.3.0",
+        "fd00:::1",
+        "",
+    ]);
+    let len = *rng.pick(&[
+        "64", "112", "120", "121", "48", "126", "128", "0", "129", "", "x",
+    ]);
+    match rng.below(12) {
+        0 => a.to_string(),
+        1 => "none".into(),
+        _ => format!("{a}/{len}"),
+    }
+}
+
+fn ip6_value(rng: &mut Rng, wild: bool) -> String {
+    if !wild {
+        return rng
+            .pick(&["fd00:78:3::5", "fd00:78:3::1", "fd00:78:3::77"])
+            .to_string();
+    }
+    rng.pick(&[
+        "fd00:78:3::5",
+        "fd00:78:3::",
+        "fd00:78:4::1",
+        "fd00:10:78:3::1",
+        "2001:db8:203:113::1",
+        "fe80::1",
+        "ff02::1",
+        "::",
+        "::1",
+        "::ffff:10.78.3.1",
+        "10.78.3.1",
+        "fd00:::1",
+        "",
+    ])
+    .to_string()
+}
+
 fn quoted(s: &str) -> String {
     // TOML basic string: escape what must be escaped.
     let mut out = String::from("\"");
@@ -260,6 +320,10 @@ fn structured_file(rng: &mut Rng) -> String {
     field(rng, "subnet", v);
     let v = quoted(&ip_value(rng, wild));
     field(rng, "gateway", v);
+    let v = quoted(&cidr6_value(rng, wild));
+    field(rng, "subnet6", v);
+    let v = quoted(&ip6_value(rng, wild));
+    field(rng, "gateway6", v);
     let v = quoted(&string_value(rng, &ifs, wild));
     field(rng, "gateway_device", v);
     let v = quoted(&string_value(rng, &ifs, wild));
@@ -282,6 +346,7 @@ fn structured_file(rng: &mut Rng) -> String {
                     }
                     "namespace" | "internet_namespace" => quoted(&string_value(rng, &nss, wild)),
                     "uplink" => quoted(&string_value(rng, &ifs, wild)),
+                    "uplink_address6" | "internet_address6" => quoted(&cidr6_value(rng, wild)),
                     _ => quoted(&cidr_value(rng, wild)),
                 };
                 t.push_str(&format!("{key} = {value}\n"));
@@ -304,10 +369,12 @@ fn structured_file(rng: &mut Rng) -> String {
                 let v = quoted(&string_value(rng, &nss, wild));
                 t.push_str(&format!("name = {v}\n"));
             }
-            for key in ["address", "veth", "peer"] {
+            for key in ["address", "address6", "veth", "peer"] {
                 if rng.chance(40) {
                     let v = if key == "address" {
                         quoted(&ip_value(rng, wild))
+                    } else if key == "address6" {
+                        quoted(&ip6_value(rng, wild))
                     } else {
                         quoted(&string_value(rng, &ifs, wild))
                     };
@@ -341,6 +408,14 @@ fn valid_file(rng: &mut Rng) -> (String, String, Ipv4Addr, usize) {
         "name = \"{name}\"\ndatapath = \"{}\"\nsubnet = \"{subnet}\"\ngateway = \"{gateway}\"\n",
         rng.pick(&["ebpf", "kernel"])
     );
+    match rng.below(3) {
+        0 => t.push_str("subnet6 = \"none\"\n"),
+        1 => t.push_str(&format!(
+            "subnet6 = \"fd00:ab:{:x}::/64\"\n",
+            rng.below(0xffff)
+        )),
+        _ => {}
+    }
     if rng.chance(50) {
         t.push_str(&format!(
             "namespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n"
@@ -502,6 +577,7 @@ fn plan_problems(plan: &LabPlan) -> Vec<String> {
             p.push(format!("bad or duplicate address {}", e.address));
         }
     }
+    p.extend(ipv6_problems(plan));
     let n = &plan.nat;
     if n.port_min < 1024 || n.port_min > n.port_max || n.max_entries == 0 {
         p.push(format!("bad NAT settings {n:?}"));
@@ -509,6 +585,64 @@ fn plan_problems(plan: &LabPlan) -> Vec<String> {
     let t = n.timeouts;
     if [t.tcp_established, t.tcp_closing, t.tcp_syn, t.udp, t.icmp].contains(&0) {
         p.push("a zero NAT timeout".into());
+    }
+    p
+}
+
+/// Independent checks of an accepted plan's IPv6 side: a /64../120 off
+/// reserved space and off the uplink's prefix, every address inside it
+/// and unique; no IPv6 anywhere when the plan has none.
+fn ipv6_problems(plan: &LabPlan) -> Vec<String> {
+    let mut p = Vec::new();
+    let sandbox6 = plan
+        .sandbox()
+        .map(|s| (s.uplink_address6, s.internet_address6));
+    let Some(v6) = plan.ipv6 else {
+        if plan.endpoints.iter().any(|e| e.address6.is_some())
+            || sandbox6.is_some_and(|(u, i)| u.is_some() || i.is_some())
+        {
+            p.push("IPv6 addresses in a lab without IPv6".into());
+        }
+        return p;
+    };
+    let s = v6.subnet;
+    if !(64..=120).contains(&s.prefix_len) || s.addr != s.network() {
+        p.push(format!("bad subnet6 {s}"));
+    }
+    for reserved in [
+        "::ffff:0:0/96",
+        "fe80::/10",
+        "ff00::/8",
+        "::/128",
+        "::1/128",
+    ] {
+        let r: Ipv6Cidr = reserved.parse().unwrap();
+        if r.overlaps(&s) {
+            p.push(format!("subnet6 {s} overlaps {r}"));
+        }
+    }
+    let inside = |ip: Ipv6Addr| s.contains(ip) && ip != s.network();
+    if !inside(v6.gateway) {
+        p.push(format!("gateway6 {} outside {s}", v6.gateway));
+    }
+    let mut seen = HashSet::from([v6.gateway]);
+    for e in &plan.endpoints {
+        match e.address6 {
+            Some(a) if inside(a) && seen.insert(a) => {}
+            other => p.push(format!("bad or duplicate address6 {other:?}")),
+        }
+    }
+    match sandbox6 {
+        Some((Some(ua), Some(ia))) => {
+            if ua.overlaps(&s) {
+                p.push("the uplink's IPv6 prefix overlaps subnet6".into());
+            }
+            if !ua.contains(ia.addr) || ua.addr == ia.addr {
+                p.push("internet address6 not beside the uplink's".into());
+            }
+        }
+        Some(_) => p.push("a sandbox with IPv6 but no uplink IPv6 address".into()),
+        None => {}
     }
     p
 }
@@ -622,9 +756,19 @@ fn generated_valid_files_are_all_accepted() {
         let plan = LabConfig::from_toml(&text, "valid.toml").and_then(|c| c.resolve());
         match plan {
             Ok(plan) => {
+                // IPv6 as the file says: off, or every address the IPv4
+                // one's offset in subnet6.
+                let ipv6_as_written = match plan.ipv6 {
+                    None => text.contains("subnet6 = \"none\""),
+                    Some(v6) => plan
+                        .endpoints
+                        .iter()
+                        .all(|e| e.address6 == address6_for(&plan.subnet, &v6.subnet, e.address)),
+                };
                 if plan.subnet.to_string() != subnet
                     || plan.gateway != gateway
                     || plan.endpoints.len() != count
+                    || !ipv6_as_written
                 {
                     failures.push(format!(
                         "case {i}: plan {} gw {} with {} endpoints, the file says {subnet} gw {gateway} with {count}\n{text}",
@@ -665,7 +809,7 @@ fn a_wrongly_typed_or_unknown_key_is_named() {
     for i in 0..cases.min(1000) {
         let mut rng = Rng::for_case(seed, 4, i);
         let (table, keys): (&str, &[&str]) = *rng.pick(&[
-            ("", &TOP[..8]),
+            ("", &TOP[..10]),
             ("[host]\n", HOST),
             ("[nat]\n", NAT),
             ("[[namespaces]]\nname = \"tp-ns1\"\n", &NAMESPACE[1..]),
@@ -716,6 +860,7 @@ fn attach_requests_are_validated_with_named_fields() {
     .unwrap()
     .resolve()
     .unwrap();
+    let v6 = plan.ipv6.expect("the default lab has IPv6");
     let mut failures = Vec::new();
     for i in 0..cases.min(2000) {
         let mut rng = Rng::for_case(seed, 5, i);
@@ -739,6 +884,7 @@ fn attach_requests_are_validated_with_named_fields() {
                     || !plan.subnet.contains(e.address)
                     || plan.endpoints.iter().any(|x| x.address == e.address)
                     || e.address == plan.gateway
+                    || e.address6 != address6_for(&plan.subnet, &v6.subnet, e.address)
                 {
                     failures.push(format!("accepted a bad endpoint {e:?}"));
                 }

@@ -27,8 +27,8 @@ use crate::maps::{NAT_ORIG, NAT_REPLY};
 
 /// Candidates tried before giving up (as Cilium's SNAT_COLLISION_RETRIES
 /// without large-program support): bounds the work per packet.
-const PROBES: u32 = 32;
-const EEXIST: i32 = 17;
+pub(super) const PROBES: u32 = 32;
+pub(super) const EEXIST: i32 = 17;
 /// Distance between probes in a range larger than [`PROBES`]: runs of taken
 /// ports shorter than this are jumped over; a prime, so it is coprime with
 /// any range it does not divide and one flow's probes never repeat a port.
@@ -36,7 +36,7 @@ const STRIDE: u32 = 4099;
 
 /// murmur3's 32-bit finaliser: spreads the tuple over the range.
 #[inline(always)]
-fn mix(mut h: u32) -> u32 {
+pub(super) fn mix(mut h: u32) -> u32 {
     h ^= h >> 16;
     h = h.wrapping_mul(0x85eb_ca6b);
     h ^= h >> 13;
@@ -54,31 +54,77 @@ fn flow_hash(key: &NatKey) -> u32 {
 }
 
 /// The outcome of [`create`].
-pub enum Created {
+/// (`E`: the family's entry type.)
+pub enum Created<E = NatEntry> {
     /// A new translation; both entries are in the maps.
-    New(NatEntry),
+    New(E),
     /// Another CPU translated the same flow first; this is its translation.
-    Raced(NatEntry),
+    Raced(E),
+}
+
+/// The candidate ports of one new translation, one rule for both
+/// families: the original port first when it lies in the range, then
+/// [`PROBES`] places derived from the flow's hash, [`STRIDE`] apart.
+pub(super) struct Probes {
+    min: u32,
+    range: u32,
+    stride: u32,
+    start: u32,
+    /// The original port (host order) when it lies in the range.
+    keep: Option<u32>,
+}
+
+impl Probes {
+    /// `None`: an empty range (nothing can be handed out). `orig_port` in
+    /// network order, `hash` the flow's (already salted with a random
+    /// number).
+    #[inline(always)]
+    pub(super) fn new(port_min: u16, port_max: u16, orig_port: u16, hash: u32) -> Option<Self> {
+        if port_max < port_min {
+            return None;
+        }
+        let min = port_min as u32;
+        let range = port_max as u32 - min + 1;
+        let orig = u16::from_be(orig_port) as u32;
+        // Port by port in a small range (every port is probed) or one that
+        // STRIDE divides (its multiples would all land on the start).
+        let stride = if range <= PROBES || range.is_multiple_of(STRIDE) {
+            1
+        } else {
+            STRIDE
+        };
+        Some(Probes {
+            min,
+            range,
+            stride,
+            start: hash,
+            keep: (orig >= min && orig <= port_max as u32).then_some(orig),
+        })
+    }
+
+    /// The `i`th candidate (`i < PROBES`), network order.
+    #[inline(always)]
+    pub(super) fn port(&self, i: u32) -> u16 {
+        let port = match self.keep {
+            Some(orig) if i == 0 => orig,
+            _ => {
+                self.min
+                    + self
+                        .start
+                        .wrapping_add(i.wrapping_mul(self.stride))
+                        % self.range
+            }
+        };
+        (port as u16).to_be()
+    }
 }
 
 /// Creates the translation of the flow `key` (original tuple), returning
 /// the translated source, or the drop reason.
 #[inline(always)]
 pub fn create(key: &NatKey, cfg: &NatConfig, now: u64, state: u8) -> Result<Created, Counter> {
-    if cfg.port_max < cfg.port_min {
+    let Some(probes) = Probes::new(cfg.port_min, cfg.port_max, key.sport, flow_hash(key)) else {
         return Err(Counter::NatDropNoPort);
-    }
-    let min = cfg.port_min as u32;
-    let range = cfg.port_max as u32 - min + 1;
-    let orig_port = u16::from_be(key.sport) as u32;
-    let keep_original = orig_port >= min && orig_port <= cfg.port_max as u32;
-    let start = flow_hash(key);
-    // Port by port in a small range (every port is probed) or one that
-    // STRIDE divides (its multiples would all land on the start).
-    let stride = if range <= PROBES || range.is_multiple_of(STRIDE) {
-        1
-    } else {
-        STRIDE
     };
 
     let mut xlat = NatEntry {
@@ -97,12 +143,7 @@ pub fn create(key: &NatKey, cfg: &NatConfig, now: u64, state: u8) -> Result<Crea
     };
     let mut i: u32 = 0;
     while i < PROBES {
-        let port = if i == 0 && keep_original {
-            orig_port
-        } else {
-            min + start.wrapping_add(i.wrapping_mul(stride)) % range
-        };
-        xlat.port = (port as u16).to_be();
+        xlat.port = probes.port(i);
         let reply = key.reply_key(&xlat);
         match NAT_REPLY.insert(reply, back, BPF_NOEXIST as u64) {
             Ok(()) => {

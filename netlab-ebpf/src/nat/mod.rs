@@ -11,7 +11,9 @@
 //! * [`sock`]: cgroup socket hooks that send the lab's own connections to a
 //!   published port (host side, hairpin) straight to the namespace;
 //! * [`frag`]: the later fragments of a datagram (no L4 header) get the
-//!   translation of its first fragment.
+//!   translation of its first fragment;
+//! * [`v6`]: NAT66, the same for IPv6 on its own maps; both programs
+//!   dispatch on the EtherType, IPv4 first.
 //!
 //! The host's own traffic is never touched: the port range is reserved on
 //! the host (`ip_local_reserved_ports`), so a packet to the external address
@@ -34,11 +36,43 @@ pub(crate) mod parse;
 mod rewrite;
 pub mod sock;
 mod state;
+pub(crate) mod v6;
 
-pub use egress::egress;
-pub use ingress::ingress;
+/// Entry of `netlab_uplink_egress`: the EtherType picks the family. Each
+/// half is a function of its own (a BPF-to-BPF call): the kernel allows
+/// 512 bytes of stack for a whole call chain, and the IPv4 half's frame
+/// alone takes most of it, so the IPv6 half must not sit on top of it.
+#[inline(always)]
+pub fn egress(ctx: TcContext) -> i32 {
+    if parse::is_ipv6(&ctx) {
+        return v6::egress(&ctx);
+    }
+    ipv4_egress(ctx.skb.skb)
+}
 
-use aya_ebpf::bindings::{TC_ACT_SHOT, TC_ACT_UNSPEC};
+/// Entry of `netlab_uplink_ingress` (see [`egress`]).
+#[inline(always)]
+pub fn ingress(ctx: TcContext) -> i32 {
+    if parse::is_ipv6(&ctx) {
+        return v6::ingress(&ctx);
+    }
+    ipv4_ingress(ctx.skb.skb)
+}
+
+#[inline(never)]
+fn ipv4_egress(skb: *mut __sk_buff) -> i32 {
+    egress::egress(TcContext::new(skb))
+}
+
+#[inline(never)]
+fn ipv4_ingress(skb: *mut __sk_buff) -> i32 {
+    ingress::ingress(TcContext::new(skb))
+}
+
+use aya_ebpf::{
+    bindings::{__sk_buff, TC_ACT_SHOT, TC_ACT_UNSPEC},
+    programs::TcContext,
+};
 use netlab_common::counters::Counter;
 
 use crate::{counters::count, events};
@@ -79,8 +113,8 @@ fn pass_host() -> i32 {
 
 /// What both uplink programs start with: the NAT configuration and the
 /// packet's IPv4 header. `Err` is the verdict when there is nothing to
-/// translate: NAT disabled (next program), not IPv4 (the host's), or a malformed
-/// IPv4 header (dropped and counted).
+/// translate: NAT disabled (next program), not IPv4 (the host's), or a
+/// malformed IPv4 header (dropped and counted).
 #[inline(always)]
 fn config_and_ipv4(
     ctx: &aya_ebpf::programs::TcContext,

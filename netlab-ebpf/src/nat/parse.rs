@@ -67,6 +67,13 @@ pub enum Parsed {
     Ipv4(Ipv4),
 }
 
+/// Whether the frame's EtherType is IPv6's (NAT66's half of the program).
+#[inline(always)]
+pub fn is_ipv6(ctx: &TcContext) -> bool {
+    // SAFETY: bounds checked by ptr_at.
+    ptr_at::<EthHdr>(ctx, 0).is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
+}
+
 #[inline(always)]
 pub fn parse_ipv4(ctx: &TcContext) -> Parsed {
     let Some(eth) = ptr_at::<EthHdr>(ctx, 0) else {

@@ -6,9 +6,41 @@
 //! a packet changes it, the other direction's entry is updated too, so
 //! either map alone tells the flow's state.
 
-use netlab_common::nat::{
-    NAT_STATE_NONE, NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN, NatEntry,
+use netlab_common::{
+    nat::{
+        NAT_STATE_NONE, NAT_STATE_TCP_CLOSING, NAT_STATE_TCP_ESTABLISHED, NAT_STATE_TCP_SYN,
+        NatEntry,
+    },
+    nat6::Nat6Entry,
 };
+
+/// A translation entry of either family: what [`touch`] updates.
+pub trait Tracked {
+    fn last_seen_ns(&mut self) -> &mut u64;
+    fn state(&mut self) -> &mut u8;
+}
+
+impl Tracked for NatEntry {
+    #[inline(always)]
+    fn last_seen_ns(&mut self) -> &mut u64 {
+        &mut self.last_seen_ns
+    }
+    #[inline(always)]
+    fn state(&mut self) -> &mut u8 {
+        &mut self.state
+    }
+}
+
+impl Tracked for Nat6Entry {
+    #[inline(always)]
+    fn last_seen_ns(&mut self) -> &mut u64 {
+        &mut self.last_seen_ns
+    }
+    #[inline(always)]
+    fn state(&mut self) -> &mut u8 {
+        &mut self.state
+    }
+}
 
 const TCP_FIN: u8 = 0x01;
 const TCP_SYN: u8 = 0x02;
@@ -38,18 +70,17 @@ pub fn next_tcp_state(cur: u8, flags: u8) -> u8 {
 /// # Safety
 /// `entry` must be a valid map value pointer.
 #[inline(always)]
-pub unsafe fn touch(entry: *mut NatEntry, now: u64, tcp_flags: Option<u8>) -> Option<u8> {
+pub unsafe fn touch<E: Tracked>(entry: *mut E, now: u64, tcp_flags: Option<u8>) -> Option<u8> {
     // Racing CPUs may interleave these plain stores; any of their values is
     // a correct last-seen time / state.
-    unsafe {
-        (*entry).last_seen_ns = now;
-        let flags = tcp_flags?;
-        let cur = (*entry).state;
-        let next = next_tcp_state(cur, flags);
-        if next == cur {
-            return None;
-        }
-        (*entry).state = next;
-        Some(next)
+    let entry = unsafe { &mut *entry };
+    *entry.last_seen_ns() = now;
+    let flags = tcp_flags?;
+    let cur = *entry.state();
+    let next = next_tcp_state(cur, flags);
+    if next == cur {
+        return None;
     }
+    *entry.state() = next;
+    Some(next)
 }

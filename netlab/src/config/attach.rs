@@ -4,6 +4,7 @@
 use std::net::Ipv4Addr;
 
 use super::error::ConfigError;
+use super::ipv6::address6_for;
 use super::problems::{Problems, lab_address_problem};
 use crate::names;
 use crate::plan::{EndpointPlan, LabPlan};
@@ -27,6 +28,31 @@ pub fn plan_endpoint(
     if let Some(why) = address_problem(plan, address) {
         p.push("address", address, why);
     }
+    // Its IPv6 address follows the lab file's rule: the IPv4 offset in subnet6.
+    let address6 = plan.ipv6.and_then(|v6| {
+        let a = address6_for(&plan.subnet, &v6.subnet, address);
+        let why = match a {
+            None => Some(format!(
+                "its offset in {} does not fit in subnet6 {}",
+                plan.subnet, v6.subnet
+            )),
+            Some(a) if a == v6.gateway => Some(format!("its IPv6 address {a} is gateway6")),
+            Some(a) => plan
+                .endpoints
+                .iter()
+                .find(|e| e.address6 == Some(a))
+                .map(|e| {
+                    format!(
+                        "its IPv6 address {a} is already used by namespace {}",
+                        e.namespace
+                    )
+                }),
+        };
+        if let Some(why) = why {
+            p.push("address", address, why);
+        }
+        a
+    });
     let index = plan.endpoints.iter().map(|e| e.index).max().unwrap_or(0) + 1;
     let peer = names::endpoint_peer(index);
     let taken = [
@@ -51,7 +77,7 @@ pub fn plan_endpoint(
         veth: names::endpoint_veth(index),
         peer,
         address,
-        address6: None,
+        address6,
         mac: names::mac_for(address),
     })
 }

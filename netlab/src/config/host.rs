@@ -2,10 +2,11 @@
 //! netlab runs in) or the sandbox (two namespaces and a veth pair that
 //! play the host and the internet).
 
+use super::ipv6::{DEFAULT_INTERNET_ADDRESS6, DEFAULT_UPLINK_ADDRESS6, reserved6_problem};
 use super::problems::Problems;
 use super::schema::LabConfig;
 use super::schema::{HostConfig, HostMode};
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::names;
 use crate::plan::{HostPlan, SandboxPlan};
 
@@ -26,7 +27,15 @@ impl LabConfig {
         p.check("host.uplink", &uplink, names::interface_name_problem);
         match h.mode.unwrap_or_default() {
             HostMode::Root => Some(root(p, &h, uplink)),
-            HostMode::Sandbox => sandbox(p, &h, lab, uplink, subnet).map(HostPlan::Sandbox),
+            HostMode::Sandbox => {
+                let mut s = sandbox(p, &h, lab, uplink, subnet)?;
+                if self.wants_ipv6() {
+                    (s.uplink_address6, s.internet_address6) = sandbox6(p, &h);
+                } else {
+                    no_ipv6(p, &h);
+                }
+                Some(HostPlan::Sandbox(s))
+            }
         }
     }
 }
@@ -38,6 +47,8 @@ fn root(p: &mut Problems, h: &HostConfig, uplink: String) -> HostPlan {
         ("host.internet_namespace", &h.internet_namespace),
         ("host.uplink_address", &h.uplink_address),
         ("host.internet_address", &h.internet_address),
+        ("host.uplink_address6", &h.uplink_address6),
+        ("host.internet_address6", &h.internet_address6),
     ] {
         if let Some(v) = value {
             p.push(field, v, "only meaningful with host.mode = \"sandbox\"");
@@ -134,4 +145,59 @@ fn check_internet_address(p: &mut Problems, ua: Ipv4Cidr, ia: Ipv4Cidr, text: &s
         return;
     };
     p.push("host.internet_address", text, why);
+}
+
+/// The sandbox uplink's IPv6 addresses (documentation space by default):
+/// a host address of its prefix, and the internet server's on the same
+/// prefix. (Its overlap with `subnet6` is reported on `subnet6`.)
+fn sandbox6(p: &mut Problems, h: &HostConfig) -> (Option<Ipv6Cidr>, Option<Ipv6Cidr>) {
+    let ua_text = h
+        .uplink_address6
+        .as_deref()
+        .unwrap_or(DEFAULT_UPLINK_ADDRESS6);
+    let ia_text = h
+        .internet_address6
+        .as_deref()
+        .unwrap_or(DEFAULT_INTERNET_ADDRESS6);
+    let ua = p.parse_cidr6("host.uplink_address6", ua_text);
+    let ia = p.parse_cidr6("host.internet_address6", ia_text);
+    if let Some(ua) = ua {
+        let why = if ua.prefix_len > 126 {
+            Some("needs a host address in a /126 or larger".to_string())
+        } else if ua.addr == ua.network() {
+            Some("the subnet-router anycast address; give a host address".into())
+        } else {
+            reserved6_problem(&ua.trunc())
+        };
+        if let Some(why) = why {
+            p.push("host.uplink_address6", ua_text, why);
+        }
+    }
+    if let (Some(ua), Some(ia)) = (ua, ia) {
+        let why = if !ua.contains(ia.addr) || ua.prefix_len != ia.prefix_len {
+            Some(format!("must be on the uplink's prefix {}", ua.trunc()))
+        } else if ia.addr == ua.addr {
+            Some("same address as host.uplink_address6".into())
+        } else if ia.addr == ia.network() {
+            Some("the subnet-router anycast address; give a host address".into())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            p.push("host.internet_address6", ia_text, why);
+        }
+    }
+    (ua, ia)
+}
+
+/// `subnet6 = "none"`: IPv6 addresses for the uplink mean nothing.
+fn no_ipv6(p: &mut Problems, h: &HostConfig) {
+    for (field, value) in [
+        ("host.uplink_address6", &h.uplink_address6),
+        ("host.internet_address6", &h.internet_address6),
+    ] {
+        if let Some(v) = value {
+            p.push(field, v, "the lab has no IPv6 (subnet6 = \"none\")");
+        }
+    }
 }

@@ -15,6 +15,10 @@
 //! datapath = "ebpf"               # "ebpf" (default) | "kernel"; `up --datapath` overrides
 //! subnet = "192.168.28.0/24"      # the lab subnet (prefix length 8..=30)
 //! gateway = "192.168.28.5"        # default: host .5 of the subnet
+//! subnet6 = "fd00:192:168:28::/64" # the lab's IPv6 prefix (/64../120); default: the IPv4
+//!                                 # subnet's first three octets as hex groups of the same
+//!                                 # digits (10.161.0.0/16 → fd00:10:161:0::/64); "none": no IPv6
+//! gateway6 = "fd00:192:168:28::5" # default: the gateway's IPv4 offset in subnet6 (::5)
 //! gateway_device = "vbridge"      # holds the gateway address on the host side
 //! gateway_port = "vbridge-p"      # eBPF datapath: the switch port peered with vbridge
 //! switch = "tc"                   # eBPF datapath: "tc" (default) | "xdp": the switch also as an
@@ -34,6 +38,8 @@
 //! uplink = "uplink"               # sandbox: created; root: must already exist
 //! uplink_address = "203.0.113.1/24"   # sandbox only: the host side of the uplink
 //! internet_address = "203.0.113.2/24" # sandbox only: the internet server, on `inet0`
+//! uplink_address6 = "2001:db8:203:113::1/64"   # sandbox only, with IPv6 (RFC 3849 space)
+//! internet_address6 = "2001:db8:203:113::2/64" # sandbox only, with IPv6
 //! allow_host_access = false       # eBPF datapath: may the namespaces reach the host side's
 //!                                 # other addresses (the uplink's, in root mode the machine's)?
 //!                                 # The gateway address is always reachable, and traffic
@@ -50,6 +56,7 @@
 //! [[namespaces]]                  # default: ns1..ns3 at .1 .2 .3
 //! name = "ns1"
 //! address = "192.168.28.1"        # default: next free host address, skipping the gateway
+//! address6 = "fd00:192:168:28::1" # default: the IPv4 address's offset in subnet6
 //! veth = "veth-1"                 # default: veth-N (N = position, 1-based), inside the namespace
 //! peer = "veth-1-br"              # default: veth-N-br, on the host side
 //! publish = ["8080:80"]           # published ports (see README, "Published ports"); default none
@@ -77,12 +84,16 @@ mod attach;
 mod endpoints;
 mod error;
 mod host;
+mod ipv6;
 mod problems;
 mod resolve;
 pub mod schema;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_ipv6;
 
 pub use attach::plan_endpoint;
 pub use error::ConfigError;
+pub use ipv6::{address6_for, derived_subnet6};
 pub use schema::{HostConfig, HostMode, LabConfig, NamespaceConfig, NatConfig};

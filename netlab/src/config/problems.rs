@@ -3,9 +3,9 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use crate::cidr::Ipv4Cidr;
+use crate::cidr::{Ipv4Cidr, Ipv6Cidr};
 use crate::plan::Problem;
 
 /// Collects problems while validating.
@@ -43,6 +43,30 @@ impl Problems {
             Ok(ip) => Some(ip),
             Err(_) => {
                 self.push(field, value, "not an IPv4 address (e.g. 192.168.28.1)");
+                None
+            }
+        }
+    }
+
+    pub(super) fn parse_ip6(&mut self, field: &str, value: &str) -> Option<Ipv6Addr> {
+        match value.parse::<Ipv6Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.push(
+                    field,
+                    value,
+                    "not an IPv6 address (e.g. fd00:192:168:28::1)",
+                );
+                None
+            }
+        }
+    }
+
+    pub(super) fn parse_cidr6(&mut self, field: &str, value: &str) -> Option<Ipv6Cidr> {
+        match value.parse::<Ipv6Cidr>() {
+            Ok(c) => Some(c),
+            Err(e) => {
+                self.push(field, value, e);
                 None
             }
         }

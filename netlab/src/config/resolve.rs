@@ -37,8 +37,11 @@ impl LabConfig {
         let name = self.resolve_name(&mut p);
         let subnet = self.resolve_subnet(&mut p);
         let gateway = self.resolve_gateway(&mut p, subnet);
+        let subnet6 = self.resolve_subnet6(&mut p, subnet);
         let host = self.resolve_host(&mut p, &name, subnet);
-        let endpoints = self.resolve_endpoints(&mut p, subnet, gateway.address);
+        let ipv6 = self.resolve_ipv6(&mut p, subnet, subnet6, gateway.address, host.as_ref());
+        let mut endpoints = self.resolve_endpoints(&mut p, subnet, gateway.address);
+        self.resolve_addresses6(&mut p, subnet, ipv6.as_ref(), &mut endpoints);
         let nat = self.resolve_nat(&mut p);
         claim_unique_names(&mut p, &gateway, host.as_ref(), &endpoints);
         if !p.is_empty() {
@@ -53,7 +56,7 @@ impl LabConfig {
             subnet,
             gateway: address,
             gateway_device: gateway.device,
-            ipv6: None,
+            ipv6,
             gateway_port: gateway.port,
             allow_host_access: self.allow_host_access(),
             uplink_xdp: self.uplink_xdp(&host),

@@ -18,6 +18,9 @@ pub struct LabConfig {
     pub datapath: Option<DatapathKind>,
     pub subnet: Option<String>,
     pub gateway: Option<String>,
+    /// The lab's IPv6 prefix; `"none"` turns IPv6 off.
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
     pub gateway_device: Option<String>,
     pub gateway_port: Option<String>,
     pub namespace_count: Option<u32>,
@@ -53,6 +56,8 @@ pub struct HostConfig {
     pub uplink: Option<String>,
     pub uplink_address: Option<String>,
     pub internet_address: Option<String>,
+    pub uplink_address6: Option<String>,
+    pub internet_address6: Option<String>,
     pub allow_host_access: Option<bool>,
     pub uplink_xdp: Option<bool>,
 }
@@ -62,6 +67,7 @@ pub struct HostConfig {
 pub struct NamespaceConfig {
     pub name: String,
     pub address: Option<String>,
+    pub address6: Option<String>,
     pub veth: Option<String>,
     pub peer: Option<String>,
     /// Published ports: `["8080:80/tcp", "127.0.0.1:9000:9000"]`.

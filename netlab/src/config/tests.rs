@@ -6,12 +6,12 @@ use crate::plan::{
     planned_host_addresses,
 };
 
-fn resolve(text: &str) -> Result<LabPlan, ConfigError> {
+pub(super) fn resolve(text: &str) -> Result<LabPlan, ConfigError> {
     LabConfig::from_toml(text, "test.toml")?.resolve()
 }
 
 /// Asserts that validation fails and one problem names `field` and `value`.
-fn rejects(text: &str, field: &str, value: &str) {
+pub(super) fn rejects(text: &str, field: &str, value: &str) {
     match resolve(text) {
         Ok(plan) => panic!("accepted {text:?}: {plan:?}"),
         Err(e) => {

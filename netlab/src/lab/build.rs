@@ -3,8 +3,10 @@
 //! hooks between the steps.
 
 use super::hooks::{FAIL_AT_ENV, PAUSE_AT_ENV};
+use super::ipv6;
 use super::result::{LabError, ebpf_err};
 use crate::config::ConfigError;
+use crate::datapath::kernel::{Family, Masqueraded};
 use crate::datapath::{self, kernel};
 use crate::names::mac_for;
 use crate::netns;
@@ -115,11 +117,14 @@ impl Builder {
         after_step("namespaces")?;
 
         if let Some(s) = plan.sandbox() {
-            build_sandbox_uplink(host, s)?;
+            build_sandbox_uplink(host, s, plan.ipv6.is_some())?;
         }
         after_step("uplink")?;
 
         self.change_sysctl(host, "net.ipv4.ip_forward", |_| Some("1".into()))?;
+        if plan.ipv6.is_some() {
+            self.enable_ipv6_forwarding(host, &plan)?;
+        }
         after_step("ip-forward")?;
 
         for e in &plan.endpoints {
@@ -129,10 +134,7 @@ impl Builder {
         after_step("endpoints")?;
 
         self.record_host_link(&plan.gateway_device)?;
-        match plan.datapath {
-            DatapathKind::Kernel => with_netlink(host, |nl| Ok(kernel::create_bridge(nl, &plan)))??,
-            DatapathKind::Ebpf => with_netlink(host, |nl| create_gateway_veth(nl, &plan))?,
-        }
+        self.build_gateway(host, &plan)?;
         after_step("gateway")?;
 
         match plan.datapath {
@@ -147,8 +149,58 @@ impl Builder {
         Ok(())
     }
 
-    /// The bridge's ports and the MASQUERADE rule (and the nat table when
-    /// this lab creates it).
+    /// The gateway device (kernel: the bridge; eBPF: `vbridge` peered with
+    /// its switch port) with the gateway's addresses, up.
+    fn build_gateway(&mut self, host: Option<&str>, plan: &LabPlan) -> Result<(), LabError> {
+        let devices = match plan.datapath {
+            DatapathKind::Kernel => {
+                with_netlink(host, |nl| Ok(kernel::create_bridge(nl, plan)))??;
+                vec![plan.gateway_device.as_str()]
+            }
+            DatapathKind::Ebpf => {
+                with_netlink(host, |nl| create_gateway_veth(nl, plan))?;
+                vec![plan.gateway_device.as_str(), plan.gateway_port.as_str()]
+            }
+        };
+        // Before they are up: the link-local is made on up.
+        for dev in devices.iter().rev() {
+            ipv6::device(host, dev, plan.ipv6.is_some())?;
+        }
+        if host.is_none() && plan.ipv6.is_some() {
+            // Root mode: what the lab sends out enters the host stack here
+            // (see `enable_ipv6_forwarding`); the setting goes with the device.
+            let key = sysctl::ipv6_device_key(&plan.gateway_device, "force_forwarding");
+            sysctl::write(None, &key, "1")?;
+        }
+        with_netlink(host, |nl| {
+            for dev in devices.iter().rev() {
+                nl.set_up(dev)?;
+            }
+            ipv6::gateway(nl, plan)
+        })?;
+        Ok(())
+    }
+
+    /// The host side forwards IPv6: the sandbox's host namespace as a
+    /// whole (`all.forwarding`, as `ip_forward` for IPv4); in root mode
+    /// only the lab's gateway device and the uplink
+    /// (`force_forwarding`), since `all.forwarding = 1` would make the
+    /// machine a router that ignores Router Advertisements on every
+    /// interface, and lose its own IPv6 default route.
+    fn enable_ipv6_forwarding(
+        &mut self,
+        host: Option<&str>,
+        plan: &LabPlan,
+    ) -> Result<(), LabError> {
+        if host.is_some() {
+            return self.change_sysctl(host, "net.ipv6.conf.all.forwarding", |_| Some("1".into()));
+        }
+        let key = sysctl::ipv6_device_key(plan.uplink(), "force_forwarding");
+        self.change_sysctl(None, &key, |_| Some("1".into()))
+    }
+
+    /// The bridge's ports and the MASQUERADE rules, IPv4 and IPv6 (and the
+    /// nat tables when this lab creates them).
     fn build_kernel_datapath(
         &mut self,
         host: Option<&str>,
@@ -160,16 +212,20 @@ impl Builder {
                 .iter()
                 .try_for_each(|e| kernel::enslave(nl, plan, &e.peer)))
         })??;
-        if !kernel::nat_table_exists(host)? {
-            self.record(Owned::NatTable {
+        for subnet in Masqueraded::of(plan) {
+            let family = subnet.family();
+            if !kernel::nat_table_exists(family, host)? {
+                self.record(Owned::NatTable {
+                    netns: host.map(str::to_string),
+                    ipv6: family == Family::Ipv6,
+                })?;
+            }
+            self.record(Owned::Masquerade {
                 netns: host.map(str::to_string),
+                subnet: subnet.to_string(),
             })?;
+            kernel::add_masquerade(host, &subnet)?;
         }
-        self.record(Owned::Masquerade {
-            netns: host.map(str::to_string),
-            subnet: plan.subnet.to_string(),
-        })?;
-        kernel::add_masquerade(host, &plan.subnet)?;
         Ok(())
     }
 
@@ -217,6 +273,8 @@ impl Builder {
         if !netns::exists(&e.namespace) {
             self.create_namespace(&e.namespace)?;
         }
+        // Before its veth exists, so the veth starts with the settings.
+        ipv6::namespace_settings(&e.namespace, plan.ipv6.is_some())?;
         self.record_host_link(&e.peer)?;
         let fd = netns::open(&e.namespace)?;
         with_netlink(host, |nl| {
@@ -226,14 +284,16 @@ impl Builder {
                 &e.veth,
                 Some(e.mac),
                 Some(std::os::fd::AsFd::as_fd(&fd)),
-            )?;
-            nl.set_up(&e.peer)
+            )
         })?;
+        ipv6::device(host, &e.peer, plan.ipv6.is_some())?;
+        with_netlink(host, |nl| nl.set_up(&e.peer))?;
         with_netlink(Some(&e.namespace), |nl| {
             nl.set_up("lo")?;
             nl.add_address(&e.veth, e.address, plan.subnet.prefix_len)?;
             nl.set_up(&e.veth)?;
-            nl.add_default_route(plan.gateway)
+            nl.add_default_route(plan.gateway)?;
+            ipv6::endpoint(nl, &plan, e)
         })?;
         Ok(())
     }
@@ -241,7 +301,15 @@ impl Builder {
 
 /// The sandbox's uplink: a veth pair from the host namespace to the
 /// internet namespace, addressed, up, and the host's default route over it.
-fn build_sandbox_uplink(host: Option<&str>, s: &SandboxPlan) -> Result<(), LabError> {
+fn build_sandbox_uplink(
+    host: Option<&str>,
+    s: &SandboxPlan,
+    with_ipv6: bool,
+) -> Result<(), LabError> {
+    // Both namespaces are the lab's: their defaults, before any device.
+    for ns in [&s.namespace, &s.internet_namespace] {
+        ipv6::namespace_settings(ns, with_ipv6)?;
+    }
     let inet_fd = netns::open(&s.internet_namespace)?;
     with_netlink(host, |nl| {
         nl.set_up("lo")?;
@@ -257,7 +325,8 @@ fn build_sandbox_uplink(host: Option<&str>, s: &SandboxPlan) -> Result<(), LabEr
             s.uplink_address.addr,
             s.uplink_address.prefix_len,
         )?;
-        nl.set_up(&s.uplink)
+        nl.set_up(&s.uplink)?;
+        ipv6::sandbox_uplink(nl, s, true)
     })?;
     with_netlink(Some(&s.internet_namespace), |nl| {
         nl.set_up("lo")?;
@@ -266,14 +335,24 @@ fn build_sandbox_uplink(host: Option<&str>, s: &SandboxPlan) -> Result<(), LabEr
             s.internet_address.addr,
             s.internet_address.prefix_len,
         )?;
-        nl.set_up(&s.internet_device)
+        nl.set_up(&s.internet_device)?;
+        ipv6::sandbox_uplink(nl, s, false)
     })?;
-    with_netlink(host, |nl| nl.add_default_route(s.internet_address.addr))?;
+    // The host's default routes point at the internet end; the internet
+    // namespace gets no route back to the lab (only translated traffic
+    // can be answered).
+    with_netlink(host, |nl| {
+        nl.add_default_route(s.internet_address.addr)?;
+        match s.internet_address6 {
+            Some(ia) => nl.add_default_route6(ia.addr),
+            None => Ok(()),
+        }
+    })?;
     Ok(())
 }
 
 /// eBPF datapath's gateway: `vbridge` (gateway address and MAC) peered with
-/// the switch port `vbridge-p`, both up, no bridge.
+/// the switch port `vbridge-p`, no bridge (brought up by `build_gateway`).
 fn create_gateway_veth(nl: &Netlink, plan: &LabPlan) -> Result<(), TopologyError> {
     nl.create_veth(
         &plan.gateway_device,
@@ -282,7 +361,5 @@ fn create_gateway_veth(nl: &Netlink, plan: &LabPlan) -> Result<(), TopologyError
         None,
         None,
     )?;
-    nl.add_address(&plan.gateway_device, plan.gateway, plan.subnet.prefix_len)?;
-    nl.set_up(&plan.gateway_port)?;
-    nl.set_up(&plan.gateway_device)
+    nl.add_address(&plan.gateway_device, plan.gateway, plan.subnet.prefix_len)
 }

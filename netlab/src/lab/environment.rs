@@ -2,6 +2,7 @@
 //! anything.
 
 use super::result::LabError;
+use crate::datapath::kernel::Family;
 use crate::netns;
 use crate::plan::{DatapathKind, HostPlan, LabPlan};
 use crate::state::Owned;
@@ -10,17 +11,25 @@ use crate::topology::with_netlink;
 /// Checks the plan against the running system: namespace names taken by
 /// something the lab does not own, the root-mode uplink, host-side names
 /// already in use in the host namespace (root mode: the calling thread's),
-/// iptables for the kernel datapath.
+/// iptables (and ip6tables, with IPv6) for the kernel datapath.
 pub fn check_environment(plan: &LabPlan, owned: &[Owned]) -> Result<(), LabError> {
     let mut problems = namespaces_taken(plan, owned);
     if let HostPlan::Root { uplink } = &plan.host {
         problems.extend(root_host_side(plan, uplink, owned)?);
     }
-    if plan.datapath == DatapathKind::Kernel && which::which("iptables").is_err() {
-        problems.push(
-            "datapath = \"kernel\": iptables is not installed (the kernel datapath needs it)"
-                .into(),
-        );
+    if plan.datapath == DatapathKind::Kernel {
+        let mut needed = vec![Family::Ipv4];
+        if plan.ipv6.is_some() {
+            needed.push(Family::Ipv6);
+        }
+        for tool in needed.into_iter().map(Family::command) {
+            if which::which(tool).is_err() {
+                problems.push(format!(
+                    "datapath = \"kernel\": {tool} is not installed (the kernel datapath needs it{})",
+                    if tool == "ip6tables" { " for the lab's IPv6; subnet6 = \"none\" does without" } else { "" }
+                ));
+            }
+        }
     }
     if problems.is_empty() {
         Ok(())

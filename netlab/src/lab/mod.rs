@@ -16,6 +16,7 @@ pub mod build;
 pub mod endpoints;
 pub mod environment;
 pub mod hooks;
+pub mod ipv6;
 pub mod publish;
 pub mod repair;
 pub mod result;

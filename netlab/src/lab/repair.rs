@@ -162,8 +162,14 @@ fn repair_kernel(
                 repaired.push(format!("{} enslaved to {}", m.name, plan.gateway_device));
             }
             PartKind::Masquerade => {
-                kernel::add_masquerade(host, &plan.subnet)?;
-                repaired.push(format!("MASQUERADE rule for {}", plan.subnet));
+                // The IPv4 rule or the IPv6 one, as health named it.
+                for subnet in kernel::Masqueraded::of(plan)
+                    .into_iter()
+                    .filter(|s| s.to_string() == m.name)
+                {
+                    kernel::add_masquerade(host, &subnet)?;
+                    repaired.push(format!("MASQUERADE rule for {subnet}"));
+                }
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! Removing what a lab recorded: one object, or all of them newest first.
 
 use super::result::{LabError, ebpf_err};
+use crate::datapath::kernel::Family;
 use crate::datapath::{self, kernel};
 use crate::netns;
 use crate::state::{LabLock, LabState, Owned};
@@ -36,16 +37,16 @@ pub(crate) fn remove_object(lab: &str, obj: &Owned, host_gone: bool) -> Result<(
             if gone(ns) {
                 return Ok(());
             }
-            let subnet = subnet.parse().map_err(|m: String| {
+            let subnet: kernel::Masqueraded = subnet.parse().map_err(|m: String| {
                 LabError::Teardown(vec![format!(
                     "bad subnet {subnet:?} in the state file: {m}"
                 )])
             })?;
             kernel::remove_masquerade(ns.as_deref(), &subnet)?;
         }
-        Owned::NatTable { netns: ns } => {
+        Owned::NatTable { netns: ns, ipv6 } => {
             if !gone(ns) {
-                kernel::remove_nat_table_if_empty(ns.as_deref())?;
+                kernel::remove_nat_table_if_empty(Family::from_ipv6(*ipv6), ns.as_deref())?;
             }
         }
         Owned::IptablesRule {

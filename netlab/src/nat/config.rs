@@ -3,21 +3,29 @@
 //! `endpoints` table, which the switch's control plane fills
 //! (`SwitchMaps`): one table, one writer.
 
-use std::{net::Ipv4Addr, path::Path};
+use std::{
+    net::{Ipv4Addr, Ipv6Addr},
+    path::Path,
+};
 
 use aya::maps::Array;
-use netlab_common::nat::{
-    NAT_CONFIG_MAP, NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_ORIG_MAP, NAT_REPLY_MAP, NatConfig,
+use netlab_common::{
+    nat::{
+        NAT_CONFIG_MAP, NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_ORIG_MAP, NAT_REPLY_MAP,
+        NatConfig,
+    },
+    nat6::{NAT6_CONFIG_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6Config},
 };
 
 use super::{NatError, maps};
 use crate::{bpf::loader::MapSize, plan::NatPlan};
 
-/// The sizes of the translation tables (`nat_orig`, `nat_reply`) for the
-/// loader. Pinned maps that already exist keep the size they were created
-/// with.
-pub fn map_sizes(plan: &NatPlan) -> [MapSize; 2] {
-    [NAT_ORIG_MAP, NAT_REPLY_MAP].map(|map| MapSize {
+/// The sizes of the translation tables (`nat_orig`, `nat_reply` and
+/// NAT66's `nat6_orig`, `nat6_reply`: one `max_entries` for both
+/// families) for the loader. Pinned maps that already exist keep the size
+/// they were created with.
+pub fn map_sizes(plan: &NatPlan) -> [MapSize; 4] {
+    [NAT_ORIG_MAP, NAT_REPLY_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP].map(|map| MapSize {
         map,
         max_entries: plan.max_entries,
     })
@@ -80,6 +88,58 @@ pub fn configure(
         .map_err(|source| NatError::Map { name, source })
 }
 
+/// The `nat6_config` entry for `plan`: NAT66 of `plan.subnet6` to
+/// `external` (the uplink's global IPv6 address) with the IPv4 NAT's port
+/// range and flags. `None` (NAT66 off) when the lab has no IPv6 or the
+/// uplink no global IPv6 address.
+pub fn nat6_config(
+    plan: &NatPlan,
+    external: Option<Ipv6Addr>,
+    gateway_mac: [u8; 6],
+    fast_path: bool,
+) -> Result<Option<Nat6Config>, NatError> {
+    let v4 = nat_config(plan, Ipv4Addr::UNSPECIFIED, gateway_mac, fast_path)?;
+    let (Some(subnet), Some(external)) = (plan.subnet6, external) else {
+        return Ok(None);
+    };
+    if subnet.contains(external) {
+        return Err(NatError::InvalidPlan(format!(
+            "external IPv6 address {external} lies inside the masqueraded prefix {subnet}"
+        )));
+    }
+    Ok(Some(Nat6Config {
+        subnet: subnet.network().octets(),
+        external: external.octets(),
+        prefix_len: subnet.prefix_len,
+        _pad: 0,
+        port_min: v4.port_min,
+        port_max: v4.port_max,
+        gateway_mac,
+        flags: v4.flags,
+    }))
+}
+
+/// Writes the pinned `nat6_config` under `pin_dir` ([`nat6_config`];
+/// NAT66 off is an all-zero entry, which both programs read as "pass
+/// every IPv6 packet"). Returns whether NAT66 is on.
+pub fn configure6(
+    pin_dir: &Path,
+    plan: &NatPlan,
+    external: Option<Ipv6Addr>,
+    gateway_mac: [u8; 6],
+    fast_path: bool,
+) -> Result<bool, NatError> {
+    let cfg = nat6_config(plan, external, gateway_mac, fast_path)?;
+    let name = NAT6_CONFIG_MAP;
+    let mut map = maps::open_pinned(pin_dir, name)?;
+    let mut array: Array<&mut aya::maps::MapData, Nat6Config> =
+        Array::try_from(&mut map).map_err(|source| NatError::Map { name, source })?;
+    array
+        .set(0, cfg.unwrap_or_default(), 0)
+        .map_err(|source| NatError::Map { name, source })?;
+    Ok(cfg.is_some())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -106,6 +166,26 @@ mod tests {
         )
         .unwrap();
         assert_eq!(cfg.flags, NAT_FLAG_ENABLED);
+    }
+
+    #[test]
+    fn nat6_config_takes_the_prefix_the_range_and_the_flags() {
+        let ext: Ipv6Addr = "2001:db8:203:113::1".parse().unwrap();
+        let mut plan = NatPlan::example();
+        assert_eq!(nat6_config(&plan, Some(ext), [0; 6], true).unwrap(), None);
+        plan.subnet6 = Some("fd00:192:168:28::77/64".parse().unwrap());
+        assert_eq!(nat6_config(&plan, None, [0; 6], true).unwrap(), None);
+        let cfg = nat6_config(&plan, Some(ext), [2, 0, 0, 0, 0, 5], true)
+            .unwrap()
+            .unwrap();
+        let subnet: Ipv6Addr = "fd00:192:168:28::".parse().unwrap();
+        assert_eq!(cfg.subnet, subnet.octets());
+        assert_eq!(cfg.prefix_len, 64);
+        assert_eq!(cfg.external, ext.octets());
+        assert_eq!((cfg.port_min, cfg.port_max), (40000, 40999));
+        assert_eq!(cfg.flags, NAT_FLAG_ENABLED | NAT_FLAG_FAST_PATH);
+        let inside: Ipv6Addr = "fd00:192:168:28::9".parse().unwrap();
+        assert!(nat6_config(&plan, Some(inside), [0; 6], true).is_err());
     }
 
     #[test]

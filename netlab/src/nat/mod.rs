@@ -26,7 +26,7 @@ mod table;
 pub use attach::{
     EGRESS_LINK_PIN, EGRESS_PROGRAM, INGRESS_LINK_PIN, INGRESS_PROGRAM, attach_uplink,
 };
-pub use config::{configure, map_sizes, nat_config};
+pub use config::{configure, configure6, map_sizes, nat_config, nat6_config};
 pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
     sweep_reporting,

@@ -2,7 +2,11 @@
 //! endpoints may not reach (`host_addrs`, the host-access rule) and the
 //! uplink's (the address the NAT masquerades with).
 
-use std::{collections::BTreeMap, net::Ipv4Addr, path::PathBuf};
+use std::{
+    collections::BTreeMap,
+    net::{Ipv4Addr, Ipv6Addr},
+    path::PathBuf,
+};
 
 use netlab_common::switch::{HOST_ADDR_BROADCAST, HOST_ADDR_LOCAL};
 
@@ -117,4 +121,25 @@ pub fn uplink_ipv4(dev: &str) -> Result<Ipv4Addr> {
         .ok_or_else(|| Error::NoUplinkAddress {
             dev: dev.to_owned(),
         })
+}
+
+/// The uplink's first global IPv6 address (NAT66's external address), read
+/// in the calling thread's namespace: not link-local, loopback, multicast
+/// or unspecified, and not inside the lab's own prefix `lab6`. `None`: the
+/// uplink has none, and NAT66 stays off.
+pub fn uplink_ipv6(dev: &str, lab6: Option<crate::cidr::Ipv6Cidr>) -> Result<Option<Ipv6Addr>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|source| Error::NoDevice {
+        dev: dev.to_owned(),
+        source,
+    })?;
+    Ok(addrs
+        .filter(|a| a.interface_name == dev)
+        .filter_map(|a| a.address?.as_sockaddr_in6().map(|sin| sin.ip()))
+        .find(|ip| {
+            !ip.is_unicast_link_local()
+                && !ip.is_loopback()
+                && !ip.is_multicast()
+                && !ip.is_unspecified()
+                && !lab6.is_some_and(|p| p.contains(*ip))
+        }))
 }

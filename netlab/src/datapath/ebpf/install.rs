@@ -3,7 +3,7 @@
 
 use std::{collections::BTreeSet, net::Ipv4Addr, path::Path};
 
-use super::host_addrs::{HostAccess, sync_host_access, uplink_ipv4};
+use super::host_addrs::{HostAccess, sync_host_access, uplink_ipv4, uplink_ipv6};
 use super::port_maps::{ResolvedPort, resolve, sync_maps};
 use super::validate::{check_namespace, validate_lab, validate_ports};
 use crate::bpf::{
@@ -61,6 +61,18 @@ fn install_nat(
         .map(|p| p.plan.mac)
         .ok_or_else(|| Error::InvalidPlan("source NAT needs a gateway port".into()))?;
     crate::nat::configure(dir, nat, external, gateway_mac, true)?;
+    // NAT66: the uplink's global IPv6 address, read now (as the IPv4 one).
+    let external6 = match nat.subnet6 {
+        Some(lab6) => uplink_ipv6(&nat.uplink_dev, Some(lab6))?,
+        None => None,
+    };
+    let nat66 = crate::nat::configure6(dir, nat, external6, gateway_mac, true)?;
+    if nat.subnet6.is_some() && !nat66 {
+        eprintln!(
+            "netlab: IPv6 egress unavailable: {} has no global IPv6 address",
+            nat.uplink_dev
+        );
+    }
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
     let xdp = xdp::attach_uplink(ebpf, dir, &nat.uplink_dev, uplink_xdp)?;
     if let xdp::UplinkXdp::Fallback { reason } = &xdp {
