@@ -265,6 +265,7 @@ pub enum SwOutcome {
     /// target's owner, whose MAC is `mac` (`endpoints6`).
     NdAnswered {
         mac: [u8; 6],
+        router: bool,
     },
     /// Redirected to `port`.
     Unicast {
@@ -297,7 +298,7 @@ fn is_tag(ethertype: u16) -> bool {
 
 /// The source check of a VLAN-tagged frame from an endpoint `port`: the
 /// header behind up to two tags.
-fn check_tagged(port: &SwPort, frame: &[u8]) -> Result<(), Counter> {
+fn check_tagged(port: &SwPort, frame: &[u8], v6: &V6Tables) -> Result<(), Counter> {
     let type_at = |off: usize| {
         frame
             .get(off..off + 2)
@@ -318,6 +319,13 @@ fn check_tagged(port: &SwPort, frame: &[u8]) -> Result<(), Counter> {
             let ip = frame.get(l3..l3 + 20).ok_or(Counter::DropTruncated)?;
             if ip[12..16] != port.ip.octets() {
                 return Err(Counter::DropSpoofed);
+            }
+        }
+        // IPv6 behind tags meets the IPv6 rules' drops (the tagged frame
+        // is switched, never answered).
+        ETH_P_IPV6 if v6.enabled => {
+            if let V6Verdict::Drop(c) = super::switch_model6::expect6(port, frame, l3, v6) {
+                return Err(c);
             }
         }
         ETH_P_ARP => {
@@ -401,17 +409,15 @@ pub fn expect(
             }
             to_host_addr = endpoint && host_addrs.iter().any(|a| frame[30..34] == a.octets());
         }
-        ETH_P_IPV6 if endpoint && v6.enabled => {
-            match super::switch_model6::expect6(&port, frame, v6) {
-                V6Verdict::Drop(c) => return done(SwOutcome::Drop(c)),
-                V6Verdict::Answer { mac } => return done(SwOutcome::NdAnswered { mac }),
-                V6Verdict::Forward { to_host_addr: t } => to_host_addr = t,
+        ETH_P_IPV6 if v6.enabled => match super::switch_model6::expect6(&port, frame, 14, v6) {
+            V6Verdict::Drop(c) => return done(SwOutcome::Drop(c)),
+            V6Verdict::Answer { mac, router } => {
+                return done(SwOutcome::NdAnswered { mac, router });
             }
-        }
-        // The host's IPv6 (the gateway port) is switched unchecked.
-        ETH_P_IPV6 if v6.enabled => {}
+            V6Verdict::Forward { to_host_addr: t } => to_host_addr = t,
+        },
         t if endpoint && is_tag(t) => {
-            if let Err(c) = check_tagged(&port, frame) {
+            if let Err(c) = check_tagged(&port, frame, v6) {
                 return done(SwOutcome::Drop(c));
             }
             tagged = true;

@@ -73,6 +73,8 @@ pub struct V6Tables {
     /// The program has the IPv6 rules (a build before them switches IPv6
     /// by MAC as an other EtherType).
     pub enabled: bool,
+    /// The gateway port's ifindex: its addresses are a router's.
+    pub gateway_port: u32,
     /// `ports6`: endpoint port ifindex → its addresses.
     pub ports6: BTreeMap<u32, Port6>,
     /// `endpoints6`: address → MAC and port.
@@ -85,9 +87,11 @@ pub struct V6Tables {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum V6Verdict {
     Drop(Counter),
-    /// Answered in place with the NA of the target's owner (its MAC).
+    /// Answered in place with the NA of the target's owner (its MAC;
+    /// `router`: the owner is the gateway).
     Answer {
         mac: Mac,
+        router: bool,
     },
     /// Switched by MAC; `to_host_addr`: its destination is in
     /// `host_addrs6` (dropped if it would reach the host stack).
@@ -101,157 +105,216 @@ fn be16(f: &[u8], at: usize) -> u16 {
 }
 
 /// The link-layer address options of `kind` in the ND options from `at`
-/// to `end` (RFC 4861 §4.6); the walk stops at an option of length 0 or
-/// one the packet does not hold whole.
-fn ll_options(f: &[u8], mut at: usize, end: usize, kind: u8) -> Vec<Mac> {
+/// to `end` (RFC 4861 §4.6); an option of length 0, or one the packet
+/// does not hold whole, is an error.
+fn ll_options(f: &[u8], mut at: usize, end: usize, kind: u8) -> Result<Vec<Mac>, Counter> {
     let mut found = Vec::new();
     while at + 2 <= end {
         let len = f[at + 1] as usize * 8;
         if len == 0 || at + len > end {
-            break;
+            // RFC 4861 §4.6: a packet with an option of length 0 (or one
+            // it does not hold) is discarded; the switch counts it with
+            // the ND spoofing it may hide.
+            return Err(Counter::DropNdSpoof);
         }
         if f[at] == kind && len >= 8 {
             found.push(f[at + 2..at + 8].try_into().unwrap());
         }
         at += len;
     }
-    found
+    Ok(found)
 }
 
-/// The IPv6 rules for `frame` (untagged IPv6, the whole fixed header,
-/// source MAC already the port's) entering on endpoint port `port`.
-pub fn expect6(port: &SwPort, frame: &[u8], t: &V6Tables) -> V6Verdict {
-    use V6Verdict::Drop;
-    let Some(own) = t.ports6.get(&port.ifindex) else {
-        return Drop(Counter::DropSpoofed);
-    };
-    let src = addr6(frame, IP + 8);
-    let dst = addr6(frame, IP + 24);
-    let unspecified = src.is_unspecified();
-    if src.octets() != own.global && src.octets() != own.link_local && !unspecified {
-        return Drop(Counter::DropSpoofed);
+/// What the header walk found: the upper layer (offset, protocol), the
+/// packet's end, and whether the packet is a later fragment.
+struct Walked {
+    at: usize,
+    next: u8,
+    end: usize,
+    later_fragment: bool,
+}
+
+/// The header walk of the IPv6 packet at `l3`: the payload length
+/// against the frame (0 = a jumbogram), the extension headers within the
+/// bound, each whole. (The version nibble is not looked at: the EtherType
+/// says IPv6.)
+fn walk(frame: &[u8], l3: usize) -> Result<Walked, Counter> {
+    if frame.len() < l3 + 40 {
+        return Err(Counter::DropTruncated);
     }
-    let payload_len = be16(frame, IP + 4) as usize;
-    if payload_len == 0 || payload_len > frame.len() - IP - 40 {
-        return Drop(Counter::DropIpv6Malformed);
+    let payload_len = be16(frame, l3 + 4) as usize;
+    if payload_len == 0 || payload_len > frame.len() - l3 - 40 {
+        return Err(Counter::DropIpv6Malformed);
     }
-    let end = IP + 40 + payload_len;
-    let mut next = frame[IP + 6];
-    let mut at = IP + 40;
+    let end = l3 + 40 + payload_len;
+    let mut next = frame[l3 + 6];
+    let mut at = l3 + 40;
     let mut headers = 0;
-    let mut later_fragment = false;
     while matches!(
         next,
         NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_FRAGMENT
     ) {
         if headers == EXT_BOUND {
-            return Drop(Counter::DropIpv6Malformed);
+            return Err(Counter::DropIpv6Malformed);
         }
         headers += 1;
         let len = if next == NH_FRAGMENT {
             8
         } else {
             if at + 2 > end {
-                return Drop(Counter::DropTruncated);
+                return Err(Counter::DropTruncated);
             }
             (frame[at + 1] as usize + 1) * 8
         };
         if at + len > end {
-            return Drop(Counter::DropTruncated);
+            return Err(Counter::DropTruncated);
         }
         if next == NH_FRAGMENT && be16(frame, at + 2) >> 3 != 0 {
-            later_fragment = true;
-            next = frame[at];
-            break;
+            return Ok(Walked {
+                at,
+                next: frame[at],
+                end,
+                later_fragment: true,
+            });
         }
         next = frame[at];
         at += len;
     }
-    let forward = V6Verdict::Forward {
-        to_host_addr: t.host_addrs6.contains(&dst),
-    };
-    if later_fragment {
-        // No upper-layer header here: nothing to check but the protocol.
-        return if unspecified {
-            Drop(Counter::DropSpoofed)
-        } else if next == PROTO_ICMPV6 {
-            Drop(Counter::DropRaGuard)
-        } else {
-            forward
-        };
+    Ok(Walked {
+        at,
+        next,
+        end,
+        later_fragment: false,
+    })
+}
+
+/// The upper-layer header bytes the switch reads of every port's IPv6:
+/// the ICMPv6 header, the UDP header.
+fn upper_needed(w: &Walked) -> usize {
+    match w.next {
+        _ if w.later_fragment => 0,
+        PROTO_ICMPV6 => 4,
+        PROTO_UDP => 8,
+        _ => 0,
     }
-    match next {
-        PROTO_ICMPV6 => {
-            if at + 4 > end {
-                return Drop(Counter::DropTruncated);
-            }
-            let kind = frame[at];
-            if unspecified && kind != ND_NEIGHBOR_SOLICIT {
-                return Drop(Counter::DropSpoofed);
-            }
-            match kind {
-                ND_ROUTER_ADVERT | ND_REDIRECT => Drop(Counter::DropRaGuard),
-                ND_NEIGHBOR_SOLICIT | ND_NEIGHBOR_ADVERT => {
-                    if at + 24 > end {
-                        return Drop(Counter::DropTruncated);
-                    }
-                    let target: [u8; 16] = frame[at + 8..at + 24].try_into().unwrap();
-                    if kind == ND_NEIGHBOR_ADVERT {
-                        let lla = ll_options(frame, at + 24, end, ND_OPT_TARGET_LL);
-                        if (target != own.global && target != own.link_local)
-                            || lla.iter().any(|m| *m != port.mac)
-                        {
-                            return Drop(Counter::DropNdSpoof);
-                        }
-                        return forward;
-                    }
-                    let lla = ll_options(frame, at + 24, end, ND_OPT_SOURCE_LL);
-                    if lla.iter().any(|m| *m != port.mac) {
-                        return Drop(Counter::DropNdSpoof);
-                    }
-                    match t.endpoints6.get(&target) {
-                        Some(e) if !unspecified && e.port_ifindex != port.ifindex => {
-                            V6Verdict::Answer { mac: e.mac }
-                        }
-                        _ => forward,
-                    }
-                }
-                _ => forward,
-            }
+}
+
+/// The IPv6 rules for the IPv6 packet at `l3` of `frame` (behind the
+/// Ethernet header, or behind VLAN tags) entering on `port` (its source
+/// MAC already checked): every port's IPv6 gets the header walk (the
+/// headers the switch reads whole) and the ND responder; an endpoint's
+/// the source check, the RA guard and the ND spoofing rules between them.
+pub fn expect6(port: &SwPort, frame: &[u8], l3: usize, t: &V6Tables) -> V6Verdict {
+    use V6Verdict::Drop;
+    let w = match walk(frame, l3) {
+        Ok(w) => w,
+        Err(c) => return Drop(c),
+    };
+    let (at, next, end) = (w.at, w.next, w.end);
+    let endpoint = port.kind != PORT_KIND_GATEWAY;
+    if at + upper_needed(&w) > end {
+        return Drop(Counter::DropTruncated);
+    }
+    let src = addr6(frame, l3 + 8);
+    let dst = addr6(frame, l3 + 24);
+    let unspecified = src.is_unspecified();
+    let icmp = (next == PROTO_ICMPV6 && !w.later_fragment).then(|| frame[at]);
+    if endpoint && let Some(c) = endpoint_rules(port, frame, &w, src, icmp, t) {
+        return Drop(c);
+    }
+    // Answered in place: a solicitation that is the fixed header and a
+    // 32-byte message (the NA with its target link-layer option takes
+    // exactly its room), not DAD, for an address behind another port.
+    if icmp == Some(ND_NEIGHBOR_SOLICIT) && !unspecified && at == l3 + 40 && end - at == 32 {
+        let target: [u8; 16] = frame[at + 8..at + 24].try_into().unwrap();
+        if let Some(e) = t.endpoints6.get(&target)
+            && e.port_ifindex != port.ifindex
+        {
+            return V6Verdict::Answer {
+                mac: e.mac,
+                router: e.port_ifindex == t.gateway_port,
+            };
         }
-        _ if unspecified => Drop(Counter::DropSpoofed),
-        PROTO_UDP => {
-            if at + 8 > end {
-                return Drop(Counter::DropTruncated);
+    }
+    V6Verdict::Forward {
+        to_host_addr: port.kind != PORT_KIND_GATEWAY && t.host_addrs6.contains(&dst),
+    }
+}
+
+/// The endpoint's rules after the walk: the reason to drop, if any.
+fn endpoint_rules(
+    port: &SwPort,
+    frame: &[u8],
+    w: &Walked,
+    src: Ipv6Addr,
+    icmp: Option<u8>,
+    t: &V6Tables,
+) -> Option<Counter> {
+    let Some(own) = t.ports6.get(&port.ifindex) else {
+        return Some(Counter::DropSpoofed);
+    };
+    let unspecified = src.is_unspecified();
+    if src.octets() != own.global && src.octets() != own.link_local && !unspecified {
+        return Some(Counter::DropSpoofed);
+    }
+    // `::` only for duplicate address detection.
+    if unspecified && icmp != Some(ND_NEIGHBOR_SOLICIT) {
+        return Some(Counter::DropSpoofed);
+    }
+    let (at, end) = (w.at, w.end);
+    if w.later_fragment {
+        // No upper-layer header here: an ICMPv6 one could hide an RA.
+        return (w.next == PROTO_ICMPV6).then_some(Counter::DropRaGuard);
+    }
+    match (w.next, icmp) {
+        (_, Some(ND_ROUTER_ADVERT | ND_REDIRECT)) => Some(Counter::DropRaGuard),
+        (_, Some(kind @ (ND_NEIGHBOR_ADVERT | ND_NEIGHBOR_SOLICIT))) => {
+            if at + 24 > end {
+                return Some(Counter::DropTruncated);
             }
-            if be16(frame, at) == DHCP6_SERVER_PORT {
-                Drop(Counter::DropRaGuard)
+            let target: [u8; 16] = frame[at + 8..at + 24].try_into().unwrap();
+            let (option, own_target) = if kind == ND_NEIGHBOR_ADVERT {
+                (
+                    ND_OPT_TARGET_LL,
+                    target == own.global || target == own.link_local,
+                )
             } else {
-                forward
+                (ND_OPT_SOURCE_LL, true)
+            };
+            match ll_options(frame, at + 24, end, option) {
+                Err(c) => Some(c),
+                Ok(lla) => (!own_target || lla.iter().any(|m| *m != port.mac))
+                    .then_some(Counter::DropNdSpoof),
             }
         }
-        _ => forward,
+        (PROTO_UDP, _) => (be16(frame, at) == DHCP6_SERVER_PORT).then_some(Counter::DropRaGuard),
+        _ => None,
     }
 }
 
 /// The neighbour advertisement the owner (`mac`) of the NS's target sends
 /// back to the soliciting endpoint (RFC 4861 §7.2.4): to its MAC and
 /// address, from the target address, hop limit 255, solicited and
-/// override set, with the target link-layer option; nothing else.
-pub fn nd_answer(ns: &[u8], mac: Mac) -> Vec<u8> {
+/// override set (and router, when the owner is the gateway: the host
+/// forwards), with the target link-layer option; the frame's padding
+/// beyond the packet kept as it was (as the ARP answer keeps it).
+pub fn nd_answer(ns: &[u8], mac: Mac, router: bool) -> Vec<u8> {
     let requester_mac: Mac = ns[6..12].try_into().unwrap();
     let requester = addr6(ns, IP + 8);
     let upper = walk6(&ns[IP..], ns.len() - IP).expect("a solicitation the model answers");
     let target = addr6(ns, IP + upper.at + 8);
+    let router = if router { NA_ROUTER } else { 0 };
     let body = na_body(
-        NA_SOLICITED | NA_OVERRIDE,
+        router | NA_SOLICITED | NA_OVERRIDE,
         target,
         &ll_option(ND_OPT_TARGET_LL, mac),
     );
     let mut ip = Ip6::new(target, requester);
     ip.hop_limit = 255;
     let na = icmp6(target, requester, ND_NEIGHBOR_ADVERT, 0, &body);
-    ipv6_frame_of(requester_mac, mac, &ipv6_with(&ip, PROTO_ICMPV6, &na))
+    let mut frame = ipv6_frame_of(requester_mac, mac, &ipv6_with(&ip, PROTO_ICMPV6, &na));
+    frame.extend_from_slice(&ns[frame.len().min(ns.len())..]);
+    frame
 }
 
 /// An IPv6 frame from port `from` (sources its own mostly, sometimes not)
@@ -430,6 +493,7 @@ mod tests {
         }
         let mut t = V6Tables {
             enabled: true,
+            gateway_port: ports[3].ifindex,
             ..Default::default()
         };
         for p in &ports {
@@ -472,25 +536,48 @@ mod tests {
     fn the_rules_decide_the_textbook_cases() {
         let (ports, t) = tables();
         let (a, b, gw) = (&ports[0], &ports[1], &ports[3]);
-        let answer = expect6(a, &ns(a, link_local6(a), global6(b), Some(a.mac)), &t);
-        assert_eq!(answer, V6Verdict::Answer { mac: b.mac });
-        let to_gw = expect6(a, &ns(a, global6(a), link_local6(gw), None), &t);
-        assert_eq!(to_gw, V6Verdict::Answer { mac: gw.mac });
+        let answer = expect6(a, &ns(a, link_local6(a), global6(b), Some(a.mac)), IP, &t);
+        assert_eq!(
+            answer,
+            V6Verdict::Answer {
+                mac: b.mac,
+                router: false
+            }
+        );
+        let to_gw = expect6(a, &ns(a, global6(a), link_local6(gw), None), IP, &t);
+        // (An NS without a source link-layer option is 24 bytes: the NA
+        // would not fit in its place.)
+        assert!(matches!(to_gw, V6Verdict::Forward { .. }));
+        let to_gw = expect6(a, &ns(a, global6(a), link_local6(gw), Some(a.mac)), IP, &t);
+        assert_eq!(
+            to_gw,
+            V6Verdict::Answer {
+                mac: gw.mac,
+                router: true
+            }
+        );
         // DAD is not answered, and may not carry a link-layer option.
         let dad = ns(a, Ipv6Addr::UNSPECIFIED, global6(a), None);
-        assert!(matches!(expect6(a, &dad, &t), V6Verdict::Forward { .. }));
+        assert!(matches!(
+            expect6(a, &dad, IP, &t),
+            V6Verdict::Forward { .. }
+        ));
         let spoofed = ns(a, global6(a), global6(b), Some(b.mac));
         assert_eq!(
-            expect6(a, &spoofed, &t),
+            expect6(a, &spoofed, IP, &t),
             V6Verdict::Drop(Counter::DropNdSpoof)
         );
         let other_source = ns(a, global6(b), global6(b), None);
         assert_eq!(
-            expect6(a, &other_source, &t),
+            expect6(a, &other_source, IP, &t),
             V6Verdict::Drop(Counter::DropSpoofed)
         );
         // The answer: the owner's NA, with a right checksum.
-        let reply = nd_answer(&ns(a, link_local6(a), global6(b), Some(a.mac)), b.mac);
+        let reply = nd_answer(
+            &ns(a, link_local6(a), global6(b), Some(a.mac)),
+            b.mac,
+            false,
+        );
         verify_checksums6(&reply).unwrap();
         assert_eq!(&reply[0..12], &[a.mac, b.mac].concat()[..]);
         assert_eq!(reply.len(), 14 + 40 + 32);
@@ -504,7 +591,7 @@ mod tests {
         none.ports6.remove(&c.ifindex);
         let from_c = ns(c, link_local6(c), global6(a), Some(c.mac));
         assert_eq!(
-            expect6(c, &from_c, &none),
+            expect6(c, &from_c, IP, &none),
             V6Verdict::Drop(Counter::DropSpoofed)
         );
     }
@@ -525,7 +612,7 @@ mod tests {
             if f.len() < IP + 40 || f[12..14] != ETH_P_IPV6.to_be_bytes() {
                 continue;
             }
-            seen.insert(match expect6(&from, &f, &t) {
+            seen.insert(match expect6(&from, &f, IP, &t) {
                 V6Verdict::Answer { .. } => "Answer".to_string(),
                 other => format!("{other:?}"),
             });

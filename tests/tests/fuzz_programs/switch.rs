@@ -62,9 +62,16 @@ impl SwitchLab {
             ports,
             v6: V6Tables {
                 enabled,
+                gateway_port: 0,
                 ..Default::default()
             },
         };
+        lab.v6.gateway_port = lab
+            .ports
+            .iter()
+            .find(|p| p.kind == PORT_KIND_GATEWAY)
+            .map(|p| p.ifindex)
+            .unwrap();
         // Every port's IPv6 addresses in `endpoints6` (the gateway's with
         // vbridge's MAC), the endpoint ports' in `ports6`.
         for p in lab.ports.clone() {
@@ -223,9 +230,9 @@ fn check_switch_case(
                 ));
             }
         }
-        SwOutcome::NdAnswered { mac } => {
+        SwOutcome::NdAnswered { mac, router } => {
             tally.rewritten += 1;
-            let na = switch_model6::nd_answer(frame, mac);
+            let na = switch_model6::nd_answer(frame, mac, router);
             if out != na.as_slice() {
                 p.push(format!(
                     "ND answer differs from the owner's advertisement {}: {}",
@@ -233,7 +240,7 @@ fn check_switch_case(
                     hex(out)
                 ));
             }
-            if let Err(e) = packets::verify_checksums6(out) {
+            if let Err(e) = packets::check_ipv6(&out[14..]) {
                 p.push(format!("ND answer: {e}"));
             }
         }
