@@ -3,10 +3,13 @@
 //! section), not from the programs' code. The IPv4 rules
 //! ([`super::nat_model`]) with 16-byte addresses, plus:
 //!
+//! * a version other than 6 behind the IPv6 EtherType is malformed;
 //! * egress: a packet whose source is in the lab prefix leaves translated
 //!   (source = the external address, port/echo id from the range) or not
 //!   at all; link-local and multicast destinations and neighbour discovery
-//!   are never translated (they pass, so NDP keeps working on the uplink);
+//!   are never translated (so NDP keeps working on the uplink; ND from a
+//!   lab address is dropped, a lab address to a link-local or multicast
+//!   destination is passed or dropped, never rewritten);
 //!   everything else is the host's and passes untouched;
 //! * ingress: to the external address, a reply or an ICMPv6 error quoting a
 //!   translated packet gets the lab destination back; to the lab prefix
@@ -60,6 +63,10 @@ pub enum Expect6 {
     Refused,
     Pass,
     Drop(Counter),
+    /// A lab source to a link-local or multicast destination: never
+    /// translated. Passed untouched (`nat_pass_host`) or dropped (one
+    /// reason counted): the rules say only that it is not translated.
+    NeverTranslated,
     Translate {
         key: Nat6Key,
         l4: usize,
@@ -151,8 +158,9 @@ struct Walked {
     /// The upper layer's offset and protocol.
     at: usize,
     proto: u8,
-    /// The fragment header: (offset in 8-byte units, M, identification).
-    fragment: Option<(u16, bool, u32)>,
+    /// The fragment header: (offset in 8-byte units, M, identification,
+    /// its next header: the datagram's protocol as every fragment names it).
+    fragment: Option<(u16, bool, u32, u8)>,
 }
 
 /// Walks the chain whose first next header is `next`, from `at` within
@@ -182,7 +190,7 @@ fn walk(f: &[u8], mut next: u8, mut at: usize, end: usize) -> Result<Walked, Cou
         if next == NH_FRAGMENT {
             let word = be16(f, at + 2);
             let id = u32::from_be_bytes(f[at + 4..at + 8].try_into().unwrap());
-            fragment = Some((word >> 3, word & 1 == 1, id));
+            fragment = Some((word >> 3, word & 1 == 1, id, f[at]));
             if word >> 3 != 0 {
                 return Ok(Walked {
                     at,
@@ -206,11 +214,19 @@ pub fn expect6(dir: Dir, f: &[u8]) -> Expect6 {
     if f.len() < IP + 40 {
         return Expect6::Refused;
     }
+    // A header it cannot read is malformed, whoever sent it (the IPv4
+    // rule for a version other than 4).
+    if f[IP] >> 4 != 6 {
+        return Expect6::Drop(Counter::NatDropMalformed);
+    }
     let (src, dst) = (addr6(f, IP + 8), addr6(f, IP + 24));
     match dir {
         Dir::Egress => {
-            if !in_subnet6(src) || dst.is_multicast() || is_link_local(dst) {
+            if !in_subnet6(src) {
                 return Expect6::Pass;
+            }
+            if dst.is_multicast() || is_link_local(dst) {
+                return Expect6::NeverTranslated;
             }
         }
         Dir::Ingress => {
@@ -233,7 +249,9 @@ pub fn expect6(dir: Dir, f: &[u8]) -> Expect6 {
     if payload_len > f.len() - IP - 40 {
         return Expect6::Drop(Counter::NatDropMalformed);
     }
-    let end = IP + 40 + payload_len;
+    // The headers are read within the frame (the payload length is
+    // checked against it above).
+    let end = f.len();
     let w = match walk(f, f[IP + 6], IP + 40, end) {
         Ok(w) => w,
         Err(c) => return Expect6::Drop(c),
@@ -242,23 +260,25 @@ pub fn expect6(dir: Dir, f: &[u8]) -> Expect6 {
         Dir::Egress => (NAT_FRAG_OUT, false),
         Dir::Ingress => (NAT_FRAG_IN, true),
     };
-    let frag_key = |id: u32| Nat6FragKey {
+    let frag_key = |id: u32, proto: u8| Nat6FragKey {
         saddr: src.octets(),
         daddr: dst.octets(),
         id: id.to_be(),
-        proto: w.proto,
+        proto,
         dir: fdir,
         _pad: [0; 2],
     };
-    if let Some((offset, _, id)) = w.fragment
+    if let Some((offset, _, id, proto)) = w.fragment
         && offset != 0
     {
-        return Expect6::LaterFragment { key: frag_key(id) };
+        return Expect6::LaterFragment {
+            key: frag_key(id, proto),
+        };
     }
     let frag = w
         .fragment
-        .filter(|(_, more, _)| *more)
-        .map(|(_, _, id)| frag_key(id));
+        .filter(|(_, more, ..)| *more)
+        .map(|(_, _, id, proto)| frag_key(id, proto));
     let (l4, proto) = (w.at, w.proto);
     let has = |n: usize| l4 + n <= end;
     let malformed = Expect6::Drop(Counter::NatDropMalformed);
@@ -313,7 +333,9 @@ pub fn expect6(dir: Dir, f: &[u8]) -> Expect6 {
                     frag,
                 },
                 (_, 1..=4) => icmp_error6(dir, f, l4, end),
-                (Dir::Egress, ND_ROUTER_SOLICIT..=ND_REDIRECT) | (Dir::Ingress, _) => Expect6::Pass,
+                (Dir::Ingress, _) => Expect6::Pass,
+                // Neighbour discovery is never translated: from a lab
+                // address it cannot leave at all.
                 (Dir::Egress, _) => Expect6::Drop(Counter::NatDropUnknownProto),
             }
         }

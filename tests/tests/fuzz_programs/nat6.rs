@@ -215,3 +215,60 @@ pub(crate) fn case6(
     }
     st.refresh(lab, orig_now, reply_now, frags_now);
 }
+
+/// Runs the egress program on one IPv6 packet from the lab and returns the
+/// verdict, whether the frame changed, and the counters that moved.
+fn egress_once(name: &str, packet: &[u8]) -> (u32, bool, Vec<(&'static str, u64)>) {
+    let mut lab = NatLab::new(name);
+    assert!(
+        nat66_in_programs(&lab),
+        "the NAT programs of this build do no NAT66"
+    );
+    lab.configure6();
+    let frame = packets::ipv6_frame_of(frames::INET_MAC, frames::UPLINK_MAC, packet);
+    let before = lab.counters();
+    let (verdict, out) = lab.run(nat::EGRESS_PROGRAM, &frame).expect("test run");
+    let moved = netlab_tests::harness::moved(&before, &lab.counters());
+    (verdict, out != frame, moved)
+}
+
+/// Found by the fuzzer (seed 0x6e65746c6162, egress case 3304): a lab
+/// packet to a multicast or link-local destination was translated (a
+/// NAT66 entry created, the source rewritten); the rule is that
+/// link-local and multicast are never translated on the uplink.
+#[test]
+fn nat66_never_translates_a_lab_packet_to_multicast_or_link_local() {
+    use netlab_tests::packets::{Ip6, PROTO_UDP, ipv6_with, udp6};
+    let lab_host = frames6::LAB_HOSTS6[2];
+    for dst in [frames6::ALL_NODES, frames6::UPLINK_LL] {
+        let p = ipv6_with(
+            &Ip6::new(lab_host, dst),
+            PROTO_UDP,
+            &udp6(lab_host, dst, 40269, 53, b"q"),
+        );
+        let (verdict, changed, moved) = egress_once("scope6", &p);
+        assert!(
+            !changed
+                && !moved
+                    .iter()
+                    .any(|(c, _)| *c == "nat_created" || *c == "nat_hit"),
+            "{dst}: translated (verdict {verdict}, counters {moved:?})"
+        );
+    }
+}
+
+/// Found by the fuzzer (seed 0x6e65746c6162, egress case 5845): a lab
+/// packet of a protocol NAT66 does not translate, with fewer than 8 bytes
+/// after its headers, was counted malformed; it is an unknown protocol
+/// (nothing of it needs reading), as for IPv4.
+#[test]
+fn nat66_a_short_unknown_protocol_from_the_lab_is_unknown_not_malformed() {
+    use netlab_tests::packets::{Ip6, ipv6_with};
+    let (src, dst) = (frames6::LAB_HOSTS6[0], frames6::REMOTES6[0]);
+    let p = ipv6_with(&Ip6::new(src, dst), 253, &[0xab; 6]);
+    let (verdict, _, moved) = egress_once("proto6", &p);
+    assert_eq!(
+        (verdict, moved),
+        (TC_ACT_SHOT, vec![("nat_drop_unknown_proto", 1)])
+    );
+}

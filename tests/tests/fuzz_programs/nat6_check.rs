@@ -165,6 +165,18 @@ pub(crate) fn check_nat6_case(
     let rewrite = match expect {
         Expect6::Refused => unreachable!(),
         Expect6::Pass => untouched("the host's packet", Counter::NatPassHost, &mut p),
+        Expect6::NeverTranslated => {
+            let passed = verdict == TCX_NEXT && moved_ok(&[Counter::NatPassHost]);
+            let dropped = verdict == TC_ACT_SHOT && moved.len() == 1;
+            if out != frame || !(passed || dropped) {
+                p.push(format!(
+                    "a lab packet to a link-local or multicast destination must not be translated \
+                     (verdict {verdict}, changed: {}, counted {moved:?})",
+                    out != frame
+                ));
+            }
+            false
+        }
         Expect6::PassUntracked => untouched(
             "an untracked later fragment",
             Counter::NatFragUntracked,
