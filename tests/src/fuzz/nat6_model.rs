@@ -249,13 +249,17 @@ pub fn expect6(dir: Dir, f: &[u8]) -> Expect6 {
     if payload_len > f.len() - IP - 40 {
         return Expect6::Drop(Counter::NatDropMalformed);
     }
-    // The headers are read within the frame (the payload length is
-    // checked against it above).
+    // Headers are read within the frame, as the IPv4 NAT reads them (the
+    // payload length is checked against the frame above); the chain must
+    // end within the packet as its payload length bounds it.
     let end = f.len();
     let w = match walk(f, f[IP + 6], IP + 40, end) {
         Ok(w) => w,
         Err(c) => return Expect6::Drop(c),
     };
+    if w.at > IP + 40 + payload_len {
+        return Expect6::Drop(Counter::NatDropMalformed);
+    }
     let (fdir, reply_side) = match dir {
         Dir::Egress => (NAT_FRAG_OUT, false),
         Dir::Ingress => (NAT_FRAG_IN, true),

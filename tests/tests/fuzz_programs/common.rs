@@ -127,7 +127,12 @@ pub(crate) fn report(
             t.cases, t.refused, t.verdicts, t.rewritten, t.created, t.failures
         );
     }
-    for f in failures.iter().take(20) {
+    // NETLAB_FUZZ_SHOW: how many failures to print (20 unless told).
+    let show = std::env::var("NETLAB_FUZZ_SHOW")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    for f in failures.iter().take(show) {
         println!(
             "\nFAILED {} case {} (seed {seed:#x}): {}\n  frame: {}\n  - {}",
             f.program,
