@@ -323,7 +323,7 @@ fn check_tagged(port: &SwPort, frame: &[u8], v6: &V6Tables) -> Result<(), Counte
         }
         // IPv6 behind tags meets the IPv6 rules' drops (the tagged frame
         // is switched, never answered).
-        ETH_P_IPV6 if v6.enabled => {
+        ETH_P_IPV6 => {
             if let V6Verdict::Drop(c) = super::switch_model6::expect6(port, frame, l3, v6) {
                 return Err(c);
             }
@@ -409,7 +409,7 @@ pub fn expect(
             }
             to_host_addr = endpoint && host_addrs.iter().any(|a| frame[30..34] == a.octets());
         }
-        ETH_P_IPV6 if v6.enabled => match super::switch_model6::expect6(&port, frame, 14, v6) {
+        ETH_P_IPV6 => match super::switch_model6::expect6(&port, frame, 14, v6) {
             V6Verdict::Drop(c) => return done(SwOutcome::Drop(c)),
             V6Verdict::Answer { mac, router } => {
                 return done(SwOutcome::NdAnswered { mac, router });

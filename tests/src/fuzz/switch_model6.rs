@@ -70,9 +70,6 @@ const STRANGER_MAC: Mac = [0x02, 0xaa, 0, 0, 0, 9];
 /// The IPv6 maps of the switch as the model reads them.
 #[derive(Clone, Debug, Default)]
 pub struct V6Tables {
-    /// The program has the IPv6 rules (a build before them switches IPv6
-    /// by MAC as an other EtherType).
-    pub enabled: bool,
     /// The gateway port's ifindex: its addresses are a router's.
     pub gateway_port: u32,
     /// `ports6`: endpoint port ifindex → its addresses.
@@ -492,7 +489,6 @@ mod tests {
             p.ifindex = 10 + i as u32;
         }
         let mut t = V6Tables {
-            enabled: true,
             gateway_port: ports[3].ifindex,
             ..Default::default()
         };
