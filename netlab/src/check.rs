@@ -1,11 +1,15 @@
 //! `netlab check`: the walkthrough's three goals as a table. Every endpoint
 //! namespace pings every other one, the gateway (the host), and the
 //! internet server (sandbox only; root mode shows n/a, netlab never sends
-//! traffic outside the lab on its own).
+//! traffic outside the lab on its own). With IPv6, each namespace has a
+//! second row, `<ns> (IPv6)`: the same goals over IPv6 (`ping -6`), to
+//! the others' `address6`, `gateway6` and the internet server's IPv6
+//! address; where the lab's IPv6 cannot leave (`up` and `status` say why)
+//! the internet cell is n/a.
 //!
 //! Each cell is one `ping -c 1 -W 1` run inside the source namespace.
 
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::process::Command;
 
 use comfy_table::{Cell, Color, Table};
@@ -25,12 +29,21 @@ pub enum Outcome {
     NotApplicable,
 }
 
+/// The address family a probe uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Family {
+    Ipv4,
+    Ipv6,
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Probe {
     pub from: String,
     /// Column label: a namespace name, "gateway" or "internet".
     pub to: String,
-    pub address: Option<Ipv4Addr>,
+    pub family: Family,
+    pub address: Option<IpAddr>,
     #[serde(flatten)]
     pub outcome: Outcome,
 }
@@ -62,16 +75,25 @@ impl CheckReport {
         let mut header = vec![Cell::new("from \\ to")];
         header.extend(self.columns.iter().map(Cell::new));
         t.set_header(header);
-        let mut sources: Vec<&str> = Vec::new();
+        // One row per source and family, in probe order.
+        let mut sources: Vec<(&str, Family)> = Vec::new();
         for p in &self.probes {
-            if !sources.contains(&p.from.as_str()) {
-                sources.push(&p.from);
+            if !sources.contains(&(p.from.as_str(), p.family)) {
+                sources.push((&p.from, p.family));
             }
         }
-        for src in sources {
-            let mut row = vec![Cell::new(src)];
+        for (src, family) in sources {
+            let label = match family {
+                Family::Ipv4 => src.to_string(),
+                Family::Ipv6 => format!("{src} (IPv6)"),
+            };
+            let mut row = vec![Cell::new(label)];
             for col in &self.columns {
-                let cell = match self.probes.iter().find(|p| p.from == src && &p.to == col) {
+                let cell = match self
+                    .probes
+                    .iter()
+                    .find(|p| p.from == src && p.family == family && &p.to == col)
+                {
                     None => Cell::new("-"),
                     Some(p) => match &p.outcome {
                         Outcome::Ok { rtt_ms } => {
@@ -103,9 +125,12 @@ fn parse_rtt(stdout: &str) -> Option<f64> {
     rest.split_whitespace().next()?.parse().ok()
 }
 
-/// One ping from inside `ns`.
-pub fn ping(ns: &str, target: Ipv4Addr) -> Outcome {
+/// One ping from inside `ns` (`ping -6` for an IPv6 target).
+pub fn ping(ns: &str, target: IpAddr) -> Outcome {
     let mut cmd = Command::new("ping");
+    if target.is_ipv6() {
+        cmd.arg("-6");
+    }
     cmd.args(["-c", "1", "-W", "1", "-n", &target.to_string()]);
     if let Err(e) = netns::command_in(&mut cmd, ns, false) {
         return Outcome::Fail {
@@ -140,29 +165,51 @@ pub fn run(plan: &LabPlan) -> CheckReport {
     columns.push("internet".into());
 
     let mut probes: Vec<Probe> = Vec::new();
+    // IPv6's internet cell only where the lab's IPv6 can leave.
+    let internet6 = plan
+        .internet_server6()
+        .filter(|_| crate::health::ipv6_egress_problem(plan).is_none());
     for src in &plan.endpoints {
-        for dst in &plan.endpoints {
-            if dst.namespace != src.namespace {
-                probes.push(Probe {
-                    from: src.namespace.clone(),
-                    to: dst.namespace.clone(),
-                    address: Some(dst.address),
-                    outcome: Outcome::NotApplicable,
-                });
-            }
+        let probe = |to: &str, family, address: Option<IpAddr>| Probe {
+            from: src.namespace.clone(),
+            to: to.into(),
+            family,
+            address,
+            outcome: Outcome::NotApplicable,
+        };
+        for dst in plan
+            .endpoints
+            .iter()
+            .filter(|d| d.namespace != src.namespace)
+        {
+            probes.push(probe(
+                &dst.namespace,
+                Family::Ipv4,
+                Some(dst.address.into()),
+            ));
         }
-        probes.push(Probe {
-            from: src.namespace.clone(),
-            to: "gateway".into(),
-            address: Some(plan.gateway),
-            outcome: Outcome::NotApplicable,
-        });
-        probes.push(Probe {
-            from: src.namespace.clone(),
-            to: "internet".into(),
-            address: plan.internet_server(),
-            outcome: Outcome::NotApplicable,
-        });
+        probes.push(probe("gateway", Family::Ipv4, Some(plan.gateway.into())));
+        probes.push(probe(
+            "internet",
+            Family::Ipv4,
+            plan.internet_server().map(IpAddr::from),
+        ));
+        let (Some(v6), Some(_)) = (plan.ipv6, src.address6) else {
+            continue;
+        };
+        for dst in plan
+            .endpoints
+            .iter()
+            .filter(|d| d.namespace != src.namespace)
+        {
+            probes.push(probe(
+                &dst.namespace,
+                Family::Ipv6,
+                dst.address6.map(IpAddr::from),
+            ));
+        }
+        probes.push(probe("gateway", Family::Ipv6, Some(v6.gateway.into())));
+        probes.push(probe("internet", Family::Ipv6, internet6.map(IpAddr::from)));
     }
     for chunk in probes.chunks_mut(PARALLEL_PINGS) {
         std::thread::scope(|s| {
@@ -199,6 +246,7 @@ mod tests {
             probes: vec![Probe {
                 from: "ns1".into(),
                 to: "gateway".into(),
+                family: Family::Ipv6,
                 address: None,
                 outcome: Outcome::NotApplicable,
             }],
@@ -206,6 +254,10 @@ mod tests {
         assert!(r.all_ok());
         r.probes[0].outcome = Outcome::Fail { reason: "x".into() };
         assert!(!r.all_ok());
-        assert!(r.table(false).to_string().contains("FAIL"));
+        let table = r.table(false).to_string();
+        assert!(
+            table.contains("FAIL") && table.contains("ns1 (IPv6)"),
+            "{table}"
+        );
     }
 }

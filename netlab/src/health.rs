@@ -23,7 +23,7 @@ use crate::datapath::kernel;
 use crate::netns;
 use crate::plan::DatapathKind;
 use crate::plan::{HostPlan, LabPlan};
-use crate::state::LabState;
+use crate::state::{LabState, Owned};
 use crate::topology::{LinkInfoView, with_netlink};
 
 /// Kinds of parts, as shown by `status` (and in its JSON).
@@ -126,6 +126,58 @@ pub fn expected_pins(plan: &LabPlan) -> Vec<PathBuf> {
     v
 }
 
+/// Why the lab's IPv6 cannot leave through the uplink, if it cannot:
+/// * root mode: the uplink needs a global IPv6 address (its first one is
+///   what the lab's IPv6 is translated to), read now;
+/// * eBPF datapath: its NAT66 must hold an external address
+///   (`nat6_config`), which the install writes when it can translate.
+///
+/// None: the lab has no IPv6, or its IPv6 can leave.
+pub fn ipv6_egress_problem(plan: &LabPlan) -> Option<String> {
+    plan.ipv6?;
+    if let HostPlan::Root { uplink } = &plan.host
+        && let Some(why) = uplink_without_ipv6(uplink)
+    {
+        return Some(why);
+    }
+    if plan.datapath == DatapathKind::Ebpf {
+        return nat66_unconfigured(plan);
+    }
+    None
+}
+
+/// The eBPF datapath's NAT66 has no external address (not installed, or
+/// installed without one).
+fn nat66_unconfigured(plan: &LabPlan) -> Option<String> {
+    use aya::maps::{Array, MapData};
+    use netlab_common::nat6::{NAT6_CONFIG_MAP, Nat6Config};
+    let dir = crate::bpf::fs::lab_dir(&plan.name);
+    let config = crate::bpf::maps::open_pinned::<Array<MapData, Nat6Config>>(&dir, NAT6_CONFIG_MAP)
+        .and_then(|m| {
+            m.get(&0, 0)
+                .map_err(crate::bpf::Error::map(NAT6_CONFIG_MAP))
+        });
+    match config {
+        Ok(c) if c.external != [0; 16] => None,
+        Ok(_) => Some(format!(
+            "IPv6 egress unavailable: the eBPF datapath's NAT66 is not configured \
+             ({NAT6_CONFIG_MAP} holds no external address)"
+        )),
+        Err(e) => Some(format!("IPv6 egress unavailable: {e}")),
+    }
+}
+
+/// Root mode's uplink has no global IPv6 address to translate to.
+fn uplink_without_ipv6(uplink: &str) -> Option<String> {
+    match with_netlink(None, |nl| nl.global_ipv6(uplink)) {
+        Ok(Some(_)) => None,
+        Ok(None) => Some(format!(
+            "IPv6 egress unavailable: {uplink} has no global IPv6 address"
+        )),
+        Err(e) => Some(format!("IPv6 egress unavailable: {e}")),
+    }
+}
+
 /// Every part of the lab `state` records that is missing now. Empty for a
 /// healthy lab. Parts whose state cannot be read (netlink errors) count as
 /// missing, with the reason in the name.
@@ -177,7 +229,13 @@ pub fn missing(state: &LabState) -> Vec<Missing> {
                     v.push(part(PartKind::BridgePort, &e.peer, host));
                 }
             }
-            for subnet in kernel::Masqueraded::of(plan) {
+            // The rules `up` made, as recorded (root mode without a
+            // global IPv6 address on the uplink makes no IPv6 one).
+            let recorded = state.objects.iter().filter_map(|o| match o {
+                Owned::Masquerade { subnet, .. } => subnet.parse::<kernel::Masqueraded>().ok(),
+                _ => None,
+            });
+            for subnet in recorded {
                 if !kernel::masquerade_present(host, &subnet).unwrap_or(false) {
                     v.push(part(PartKind::Masquerade, &subnet.to_string(), host));
                 }

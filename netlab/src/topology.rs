@@ -12,7 +12,9 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use futures::TryStreamExt;
 use netlink_packet_route::AddressFamily;
-use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressHeaderFlags};
+use netlink_packet_route::address::{
+    AddressAttribute, AddressFlags, AddressHeaderFlags, AddressScope,
+};
 use netlink_packet_route::link::{
     InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
 };
@@ -81,7 +83,7 @@ where
     })?
 }
 
-/// One link as `ip -d addr` would show it.
+/// One link as `ip -d addr` would show it (IPv4 addresses, then IPv6).
 #[derive(Clone, Debug, Serialize)]
 pub struct LinkInfoView {
     pub name: String,
@@ -94,11 +96,11 @@ pub struct LinkInfoView {
     pub addresses: Vec<String>,
 }
 
-/// One IPv4 route of the main table.
+/// One route of the main table.
 #[derive(Clone, Debug, Serialize)]
 pub struct RouteView {
     pub destination: String,
-    pub gateway: Option<Ipv4Addr>,
+    pub gateway: Option<IpAddr>,
     pub device: Option<String>,
 }
 
@@ -361,13 +363,16 @@ impl Netlink {
                     _ => {}
                 }
             }
-            for a in addrs.iter().filter(|a| a.header.index == l.header.index) {
-                if a.header.family != AddressFamily::Inet {
-                    continue;
-                }
-                for attr in &a.attributes {
-                    if let AddressAttribute::Address(ip) = attr {
-                        v.addresses.push(format!("{ip}/{}", a.header.prefix_len));
+            // IPv4 first (as before IPv6 was shown), then IPv6.
+            for family in [AddressFamily::Inet, AddressFamily::Inet6] {
+                for a in addrs.iter().filter(|a| a.header.index == l.header.index) {
+                    if a.header.family != family {
+                        continue;
+                    }
+                    for attr in &a.attributes {
+                        if let AddressAttribute::Address(ip) = attr {
+                            v.addresses.push(format!("{ip}/{}", a.header.prefix_len));
+                        }
                     }
                 }
             }
@@ -378,15 +383,52 @@ impl Netlink {
 
     /// The IPv4 routes of the main table (for `status`).
     pub fn routes(&self) -> Result<Vec<RouteView>> {
-        let links = self.links()?;
-        let routes: Vec<RouteMessage> = self
+        self.routes_of(RouteMessageBuilder::<Ipv4Addr>::new().build())
+    }
+
+    /// The IPv6 routes of the main table (for `status`).
+    pub fn routes6(&self) -> Result<Vec<RouteView>> {
+        self.routes_of(RouteMessageBuilder::<Ipv6Addr>::new().build())
+    }
+
+    /// The first global-scope IPv6 address of `dev` (not one that failed
+    /// duplicate address detection); None when it has none.
+    pub fn global_ipv6(&self, dev: &str) -> Result<Option<Ipv6Addr>> {
+        let idx = self.require_link(dev)?;
+        let addrs: Vec<_> = self
             .block_on(
                 self.handle
-                    .route()
-                    .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+                    .address()
+                    .get()
+                    .set_link_index_filter(idx)
                     .execute()
                     .try_collect(),
             )
+            .map_err(nl(format!(
+                "cannot list the addresses of {dev} in {}",
+                self.netns
+            )))?;
+        Ok(addrs
+            .iter()
+            .filter(|a| {
+                a.header.family == AddressFamily::Inet6
+                    && a.header.scope == AddressScope::Universe
+                    && !a.attributes.iter().any(|x| {
+                        matches!(x, AddressAttribute::Flags(f) if f.contains(AddressFlags::Dadfailed))
+                    })
+            })
+            .find_map(|a| {
+                a.attributes.iter().find_map(|x| match x {
+                    AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+                    _ => None,
+                })
+            }))
+    }
+
+    fn routes_of(&self, query: RouteMessage) -> Result<Vec<RouteView>> {
+        let links = self.links()?;
+        let routes: Vec<RouteMessage> = self
+            .block_on(self.handle.route().get(query).execute().try_collect())
             .map_err(nl(format!("cannot list routes in {}", self.netns)))?;
         let mut out = Vec::new();
         for r in routes {
@@ -399,8 +441,18 @@ impl Netlink {
             let mut device = None;
             for a in &r.attributes {
                 match a {
-                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => dest = Some(*ip),
-                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => gateway = Some(*ip),
+                    RouteAttribute::Destination(RouteAddress::Inet(ip)) => {
+                        dest = Some(IpAddr::V4(*ip))
+                    }
+                    RouteAttribute::Destination(RouteAddress::Inet6(ip)) => {
+                        dest = Some(IpAddr::V6(*ip))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet(ip)) => {
+                        gateway = Some(IpAddr::V4(*ip))
+                    }
+                    RouteAttribute::Gateway(RouteAddress::Inet6(ip)) => {
+                        gateway = Some(IpAddr::V6(*ip))
+                    }
                     RouteAttribute::Oif(i) => {
                         device = links
                             .iter()

@@ -79,7 +79,13 @@ impl TestLab {
     /// As [`TestLab::with`], on `<net[0]>.<net[1]>.<k>.0/24`: test files
     /// that own another /16 (10.80 for the eBPF lab tests) use this.
     pub fn with_net(net: [u8; 2], short: &str, k: u8, count: u32, extra: &str) -> Self {
-        let name = format!("t{short}");
+        Self::named(&format!("t{short}"), net, k, count, extra)
+    }
+
+    /// As [`TestLab::with_net`], with the lab name `name` as it is (test
+    /// files whose labs have a prefix of their own).
+    pub fn named(name: &str, net: [u8; 2], k: u8, count: u32, extra: &str) -> Self {
+        let name = name.to_owned();
         let [a, b] = net;
         let toml = format!(
             "name = \"{name}\"\nsubnet = \"{a}.{b}.{k}.0/24\"\nnamespace_count = {count}\nnamespace_prefix = \"{name}-ns\"\n{extra}\n"

@@ -185,7 +185,9 @@ pub fn check<L: Load>(pkt: &L, port: &PortInfo, l3: usize) -> Result<Ipv6, Count
     let w = walk(pkt, l3)?;
     let upper = upper(pkt, &w)?;
     let solicit = matches!(upper, Upper::Icmp6(ICMPV6_NEIGHBOUR_SOLICIT));
-    let src = pkt.read::<[u8; 16]>(l3 + SRC).ok_or(Counter::DropTruncated)?;
+    let src = pkt
+        .read::<[u8; 16]>(l3 + SRC)
+        .ok_or(Counter::DropTruncated)?;
     let mut host_dst = HostDst::None;
     if port.kind == PORT_KIND_ENDPOINT {
         let own = decide::check_ipv6_source(port, &src, solicit)?;
@@ -197,7 +199,9 @@ pub fn check<L: Load>(pkt: &L, port: &PortInfo, l3: usize) -> Result<Ipv6, Count
             // whole, at worst the old or the new addresses are read.
             nd::check_advert(pkt, port, unsafe { &*own }, &w)?;
         }
-        let dst = pkt.read::<[u8; 16]>(l3 + DST).ok_or(Counter::DropTruncated)?;
+        let dst = pkt
+            .read::<[u8; 16]>(l3 + DST)
+            .ok_or(Counter::DropTruncated)?;
         host_dst = HostDst::V6(dst);
     }
     if solicit && src != [0; 16] && nd::answerable(&w) {

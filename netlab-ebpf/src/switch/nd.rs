@@ -126,7 +126,9 @@ pub fn check_advert<L: Load>(
     if w.l4 + ND_FIXED_LEN > w.end {
         return Err(Counter::DropTruncated);
     }
-    let target = pkt.read::<[u8; 16]>(w.l4 + 8).ok_or(Counter::DropTruncated)?;
+    let target = pkt
+        .read::<[u8; 16]>(w.l4 + 8)
+        .ok_or(Counter::DropTruncated)?;
     decide::check_na_target(own, &target)?;
     check_lladdr_options(pkt, port, w, OPT_TARGET_LLADDR)
 }

@@ -137,12 +137,7 @@ fn switch_frame(
 /// makes the copies: no per-port tx counts). A redirect the devmap refuses
 /// (a port not in it) goes to the TC program.
 #[inline(always)]
-fn forward(
-    ingress: u32,
-    dst: &[u8; 6],
-    host_dst: HostDst,
-    len: u32,
-) -> Result<Outcome, Counter> {
+fn forward(ingress: u32, dst: &[u8; 6], host_dst: HostDst, len: u32) -> Result<Outcome, Counter> {
     match decide::by_destination(ingress, dst, host_dst, false)? {
         Decision::Unicast(target) => {
             if XDP_PORTS.redirect(target.ifindex, u64::from(XDP_PASS)) != XDP_REDIRECT {

@@ -109,6 +109,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         eprintln!("netlab: {} -> {}: {reason}", p.from, p.to);
                     }
                 }
+                if let Some(why) = crate::health::ipv6_egress_problem(&state.plan) {
+                    println!("{why}");
+                }
             }
             Ok(if report.all_ok() {
                 ExitCode::SUCCESS

@@ -90,10 +90,22 @@ fn print_up(plan: &LabPlan) {
         DatapathKind::Ebpf => "eBPF",
     };
     println!("lab {} is up ({dp} datapath)", plan.name);
+    // " <address6>/<len>" where the lab has IPv6.
+    let v6 = |a: Option<std::net::Ipv6Addr>| match (a, plan.ipv6) {
+        (Some(a), Some(v6)) => format!(" {a}/{}", v6.subnet.prefix_len),
+        _ => String::new(),
+    };
+    let cidr6 = |c: Option<crate::cidr::Ipv6Cidr>| c.map(|c| format!(" {c}")).unwrap_or_default();
     match plan.sandbox() {
         Some(s) => println!(
-            "  host side: namespace {} (uplink {} {}), internet: namespace {} ({})",
-            s.namespace, s.uplink, s.uplink_address, s.internet_namespace, s.internet_address
+            "  host side: namespace {} (uplink {} {}{}), internet: namespace {} ({}{})",
+            s.namespace,
+            s.uplink,
+            s.uplink_address,
+            cidr6(s.uplink_address6),
+            s.internet_namespace,
+            s.internet_address,
+            cidr6(s.internet_address6)
         ),
         None => println!(
             "  host side: this network namespace, the one netlab runs in (uplink {})",
@@ -101,19 +113,26 @@ fn print_up(plan: &LabPlan) {
         ),
     }
     println!(
-        "  gateway: {} {}/{}",
-        plan.gateway_device, plan.gateway, plan.subnet.prefix_len
+        "  gateway: {} {}/{}{}",
+        plan.gateway_device,
+        plan.gateway,
+        plan.subnet.prefix_len,
+        v6(plan.ipv6.map(|x| x.gateway))
     );
     for e in &plan.endpoints {
         println!(
-            "  {}: {} {}/{} {} <-> {}",
+            "  {}: {} {}/{}{} {} <-> {}",
             e.namespace,
             e.veth,
             e.address,
             plan.subnet.prefix_len,
+            v6(e.address6),
             crate::names::format_mac(&e.mac),
             e.peer
         );
+    }
+    if let Some(why) = crate::health::ipv6_egress_problem(plan) {
+        println!("  {why}");
     }
     println!(
         "try: netlab check{}",

@@ -297,7 +297,7 @@ pub fn check(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> Vec<Strin
                 }
                 let default_ok = routes.iter().any(|r| {
                     r.destination == "default"
-                        && r.gateway == Some(plan.gateway)
+                        && r.gateway == Some(plan.gateway.into())
                         && r.device.as_deref() == Some(c.ifname.as_str())
                 });
                 if c.default_route && !default_ok {

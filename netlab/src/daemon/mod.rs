@@ -15,9 +15,10 @@
 //!   conntrack entries when the device's address goes away: replies to the
 //!   old address can no longer arrive);
 //! - **the host's addresses**: on the same events, the same thread re-reads
-//!   every IPv4 address of the host namespace and brings `host_addrs` in
-//!   step, so an address added at run time is closed to the namespaces too
-//!   (unless the lab allows host access).
+//!   every IPv4 and IPv6 address of the host namespace and brings
+//!   `host_addrs` and `host_addrs6` in step, so an address added at run
+//!   time is closed to the namespaces too (unless the lab allows host
+//!   access).
 //!
 //! Restarting the daemon loses nothing: all state is in the pinned maps.
 //! One daemon per lab: its pid is in `/run/netlab/<lab>.daemon.pid`, and

@@ -27,13 +27,16 @@ use super::log::say;
 use crate::{datapath::ebpf, netns};
 
 /// rtnetlink multicast groups (linux/rtnetlink.h): link and IPv4 address
-/// changes are what can change the uplink's address.
+/// changes are what can change the uplink's address; IPv6 address changes
+/// too change what `host_addrs6` must block.
 const RTMGRP_LINK: u32 = 0x1;
 const RTMGRP_IPV4_IFADDR: u32 = 0x10;
+const RTMGRP_IPV6_IFADDR: u32 = 0x100;
 
 /// Starts a thread inside the host namespace that reports the uplink's
 /// IPv4 address at start and after every rtnetlink link/address event, and
-/// on the same occasions syncs `host_addrs` with the host's addresses.
+/// on the same occasions syncs `host_addrs` and `host_addrs6` with the
+/// host's addresses.
 pub fn spawn_address_watcher(
     host_netns: Option<String>,
     uplink: String,
@@ -63,7 +66,7 @@ pub fn spawn_address_watcher(
                 )?;
                 bind(
                     std::os::fd::AsRawFd::as_raw_fd(&sock),
-                    &NetlinkAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR),
+                    &NetlinkAddr::new(0, RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR),
                 )?;
                 setsockopt(&sock, ReceiveTimeout, &TimeVal::new(0, 200_000))?;
                 Ok(sock)
@@ -103,7 +106,7 @@ pub fn spawn_address_watcher(
     Ok(handle)
 }
 
-/// Brings `host_addrs` in step with the host's addresses (on the watcher
+/// Brings `host_addrs` and `host_addrs6` in step with the host's addresses (on the watcher
 /// thread, inside the host namespace); says so when the count changed.
 fn follow_host_addresses(access: &ebpf::HostAccess, last: &mut Option<usize>) {
     if !access.dir.exists() {

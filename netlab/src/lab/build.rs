@@ -214,6 +214,11 @@ impl Builder {
         })??;
         for subnet in Masqueraded::of(plan) {
             let family = subnet.family();
+            if family == Family::Ipv6 && crate::health::ipv6_egress_problem(plan).is_some() {
+                // Root mode, no global IPv6 address on the uplink: nothing to
+                // masquerade to (`up` and `status` say so).
+                continue;
+            }
             if !kernel::nat_table_exists(family, host)? {
                 self.record(Owned::NatTable {
                     netns: host.map(str::to_string),

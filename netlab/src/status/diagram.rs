@@ -49,13 +49,16 @@ pub fn dot(lab: &Lab, status: &LabStatus, programs: &[ProgramRow]) -> String {
     let _ = writeln!(g, "digraph \"netlab {}\" {{", esc(&plan.name));
     let _ = writeln!(
         g,
-        "  label=\"lab {} ({} datapath), subnet {}\"; labelloc=t; rankdir=LR; compound=true;",
+        "  label=\"lab {} ({} datapath), subnet {}{}\"; labelloc=t; rankdir=LR; compound=true;",
         esc(&plan.name),
         match plan.datapath {
             DatapathKind::Ebpf => "eBPF",
             DatapathKind::Kernel => "kernel bridge",
         },
-        plan.subnet
+        plan.subnet,
+        plan.ipv6
+            .map(|v6| format!(" and {}", v6.subnet))
+            .unwrap_or_default()
     );
     let _ = writeln!(
         g,

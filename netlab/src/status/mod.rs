@@ -1,6 +1,6 @@
 //! `netlab status`: what the lab's state file records, and what the kernel
 //! shows for it: per namespace, links (ifindex, MAC, state, addresses,
-//! bridge) and IPv4 routes, read over netlink from inside each namespace.
+//! bridge) and IPv4 and IPv6 routes, read over netlink from inside each namespace.
 //! `netlab diagram` draws the same ([`diagram`]).
 
 pub mod diagram;
@@ -39,6 +39,12 @@ pub struct LabStatus {
     pub subnet: String,
     pub gateway: String,
     pub gateway_mac: String,
+    /// The lab's IPv6 prefix and gateway; None: no IPv6 (`subnet6 = "none"`).
+    pub subnet6: Option<String>,
+    pub gateway6: Option<String>,
+    /// Set when the lab has IPv6 that cannot leave: root mode with no
+    /// global IPv6 address on the uplink.
+    pub ipv6_egress_problem: Option<String>,
     pub namespaces: Vec<NamespaceStatus>,
     /// Objects recorded in the state file.
     pub owned: Vec<crate::state::Owned>,
@@ -82,7 +88,12 @@ fn inspect(name: Option<&str>, role: &str, only: Option<&[String]>) -> Namespace
     if !st.present {
         return st;
     }
-    match with_netlink(name, |nl| Ok((nl.links()?, nl.routes()?))) {
+    let read = with_netlink(name, |nl| {
+        let mut routes = nl.routes()?;
+        routes.extend(nl.routes6()?);
+        Ok((nl.links()?, routes))
+    });
+    match read {
         Ok((mut links, mut routes)) => {
             // Root mode: show the lab's devices, not the whole machine.
             if let Some(only) = only {
@@ -131,6 +142,9 @@ pub fn collect(state: &LabState) -> LabStatus {
         subnet: plan.subnet.to_string(),
         gateway: plan.gateway.to_string(),
         gateway_mac: format_mac(&plan.gateway_mac()),
+        subnet6: plan.ipv6.map(|v6| v6.subnet.to_string()),
+        gateway6: plan.ipv6.map(|v6| v6.gateway.to_string()),
+        ipv6_egress_problem: crate::health::ipv6_egress_problem(plan),
         namespaces,
         owned: state.objects.clone(),
         ebpf: ebpf_status(state),
@@ -188,6 +202,15 @@ pub fn render(s: &LabStatus) -> String {
             " -- HALF BUILT: run `netlab down`"
         },
     ));
+    match (&s.subnet6, &s.gateway6) {
+        (Some(subnet6), Some(gateway6)) => {
+            out.push_str(&format!("IPv6: subnet {subnet6}, gateway {gateway6}\n"))
+        }
+        _ => out.push_str("IPv6: off (subnet6 = \"none\")\n"),
+    }
+    if let Some(why) = &s.ipv6_egress_problem {
+        out.push_str(&format!("{why}\n"));
+    }
     if let Some(d) = &s.daemon {
         out.push_str(&crate::supervise::render(d));
         out.push('\n');

@@ -153,7 +153,7 @@ pub fn fragment_header(rng: &mut Rng) -> Option<Ext> {
 /// sometimes, a hop limit that is sometimes 1, and a jumbogram's zero
 /// payload length when the chain has the jumbo option (RFC 2675) mostly.
 pub fn packet6(rng: &mut Rng, src: Ipv6Addr, dst: Ipv6Addr, proto: u8, l4: &[u8]) -> Vec<u8> {
-    let mut ip = Ip6::new(src, dst);
+    let mut ip = Ipv6Header::new(src, dst);
     ip.hop_limit = *rng.pick(&[64, 64, 64, 255, 2, 1]);
     ip.flow_label = if rng.chance(30) { rng.u16() as u32 } else { 0 };
     let (mut ext, jumbo) = if rng.chance(35) {
@@ -225,13 +225,13 @@ pub fn plain_packet(
     request: bool,
 ) -> Vec<u8> {
     let l4 = l4_6(rng, proto, src, sport, dst, dport, request);
-    ipv6_with(&Ip6::new(src, dst), proto, &l4)
+    ipv6_with(&Ipv6Header::new(src, dst), proto, &l4)
 }
 
 /// A later fragment (offset > 0) of the datagram `key`: the fragment
 /// header and data only. Sometimes of another identification.
 pub fn later_fragment6(rng: &mut Rng, key: &Nat6FragKey) -> Vec<u8> {
-    let mut ip = Ip6::new(Ipv6Addr::from(key.saddr), Ipv6Addr::from(key.daddr));
+    let mut ip = Ipv6Header::new(Ipv6Addr::from(key.saddr), Ipv6Addr::from(key.daddr));
     let mut id = u32::from_be(key.id);
     if rng.chance(15) {
         id = id.wrapping_add(rng.range(1, 0xffff) as u32);
@@ -301,9 +301,9 @@ fn uplink_nd(rng: &mut Rng, dir: Dir) -> Vec<u8> {
     } else {
         ALL_NODES
     };
-    let mut ip = Ip6::new(src, dst);
+    let mut ip = Ipv6Header::new(src, dst);
     ip.hop_limit = 255;
-    ipv6_with(&ip, PROTO_ICMPV6, &icmp6(src, dst, kind, 0, &body))
+    ipv6_with(&ip, PROTO_ICMPV6, &icmpv6(src, dst, kind, 0, &body))
 }
 
 /// A valid IPv6 frame travelling `dir` through the uplink. `known`: the
@@ -375,7 +375,7 @@ pub fn valid_frame6(
             );
             let reply = fix_echo_id6(t.proto, reply, t.lab_port);
             let err = error_about(rng, t.lab, t.remote, &reply);
-            let p = ipv6_with(&Ip6::new(t.lab, t.remote), PROTO_ICMPV6, &err);
+            let p = ipv6_with(&Ipv6Header::new(t.lab, t.remote), PROTO_ICMPV6, &err);
             (
                 frame_of(dir, &p),
                 format!("ICMPv6 error out about proto {}", t.proto),
@@ -424,7 +424,7 @@ pub fn valid_frame6(
             );
             let from = *rng.pick(&[t.remote, ROUTER6]);
             let err = error_about(rng, from, EXTERNAL6, &translated);
-            let p = ipv6_with(&Ip6::new(from, EXTERNAL6), PROTO_ICMPV6, &err);
+            let p = ipv6_with(&Ipv6Header::new(from, EXTERNAL6), PROTO_ICMPV6, &err);
             (
                 frame_of(dir, &p),
                 format!("ICMPv6 error in about proto {}", t.proto),
@@ -445,7 +445,7 @@ pub fn valid_frame6(
             let proto = *rng.pick(&[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6, 47]);
             let p = if proto == 47 {
                 let data = payload(rng);
-                ipv6_with(&Ip6::new(remote, EXTERNAL6), 47, &data)
+                ipv6_with(&Ipv6Header::new(remote, EXTERNAL6), 47, &data)
             } else {
                 let request = rng.chance(50);
                 let (sport, dport) = (remote_port(rng), rng.u16());

@@ -469,7 +469,7 @@ mod tests {
     use super::*;
     use crate::fuzz::frames6::{LAB_HOSTS6, REMOTES6};
 
-    fn frame(ip: &Ip6, proto: u8, l4: &[u8]) -> Vec<u8> {
+    fn frame(ip: &Ipv6Header, proto: u8, l4: &[u8]) -> Vec<u8> {
         ipv6_frame_of([2; 6], [4; 6], &ipv6_with(ip, proto, l4))
     }
 
@@ -477,7 +477,7 @@ mod tests {
     fn the_rules_decide_the_textbook_cases() {
         let (lab, remote) = (LAB_HOSTS6[1], REMOTES6[0]);
         let out = frame(
-            &Ip6::new(lab, remote),
+            &Ipv6Header::new(lab, remote),
             PROTO_UDP,
             &udp6(lab, remote, 1111, 53, b"q"),
         );
@@ -486,7 +486,7 @@ mod tests {
             Expect6::Translate { frag: None, .. }
         ));
         // A chain of five extension headers is beyond the bound.
-        let mut long = Ip6::new(lab, remote);
+        let mut long = Ipv6Header::new(lab, remote);
         long.ext = vec![Ext::DestOpts(vec![]); 5];
         let f = frame(&long, PROTO_UDP, &udp6(lab, remote, 1111, 53, b"q"));
         assert_eq!(
@@ -500,7 +500,7 @@ mod tests {
             Expect6::Translate { .. }
         ));
         // A first fragment records its datagram; a later one is looked up.
-        let mut first = Ip6::new(lab, remote);
+        let mut first = Ipv6Header::new(lab, remote);
         first.ext = vec![Ext::Fragment {
             offset: 0,
             more: true,
@@ -516,19 +516,19 @@ mod tests {
         );
         // An error quoting our translated echo request comes back in.
         let req = ipv6_with(
-            &Ip6::new(EXTERNAL6, remote),
+            &Ipv6Header::new(EXTERNAL6, remote),
             PROTO_ICMPV6,
             &icmp6_echo(EXTERNAL6, remote, ICMP6_ECHO_REQUEST, 40001, 1, b""),
         );
         let err = icmp6_error(remote, EXTERNAL6, ICMP6_PACKET_TOO_BIG, 0, 1280, &req);
-        let f = frame(&Ip6::new(remote, EXTERNAL6), PROTO_ICMPV6, &err);
+        let f = frame(&Ipv6Header::new(remote, EXTERNAL6), PROTO_ICMPV6, &err);
         let Expect6::IcmpError { key, quoted, .. } = expect6(Dir::Ingress, &f) else {
             panic!()
         };
         assert_eq!(key.dport, 40001u16.to_be());
         assert_eq!(quoted.proto, PROTO_ICMPV6);
         // NDP on the uplink is never the NAT's; a jumbogram is dropped.
-        let mut jumbo = frame(&Ip6::new(remote, EXTERNAL6), PROTO_UDP, &[0; 8]);
+        let mut jumbo = frame(&Ipv6Header::new(remote, EXTERNAL6), PROTO_UDP, &[0; 8]);
         jumbo[18..20].copy_from_slice(&[0, 0]);
         assert_eq!(
             expect6(Dir::Ingress, &jumbo),

@@ -306,9 +306,9 @@ pub fn nd_answer(ns: &[u8], mac: Mac, router: bool) -> Vec<u8> {
         target,
         &ll_option(ND_OPT_TARGET_LL, mac),
     );
-    let mut ip = Ip6::new(target, requester);
+    let mut ip = Ipv6Header::new(target, requester);
     ip.hop_limit = 255;
-    let na = icmp6(target, requester, ND_NEIGHBOR_ADVERT, 0, &body);
+    let na = icmpv6(target, requester, ND_NEIGHBOR_ADVERT, 0, &body);
     let mut frame = ipv6_frame_of(requester_mac, mac, &ipv6_with(&ip, PROTO_ICMPV6, &na));
     frame.extend_from_slice(&ns[frame.len().min(ns.len())..]);
     frame
@@ -336,7 +336,7 @@ pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Ve
     };
     let peer = *rng.pick(&[global6(to), link_local6(to)]);
     let nd_ip = |dst: Ipv6Addr, rng: &mut Rng| {
-        let mut ip = Ip6::new(src, dst);
+        let mut ip = Ipv6Header::new(src, dst);
         ip.hop_limit = if rng.chance(90) { 255 } else { 64 };
         ip
     };
@@ -365,7 +365,7 @@ pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Ve
                 _ => Vec::new(),
             };
             let body = ns_body(target, &opts);
-            let m = icmp6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &body);
+            let m = icmpv6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &body);
             (dst, PROTO_ICMPV6, m, "NS", Some(nd_ip(dst, rng)))
         }
         2 | 3 => {
@@ -381,7 +381,7 @@ pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Ve
                 NA_OVERRIDE,
                 NA_ROUTER | NA_OVERRIDE,
             ]);
-            let m = icmp6(
+            let m = icmpv6(
                 src,
                 dst,
                 ND_NEIGHBOR_ADVERT,
@@ -392,7 +392,7 @@ pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Ve
         }
         4 => {
             let prefix = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 0);
-            let m = icmp6(
+            let m = icmpv6(
                 src,
                 ALL_NODES,
                 ND_ROUTER_ADVERT,
@@ -408,11 +408,11 @@ pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Ve
             )
         }
         5 => {
-            let m = icmp6(src, peer, ND_REDIRECT, 0, &redirect_body(src, OUTSIDE6));
+            let m = icmpv6(src, peer, ND_REDIRECT, 0, &redirect_body(src, OUTSIDE6));
             (peer, PROTO_ICMPV6, m, "redirect", Some(nd_ip(peer, rng)))
         }
         6 => {
-            let m = icmp6(src, ALL_ROUTERS, ND_ROUTER_SOLICIT, 0, &[0; 4]);
+            let m = icmpv6(src, ALL_ROUTERS, ND_ROUTER_SOLICIT, 0, &[0; 4]);
             (
                 ALL_ROUTERS,
                 PROTO_ICMPV6,
@@ -442,7 +442,7 @@ pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Ve
         9 => {
             // An MLD report (hop-by-hop router alert follows via the chain).
             let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
-            let m = icmp6(src, group, 143, 0, &[0, 0, 0, 0]);
+            let m = icmpv6(src, group, 143, 0, &[0, 0, 0, 0]);
             (group, PROTO_ICMPV6, m, "MLD report", None)
         }
         10 => {
@@ -518,9 +518,9 @@ mod tests {
         let opts = lla
             .map(|m| ll_option(ND_OPT_SOURCE_LL, m))
             .unwrap_or_default();
-        let mut ip = Ip6::new(src, dst);
+        let mut ip = Ipv6Header::new(src, dst);
         ip.hop_limit = 255;
-        let m = icmp6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &ns_body(target, &opts));
+        let m = icmpv6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &ns_body(target, &opts));
         ipv6_frame_of(
             multicast_mac(dst),
             from.mac,

@@ -70,7 +70,7 @@ mod tests {
             [2; 6],
             [4; 6],
             &ipv6_with(
-                &Ip6::new(src, dst),
+                &Ipv6Header::new(src, dst),
                 PROTO_UDP,
                 &udp6(src, dst, sport, 53, b"q"),
             ),

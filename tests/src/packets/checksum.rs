@@ -53,26 +53,26 @@ pub fn pseudo_sum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, len: usize) -> u32 {
     ones_sum(&p, 0) as u32
 }
 
-/// TCP/UDP checksum of `segment` (checksum field included as it is).
-pub fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> u16 {
-    !ones_sum(segment, pseudo_sum(src, dst, proto, segment.len()))
-}
-
 /// Sum of the IPv6 pseudo header (RFC 8200 §8.1: source, destination,
-/// upper-layer packet length, zeros, next header).
-pub fn pseudo_sum6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, len: usize) -> u32 {
+/// upper-layer length as 32 bits, three zero bytes, next header).
+pub fn pseudo_sum6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, len: usize) -> u32 {
     let mut p = Vec::with_capacity(40);
     p.extend_from_slice(&src.octets());
     p.extend_from_slice(&dst.octets());
     p.extend_from_slice(&(len as u32).to_be_bytes());
-    p.extend_from_slice(&[0, 0, 0, next]);
+    p.extend_from_slice(&[0, 0, 0, next_header]);
     ones_sum(&p, 0) as u32
 }
 
-/// TCP/UDP/ICMPv6 checksum of `segment` over IPv6 (checksum field
-/// included as it is): ICMPv6 too covers the pseudo header (RFC 4443 §2.3).
-pub fn l4_checksum6(src: Ipv6Addr, dst: Ipv6Addr, next: u8, segment: &[u8]) -> u16 {
-    !ones_sum(segment, pseudo_sum6(src, dst, next, segment.len()))
+/// ICMPv6/TCP/UDP-over-IPv6 checksum of `segment` (checksum field
+/// included as it is; zero for a fresh sum).
+pub fn l4_checksum6(src: Ipv6Addr, dst: Ipv6Addr, next_header: u8, segment: &[u8]) -> u16 {
+    !ones_sum(segment, pseudo_sum6(src, dst, next_header, segment.len()))
+}
+
+/// TCP/UDP checksum of `segment` (checksum field included as it is).
+pub fn l4_checksum(src: Ipv4Addr, dst: Ipv4Addr, proto: u8, segment: &[u8]) -> u16 {
+    !ones_sum(segment, pseudo_sum(src, dst, proto, segment.len()))
 }
 
 /// True when a checksummed area (checksum field included) sums to all ones.

@@ -12,8 +12,9 @@ use std::net::Ipv6Addr;
 
 use super::{
     ETH_P_IPV6, PROTO_TCP, PROTO_UDP,
+    build6::PROTO_ICMPV6,
     checksum::{ones_sum, pseudo_sum6, sums_right},
-    ipv6::{NH_DEST_OPTS, NH_FRAGMENT, NH_HOP_BY_HOP, NH_ROUTING, PROTO_ICMPV6},
+    ipv6::{NH_DEST_OPTS, NH_FRAGMENT, NH_HOP_BY_HOP, NH_ROUTING},
 };
 
 const IP: usize = 14;
@@ -167,7 +168,11 @@ mod tests {
                 icmp6_echo(a, b, ICMP6_ECHO_REQUEST, 7, 1, b"ping"),
             ),
         ] {
-            let f = ipv6_frame_of([2; 6], [4; 6], &ipv6_with(&Ip6::new(a, b), proto, &l4));
+            let f = ipv6_frame_of(
+                [2; 6],
+                [4; 6],
+                &ipv6_with(&Ipv6Header::new(a, b), proto, &l4),
+            );
             verify_checksums6(&f).unwrap();
             let mut bad = f.clone();
             *bad.last_mut().unwrap() ^= 0x40;
@@ -178,7 +183,7 @@ mod tests {
             assert!(verify_checksums6(&moved).is_err(), "proto {proto}");
         }
         // A later fragment has no checksum to check.
-        let mut ip = Ip6::new(a, b);
+        let mut ip = Ipv6Header::new(a, b);
         ip.ext = vec![Ext::Fragment {
             offset: 10,
             more: false,

@@ -8,9 +8,10 @@
 
 use std::net::Ipv6Addr;
 
-use super::{ETH_P_IPV6, Mac, PROTO_TCP, PROTO_UDP, TCP_ACK, checksum::l4_checksum6, ethernet};
+use super::{
+    ETH_P_IPV6, Mac, PROTO_TCP, TCP_ACK, build6::icmpv6, checksum::l4_checksum6, ethernet,
+};
 
-pub const PROTO_ICMPV6: u8 = 58;
 pub const NH_HOP_BY_HOP: u8 = 0;
 pub const NH_ROUTING: u8 = 43;
 pub const NH_FRAGMENT: u8 = 44;
@@ -31,10 +32,6 @@ pub const ND_REDIRECT: u8 = 137;
 /// ND option types (RFC 4861 §4.6).
 pub const ND_OPT_SOURCE_LL: u8 = 1;
 pub const ND_OPT_TARGET_LL: u8 = 2;
-/// NA flags (first byte after the checksum).
-pub const NA_ROUTER: u8 = 0x80;
-pub const NA_SOLICITED: u8 = 0x40;
-pub const NA_OVERRIDE: u8 = 0x20;
 /// DHCPv6 ports (RFC 8415).
 pub const DHCP6_CLIENT_PORT: u16 = 546;
 pub const DHCP6_SERVER_PORT: u16 = 547;
@@ -127,7 +124,7 @@ pub fn router_alert_option() -> Vec<u8> {
 
 /// IPv6 header fields for [`ipv6_with`].
 #[derive(Clone, Debug)]
-pub struct Ip6 {
+pub struct Ipv6Header {
     pub src: Ipv6Addr,
     pub dst: Ipv6Addr,
     pub hop_limit: u8,
@@ -137,7 +134,7 @@ pub struct Ip6 {
     pub ext: Vec<Ext>,
 }
 
-impl Ip6 {
+impl Ipv6Header {
     pub fn new(src: Ipv6Addr, dst: Ipv6Addr) -> Self {
         Self {
             src,
@@ -162,7 +159,7 @@ pub fn ext_chain(ext: &[Ext], upper: u8) -> (u8, Vec<u8>) {
 
 /// An IPv6 packet: the header, `ip.ext`, then `payload` as `upper`. The
 /// payload length is that of everything after the fixed header.
-pub fn ipv6_with(ip: &Ip6, upper: u8, payload: &[u8]) -> Vec<u8> {
+pub fn ipv6_with(ip: &Ipv6Header, upper: u8, payload: &[u8]) -> Vec<u8> {
     let (first, chain) = ext_chain(&ip.ext, upper);
     let vtf = (6u32 << 28) | ((ip.traffic_class as u32) << 20) | (ip.flow_label & 0xf_ffff);
     let mut p = vtf.to_be_bytes().to_vec();
@@ -206,31 +203,6 @@ pub fn tcp6(
     s
 }
 
-/// A UDP datagram over IPv6 with its (mandatory) checksum.
-pub fn udp6(src: Ipv6Addr, dst: Ipv6Addr, sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
-    let mut s = vec![0u8; 8];
-    s[0..2].copy_from_slice(&sport.to_be_bytes());
-    s[2..4].copy_from_slice(&dport.to_be_bytes());
-    s[4..6].copy_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
-    s.extend_from_slice(payload);
-    let mut c = l4_checksum6(src, dst, PROTO_UDP, &s);
-    if c == 0 {
-        c = 0xffff;
-    }
-    s[6..8].copy_from_slice(&c.to_be_bytes());
-    s
-}
-
-/// An ICMPv6 message of `kind`/`code` with `body` (everything after the
-/// checksum), its checksum over the pseudo header of `src`/`dst`.
-pub fn icmp6(src: Ipv6Addr, dst: Ipv6Addr, kind: u8, code: u8, body: &[u8]) -> Vec<u8> {
-    let mut m = vec![kind, code, 0, 0];
-    m.extend_from_slice(body);
-    let c = l4_checksum6(src, dst, PROTO_ICMPV6, &m);
-    m[2..4].copy_from_slice(&c.to_be_bytes());
-    m
-}
-
 /// An ICMPv6 echo request/reply.
 pub fn icmp6_echo(
     src: Ipv6Addr,
@@ -243,7 +215,7 @@ pub fn icmp6_echo(
     let mut body = id.to_be_bytes().to_vec();
     body.extend_from_slice(&seq.to_be_bytes());
     body.extend_from_slice(data);
-    icmp6(src, dst, kind, 0, &body)
+    icmpv6(src, dst, kind, 0, &body)
 }
 
 /// An ICMPv6 error (types 1-4) quoting `offending` (an IPv6 packet) as far
@@ -261,7 +233,7 @@ pub fn icmp6_error(
     let room = IPV6_MIN_MTU - 40 - 8;
     let mut body = rest.to_be_bytes().to_vec();
     body.extend_from_slice(&offending[..offending.len().min(room)]);
-    icmp6(src, dst, kind, code, &body)
+    icmpv6(src, dst, kind, code, &body)
 }
 
 /// A link-layer address option (RFC 4861 §4.6.1) of `kind`.
@@ -313,27 +285,6 @@ pub fn redirect_body(target: Ipv6Addr, dest: Ipv6Addr) -> Vec<u8> {
     b
 }
 
-/// The solicited-node multicast address of `addr` (RFC 4291 §2.7.1).
-pub fn solicited_node(addr: Ipv6Addr) -> Ipv6Addr {
-    let o = addr.octets();
-    Ipv6Addr::new(
-        0xff02,
-        0,
-        0,
-        0,
-        0,
-        1,
-        0xff00 | o[13] as u16,
-        u16::from_be_bytes([o[14], o[15]]),
-    )
-}
-
-/// The Ethernet address of IPv6 multicast `addr` (RFC 2464 §7).
-pub fn multicast_mac(addr: Ipv6Addr) -> Mac {
-    let o = addr.octets();
-    [0x33, 0x33, o[12], o[13], o[14], o[15]]
-}
-
 /// The EUI-64 link-local address of `mac` (RFC 4291 appendix A), what the
 /// kernel derives with addr_gen_mode 0.
 pub fn eui64_link_local(mac: Mac) -> Ipv6Addr {
@@ -354,12 +305,14 @@ pub fn eui64_link_local(mac: Mac) -> Ipv6Addr {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packets::{check_ipv6, verify_checksums6};
+    use crate::packets::{
+        PROTO_ICMPV6, PROTO_UDP, check_ipv6, multicast_mac, solicited_node, udp6, verify_checksums6,
+    };
 
     #[test]
     fn chains_link_their_next_headers_and_pad_to_eight() {
         let (a, b) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
-        let mut ip = Ip6::new(a, b);
+        let mut ip = Ipv6Header::new(a, b);
         ip.ext = vec![
             Ext::HopByHop(router_alert_option()),
             Ext::Routing {
@@ -400,7 +353,7 @@ mod tests {
             multicast_mac(solicited_node(a)),
             [0x33, 0x33, 0xff, 0x34, 0x56, 0x78]
         );
-        let ns = icmp6(
+        let ns = icmpv6(
             a,
             solicited_node(a),
             ND_NEIGHBOR_SOLICIT,
@@ -408,7 +361,7 @@ mod tests {
             &ns_body(a, &ll_option(ND_OPT_SOURCE_LL, mac)),
         );
         assert_eq!(ns.len(), 32);
-        let mut ip = Ip6::new(a, solicited_node(a));
+        let mut ip = Ipv6Header::new(a, solicited_node(a));
         ip.hop_limit = 255;
         let f = ipv6_frame_of(
             multicast_mac(solicited_node(a)),

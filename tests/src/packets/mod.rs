@@ -3,14 +3,19 @@
 //! real-lab tests that inject raw frames.
 //!
 //! * [`build`]: Ethernet, 802.1Q/802.1ad tags, ARP, IPv4 (options,
-//!   fragments), TCP, UDP, ICMP (echo, errors quoting a packet), IPv6
-//!   ([`ipv6`]: extension headers, TCP/UDP over IPv6, ICMPv6 and ND).
+//!   fragments), TCP, UDP, ICMP (echo, errors quoting a packet), IPv6.
+//! * [`build6`]: IPv6 extension headers, fragments, jumbograms, ICMPv6
+//!   (Neighbour Discovery, router advertisements), UDP over IPv6;
+//!   [`ipv6`]: extension header chains as values, TCP over IPv6, ICMPv6
+//!   echo and errors, ND bodies and options.
 //! * [`parse`]: the fields of what comes back, and IPv4 reassembly.
-//! * [`checksum`], [`checksum6`]: every Internet checksum, from scratch (RFC 1071, 768,
-//!   793, 792), never incrementally: it shares no logic with the
+//! * [`checksum`], [`checksum6`]: every Internet checksum, from scratch (RFC
+//!   1071, 768, 793, 792, RFC 8200's IPv6 pseudo header), never
+//!   incrementally: it shares no logic with the
 //!   programs' incremental updates, so a wrong update cannot hide.
 
 pub mod build;
+pub mod build6;
 pub mod checksum;
 pub mod checksum6;
 pub mod ipv6;
@@ -19,6 +24,7 @@ pub mod parse;
 mod scapy_cross_check;
 
 pub use build::*;
+pub use build6::*;
 pub use checksum::*;
 pub use checksum6::*;
 pub use ipv6::*;

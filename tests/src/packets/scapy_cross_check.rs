@@ -215,12 +215,17 @@ fn scapy_rebuilds_ipv6_frames_byte_for_byte() {
     let b: Ipv6Addr = "2001:db8:203:113::2".parse().unwrap();
     let (ma, mb) = ([2, 0, 0, 0, 0, 1], [2, 0, 0, 0, 0, 2]);
     let ll = eui64_link_local(ma);
-    let frame = |ip: &Ip6, proto: u8, l4: &[u8]| ipv6_frame_of(mb, ma, &ipv6_with(ip, proto, l4));
-    let plain = Ip6::new(a, b);
-    let mut nd = Ip6::new(ll, solicited_node(b));
+    let frame =
+        |ip: &Ipv6Header, proto: u8, l4: &[u8]| ipv6_frame_of(mb, ma, &ipv6_with(ip, proto, l4));
+    let plain = Ipv6Header::new(a, b);
+    let mut nd = Ipv6Header::new(ll, solicited_node(b));
     nd.hop_limit = 255;
-    let offending = ipv6_with(&Ip6::new(b, a), PROTO_UDP, &udp6(b, a, 53, 5353, b"q"));
-    let mut chained = Ip6::new(a, b);
+    let offending = ipv6_with(
+        &Ipv6Header::new(b, a),
+        PROTO_UDP,
+        &udp6(b, a, 53, 5353, b"q"),
+    );
+    let mut chained = Ipv6Header::new(a, b);
     chained.ext = vec![
         Ext::HopByHop(router_alert_option()),
         Ext::Routing {
@@ -230,7 +235,7 @@ fn scapy_rebuilds_ipv6_frames_byte_for_byte() {
         },
         Ext::DestOpts(vec![]),
     ];
-    let mut fragment = Ip6::new(a, b);
+    let mut fragment = Ipv6Header::new(a, b);
     fragment.ext = vec![Ext::Fragment {
         offset: 0,
         more: true,
@@ -261,7 +266,7 @@ fn scapy_rebuilds_ipv6_frames_byte_for_byte() {
             frame(
                 &nd,
                 PROTO_ICMPV6,
-                &icmp6(
+                &icmpv6(
                     ll,
                     solicited_node(b),
                     ND_NEIGHBOR_SOLICIT,
@@ -276,7 +281,7 @@ fn scapy_rebuilds_ipv6_frames_byte_for_byte() {
             frame(
                 &nd,
                 PROTO_ICMPV6,
-                &icmp6(
+                &icmpv6(
                     ll,
                     solicited_node(b),
                     ND_NEIGHBOR_ADVERT,
@@ -295,7 +300,7 @@ fn scapy_rebuilds_ipv6_frames_byte_for_byte() {
             frame(
                 &nd,
                 PROTO_ICMPV6,
-                &icmp6(
+                &icmpv6(
                     ll,
                     solicited_node(b),
                     ND_ROUTER_ADVERT,
@@ -310,14 +315,14 @@ fn scapy_rebuilds_ipv6_frames_byte_for_byte() {
             frame(
                 &nd,
                 PROTO_ICMPV6,
-                &icmp6(ll, solicited_node(b), ND_REDIRECT, 0, &redirect_body(ll, b)),
+                &icmpv6(ll, solicited_node(b), ND_REDIRECT, 0, &redirect_body(ll, b)),
             ),
             "ICMPv6ND_Redirect",
         ),
         (
             "packet too big quoting UDP",
             frame(
-                &Ip6::new(b, a),
+                &Ipv6Header::new(b, a),
                 PROTO_ICMPV6,
                 &icmp6_error(b, a, ICMP6_PACKET_TOO_BIG, 0, 1280, &offending),
             ),

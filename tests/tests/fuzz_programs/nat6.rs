@@ -236,11 +236,11 @@ fn egress_once(name: &str, packet: &[u8]) -> (u32, bool, Vec<(&'static str, u64)
 /// link-local and multicast are never translated on the uplink.
 #[test]
 fn nat66_never_translates_a_lab_packet_to_multicast_or_link_local() {
-    use netlab_tests::packets::{Ip6, PROTO_UDP, ipv6_with, udp6};
+    use netlab_tests::packets::{Ipv6Header, PROTO_UDP, ipv6_with, udp6};
     let lab_host = frames6::LAB_HOSTS6[2];
     for dst in [frames6::ALL_NODES, frames6::UPLINK_LL] {
         let p = ipv6_with(
-            &Ip6::new(lab_host, dst),
+            &Ipv6Header::new(lab_host, dst),
             PROTO_UDP,
             &udp6(lab_host, dst, 40269, 53, b"q"),
         );
@@ -261,9 +261,9 @@ fn nat66_never_translates_a_lab_packet_to_multicast_or_link_local() {
 /// (nothing of it needs reading), as for IPv4.
 #[test]
 fn nat66_a_short_unknown_protocol_from_the_lab_is_unknown_not_malformed() {
-    use netlab_tests::packets::{Ip6, ipv6_with};
+    use netlab_tests::packets::{Ipv6Header, ipv6_with};
     let (src, dst) = (frames6::LAB_HOSTS6[0], frames6::REMOTES6[0]);
-    let p = ipv6_with(&Ip6::new(src, dst), 253, &[0xab; 6]);
+    let p = ipv6_with(&Ipv6Header::new(src, dst), 253, &[0xab; 6]);
     let (verdict, _, moved) = egress_once("proto6", &p);
     assert_eq!(
         (verdict, moved),

@@ -1,6 +1,7 @@
 //! The host side's own addresses, as the datapath needs them: those the
-//! endpoints may not reach (`host_addrs`, the host-access rule) and the
-//! uplink's (the address the NAT masquerades with).
+//! endpoints may not reach (`host_addrs` and `host_addrs6`, the
+//! host-access rule) and the uplink's (the address the NAT masquerades
+//! with).
 
 use std::{
     collections::BTreeMap,
@@ -15,7 +16,9 @@ use crate::bpf::{
     Error, Result, fs,
     key::{ipv4_key, ipv4_of_key},
     maps::HostAddrs,
+    maps6::HostAddrs6,
 };
+use crate::names::link_local_for;
 use crate::plan::{PortRole, SwitchPlan};
 
 /// What the host-access rule needs to know about a lab.
@@ -25,19 +28,22 @@ pub struct HostAccess {
     pub dir: PathBuf,
     /// Always reachable: the namespaces' router.
     pub gateway: Option<Ipv4Addr>,
+    /// Its IPv6 addresses (global, and `vbridge`'s link-local), always
+    /// reachable too; empty without IPv6.
+    pub gateway6: Vec<Ipv6Addr>,
     /// `[host] allow_host_access`: nothing is blocked.
     pub allowed: bool,
 }
 
 impl HostAccess {
     pub fn of(plan: &SwitchPlan) -> Self {
+        let gateway = plan.ports.iter().find(|p| p.role == PortRole::Gateway);
         Self {
             dir: fs::lab_dir(&plan.lab),
-            gateway: plan
-                .ports
-                .iter()
-                .find(|p| p.role == PortRole::Gateway)
-                .map(|p| p.ipv4),
+            gateway: gateway.map(|p| p.ipv4),
+            gateway6: gateway
+                .and_then(|p| p.ipv6.map(|global| vec![global, link_local_for(p.mac)]))
+                .unwrap_or_default(),
             allowed: plan.allow_host_access,
         }
     }
@@ -83,17 +89,37 @@ pub fn blocked_host_addrs(gateway: Option<Ipv4Addr>) -> Result<BTreeMap<u32, u8>
     Ok(out)
 }
 
-/// Makes `host_addrs` match the host namespace's addresses now (empty when
-/// host access is allowed). Must run on a thread inside the host
-/// namespace. Returns how many addresses are blocked.
+/// The host side's IPv6 addresses that endpoints may not reach, read in
+/// the calling thread's namespace: every interface address (link-local
+/// ones and `::1` included) except the gateway's. Values HOST_ADDR_LOCAL.
+pub fn blocked_host_addrs6(gateway: &[Ipv6Addr]) -> Result<BTreeMap<Ipv6Addr, u8>> {
+    let addrs = nix::ifaddrs::getifaddrs().map_err(|source| Error::NoDevice {
+        dev: "(host interfaces)".to_owned(),
+        source,
+    })?;
+    Ok(addrs
+        .filter_map(|a| a.address?.as_sockaddr_in6().map(|sin6| sin6.ip()))
+        .filter(|ip| !gateway.contains(ip))
+        .map(|ip| (ip, HOST_ADDR_LOCAL))
+        .collect())
+}
+
+/// Makes `host_addrs` and `host_addrs6` match the host namespace's
+/// addresses now (empty when host access is allowed). Must run on a
+/// thread inside the host namespace. Returns how many addresses are
+/// blocked (both families).
 pub fn sync_host_access(access: &HostAccess) -> Result<usize> {
-    let wanted = if access.allowed {
-        BTreeMap::new()
+    let (wanted, wanted6) = if access.allowed {
+        (BTreeMap::new(), BTreeMap::new())
     } else {
-        blocked_host_addrs(access.gateway)?
+        (
+            blocked_host_addrs(access.gateway)?,
+            blocked_host_addrs6(&access.gateway6)?,
+        )
     };
     HostAddrs::open(&access.dir)?.sync(&wanted)?;
-    Ok(wanted.len())
+    HostAddrs6::open(&access.dir)?.sync(&wanted6)?;
+    Ok(wanted.len() + wanted6.len())
 }
 
 /// The entries of `host_addrs`: (address, HOST_ADDR_*), sorted.
@@ -104,6 +130,14 @@ pub fn host_addrs(lab: &str) -> Result<Vec<(Ipv4Addr, u8)>> {
         .into_iter()
         .map(|(k, kind)| (ipv4_of_key(k), kind))
         .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// The entries of `host_addrs6`: (address, HOST_ADDR_*), sorted.
+pub fn host_addrs6(lab: &str) -> Result<Vec<(Ipv6Addr, u8)>> {
+    validate_lab(lab)?;
+    let mut v = HostAddrs6::open(&installed_dir(lab)?)?.entries()?;
     v.sort();
     Ok(v)
 }

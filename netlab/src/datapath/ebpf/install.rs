@@ -10,6 +10,7 @@ use crate::bpf::{
     Error, Result, fs,
     loader::{self, PORT_PROGRAM},
     maps::SwitchMaps,
+    maps6::SwitchMaps6,
 };
 use crate::datapath::xdp;
 use crate::plan::{NatPlan, PortRole, SwitchPlan};
@@ -129,7 +130,7 @@ fn install_in(
     }
 
     let mut maps = SwitchMaps::open(dir)?;
-    sync_maps(&mut maps, ports)?;
+    sync_maps(&mut maps, &mut SwitchMaps6::open(dir)?, ports)?;
     // Before the links: a new port never forwards without the rule.
     let blocked = sync_host_access(host_access)?;
     log::debug!("host access: {blocked} host addresses blocked");

@@ -6,9 +6,10 @@
 //! on a thread inside the lab's host-side namespace: ifindexes and tcx
 //! attachments are resolved in the calling thread's namespace.
 //!
-//! Host access: unless the plan allows it, `host_addrs` lists the host
-//! namespace's own IPv4 addresses except the gateway's, and the port program
-//! drops IPv4 from endpoints to them (netlab-ebpf/src/switch/host.rs).
+//! Host access: unless the plan allows it, `host_addrs` and `host_addrs6`
+//! list the host namespace's own IPv4 and IPv6 addresses except the
+//! gateway's, and the port program drops IP from endpoints to them
+//! (netlab-ebpf/src/switch/host.rs).
 //! `install` fills it; the daemon re-reads the addresses after every
 //! rtnetlink address event ([`sync_host_access`]).
 //!
@@ -33,7 +34,10 @@ mod validate;
 
 use std::path::PathBuf;
 
-pub use host_addrs::{HostAccess, blocked_host_addrs, host_addrs, sync_host_access, uplink_ipv4};
+pub use host_addrs::{
+    HostAccess, blocked_host_addrs, blocked_host_addrs6, host_addrs, host_addrs6, sync_host_access,
+    uplink_ipv4,
+};
 pub use install::install;
 pub use ports::{add_port, remove_port};
 pub use runtime::{

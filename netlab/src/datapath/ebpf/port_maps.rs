@@ -6,11 +6,12 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use netlab_common::{
     maps::MAX_PORTS,
-    switch::{FDB_FLAG_STATIC, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, PortInfo},
+    switch::{FDB_FLAG_STATIC, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY, Port6, PortInfo},
 };
 
-use crate::bpf::{Error, Result, key::ipv4_key, maps::SwitchMaps};
+use crate::bpf::{Error, Result, key::ipv4_key, maps::SwitchMaps, maps6::SwitchMaps6};
 use crate::datapath::xdp;
+use crate::names::link_local_for;
 use crate::plan::{PortPlan, PortRole};
 
 /// A planned port with its devices resolved to ifindexes.
@@ -50,6 +51,25 @@ impl ResolvedPort<'_> {
     }
 }
 
+/// The IPv6 addresses behind a planned port: its global one and the
+/// link-local one the kernel derives from its MAC; `None` without IPv6.
+pub(super) fn addrs6(port: &PortPlan) -> Option<Port6> {
+    port.ipv6.map(|global| Port6 {
+        global: global.octets(),
+        link_local: link_local_for(port.mac).octets(),
+    })
+}
+
+/// Writes the IPv6 side of a resolved port (`ports6`, `endpoints6`).
+pub(super) fn write_port6(maps6: &mut SwitchMaps6, port: &ResolvedPort<'_>) -> Result<()> {
+    maps6.write_port(
+        port.ifindex,
+        port.plan.mac,
+        port.plan.role == PortRole::Endpoint,
+        addrs6(port.plan),
+    )
+}
+
 pub(super) fn resolve(port: &PortPlan) -> Result<ResolvedPort<'_>> {
     let ifindex = ifindex(&port.port_dev)?;
     let deliver_ifindex = match (port.role, &port.deliver_dev) {
@@ -73,8 +93,12 @@ fn ifindex(dev: &str) -> Result<u32> {
 /// Makes the maps describe exactly `ports`: new and changed entries are
 /// written first, then what no longer belongs is deleted, so a running lab
 /// never loses a path it keeps. Slots of ports that stay are kept (their
-/// statistics too).
-pub(super) fn sync_maps(maps: &mut SwitchMaps, ports: &[ResolvedPort<'_>]) -> Result<()> {
+/// statistics too). The IPv6 tables likewise.
+pub(super) fn sync_maps(
+    maps: &mut SwitchMaps,
+    maps6: &mut SwitchMaps6,
+    ports: &[ResolvedPort<'_>],
+) -> Result<()> {
     let existing: BTreeMap<u32, u32> = maps
         .ports()?
         .into_iter()
@@ -94,6 +118,14 @@ pub(super) fn sync_maps(maps: &mut SwitchMaps, ports: &[ResolvedPort<'_>]) -> Re
     for info in &infos {
         maps.write_port(info)?;
     }
+    for port in ports {
+        write_port6(maps6, port)?;
+    }
+    let keep6: BTreeMap<u32, Port6> = ports
+        .iter()
+        .filter_map(|p| addrs6(p.plan).map(|a| (p.ifindex, a)))
+        .collect();
+    maps6.retain(&keep6)?;
 
     let keep_ports: BTreeSet<u32> = infos.iter().map(|p| p.ifindex).collect();
     let keep_slots: BTreeSet<u32> = infos.iter().map(|p| p.slot).collect();
@@ -143,9 +175,14 @@ pub(super) fn slot_for(ifindex: u32, assigned: &BTreeMap<u32, u32>) -> Result<(u
         .ok_or_else(|| Error::InvalidPlan(format!("more than {MAX_PORTS} switch ports")))
 }
 
-/// Deletes every map entry of the port with `ifindex`.
-pub(super) fn erase_port(maps: &mut SwitchMaps, ifindex: u32) -> Result<()> {
+/// Deletes every map entry of the port with `ifindex`, its IPv6 ones too.
+pub(super) fn erase_port(
+    maps: &mut SwitchMaps,
+    maps6: &mut SwitchMaps6,
+    ifindex: u32,
+) -> Result<()> {
     use netlab_common::maps::{ENDPOINTS_MAP, FDB_MAP, FLOOD_MAP, PORTS_MAP};
+    maps6.erase_port(ifindex)?;
     if let Some((_, info)) = maps.ports()?.into_iter().find(|(i, _)| *i == ifindex) {
         remove_key(&mut maps.ports, &ifindex, PORTS_MAP)?;
         let slot = info.slot;

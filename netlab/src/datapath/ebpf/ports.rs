@@ -6,13 +6,14 @@ use std::{collections::BTreeMap, net::Ipv4Addr, path::Path};
 
 use netlab_common::switch::{PORT_KIND_GATEWAY, PortInfo};
 
-use super::port_maps::{erase_port, resolve, slot_for};
+use super::port_maps::{addrs6, erase_port, resolve, slot_for, write_port6};
 use super::validate::{installed_dir, validate_lab, validate_ports};
 use crate::bpf::{
     Error, Result, fs,
     key::{ipv4_key, ipv4_of_key},
     loader,
     maps::SwitchMaps,
+    maps6::SwitchMaps6,
 };
 use crate::datapath::xdp;
 use crate::names::format_mac;
@@ -27,9 +28,11 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     let dir = installed_dir(lab)?;
     let resolved = resolve(port)?;
     let mut maps = SwitchMaps::open(&dir)?;
+    let mut maps6 = SwitchMaps6::open(&dir)?;
     let existing = maps.ports()?;
 
     refuse_clash(lab, port, resolved.ifindex, &existing)?;
+    refuse_clash6(lab, port, resolved.ifindex, &maps6)?;
 
     let was_present = existing.iter().any(|(i, _)| *i == resolved.ifindex);
     let used: BTreeMap<u32, u32> = existing.iter().map(|(i, p)| (*i, p.slot)).collect();
@@ -39,6 +42,9 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     }
     let info = resolved.info(slot);
     maps.write_port(&info)?;
+    write_port6(&mut maps6, &resolved)?;
+    // A refreshed port may have lost or changed its IPv6 addresses.
+    maps6.prune_port(resolved.ifindex, addrs6(port))?;
 
     let mut program = loader::open_pinned_classifier(&fs::prog_pin(&dir))?;
     let attached = loader::attach_pinned(
@@ -48,7 +54,7 @@ pub fn add_port(lab: &str, port: &PortPlan) -> Result<()> {
     );
     if let Err(e) = attached {
         if !was_present {
-            let _ = erase_port(&mut maps, resolved.ifindex);
+            let _ = erase_port(&mut maps, &mut maps6, resolved.ifindex);
         }
         return Err(e);
     }
@@ -97,6 +103,27 @@ fn refuse_clash(
     Ok(())
 }
 
+/// Refuses a port whose IPv6 addresses (global or link-local) another
+/// port of the lab (not the one at `ifindex`) already has.
+fn refuse_clash6(lab: &str, port: &PortPlan, ifindex: u32, maps6: &SwitchMaps6) -> Result<()> {
+    let Some(addrs) = addrs6(port) else {
+        return Ok(());
+    };
+    for (addr, entry) in maps6.endpoints6()? {
+        let ours = addr.octets() == addrs.global || addr.octets() == addrs.link_local;
+        if ours && entry.port_ifindex != ifindex {
+            return Err(Error::Conflict {
+                lab: lab.to_owned(),
+                detail: format!(
+                    "address {addr} of port {} is already used by the port with ifindex {}",
+                    port.port_dev, entry.port_ifindex
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// The gateway port's address, from the ports map.
 fn gateway_of(maps: &SwitchMaps) -> Result<Option<Ipv4Addr>> {
     Ok(maps
@@ -122,6 +149,7 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
     loader::detach_pinned(&fs::link_pin(&dir, &port.port_dev))?;
 
     let mut maps = SwitchMaps::open(&dir)?;
+    let mut maps6 = SwitchMaps6::open(&dir)?;
     let ports = maps.ports()?;
     // By ifindex while the device exists; by MAC and address once it is
     // gone (its namespace was deleted, taking the veth pair along).
@@ -135,7 +163,7 @@ pub fn remove_port(lab: &str, port: &PortPlan) -> Result<()> {
                 .find(|(_, p)| p.mac == port.mac && p.ipv4 == ipv4_key(port.ipv4))
         });
     if let Some((ifindex, _)) = found {
-        erase_port(&mut maps, *ifindex)?;
+        erase_port(&mut maps, &mut maps6, *ifindex)?;
     }
     if nat_installed(&dir) {
         // While the namespace still exists (detach removes it after).

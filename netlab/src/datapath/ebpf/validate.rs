@@ -2,7 +2,7 @@
 //! `crate::names`: the lab name, the ports (names, MACs, addresses, one
 //! gateway), the calling thread's namespace.
 
-use std::{collections::BTreeSet, os::unix::fs::MetadataExt, path::PathBuf};
+use std::{collections::BTreeSet, net::Ipv6Addr, os::unix::fs::MetadataExt, path::PathBuf};
 
 use netlab_common::maps::MAX_PORTS;
 
@@ -51,6 +51,7 @@ pub(super) fn validate_ports(ports: &[PortPlan]) -> Result<()> {
     let mut devs = BTreeSet::new();
     let mut macs = BTreeSet::new();
     let mut ips = BTreeSet::new();
+    let mut ips6 = BTreeSet::new();
     for port in ports {
         validate_port(port)?;
         if !devs.insert(port.port_dev.as_str()) {
@@ -61,6 +62,11 @@ pub(super) fn validate_ports(ports: &[PortPlan]) -> Result<()> {
         }
         if !ips.insert(port.ipv4) {
             return invalid(format!("address {} used by two ports", port.ipv4));
+        }
+        if let Some(v6) = port.ipv6
+            && !ips6.insert(v6)
+        {
+            return invalid(format!("IPv6 address {v6} used by two ports"));
         }
     }
     let gateways = ports.iter().filter(|p| p.role == PortRole::Gateway).count();
@@ -84,6 +90,11 @@ fn validate_port(port: &PortPlan) -> Result<()> {
     if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() || ip.is_loopback() {
         return invalid(format!("port {dev}: {ip} is not a host address"));
     }
+    if let Some(v6) = port.ipv6
+        && let Some(why) = ipv6_problem(v6)
+    {
+        return invalid(format!("port {dev}: IPv6 address {v6} {why}"));
+    }
     match (port.role, &port.deliver_dev) {
         (PortRole::Gateway, Some(deliver)) => {
             validate_ifname("gateway device", deliver)?;
@@ -101,6 +112,22 @@ fn validate_port(port: &PortPlan) -> Result<()> {
             "endpoint port {dev}: a delivery device ({deliver}) is only for the gateway"
         )),
         (PortRole::Endpoint, None) => Ok(()),
+    }
+}
+
+/// Why `ip` cannot be a port's global IPv6 address (its link-local one
+/// is derived from the MAC), or `None`.
+fn ipv6_problem(ip: Ipv6Addr) -> Option<&'static str> {
+    if ip.is_unspecified() || ip.is_loopback() {
+        Some("is not a host address")
+    } else if ip.is_multicast() {
+        Some("is a multicast address")
+    } else if ip.is_unicast_link_local() {
+        Some("is link-local (the port's link-local address comes from its MAC)")
+    } else if ip.to_ipv4_mapped().is_some() {
+        Some("is an IPv4-mapped address")
+    } else {
+        None
     }
 }
 
@@ -178,6 +205,24 @@ mod tests {
         let mut gw = port("g", PortRole::Gateway, 1, 1);
         gw.deliver_dev = None;
         assert!(validate_ports(&[gw]).is_err());
+
+        let mut v6 = [
+            port("a", PortRole::Endpoint, 1, 1),
+            port("b", PortRole::Endpoint, 2, 2),
+        ];
+        v6[0].ipv6 = Some("fd00:10:0:0::1".parse().unwrap());
+        validate_ports(&v6).unwrap();
+        v6[1].ipv6 = v6[0].ipv6;
+        let e = validate_ports(&v6).unwrap_err().to_string();
+        assert!(
+            e.contains("IPv6 address fd00:10::1 used by two ports"),
+            "{e}"
+        );
+        for bad in ["::", "::1", "ff02::1", "fe80::1", "::ffff:10.0.0.1"] {
+            v6[1].ipv6 = Some(bad.parse().unwrap());
+            let e = validate_ports(&v6).unwrap_err().to_string();
+            assert!(e.contains(&format!("port b: IPv6 address {bad}")), "{e}");
+        }
 
         assert!(validate_lab("netlab").is_ok());
         assert!(validate_lab("../etc").is_err());
