@@ -166,7 +166,11 @@ mod tests {
                 saddr: [0xfd; 16],
                 daddr: [0x20; 16],
                 sport: 1234u16.to_be(),
-                dport: if proto == IPPROTO_ICMPV6 { 0 } else { 80u16.to_be() },
+                dport: if proto == IPPROTO_ICMPV6 {
+                    0
+                } else {
+                    80u16.to_be()
+                },
                 proto,
                 _pad: [0; 3],
             };

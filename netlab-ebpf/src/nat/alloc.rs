@@ -107,13 +107,7 @@ impl Probes {
     pub(super) fn port(&self, i: u32) -> u16 {
         let port = match self.keep {
             Some(orig) if i == 0 => orig,
-            _ => {
-                self.min
-                    + self
-                        .start
-                        .wrapping_add(i.wrapping_mul(self.stride))
-                        % self.range
-            }
+            _ => self.min + self.start.wrapping_add(i.wrapping_mul(self.stride)) % self.range,
         };
         (port as u16).to_be()
     }

@@ -71,7 +71,8 @@ pub enum Parsed {
 #[inline(always)]
 pub fn is_ipv6(ctx: &TcContext) -> bool {
     // SAFETY: bounds checked by ptr_at.
-    ptr_at::<EthHdr>(ctx, 0).is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
+    ptr_at::<EthHdr>(ctx, 0)
+        .is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
 }
 
 #[inline(always)]

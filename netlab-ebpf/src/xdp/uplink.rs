@@ -1,8 +1,9 @@
 //! Uplink XDP: drop, before an skb exists, what the uplink TC ingress
 //! would drop without looking at any map: packets claiming a lab source,
 //! packets to the lab subnet that are no translation's, and IPv4 or L4
-//! headers too short for the NAT to read. Everything else (replies of NAT
-//! flows included) is passed to the kernel; the TC ingress translates it.
+//! headers too short for the NAT to read; for IPv6 (NAT66) the first two
+//! rules, from the fixed header. Everything else (replies of NAT flows
+//! included) is passed to the kernel; the TC ingress translates it.
 //!
 //! Why replies are not translated and redirected here: see the README
 //! ("Uplink XDP"); the TC fast path already delivers them with
@@ -26,17 +27,27 @@ use crate::{
         config,
         inbound::{self, Refusal},
         parse::{IP_OFF, IP_OFFSET_MASK},
+        v6::{in_lab, parse::Ipv6Fixed},
     },
 };
 
 /// Entry point of `netlab_uplink_xdp`.
 #[inline(always)]
 pub fn uplink(ctx: &XdpContext) -> u32 {
-    let Some(cfg) = config() else {
-        // NAT disabled: nothing of the lab's to protect.
-        return XDP_PASS;
+    let verdict = if is_ipv6(ctx) {
+        let Some(cfg) = crate::nat::v6::config() else {
+            // NAT66 off: nothing of the lab's to protect.
+            return XDP_PASS;
+        };
+        verdict6(ctx, cfg)
+    } else {
+        let Some(cfg) = config() else {
+            // NAT disabled: nothing of the lab's to protect.
+            return XDP_PASS;
+        };
+        verdict(ctx, &cfg)
     };
-    match verdict(ctx, &cfg) {
+    match verdict {
         Ok(()) => {
             count(Counter::XdpPass);
             XDP_PASS
@@ -47,6 +58,34 @@ pub fn uplink(ctx: &XdpContext) -> u32 {
             XDP_DROP
         }
     }
+}
+
+#[inline(always)]
+fn is_ipv6(ctx: &XdpContext) -> bool {
+    // SAFETY: bounds checked by ptr_at.
+    ptr_at::<EthHdr>(ctx, 0)
+        .is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
+}
+
+/// The IPv6 rule, NAT66's refusals decided from the fixed header alone
+/// (the TC ingress's, `nat::v6`): a lab source, or the lab prefix as the
+/// destination. Anything else, a header too short to read included, is
+/// passed: the TC ingress walks the extension headers and judges the rest
+/// (the host's own IPv6 is not this program's to drop).
+#[inline(always)]
+fn verdict6(ctx: &XdpContext, cfg: &netlab_common::nat6::Nat6Config) -> Result<(), Counter> {
+    let Some(ip) = ptr_at::<Ipv6Fixed>(ctx, IP_OFF) else {
+        return Ok(());
+    };
+    // SAFETY: bounds checked by ptr_at.
+    let addrs = unsafe { &(*ip).addrs };
+    if in_lab(cfg, &addrs.saddr) {
+        return Err(Counter::XdpDropLabSource);
+    }
+    if in_lab(cfg, &addrs.daddr) {
+        return Err(Counter::XdpDropUnsolicited);
+    }
+    Ok(())
 }
 
 /// `Err(counter)`: drop for that reason.

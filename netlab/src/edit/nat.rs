@@ -40,11 +40,14 @@ pub struct RemovedFlow {
     pub ends: FlowEnds,
 }
 
-/// `--json` of both commands: `{"removed": N, "flows": [...]}`.
+/// `--json` of both commands: `{"removed": N, "flows": [...],
+/// "removed6": M}` (`removed6`: NAT66 flows, counted, not listed: listing
+/// IPv6 flows is `nat list`'s).
 #[derive(Clone, Debug, Serialize)]
 pub struct Removed {
     pub removed: usize,
     pub flows: Vec<RemovedFlow>,
+    pub removed6: usize,
 }
 
 fn removed_flow(f: &NatFlow) -> RemovedFlow {
@@ -73,6 +76,7 @@ fn remove(table: &mut NatTable, flows: &[NatFlow]) -> anyhow::Result<Removed> {
     Ok(Removed {
         removed: out.len(),
         flows: out,
+        removed6: 0,
     })
 }
 
@@ -85,7 +89,17 @@ pub fn flush(lab: &Lab, args: &NatFlushArgs) -> anyhow::Result<Removed> {
     };
     let mut table = natlist::open_table(lab)?;
     let flows = natlist::flows(lab, &table, &filter)?;
-    remove(&mut table, &flows)
+    let mut removed = remove(&mut table, &flows)?;
+    // NAT66's flows too, unless only one namespace's are asked for (its
+    // IPv6 flows are named by its IPv6 address, which `nat list` shows).
+    if args.namespace.is_none() {
+        let proto = match &args.proto {
+            Some(p) => Some(crate::inspect::decode::parse_proto(p).map_err(anyhow::Error::msg)?),
+            None => None,
+        };
+        removed.removed6 = crate::nat::flush6(&lab.dir, proto)?;
+    }
+    Ok(removed)
 }
 
 /// Removes one flow, named by its original tuple.
@@ -124,5 +138,8 @@ pub fn print(r: &Removed, json: bool, what: &str) -> anyhow::Result<()> {
         r.removed,
         if r.removed == 1 { "" } else { "s" }
     );
+    if r.removed6 > 0 {
+        println!("{what}: {} IPv6 (NAT66) flows removed too", r.removed6);
+    }
     Ok(())
 }

@@ -99,6 +99,13 @@ pub fn sweep_reporting(
         expired(flow);
     }
     stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?;
+    // NAT66's flows and fragments, same rules and timeouts (counted with
+    // IPv4's; `expired` reports IPv4 flows only, as its events do).
+    let v6 = super::expiry6::sweep6(pin_dir, timeouts, now_ns)?;
+    stats.flows += v6.flows;
+    stats.expired += v6.expired;
+    stats.refreshed += v6.refreshed;
+    stats.fragments_expired += v6.fragments_expired;
     Ok(stats)
 }
 

@@ -17,6 +17,7 @@
 mod attach;
 mod config;
 mod expiry;
+mod expiry6;
 mod frags;
 mod maps;
 mod publish;
@@ -31,6 +32,7 @@ pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
     sweep_reporting,
 };
+pub use expiry6::{Flow6, Sweep6, flush6, join6, sweep_fragments6, sweep6};
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, sync_published};
 pub use sock::{

@@ -208,7 +208,7 @@ pub fn error_about(rng: &mut Rng, from: Ipv6Addr, to: Ipv6Addr, offending: &[u8]
         (ICMP6_PACKET_TOO_BIG, 0, 1280),
         (ICMP6_PACKET_TOO_BIG, 0, 1400),
         (ICMP6_TIME_EXCEEDED, 0, 0),
-        (ICMP6_PARAM_PROBLEM, 0, 6),
+        (ICMP6_PARAM_PROB, 0, 6),
     ]);
     icmp6_error(from, to, kind, code, rest, offending)
 }

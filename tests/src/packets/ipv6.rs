@@ -8,9 +8,7 @@
 
 use std::net::Ipv6Addr;
 
-use super::{
-    ETH_P_IPV6, Mac, PROTO_TCP, TCP_ACK, build6::icmpv6, checksum::l4_checksum6, ethernet,
-};
+use super::{ETH_P_IPV6, Mac, ethernet};
 
 pub const NH_HOP_BY_HOP: u8 = 0;
 pub const NH_ROUTING: u8 = 43;
@@ -18,12 +16,6 @@ pub const NH_FRAGMENT: u8 = 44;
 pub const NH_DEST_OPTS: u8 = 60;
 pub const NH_NONE: u8 = 59;
 
-pub const ICMP6_DEST_UNREACH: u8 = 1;
-pub const ICMP6_PACKET_TOO_BIG: u8 = 2;
-pub const ICMP6_TIME_EXCEEDED: u8 = 3;
-pub const ICMP6_PARAM_PROBLEM: u8 = 4;
-pub const ICMP6_ECHO_REQUEST: u8 = 128;
-pub const ICMP6_ECHO_REPLY: u8 = 129;
 pub const ND_ROUTER_SOLICIT: u8 = 133;
 pub const ND_ROUTER_ADVERT: u8 = 134;
 pub const ND_NEIGHBOR_SOLICIT: u8 = 135;
@@ -35,8 +27,6 @@ pub const ND_OPT_TARGET_LL: u8 = 2;
 /// DHCPv6 ports (RFC 8415).
 pub const DHCP6_CLIENT_PORT: u16 = 546;
 pub const DHCP6_SERVER_PORT: u16 = 547;
-/// The IPv6 minimum MTU: an ICMPv6 error quotes as much as fits in it.
-pub const IPV6_MIN_MTU: usize = 1280;
 
 /// One extension header of a chain.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -178,64 +168,6 @@ pub fn ipv6_frame_of(dst: Mac, src: Mac, packet: &[u8]) -> Vec<u8> {
     ethernet(dst, src, ETH_P_IPV6, packet)
 }
 
-/// A TCP segment over IPv6 (20-byte header) with a correct checksum.
-pub fn tcp6(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    sport: u16,
-    dport: u16,
-    flags: u8,
-    payload: &[u8],
-) -> Vec<u8> {
-    let mut s = vec![0u8; 20];
-    s[0..2].copy_from_slice(&sport.to_be_bytes());
-    s[2..4].copy_from_slice(&dport.to_be_bytes());
-    s[4..8].copy_from_slice(&0x0102_0304u32.to_be_bytes());
-    if flags & TCP_ACK != 0 {
-        s[8..12].copy_from_slice(&0x0a0b_0c0du32.to_be_bytes());
-    }
-    s[12] = 5 << 4;
-    s[13] = flags;
-    s[14..16].copy_from_slice(&64240u16.to_be_bytes());
-    s.extend_from_slice(payload);
-    let c = l4_checksum6(src, dst, PROTO_TCP, &s);
-    s[16..18].copy_from_slice(&c.to_be_bytes());
-    s
-}
-
-/// An ICMPv6 echo request/reply.
-pub fn icmp6_echo(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    kind: u8,
-    id: u16,
-    seq: u16,
-    data: &[u8],
-) -> Vec<u8> {
-    let mut body = id.to_be_bytes().to_vec();
-    body.extend_from_slice(&seq.to_be_bytes());
-    body.extend_from_slice(data);
-    icmpv6(src, dst, kind, 0, &body)
-}
-
-/// An ICMPv6 error (types 1-4) quoting `offending` (an IPv6 packet) as far
-/// as the error fits in the minimum MTU (RFC 4443 §2.4(c)); `rest` is the
-/// second word (the MTU of a packet too big, the pointer of a parameter
-/// problem).
-pub fn icmp6_error(
-    src: Ipv6Addr,
-    dst: Ipv6Addr,
-    kind: u8,
-    code: u8,
-    rest: u32,
-    offending: &[u8],
-) -> Vec<u8> {
-    let room = IPV6_MIN_MTU - 40 - 8;
-    let mut body = rest.to_be_bytes().to_vec();
-    body.extend_from_slice(&offending[..offending.len().min(room)]);
-    icmpv6(src, dst, kind, code, &body)
-}
-
 /// A link-layer address option (RFC 4861 §4.6.1) of `kind`.
 pub fn ll_option(kind: u8, mac: Mac) -> Vec<u8> {
     let mut o = vec![kind, 1];
@@ -306,7 +238,8 @@ pub fn eui64_link_local(mac: Mac) -> Ipv6Addr {
 mod tests {
     use super::*;
     use crate::packets::{
-        PROTO_ICMPV6, PROTO_UDP, check_ipv6, multicast_mac, solicited_node, udp6, verify_checksums6,
+        PROTO_ICMPV6, PROTO_UDP, check_ipv6, icmpv6, multicast_mac, solicited_node, udp6,
+        verify_checksums6,
     };
 
     #[test]

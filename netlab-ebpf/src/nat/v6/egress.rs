@@ -16,7 +16,9 @@ use crate::{
     csum,
     maps::{NAT6_ORIG, NAT6_REPLY},
     nat::{
-        TCX_NEXT, alloc::Created, drop_packet, now_ns,
+        TCX_NEXT,
+        alloc::Created,
+        drop_packet, now_ns,
         parse::{ICMP_CHECK, ICMP_ID, IP_OFF, L4Head, TCP_CHECK, UDP_CHECK, load_ptr, tcp_flags},
         pass_host,
         state::{next_tcp_state, touch},

@@ -16,8 +16,8 @@ use netlab_common::nat6::{Nat6FragEntry, Nat6FragKey};
 use aya_ebpf::programs::TcContext;
 
 use super::parse::{Ipv6, load_addrs};
-use crate::nat::parse::IP_OFF;
 use crate::maps::NAT6_FRAGS;
+use crate::nat::parse::IP_OFF;
 
 /// The datagram's identity in direction `dir`, addresses not yet filled
 /// in (the caller copies them where they are); `None`: not a fragment.
@@ -39,14 +39,7 @@ fn key(ip: &Ipv6, dir: u8) -> Option<Nat6FragKey> {
 /// the update fails: the later fragments then follow the rule for an
 /// unseen first fragment.
 #[inline(always)]
-pub fn remember(
-    saddr: &[u8; 16],
-    daddr: &[u8; 16],
-    ip: &Ipv6,
-    dir: u8,
-    addr: &[u8; 16],
-    now: u64,
-) {
+pub fn remember(saddr: &[u8; 16], daddr: &[u8; 16], ip: &Ipv6, dir: u8, addr: &[u8; 16], now: u64) {
     let Some(mut key) = key(ip, dir) else {
         return;
     };

@@ -88,7 +88,11 @@ fn translate(ctx: &TcContext, ip: &Ipv6, inbound: bool, to: &mut [u8; 16]) -> i3
 }
 
 #[inline(always)]
-fn translate_quoted(ctx: &TcContext, ip: &Ipv6, inbound: bool) -> Result<Option<Nat6Entry>, Counter> {
+fn translate_quoted(
+    ctx: &TcContext,
+    ip: &Ipv6,
+    inbound: bool,
+) -> Result<Option<Nat6Entry>, Counter> {
     let inner_ip_off = ip.l4_off + ICMP6_HLEN;
     let inner = fixed_at(ctx, inner_ip_off).ok_or(Counter::NatDropMalformed)?;
     // SAFETY: a packet pointer from `fixed_at`, read before any helper.
@@ -197,7 +201,11 @@ fn translate_quoted(ctx: &TcContext, ip: &Ipv6, inbound: bool) -> Result<Option<
             } else {
                 let c = csum::replace16(old, quoted_old, &new_addr);
                 let c = csum::replace2(c, old_port, new_port);
-                if proto == IPPROTO_UDP && c == 0 { 0xffff } else { c }
+                if proto == IPPROTO_UDP && c == 0 {
+                    0xffff
+                } else {
+                    c
+                }
             };
             icmp_check = csum::replace2(icmp_check, old, new);
             Some(new)
@@ -206,7 +214,8 @@ fn translate_quoted(ctx: &TcContext, ip: &Ipv6, inbound: bool) -> Result<Option<
     };
 
     let stored = (|| -> Result<(), ()> {
-        ctx.store(IP_OFF + outer_off, &new_addr, 0).map_err(|_| ())?;
+        ctx.store(IP_OFF + outer_off, &new_addr, 0)
+            .map_err(|_| ())?;
         ctx.store(inner_ip_off + quoted_off, &new_addr, 0)
             .map_err(|_| ())?;
         ctx.store(inner_l4_off + port_off, &new_port, 0)

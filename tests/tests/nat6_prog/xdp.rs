@@ -1,0 +1,74 @@
+//! The uplink XDP program's IPv6 rule: NAT66's refusals (a lab source,
+//! the lab prefix as destination) before an skb exists; everything else
+//! passed to the TC ingress.
+
+use netlab::bpf::verdict::{XDP_DROP, XDP_PASS};
+
+use crate::lab::*;
+
+fn udp_in(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
+    in6(&ipv6_packet(
+        src,
+        dst,
+        PROTO_UDP,
+        &udp6(src, dst, 53, 41000, b"x"),
+    ))
+}
+
+#[test]
+fn xdp_drops_what_nat66_refuses_and_passes_the_rest() {
+    let lab = Nat6Lab::new("xdp");
+    let mut truncated = udp_in(remote(), ns1());
+    truncated.truncate(14 + 30);
+    for (what, frame, verdict, counter) in [
+        (
+            "to the lab prefix",
+            udp_in(remote(), ns1()),
+            XDP_DROP,
+            Counter::XdpDropUnsolicited,
+        ),
+        (
+            "a lab source",
+            udp_in(ns2(), external()),
+            XDP_DROP,
+            Counter::XdpDropLabSource,
+        ),
+        (
+            "to the external address",
+            udp_in(remote(), external()),
+            XDP_PASS,
+            Counter::XdpPass,
+        ),
+        (
+            "link-local",
+            udp_in(a6("fe80::9"), a6("fe80::1")),
+            XDP_PASS,
+            Counter::XdpPass,
+        ),
+        (
+            "a header too short to judge",
+            truncated,
+            XDP_PASS,
+            Counter::XdpPass,
+        ),
+    ] {
+        let before = lab.counters();
+        assert_eq!(lab.run_xdp(&frame), verdict, "{what}");
+        lab.assert_moved(&before, &[(counter, 1)]);
+    }
+}
+
+#[test]
+fn without_nat66_xdp_passes_ipv6() {
+    let mut p = plan(PORT_MIN, PORT_MAX);
+    p.subnet6 = None;
+    let lab = Nat6Lab::with_plan("xdp-off", &p);
+    let before = lab.counters();
+    assert_eq!(lab.run_xdp(&udp_in(remote(), ns1())), XDP_PASS);
+    lab.assert_moved(&before, &[]);
+    // And the TC programs hand IPv6 on untouched.
+    let frame = udp_in(remote(), ns1());
+    assert_eq!(lab.run(INGRESS, &frame), (TCX_NEXT, frame.clone()));
+    let out = tcp_out(ns1(), 1000, TCP_SYN);
+    assert_eq!(lab.run(EGRESS, &out), (TCX_NEXT, out.clone()));
+}
