@@ -270,3 +270,29 @@ fn nat66_a_short_unknown_protocol_from_the_lab_is_unknown_not_malformed() {
         (TC_ACT_SHOT, vec![("nat_drop_unknown_proto", 1)])
     );
 }
+
+/// Found by the fuzzer (seed 0x6e65746c6162, ingress case 5846): the
+/// uplink XDP filter dropped an IPv6-EtherType frame whose version is not
+/// 6 as a lab source (or unsolicited) where the TC ingress counts it
+/// malformed; the filter drops for the TC ingress's reason.
+#[test]
+fn nat66_xdp_counts_a_version_other_than_6_as_the_tc_ingress_does() {
+    use netlab_tests::packets::{Ipv6Header, PROTO_UDP, ipv6_frame_of, ipv6_with, udp6};
+    let mut lab = NatLab::new("xdpver6");
+    lab.configure6();
+    let (src, dst) = (frames6::LAB_HOSTS6[1], frames6::EXTERNAL6);
+    let mut p = ipv6_with(
+        &Ipv6Header::new(src, dst),
+        PROTO_UDP,
+        &udp6(src, dst, 53, 40000, b"q"),
+    );
+    p[0] = 0x40; // version 4
+    let frame = ipv6_frame_of(frames::UPLINK_MAC, frames::INET_MAC, &p);
+    let before = lab.counters();
+    let (verdict, _) = lab.run_xdp(&frame).expect("XDP test run");
+    let moved = netlab_tests::harness::moved(&before, &lab.counters());
+    assert_eq!(
+        (verdict, moved),
+        (XDP_DROP, vec![(Counter::XdpDropMalformed.name(), 1)])
+    );
+}
