@@ -562,7 +562,7 @@ pub fn run(lab: &TestLab, opts: &SoakOptions) -> SoakReport {
     };
     let servers = Servers::start(lab);
     let daemon = WatchedDaemon::start(lab, &opts.daemon_interval);
-    let long = open_long_lived(lab, servers.long.addr, opts, &mut report);
+    let long = open_long_lived(lab, servers.long.addr_v4(), opts, &mut report);
 
     let traffic = Traffic::start(lab, &servers, opts);
     let mut daemon = churn(lab, opts, daemon, &long, traffic.started, &mut report);
@@ -677,7 +677,7 @@ impl Traffic {
                 t.short_workers.push(short_worker(
                     ns.clone(),
                     (n as usize) * 100 + w,
-                    servers.short.addr,
+                    servers.short.addr_v4(),
                     opts.short_pause,
                     t.stop.clone(),
                     t.short.clone(),
@@ -815,7 +815,7 @@ fn close_long_lived(
     report: &mut SoakReport,
 ) {
     for l in long {
-        let now = translation(lab, l.orig, server.addr);
+        let now = translation(lab, l.orig, server.addr_v4());
         let (rounds, failures) = l.flow.finish();
         report.long_rounds += rounds;
         let seen = server

@@ -23,6 +23,10 @@ pub const UPLINK: &str = "eth0";
 pub const HOST_ADDRESS: &str = "198.51.100.2";
 /// The upstream router / "internet" peer.
 pub const UPSTREAM_ADDRESS: &str = "198.51.100.1";
+/// [`StandIn::with_ipv6`]: the machine's global IPv6 address on its
+/// uplink, and the upstream's (documentation space, RFC 3849).
+pub const HOST_ADDRESS6: &str = "2001:db8:5100::2";
+pub const UPSTREAM_ADDRESS6: &str = "2001:db8:5100::1";
 
 pub struct StandIn {
     pub n: u8,
@@ -126,6 +130,27 @@ impl StandIn {
         s
     }
 
+    /// Gives the machine a global IPv6 address on its uplink (and an IPv6
+    /// default route via the upstream, which has no route back to any lab
+    /// prefix). Without this the machine has link-local IPv6 only.
+    pub fn with_ipv6(self) -> Self {
+        let host6 = format!("{HOST_ADDRESS6}/64");
+        let up6 = format!("{UPSTREAM_ADDRESS6}/64");
+        ip(
+            &self.host,
+            &["-6", "addr", "add", &host6, "dev", UPLINK, "nodad"],
+        );
+        ip(
+            &self.upstream,
+            &["-6", "addr", "add", &up6, "dev", "up0", "nodad"],
+        );
+        ip(
+            &self.host,
+            &["-6", "route", "add", "default", "via", UPSTREAM_ADDRESS6],
+        );
+        self
+    }
+
     /// Endpoint namespace `r<N>-ns<i>`.
     pub fn endpoint(&self, i: u32) -> String {
         format!("{}-ns{i}", self.lab)
@@ -185,15 +210,17 @@ impl StandIn {
     }
 
     /// What `down` must leave as `up` found it, as text to compare: links,
-    /// addresses, routes, the forwarding and reserved-ports sysctls, the
-    /// firewall, and the uplink's tcx chains (program ids in order).
+    /// addresses, routes (both families), the forwarding (IPv6 per device
+    /// too) and reserved-ports sysctls, the firewall (iptables and
+    /// ip6tables), and the uplink's tcx chains (program ids in order).
     /// (`bpftool link show` lists the links of every namespace on the
     /// machine, other tests' included; the uplink's chains are the part
     /// that belongs to this machine.)
     pub fn snapshot(&self) -> String {
-        let script = "ip -d link; ip addr; ip route; \
-                      sysctl -a 2>/dev/null | grep -E 'ip_forward|reserved_ports|\\.forwarding'; \
-                      iptables-save | sed '/^#/d'; nft list ruleset";
+        let script = "ip -d link; ip addr; ip route; ip -6 route; \
+                      sysctl -a 2>/dev/null | grep -E 'ip_forward|reserved_ports|forwarding'; \
+                      iptables-save | sed '/^#/d'; ip6tables-save | sed '/^#/d'; \
+                      nft list ruleset";
         let out = self.exec(&self.host, &["sh", "-c", script]);
         assert!(out.status.success(), "snapshot: {}", describe(&out));
         format!(

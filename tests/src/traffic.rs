@@ -53,27 +53,34 @@ fn v4(addr: SocketAddr) -> SocketAddrV4 {
 // ----------------------------------------------------------------------
 // Sockets
 
-/// A TCP connection opened from inside `ns`.
-pub fn tcp_connect(ns: &str, to: SocketAddrV4, timeout: Duration) -> io::Result<TcpStream> {
-    in_ns(ns, || TcpStream::connect_timeout(&to.into(), timeout))
+/// A TCP connection opened from inside `ns` (IPv4 or IPv6).
+pub fn tcp_connect(
+    ns: &str,
+    to: impl Into<SocketAddr>,
+    timeout: Duration,
+) -> io::Result<TcpStream> {
+    let to = to.into();
+    in_ns(ns, || TcpStream::connect_timeout(&to, timeout))
 }
 
 /// `n` TCP connections opened from inside `ns`, all kept open.
 pub fn tcp_connect_many(
     ns: &str,
-    to: SocketAddrV4,
+    to: impl Into<SocketAddr>,
     n: usize,
     timeout: Duration,
 ) -> Vec<io::Result<TcpStream>> {
+    let to = to.into();
     in_ns(ns, || {
         (0..n)
-            .map(|_| TcpStream::connect_timeout(&to.into(), timeout))
+            .map(|_| TcpStream::connect_timeout(&to, timeout))
             .collect()
     })
 }
 
-/// A UDP socket bound inside `ns` (port 0: any).
-pub fn udp_socket(ns: &str, bind: SocketAddrV4) -> UdpSocket {
+/// A UDP socket bound inside `ns` (port 0: any; IPv4 or IPv6).
+pub fn udp_socket(ns: &str, bind: impl Into<SocketAddr>) -> UdpSocket {
+    let bind = bind.into();
     in_ns(ns, || UdpSocket::bind(bind))
         .unwrap_or_else(|e| panic!("cannot bind UDP {bind} in {ns}: {e}"))
 }
@@ -92,7 +99,13 @@ pub fn tcp_echo(stream: &mut TcpStream, payload: &[u8]) -> io::Result<()> {
 
 /// Sends `payload` to `to` and waits up to `timeout` for the same bytes to
 /// come back from `to` (datagrams from elsewhere, or stale ones, are skipped).
-pub fn udp_echo(sock: &UdpSocket, to: SocketAddrV4, payload: &[u8], timeout: Duration) -> bool {
+pub fn udp_echo(
+    sock: &UdpSocket,
+    to: impl Into<SocketAddr>,
+    payload: &[u8],
+    timeout: Duration,
+) -> bool {
+    let to = to.into();
     if sock.send_to(payload, to).is_err() {
         return false;
     }
@@ -103,7 +116,7 @@ pub fn udp_echo(sock: &UdpSocket, to: SocketAddrV4, payload: &[u8], timeout: Dur
             return false;
         }
         match sock.recv_from(&mut buf) {
-            Ok((n, from)) if from == SocketAddr::V4(to) && buf[..n] == *payload => return true,
+            Ok((n, from)) if from == to && buf[..n] == *payload => return true,
             Ok(_) => continue,
             Err(_) => return false,
         }
@@ -128,17 +141,19 @@ pub fn pattern(seed: u64, len: usize) -> Vec<u8> {
 // ----------------------------------------------------------------------
 // Servers
 
-/// A TCP echo server listening inside a namespace; records every peer it
-/// accepted (the source address and port it saw, i.e. after NAT).
+/// A TCP echo server listening inside a namespace (IPv4 or IPv6);
+/// records every peer it accepted (the source address and port it saw,
+/// i.e. after NAT).
 pub struct TcpEchoServer {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    peers: Arc<Mutex<Vec<SocketAddrV4>>>,
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
     accept: Option<JoinHandle<()>>,
 }
 
 impl TcpEchoServer {
-    pub fn start(ns: &str, addr: SocketAddrV4) -> Self {
+    pub fn start(ns: &str, addr: impl Into<SocketAddr>) -> Self {
+        let addr = addr.into();
         let listener = in_ns(ns, || TcpListener::bind(addr))
             .unwrap_or_else(|e| panic!("cannot listen on {addr} in {ns}: {e}"));
         // std listens with a backlog of 128; the tests open hundreds of
@@ -154,7 +169,7 @@ impl TcpEchoServer {
                 while !stop.load(Ordering::SeqCst) {
                     match listener.accept() {
                         Ok((stream, peer)) => {
-                            peers.lock().unwrap().push(v4(peer));
+                            peers.lock().unwrap().push(peer);
                             let stop = stop.clone();
                             std::thread::spawn(move || echo_tcp(stream, &stop));
                         }
@@ -174,8 +189,18 @@ impl TcpEchoServer {
         }
     }
 
-    /// Every peer accepted so far, in order.
+    /// The address of an IPv4 server.
+    pub fn addr_v4(&self) -> SocketAddrV4 {
+        v4(self.addr)
+    }
+
+    /// Every peer accepted so far, in order (an IPv4 server's).
     pub fn peers(&self) -> Vec<SocketAddrV4> {
+        self.peers_any().into_iter().map(v4).collect()
+    }
+
+    /// Every peer accepted so far, in order, of either family.
+    pub fn peers_any(&self) -> Vec<SocketAddr> {
         self.peers.lock().unwrap().clone()
     }
 }
@@ -211,26 +236,27 @@ impl Drop for TcpEchoServer {
     }
 }
 
-/// A UDP echo server inside a namespace; records every datagram's source.
+/// A UDP echo server inside a namespace (IPv4 or IPv6); records every
+/// datagram's source.
 pub struct UdpEchoServer {
-    pub addr: SocketAddrV4,
+    pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
-    peers: Arc<Mutex<Vec<SocketAddrV4>>>,
+    peers: Arc<Mutex<Vec<SocketAddr>>>,
     received: Arc<Mutex<Vec<Vec<u8>>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl UdpEchoServer {
-    pub fn start(ns: &str, addr: SocketAddrV4) -> Self {
-        Self::start_with(ns, addr, true)
+    pub fn start(ns: &str, addr: impl Into<SocketAddr>) -> Self {
+        Self::start_with(ns, addr.into(), true)
     }
 
     /// A sink: records what arrives, answers nothing.
-    pub fn sink(ns: &str, addr: SocketAddrV4) -> Self {
-        Self::start_with(ns, addr, false)
+    pub fn sink(ns: &str, addr: impl Into<SocketAddr>) -> Self {
+        Self::start_with(ns, addr.into(), false)
     }
 
-    fn start_with(ns: &str, addr: SocketAddrV4, echo: bool) -> Self {
+    fn start_with(ns: &str, addr: SocketAddr, echo: bool) -> Self {
         let sock = udp_socket(ns, addr);
         sock.set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
@@ -243,7 +269,7 @@ impl UdpEchoServer {
                 let mut buf = vec![0u8; 65536];
                 while !stop.load(Ordering::SeqCst) {
                     if let Ok((n, from)) = sock.recv_from(&mut buf) {
-                        peers.lock().unwrap().push(v4(from));
+                        peers.lock().unwrap().push(from);
                         received.lock().unwrap().push(buf[..n].to_vec());
                         if echo {
                             let _ = sock.send_to(&buf[..n], from);
@@ -261,7 +287,18 @@ impl UdpEchoServer {
         }
     }
 
+    /// The address of an IPv4 server.
+    pub fn addr_v4(&self) -> SocketAddrV4 {
+        v4(self.addr)
+    }
+
+    /// Every datagram's source so far (an IPv4 server's).
     pub fn peers(&self) -> Vec<SocketAddrV4> {
+        self.peers_any().into_iter().map(v4).collect()
+    }
+
+    /// Every datagram's source so far, of either family.
+    pub fn peers_any(&self) -> Vec<SocketAddr> {
         self.peers.lock().unwrap().clone()
     }
 
@@ -306,7 +343,8 @@ impl EchoLoop {
 
     /// Rounds of UDP datagrams to an echo server; a reply must come within
     /// 2 s (a loss on an idle veth path is a datapath failure).
-    pub fn udp(sock: UdpSocket, to: SocketAddrV4, pause: Duration) -> Self {
+    pub fn udp(sock: UdpSocket, to: impl Into<SocketAddr>, pause: Duration) -> Self {
+        let to = to.into();
         Self::spawn(
             move |round| {
                 let mut msg = round.to_be_bytes().to_vec();
@@ -766,12 +804,15 @@ pub fn ping_count(ns: &str, to: Ipv4Addr, count: u32, interval: &str) -> (u32, u
     (nums[0], nums[1])
 }
 
-/// Whether one of three single pings from `ns` to `to` gets a reply.
-pub fn ping_ok(ns: &str, to: Ipv4Addr) -> bool {
+/// Whether one of three single pings from `ns` to `to` gets a reply
+/// (`ping -6` for an IPv6 address).
+pub fn ping_ok(ns: &str, to: impl Into<std::net::IpAddr>) -> bool {
+    let to = to.into();
+    let family = if to.is_ipv6() { "-6" } else { "-4" };
     (0..3).any(|_| {
         run_in_ns(
             ns,
-            &["ping", "-n", "-c", "1", "-W", "1", &to.to_string()],
+            &["ping", family, "-n", "-c", "1", "-W", "1", &to.to_string()],
             Duration::from_secs(10),
         )
         .status

@@ -221,7 +221,7 @@ fn hundreds_of_concurrent_connections_get_distinct_ports() {
     let flows = lab.nat_flows();
     let by_orig: BTreeMap<SocketAddrV4, &NatFlow> = flows
         .iter()
-        .filter(|f| f.proto == Proto::Tcp && f.remote == server.addr)
+        .filter(|f| f.proto == Proto::Tcp && f.remote == server.addr_v4())
         .map(|f| (f.orig_src, f))
         .collect();
     assert_eq!(by_orig.len(), total, "{flows:#?}");
@@ -318,7 +318,7 @@ fn an_exhausted_port_range_drops_and_counts_the_overflow_only() {
     let tcp_flows = lab
         .nat_flows()
         .into_iter()
-        .filter(|f| f.proto == Proto::Tcp && f.remote == server.addr)
+        .filter(|f| f.proto == Proto::Tcp && f.remote == server.addr_v4())
         .count();
     assert_eq!(tcp_flows, 10);
 

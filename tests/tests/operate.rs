@@ -218,8 +218,8 @@ fn nat_flush_by_namespace_removes_exactly_its_flows_and_frees_their_ports() {
     let lab = lab("oc", 3, 3, "[nat]\nport_min = 20000\nport_max = 20001");
     lab.ok(&["up"]);
     let server = UdpEchoServer::start(&lab.inet_ns(), inet(7001));
-    let _s1 = udp_flow(&lab, 1, 5001, server.addr);
-    let _s2 = udp_flow(&lab, 2, 5002, server.addr);
+    let _s1 = udp_flow(&lab, 1, 5001, server.addr_v4());
+    let _s2 = udp_flow(&lab, 2, 5002, server.addr_v4());
     let before = udp_flows(&lab);
     assert_eq!(before.len(), 2, "{before:?}");
     let ns1_port = before
@@ -283,8 +283,8 @@ fn nat_delete_removes_one_flow_in_both_directions() {
     let lab = lab("od", 4, 1, "");
     lab.ok(&["up"]);
     let server = UdpEchoServer::start(&lab.inet_ns(), inet(7002));
-    let _a = udp_flow(&lab, 1, 6001, server.addr);
-    let _b = udp_flow(&lab, 1, 6002, server.addr);
+    let _a = udp_flow(&lab, 1, 6001, server.addr_v4());
+    let _b = udp_flow(&lab, 1, 6002, server.addr_v4());
     assert_eq!(udp_flows(&lab).len(), 2);
     let src = format!("{}:6001", lab.ip(1));
     let dst = server.addr.to_string();

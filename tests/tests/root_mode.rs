@@ -11,7 +11,9 @@
 //! programs on the uplink's tcx hooks and other iptables rules keep
 //! working and survive `down`; the daemon follows an address change of
 //! the uplink; commands find the lab from another namespace, and `down`
-//! cleans up when the machine's namespace is gone.
+//! cleans up when the machine's namespace is gone; IPv6: without a global
+//! address on the uplink `up` and `status` say IPv6 cannot leave, with one
+//! the kernel datapath masquerades the lab's IPv6 as it.
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +32,9 @@ fn wait_for(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
 }
 
 /// `netlab check --json` on the stand-in machine: every probe ok (or n/a:
-/// root mode names no internet server), and the count of ok probes.
+/// root mode names no internet server), and the count of ok probes (with
+/// two endpoints: 4 over IPv4 and 4 over IPv6, to each other and the
+/// gateway).
 fn check_passes(m: &StandIn) -> usize {
     let out = m.netlab(&["check", "--json"]);
     assert!(out.status.success(), "check failed: {}", describe(&out));
@@ -65,8 +69,18 @@ fn walkthrough(n: u8, datapath: &str) {
     let up = m.ok(&["up"]);
     let text = String::from_utf8_lossy(&up.stdout);
     assert!(text.contains("host side: this network namespace"), "{text}");
-    // Two endpoints: each reaches the other and the gateway.
-    assert_eq!(check_passes(&m), 4);
+    // The machine has no global IPv6 address: the lab's IPv6 stays inside.
+    let no_egress = format!("IPv6 egress unavailable: {UPLINK} has no global IPv6 address");
+    assert!(text.contains(&no_egress), "{text}");
+    let status = m.ok(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains(&no_egress),
+        "{}",
+        describe(&status)
+    );
+    // Two endpoints: each reaches the other and the gateway, over IPv4
+    // and over IPv6.
+    assert_eq!(check_passes(&m), 8);
     // The upstream has no route to the lab subnet: the replies come back
     // only because the request left masqueraded as the machine's address.
     assert!(m.ping_upstream(1) && m.ping_upstream(2));
@@ -104,6 +118,59 @@ fn walkthrough_on_a_machine_ebpf_leaves_it_as_found() {
 #[test]
 fn walkthrough_on_a_machine_kernel_leaves_it_as_found() {
     walkthrough(2, "kernel");
+}
+
+/// Root mode with IPv6 on the kernel datapath: the machine's uplink has a
+/// global IPv6 address, so the lab's IPv6 leaves masqueraded as that
+/// address (the upstream has no route back to the lab's prefix and sees
+/// only the machine); forwarding is switched on for the lab's device and
+/// the uplink only, never `conf.all.forwarding`; `down` leaves the
+/// machine as it was (ip6tables, per-device sysctls included).
+#[test]
+fn ipv6_leaves_as_the_uplinks_global_address_kernel() {
+    use netlab_tests::stand_in::{HOST_ADDRESS6, UPSTREAM_ADDRESS6};
+    use netlab_tests::traffic::{TcpEchoServer, ping_ok, tcp_connect, tcp_echo};
+    let m = StandIn::new(10, "kernel").with_ipv6();
+    let before = m.snapshot();
+    let up = m.ok(&["up"]);
+    let text = String::from_utf8_lossy(&up.stdout);
+    assert!(!text.contains("IPv6 egress unavailable"), "{text}");
+    assert_eq!(check_passes(&m), 8);
+    assert_eq!(
+        sysctl(&m, &format!("net.ipv6.conf.{UPLINK}.force_forwarding")),
+        "1"
+    );
+    assert_eq!(sysctl(&m, "net.ipv6.conf.vbridge.force_forwarding"), "1");
+    assert_eq!(sysctl(&m, "net.ipv6.conf.all.forwarding"), "0");
+
+    let upstream: std::net::Ipv6Addr = UPSTREAM_ADDRESS6.parse().unwrap();
+    let server = TcpEchoServer::start(
+        &m.upstream,
+        std::net::SocketAddrV6::new(upstream, 7611, 0, 0),
+    );
+    for i in 1..=2 {
+        assert!(ping_ok(&m.endpoint(i), upstream), "ns{i}: ping -6 upstream");
+        let mut s = tcp_connect(
+            &m.endpoint(i),
+            std::net::SocketAddrV6::new(upstream, 7611, 0, 0),
+            Duration::from_secs(5),
+        )
+        .expect("TCP over IPv6 to the upstream");
+        tcp_echo(&mut s, b"root mode ipv6").expect("echo");
+    }
+    let peers = server.peers_any();
+    assert_eq!(peers.len(), 2, "{peers:?}");
+    for p in peers {
+        assert_eq!(p.ip().to_string(), HOST_ADDRESS6, "the upstream saw {p}");
+    }
+    drop(server);
+
+    m.ok(&["down"]);
+    assert_eq!(
+        m.snapshot(),
+        before,
+        "down did not leave the machine as it found it"
+    );
 }
 
 #[test]
@@ -220,7 +287,7 @@ fn foreign_tcx_programs_on_the_uplink_keep_working_and_stay() {
     let (a2, b2, c2) = counts();
     assert!(a2 >= a + 3 && b2 >= b + 3 && c2 >= c + 3, "{:?}", counts());
     // The lab's traffic is translated as before.
-    assert_eq!(check_passes(&m), 4);
+    assert_eq!(check_passes(&m), 8);
     assert!(m.ping_upstream(1));
 
     m.ok(&["down"]);
@@ -284,7 +351,7 @@ fn foreign_iptables_rules_survive_the_kernel_datapaths_down() {
     let masquerade = format!("-A POSTROUTING -s {} -j MASQUERADE", m.subnet());
     assert_eq!(added, vec![&masquerade], "exactly the walkthrough's rule");
     assert!(before_rules.iter().all(|l| during.contains(l)));
-    assert_eq!(check_passes(&m), 4);
+    assert_eq!(check_passes(&m), 8);
     assert!(m.ping_upstream(2));
 
     m.ok(&["down"]);
@@ -414,7 +481,7 @@ fn two_labs(n: u8, datapath: &str) {
     m.ok(&["up"]);
     let second = SecondLab::new(&m, datapath);
     second.ok(&["up"]);
-    assert_eq!(check_passes(&m), 4);
+    assert_eq!(check_passes(&m), 8);
     assert!(second.works());
 
     m.ok(&["down"]);

@@ -5,6 +5,7 @@
 //! * an NA's target is one of the port's own addresses, and its target
 //!   link-layer options carry the port's MAC;
 //! * an NS's source link-layer options carry the port's MAC.
+//!
 //! Else DropNdSpoof. Options are walked up to [`MAX_ND_OPTIONS`]; a
 //! message with more, an option of length 0 or one running past the
 //! message is DropNdSpoof too (the check cannot be done, and RFC 4861
@@ -188,7 +189,7 @@ pub fn answer(ctx: &TcContext, port: &PortInfo) -> Result<Option<i32>, Counter> 
     // above (map lookups move no packet data); every field is made of
     // bytes (no alignment needed). The map value is copied out at once.
     unsafe {
-        let Some(owner) = ENDPOINTS6.get(&(*msg).target).copied() else {
+        let Some(owner) = ENDPOINTS6.get((*msg).target).copied() else {
             return Ok(None);
         };
         if owner.port_ifindex == port.ifindex {
