@@ -35,11 +35,13 @@ use crate::{
 #[inline(always)]
 pub fn uplink(ctx: &XdpContext) -> u32 {
     let verdict = if is_ipv6(ctx) {
-        let Some(cfg) = crate::nat::v6::config() else {
-            // NAT66 off: nothing of the lab's to protect.
-            return XDP_PASS;
-        };
-        verdict6(ctx, cfg)
+        match crate::nat::v6::config() {
+            Some(cfg) => verdict6(ctx, cfg),
+            // NAT66 off: nothing of the lab's to protect; passed (and
+            // counted while the IPv4 NAT is on, as before NAT66).
+            None if config().is_some() => Ok(()),
+            None => return XDP_PASS,
+        }
     } else {
         let Some(cfg) = config() else {
             // NAT disabled: nothing of the lab's to protect.

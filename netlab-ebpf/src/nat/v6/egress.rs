@@ -44,7 +44,7 @@ pub fn egress(ctx: &TcContext) -> i32 {
 #[inline(never)]
 fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
     let Some(cfg) = config() else {
-        return TCX_NEXT;
+        return super::off();
     };
     let fixed = match parse::header(ctx) {
         Ok(h) => h,

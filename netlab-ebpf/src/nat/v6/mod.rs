@@ -93,6 +93,18 @@ pub(crate) fn config() -> Option<&'static Nat6Config> {
     Some(cfg)
 }
 
+/// The verdict for IPv6 while NAT66 is off (the lab has no IPv6, or the
+/// uplink no global IPv6 address): the host's, counted as such while the
+/// IPv4 NAT is on (as every packet not the lab's), else the next program's.
+#[inline(always)]
+fn off() -> i32 {
+    if crate::nat::config().is_some() {
+        crate::nat::pass_host()
+    } else {
+        crate::nat::TCX_NEXT
+    }
+}
+
 /// Whether `addr` is one of the lab's (in `subnet6`).
 #[inline(always)]
 pub(crate) fn in_lab(cfg: &Nat6Config, addr: &[u8; 16]) -> bool {
