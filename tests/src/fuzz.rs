@@ -25,12 +25,15 @@
 //!   (valid in, valid out; otherwise the error is carried over unchanged),
 //!   and that only the fields a translation may touch changed.
 
+#[cfg(test)]
+mod coverage6;
 pub mod frames;
 pub mod frames6;
 pub mod mutate;
 pub mod mutate6;
 pub mod nat6_model;
 pub mod nat_model;
+pub mod switch_frames6;
 pub mod switch_model;
 pub mod switch_model6;
 pub mod verify;

@@ -31,7 +31,6 @@
 //!   the outer addresses).
 
 use std::net::Ipv6Addr;
-use std::ops::Range;
 
 use netlab_common::{
     counters::Counter,
@@ -417,53 +416,6 @@ fn icmp_error6(dir: Dir, f: &[u8], l4: usize, end: usize) -> Expect6 {
     }
 }
 
-/// The quoted packet's checksum field, when the frame holds it.
-pub fn quoted_check_at(q: &Quoted6, len: usize) -> Option<usize> {
-    let at = q.l4
-        + match q.proto {
-            PROTO_TCP => 16,
-            PROTO_UDP => 6,
-            _ => 2,
-        };
-    (at + 2 <= len).then_some(at)
-}
-
-/// Byte ranges a translation of this kind may change (with `fast_path`:
-/// the MACs and the hop limit of a redirected ingress packet too).
-pub fn rewritable6(dir: Dir, e: &Expect6, len: usize, fast_path: bool) -> Vec<Range<usize>> {
-    let r = |at: usize, n: usize| at..at + n;
-    let outer = if dir == Dir::Egress { IP + 8 } else { IP + 24 };
-    let mut v = Vec::new();
-    match *e {
-        Expect6::Translate {
-            port_at, check_at, ..
-        }
-        | Expect6::Reverse {
-            port_at, check_at, ..
-        } => v.extend([r(outer, 16), r(port_at, 2), r(check_at, 2)]),
-        Expect6::LaterFragment { .. } => v.push(r(outer, 16)),
-        Expect6::IcmpError { l4, quoted: q, .. } => {
-            let inner = if dir == Dir::Egress {
-                q.ip + 24
-            } else {
-                q.ip + 8
-            };
-            let port = match (q.proto, dir) {
-                (PROTO_ICMPV6, _) => q.l4 + 4,
-                (_, Dir::Egress) => q.l4 + 2,
-                (_, Dir::Ingress) => q.l4,
-            };
-            v.extend([r(outer, 16), r(l4 + 2, 2), r(inner, 16), r(port, 2)]);
-            v.extend(quoted_check_at(&q, len).map(|c| r(c, 2)));
-        }
-        _ => return Vec::new(),
-    }
-    if fast_path {
-        v.extend([0..12, r(IP + 7, 1)]);
-    }
-    v
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -534,81 +486,5 @@ mod tests {
             expect6(Dir::Ingress, &jumbo),
             Expect6::Drop(Counter::NatDropExtHeaders)
         );
-    }
-
-    #[test]
-    fn the_generator_reaches_every_rule() {
-        use crate::fuzz::{Rng, frames6::valid_frame6, mutate::mutate};
-        let known: Vec<Translation6> = [PROTO_TCP, PROTO_UDP, PROTO_ICMPV6]
-            .iter()
-            .enumerate()
-            .map(|(i, &proto)| Translation6 {
-                proto,
-                lab: LAB_HOSTS6[i],
-                lab_port: 1111,
-                remote: REMOTES6[i],
-                remote_port: if proto == PROTO_ICMPV6 { 0 } else { 80 },
-                external_port: 40000 + i as u16,
-            })
-            .collect();
-        let datagrams = [Nat6FragKey {
-            saddr: LAB_HOSTS6[0].octets(),
-            daddr: REMOTES6[0].octets(),
-            id: 5u32.to_be(),
-            proto: PROTO_UDP,
-            dir: NAT_FRAG_OUT,
-            _pad: [0; 2],
-        }];
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..8000 {
-            let mut rng = Rng::for_case(2, 9, i);
-            let dir = if rng.chance(50) {
-                Dir::Egress
-            } else {
-                Dir::Ingress
-            };
-            let (mut f, what) = valid_frame6(&mut rng, dir, &known, &datagrams);
-            // Every valid frame but a jumbogram (payload length 0) is
-            // right by the oracle.
-            if f[18..20] != [0, 0] {
-                verify_checksums6(&f).unwrap_or_else(|e| panic!("{what}: {e}"));
-            }
-            if rng.chance(50) {
-                mutate(&mut rng, &mut f);
-            }
-            if f.len() < IP + 40 || f[12..14] != ETH_P_IPV6.to_be_bytes() {
-                continue;
-            }
-            let e = expect6(dir, &f);
-            let name = match e {
-                Expect6::Drop(c) => format!("Drop({c:?})"),
-                Expect6::Translate { frag: Some(_), .. } => "Translate first fragment".into(),
-                other => format!("{other:?}")
-                    .split([' ', '('])
-                    .next()
-                    .unwrap()
-                    .to_string(),
-            };
-            seen.insert(format!("{dir:?} {name}"));
-        }
-        for want in [
-            "Egress Translate",
-            "Egress Translate first fragment",
-            "Egress IcmpError",
-            "Egress LaterFragment",
-            "Egress Pass",
-            "Egress Drop(NatDropExtHeaders)",
-            "Egress Drop(NatDropMalformed)",
-            "Egress Drop(NatDropUnknownProto)",
-            "Ingress Reverse",
-            "Ingress IcmpError",
-            "Ingress Pass",
-            "Ingress Drop(NatDropLabSource)",
-            "Ingress Drop(NatDropUnsolicited)",
-            "Ingress Drop(NatDropExtHeaders)",
-            "Ingress Drop(NatDropMalformed)",
-        ] {
-            assert!(seen.contains(want), "{want} never met: {seen:?}");
-        }
     }
 }

@@ -202,7 +202,7 @@ pub fn switch_case(rng: &mut Rng, ports: &[SwPort]) -> SwCase {
             f
         }
         8 | 10 | 11 => {
-            let (f, kind) = super::switch_model6::ipv6_case(rng, &from, &to, src_mac);
+            let (f, kind) = super::switch_frames6::ipv6_case(rng, &from, &to, src_mac);
             what.push("IPv6");
             what_owned = kind;
             f

@@ -36,8 +36,7 @@ use netlab_common::{
     switch::{Endpoint, PORT_KIND_GATEWAY, Port6},
 };
 
-use super::Rng;
-use super::frames6::{ALL_NODES, ALL_ROUTERS, DHCP6_SERVERS, addr6, packet6};
+use super::frames6::addr6;
 use super::switch_model::SwPort;
 use crate::packets::*;
 
@@ -63,9 +62,9 @@ pub const HOST_ADDRS6: [Ipv6Addr; 2] = [
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0xff, 0xfe00, 0x7811),
 ];
 /// Beyond the host: the internet server.
-const OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0x113, 0, 0, 0, 2);
-const STRANGER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x78, 0x201, 0, 0, 0, 0x99);
-const STRANGER_MAC: Mac = [0x02, 0xaa, 0, 0, 0, 9];
+pub const OUTSIDE6: Ipv6Addr = Ipv6Addr::new(0x2001, 0xdb8, 0x203, 0x113, 0, 0, 0, 2);
+pub const STRANGER6: Ipv6Addr = Ipv6Addr::new(0xfd00, 0x10, 0x78, 0x201, 0, 0, 0, 0x99);
+pub const STRANGER_MAC: Mac = [0x02, 0xaa, 0, 0, 0, 9];
 
 /// The IPv6 maps of the switch as the model reads them.
 #[derive(Clone, Debug, Default)]
@@ -314,169 +313,6 @@ pub fn nd_answer(ns: &[u8], mac: Mac, router: bool) -> Vec<u8> {
     frame
 }
 
-/// An IPv6 frame from port `from` (sources its own mostly, sometimes not)
-/// towards port `to`, of a kind the rules above tell apart. `src_mac` is
-/// what the caller chose as the Ethernet source.
-pub fn ipv6_case(rng: &mut Rng, from: &SwPort, to: &SwPort, src_mac: Mac) -> (Vec<u8>, String) {
-    let gateway = from.kind == PORT_KIND_GATEWAY;
-    let src = match rng.below(20) {
-        _ if gateway && rng.chance(40) => OUTSIDE6,
-        0..=6 => global6(from),
-        7..=13 => link_local6(from),
-        14 | 15 => Ipv6Addr::UNSPECIFIED,
-        16 => global6(to),
-        17 => link_local6(to),
-        18 => STRANGER6,
-        _ => OUTSIDE6,
-    };
-    let own_lla = if rng.chance(85) {
-        src_mac
-    } else {
-        STRANGER_MAC
-    };
-    let peer = *rng.pick(&[global6(to), link_local6(to)]);
-    let nd_ip = |dst: Ipv6Addr, rng: &mut Rng| {
-        let mut ip = Ipv6Header::new(src, dst);
-        ip.hop_limit = if rng.chance(90) { 255 } else { 64 };
-        ip
-    };
-    let (dst, proto, l4, what, plain_ip) = match rng.below(14) {
-        0 | 1 => {
-            let target = *rng.pick(&[
-                global6(to),
-                link_local6(to),
-                global6(to),
-                STRANGER6,
-                global6(from),
-            ]);
-            let dst = if rng.chance(70) {
-                solicited_node(target)
-            } else {
-                target
-            };
-            let opts = match rng.below(8) {
-                _ if src.is_unspecified() && rng.chance(80) => Vec::new(),
-                0..=4 => ll_option(ND_OPT_SOURCE_LL, own_lla),
-                5 => [
-                    vec![14, 1, 1, 2, 3, 4, 5, 6],
-                    ll_option(ND_OPT_SOURCE_LL, own_lla),
-                ]
-                .concat(),
-                _ => Vec::new(),
-            };
-            let body = ns_body(target, &opts);
-            let m = icmpv6(src, dst, ND_NEIGHBOR_SOLICIT, 0, &body);
-            (dst, PROTO_ICMPV6, m, "NS", Some(nd_ip(dst, rng)))
-        }
-        2 | 3 => {
-            let target = *rng.pick(&[global6(from), link_local6(from), global6(to), STRANGER6]);
-            let dst = if rng.chance(60) { peer } else { ALL_NODES };
-            let opts = if rng.chance(75) {
-                ll_option(ND_OPT_TARGET_LL, own_lla)
-            } else {
-                Vec::new()
-            };
-            let flags = *rng.pick(&[
-                NA_SOLICITED | NA_OVERRIDE,
-                NA_OVERRIDE,
-                NA_ROUTER | NA_OVERRIDE,
-            ]);
-            let m = icmpv6(
-                src,
-                dst,
-                ND_NEIGHBOR_ADVERT,
-                0,
-                &na_body(flags, target, &opts),
-            );
-            (dst, PROTO_ICMPV6, m, "NA", Some(nd_ip(dst, rng)))
-        }
-        4 => {
-            let prefix = Ipv6Addr::new(0x2001, 0xdb8, 0xbad, 0, 0, 0, 0, 0);
-            let m = icmpv6(
-                src,
-                ALL_NODES,
-                ND_ROUTER_ADVERT,
-                0,
-                &ra_body(prefix, Some(own_lla)),
-            );
-            (
-                ALL_NODES,
-                PROTO_ICMPV6,
-                m,
-                "RA",
-                Some(nd_ip(ALL_NODES, rng)),
-            )
-        }
-        5 => {
-            let m = icmpv6(src, peer, ND_REDIRECT, 0, &redirect_body(src, OUTSIDE6));
-            (peer, PROTO_ICMPV6, m, "redirect", Some(nd_ip(peer, rng)))
-        }
-        6 => {
-            let m = icmpv6(src, ALL_ROUTERS, ND_ROUTER_SOLICIT, 0, &[0; 4]);
-            (
-                ALL_ROUTERS,
-                PROTO_ICMPV6,
-                m,
-                "RS",
-                Some(nd_ip(ALL_ROUTERS, rng)),
-            )
-        }
-        7 => {
-            let n = rng.range(4, 40);
-            let data = rng.bytes(n);
-            let u = udp6(
-                src,
-                DHCP6_SERVERS,
-                DHCP6_CLIENT_PORT,
-                DHCP6_SERVER_PORT,
-                &data,
-            );
-            (DHCP6_SERVERS, PROTO_UDP, u, "DHCPv6 client", None)
-        }
-        8 => {
-            let n = rng.range(4, 40);
-            let data = rng.bytes(n);
-            let u = udp6(src, peer, DHCP6_SERVER_PORT, DHCP6_CLIENT_PORT, &data);
-            (peer, PROTO_UDP, u, "DHCPv6 server", None)
-        }
-        9 => {
-            // An MLD report (hop-by-hop router alert follows via the chain).
-            let group = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x16);
-            let m = icmpv6(src, group, 143, 0, &[0, 0, 0, 0]);
-            (group, PROTO_ICMPV6, m, "MLD report", None)
-        }
-        10 => {
-            let quoted = *rng.pick(&[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6]);
-            let offending = super::frames6::plain_packet(rng, quoted, peer, 80, src, 40000, true);
-            let e = super::frames6::error_about(rng, src, peer, &offending);
-            (peer, PROTO_ICMPV6, e, "ICMPv6 error", None)
-        }
-        _ => {
-            let dst = if rng.chance(30) {
-                *rng.pick(&[HOST_ADDRS6[0], HOST_ADDRS6[1], OUTSIDE6])
-            } else {
-                peer
-            };
-            let proto = *rng.pick(&[PROTO_TCP, PROTO_UDP, PROTO_ICMPV6]);
-            let l4 = super::frames6::l4_6(rng, proto, src, 40000, dst, 80, true);
-            (dst, proto, l4, "IPv6 unicast", None)
-        }
-    };
-    let packet = match plain_ip {
-        Some(ip) if rng.chance(90) => ipv6_with(&ip, proto, &l4),
-        _ => packet6(rng, src, dst, proto, &l4),
-    };
-    let dst_mac = if dst.is_multicast() {
-        multicast_mac(dst)
-    } else if rng.chance(90) {
-        to.mac
-    } else {
-        BROADCAST
-    };
-    let frame = ipv6_frame_of(dst_mac, src_mac, &packet);
-    (frame, format!("{what} {src} -> {dst}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -590,40 +426,5 @@ mod tests {
             expect6(c, &from_c, IP, &none),
             V6Verdict::Drop(Counter::DropSpoofed)
         );
-    }
-
-    #[test]
-    fn the_generator_reaches_every_rule() {
-        let (ports, mut t) = tables();
-        t.host_addrs6 = HOST_ADDRS6.to_vec();
-        let mut seen = std::collections::BTreeSet::new();
-        for i in 0..6000 {
-            let mut rng = Rng::for_case(1, 9, i);
-            let from = ports[rng.below(3)];
-            let to = *rng.pick(&ports);
-            let (mut f, _) = ipv6_case(&mut rng, &from, &to, from.mac);
-            if rng.chance(40) {
-                crate::fuzz::mutate::mutate(&mut rng, &mut f);
-            }
-            if f.len() < IP + 40 || f[12..14] != ETH_P_IPV6.to_be_bytes() {
-                continue;
-            }
-            seen.insert(match expect6(&from, &f, IP, &t) {
-                V6Verdict::Answer { .. } => "Answer".to_string(),
-                other => format!("{other:?}"),
-            });
-        }
-        for want in [
-            "Drop(DropSpoofed)",
-            "Drop(DropRaGuard)",
-            "Drop(DropNdSpoof)",
-            "Drop(DropIpv6Malformed)",
-            "Drop(DropTruncated)",
-            "Forward { to_host_addr: true }",
-            "Forward { to_host_addr: false }",
-        ] {
-            assert!(seen.contains(want), "{want} never met: {seen:?}");
-        }
-        assert!(seen.contains("Answer"), "{seen:?}");
     }
 }

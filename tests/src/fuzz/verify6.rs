@@ -5,9 +5,13 @@
 //! included: it holds the addresses a NAT66 changes) is the same before
 //! and after. The areas: the upper layer (TCP, UDP, ICMPv6) and, in an
 //! ICMPv6 error, the quoted packet's upper layer as far as it is quoted.
+//! And the bytes a NAT66 translation may change at all ([`rewritable6`]).
 
+use std::ops::Range;
+
+use super::frames::Dir;
 use super::frames6::addr6;
-use super::nat6_model::Quoted6;
+use super::nat6_model::{Expect6, Quoted6};
 use super::verify::Residual;
 use crate::packets::{PROTO_ICMPV6, PROTO_TCP, PROTO_UDP, ones_sum, pseudo_sum6};
 
@@ -53,6 +57,53 @@ pub fn residuals6(f: &[u8], upper: Option<(usize, u8)>, quoted: Option<Quoted6>)
         if q.l4 + need <= f.len() {
             v.push(area(name, f, q.ip, q.l4, q.proto));
         }
+    }
+    v
+}
+
+/// The quoted packet's checksum field, when the frame holds it.
+pub fn quoted_check_at(q: &Quoted6, len: usize) -> Option<usize> {
+    let at = q.l4
+        + match q.proto {
+            PROTO_TCP => 16,
+            PROTO_UDP => 6,
+            _ => 2,
+        };
+    (at + 2 <= len).then_some(at)
+}
+
+/// Byte ranges a translation of this kind may change (with `fast_path`:
+/// the MACs and the hop limit of a redirected ingress packet too).
+pub fn rewritable6(dir: Dir, e: &Expect6, len: usize, fast_path: bool) -> Vec<Range<usize>> {
+    let r = |at: usize, n: usize| at..at + n;
+    let outer = if dir == Dir::Egress { IP + 8 } else { IP + 24 };
+    let mut v = Vec::new();
+    match *e {
+        Expect6::Translate {
+            port_at, check_at, ..
+        }
+        | Expect6::Reverse {
+            port_at, check_at, ..
+        } => v.extend([r(outer, 16), r(port_at, 2), r(check_at, 2)]),
+        Expect6::LaterFragment { .. } => v.push(r(outer, 16)),
+        Expect6::IcmpError { l4, quoted: q, .. } => {
+            let inner = if dir == Dir::Egress {
+                q.ip + 24
+            } else {
+                q.ip + 8
+            };
+            let port = match (q.proto, dir) {
+                (PROTO_ICMPV6, _) => q.l4 + 4,
+                (_, Dir::Egress) => q.l4 + 2,
+                (_, Dir::Ingress) => q.l4,
+            };
+            v.extend([r(outer, 16), r(l4 + 2, 2), r(inner, 16), r(port, 2)]);
+            v.extend(quoted_check_at(&q, len).map(|c| r(c, 2)));
+        }
+        _ => return Vec::new(),
+    }
+    if fast_path {
+        v.extend([0..12, r(IP + 7, 1)]);
     }
     v
 }

@@ -391,7 +391,7 @@ fn check_rewrite6(
                 .into(),
         );
     }
-    let allowed = nat6_model::rewritable6(dir, &expect, frame.len(), verdict == TC_ACT_REDIRECT);
+    let allowed = verify6::rewritable6(dir, &expect, frame.len(), verdict == TC_ACT_REDIRECT);
     let stray: Vec<usize> = (0..frame.len())
         .filter(|i| frame[*i] != out[*i] && !allowed.iter().any(|r| r.contains(i)))
         .collect();
