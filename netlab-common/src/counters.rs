@@ -58,7 +58,7 @@ counters! {
     DropSpoofed = "drop_spoofed",
     /// Frames shorter than an Ethernet header.
     DropRunt = "drop_runt",
-    /// Truncated headers behind a valid Ethernet header (ARP, IPv4).
+    /// Truncated headers behind a valid Ethernet header (ARP, IPv4, IPv6).
     DropTruncated = "drop_truncated",
     /// Ingress on an interface the ports map does not know.
     DropUnknownPort = "drop_unknown_port",

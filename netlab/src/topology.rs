@@ -394,6 +394,13 @@ impl Netlink {
     /// The first global-scope IPv6 address of `dev` (not one that failed
     /// duplicate address detection); None when it has none.
     pub fn global_ipv6(&self, dev: &str) -> Result<Option<Ipv6Addr>> {
+        Ok(self.global_ipv6_all(dev)?.first().map(|(a, _)| *a))
+    }
+
+    /// Every global-scope IPv6 address of `dev` with its prefix length, in
+    /// the kernel's order (not those that failed duplicate address
+    /// detection).
+    pub fn global_ipv6_all(&self, dev: &str) -> Result<Vec<(Ipv6Addr, u8)>> {
         let idx = self.require_link(dev)?;
         let addrs: Vec<_> = self
             .block_on(
@@ -417,12 +424,13 @@ impl Netlink {
                         matches!(x, AddressAttribute::Flags(f) if f.contains(AddressFlags::Dadfailed))
                     })
             })
-            .find_map(|a| {
+            .filter_map(|a| {
                 a.attributes.iter().find_map(|x| match x {
-                    AddressAttribute::Address(IpAddr::V6(ip)) => Some(*ip),
+                    AddressAttribute::Address(IpAddr::V6(ip)) => Some((*ip, a.header.prefix_len)),
                     _ => None,
                 })
-            }))
+            })
+            .collect())
     }
 
     fn routes_of(&self, query: RouteMessage) -> Result<Vec<RouteView>> {

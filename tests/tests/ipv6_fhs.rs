@@ -19,11 +19,12 @@ use std::{
     time::{Duration, Instant},
 };
 
-use netlab_common::counters::Counter;
+use netlab::bpf::maps6::SwitchMaps6;
+use netlab_common::{counters::Counter, switch::Port6};
 use netlab_tests::{
     TestLab, in_netns,
     packets::{self, Ip6, NA_OVERRIDE, ND_OPT_TARGET_LLADDR},
-    traffic::{self, in_ns},
+    traffic::{self, TcpEchoServer, UdpEchoServer, in_ns},
 };
 
 /// How long a change that the attack makes (on the kernel datapath) may
@@ -31,6 +32,9 @@ use netlab_tests::{
 /// change after it.
 const SETTLE: Duration = Duration::from_secs(3);
 const UDP_PORT: u16 = 7000;
+/// The matrix's echo servers.
+const TCP_PORT: u16 = 7001;
+const UDP_ECHO_PORT: u16 = 7002;
 
 fn lab(k: u8, extra: &str) -> TestLab {
     TestLab::named(&format!("vb{k}"), [10, 162], k, 3, extra)
@@ -219,8 +223,11 @@ fn attacks(lab: &TestLab) -> Outcome {
 }
 
 /// Every namespace reaches every other and the gateway over IPv6 (global
-/// addresses, and the gateway's link-local one).
-fn ping_matrix(lab: &TestLab) {
+/// addresses, and the gateway's link-local one), by ping; and ns1 reaches
+/// the others and the gateway by TCP and by UDP, a datagram larger than
+/// the MTU included (its fragments cross the switch's rules too). The
+/// internet server is not in it: that takes the NAT66 (another part).
+fn ipv6_matrix(lab: &TestLab) {
     for from in 1..=3u8 {
         for to in [1u8, 2, 3, 5] {
             if to != from {
@@ -230,6 +237,35 @@ fn ping_matrix(lab: &TestLab) {
         }
         let gateway_ll = format!("{}%{}", ll(lab, 5), dev(from));
         assert!(ping6(lab, from, &gateway_ll), "ns{from} -> {gateway_ll}");
+    }
+    for (to, ns) in [(2u8, lab.ns(2)), (3, lab.ns(3)), (5, lab.host_ns())] {
+        let addr = v6(lab, to);
+        let _tcp = TcpEchoServer::start(&ns, SocketAddrV6::new(addr, TCP_PORT, 0, 0));
+        let _udp = UdpEchoServer::start(&ns, SocketAddrV6::new(addr, UDP_ECHO_PORT, 0, 0));
+        let mut stream = traffic::tcp_connect(
+            &lab.ns(1),
+            SocketAddrV6::new(addr, TCP_PORT, 0, 0),
+            Duration::from_secs(5),
+        )
+        .unwrap_or_else(|e| panic!("ns1 -> [{addr}]:{TCP_PORT}: {e}"));
+        traffic::tcp_echo(&mut stream, &traffic::pattern(6, 3000))
+            .unwrap_or_else(|e| panic!("TCP echo ns1 -> {addr}: {e}"));
+        let sock = traffic::udp_socket(
+            &lab.ns(1),
+            SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, 0, 0, 0),
+        );
+        let to_udp = SocketAddrV6::new(addr, UDP_ECHO_PORT, 0, 0);
+        for size in [8, 4000] {
+            assert!(
+                traffic::udp_echo(
+                    &sock,
+                    to_udp,
+                    &traffic::pattern(7, size),
+                    Duration::from_secs(3)
+                ),
+                "UDP echo of {size} bytes ns1 -> {addr}"
+            );
+        }
     }
 }
 
@@ -272,7 +308,7 @@ fn assert_refused(lab: &TestLab) {
 fn the_tc_switch_refuses_rogue_ra_source_and_na_spoofs() {
     let lab = lab(1, "");
     lab.ok(&["up", "--datapath", "ebpf"]);
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
     let answered = lab.counter(Counter::NdAnswered);
     assert!(
         answered > 0,
@@ -280,21 +316,126 @@ fn the_tc_switch_refuses_rogue_ra_source_and_na_spoofs() {
     );
     assert_refused(&lab);
     // IPv6 still flows after the attacks.
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
+    attach_and_detach_keep_the_ipv6_tables(&lab);
+    the_hosts_other_ipv6_addresses_are_closed(&lab);
+}
+
+/// The uplink's IPv6 address (the host side's, not the gateway's).
+fn uplink6() -> Ipv6Addr {
+    "2001:db8:203:113::1".parse().unwrap()
+}
+
+/// Host access over IPv6: the gateway's addresses answer, the host side's
+/// other ones (the uplink's) do not, and an address the host gains at run
+/// time is closed too once the daemon has seen it (`host_addrs6`).
+fn the_hosts_other_ipv6_addresses_are_closed(lab: &TestLab) {
+    assert!(ping6(lab, 1, &v6(lab, 5).to_string()), "the gateway");
+    let drops = lab.counter(Counter::DropHostAccess);
+    assert!(
+        !ping6(lab, 1, &uplink6().to_string()),
+        "the uplink's address"
+    );
+    assert!(
+        lab.counter(Counter::DropHostAccess) > drops,
+        "the echo requests were dropped by the rule"
+    );
+    let blocked = || {
+        netlab::datapath::ebpf::host_addrs6(&lab.name)
+            .expect("host_addrs6")
+            .into_iter()
+            .map(|(a, _)| a)
+            .collect::<Vec<_>>()
+    };
+    assert!(blocked().contains(&uplink6()), "{:?}", blocked());
+    assert!(!blocked().contains(&v6(lab, 5)) && !blocked().contains(&ll(lab, 5)));
+    let extra: Ipv6Addr = "2001:db8:203:113::7".parse().unwrap();
+    let out = in_netns(
+        &lab.host_ns(),
+        &[
+            "ip",
+            "-6",
+            "addr",
+            "add",
+            &format!("{extra}/64"),
+            "dev",
+            "uplink",
+            "nodad",
+        ],
+    );
+    assert!(out.status.success(), "add {extra} to the uplink");
+    assert!(
+        traffic::wait_until(Duration::from_secs(10), || blocked().contains(&extra)),
+        "the daemon never listed {extra}: {:?}",
+        blocked()
+    );
+    let drops = lab.counter(Counter::DropHostAccess);
+    assert!(!ping6(lab, 1, &extra.to_string()), "{extra}");
+    assert!(lab.counter(Counter::DropHostAccess) > drops);
+}
+
+/// The IPv6 tables of the lab: (`ports6` rows, `endpoints6` addresses).
+fn ipv6_tables(lab: &TestLab) -> (Vec<(u32, Port6)>, Vec<Ipv6Addr>) {
+    let maps = SwitchMaps6::open(&lab.pin_dir()).expect("the IPv6 maps");
+    let mut addrs: Vec<Ipv6Addr> = maps
+        .endpoints6()
+        .unwrap()
+        .into_iter()
+        .map(|(a, _)| a)
+        .collect();
+    addrs.sort();
+    (maps.ports6().unwrap(), addrs)
+}
+
+/// `attach` gives the new namespace's port its two addresses in `ports6`
+/// and `endpoints6` (it can talk IPv6 at once, its solicitations are
+/// answered); `detach` takes them out again.
+fn attach_and_detach_keep_the_ipv6_tables(lab: &TestLab) {
+    let (ports, addrs) = ipv6_tables(lab);
+    assert_eq!(ports.len(), 3, "three endpoints");
+    assert_eq!(
+        addrs.len(),
+        8,
+        "global and link-local of 3 endpoints and the gateway"
+    );
+    let ns6 = lab.ns(6);
+    lab.ok(&["attach", &ns6, &lab.ip(6).to_string()]);
+    let (g6, l6) = (v6(lab, 6), ll(lab, 6));
+    let (ports, addrs) = ipv6_tables(lab);
+    assert!(
+        ports
+            .iter()
+            .any(|(_, p)| p.global == g6.octets() && p.link_local == l6.octets()),
+        "{ports:?}"
+    );
+    assert!(addrs.contains(&g6) && addrs.contains(&l6), "{addrs:?}");
+    let answered = lab.counter(Counter::NdAnswered);
+    let out = in_netns(
+        &ns6,
+        &["ping", "-6", "-c", "2", "-W", "2", &v6(lab, 1).to_string()],
+    );
+    assert!(out.status.success(), "{ns6} -> ns1 over IPv6");
+    assert!(ping6(lab, 1, &g6.to_string()), "ns1 -> {ns6}");
+    assert!(lab.counter(Counter::NdAnswered) > answered);
+    lab.ok(&["detach", &ns6]);
+    let (ports, addrs) = ipv6_tables(lab);
+    assert_eq!(ports.len(), 3, "{ports:?}");
+    assert!(!addrs.contains(&g6) && !addrs.contains(&l6), "{addrs:?}");
+    assert_eq!(addrs.len(), 8);
 }
 
 #[test]
 fn the_xdp_switch_refuses_rogue_ra_source_and_na_spoofs() {
     let lab = lab(2, "switch = \"xdp\"");
     lab.ok(&["up", "--datapath", "ebpf"]);
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
     let xdp_before = lab.counter(Counter::XdpPortRx);
     assert_refused(&lab);
     assert!(
         lab.counter(Counter::XdpPortRx) > xdp_before,
         "the XDP switch saw the frames"
     );
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
 }
 
 /// The kernel datapath (the bridge, as in the walkthrough) has no IPv6
@@ -303,7 +444,7 @@ fn the_xdp_switch_refuses_rogue_ra_source_and_na_spoofs() {
 fn the_kernel_bridge_lets_all_three_through() {
     let lab = lab(3, "");
     lab.ok(&["up", "--datapath", "kernel"]);
-    ping_matrix(&lab);
+    ipv6_matrix(&lab);
     assert_eq!(
         attacks(&lab),
         Outcome {
@@ -312,4 +453,6 @@ fn the_kernel_bridge_lets_all_three_through() {
             na_took_effect: true,
         }
     );
+    // ...nor a host-access rule: the uplink's IPv6 address answers.
+    assert!(ping6(&lab, 1, &uplink6().to_string()));
 }

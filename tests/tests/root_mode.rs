@@ -132,6 +132,27 @@ fn ipv6_leaves_as_the_uplinks_global_address_kernel() {
     use netlab_tests::traffic::{TcpEchoServer, ping_ok, tcp_connect, tcp_echo};
     let m = StandIn::new(10, "kernel").with_ipv6();
     let before = m.snapshot();
+
+    // A subnet6 on the uplink's own IPv6 prefix is refused, naming it,
+    // before anything is made.
+    let file = std::fs::read_to_string(&m.config_path).unwrap();
+    std::fs::write(
+        &m.config_path,
+        format!("subnet6 = \"2001:db8:5100::/64\"\n{file}"),
+    )
+    .unwrap();
+    let refused = m.netlab(&["up"]);
+    assert!(!refused.status.success(), "{}", describe(&refused));
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains(&format!(
+            "overlaps the uplink {UPLINK}'s IPv6 prefix 2001:db8:5100::/64"
+        )),
+        "{}",
+        describe(&refused)
+    );
+    assert_eq!(m.snapshot(), before, "a refused up changed the machine");
+    std::fs::write(&m.config_path, file).unwrap();
+
     let up = m.ok(&["up"]);
     let text = String::from_utf8_lossy(&up.stdout);
     assert!(!text.contains("IPv6 egress unavailable"), "{text}");

@@ -217,6 +217,11 @@ impl TestLab {
             "dev",
             "veth0",
         ]);
+        // These ports have no IPv6 address (`ipv6: None`), so the switch
+        // drops any IPv6 from them as spoofed: give the namespace none, as
+        // netlab does for a lab with `subnet6 = "none"`, so its router
+        // solicitations and MLD reports do not show in `drop_spoofed`.
+        ip(&["-n", &ep.ns, "link", "set", "veth0", "addrgenmode", "none"]);
         ip(&["-n", &ep.ns, "link", "set", "lo", "up"]);
         ip(&["-n", &ep.ns, "link", "set", "veth0", "up"]);
         let gw = self.gateway_ip().to_string();

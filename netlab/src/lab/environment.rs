@@ -2,6 +2,7 @@
 //! anything.
 
 use super::result::LabError;
+use crate::cidr::Ipv6Cidr;
 use crate::datapath::kernel::Family;
 use crate::netns;
 use crate::plan::{DatapathKind, HostPlan, LabPlan};
@@ -92,6 +93,20 @@ fn root_host_side(plan: &LabPlan, uplink: &str, owned: &[Owned]) -> Result<Vec<S
     let (uplink_found, mut problems) = with_netlink(None, |nl| {
         let up = nl.link_index(uplink)?.is_some();
         let mut taken = Vec::new();
+        // The lab's IPv6 prefix must not overlap the uplink's (its
+        // addresses there would be unreachable, or the uplink's network
+        // would be routed into the lab).
+        if let (true, Some(v6)) = (up, plan.ipv6) {
+            for (addr, len) in nl.global_ipv6_all(uplink)? {
+                let theirs = Ipv6Cidr::new(addr, len).map(|c| c.trunc());
+                if let Some(theirs) = theirs.filter(|c| c.overlaps(&v6.subnet)) {
+                    taken.push(format!(
+                        "subnet6 = \"{}\": overlaps the uplink {uplink}'s IPv6 prefix {theirs}",
+                        v6.subnet
+                    ));
+                }
+            }
+        }
         for (field, name) in &host_side {
             let owned_link = owned
                 .iter()
