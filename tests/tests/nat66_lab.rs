@@ -209,6 +209,15 @@ fn every_namespace_reaches_the_internet_over_ipv6_as_the_uplink() {
         lab.counter(Counter::NatFragTranslated) > 0,
         "the 3000-byte datagrams went in fragments"
     );
+    // What `netlab stats --json` shows of it, and `nat list` keeps to
+    // IPv4 (this lab sent no IPv4 through the NAT).
+    let out = lab.ok(&["stats", "--json"]);
+    let stats: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let c = &stats["counters"];
+    assert!(c["nat_created"].as_u64().unwrap() >= 6, "{stats:#}");
+    assert!(c["nat_frag_translated"].as_u64().unwrap() > 0, "{stats:#}");
+    assert_eq!(c["nat_drop_malformed"], 0, "{stats:#}");
+    assert_eq!(c["nat_drop_ext_headers"], 0, "{stats:#}");
     // The translations are in the pinned NAT66 tables.
     let dir = lab.pin_dir();
     let orig = netlab::nat::sweep6(&dir, &netlab::plan::NatTimeouts::default(), 0).unwrap();

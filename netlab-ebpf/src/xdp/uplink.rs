@@ -69,16 +69,18 @@ fn is_ipv6(ctx: &XdpContext) -> bool {
         .is_some_and(|eth| unsafe { (*eth).ether_type } == EtherType::Ipv6 as u16)
 }
 
-/// The IPv6 rule, NAT66's refusals decided from the fixed header alone
-/// (the TC ingress's, `nat::v6`): a lab source, or the lab prefix as the
-/// destination. Anything else, a header too short to read included, is
-/// passed: the TC ingress walks the extension headers and judges the rest
-/// (the host's own IPv6 is not this program's to drop).
+/// The IPv6 rule, what the TC ingress (`nat::v6`) drops from the fixed
+/// header alone: a header it cannot read (too short, or a version other
+/// than 6), a lab source, the lab prefix as the destination. Everything
+/// else is passed: the TC ingress walks the extension headers and judges
+/// the rest (the host's own IPv6 is not this program's to drop).
 #[inline(always)]
 fn verdict6(ctx: &XdpContext, cfg: &netlab_common::nat6::Nat6Config) -> Result<(), Counter> {
-    let Some(ip) = ptr_at::<Ipv6Fixed>(ctx, IP_OFF) else {
-        return Ok(());
-    };
+    let ip = ptr_at::<Ipv6Fixed>(ctx, IP_OFF).ok_or(Counter::XdpDropMalformed)?;
+    // SAFETY: bounds checked by ptr_at.
+    if unsafe { (*ip).vtc_flow[0] } >> 4 != 6 {
+        return Err(Counter::XdpDropMalformed);
+    }
     // SAFETY: bounds checked by ptr_at.
     let addrs = unsafe { &(*ip).addrs };
     if in_lab(cfg, &addrs.saddr) {

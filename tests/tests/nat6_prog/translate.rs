@@ -247,3 +247,32 @@ fn an_exhausted_range_drops_new_flows() {
     // An existing flow still works.
     translate_ok(&lab, &tcp_out(ns1(), 1000, TCP_ACK));
 }
+
+#[test]
+fn a_lab_packet_to_link_local_or_multicast_is_never_translated() {
+    let lab = Nat6Lab::new("scope");
+    for dst in [a6("ff02::1"), a6("ff05::2"), a6("fe80::1")] {
+        let frame = out6(&ipv6_packet(
+            ns1(),
+            dst,
+            PROTO_UDP,
+            &udp6(ns1(), dst, 5000, 53, b"q"),
+        ));
+        let before = lab.counters();
+        let (verdict, out) = lab.run(EGRESS, &frame);
+        assert_eq!(verdict, TC_ACT_SHOT, "{dst}: a lab source never leaves as is");
+        assert_eq!(out, frame, "{dst}: never rewritten");
+        lab.assert_moved(&before, &[(Counter::NatDropUnknownProto, 1)]);
+    }
+    let (orig, reply) = lab.entries();
+    assert!(orig.is_empty() && reply.is_empty());
+}
+
+#[test]
+fn a_short_packet_of_an_untranslated_protocol_is_unknown_not_malformed() {
+    let lab = Nat6Lab::new("proto");
+    let frame = out6(&ipv6_packet(ns1(), remote(), 253, &[0xab; 6]));
+    let before = lab.counters();
+    assert_eq!(lab.run(EGRESS, &frame).0, TC_ACT_SHOT);
+    lab.assert_moved(&before, &[(Counter::NatDropUnknownProto, 1)]);
+}

@@ -1,5 +1,6 @@
-//! The uplink XDP program's IPv6 rule: NAT66's refusals (a lab source,
-//! the lab prefix as destination) before an skb exists; everything else
+//! The uplink XDP program's IPv6 rule: what NAT66's TC ingress drops
+//! from the fixed header (an unreadable header, a lab source, the lab
+//! prefix as destination) dropped before an skb exists; everything else
 //! passed to the TC ingress.
 
 use netlab::bpf::verdict::{XDP_DROP, XDP_PASS};
@@ -18,8 +19,10 @@ fn udp_in(src: Ipv6Addr, dst: Ipv6Addr) -> Vec<u8> {
 #[test]
 fn xdp_drops_what_nat66_refuses_and_passes_the_rest() {
     let lab = Nat6Lab::new("xdp");
-    let mut truncated = udp_in(remote(), ns1());
+    let mut truncated = udp_in(remote(), external());
     truncated.truncate(14 + 30);
+    let mut version4 = udp_in(ns2(), external());
+    version4[14] = 0x45;
     for (what, frame, verdict, counter) in [
         (
             "to the lab prefix",
@@ -45,12 +48,15 @@ fn xdp_drops_what_nat66_refuses_and_passes_the_rest() {
             XDP_PASS,
             Counter::XdpPass,
         ),
+        // What the TC ingress would drop as malformed (a lab source
+        // behind a version other than 6 included: the header is not read).
         (
-            "a header too short to judge",
+            "a truncated header",
             truncated,
-            XDP_PASS,
-            Counter::XdpPass,
+            XDP_DROP,
+            Counter::XdpDropMalformed,
         ),
+        ("version 4", version4, XDP_DROP, Counter::XdpDropMalformed),
     ] {
         let before = lab.counters();
         assert_eq!(lab.run_xdp(&frame), verdict, "{what}");

@@ -51,12 +51,20 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
         Err(reason) => return drop_packet(ctx, reason),
     };
     // SAFETY: a packet pointer from `header`, used before any helper call.
-    if !in_lab(cfg, unsafe { &(*fixed).addrs.saddr }) {
+    let addrs = unsafe { &(*fixed).addrs };
+    if !in_lab(cfg, &addrs.saddr) {
         // The host's own traffic: its global address, link-local and
         // Neighbour Discovery, multicast listener reports, ...
         return pass_host();
     }
     // From here on the packet is the lab's: it leaves translated or not at all.
+    if parse::link_scoped(&addrs.daddr) {
+        // Link-local and multicast are never translated (nothing beyond
+        // the uplink's link could answer the external address, and ND
+        // must stay the uplink's own); a lab source must not leave as it
+        // is either.
+        return drop_packet(ctx, Counter::NatDropUnknownProto);
+    }
     let walked = parse::walk(ctx, &mut flow.ip);
     if walked != parse::WALKED {
         return walked;
@@ -64,6 +72,11 @@ fn classify(ctx: &TcContext, flow: &mut Flow) -> i32 {
     let ip = &flow.ip;
     if ip.later_fragment {
         return later_fragment(ctx, ip);
+    }
+    if !matches!(ip.proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_ICMPV6) {
+        // Decided before reading any of it: a short packet of a protocol
+        // the NAT does not translate is that, not malformed (as in IPv4).
+        return drop_packet(ctx, Counter::NatDropUnknownProto);
     }
     let Some(head) = load_ptr::<L4Head>(ctx, ip.l4_off) else {
         return drop_packet(ctx, Counter::NatDropMalformed);

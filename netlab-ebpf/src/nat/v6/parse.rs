@@ -234,6 +234,13 @@ pub fn walk(ctx: &TcContext, out: &mut Ipv6) -> i32 {
     }
 }
 
+/// Whether `addr` is link-scoped for the NAT: multicast (ff00::/8) or
+/// link-local unicast (fe80::/10).
+#[inline(always)]
+pub fn link_scoped(addr: &[u8; 16]) -> bool {
+    addr[0] == 0xff || (addr[0] == 0xfe && addr[1] & 0xc0 == 0x80)
+}
+
 /// Whether `addr` lies in the prefix `subnet`/`prefix_len` (`subnet`
 /// already masked): two 64-bit compares.
 #[inline(always)]
