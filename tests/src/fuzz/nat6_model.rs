@@ -183,6 +183,17 @@ fn walk(f: &[u8], mut next: u8, mut at: usize, end: usize) -> Result<Walked, Cou
             }
             (f[at + 1] as usize + 1) * 8
         };
+        // The last header the bound allows names another: the chain is
+        // too long, whether or not this header is whole.
+        if headers == EXT_BOUND
+            && next != NH_FRAGMENT
+            && matches!(
+                f[at],
+                NH_HOP_BY_HOP | NH_ROUTING | NH_DEST_OPTS | NH_FRAGMENT
+            )
+        {
+            return Err(Counter::NatDropExtHeaders);
+        }
         if at + len > end {
             return Err(Counter::NatDropMalformed);
         }

@@ -260,7 +260,10 @@ fn a_lab_packet_to_link_local_or_multicast_is_never_translated() {
         ));
         let before = lab.counters();
         let (verdict, out) = lab.run(EGRESS, &frame);
-        assert_eq!(verdict, TC_ACT_SHOT, "{dst}: a lab source never leaves as is");
+        assert_eq!(
+            verdict, TC_ACT_SHOT,
+            "{dst}: a lab source never leaves as is"
+        );
         assert_eq!(out, frame, "{dst}: never rewritten");
         lab.assert_moved(&before, &[(Counter::NatDropUnknownProto, 1)]);
     }
