@@ -1,32 +1,41 @@
-//! The switch port program's IPv6 rules for the fuzzer: the frames an
-//! endpoint (or the gateway) sends over IPv6, and what the program must do
-//! with each, written from the lab's IPv6 first-hop security rules (the
-//! README's IPv6 section and netlab/doc/ARCHITECTURE.md), not from the
-//! program:
+//! The switch port program's IPv6 rules for the fuzzer: what the program
+//! must do with an IPv6 frame, written from the lab's IPv6 first-hop
+//! security rules (netlab/doc/ARCHITECTURE.md), not from the program.
+//! Where those rules left a choice open, the choice the program made is
+//! written here as a rule (marked "chosen"), so that it is tested too.
 //!
-//! * source check: IPv6 from an endpoint port carries the port's global or
-//!   link-local address (`ports6`), or `::` in an ICMPv6 neighbour
-//!   solicitation only (duplicate address detection); a port without an
-//!   `ports6` entry sends no IPv6. Otherwise `drop_spoofed`;
-//! * header walk: a payload length of 0 (a jumbogram) or beyond the frame
-//!   is `drop_ipv6_malformed`, as is a chain of more than 4 extension
-//!   headers (hop-by-hop, routing, destination options, fragment); a
-//!   header the program must read that the packet does not hold whole is
-//!   `drop_truncated`;
-//! * RA guard (RFC 6105): router advertisements (134), redirects (137),
-//!   UDP from port 547 (DHCPv6 server/relay), and a later fragment of an
-//!   ICMPv6 packet (it could hide an RA, RFC 7113) are `drop_ra_guard`;
-//! * ND spoofing: an NA whose target is not one of the port's addresses, or
-//!   whose target link-layer option is not the port's MAC; an NS whose
-//!   source link-layer option is not the port's MAC: `drop_nd_spoof`;
-//! * ND responder: an NS (not DAD) for an address in `endpoints6` behind
-//!   another port is answered in place (`nd_answered`) with the NA the
-//!   owner would send: [`nd_answer`];
-//! * host access: IPv6 to an address in `host_addrs6` that would reach the
-//!   host stack (to the gateway port, or flooded) is `drop_host_access`.
+//! * header walk, on every port (chosen: the gateway's too, and before the
+//!   source check): a payload length of 0 (a jumbogram) or beyond the
+//!   frame, or a chain of more than 4 extension headers (hop-by-hop,
+//!   routing, destination options, fragment), is `drop_ipv6_malformed`;
+//!   an extension header, ICMPv6 header (4 bytes) or UDP header the
+//!   packet does not hold whole is `drop_truncated`;
+//! * source check, endpoints: the port's global or link-local address
+//!   (`ports6`), or `::` in a neighbour solicitation only (duplicate
+//!   address detection); a port without a `ports6` entry sends no IPv6.
+//!   Otherwise `drop_spoofed`. Then an NS or NA shorter than its target
+//!   is `drop_truncated`;
+//! * RA guard (RFC 6105), endpoints: router advertisements (134),
+//!   redirects (137), UDP from port 547 (DHCPv6 server/relay), and a later
+//!   fragment of an ICMPv6 packet (it could hide an RA, RFC 7113) are
+//!   `drop_ra_guard`;
+//! * ND spoofing, endpoints: an NA whose target is not one of the port's
+//!   addresses, or whose target link-layer option is not the port's MAC;
+//!   an NS whose source link-layer option is not the port's MAC; (chosen)
+//!   an NS or NA with an option of length 0 or one cut short (RFC 4861
+//!   §4.6 discards them): `drop_nd_spoof`;
+//! * ND responder, every port (as the ARP responder): an NS (not DAD) for
+//!   an address in `endpoints6` behind another port is answered in place
+//!   (`nd_answered`) with the NA the owner would send ([`nd_answer`]:
+//!   chosen, the router flag when the gateway owns the address); chosen:
+//!   only an NS that is the fixed header and a 32-byte message (the NA
+//!   takes exactly its room); others go to their owner;
+//! * host access, endpoints: IPv6 to an address in `host_addrs6` that
+//!   would reach the host stack (to the gateway port, or flooded) is
+//!   `drop_host_access`;
+//! * behind VLAN tags (chosen), an endpoint's IPv6 meets the same drops.
 //!
-//! Everything else is switched by MAC as IPv4 is. Frames from the gateway
-//! port are the host's and are not checked.
+//! Everything else is switched by MAC as IPv4 is.
 
 use std::collections::BTreeMap;
 use std::net::Ipv6Addr;
