@@ -1,30 +1,38 @@
 //! What the uplink NAT programs must do with an IPv6 frame (NAT66), from
-//! the lab's NAT66 rules (netlab/doc/ARCHITECTURE.md, the README's IPv6
-//! section), not from the programs' code. The IPv4 rules
-//! ([`super::nat_model`]) with 16-byte addresses, plus:
+//! the lab's NAT66 rules (netlab/doc/ARCHITECTURE.md), not from the
+//! programs' code. The IPv4 rules ([`super::nat_model`]) with 16-byte
+//! addresses, plus what follows; where the rules left a choice open, the
+//! choice the programs made is written as a rule (marked "chosen").
 //!
-//! * a version other than 6 behind the IPv6 EtherType is malformed;
+//! * a version other than 6 behind the IPv6 EtherType is malformed, as a
+//!   version other than 4 is for IPv4 (chosen: before anything else);
 //! * egress: a packet whose source is in the lab prefix leaves translated
 //!   (source = the external address, port/echo id from the range) or not
 //!   at all; link-local and multicast destinations and neighbour discovery
-//!   are never translated (so NDP keeps working on the uplink; ND from a
-//!   lab address is dropped, a lab address to a link-local or multicast
-//!   destination is passed or dropped, never rewritten);
-//!   everything else is the host's and passes untouched;
+//!   are never translated (so NDP keeps working on the uplink): ND from a
+//!   lab address is dropped (`nat_drop_unknown_proto`), a lab address to
+//!   a link-local or multicast destination is passed or dropped, never
+//!   rewritten; a protocol NAT66 does not translate is unknown however
+//!   short; everything else is the host's and passes untouched;
 //! * ingress: to the external address, a reply or an ICMPv6 error quoting a
 //!   translated packet gets the lab destination back; to the lab prefix
 //!   directly it is unsolicited, from the lab prefix it is a forged lab
 //!   source: both dropped; everything else passes;
 //! * the extension header chain (hop-by-hop, routing, destination options,
-//!   fragment) is walked with a bound of 4: a longer chain, or a payload
-//!   length of 0 (a jumbogram), is `nat_drop_ext_headers`; a header the
-//!   packet does not hold whole, or a payload length beyond the frame, is
+//!   fragment) is walked with a bound of 4: a longer chain (chosen: known
+//!   as soon as the last header allowed names another), or a payload
+//!   length of 0 (a jumbogram), is `nat_drop_ext_headers`; a payload
+//!   length beyond the frame, a header the frame does not hold whole
+//!   (chosen: headers are read within the frame, as the IPv4 NAT reads
+//!   them), or a chain that ends beyond the payload length is
 //!   `nat_drop_malformed`;
 //! * fragments: a first fragment (offset 0, M set) is translated and
-//!   records its datagram (source, destination, identification, protocol,
-//!   direction) in `nat6_frags`; a later fragment (offset > 0) gets the
-//!   recorded address, else is dropped going out (`nat_drop_fragment`) and
-//!   passed coming in (`nat_frag_untracked`), the IPv4 rule;
+//!   records its datagram (source, destination, identification, protocol
+//!   — chosen: the fragment header's next header, which every fragment
+//!   names — direction) in `nat6_frags`; a later fragment (offset > 0)
+//!   gets the recorded address, else is dropped going out
+//!   (`nat_drop_fragment`) and passed coming in (`nat_frag_untracked`),
+//!   the IPv4 rule;
 //! * ICMPv6 errors (1-4) are translated both ways with their quoted packet:
 //!   the outer and quoted addresses, the quoted port or echo id, the quoted
 //!   packet's checksum and the ICMPv6 checksum (whose pseudo header covers
