@@ -5,7 +5,8 @@
 //! written here as a rule (marked "chosen"), so that it is tested too.
 //!
 //! * header walk, on every port (chosen: the gateway's too, and before the
-//!   source check): a payload length of 0 (a jumbogram) or beyond the
+//!   source check): a payload length of 0 (a jumbogram; chosen: not with
+//!   next header 59, an empty packet) or beyond the
 //!   frame, or a chain of more than 4 extension headers (hop-by-hop,
 //!   routing, destination options, fragment), is `drop_ipv6_malformed`;
 //!   an extension header, ICMPv6 header (4 bytes) or UDP header the
@@ -22,8 +23,9 @@
 //! * ND spoofing, endpoints: an NA whose target is not one of the port's
 //!   addresses, or whose target link-layer option is not the port's MAC;
 //!   an NS whose source link-layer option is not the port's MAC; (chosen)
-//!   an NS or NA with an option of length 0 or one cut short (RFC 4861
-//!   §4.6 discards them): `drop_nd_spoof`;
+//!   an NS or NA with an option of length 0, an option header cut short,
+//!   or a link-layer option whose address is cut short (RFC 4861 §4.6
+//!   discards them): `drop_nd_spoof`;
 //! * ND responder, every port (as the ARP responder): an NS (not DAD) for
 //!   an address in `endpoints6` behind another port is answered in place
 //!   (`nd_answered`) with the NA the owner would send ([`nd_answer`]:
@@ -110,22 +112,24 @@ fn be16(f: &[u8], at: usize) -> u16 {
 }
 
 /// The link-layer address options of `kind` in the ND options from `at`
-/// to `end` (RFC 4861 §4.6); an option of length 0, or one the packet
-/// does not hold whole, is an error.
+/// to `end` (RFC 4861 §4.6).
 fn ll_options(f: &[u8], mut at: usize, end: usize, kind: u8) -> Result<Vec<Mac>, Counter> {
     let mut found = Vec::new();
-    while at + 2 <= end {
-        let len = f[at + 1] as usize * 8;
-        if len == 0 || at + len > end {
-            // RFC 4861 §4.6: a packet with an option of length 0 (or one
-            // it does not hold) is discarded; the switch counts it with
-            // the ND spoofing it may hide.
+    while at < end {
+        // (chosen) an option header cut short, or of length 0 (RFC 4861
+        // §4.6 discards the packet), or a link-layer option whose address
+        // is cut short, is counted with the ND spoofing it may hide; an
+        // option of another kind running past the end ends the walk.
+        if at + 2 > end || f[at + 1] == 0 {
             return Err(Counter::DropNdSpoof);
         }
-        if f[at] == kind && len >= 8 {
+        if f[at] == kind {
+            if at + 8 > end {
+                return Err(Counter::DropNdSpoof);
+            }
             found.push(f[at + 2..at + 8].try_into().unwrap());
         }
-        at += len;
+        at += f[at + 1] as usize * 8;
     }
     Ok(found)
 }
@@ -148,7 +152,10 @@ fn walk(frame: &[u8], l3: usize) -> Result<Walked, Counter> {
         return Err(Counter::DropTruncated);
     }
     let payload_len = be16(frame, l3 + 4) as usize;
-    if payload_len == 0 || payload_len > frame.len() - l3 - 40 {
+    // A payload length of 0 is a jumbogram's, unless nothing follows the
+    // header (next header 59: an empty packet, RFC 8200 §4.7; chosen).
+    let jumbogram = payload_len == 0 && frame[l3 + 6] != NH_NONE;
+    if jumbogram || payload_len > frame.len() - l3 - 40 {
         return Err(Counter::DropIpv6Malformed);
     }
     let end = l3 + 40 + payload_len;
