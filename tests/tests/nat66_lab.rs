@@ -223,6 +223,26 @@ fn every_namespace_reaches_the_internet_over_ipv6_as_the_uplink() {
     let orig = netlab::nat::sweep6(&dir, &netlab::plan::NatTimeouts::default(), 0).unwrap();
     assert!(orig.flows >= 6, "nat6 flows: {orig:?}");
     assert_eq!(orig.expired, 0, "nothing is old at time 0");
+    // `nat flush` clears them; a new ping makes a new one, which the
+    // sweep expires once it is older than the ICMP timeout.
+    let out = lab.ok(&["nat", "flush", "--json"]);
+    let removed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(removed["removed6"].as_u64().unwrap() >= 6, "{removed:#}");
+    let timeouts = netlab::plan::NatTimeouts::default();
+    assert_eq!(netlab::nat::sweep6(&dir, &timeouts, 0).unwrap().flows, 0);
+    let out = ping6(&lab.ns(1), INTERNET6, &[]);
+    assert!(
+        out.status.success(),
+        "ping -6 after the flush: {}",
+        describe(&out)
+    );
+    let later = netlab::nat::monotonic_now_ns() + (timeouts.icmp + 1) * 1_000_000_000;
+    let swept = netlab::nat::sweep6(&dir, &timeouts, later).unwrap();
+    assert_eq!((swept.flows, swept.expired), (1, 1), "{swept:?}");
+    assert_eq!(
+        netlab::nat::sweep6(&dir, &timeouts, later).unwrap().flows,
+        0
+    );
     lab.ok(&["down"]);
     lab.assert_nothing_left("after down");
 }

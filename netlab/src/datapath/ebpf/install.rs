@@ -67,13 +67,9 @@ fn install_nat(
         Some(lab6) => uplink_ipv6(&nat.uplink_dev, Some(lab6))?,
         None => None,
     };
-    let nat66 = crate::nat::configure6(dir, nat, external6, gateway_mac, true)?;
-    if nat.subnet6.is_some() && !nat66 {
-        eprintln!(
-            "netlab: IPv6 egress unavailable: {} has no global IPv6 address",
-            nat.uplink_dev
-        );
-    }
+    // Off without an address: `up` and `status` say so
+    // (`health::ipv6_egress_problem` reads this map).
+    crate::nat::configure6(dir, nat, external6, gateway_mac, true)?;
     crate::nat::attach_uplink(ebpf, dir, &nat.uplink_dev)?;
     let xdp = xdp::attach_uplink(ebpf, dir, &nat.uplink_dev, uplink_xdp)?;
     if let xdp::UplinkXdp::Fallback { reason } = &xdp {
