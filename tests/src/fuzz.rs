@@ -6,7 +6,13 @@
 //!   frame depends on nothing but those three numbers.
 //! * [`frames`]: valid frames the programs meet in the lab (ARP, IPv4
 //!   TCP/UDP/ICMP echo, ICMP errors quoting a translated flow, IPv6) and
-//!   random bytes of every length up to 1514.
+//!   random bytes of every length up to 1514; [`frames6`]: the IPv6 ones
+//!   (ND, RA guard's prey, DHCPv6, ICMPv6 echo and errors, extension
+//!   header chains, fragments).
+//! * [`mutate6`]: the IPv6 fields' mutations (payload length, next header,
+//!   hop limit, addresses, ICMPv6 type, inserted extension headers).
+//! * [`nat6_model`], [`switch_model6`], [`verify6`]: the IPv6 halves of
+//!   the models and checksum checks below.
 //! * [`mutate`]: what goes wrong on a wire or in a hostile sender:
 //!   truncation, flipped bits, bad lengths, IP options, IHL < 5, fragments,
 //!   VLAN tags, IPv6, bad checksums, odd protocols, addresses and types.
@@ -19,11 +25,19 @@
 //!   (valid in, valid out; otherwise the error is carried over unchanged),
 //!   and that only the fields a translation may touch changed.
 
+#[cfg(test)]
+mod coverage6;
 pub mod frames;
+pub mod frames6;
 pub mod mutate;
+pub mod mutate6;
+pub mod nat6_model;
 pub mod nat_model;
+pub mod switch_frames6;
 pub mod switch_model;
+pub mod switch_model6;
 pub mod verify;
+pub mod verify6;
 pub mod xdp_model;
 
 /// xorshift64* (Vigna): tiny, fast, and good enough to pick mutations.

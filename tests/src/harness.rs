@@ -164,6 +164,26 @@ impl Loaded {
         test_run::test_run_xdp(self.xdp(name), frame, ingress)
     }
 
+    /// Whether the loaded program `name` uses the map `map` (the kernel's
+    /// own record of the maps a program references): the fuzzer's test
+    /// that a program of this build has a feature at all (the IPv6 rules
+    /// use the IPv6 maps), printed by the test when it is absent.
+    pub fn program_uses_map(&self, name: &str, map: &str) -> bool {
+        let program = self
+            .ebpf()
+            .program(name)
+            .unwrap_or_else(|| panic!("no program {name}"));
+        let info = program
+            .info()
+            .unwrap_or_else(|e| panic!("{name}: program info: {e:?}"));
+        info.map_ids()
+            .unwrap_or_else(|e| panic!("{name}: map ids: {e:?}"))
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|id| aya::maps::MapInfo::from_id(id).ok())
+            .any(|m| m.name_as_str() == Some(map))
+    }
+
     /// Every counter, summed over the CPUs, indexed by `Counter as usize`.
     pub fn counters(&self) -> Vec<u64> {
         let map = self.ebpf().map(COUNTERS_MAP).expect("the counters map");

@@ -28,6 +28,10 @@
 mod common;
 #[path = "fuzz_programs/nat.rs"]
 mod nat;
+#[path = "fuzz_programs/nat6.rs"]
+mod nat6;
+#[path = "fuzz_programs/nat6_check.rs"]
+mod nat6_check;
 #[path = "fuzz_programs/nat_check.rs"]
 mod nat_check;
 #[path = "fuzz_programs/nat_lab.rs"]

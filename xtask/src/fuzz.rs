@@ -1,5 +1,7 @@
 //! `cargo xtask fuzz --cases N [--seed S]`: a long run of the BPF program
-//! fuzzer (tests/tests/fuzz_programs.rs) with N cases per program.
+//! fuzzer (tests/tests/fuzz_programs.rs) with N cases per program, IPv4
+//! and IPv6 frames alike (the IPv6 share of the uplink's cases is
+//! reported apart, as "(IPv6)").
 //!
 //! The fuzzer is the integration test itself, driven by two environment
 //! variables, so the suite's short run and the long runs here share every

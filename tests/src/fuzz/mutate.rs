@@ -88,6 +88,9 @@ pub fn mutate(rng: &mut Rng, f: &mut Vec<u8>) -> String {
 }
 
 fn mutate_once(rng: &mut Rng, f: &mut Vec<u8>) -> String {
+    if super::mutate6::is_ipv6(f) && rng.chance(60) {
+        return super::mutate6::mutate_once6(rng, f);
+    }
     let ip = ip_offset(f);
     let l4 = l4_offset(f);
     match rng.below(22) {

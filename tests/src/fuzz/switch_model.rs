@@ -24,6 +24,10 @@
 //!   `drop_too_many_tags`), and never reaches the host stack: unicast to
 //!   the gateway port is dropped (`drop_tagged_to_host`), a flood skips
 //!   the gateway port;
+//! * IPv6 from an endpoint follows the IPv6 first-hop rules
+//!   ([`super::switch_model6`]: source check, RA guard, ND responder and
+//!   spoofing, malformed headers, host access); IPv6 is not an "other
+//!   EtherType";
 //! * a frame on a device that is not a port passes untouched;
 //! * learning (when on) records unknown unicast source MACs, never moving a
 //!   static entry; dropped (spoofed, truncated) frames teach nothing.
@@ -35,6 +39,7 @@ use netlab_common::{
     switch::{FDB_FLAG_STATIC, FdbEntry, PORT_KIND_ENDPOINT, PORT_KIND_GATEWAY},
 };
 
+use super::switch_model6::{V6Tables, V6Verdict};
 use super::{Rng, mutate};
 use crate::packets::*;
 
@@ -149,7 +154,8 @@ pub fn switch_case(rng: &mut Rng, ports: &[SwPort]) -> SwCase {
         3 => from.mac,
         _ => to.mac,
     };
-    let kind = rng.below(10);
+    let kind = rng.below(12);
+    let mut what_owned = String::new();
     let mut frame = match kind {
         0..=2 => {
             // ARP: requests for a port's address, unknown ones, probes,
@@ -188,11 +194,17 @@ pub fn switch_case(rng: &mut Rng, ports: &[SwPort]) -> SwCase {
             what.push("IPv4");
             ethernet(dst_mac, src_mac, ETH_P_IP, &p)
         }
-        8 => {
+        8 if rng.chance(15) => {
             what.push("IPv6");
             let mut f = super::frames::ipv6_frame(rng);
             f[0..6].copy_from_slice(&dst_mac);
             f[6..12].copy_from_slice(&src_mac);
+            f
+        }
+        8 | 10 | 11 => {
+            let (f, kind) = super::switch_frames6::ipv6_case(rng, &from, &to, src_mac);
+            what.push("IPv6");
+            what_owned = kind;
             f
         }
         _ => {
@@ -216,7 +228,12 @@ pub fn switch_case(rng: &mut Rng, ports: &[SwPort]) -> SwCase {
         }
         what.push("VLAN-tagged");
     }
-    let mut origin = format!("{} from {} to {:02x?}", what.join(" "), from.dev, &dst_mac);
+    let mut origin = format!(
+        "{} {what_owned} from {} to {:02x?}",
+        what.join(" "),
+        from.dev,
+        &frame[..6.min(frame.len())]
+    );
     if rng.chance(40) {
         let m = mutate::mutate(rng, &mut frame);
         origin = format!("{origin}; {m}");
@@ -243,6 +260,12 @@ pub enum SwOutcome {
     /// An ARP request answered in place by `port` (the owner of the address).
     ArpAnswered {
         owner: usize,
+    },
+    /// A neighbour solicitation answered in place with the NA of the
+    /// target's owner, whose MAC is `mac` (`endpoints6`).
+    NdAnswered {
+        mac: [u8; 6],
+        router: bool,
     },
     /// Redirected to `port`.
     Unicast {
@@ -275,7 +298,7 @@ fn is_tag(ethertype: u16) -> bool {
 
 /// The source check of a VLAN-tagged frame from an endpoint `port`: the
 /// header behind up to two tags.
-fn check_tagged(port: &SwPort, frame: &[u8]) -> Result<(), Counter> {
+fn check_tagged(port: &SwPort, frame: &[u8], v6: &V6Tables) -> Result<(), Counter> {
     let type_at = |off: usize| {
         frame
             .get(off..off + 2)
@@ -296,6 +319,13 @@ fn check_tagged(port: &SwPort, frame: &[u8]) -> Result<(), Counter> {
             let ip = frame.get(l3..l3 + 20).ok_or(Counter::DropTruncated)?;
             if ip[12..16] != port.ip.octets() {
                 return Err(Counter::DropSpoofed);
+            }
+        }
+        // IPv6 behind tags meets the IPv6 rules' drops (the tagged frame
+        // is switched, never answered).
+        ETH_P_IPV6 => {
+            if let V6Verdict::Drop(c) = super::switch_model6::expect6(port, frame, l3, v6) {
+                return Err(c);
             }
         }
         ETH_P_ARP => {
@@ -323,6 +353,7 @@ pub fn expect(
     learning: bool,
     fdb: &dyn Fn([u8; 6]) -> Option<FdbEntry>,
     host_addrs: &[Ipv4Addr],
+    v6: &V6Tables,
 ) -> SwExpect {
     let done = |outcome| SwExpect {
         outcome,
@@ -378,8 +409,15 @@ pub fn expect(
             }
             to_host_addr = endpoint && host_addrs.iter().any(|a| frame[30..34] == a.octets());
         }
+        ETH_P_IPV6 => match super::switch_model6::expect6(&port, frame, 14, v6) {
+            V6Verdict::Drop(c) => return done(SwOutcome::Drop(c)),
+            V6Verdict::Answer { mac, router } => {
+                return done(SwOutcome::NdAnswered { mac, router });
+            }
+            V6Verdict::Forward { to_host_addr: t } => to_host_addr = t,
+        },
         t if endpoint && is_tag(t) => {
-            if let Err(c) = check_tagged(&port, frame) {
+            if let Err(c) = check_tagged(&port, frame, v6) {
                 return done(SwOutcome::Drop(c));
             }
             tagged = true;
@@ -446,6 +484,7 @@ pub fn outcome_counter(ports: &[SwPort], o: SwOutcome) -> Option<Counter> {
         SwOutcome::NotAPort => Counter::DropUnknownPort,
         SwOutcome::Drop(c) => c,
         SwOutcome::ArpAnswered { .. } => Counter::ArpAnswered,
+        SwOutcome::NdAnswered { .. } => Counter::NdAnswered,
         SwOutcome::Unicast { to } if ports[to].kind == PORT_KIND_GATEWAY => Counter::ToHost,
         SwOutcome::Unicast { .. } => Counter::RedirectPeer,
         SwOutcome::Flood { .. } => Counter::Flooded,

@@ -15,23 +15,31 @@ pub(crate) use netlab::{
 };
 pub(crate) use netlab_common::{
     counters::Counter,
+    maps::{ENDPOINTS6_MAP, HOST_ADDRS6_MAP, PORTS6_MAP},
     nat::{
-        NAT_ENTRY_DNAT, NAT_FRAGS_MAP, NAT_ORIG_MAP, NAT_REPLY_MAP, NatEntry, NatFragEntry,
-        NatFragKey, NatKey,
+        NAT_ENTRY_DNAT, NAT_FLAG_ENABLED, NAT_FLAG_FAST_PATH, NAT_FRAGS_MAP, NAT_ORIG_MAP,
+        NAT_REPLY_MAP, NatEntry, NatFragEntry, NatFragKey, NatKey,
+    },
+    nat6::{
+        NAT6_CONFIG_MAP, NAT6_FRAGS_MAP, NAT6_ORIG_MAP, NAT6_REPLY_MAP, Nat6Config, Nat6Entry,
+        Nat6FragEntry, Nat6FragKey, Nat6Key,
     },
     switch::{
-        FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL, PORT_KIND_GATEWAY,
-        SwitchConfig,
+        Endpoint, FDB_FLAG_LEARNED, FDB_FLAG_STATIC, FdbEntry, FdbKey, HOST_ADDR_LOCAL,
+        PORT_KIND_GATEWAY, Port6, SwitchConfig,
     },
 };
 pub(crate) use netlab_tests::fuzz::{
     Rng, frames,
     frames::{Dir, Translation},
-    hex, mutate,
+    frames6::{self, Translation6},
+    hex, mutate, mutate6,
     nat_model::{self, Expect},
+    nat6_model::{self, Expect6},
     parse_seed,
     switch_model::{self, SwCase, SwExpect, SwOutcome, SwPort},
-    verify,
+    switch_model6::{self, V6Tables},
+    verify, verify6,
     xdp_model::{self, XdpExpect},
 };
 pub(crate) use netlab_tests::{
@@ -119,7 +127,12 @@ pub(crate) fn report(
             t.cases, t.refused, t.verdicts, t.rewritten, t.created, t.failures
         );
     }
-    for f in failures.iter().take(20) {
+    // NETLAB_FUZZ_SHOW: how many failures to print (20 unless told).
+    let show = std::env::var("NETLAB_FUZZ_SHOW")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(20);
+    for f in failures.iter().take(show) {
         println!(
             "\nFAILED {} case {} (seed {seed:#x}): {}\n  frame: {}\n  - {}",
             f.program,

@@ -10,6 +10,8 @@ struct SwitchLab {
     loaded: Loaded,
     maps: SwitchMaps,
     ports: Vec<SwPort>,
+    /// The IPv6 maps as written (the model reads this copy).
+    v6: V6Tables,
 }
 
 impl SwitchLab {
@@ -46,11 +48,84 @@ impl SwitchLab {
             maps.write_port(&info).expect("register a port");
             ports.push(port);
         }
-        Self {
+        // A build whose port program has no IPv6 rules would switch IPv6
+        // unchecked: the kernel's record of its maps must name `ports6`.
+        assert!(
+            loaded.program_uses_map(PORT_PROGRAM, PORTS6_MAP),
+            "the port program of this build has no IPv6 rules (it does not use {PORTS6_MAP})"
+        );
+        let mut lab = Self {
             loaded,
             maps,
             ports,
+            v6: V6Tables::default(),
+        };
+        lab.v6.gateway_port = lab
+            .ports
+            .iter()
+            .find(|p| p.kind == PORT_KIND_GATEWAY)
+            .map(|p| p.ifindex)
+            .unwrap();
+        // Every port's IPv6 addresses in `endpoints6` (the gateway's with
+        // vbridge's MAC), the endpoint ports' in `ports6`.
+        for p in lab.ports.clone() {
+            let e = Endpoint {
+                mac: p.mac,
+                _pad: [0; 2],
+                port_ifindex: p.ifindex,
+            };
+            for a in [switch_model6::global6(&p), switch_model6::link_local6(&p)] {
+                lab.map6::<[u8; 16], Endpoint>(ENDPOINTS6_MAP)
+                    .insert(a.octets(), e, 0)
+                    .expect("endpoints6");
+                lab.v6.endpoints6.insert(a.octets(), e);
+            }
+            if p.kind != PORT_KIND_GATEWAY {
+                lab.set_port6(&p, true);
+            }
         }
+        lab
+    }
+
+    fn map6<K: aya::Pod, V: aya::Pod>(
+        &mut self,
+        name: &str,
+    ) -> HashMap<&mut aya::maps::MapData, K, V> {
+        HashMap::try_from(self.loaded.ebpf_mut().map_mut(name).expect(name)).expect(name)
+    }
+
+    /// Gives port `p` its IPv6 addresses in `ports6`, or takes them away
+    /// (a port with none sends no IPv6).
+    fn set_port6(&mut self, p: &SwPort, present: bool) {
+        if self.v6.ports6.contains_key(&p.ifindex) == present {
+            return;
+        }
+        let mut map = self.map6::<u32, Port6>(PORTS6_MAP);
+        if present {
+            let addrs = Port6 {
+                global: switch_model6::global6(p).octets(),
+                link_local: switch_model6::link_local6(p).octets(),
+            };
+            map.insert(p.ifindex, addrs, 0).expect("ports6");
+            self.v6.ports6.insert(p.ifindex, addrs);
+        } else {
+            map.remove(&p.ifindex).expect("ports6");
+            self.v6.ports6.remove(&p.ifindex);
+        }
+    }
+
+    /// Lists `addrs` in `host_addrs6` (empty: host access allowed).
+    fn set_host_addrs6(&mut self, addrs: &[std::net::Ipv6Addr]) {
+        let listed = self.v6.host_addrs6.clone();
+        let mut map = self.map6::<[u8; 16], u8>(HOST_ADDRS6_MAP);
+        for a in &listed {
+            map.remove(&a.octets()).expect("host_addrs6");
+        }
+        for a in addrs {
+            map.insert(a.octets(), HOST_ADDR_LOCAL, 0)
+                .expect("host_addrs6");
+        }
+        self.v6.host_addrs6 = addrs.to_vec();
     }
 
     fn run(&self, ingress: u32, frame: &[u8]) -> Result<(u32, Vec<u8>), String> {
@@ -95,21 +170,6 @@ impl SwitchLab {
             })
             .collect()
     }
-}
-
-/// Whether the port program reads `frame` as IPv6: its EtherType, or the
-/// one behind one or two VLAN tags (the program looks through two).
-fn reaches_ipv6(frame: &[u8]) -> bool {
-    let type_at = |off: usize| {
-        frame
-            .get(off..off + 2)
-            .map(|b| u16::from_be_bytes([b[0], b[1]]))
-    };
-    let is_tag = |t: Option<u16>| matches!(t, Some(0x8100 | 0x88a8));
-    let ipv6 = Some(0x86dd);
-    type_at(12) == ipv6
-        || (is_tag(type_at(12)) && type_at(16) == ipv6)
-        || (is_tag(type_at(12)) && is_tag(type_at(16)) && type_at(20) == ipv6)
 }
 
 /// Checks one case of the port program; returns the problems found.
@@ -162,6 +222,22 @@ fn check_switch_case(
                     "ARP answer differs from the owner's reply: {}",
                     hex(out)
                 ));
+            }
+        }
+        SwOutcome::NdAnswered { mac, router } => {
+            tally.rewritten += 1;
+            let na = switch_model6::nd_answer(frame, mac, router);
+            if out != na.as_slice() {
+                p.push(format!(
+                    "ND answer differs from the owner's advertisement {}: {}",
+                    hex(&na),
+                    hex(out)
+                ));
+            }
+            // The answer's own packet (the frame's padding is kept).
+            let end = (54 + u16::from_be_bytes([out[18], out[19]]) as usize).min(out.len());
+            if let Err(e) = packets::check_ipv6(&out[14..end]) {
+                p.push(format!("ND answer: {e}"));
             }
         }
         _ if verdict != TC_ACT_SHOT && out != frame.as_slice() => {
@@ -251,7 +327,9 @@ fn check_switch_case(
         want_stats[ingress].0 = 1;
         match expect.outcome {
             SwOutcome::Drop(_) => want_stats[ingress].2 = 1,
-            SwOutcome::ArpAnswered { .. } => want_stats[ingress].1 = 1,
+            SwOutcome::ArpAnswered { .. } | SwOutcome::NdAnswered { .. } => {
+                want_stats[ingress].1 = 1
+            }
             SwOutcome::Unicast { to } => want_stats[to].1 = 1,
             SwOutcome::Flood { host, .. } => {
                 for (i, s) in want_stats.iter_mut().enumerate() {
@@ -272,16 +350,15 @@ fn check_switch_case(
 }
 
 /// Runs `cases` frames through the port program. Returns the tally, the
-/// failures, and how many frames the host-access rule dropped (a run must
-/// reach the rule, or it proves nothing about it).
-fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
+/// failures and the counters at the end (a run must reach each rule, or
+/// it proves nothing about it).
+fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, Vec<u64>) {
     let mut sw = SwitchLab::new("port");
     let mut tally = Tally::default();
     let mut failures = Vec::new();
     let mut counters = sw.counters();
     let mut learning = false;
     let mut host_addrs: &[std::net::Ipv4Addr] = &[];
-    let mut ipv6_unjudged = 0u64;
     let progress = netlab_tests::netlab::progress::Progress::new("fuzz port", Some(cases));
     for index in 0..cases {
         progress.set_position(index);
@@ -305,7 +382,16 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
         if want_addrs != host_addrs {
             host_addrs = want_addrs;
             sw.set_host_addrs(host_addrs);
+            let v6: &[std::net::Ipv6Addr] = if host_addrs.is_empty() {
+                &[]
+            } else {
+                &switch_model6::HOST_ADDRS6
+            };
+            sw.set_host_addrs6(v6);
         }
+        // The third endpoint has IPv6 addresses most of the time.
+        let third = sw.ports[2];
+        sw.set_port6(&third, rng.chance(70));
         let case = switch_model::switch_case(&mut rng, &sw.ports);
         let fdb_before = sw.fdb();
         let expect = switch_model::expect(
@@ -315,6 +401,7 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
             learning,
             &|mac| fdb_before.get(&mac).copied(),
             host_addrs,
+            &sw.v6,
         );
         let stats_before = sw.port_stats();
         let result = sw.run(case.ingress, &case.frame);
@@ -338,26 +425,17 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
             })
             .collect();
         tally.cases += 1;
-        // This model is IPv4's: IPv6 has first-hop rules it does not
-        // know (header walk, source check, RA guard, ND), covered by
-        // switch6_prog.rs. Such frames still run (the program must
-        // survive them); what they do is not judged here.
-        let problems = if result.is_ok() && reaches_ipv6(&case.frame) {
-            ipv6_unjudged += 1;
-            Vec::new()
-        } else {
-            check_switch_case(
-                &sw,
-                &case,
-                expect,
-                &result,
-                &counter_delta,
-                &fdb_before,
-                &fdb_after,
-                &stats_delta,
-                &mut tally,
-            )
-        };
+        let problems = check_switch_case(
+            &sw,
+            &case,
+            expect,
+            &result,
+            &counter_delta,
+            &fdb_before,
+            &fdb_after,
+            &stats_delta,
+            &mut tally,
+        );
         if !problems.is_empty() {
             tally.failures += 1;
             failures.push(Failure {
@@ -383,23 +461,30 @@ fn fuzz_switch(seed: u64, cases: u64) -> (Tally, Vec<Failure>, u64) {
             }
         }
     }
-    let host_drops = sw.counters()[Counter::DropHostAccess as usize];
+    let end = sw.counters();
     progress.finish_and_clear();
-    eprintln!("fuzz {PORT_PROGRAM}: {ipv6_unjudged} IPv6 frames run, not judged by the IPv4 model");
-    (tally, failures, host_drops)
+    (tally, failures, end)
 }
 
 #[test]
 fn port_program_survives_fuzzed_frames() {
     let (seed, cases) = seed_and_cases();
-    let (tally, failures, host_drops) = in_private_netns(move || fuzz_switch(seed, cases));
+    let (tally, failures, end) = in_private_netns(move || fuzz_switch(seed, cases));
     if failures.is_empty() && cases >= 1000 {
         // The run must have reached every outcome, or it proves little.
         for v in [TC_ACT_OK, TC_ACT_SHOT, TC_ACT_REDIRECT] {
             assert!(tally.verdicts.get(&v).copied().unwrap_or(0) > 0, "{v}");
         }
         assert!(tally.refused > 0 && tally.rewritten > 0 && tally.created > 0);
-        assert!(host_drops > 0, "no frame met the host-access rule");
+        for c in [
+            Counter::DropHostAccess,
+            Counter::NdAnswered,
+            Counter::DropRaGuard,
+            Counter::DropNdSpoof,
+            Counter::DropIpv6Malformed,
+        ] {
+            assert!(end[c as usize] > 0, "no frame met the {} rule", c.name());
+        }
     }
     let mut tallies = BTreeMap::new();
     tallies.insert(netlab::bpf::loader::PORT_PROGRAM, tally);
