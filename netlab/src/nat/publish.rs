@@ -9,20 +9,15 @@
 //! never ends by itself) to the old namespace. Connections to other
 //! published ports are left alone.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap as StdHashMap;
+use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 use std::path::Path;
 
-use std::net::Ipv6Addr;
-
 use aya::maps::{HashMap, MapData};
-use netlab_common::nat::{
-    NAT_ENTRY_DNAT, NAT_ORIG_MAP, NAT_PUBLISH_MAP, NAT_REPLY_MAP, NatEntry, NatKey, PublishEntry,
-    PublishKey,
-};
-use netlab_common::nat6::{
-    NAT6_ORIG_MAP, NAT6_PUBLISH_MAP, NAT6_REPLY_MAP, Nat6Entry, Nat6Key, Publish6Entry, Publish6Key,
-};
+use netlab_common::nat::{NAT_PUBLISH_MAP, PublishEntry, PublishKey};
+use netlab_common::nat6::{NAT6_PUBLISH_MAP, Publish6Entry, Publish6Key};
 
+use super::table::{Family, Flow, Table, V4, V6};
 use super::{NatError, maps};
 use crate::bpf::key::{ipv4_key, ipv4_of_key};
 use crate::plan::{PublishedPort, PublishedPort6};
@@ -69,64 +64,71 @@ fn forget<K: aya::Pod, V: aya::Pod>(
 /// the translations of publications that went away or changed.
 /// Returns how many translations were dropped.
 pub fn sync_published(pin_dir: &Path, ports: &[PublishedPort]) -> Result<usize, NatError> {
-    let wanted: BTreeMap<_, _> = ports
-        .iter()
-        .map(|p| {
-            let k = key_of(p);
-            ((k.addr, k.port, k.proto), (k, entry_of(p)))
-        })
-        .collect();
-    let mut raw = maps::open_pinned(pin_dir, NAT_PUBLISH_MAP)?;
-    let current: Vec<(PublishKey, PublishEntry)> = maps::read_hash(&raw, NAT_PUBLISH_MAP)?;
-    {
-        let mut map: HashMap<&mut MapData, PublishKey, PublishEntry> =
-            HashMap::try_from(&mut raw).map_err(map_err(NAT_PUBLISH_MAP))?;
-        for (k, v) in &current {
-            match wanted.get(&(k.addr, k.port, k.proto)) {
-                Some((_, want)) if want == v => {}
-                _ => forget(&mut map, k, NAT_PUBLISH_MAP)?,
-            }
-        }
-        for (k, v) in wanted.values() {
-            map.insert(k, v, 0).map_err(map_err(NAT_PUBLISH_MAP))?;
-        }
-    }
-    let lookup = |addr: u32, port: u16, proto: u8| {
+    let wanted: StdHashMap<PublishKey, PublishEntry> =
+        ports.iter().map(|p| (key_of(p), entry_of(p))).collect();
+    hold_exactly(pin_dir, NAT_PUBLISH_MAP, &wanted)?;
+    // Where a published end leads now: its exact address first, then the
+    // every-address entry (as the program looks them up).
+    let leads_to = |end: SocketAddrV4, proto: u8| {
+        let key = |addr| PublishKey {
+            addr,
+            port: end.port().to_be(),
+            proto,
+            _pad: 0,
+        };
         wanted
-            .get(&(addr, port, proto))
-            .or_else(|| wanted.get(&(0, port, proto)))
-            .map(|(_, v)| *v)
+            .get(&key(ipv4_key(*end.ip())))
+            .or_else(|| wanted.get(&key(0)))
+            .map(|v| SocketAddrV4::new(ipv4_of_key(v.addr), u16::from_be(v.port)))
     };
-    flush_stale(pin_dir, lookup)
+    flush_stale::<V4>(pin_dir, leads_to)
 }
 
-/// Removes both directions of every DNAT translation whose published
-/// port (`nat_reply` key: destination address and port) no longer leads
-/// to the translation's namespace address and port.
-fn flush_stale(
+/// Makes the pinned hash map `name` hold exactly `wanted`: entries not
+/// in it (or with another value) are removed, the rest written. One rule
+/// for both families' publication maps.
+fn hold_exactly<K, V>(
     pin_dir: &Path,
-    lookup: impl Fn(u32, u16, u8) -> Option<PublishEntry>,
-) -> Result<usize, NatError> {
-    let mut reply_raw = maps::open_pinned(pin_dir, NAT_REPLY_MAP)?;
-    let mut orig_raw = maps::open_pinned(pin_dir, NAT_ORIG_MAP)?;
-    let replies: Vec<(NatKey, NatEntry)> = maps::read_hash(&reply_raw, NAT_REPLY_MAP)?;
-    let stale: Vec<(NatKey, NatEntry)> = replies
-        .into_iter()
-        .filter(|(_, v)| v.flags & NAT_ENTRY_DNAT != 0)
-        .filter(|(k, v)| {
-            lookup(k.daddr, k.dport, k.proto).is_none_or(|p| p.addr != v.addr || p.port != v.port)
-        })
-        .collect();
-    if stale.is_empty() {
-        return Ok(0);
+    name: &'static str,
+    wanted: &StdHashMap<K, V>,
+) -> Result<(), NatError>
+where
+    K: aya::Pod + Eq + std::hash::Hash,
+    V: aya::Pod + PartialEq,
+{
+    let mut raw = maps::open_pinned(pin_dir, name)?;
+    let current: Vec<(K, V)> = maps::read_hash(&raw, name)?;
+    let mut map: HashMap<&mut MapData, K, V> =
+        HashMap::try_from(&mut raw).map_err(map_err(name))?;
+    for (k, v) in &current {
+        if wanted.get(k) != Some(v) {
+            forget(&mut map, k, name)?;
+        }
     }
-    let mut reply: HashMap<&mut MapData, NatKey, NatEntry> =
-        HashMap::try_from(&mut reply_raw).map_err(map_err(NAT_REPLY_MAP))?;
-    let mut orig: HashMap<&mut MapData, NatKey, NatEntry> =
-        HashMap::try_from(&mut orig_raw).map_err(map_err(NAT_ORIG_MAP))?;
-    for (k, v) in &stale {
-        forget(&mut orig, &k.orig_key(v), NAT_ORIG_MAP)?;
-        forget(&mut reply, k, NAT_REPLY_MAP)?;
+    for (k, v) in wanted {
+        map.insert(k, v, 0).map_err(map_err(name))?;
+    }
+    Ok(())
+}
+
+/// Removes both directions of every published-port translation of family
+/// `F` whose published end (what the client addressed: the flow's
+/// `translated` end) no longer leads to the translation's namespace
+/// address and port (`leads_to`: published end and protocol → where it
+/// leads now, if anywhere). Original direction first, as the expiry does.
+fn flush_stale<F: Family>(
+    pin_dir: &Path,
+    leads_to: impl Fn(F::Sock, u8) -> Option<F::Sock>,
+) -> Result<usize, NatError> {
+    let mut table = Table::<F>::open(pin_dir)?;
+    let stale: Vec<Flow<F>> = table
+        .flows_unordered()?
+        .into_iter()
+        .filter(|f| f.dnat && f.reply_key.is_some())
+        .filter(|f| leads_to(f.translated, f.proto.number()) != Some(f.orig_src))
+        .collect();
+    for f in &stale {
+        table.remove_flow(f)?;
     }
     Ok(stale.len())
 }
@@ -172,56 +174,22 @@ fn entry6_of(p: &PublishedPort6) -> Publish6Entry {
 /// `nat6_reply`, flagged DNAT) of publications that went away or changed.
 /// Returns how many translations were dropped.
 pub fn sync_published6(pin_dir: &Path, ports: &[PublishedPort6]) -> Result<usize, NatError> {
-    let wanted: BTreeMap<_, _> = ports
-        .iter()
-        .map(|p| {
-            let k = key6_of(p);
-            ((k.addr, k.port, k.proto), (k, entry6_of(p)))
-        })
-        .collect();
-    let mut raw = maps::open_pinned(pin_dir, NAT6_PUBLISH_MAP)?;
-    let current: Vec<(Publish6Key, Publish6Entry)> = maps::read_hash(&raw, NAT6_PUBLISH_MAP)?;
-    {
-        let mut map: HashMap<&mut MapData, Publish6Key, Publish6Entry> =
-            HashMap::try_from(&mut raw).map_err(map_err(NAT6_PUBLISH_MAP))?;
-        for (k, v) in &current {
-            match wanted.get(&(k.addr, k.port, k.proto)) {
-                Some((_, want)) if want == v => {}
-                _ => forget(&mut map, k, NAT6_PUBLISH_MAP)?,
-            }
-        }
-        for (k, v) in wanted.values() {
-            map.insert(k, v, 0).map_err(map_err(NAT6_PUBLISH_MAP))?;
-        }
-    }
-    let lookup = |addr: [u8; 16], port: u16, proto: u8| {
+    let wanted: StdHashMap<Publish6Key, Publish6Entry> =
+        ports.iter().map(|p| (key6_of(p), entry6_of(p))).collect();
+    hold_exactly(pin_dir, NAT6_PUBLISH_MAP, &wanted)?;
+    let leads_to = |end: SocketAddrV6, proto: u8| {
+        let key = |addr| Publish6Key {
+            addr,
+            port: end.port().to_be(),
+            proto,
+            _pad: 0,
+        };
         wanted
-            .get(&(addr, port, proto))
-            .or_else(|| wanted.get(&([0; 16], port, proto)))
-            .map(|(_, v)| *v)
+            .get(&key(end.ip().octets()))
+            .or_else(|| wanted.get(&key([0; 16])))
+            .map(|v| SocketAddrV6::new(Ipv6Addr::from(v.addr), u16::from_be(v.port), 0, 0))
     };
-    let mut reply_raw = maps::open_pinned(pin_dir, NAT6_REPLY_MAP)?;
-    let mut orig_raw = maps::open_pinned(pin_dir, NAT6_ORIG_MAP)?;
-    let replies: Vec<(Nat6Key, Nat6Entry)> = maps::read_hash(&reply_raw, NAT6_REPLY_MAP)?;
-    let stale: Vec<(Nat6Key, Nat6Entry)> = replies
-        .into_iter()
-        .filter(|(_, v)| v.flags & NAT_ENTRY_DNAT != 0)
-        .filter(|(k, v)| {
-            lookup(k.daddr, k.dport, k.proto).is_none_or(|p| p.addr != v.addr || p.port != v.port)
-        })
-        .collect();
-    if stale.is_empty() {
-        return Ok(0);
-    }
-    let mut reply: HashMap<&mut MapData, Nat6Key, Nat6Entry> =
-        HashMap::try_from(&mut reply_raw).map_err(map_err(NAT6_REPLY_MAP))?;
-    let mut orig: HashMap<&mut MapData, Nat6Key, Nat6Entry> =
-        HashMap::try_from(&mut orig_raw).map_err(map_err(NAT6_ORIG_MAP))?;
-    for (k, v) in &stale {
-        forget(&mut orig, &k.orig_key(v), NAT6_ORIG_MAP)?;
-        forget(&mut reply, k, NAT6_REPLY_MAP)?;
-    }
-    Ok(stale.len())
+    flush_stale::<V6>(pin_dir, leads_to)
 }
 
 /// The published IPv6 ports in `nat6_publish` (for tests).
