@@ -183,6 +183,16 @@ fn a_container_cannot_use_another_endpoints_address() {
     let sb = Sandbox::new("c12m-ct0");
     add(&lab, &sb, "1.1.0", "spoofer").expect_ok("ADD");
     assert!(sb.ping(&lab.gateway()), "from its own address");
+    // The plugin gives IPv4 only, so the interface carries no IPv6 at all
+    // (not even a link-local, whose router solicitations the switch would
+    // count as spoofed): IPv6 is disabled on it.
+    let v6 = netlab_tests::in_netns(&sb.name, &["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(v6.status.success(), "{}", netlab_tests::describe(&v6));
+    assert!(
+        String::from_utf8_lossy(&v6.stdout).trim().is_empty(),
+        "IPv6 on the container's interface: {}",
+        netlab_tests::describe(&v6)
+    );
     let spoofed =
         |lab: &CniLab| netlab::datapath::ebpf::counter(&lab.name, Counter::DropSpoofed).unwrap();
     let before = spoofed(&lab);

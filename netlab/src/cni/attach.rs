@@ -22,6 +22,8 @@ use crate::names::{format_mac, mac_for};
 use crate::netns;
 use crate::plan::{ContainerPlan, DatapathKind, LabPlan, PortSpec};
 use crate::state::{LabLock, LabState, Owned};
+use crate::sysctl;
+use crate::topology::TopologyError;
 use crate::topology::with_netlink;
 
 /// The host-side veth name of an attachment: "nlc" + 12 hex digits of a
@@ -195,6 +197,18 @@ fn wire(plan: &LabPlan, c: &ContainerPlan, netns_fd: &OwnedFd) -> CniResult<()> 
     .map_err(|e| CniError::lab("cannot create the container's veth pair", e))?;
     sandbox::with_netlink_in(netns_fd, &c.netns, |nl| {
         nl.add_address(&c.ifname, c.address, plan.subnet.prefix_len)?;
+        // The plugin's IPAM is IPv4 only, so the container's port has no
+        // IPv6 address in the switch (`ports6`): every IPv6 frame from it
+        // would be dropped as spoofed. Without this, the link-local the
+        // kernel makes on up would send router solicitations and MLD
+        // reports that count as `drop_spoofed` and hide real spoofing.
+        // Written on this thread, which is in the container's namespace
+        // (net sysctls are the calling task's namespace's).
+        let key = sysctl::ipv6_device_key(&c.ifname, "disable_ipv6");
+        sysctl::write(None, &key, "1").map_err(|e| TopologyError::Io {
+            context: format!("cannot disable IPv6 on {} in {}", c.ifname, c.netns),
+            source: std::io::Error::other(e.to_string()),
+        })?;
         nl.set_up(&c.ifname)?;
         if c.default_route {
             nl.add_default_route(plan.gateway)?;
