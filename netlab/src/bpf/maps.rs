@@ -8,7 +8,7 @@ use std::path::Path;
 
 use std::os::fd::AsFd;
 
-use aya::maps::{Array, HashMap, Map, MapData, MapType, PerCpuArray, PerCpuValues};
+use aya::maps::{Array, HashMap, Map, MapData, MapError, MapType, PerCpuArray, PerCpuValues};
 use netlab_common::{
     counters::{Counter, PortStats},
     maps::{
@@ -200,6 +200,27 @@ pub struct SwitchMaps {
     pub config: Array<MapData, SwitchConfig>,
 }
 
+/// Deletes `key` from a hash map: `Ok(true)` when it was there,
+/// `Ok(false)` when it was already gone (another writer, an expiry, or
+/// never written: aya 0.14 reports that as `KeyNotFound` or as ENOENT
+/// from the syscall, by path). Every control-plane delete goes through
+/// here, so "absent is fine" is one rule.
+pub fn remove_key<T, K, V>(map: &mut HashMap<T, K, V>, key: &K) -> Result<bool, MapError>
+where
+    T: std::borrow::BorrowMut<MapData>,
+    K: aya::Pod,
+    V: aya::Pod,
+{
+    match map.remove(key) {
+        Ok(()) => Ok(true),
+        Err(MapError::KeyNotFound) => Ok(false),
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 impl SwitchMaps {
     pub fn open(dir: &Path) -> Result<Self> {
         Ok(Self {
@@ -308,15 +329,8 @@ impl SwitchMaps {
     /// Forgets the address `ipv4` (network-order key); succeeds when it was
     /// not there.
     pub fn remove_endpoint(&mut self, ipv4: u32) -> Result<()> {
-        match self.endpoints.remove(&ipv4) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(aya::maps::MapError::SyscallError(e))
-                if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(Error::map(ENDPOINTS_MAP)(e)),
-        }
+        remove_key(&mut self.endpoints, &ipv4).map_err(Error::map(ENDPOINTS_MAP))?;
+        Ok(())
     }
 
     /// Zeroes a slot's statistics (a new port took the slot).
@@ -381,12 +395,7 @@ impl HostAddrs {
         }
         for (ip, _) in current {
             if !wanted.contains_key(&ip) {
-                match self.map.remove(&ip) {
-                    Ok(()) | Err(aya::maps::MapError::KeyNotFound) => {}
-                    Err(aya::maps::MapError::SyscallError(e))
-                        if e.io_error.raw_os_error() == Some(libc::ENOENT) => {}
-                    Err(e) => return Err(Error::map(HOST_ADDRS_MAP)(e)),
-                }
+                remove_key(&mut self.map, &ip).map_err(Error::map(HOST_ADDRS_MAP))?;
             }
         }
         Ok(())

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeMap, net::Ipv6Addr, path::Path};
 
-use aya::maps::{HashMap, MapData, MapError};
+use aya::maps::{HashMap, MapData};
 use netlab_common::{
     maps::{ENDPOINTS6_MAP, HOST_ADDRS_SIZE, HOST_ADDRS6_MAP, PORTS6_MAP},
     switch::{Endpoint, Port6},
@@ -12,20 +12,17 @@ use netlab_common::{
 
 use super::{
     error::{Error, Result},
-    maps::open_pinned,
+    maps::{open_pinned, remove_key},
 };
 
-/// Deletes `key`; a key that is already gone is fine.
+/// Deletes `key` (absent is fine: [`remove_key`]).
 fn remove<K: aya::Pod, V: aya::Pod>(
     map: &mut HashMap<MapData, K, V>,
     key: &K,
     name: &'static str,
 ) -> Result<()> {
-    match map.remove(key) {
-        Ok(()) | Err(MapError::KeyNotFound) => Ok(()),
-        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::ENOENT) => Ok(()),
-        Err(e) => Err(Error::map(name)(e)),
-    }
+    remove_key(map, key).map_err(Error::map(name))?;
+    Ok(())
 }
 
 /// The switch's IPv6 tables.

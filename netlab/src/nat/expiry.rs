@@ -75,8 +75,7 @@ pub fn sweep_reporting(
     if let Some(mut v6) = Nat6Table::open_if_pinned(pin_dir)? {
         sweep_table(&mut v6, timeouts, now_ns, &mut stats, expired)?;
     }
-    stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?
-        + super::expiry6::sweep_fragments6(pin_dir, now_ns)?;
+    stats.fragments_expired = super::frags::sweep_fragments(pin_dir, now_ns)?;
     Ok(stats)
 }
 

@@ -17,7 +17,6 @@
 mod attach;
 mod config;
 mod expiry;
-mod expiry6;
 mod flow;
 mod frags;
 mod maps;
@@ -33,7 +32,6 @@ pub use expiry::{
     SweepStats, flush_other_addresses, flush_source, monotonic_now_ns, select_expired, sweep,
     sweep_reporting,
 };
-pub use expiry6::sweep_fragments6;
 pub use frags::{FRAG_TIMEOUT, select_expired_fragments, sweep_fragments};
 pub use publish::{published, published6, sync_published, sync_published6};
 pub use sock::{

@@ -20,6 +20,7 @@ use netlab_common::nat6::{NAT6_PUBLISH_MAP, Publish6Entry, Publish6Key};
 use super::table::{Family, Flow, Table, V4, V6};
 use super::{NatError, maps};
 use crate::bpf::key::{ipv4_key, ipv4_of_key};
+use crate::bpf::maps::remove_key;
 use crate::plan::{PublishedPort, PublishedPort6};
 
 fn key_of(p: &PublishedPort) -> PublishKey {
@@ -49,15 +50,8 @@ fn forget<K: aya::Pod, V: aya::Pod>(
     key: &K,
     name: &'static str,
 ) -> Result<(), NatError> {
-    match map.remove(key) {
-        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        Err(aya::maps::MapError::SyscallError(s))
-            if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
-        {
-            Ok(())
-        }
-        Err(source) => Err(NatError::Map { name, source }),
-    }
+    remove_key(map, key).map_err(|source| NatError::Map { name, source })?;
+    Ok(())
 }
 
 /// Makes `nat_publish` under `pin_dir` hold exactly `ports`, then drops

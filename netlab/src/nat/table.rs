@@ -211,16 +211,8 @@ impl<F: Family> Table<F> {
     /// Deletes one direction's entry; a missing entry is not an error.
     pub(super) fn remove(&mut self, key: &F::Key, reply: bool) -> Result<bool, NatError> {
         let name = self.map(reply).1;
-        match self.view_mut(reply)?.remove(key) {
-            Ok(()) => Ok(true),
-            Err(aya::maps::MapError::KeyNotFound) => Ok(false),
-            Err(aya::maps::MapError::SyscallError(s))
-                if s.io_error.raw_os_error() == Some(libc::ENOENT) =>
-            {
-                Ok(false)
-            }
-            Err(source) => Err(NatError::Map { name, source }),
-        }
+        crate::bpf::maps::remove_key(&mut self.view_mut(reply)?, key)
+            .map_err(|source| NatError::Map { name, source })
     }
 }
 

@@ -217,15 +217,8 @@ fn remove_key<K: aya::Pod, V: aya::Pod>(
     key: &K,
     name: &'static str,
 ) -> Result<()> {
-    match map.remove(key) {
-        Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-        Err(aya::maps::MapError::SyscallError(e))
-            if e.io_error.raw_os_error() == Some(libc::ENOENT) =>
-        {
-            Ok(())
-        }
-        Err(e) => Err(Error::map(name)(e)),
-    }
+    crate::bpf::maps::remove_key(map, key).map_err(Error::map(name))?;
+    Ok(())
 }
 
 fn kind(role: PortRole) -> u8 {
