@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use netlab_common::nat::NAT_FRAG_OUT;
 use netlab_common::nat6::Nat6FragKey;
-use netlab_common::switch::{Endpoint, PORT_KIND_ENDPOINT, Port6};
 
 use super::Rng;
 use super::frames::Dir;
@@ -14,47 +13,14 @@ use super::frames6::{LAB_HOSTS6, REMOTES6, Translation6, valid_frame6};
 use super::mutate::mutate;
 use super::nat6_model::{Expect6, expect6};
 use super::switch_frames6::ipv6_case;
-use super::switch_model::{PORTS, SwPort};
-use super::switch_model6::{
-    HOST_ADDRS6, V6Tables, V6Verdict, expect6 as switch_expect6, global6, link_local6,
-};
+use super::switch_model6::{HOST_ADDRS6, V6Verdict, example_tables, expect6 as switch_expect6};
 use crate::packets::*;
 
 const IP: usize = 14;
 
-fn switch_tables() -> (Vec<SwPort>, V6Tables) {
-    let mut ports = PORTS.to_vec();
-    for (i, p) in ports.iter_mut().enumerate() {
-        p.ifindex = 10 + i as u32;
-    }
-    let mut t = V6Tables {
-        gateway_port: ports[3].ifindex,
-        ..Default::default()
-    };
-    for p in &ports {
-        let e = Endpoint {
-            mac: p.mac,
-            _pad: [0; 2],
-            port_ifindex: p.ifindex,
-        };
-        t.endpoints6.insert(global6(p).octets(), e);
-        t.endpoints6.insert(link_local6(p).octets(), e);
-        if p.kind == PORT_KIND_ENDPOINT {
-            t.ports6.insert(
-                p.ifindex,
-                Port6 {
-                    global: global6(p).octets(),
-                    link_local: link_local6(p).octets(),
-                },
-            );
-        }
-    }
-    (ports, t)
-}
-
 #[test]
 fn the_switch_generator_reaches_every_rule() {
-    let (ports, mut t) = switch_tables();
+    let (ports, mut t) = example_tables();
     t.host_addrs6 = HOST_ADDRS6.to_vec();
     let mut seen = BTreeSet::new();
     for i in 0..6000 {

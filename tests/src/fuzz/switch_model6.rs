@@ -329,41 +329,44 @@ pub fn nd_answer(ns: &[u8], mac: Mac, router: bool) -> Vec<u8> {
     frame
 }
 
+/// The model's test fixture: the switch model's ports (ifindex 10..),
+/// every port's global and link-local address in `endpoints6`, the
+/// endpoint ports' in `ports6` (the model's own tests and the generator's
+/// coverage test share it).
+#[cfg(test)]
+pub(crate) fn example_tables() -> (Vec<SwPort>, V6Tables) {
+    let mut ports = crate::fuzz::switch_model::PORTS.to_vec();
+    for (i, p) in ports.iter_mut().enumerate() {
+        p.ifindex = 10 + i as u32;
+    }
+    let mut t = V6Tables {
+        gateway_port: ports[3].ifindex,
+        ..Default::default()
+    };
+    for p in &ports {
+        let e = Endpoint {
+            mac: p.mac,
+            _pad: [0; 2],
+            port_ifindex: p.ifindex,
+        };
+        t.endpoints6.insert(global6(p).octets(), e);
+        t.endpoints6.insert(link_local6(p).octets(), e);
+        if p.kind == netlab_common::switch::PORT_KIND_ENDPOINT {
+            t.ports6.insert(
+                p.ifindex,
+                Port6 {
+                    global: global6(p).octets(),
+                    link_local: link_local6(p).octets(),
+                },
+            );
+        }
+    }
+    (ports, t)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::fuzz::switch_model::PORTS;
-    use netlab_common::switch::PORT_KIND_ENDPOINT;
-
-    fn tables() -> (Vec<SwPort>, V6Tables) {
-        let mut ports = PORTS.to_vec();
-        for (i, p) in ports.iter_mut().enumerate() {
-            p.ifindex = 10 + i as u32;
-        }
-        let mut t = V6Tables {
-            gateway_port: ports[3].ifindex,
-            ..Default::default()
-        };
-        for p in &ports {
-            let e = Endpoint {
-                mac: p.mac,
-                _pad: [0; 2],
-                port_ifindex: p.ifindex,
-            };
-            t.endpoints6.insert(global6(p).octets(), e);
-            t.endpoints6.insert(link_local6(p).octets(), e);
-            if p.kind == PORT_KIND_ENDPOINT {
-                t.ports6.insert(
-                    p.ifindex,
-                    Port6 {
-                        global: global6(p).octets(),
-                        link_local: link_local6(p).octets(),
-                    },
-                );
-            }
-        }
-        (ports, t)
-    }
 
     fn ns(from: &SwPort, src: Ipv6Addr, target: Ipv6Addr, lla: Option<Mac>) -> Vec<u8> {
         let dst = solicited_node(target);
@@ -382,7 +385,7 @@ mod tests {
 
     #[test]
     fn the_rules_decide_the_textbook_cases() {
-        let (ports, t) = tables();
+        let (ports, t) = example_tables();
         let (a, b, gw) = (&ports[0], &ports[1], &ports[3]);
         let answer = expect6(a, &ns(a, link_local6(a), global6(b), Some(a.mac)), IP, &t);
         assert_eq!(
